@@ -1,0 +1,1 @@
+"""depthdet_ros: mono-camera object detection with per-object metric depth."""

@@ -1,0 +1,1 @@
+"""Inference core: onnxruntime models, fusion and geometry, with no ROS imports."""

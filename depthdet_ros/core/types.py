@@ -1,0 +1,84 @@
+"""Typed records passed between the core's stages, the ROS nodes and offline tools."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in input-image pixels (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def center(self):
+        return (0.5 * (self.x1 + self.x2), 0.5 * (self.y1 + self.y2))
+
+
+@dataclass(frozen=True)
+class Detection2D:
+    """One detector output mapped back to input-image pixels."""
+
+    box: Box
+    score: float
+    class_id: int
+    class_name: str
+
+
+@dataclass(frozen=True)
+class ObjectDepth:
+    """Depth statistic of one object: metres, spread (1-sigma, metres), support.
+
+    `depth` is NaN when the box holds too few valid depth pixels; `valid` says so.
+    `fraction` is the share of the box's valid pixels that support the estimate.
+    """
+
+    depth: float
+    spread: float
+    fraction: float
+
+    @property
+    def valid(self) -> bool:
+        return bool(np.isfinite(self.depth))
+
+
+@dataclass(frozen=True)
+class Point3D:
+    """A point in the camera optical frame (x right, y down, z forward), metres."""
+
+    x: float
+    y: float
+    z: float
+
+
+@dataclass(frozen=True)
+class ObjectEstimate:
+    """A detection with its depth and, when camera intrinsics are known, 3D geometry."""
+
+    detection: Detection2D
+    depth: ObjectDepth
+    position: Optional[Point3D]
+    size: Optional[Point3D]  # metric width, height, depth extent
+    covariance: Optional[np.ndarray]  # 3x3 position covariance, m^2
+    alert: bool
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline computes for one frame."""
+
+    objects: List[ObjectEstimate]
+    depth_map: Optional[np.ndarray]  # HxW float32 metres aligned to the input, NaN invalid
+    timings_ms: Dict[str, float] = field(default_factory=dict)
