@@ -1,0 +1,62 @@
+"""The `depthdet` command: one entry point, one subcommand per tool.
+
+Each subcommand lives in its own module exposing `add_parser(subparsers)`, which
+registers an argparse parser whose default `func(args)` runs it and returns an exit
+code. Modules import heavy dependencies (torch, mujoco, rclpy) inside `func`, so
+`depthdet --help` and the light subcommands stay fast.
+"""
+import argparse
+import importlib
+import sys
+
+# (subcommand, module) in the order `depthdet --help` lists them.
+SUBCOMMANDS = (
+    ('run', 'depthdet_ros.tools.run_files'),
+    ('pipeline', 'depthdet_ros.ros.launcher'),
+    ('export', 'depthdet_ros.nets.export'),
+    ('synth', 'depthdet_ros.sim.cli'),
+    ('train', 'depthdet_ros.train.cli'),
+    ('eval', 'depthdet_ros.eval.cli'),
+    ('replay', 'depthdet_ros.eval.replay'),
+    ('bench', 'depthdet_ros.bench.cli'),
+)
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='depthdet',
+        description='Object detection with per-object metric depth from one camera.')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name, module_name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith('depthdet_ros'):
+                continue  # subcommand not built yet in this checkout
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the `depthdet` command line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, 'func', None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f'depthdet {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, bag replay evaluation, reports."""

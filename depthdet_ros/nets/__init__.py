@@ -1,0 +1,1 @@
+"""PyTorch networks (training and export only): hybrid CNN, U-Net, YOLOv5."""

@@ -1,0 +1,1 @@
+"""Synthetic camera world (MuJoCo): scenes, datasets, bags."""

@@ -1,0 +1,1 @@
+"""Offline command-line tools built on the core."""

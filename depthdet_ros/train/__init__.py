@@ -1,0 +1,1 @@
+"""Training of the depth network and the detector."""
