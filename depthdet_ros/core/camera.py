@@ -1,0 +1,92 @@
+"""Pinhole camera model from CameraInfo-like intrinsics, and back-projection."""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+
+class CameraModelError(ValueError):
+    """Intrinsics that cannot be used for back-projection."""
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Intrinsics of the camera that took the image (as in sensor_msgs/CameraInfo).
+
+    K is the 3x3 matrix, D the plumb_bob/rational_polynomial coefficients (may be
+    empty), width/height the image size the intrinsics belong to.
+    """
+
+    K: np.ndarray
+    width: int
+    height: int
+    D: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frame_id: str = ''
+
+    @classmethod
+    def from_fov(cls, width, height, hfov_deg, frame_id=''):
+        """Build an ideal pinhole model from a horizontal field of view."""
+        fx = 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)
+        K = np.array([[fx, 0.0, (width - 1) / 2.0],
+                      [0.0, fx, (height - 1) / 2.0],
+                      [0.0, 0.0, 1.0]])
+        return cls(K=K, width=int(width), height=int(height), frame_id=frame_id)
+
+    @property
+    def fx(self) -> float:
+        return float(self.K[0, 0])
+
+    @property
+    def fy(self) -> float:
+        return float(self.K[1, 1])
+
+    @property
+    def cx(self) -> float:
+        return float(self.K[0, 2])
+
+    @property
+    def cy(self) -> float:
+        return float(self.K[1, 2])
+
+    def validate(self, image_shape: Optional[Tuple[int, int]] = None):
+        """Raise CameraModelError when K is unusable or the size does not match."""
+        K = np.asarray(self.K, dtype=np.float64)
+        if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+            raise CameraModelError('K must be a finite 3x3 matrix')
+        if self.fx <= 0 or self.fy <= 0:
+            raise CameraModelError(f'focal lengths must be positive (fx={self.fx}, fy={self.fy})')
+        if self.D.size and not np.all(np.isfinite(self.D)):
+            raise CameraModelError('distortion coefficients D must be finite')
+        if image_shape is not None and (self.height, self.width) != tuple(image_shape):
+            raise CameraModelError(
+                f'camera_info is {self.width}x{self.height} but the image is '
+                f'{image_shape[1]}x{image_shape[0]}')
+
+    def normalized_rays(self, uv: np.ndarray) -> np.ndarray:
+        """Map Nx2 pixel coordinates to Nx2 normalised coordinates (x/z, y/z).
+
+        Distortion is removed when D has non-zero coefficients.
+        """
+        uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        if self.D.size and np.any(self.D != 0):
+            pts = cv2.undistortPoints(uv.reshape(-1, 1, 2), self.K, self.D)
+            return pts.reshape(-1, 2)
+        return np.stack([(uv[:, 0] - self.cx) / self.fx, (uv[:, 1] - self.cy) / self.fy], axis=1)
+
+    def back_project(self, uv: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Nx3 optical-frame points for pixels `uv` at z-depths `depth` (metres)."""
+        rays = self.normalized_rays(uv)
+        z = np.asarray(depth, dtype=np.float64).reshape(-1)
+        return np.stack([rays[:, 0] * z, rays[:, 1] * z, z], axis=1)
+
+    def scaled(self, sx: float, sy: float) -> 'CameraModel':
+        """The model for the same camera with the image resized by (sx, sy)."""
+        S = np.diag([sx, sy, 1.0])
+        K = S @ self.K
+        # Pixel centres: u' + 0.5 = sx (u + 0.5).
+        K[0, 2] = sx * (self.cx + 0.5) - 0.5
+        K[1, 2] = sy * (self.cy + 0.5) - 0.5
+        return CameraModel(K=K, width=int(round(self.width * sx)),
+                           height=int(round(self.height * sy)), D=self.D,
+                           frame_id=self.frame_id)

@@ -1,0 +1,190 @@
+"""Monocular depth network on onnxruntime: preprocessing and exact inverse mapping.
+
+The network sees a resized, centre-cropped view of the input. `DepthView` records
+that geometry so the metre map it predicts is warped back onto the input image's
+pixel grid, with NaN wherever the network did not see the scene.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from depthdet_ros.core import metadata
+from depthdet_ros.core.session import create_session, model_metadata, ModelLoadError
+from depthdet_ros.core.session import SessionOptions
+
+_INTERPOLATION = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
+
+
+@dataclass(frozen=True)
+class DepthPreprocess:
+    """How an image becomes the network input (see metadata.HYBRID_PREPROCESS)."""
+
+    color: str = 'rgb'
+    resize: str = 'cover_crop'
+    interpolation: str = 'nearest'
+    scale: float = 1.0 / 255.0
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the PREPROCESS metadata record; raises ValueError when malformed."""
+        data = json.loads(text)
+        record = cls(color=data.get('color', 'rgb'), resize=data.get('resize', 'cover_crop'),
+                     interpolation=data.get('interpolation', 'nearest'),
+                     scale=float(data.get('scale', 1.0 / 255.0)),
+                     mean=tuple(float(v) for v in data.get('mean', cls.mean)),
+                     std=tuple(float(v) for v in data.get('std', cls.std)))
+        if record.color not in ('rgb', 'bgr') or record.resize not in ('cover_crop', 'stretch') \
+                or record.interpolation not in _INTERPOLATION or len(record.mean) != 3 \
+                or len(record.std) != 3 or min(record.std) <= 0:
+            raise ValueError(f'unsupported depth preprocessing {data}')
+        return record
+
+
+@dataclass(frozen=True)
+class DepthView:
+    """Geometry of the network's view: input image -> resized -> cropped -> output grid."""
+
+    image_h: int
+    image_w: int
+    resized_h: int
+    resized_w: int
+    crop_y: int
+    crop_x: int
+    input_h: int
+    input_w: int
+    output_h: int
+    output_w: int
+
+    @classmethod
+    def for_image(cls, image_h, image_w, input_h, input_w, output_h, output_w, resize):
+        if resize == 'stretch':
+            rh, rw = input_h, input_w
+        else:
+            s = max(input_w / image_w, input_h / image_h)
+            rh, rw = math.ceil(image_h * s), math.ceil(image_w * s)
+        return cls(image_h, image_w, rh, rw, (rh - input_h) // 2, (rw - input_w) // 2,
+                   input_h, input_w, output_h, output_w)
+
+    def output_coords(self, axis):
+        """Output-grid coordinate of every input pixel centre along axis 'x' or 'y'.
+
+        Pixel centres map as c' + 0.5 = scale (c + 0.5) through each resize.
+        """
+        if axis == 'x':
+            n, resized, crop, size, out = (self.image_w, self.resized_w, self.crop_x,
+                                           self.input_w, self.output_w)
+        else:
+            n, resized, crop, size, out = (self.image_h, self.resized_h, self.crop_y,
+                                           self.input_h, self.output_h)
+        a = (resized / n) * (out / size)
+        b = (0.5 * resized / n - crop) * (out / size) - 0.5
+        return a, b, a * np.arange(n) + b
+
+
+class DepthEstimator:
+    """A depth network whose output is metric depth (metres) on a grid over its input."""
+
+    def __init__(self, path, options=SessionOptions(), input_size=None):
+        self.session, self.provider = create_session(path, options)
+        self.path = path
+        name = os.path.basename(path)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelLoadError(f'{name} is not a depth model: expected one NCHW image input, '
+                                 f'got {[(i.name, i.shape) for i in inputs]}')
+        meta = model_metadata(self.session)
+        if meta.get(metadata.TASK) == metadata.TASK_DETECTOR:
+            raise ModelLoadError(f'{name} is a detector, not a depth model')
+        shape = inputs[0].shape
+        if input_size:
+            self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
+        elif isinstance(shape[2], int) and isinstance(shape[3], int):
+            self.input_h, self.input_w = shape[2], shape[3]
+        elif metadata.INPUT_SIZE in meta:
+            self.input_h, self.input_w = json.loads(meta[metadata.INPUT_SIZE])
+        else:
+            self.input_h, self.input_w = 256, 320
+        try:
+            self.preprocessing = DepthPreprocess.from_json(meta[metadata.PREPROCESS]) \
+                if metadata.PREPROCESS in meta else DepthPreprocess()
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f'{name}: {exc}') from None
+        self.input_name = inputs[0].name
+        self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
+        self._mean = np.array(self.preprocessing.mean, np.float32)
+        self._inv_std = 1.0 / np.array(self.preprocessing.std, np.float32)
+        out = self._run()
+        if out.ndim not in (3, 4) or (out.ndim == 4 and out.shape[1] != 1) or out.shape[0] != 1:
+            raise ModelLoadError(f'{name} output shape {list(out.shape)} is not a depth map '
+                                 '[1,1,h,w] or [1,h,w]')
+        self.output_h, self.output_w = out.shape[-2:]
+        self._views = {}
+
+    def _run(self):
+        return self.session.run(None, {self.input_name: self._blob})[0]
+
+    def view_for(self, image_h, image_w):
+        """The (cached) DepthView for an input image size."""
+        key = (image_h, image_w)
+        if key not in self._views:
+            self._views[key] = DepthView.for_image(
+                image_h, image_w, self.input_h, self.input_w, self.output_h, self.output_w,
+                self.preprocessing.resize)
+        return self._views[key]
+
+    def preprocess(self, rgb):
+        """Fill the reused input buffer from an RGB uint8 image; returns its DepthView."""
+        h, w = rgb.shape[:2]
+        view = self.view_for(h, w)
+        p = self.preprocessing
+        resized = cv2.resize(rgb, (view.resized_w, view.resized_h),
+                             interpolation=_INTERPOLATION[p.interpolation])
+        crop = resized[view.crop_y:view.crop_y + self.input_h,
+                       view.crop_x:view.crop_x + self.input_w]
+        if p.color == 'bgr':
+            crop = crop[..., ::-1]
+        normalized = (crop.astype(np.float32) * np.float32(p.scale) - self._mean) * self._inv_std
+        self._blob[0] = normalized.transpose(2, 0, 1)
+        return view
+
+    def infer(self, rgb, timings=None):
+        """Metric depth aligned to `rgb`'s pixel grid: HxW float32, NaN where unknown."""
+        t0 = time.perf_counter()
+        view = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        raw = self._run()
+        t2 = time.perf_counter()
+        depth = self.to_image(raw.reshape(self.output_h, self.output_w), view)
+        if timings is not None:
+            timings['depth_pre'] = (t1 - t0) * 1e3
+            timings['depth'] = (t2 - t1) * 1e3
+            timings['depth_post'] = (time.perf_counter() - t2) * 1e3
+        return depth
+
+    @staticmethod
+    def to_image(output, view):
+        """Warp an output-grid depth map onto the input image grid (bilinear).
+
+        Input pixels outside the network's crop and non-finite or non-positive
+        predictions become NaN.
+        """
+        output = np.asarray(output, dtype=np.float32)
+        ax, bx, xs = view.output_coords('x')
+        ay, by, ys = view.output_coords('y')
+        M = np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
+        depth = cv2.warpAffine(output, M, (view.image_w, view.image_h),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+        outside_x = (xs < -0.5) | (xs > view.output_w - 0.5)
+        outside_y = (ys < -0.5) | (ys > view.output_h - 0.5)
+        depth[:, outside_x] = np.nan
+        depth[outside_y, :] = np.nan
+        depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
+        return depth

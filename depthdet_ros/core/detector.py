@@ -1,0 +1,232 @@
+"""YOLO-family ONNX detector: letterbox, output-layout detection, decoding, NMS."""
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import FrozenSet, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from depthdet_ros.core import metadata
+from depthdet_ros.core.session import create_session, model_metadata, ModelLoadError
+from depthdet_ros.core.session import SessionOptions
+from depthdet_ros.core.types import Box, Detection2D
+
+LAYOUT_YOLOV5 = 'yolov5'      # [1, N, 5 + C]: cx, cy, w, h, objectness, class probs
+LAYOUT_YOLOV8 = 'yolov8'      # [1, 4 + C, N]: cx, cy, w, h, class scores
+LAYOUT_NMS = 'nms'            # [1, k, 6]: x1, y1, x2, y2, score, class (NMS inside)
+
+PAD_VALUE = 114
+MAX_NMS_CANDIDATES = 30000
+# Offsetting boxes by class keeps NMS class-aware in one call, as YOLOv5 does.
+CLASS_OFFSET = 7680.0
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Mapping between input-image pixels and the letterboxed network input."""
+
+    gain: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+    def to_image(self, xyxy):
+        """Map Nx4 letterboxed boxes back to input pixels, clipped to the image."""
+        out = np.empty_like(xyxy, dtype=np.float64)
+        out[:, [0, 2]] = (xyxy[:, [0, 2]] - self.pad_x) / self.gain
+        out[:, [1, 3]] = (xyxy[:, [1, 3]] - self.pad_y) / self.gain
+        np.clip(out[:, [0, 2]], 0, self.width, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, self.height, out=out[:, [1, 3]])
+        return out
+
+
+def letterbox_geometry(height, width, input_h, input_w):
+    """YOLOv5's letterbox: (resized w, h, top, bottom, left, right, gain)."""
+    gain = min(input_h / height, input_w / width)
+    new_w, new_h = int(round(width * gain)), int(round(height * gain))
+    dw, dh = (input_w - new_w) / 2.0, (input_h - new_h) / 2.0
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    return new_w, new_h, top, bottom, left, right, gain
+
+
+def letterbox(rgb, input_h, input_w):
+    """Letterbox an RGB image exactly as YOLOv5 does; returns (image, Letterbox)."""
+    h, w = rgb.shape[:2]
+    new_w, new_h, top, bottom, left, right, gain = letterbox_geometry(h, w, input_h, input_w)
+    resized = rgb if (new_w, new_h) == (w, h) else cv2.resize(
+        rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    boxed = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                               value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
+    return boxed, Letterbox(gain=gain, pad_x=float(left), pad_y=float(top), width=w, height=h)
+
+
+@dataclass
+class DetectorConfig:
+    """Run-time decoding settings (changeable between frames)."""
+
+    score_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    max_detections: int = 300
+    agnostic_nms: bool = False
+    class_filter: FrozenSet[str] = field(default_factory=frozenset)  # empty: keep all
+
+
+def _grid_cells(input_h, input_w, strides=(8, 16, 32)):
+    return sum(math.ceil(input_h / s) * math.ceil(input_w / s) for s in strides)
+
+
+def detect_layout(shape, input_h, input_w):
+    """Name the output layout of a detector from its output shape.
+
+    Returns (layout, number of classes). Raises ModelLoadError for shapes that
+    match no supported layout.
+    """
+    if len(shape) != 3:
+        raise ModelLoadError(f'detector output has rank {len(shape)}, expected 3')
+    _, a, b = shape
+    cells = _grid_cells(input_h, input_w)
+    if a == 3 * cells and b >= 6:
+        return LAYOUT_YOLOV5, b - 5
+    if b == cells and a >= 5:
+        return LAYOUT_YOLOV8, a - 4
+    if b == 6 and a <= 10000:
+        return LAYOUT_NMS, None
+    raise ModelLoadError(
+        f'detector output shape {list(shape)} matches no supported layout for a '
+        f'{input_w}x{input_h} input: YOLOv5 [1,{3 * cells},5+C], YOLOv8 [1,4+C,{cells}] '
+        'or end-to-end [1,k,6]')
+
+
+def _nms(xyxy, scores, class_ids, config):
+    """Class-aware (or agnostic) NMS with OpenCV; returns kept indices by score."""
+    order = np.argsort(-scores)[:MAX_NMS_CANDIDATES]
+    xyxy, scores, class_ids = xyxy[order], scores[order], class_ids[order]
+    offset = 0.0 if config.agnostic_nms else CLASS_OFFSET
+    shifted = xyxy + (class_ids[:, None] * offset)
+    xywh = np.concatenate([shifted[:, :2], shifted[:, 2:] - shifted[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, config.iou_threshold)
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)[:config.max_detections]
+    return order[keep]
+
+
+def decode(output, layout, config):
+    """Decode one image's raw output into (xyxy letterboxed, score, class_id) arrays."""
+    thr = config.score_threshold
+    if layout == LAYOUT_NMS:
+        keep = output[:, 4] > thr
+        rows = output[keep]
+        rows = rows[np.argsort(-rows[:, 4])][:config.max_detections]
+        return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64)
+    if layout == LAYOUT_YOLOV5:
+        rows = output[output[:, 4] > thr]
+        class_scores = rows[:, 5:] * rows[:, 4:5]
+    else:
+        rows = output.T
+        class_scores = rows[:, 4:]
+    class_ids = np.argmax(class_scores, axis=1) if len(rows) else np.zeros(0, np.int64)
+    scores = class_scores[np.arange(len(rows)), class_ids]
+    keep = scores > thr
+    rows, scores, class_ids = rows[keep], scores[keep], class_ids[keep]
+    cxcy, half = rows[:, :2].astype(np.float64), rows[:, 2:4].astype(np.float64) / 2.0
+    xyxy = np.concatenate([cxcy - half, cxcy + half], axis=1)
+    if not len(xyxy):
+        return xyxy, scores, class_ids
+    kept = _nms(xyxy, scores, class_ids, config)
+    return xyxy[kept], scores[kept], class_ids[kept]
+
+
+def load_class_names(source, count):
+    """Class names from a names file (one per line), or defaults for `count` classes."""
+    if source:
+        if not os.path.isfile(source):
+            raise ModelLoadError(f'class names file not found: {source!r}')
+        with open(source, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    return [f'class_{i}' for i in range(count or 0)]
+
+
+class Detector:
+    """A YOLOv5 / YOLOv8 / end-to-end ONNX detector on onnxruntime."""
+
+    def __init__(self, path, options=SessionOptions(), names_file='',
+                 input_size: Optional[Sequence[int]] = None, config=None):
+        self.session, self.provider = create_session(path, options)
+        self.path = path
+        self.config = config or DetectorConfig()
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelLoadError(
+                f'{os.path.basename(path)} is not a detector: expected one NCHW image input, '
+                f'got {[(i.name, i.shape) for i in inputs]}')
+        meta = model_metadata(self.session)
+        shape = inputs[0].shape
+        if input_size:
+            self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
+        elif isinstance(shape[2], int) and isinstance(shape[3], int):
+            self.input_h, self.input_w = shape[2], shape[3]
+        else:
+            self.input_h, self.input_w = 640, 640
+        if isinstance(shape[1], int) and shape[1] != 3:
+            raise ModelLoadError(f'detector input must have 3 channels, has {shape[1]}')
+        self.input_name = inputs[0].name
+        self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
+        raw = self._run()
+        self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
+        if names_file:
+            self.class_names = load_class_names(names_file, num_classes)
+        elif metadata.NAMES in meta:
+            try:
+                self.class_names = metadata.parse_names(meta[metadata.NAMES])
+            except ValueError as exc:
+                raise ModelLoadError(f'{os.path.basename(path)}: {exc}') from None
+        else:
+            self.class_names = load_class_names('', num_classes or 80)
+        if num_classes is not None and len(self.class_names) != num_classes:
+            raise ModelLoadError(
+                f'{os.path.basename(path)} predicts {num_classes} classes but '
+                f'{len(self.class_names)} class names were given')
+
+    def _run(self):
+        return self.session.run(None, {self.input_name: self._blob})[0]
+
+    def preprocess(self, rgb):
+        """Letterbox `rgb` into the reused input buffer; returns the Letterbox."""
+        boxed, lb = letterbox(rgb, self.input_h, self.input_w)
+        np.multiply(boxed.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._blob[0])
+        return lb
+
+    def infer(self, rgb, timings=None):
+        """Detect objects in an RGB uint8 image; returns a list of Detection2D."""
+        t0 = time.perf_counter()
+        lb = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        raw = self._run()[0]
+        t2 = time.perf_counter()
+        detections = self.postprocess(raw, lb)
+        if timings is not None:
+            timings['detector_pre'] = (t1 - t0) * 1e3
+            timings['detector'] = (t2 - t1) * 1e3
+            timings['detector_post'] = (time.perf_counter() - t2) * 1e3
+        return detections
+
+    def postprocess(self, raw, lb) -> List[Detection2D]:
+        """Decode a raw output for one image and map boxes to input pixels."""
+        config = self.config
+        raw = np.asarray(raw, dtype=np.float32)
+        raw = np.where(np.isfinite(raw), raw, 0.0).astype(np.float32, copy=False)
+        xyxy, scores, class_ids = decode(raw, self.layout, config)
+        boxes = lb.to_image(xyxy) if len(xyxy) else xyxy
+        out = []
+        for (x1, y1, x2, y2), score, cls in zip(boxes, scores, class_ids):
+            if not 0 <= cls < len(self.class_names) or x2 <= x1 or y2 <= y1:
+                continue
+            name = self.class_names[cls]
+            if config.class_filter and name not in config.class_filter:
+                continue
+            out.append(Detection2D(Box(float(x1), float(y1), float(x2), float(y2)),
+                                   float(score), int(cls), name))
+        return out

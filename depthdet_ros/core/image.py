@@ -1,0 +1,116 @@
+"""Camera image decoding to the RGB uint8 arrays the networks take, without ROS.
+
+Raw images are described the way sensor_msgs/Image describes them (encoding,
+height, width, step, data, is_bigendian), so the node, bag tools and tests share one
+decoder. rgb8 input is returned as a view of the message buffer (no copy).
+"""
+import cv2
+import numpy as np
+
+# Largest image accepted (pixels): 8K (7680x4320) fits with room to spare.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+class ImageDecodeError(ValueError):
+    """An image that cannot be decoded; the message says why."""
+
+
+# encoding -> (channels, bytes per channel, OpenCV conversion to RGB or None)
+_COLOR = {
+    'rgb8': (3, 1, None),
+    'bgr8': (3, 1, cv2.COLOR_BGR2RGB),
+    '8UC3': (3, 1, cv2.COLOR_BGR2RGB),  # OpenCV's channel order
+    'rgba8': (4, 1, cv2.COLOR_RGBA2RGB),
+    'bgra8': (4, 1, cv2.COLOR_BGRA2RGB),
+    '8UC4': (4, 1, cv2.COLOR_BGRA2RGB),
+    'mono8': (1, 1, cv2.COLOR_GRAY2RGB),
+    '8UC1': (1, 1, cv2.COLOR_GRAY2RGB),
+    'rgb16': (3, 2, None),
+    'bgr16': (3, 2, cv2.COLOR_BGR2RGB),
+    'rgba16': (4, 2, cv2.COLOR_RGBA2RGB),
+    'bgra16': (4, 2, cv2.COLOR_BGRA2RGB),
+    'mono16': (1, 2, cv2.COLOR_GRAY2RGB),
+    # Bayer: ROS names the top-left 2x2 pattern, OpenCV the one at pixel (1, 1).
+    'bayer_rggb8': (1, 1, cv2.COLOR_BayerBG2RGB),
+    'bayer_bggr8': (1, 1, cv2.COLOR_BayerRG2RGB),
+    'bayer_gbrg8': (1, 1, cv2.COLOR_BayerGR2RGB),
+    'bayer_grbg8': (1, 1, cv2.COLOR_BayerGB2RGB),
+    'bayer_rggb16': (1, 2, cv2.COLOR_BayerBG2RGB),
+    'bayer_bggr16': (1, 2, cv2.COLOR_BayerRG2RGB),
+    'bayer_gbrg16': (1, 2, cv2.COLOR_BayerGR2RGB),
+    'bayer_grbg16': (1, 2, cv2.COLOR_BayerGB2RGB),
+}
+# Packed 4:2:2 (2 bytes per pixel, width must be even).
+_YUV422 = {
+    'yuv422': cv2.COLOR_YUV2RGB_UYVY,
+    'uyvy': cv2.COLOR_YUV2RGB_UYVY,
+    'UYVY': cv2.COLOR_YUV2RGB_UYVY,
+    'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2,
+    'yuyv': cv2.COLOR_YUV2RGB_YUY2,
+    'YUYV': cv2.COLOR_YUV2RGB_YUY2,
+}
+_DEPTH_LIKE = {'16UC1', '32FC1', '16SC1', '32SC1', '64FC1', '8SC1'}
+
+SUPPORTED_ENCODINGS = tuple(sorted(set(_COLOR) | set(_YUV422)))
+
+
+def decode_raw(encoding, height, width, step, data, is_bigendian=False,
+               max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode a raw image into an HxWx3 RGB uint8 array.
+
+    `data` is any buffer (bytes, array.array, memoryview). Raises ImageDecodeError
+    with a message naming the problem for unsupported encodings, sizes or lengths.
+    """
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f'empty image ({width}x{height})')
+    if height * width > max_pixels:
+        raise ImageDecodeError(
+            f'image {width}x{height} exceeds the limit of {max_pixels} pixels')
+    if encoding in _YUV422:
+        channels, depth_bytes, code = 2, 1, _YUV422[encoding]
+        if width % 2:
+            raise ImageDecodeError(f'{encoding} needs an even width, got {width}')
+    elif encoding in _COLOR:
+        channels, depth_bytes, code = _COLOR[encoding]
+    elif encoding in _DEPTH_LIKE:
+        raise ImageDecodeError(
+            f'encoding {encoding} is a depth/scalar image, not a camera image; '
+            'remap `image` to the colour or mono camera topic')
+    else:
+        raise ImageDecodeError(
+            f'unsupported encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}')
+    row_bytes = width * channels * depth_bytes
+    if step < row_bytes:
+        raise ImageDecodeError(
+            f'step {step} is smaller than width*bytes_per_pixel = {row_bytes}')
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size != step * height:
+        raise ImageDecodeError(
+            f'data length {buffer.size} does not match step*height = {step * height}')
+    rows = buffer.reshape(height, step)[:, :row_bytes]
+    if depth_bytes == 2:
+        dtype = np.dtype('>u2' if is_bigendian else '<u2')
+        # The row slice is contiguous per row, so this view needs no copy; keep the
+        # top 8 bits (16-bit cameras use the high bits).
+        pixels = rows.view(dtype) if rows.flags.c_contiguous else \
+            np.ascontiguousarray(rows).view(dtype)
+        rows = (pixels >> 8).astype(np.uint8)
+    image = rows.reshape(height, width, channels) if channels > 1 else rows.reshape(height, width)
+    if code is None:
+        return image
+    if encoding in _YUV422:
+        image = np.ascontiguousarray(image)
+    return cv2.cvtColor(image, code)
+
+
+def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode a JPEG/PNG (sensor_msgs/CompressedImage data) into RGB uint8."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageDecodeError('compressed image is empty')
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(f'compressed image ({buffer.size} bytes) could not be decoded')
+    if bgr.shape[0] * bgr.shape[1] > max_pixels:
+        raise ImageDecodeError(f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds the pixel limit')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

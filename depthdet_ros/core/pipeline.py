@@ -1,0 +1,97 @@
+"""Both networks plus fusion: one call per frame, shared by node, tools and benchmarks."""
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from depthdet_ros.core.detector import Detector, DetectorConfig
+from depthdet_ros.core.depth import DepthEstimator
+from depthdet_ros.core.object_depth import estimate_objects, STRATEGIES
+from depthdet_ros.core.session import SessionOptions
+from depthdet_ros.core.types import FrameResult
+
+
+@dataclass
+class FusionConfig:
+    """How detections become ranged objects (changeable between frames)."""
+
+    strategy: str = 'robust'
+    max_depth: float = 1.0
+    class_max_depth: Dict[str, float] = field(default_factory=dict)
+
+    def validate(self):
+        """Raise ValueError naming the first invalid setting."""
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'depth_strategy {self.strategy!r} is not one of '
+                             f'{", ".join(STRATEGIES)}')
+        if not self.max_depth > 0:
+            raise ValueError(f'max_depth must be > 0 metres, got {self.max_depth}')
+        for name, value in self.class_max_depth.items():
+            if not value > 0:
+                raise ValueError(f'class_max_depth[{name}] must be > 0, got {value}')
+
+
+@dataclass(frozen=True)
+class PipelineModels:
+    """Where the two models are and how to run them."""
+
+    detector_path: str
+    depth_path: str
+    session: SessionOptions = SessionOptions()
+    class_names_file: str = ''
+    detector_input_size: Optional[tuple] = None
+    depth_input_size: Optional[tuple] = None
+
+
+class Pipeline:
+    """Detector and depth network run concurrently, then fused per object.
+
+    onnxruntime releases the GIL while a model runs, so the depth network runs on a
+    worker thread while the detector runs on the caller's thread.
+    """
+
+    def __init__(self, models: PipelineModels, detector_config=None, fusion_config=None,
+                 concurrent=True):
+        self.detector = Detector(models.detector_path, models.session, models.class_names_file,
+                                 models.detector_input_size, detector_config or DetectorConfig())
+        self.depth = DepthEstimator(models.depth_path, models.session, models.depth_input_size)
+        self.fusion = fusion_config or FusionConfig()
+        self.fusion.validate()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix='depth') if concurrent else None
+
+    @property
+    def providers(self):
+        """Active execution provider of each model."""
+        return {'detector': self.detector.provider, 'depth': self.depth.provider}
+
+    def process(self, rgb, camera=None) -> FrameResult:
+        """Detect and range the objects in an RGB uint8 image.
+
+        `camera` is a validated CameraModel for this image size, or None for depth
+        without 3D positions.
+        """
+        timings = {}
+        t0 = time.perf_counter()
+        if self._executor is not None:
+            depth_timings = {}
+            future = self._executor.submit(self.depth.infer, rgb, depth_timings)
+            detections = self.detector.infer(rgb, timings)
+            depth_map = future.result()
+            timings.update(depth_timings)
+        else:
+            detections = self.detector.infer(rgb, timings)
+            depth_map = self.depth.infer(rgb, timings)
+        t1 = time.perf_counter()
+        fusion = self.fusion
+        objects = estimate_objects(detections, depth_map, camera, fusion.strategy,
+                                   fusion.max_depth, fusion.class_max_depth)
+        t2 = time.perf_counter()
+        timings['inference'] = (t1 - t0) * 1e3
+        timings['fusion'] = (t2 - t1) * 1e3
+        return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings)
+
+    def close(self):
+        """Stop the worker thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

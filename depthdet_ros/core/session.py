@@ -1,0 +1,113 @@
+"""onnxruntime session creation with execution-provider selection and fallback."""
+import ctypes
+import logging
+import os
+from dataclasses import dataclass
+
+import onnxruntime as ort
+
+PROVIDER_CHOICES = ('auto', 'tensorrt', 'cuda', 'cpu')
+_ORT_NAMES = {
+    'tensorrt': 'TensorrtExecutionProvider',
+    'cuda': 'CUDAExecutionProvider',
+    'cpu': 'CPUExecutionProvider',
+}
+_SHORT_NAMES = {v: k for k, v in _ORT_NAMES.items()}
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(ValueError):
+    """A model file that is missing, unreadable or of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to run a model: provider choice, threads, GPU options."""
+
+    providers: str = 'auto'
+    intra_op_threads: int = 0          # 0: onnxruntime's default (one per core)
+    allow_spinning: bool = True
+    device_id: int = 0
+    trt_fp16: bool = False
+    trt_cache_dir: str = ''
+
+
+def _nvidia_driver_present():
+    """Whether the NVIDIA driver library loads; without it no GPU provider can run.
+
+    onnxruntime-gpu lists the CUDA provider even on machines without a GPU and then
+    prints errors when it fails to load, so `auto` checks for the driver first.
+    """
+    try:
+        ctypes.CDLL('libcuda.so.1')
+        return True
+    except OSError:
+        return False
+
+
+def _provider_chain(choice, options):
+    available = ort.get_available_providers()
+    if choice not in PROVIDER_CHOICES:
+        raise ModelLoadError(
+            f'unknown provider {choice!r}; choose one of {", ".join(PROVIDER_CHOICES)}')
+    if choice == 'cpu':
+        return [('CPUExecutionProvider', {})]
+    wanted = ['tensorrt', 'cuda'] if choice in ('auto', 'tensorrt') else ['cuda']
+    gpu_ok = _nvidia_driver_present()
+    if choice != 'auto' and not gpu_ok:
+        log.warning('provider %r requested but no NVIDIA driver was found; using CPU', choice)
+    chain = []
+    for name in wanted if gpu_ok else []:
+        ort_name = _ORT_NAMES[name]
+        if ort_name not in available:
+            if choice != 'auto':
+                log.warning('%s is not in this onnxruntime build', ort_name)
+            continue
+        opts = {'device_id': str(options.device_id)}
+        if name == 'tensorrt':
+            opts['trt_fp16_enable'] = 'True' if options.trt_fp16 else 'False'
+            if options.trt_cache_dir:
+                os.makedirs(options.trt_cache_dir, exist_ok=True)
+                opts['trt_engine_cache_enable'] = 'True'
+                opts['trt_engine_cache_path'] = options.trt_cache_dir
+        chain.append((ort_name, opts))
+    chain.append(('CPUExecutionProvider', {}))
+    return chain
+
+
+def create_session(path, options=SessionOptions()):
+    """Open an ONNX model; returns (InferenceSession, active provider short name).
+
+    Raises ModelLoadError with a one-line reason for a missing or invalid file.
+    """
+    if not path or not os.path.isfile(path):
+        raise ModelLoadError(f'model file not found: {path!r}')
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if options.intra_op_threads > 0:
+        so.intra_op_num_threads = options.intra_op_threads
+    so.add_session_config_entry('session.intra_op.allow_spinning',
+                                '1' if options.allow_spinning else '0')
+    so.log_severity_level = 3
+    chain = _provider_chain(options.providers, options)
+    try:
+        session = ort.InferenceSession(path, sess_options=so,
+                                       providers=[name for name, _ in chain],
+                                       provider_options=[opts for _, opts in chain])
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f'cannot load ONNX model {path!r}: {first_line[:200]}') from None
+    active = _SHORT_NAMES.get(session.get_providers()[0], session.get_providers()[0])
+    requested = chain[0][0]
+    if options.providers != 'cpu' and session.get_providers()[0] != requested:
+        log.warning('%s could not start for %s; running on %s',
+                    requested, os.path.basename(path), active)
+    return session, active
+
+
+def model_metadata(session):
+    """The ONNX model's custom metadata as a dict of strings."""
+    return dict(session.get_modelmeta().custom_metadata_map)

@@ -1,0 +1,160 @@
+"""Conversion between ROS messages and the core's arrays and records."""
+import math
+
+import numpy as np
+from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion, Vector3
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from vision_msgs.msg import (BoundingBox2D, BoundingBox3D, Detection2D, Detection2DArray,
+                             Detection3D, Detection3DArray, LabelInfo, ObjectHypothesis,
+                             ObjectHypothesisWithPose, VisionClass)
+
+from depthdet_ros.core.camera import CameraModel
+from depthdet_ros.core.image import decode_compressed, decode_raw
+
+# Orientation is not estimated: its variance is reported as this (rad^2), which
+# consumers of PoseWithCovariance read as "unknown".
+UNKNOWN_ROTATION_VARIANCE = 1.0e6
+
+
+def image_msg_to_rgb(msg, max_pixels=None):
+    """Decode sensor_msgs/Image or CompressedImage to RGB uint8 (a view for rgb8)."""
+    kwargs = {} if max_pixels is None else {'max_pixels': max_pixels}
+    if isinstance(msg, CompressedImage):
+        return decode_compressed(msg.data, **kwargs)
+    return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                      bool(msg.is_bigendian), **kwargs)
+
+
+def camera_info_to_model(msg):
+    """Build a CameraModel from sensor_msgs/CameraInfo (not validated here)."""
+    return CameraModel(K=np.array(msg.k, dtype=np.float64).reshape(3, 3),
+                       width=int(msg.width), height=int(msg.height),
+                       D=np.array(msg.d, dtype=np.float64), frame_id=msg.header.frame_id)
+
+
+def camera_model_to_info(camera, header):
+    """Build sensor_msgs/CameraInfo for a CameraModel (no rectification: R = I)."""
+    msg = CameraInfo()
+    msg.header = header
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = 'plumb_bob'
+    d = np.zeros(5) if camera.D.size == 0 else camera.D
+    msg.d = [float(v) for v in d]
+    msg.k = [float(v) for v in np.asarray(camera.K).reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    P = np.zeros((3, 4))
+    P[:, :3] = camera.K
+    msg.p = [float(v) for v in P.reshape(-1)]
+    return msg
+
+
+def rgb_to_image_msg(rgb, header):
+    """Wrap an HxWx3 RGB uint8 array as an rgb8 sensor_msgs/Image."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = 'rgb8'
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def depth_to_image_msg(depth, header):
+    """Wrap an HxW float32 metre map as a 32FC1 sensor_msgs/Image (NaN = invalid)."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(depth.shape[0]), int(depth.shape[1])
+    msg.encoding = '32FC1'
+    msg.is_bigendian = 0
+    msg.step = msg.width * 4
+    msg.data = np.ascontiguousarray(depth, dtype='<f4').tobytes()
+    return msg
+
+
+def depth_image_to_array(msg):
+    """Read a 32FC1 (metres) or 16UC1 (millimetres, 0 = invalid) depth image as metres."""
+    if msg.encoding == '32FC1':
+        dtype, scale = np.dtype('>f4' if msg.is_bigendian else '<f4'), 1.0
+    elif msg.encoding in ('16UC1', 'mono16'):
+        dtype, scale = np.dtype('>u2' if msg.is_bigendian else '<u2'), 0.001
+    else:
+        raise ValueError(f'depth image encoding {msg.encoding!r} is not 32FC1 or 16UC1')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
+    values = np.ascontiguousarray(rows[:, :msg.width * dtype.itemsize]).view(dtype)
+    depth = values.astype(np.float32) * np.float32(scale)
+    if scale != 1.0:
+        depth[values == 0] = np.nan
+    return depth
+
+
+def _hypothesis(obj, with_pose):
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis = ObjectHypothesis(class_id=obj.detection.class_name,
+                                      score=float(obj.detection.score))
+    pose = PoseWithCovariance()
+    pose.pose.orientation = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
+    cov = np.zeros((6, 6))
+    cov[3:, 3:] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
+    if with_pose and obj.position is not None:
+        pose.pose.position = Point(x=obj.position.x, y=obj.position.y, z=obj.position.z)
+        cov[:3, :3] = obj.covariance
+    elif obj.depth.valid:
+        # Depth known, direction unknown (no camera_info): z only, x/y flagged unknown.
+        pose.pose.position = Point(x=0.0, y=0.0, z=float(obj.depth.depth))
+        cov[0, 0] = cov[1, 1] = UNKNOWN_ROTATION_VARIANCE
+        cov[2, 2] = obj.depth.spread ** 2
+    else:
+        cov[:3, :3] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
+    pose.covariance = [float(v) for v in cov.reshape(-1)]
+    hyp.pose = pose
+    return hyp
+
+
+def _bbox2d(box):
+    bbox = BoundingBox2D()
+    cx, cy = box.center
+    bbox.center.position.x, bbox.center.position.y = float(cx), float(cy)
+    bbox.center.theta = 0.0
+    bbox.size_x, bbox.size_y = float(box.width), float(box.height)
+    return bbox
+
+
+def detections_2d_msg(objects, header):
+    """Detection2DArray: box in input pixels, class name and score, 3D point in pose."""
+    msg = Detection2DArray(header=header)
+    for index, obj in enumerate(objects):
+        det = Detection2D(header=header, id=str(index))
+        det.bbox = _bbox2d(obj.detection.box)
+        det.results = [_hypothesis(obj, with_pose=True)]
+        msg.detections.append(det)
+    return msg
+
+
+def detections_3d_msg(objects, header):
+    """Detection3DArray of the objects that have a 3D position (camera_info known)."""
+    msg = Detection3DArray(header=header)
+    for index, obj in enumerate(objects):
+        if obj.position is None or not _finite(obj.position):
+            continue
+        det = Detection3D(header=header, id=str(index))
+        det.results = [_hypothesis(obj, with_pose=True)]
+        det.bbox = BoundingBox3D()
+        det.bbox.center = Pose(position=Point(x=obj.position.x, y=obj.position.y,
+                                              z=obj.position.z),
+                               orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
+        det.bbox.size = Vector3(x=obj.size.x, y=obj.size.y, z=obj.size.z)
+        msg.detections.append(det)
+    return msg
+
+
+def label_info_msg(class_names, threshold, header):
+    """LabelInfo mapping class ids to the names used in hypothesis.class_id."""
+    msg = LabelInfo(header=header, threshold=float(threshold))
+    msg.class_map = [VisionClass(class_id=i, class_name=name)
+                     for i, name in enumerate(class_names)]
+    return msg
+
+
+def _finite(point):
+    return all(math.isfinite(v) for v in (point.x, point.y, point.z))
