@@ -36,10 +36,8 @@ class Letterbox:
     def to_image(self, xyxy):
         """Map Nx4 letterboxed boxes back to input pixels, clipped to the image."""
         out = np.empty_like(xyxy, dtype=np.float64)
-        out[:, [0, 2]] = (xyxy[:, [0, 2]] - self.pad_x) / self.gain
-        out[:, [1, 3]] = (xyxy[:, [1, 3]] - self.pad_y) / self.gain
-        np.clip(out[:, [0, 2]], 0, self.width, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.height, out=out[:, [1, 3]])
+        out[:, [0, 2]] = np.clip((xyxy[:, [0, 2]] - self.pad_x) / self.gain, 0, self.width)
+        out[:, [1, 3]] = np.clip((xyxy[:, [1, 3]] - self.pad_y) / self.gain, 0, self.height)
         return out
 
 

@@ -123,27 +123,35 @@ def _bbox2d(box):
 def detections_2d_msg(objects, header):
     """Detection2DArray: box in input pixels, class name and score, 3D point in pose."""
     msg = Detection2DArray(header=header)
-    for index, obj in enumerate(objects):
-        det = Detection2D(header=header, id=str(index))
+    for obj in objects:
+        det = Detection2D(header=header)
         det.bbox = _bbox2d(obj.detection.box)
         det.results = [_hypothesis(obj, with_pose=True)]
         msg.detections.append(det)
     return msg
 
 
-def detections_3d_msg(objects, header):
-    """Detection3DArray of the objects that have a 3D position (camera_info known)."""
+def detections_3d_msg(objects, header, depth_only_ok=False):
+    """Detection3DArray of the objects that have a 3D position (camera_info known).
+
+    With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
+    (0, 0, depth) with zero size and x/y variances flagged unknown in the results.
+    """
     msg = Detection3DArray(header=header)
-    for index, obj in enumerate(objects):
-        if obj.position is None or not _finite(obj.position):
+    for obj in objects:
+        if obj.position is not None and _finite(obj.position):
+            centre, size = obj.position, obj.size
+        elif depth_only_ok and obj.depth.valid:
+            centre, size = None, None
+        else:
             continue
-        det = Detection3D(header=header, id=str(index))
+        det = Detection3D(header=header)
         det.results = [_hypothesis(obj, with_pose=True)]
         det.bbox = BoundingBox3D()
-        det.bbox.center = Pose(position=Point(x=obj.position.x, y=obj.position.y,
-                                              z=obj.position.z),
+        det.bbox.center = Pose(position=det.results[0].pose.pose.position,
                                orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
-        det.bbox.size = Vector3(x=obj.size.x, y=obj.size.y, z=obj.size.z)
+        if size is not None:
+            det.bbox.size = Vector3(x=size.x, y=size.y, z=size.z)
         msg.detections.append(det)
     return msg
 

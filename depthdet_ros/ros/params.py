@@ -1,0 +1,134 @@
+"""Node parameters: one table of names, types, defaults, ranges and docs.
+
+The table drives declaration, start-up validation and run-time updates, and
+config/depthdet.yaml documents the same names (a test keeps them in step).
+"""
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from depthdet_ros.core.object_depth import STRATEGIES
+from depthdet_ros.core.session import PROVIDER_CHOICES
+
+
+class ConfigError(ValueError):
+    """A parameter value that cannot work; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter."""
+
+    name: str
+    default: Any
+    description: str
+    runtime: bool = False                  # may change while running
+    choices: Optional[tuple] = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+
+
+PARAMS = (
+    Param('detector_model', '', 'Detector ONNX file; empty: the bundled default.'),
+    Param('depth_model', '', 'Depth ONNX file; empty: the bundled default.'),
+    Param('class_names_file', '', 'Class names, one per line; empty: from the model.'),
+    Param('providers', 'auto', 'Execution provider: auto tries TensorRT, CUDA, then CPU.',
+          choices=PROVIDER_CHOICES),
+    Param('threads', 0, 'onnxruntime intra-op threads per model; 0: automatic.',
+          minimum=0, maximum=256),
+    Param('trt_fp16', False, 'Let TensorRT run in FP16.'),
+    Param('trt_cache_dir', '', 'TensorRT engine cache folder; empty: no cache.'),
+    Param('detector_input_size', [0, 0], 'Detector input [height, width] for models with '
+          'dynamic size; [0, 0]: from the model.'),
+    Param('score_threshold', 0.25, 'Minimum detection score.', runtime=True,
+          minimum=0.0, maximum=1.0),
+    Param('iou_threshold', 0.45, 'NMS IoU threshold.', runtime=True, minimum=0.0, maximum=1.0),
+    Param('max_detections', 100, 'Most detections kept per frame.', runtime=True,
+          minimum=1, maximum=10000),
+    Param('class_filter', [''], 'Class names to keep; [""]: all.', runtime=True),
+    Param('depth_strategy', 'robust', 'Per-object depth statistic.', runtime=True,
+          choices=STRATEGIES),
+    Param('max_depth', 1.0, 'Objects nearer than this (metres) are published on '
+          'proximity_alert.', runtime=True, minimum=0.0, maximum=1000.0),
+    Param('class_max_depth', [''], 'Per-class alert distances, "name:metres" entries; '
+          '[""]: none.', runtime=True),
+    Param('use_compressed', False, 'Subscribe to image/compressed instead of image.'),
+    Param('input_reliability', 'best_effort', 'QoS reliability of image and camera_info '
+          'subscriptions.', choices=('best_effort', 'reliable')),
+    Param('publish_depth', True, 'Publish depth (32FC1, metres) and depth/camera_info.'),
+    Param('publish_debug_image', False, 'Publish debug_image with labelled boxes.',
+          runtime=True),
+    Param('default_frame_id', 'camera_optical_frame', 'frame_id used when an image has '
+          'none.'),
+    Param('stale_input_timeout', 2.0, 'Seconds without images before diagnostics warn.',
+          runtime=True, minimum=0.1, maximum=3600.0),
+    Param('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+          minimum=0.1, maximum=60.0),
+    Param('max_image_pixels', 64_000_000, 'Larger images are refused.', minimum=1),
+)
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def _same_type(param, value):
+    default = param.default
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(v, type(default[0])) for v in value)
+    return isinstance(value, type(default))
+
+
+def check_value(name, value):
+    """Validate one parameter value; returns it normalised or raises ConfigError."""
+    param = BY_NAME.get(name)
+    if param is None:
+        raise ConfigError(f'unknown parameter {name!r}')
+    if not _same_type(param, value):
+        raise ConfigError(f'parameter {name} must be of the type of its default '
+                          f'{param.default!r}, got {value!r}')
+    if isinstance(param.default, float):
+        value = float(value)
+    if param.choices and value not in param.choices:
+        raise ConfigError(f'{name} is {value!r}; choose one of {", ".join(param.choices)}')
+    if param.minimum is not None and value < param.minimum:
+        raise ConfigError(f'{name} is {value}; it must be >= {param.minimum}')
+    if param.maximum is not None and value > param.maximum:
+        raise ConfigError(f'{name} is {value}; it must be <= {param.maximum}')
+    if name == 'detector_input_size':
+        if len(value) != 2 or any(v < 0 or v % 32 for v in value):
+            raise ConfigError('detector_input_size must be [height, width], multiples of 32, '
+                              'or [0, 0]')
+    if name == 'class_max_depth':
+        parse_class_max_depth(value)
+    for path_param in ('detector_model', 'depth_model', 'class_names_file'):
+        if name == path_param and value and not os.path.isfile(os.path.expanduser(value)):
+            raise ConfigError(f'{name}: file not found: {value!r}')
+    return value
+
+
+def parse_class_max_depth(entries):
+    """Turn ["person:2.0", ...] into {"person": 2.0}; raises ConfigError."""
+    limits = {}
+    for entry in entries:
+        if not entry:
+            continue
+        name, sep, metres = entry.rpartition(':')
+        try:
+            value = float(metres)
+        except ValueError:
+            value = float('nan')
+        if not sep or not name or not value > 0:
+            raise ConfigError(f'class_max_depth entry {entry!r} must look like "person:1.5" '
+                              'with metres > 0')
+        limits[name] = value
+    return limits
+
+
+def class_filter_set(entries):
+    """The class filter as a frozenset of names (empty: keep all)."""
+    return frozenset(e for e in entries if e)

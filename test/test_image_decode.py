@@ -1,0 +1,77 @@
+"""Image decoding for the encodings cameras send, and clear refusals."""
+import array
+
+import cv2
+import numpy as np
+import pytest
+
+from depthdet_ros.core.image import decode_compressed, decode_raw, ImageDecodeError
+
+RGB = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
+                [[10, 20, 30], [40, 50, 60], [70, 80, 90]]], np.uint8)
+
+
+def test_rgb8_is_a_zero_copy_view_with_row_padding():
+    padded = np.zeros((2, 12), np.uint8)
+    padded[:, :9] = RGB.reshape(2, 9)
+    data = array.array('B', padded.tobytes())
+    out = decode_raw('rgb8', 2, 3, 12, data)
+    np.testing.assert_array_equal(out, RGB)
+    assert np.shares_memory(out, np.frombuffer(data, np.uint8))
+
+
+@pytest.mark.parametrize('encoding,converted', [
+    ('bgr8', RGB[..., ::-1]),
+    ('rgba8', np.dstack([RGB, np.full((2, 3), 255, np.uint8)])),
+    ('bgra8', np.dstack([RGB[..., ::-1], np.full((2, 3), 9, np.uint8)])),
+])
+def test_colour_encodings(encoding, converted):
+    data = np.ascontiguousarray(converted).tobytes()
+    out = decode_raw(encoding, 2, 3, 3 * converted.shape[2], data)
+    np.testing.assert_array_equal(out, RGB)
+
+
+def test_mono_and_16_bit_encodings():
+    mono = np.array([[0, 128], [255, 7]], np.uint8)
+    out = decode_raw('mono8', 2, 2, 2, mono.tobytes())
+    assert out.shape == (2, 2, 3) and (out[..., 1] == mono).all()
+    mono16 = np.array([[0x1234, 0xFF00]], '>u2')
+    out = decode_raw('mono16', 1, 2, 4, mono16.tobytes(), is_bigendian=True)
+    assert out[0, :, 0].tolist() == [0x12, 0xFF]
+
+
+def test_yuv422_and_bayer():
+    uyvy = np.array([[128, 200, 128, 50]], np.uint8)  # neutral chroma: grey pixels
+    out = decode_raw('yuv422', 1, 2, 4, uyvy.tobytes())
+    assert out.shape == (1, 2, 3) and out[0, 0, 0] > out[0, 1, 0]
+    bayer = np.zeros((4, 4), np.uint8)
+    bayer[0::2, 0::2] = 200  # red sites of an RGGB pattern
+    out = decode_raw('bayer_rggb8', 4, 4, 4, bayer.tobytes())
+    assert out[1, 1, 0] > 100 and out[1, 1, 2] == 0
+
+
+@pytest.mark.parametrize('args,message', [
+    (('rgb8', 2, 3, 9, bytes(17)), 'does not match step'),
+    (('rgb8', 2, 3, 8, bytes(16)), 'step 8 is smaller'),
+    (('weird', 2, 3, 9, bytes(18)), 'unsupported encoding'),
+    (('32FC1', 2, 3, 12, bytes(24)), 'depth/scalar image'),
+    (('rgb8', 0, 0, 0, b''), 'empty image'),
+    (('yuv422', 1, 3, 6, bytes(6)), 'even width'),
+])
+def test_bad_images_are_refused_with_reasons(args, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_raw(*args)
+
+
+def test_huge_image_refused_before_reading_data():
+    with pytest.raises(ImageDecodeError, match='exceeds the limit'):
+        decode_raw('rgb8', 100000, 100000, 300000, b'')
+
+
+def test_compressed_round_trip_and_corruption():
+    ok, jpeg = cv2.imencode('.png', RGB[..., ::-1])
+    np.testing.assert_array_equal(decode_compressed(jpeg.tobytes()), RGB)
+    with pytest.raises(ImageDecodeError, match='empty'):
+        decode_compressed(b'')
+    with pytest.raises(ImageDecodeError, match='could not be decoded'):
+        decode_compressed(jpeg.tobytes()[:20] + b'garbage' * 10)

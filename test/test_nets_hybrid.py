@@ -1,0 +1,271 @@
+"""Depth nets: shapes, the fast up-convolution, and strict loads of the published layout."""
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from depthdet_ros.nets.hybrid import (  # noqa: E402
+    DEPTH_ARCHS, UnpoolAsConv, build_depth_net, decoder_widths, interleave_2x2,
+    load_authors_checkpoint)
+
+pytestmark = pytest.mark.torch
+
+
+def published_layout(with_counters=True):
+    """Key -> shape of the authors' hyb_net_weights.model, written out from models.md."""
+    shapes = {}
+
+    def conv(name, out_ch, in_ch, kh, kw, bias=False):
+        shapes[f'{name}.weight'] = (out_ch, in_ch, kh, kw)
+        if bias:
+            shapes[f'{name}.bias'] = (out_ch,)
+
+    def bn(name, channels):
+        for field in ('weight', 'bias', 'running_mean', 'running_var'):
+            shapes[f'{name}.{field}'] = (channels,)
+        if with_counters:
+            shapes[f'{name}.num_batches_tracked'] = ()
+
+    conv('conv1', 64, 3, 7, 7)
+    bn('bn1', 64)
+    in_ch = 64
+    for stage, (blocks, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), 1):
+        for index in range(blocks):
+            prefix = f'layer{stage}.{index}'
+            conv(f'{prefix}.conv1', planes, in_ch, 1, 1)
+            bn(f'{prefix}.bn1', planes)
+            conv(f'{prefix}.conv2', planes, planes, 3, 3)
+            bn(f'{prefix}.bn2', planes)
+            conv(f'{prefix}.conv3', planes * 4, planes, 1, 1)
+            bn(f'{prefix}.bn3', planes * 4)
+            if index == 0:
+                conv(f'{prefix}.downsample.0', planes * 4, in_ch, 1, 1)
+                bn(f'{prefix}.downsample.1', planes * 4)
+            in_ch = planes * 4
+    conv('conv2', 1024, 2048, 1, 1, bias=True)
+    bn('bn2', 1024)
+    kernels = {'A': (3, 3), 'B': (2, 3), 'C': (3, 2), 'D': (2, 2)}
+    for stage, (cin, cout) in enumerate(((1024, 512), (512, 256), (256, 128), (128, 64)), 1):
+        prefix = f'up_proj{stage}'
+        for unpool in ('unpool_main', 'unpool_res', 'main_branch.0', 'residual_branch.0'):
+            for letter, (kh, kw) in kernels.items():
+                conv(f'{prefix}.{unpool}.conv_{letter}', cout, cin, kh, kw, bias=True)
+        bn(f'{prefix}.main_branch.1', cout)
+        conv(f'{prefix}.main_branch.3', cout, cout, 3, 3, bias=True)
+        bn(f'{prefix}.main_branch.4', cout)
+        bn(f'{prefix}.residual_branch.1', cout)
+    conv('conv3', 1, 64, 3, 3, bias=True)
+    for stage, (skip, dec) in enumerate(((1024, 512), (512, 256), (256, 128), (64, 64)), 1):
+        conv(f'con_conv{stage}.conv', dec, skip + dec, 1, 1, bias=True)
+    return shapes
+
+
+ALIASES = (('unpool_main', 'main_branch.0'), ('unpool_res', 'residual_branch.0'))
+
+
+def alias_of(key):
+    """The other key naming the same tensor, or None."""
+    for first, second in ALIASES:
+        for this, other in ((first, second), (second, first)):
+            marker = f'.{this}.'
+            if key.startswith('up_proj') and marker in key:
+                return key.replace(marker, f'.{other}.')
+    return None
+
+
+def random_checkpoint(shapes, seed=0):
+    """Random tensors that keep activations finite; alias keys share identical values."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key in state:
+            continue
+        if key.endswith('num_batches_tracked'):
+            value = torch.tensor(7)
+        elif key.endswith('running_var') or (len(shape) == 1 and key.endswith('.weight')):
+            value = 0.5 + torch.rand(shape, generator=gen)
+        elif len(shape) == 1:
+            value = 0.1 * torch.randn(shape, generator=gen)
+        else:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = torch.randn(shape, generator=gen) / fan_in ** 0.5
+        state[key] = value
+        if alias_of(key) is not None:
+            state[alias_of(key)] = value.clone()
+    state['conv3.bias'] = torch.tensor([1.0])  # keep most of the ReLU output positive
+    return state
+
+
+@pytest.fixture(scope='module')
+def published():
+    """(model in eval mode, the random published-layout state_dict loaded into it)."""
+    state = random_checkpoint(published_layout(with_counters=True))
+    model = build_depth_net('hybrid_resnet50').eval()
+    model.load_state_dict(state, strict=True)
+    return model, state
+
+
+SMALL_IMAGE = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def predict(model, image=SMALL_IMAGE):
+    with torch.no_grad():
+        return model(image)
+
+
+def test_published_layout_is_what_the_model_registers():
+    with torch.device('meta'):
+        model = build_depth_net('hybrid_resnet50')
+    expected = published_layout(with_counters=True)
+    got = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert got == expected
+
+
+def test_published_net_full_resolution(published):
+    model, _ = published
+    depth = predict(model, torch.randn(1, 3, 256, 320))
+    assert depth.shape == (1, 1, 128, 160)
+    assert torch.isfinite(depth).all() and (depth >= 0).all() and depth.max() > 0
+
+
+def test_loaded_tensors_land_in_place(published):
+    model, state = published
+    loaded = model.state_dict()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_aliases_are_one_module(published):
+    model, _ = published
+    for stage in range(1, 5):
+        block = getattr(model, f'up_proj{stage}')
+        assert block.main_branch[0] is block.unpool_main
+        assert block.residual_branch[0] is block.unpool_res
+
+
+def test_perturbing_both_alias_copies_changes_output(published):
+    model, state = published
+    before = predict(model)
+    changed = dict(state)
+    key = 'up_proj2.unpool_res.conv_D.weight'
+    changed[key] = state[key] + 0.05
+    changed[alias_of(key)] = changed[key].clone()
+    try:
+        model.load_state_dict(changed)
+        assert torch.equal(model.up_proj2.residual_branch[0].conv_D.weight, changed[key])
+        assert not torch.allclose(predict(model), before)
+    finally:
+        model.load_state_dict(state)
+    assert torch.equal(predict(model), before)
+
+
+def test_head_bias_shifts_positive_depth_exactly(published):
+    model, state = published
+    before = predict(model)
+    changed = dict(state, **{'conv3.bias': state['conv3.bias'] + 0.25})
+    try:
+        model.load_state_dict(changed)
+        after = predict(model)
+    finally:
+        model.load_state_dict(state)
+    positive = before > 0
+    assert positive.float().mean() > 0.5
+    torch.testing.assert_close(after[positive], before[positive] + 0.25)
+
+
+def test_disagreeing_alias_copies_are_rejected(published):
+    model, state = published
+    changed = dict(state)
+    changed['up_proj1.main_branch.0.conv_A.bias'] = state['up_proj1.main_branch.0.conv_A.bias'] + 1
+    with pytest.raises(ValueError, match='disagree'):
+        model.load_state_dict(changed)
+
+
+@pytest.mark.parametrize('edit', ['missing', 'unexpected', 'missing_alias'])
+def test_strict_load_rejects_wrong_keys(published, edit):
+    model, state = published
+    changed = dict(state)
+    if edit == 'missing':
+        del changed['layer3.2.bn2.running_var']
+    elif edit == 'missing_alias':
+        del changed['up_proj4.residual_branch.0.conv_B.bias']
+    else:
+        changed['fc.weight'] = torch.zeros(1000, 2048)
+    with pytest.raises(RuntimeError, match='Missing key|Unexpected key'):
+        model.load_state_dict(changed)
+
+
+def test_authors_file_without_counters_loads(published, tmp_path):
+    model, state = published
+    without = {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
+    assert len(without) < len(state)
+    path = tmp_path / 'hyb_net_weights.model'
+    torch.save(without, path)
+    loaded = load_authors_checkpoint(str(path))
+    assert not loaded.training
+    assert torch.equal(predict(loaded), predict(model))
+
+
+def test_missing_counters_tolerated_even_with_version_metadata():
+    # torch's own BN fallback only fires for pre-v2 metadata; ours must not depend on it.
+    model = build_depth_net('hybrid_resnet18', decoder_width=0.25)
+    state = model.state_dict()
+    for key in [k for k in state if k.endswith('num_batches_tracked')]:
+        del state[key]
+    assert state._metadata['bn1']['version'] >= 2
+    build_depth_net('hybrid_resnet18', decoder_width=0.25).load_state_dict(state)
+
+
+def test_unpool_as_conv_hand_example():
+    unpool = UnpoolAsConv(1, 1)
+    with torch.no_grad():
+        # One-hot kernels at (1, 1): A takes x[i, j], B x[i+1, j], C x[i, j+1], D x[i+1, j+1].
+        for letter, bias in zip('ABCD', (0.0, 10.0, 20.0, 30.0)):
+            conv = getattr(unpool, f'conv_{letter}')
+            conv.weight.zero_()
+            conv.weight[0, 0, 1, 1] = 1.0
+            conv.bias.fill_(bias)
+        out = unpool(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = torch.tensor([[1.0, 22.0, 2.0, 20.0],
+                             [13.0, 34.0, 14.0, 30.0],
+                             [3.0, 24.0, 4.0, 20.0],
+                             [10.0, 30.0, 10.0, 30.0]])
+    assert torch.equal(out[0, 0], expected)
+
+
+def test_interleave_pattern_and_odd_sizes():
+    parts = [torch.full((1, 2, 3, 5), float(v)) for v in (1, 2, 3, 4)]
+    out = interleave_2x2(*parts)
+    assert out.shape == (1, 2, 6, 10)
+    assert torch.equal(out[0, 0, :2, :2], torch.tensor([[1.0, 3.0], [2.0, 4.0]]))
+    assert torch.equal(out[:, :, 4:6, 8:10], out[:, :, :2, :2])
+    assert UnpoolAsConv(4, 3)(torch.randn(1, 4, 3, 5)).shape == (1, 3, 6, 10)
+
+
+@pytest.mark.parametrize('arch', sorted(DEPTH_ARCHS))
+def test_every_depth_arch_halves_resolution(arch):
+    kwargs = {} if arch in ('hybrid_resnet50', 'unet_seed000') else {'decoder_width': 0.5}
+    model = build_depth_net(arch, **kwargs).eval()
+    depth = predict(model, torch.randn(2, 3, 64, 96))
+    assert depth.shape == (2, 1, 32, 48)
+    assert (depth >= 0).all()
+    assert 96 % model.input_multiple == 0
+
+
+def test_decoder_widths():
+    assert decoder_widths(2048) == [1024, 512, 256, 128, 64]
+    assert decoder_widths(512) == [256, 128, 64, 32, 16]
+    assert decoder_widths(320, 0.5) == [80, 40, 24, 16, 16]
+
+
+def test_light_variant_width_options_shrink_the_model():
+    def count(**kwargs):
+        model = build_depth_net('hybrid_mobilenetv2', **kwargs)
+        return sum(p.numel() for p in model.parameters())
+    full, half_decoder = count(), count(decoder_width=0.5)
+    assert count(width=0.5, decoder_width=0.5) < half_decoder < full
+    assert half_decoder * 4 < 12e6  # fits the bundled-model budget as FP32 ONNX
+
+
+def test_unknown_arch_is_rejected():
+    with pytest.raises(ValueError, match='unknown depth arch'):
+        build_depth_net('hybrid_vgg16')

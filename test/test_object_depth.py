@@ -1,0 +1,93 @@
+"""Depth strategies and back-projection on hand-made depth maps."""
+import numpy as np
+import pytest
+
+from depthdet_ros.core.camera import CameraModel, CameraModelError
+from depthdet_ros.core.object_depth import estimate_objects, object_depth, STRATEGIES
+from depthdet_ros.core.types import Box, Detection2D
+
+
+def hollow_chair():
+    """A chair-like frame at 2 m (two legs and a top bar) in front of a wall at 6 m."""
+    depth = np.full((100, 100), 6.0, np.float32)
+    depth[20:80, 20:28] = 2.0
+    depth[20:80, 72:80] = 2.0
+    depth[20:28, 20:80] = 2.0
+    return depth, Box(20, 20, 80, 80)
+
+
+def test_strategies_on_a_solid_object():
+    depth = np.full((50, 50), 9.0, np.float32)
+    depth[10:40, 10:40] = 3.0
+    depth[24:26, 24:26] = 3.4  # centre window 12x12 px: 4 px at 3.4, 140 at 3.0
+    box = Box(10, 10, 40, 40)
+    assert object_depth(depth, box, 'box_median').depth == pytest.approx(3.0)
+    assert object_depth(depth, box, 'center_mean').depth == pytest.approx(
+        (140 * 3.0 + 4 * 3.4) / 144, rel=1e-6)
+    assert object_depth(depth, box, 'robust').depth == pytest.approx(3.0)
+
+
+def test_hollow_object_box_median_is_wrong_robust_is_right():
+    depth, box = hollow_chair()
+    # Frame pixels: 2*60*8 + 8*44 = 1312 of 3600 (36 %); the median falls on the wall.
+    assert object_depth(depth, box, 'box_median').depth == pytest.approx(6.0)
+    assert object_depth(depth, box, 'center_mean').depth == pytest.approx(6.0)
+    robust = object_depth(depth, box, 'robust')
+    assert robust.depth == pytest.approx(2.0)
+    assert robust.fraction == pytest.approx(1312 / 3600)
+
+
+def test_small_near_clutter_does_not_capture_robust():
+    depth = np.full((100, 100), 4.0, np.float32)
+    depth[50:55, 50:55] = 1.0  # 25 px of 3600: below the 15 % mode share
+    depth[:20, :] = 8.0
+    (result,) = [object_depth(depth, Box(20, 20, 80, 80), 'robust')]
+    assert result.depth == pytest.approx(4.0)
+
+
+def test_nan_pixels_are_ignored_and_empty_box_is_invalid():
+    depth = np.full((40, 40), np.nan, np.float32)
+    for strategy in STRATEGIES:
+        assert not object_depth(depth, Box(5, 5, 30, 30), strategy).valid
+    depth[5:30, 5:30] = 2.5
+    depth[5:10, 5:30] = np.nan
+    for strategy in STRATEGIES:
+        assert object_depth(depth, Box(5, 5, 30, 30), strategy).depth == pytest.approx(2.5)
+    with pytest.raises(ValueError, match='unknown depth strategy'):
+        object_depth(depth, Box(5, 5, 30, 30), 'mean')
+
+
+def test_back_projection_with_and_without_distortion():
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    camera = CameraModel(K=K, width=640, height=480)
+    # u = 420 is 100 px right of cx: x = 100 / 500 * 2 m = 0.4 m.
+    np.testing.assert_allclose(camera.back_project(np.array([[420, 140]]), [2.0]),
+                               [[0.4, -0.4, 2.0]])
+    distorted = CameraModel(K=K, width=640, height=480, D=np.array([-0.2, 0.05, 0, 0, 0]))
+    (x, y, z), = distorted.back_project(np.array([[420, 240]]), [2.0])
+    # Barrel distortion pulls image points inwards, so the true ray is further out.
+    assert x > 0.4 and y == pytest.approx(0.0, abs=1e-9) and z == 2.0
+    with pytest.raises(CameraModelError, match='focal lengths must be positive'):
+        CameraModel(K=np.zeros((3, 3)), width=640, height=480).validate()
+    with pytest.raises(CameraModelError, match='K must be a finite'):
+        CameraModel(K=np.full((3, 3), np.nan), width=640, height=480).validate()
+
+
+def test_estimate_objects_position_size_covariance_and_alerts():
+    depth, box = hollow_chair()
+    camera = CameraModel(K=np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]),
+                         width=100, height=100)
+    det = Detection2D(box, 0.9, 0, 'chair')
+    (obj,) = estimate_objects([det], depth, camera, 'robust', max_depth=2.5)
+    # Box centre (50, 50) is the principal point: the object is straight ahead.
+    assert (obj.position.x, obj.position.y, obj.position.z) == pytest.approx((0, 0, 2.0))
+    assert (obj.size.x, obj.size.y) == pytest.approx((60 * 2 / 100, 60 * 2 / 100))
+    assert obj.alert
+    assert obj.covariance[0, 0] == pytest.approx((0.5 * 2.0 / 100) ** 2)
+    (obj,) = estimate_objects([det], depth, camera, 'robust', max_depth=1.5)
+    assert not obj.alert
+    (obj,) = estimate_objects([det], depth, camera, 'robust', max_depth=1.5,
+                              class_max_depth={'chair': 3.0})
+    assert obj.alert
+    (obj,) = estimate_objects([det], depth, None, 'robust', max_depth=3.0)
+    assert obj.position is None and obj.depth.depth == pytest.approx(2.0) and obj.alert
