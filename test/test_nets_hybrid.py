@@ -63,7 +63,7 @@ ALIASES = (('unpool_main', 'main_branch.0'), ('unpool_res', 'residual_branch.0')
 
 
 def alias_of(key):
-    """The other key naming the same tensor, or None."""
+    """Return the other key naming the same tensor, or None."""
     for first, second in ALIASES:
         for this, other in ((first, second), (second, first)):
             marker = f'.{this}.'
@@ -107,12 +107,13 @@ def published():
 SMALL_IMAGE = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
-def predict(model, image=SMALL_IMAGE):
+def _predict(model, image=SMALL_IMAGE):
     with torch.no_grad():
         return model(image)
 
 
 def test_published_layout_is_what_the_model_registers():
+    """hybrid_resnet50 registers exactly the published keys and shapes."""
     with torch.device('meta'):
         model = build_depth_net('hybrid_resnet50')
     expected = published_layout(with_counters=True)
@@ -121,13 +122,15 @@ def test_published_layout_is_what_the_model_registers():
 
 
 def test_published_net_full_resolution(published):
+    """A 256x320 image gives a 128x160 non-negative depth map."""
     model, _ = published
-    depth = predict(model, torch.randn(1, 3, 256, 320))
+    depth = _predict(model, torch.randn(1, 3, 256, 320))
     assert depth.shape == (1, 1, 128, 160)
     assert torch.isfinite(depth).all() and (depth >= 0).all() and depth.max() > 0
 
 
 def test_loaded_tensors_land_in_place(published):
+    """Every checkpoint tensor ends up under its own key."""
     model, state = published
     loaded = model.state_dict()
     for key, value in state.items():
@@ -135,6 +138,7 @@ def test_loaded_tensors_land_in_place(published):
 
 
 def test_aliases_are_one_module(published):
+    """unpool_main/main_branch.0 and unpool_res/residual_branch.0 are one module each."""
     model, _ = published
     for stage in range(1, 5):
         block = getattr(model, f'up_proj{stage}')
@@ -143,8 +147,9 @@ def test_aliases_are_one_module(published):
 
 
 def test_perturbing_both_alias_copies_changes_output(published):
+    """A residual-branch unpool weight, changed in both copies, reaches the output."""
     model, state = published
-    before = predict(model)
+    before = _predict(model)
     changed = dict(state)
     key = 'up_proj2.unpool_res.conv_D.weight'
     changed[key] = state[key] + 0.05
@@ -152,19 +157,20 @@ def test_perturbing_both_alias_copies_changes_output(published):
     try:
         model.load_state_dict(changed)
         assert torch.equal(model.up_proj2.residual_branch[0].conv_D.weight, changed[key])
-        assert not torch.allclose(predict(model), before)
+        assert not torch.allclose(_predict(model), before)
     finally:
         model.load_state_dict(state)
-    assert torch.equal(predict(model), before)
+    assert torch.equal(_predict(model), before)
 
 
 def test_head_bias_shifts_positive_depth_exactly(published):
+    """conv3 is the last layer before ReLU: its bias shifts positive depths 1:1."""
     model, state = published
-    before = predict(model)
+    before = _predict(model)
     changed = dict(state, **{'conv3.bias': state['conv3.bias'] + 0.25})
     try:
         model.load_state_dict(changed)
-        after = predict(model)
+        after = _predict(model)
     finally:
         model.load_state_dict(state)
     positive = before > 0
@@ -173,6 +179,7 @@ def test_head_bias_shifts_positive_depth_exactly(published):
 
 
 def test_disagreeing_alias_copies_are_rejected(published):
+    """A file whose two alias copies differ is ambiguous and refused."""
     model, state = published
     changed = dict(state)
     changed['up_proj1.main_branch.0.conv_A.bias'] = state['up_proj1.main_branch.0.conv_A.bias'] + 1
@@ -182,6 +189,7 @@ def test_disagreeing_alias_copies_are_rejected(published):
 
 @pytest.mark.parametrize('edit', ['missing', 'unexpected', 'missing_alias'])
 def test_strict_load_rejects_wrong_keys(published, edit):
+    """Missing or unexpected keys (other than BN counters) fail the load."""
     model, state = published
     changed = dict(state)
     if edit == 'missing':
@@ -195,6 +203,7 @@ def test_strict_load_rejects_wrong_keys(published, edit):
 
 
 def test_authors_file_without_counters_loads(published, tmp_path):
+    """load_authors_checkpoint reads a counter-less file from disk strictly."""
     model, state = published
     without = {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
     assert len(without) < len(state)
@@ -202,10 +211,11 @@ def test_authors_file_without_counters_loads(published, tmp_path):
     torch.save(without, path)
     loaded = load_authors_checkpoint(str(path))
     assert not loaded.training
-    assert torch.equal(predict(loaded), predict(model))
+    assert torch.equal(_predict(loaded), _predict(model))
 
 
 def test_missing_counters_tolerated_even_with_version_metadata():
+    """Counters may be absent even when the metadata says BN version 2."""
     # torch's own BN fallback only fires for pre-v2 metadata; ours must not depend on it.
     model = build_depth_net('hybrid_resnet18', decoder_width=0.25)
     state = model.state_dict()
@@ -216,6 +226,7 @@ def test_missing_counters_tolerated_even_with_version_metadata():
 
 
 def test_unpool_as_conv_hand_example():
+    """Paddings and interleave of the fast up-convolution, by hand on a 2x2 input."""
     unpool = UnpoolAsConv(1, 1)
     with torch.no_grad():
         # One-hot kernels at (1, 1): A takes x[i, j], B x[i+1, j], C x[i, j+1], D x[i+1, j+1].
@@ -233,6 +244,7 @@ def test_unpool_as_conv_hand_example():
 
 
 def test_interleave_pattern_and_odd_sizes():
+    """The 2x2 phase pattern and non-square, odd sizes."""
     parts = [torch.full((1, 2, 3, 5), float(v)) for v in (1, 2, 3, 4)]
     out = interleave_2x2(*parts)
     assert out.shape == (1, 2, 6, 10)
@@ -243,21 +255,24 @@ def test_interleave_pattern_and_odd_sizes():
 
 @pytest.mark.parametrize('arch', sorted(DEPTH_ARCHS))
 def test_every_depth_arch_halves_resolution(arch):
+    """Every registered arch maps [B,3,H,W] to [B,1,H/2,W/2]."""
     kwargs = {} if arch in ('hybrid_resnet50', 'unet_seed000') else {'decoder_width': 0.5}
     model = build_depth_net(arch, **kwargs).eval()
-    depth = predict(model, torch.randn(2, 3, 64, 96))
+    depth = _predict(model, torch.randn(2, 3, 64, 96))
     assert depth.shape == (2, 1, 32, 48)
     assert (depth >= 0).all()
     assert 96 % model.input_multiple == 0
 
 
 def test_decoder_widths():
+    """Published widths for ResNet-50, scaled ones for lighter encoders."""
     assert decoder_widths(2048) == [1024, 512, 256, 128, 64]
     assert decoder_widths(512) == [256, 128, 64, 32, 16]
     assert decoder_widths(320, 0.5) == [80, 40, 24, 16, 16]
 
 
 def test_light_variant_width_options_shrink_the_model():
+    """Encoder width and decoder_width shrink MobileNetV2 hybrids below 12 MB."""
     def count(**kwargs):
         model = build_depth_net('hybrid_mobilenetv2', **kwargs)
         return sum(p.numel() for p in model.parameters())
@@ -267,5 +282,6 @@ def test_light_variant_width_options_shrink_the_model():
 
 
 def test_unknown_arch_is_rejected():
+    """An unknown registry name raises ValueError."""
     with pytest.raises(ValueError, match='unknown depth arch'):
         build_depth_net('hybrid_vgg16')
