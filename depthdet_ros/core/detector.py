@@ -161,6 +161,8 @@ class Detector:
                 f'{os.path.basename(path)} is not a detector: expected one NCHW image input, '
                 f'got {[(i.name, i.shape) for i in inputs]}')
         meta = model_metadata(self.session)
+        if meta.get(metadata.TASK) == metadata.TASK_DEPTH:
+            raise ModelLoadError(f'{os.path.basename(path)} is a depth model, not a detector')
         shape = inputs[0].shape
         if input_size:
             self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
@@ -173,7 +175,10 @@ class Detector:
         self.input_name = inputs[0].name
         self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
         raw = self._run()
-        self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
+        try:
+            self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f'{os.path.basename(path)} is not a detector: {exc}') from None
         if names_file:
             self.class_names = load_class_names(names_file, num_classes)
         elif metadata.NAMES in meta:

@@ -1,0 +1,124 @@
+"""`depthdet pipeline`: start the nodes the launch file starts, without `ros2 launch`.
+
+pip-only ROS installs have no launch/launch_ros, so this builds the same node
+command line from the same arguments (ros/launch_args.py) and parameters file.
+With --demo it also starts the synthetic camera and prints what the node sees.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from depthdet_ros.assets import default_params_file
+from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, NODE_EXECUTABLE,
+                                          node_parameter_overrides)
+
+
+def add_parser(subparsers):
+    """Register `depthdet pipeline`."""
+    parser = subparsers.add_parser(
+        'pipeline', help='start depthdet_node as pipeline.launch.py does',
+        description='Start depthdet_node with the launch file\'s arguments (NAME:=VALUE or '
+                    '--NAME VALUE). With --demo, also run the synthetic camera and print a '
+                    'table of detections.')
+    for arg in LAUNCH_ARGUMENTS:
+        parser.add_argument('--' + arg.name.replace('_', '-'), dest=arg.name,
+                            default=arg.default, help=f'{arg.description} '
+                            f'(default: {arg.default!r})')
+    parser.add_argument('--demo', type=float, metavar='SECONDS', default=0.0,
+                        help='also start synthetic_camera, print detections for this long, '
+                             'then stop')
+    parser.add_argument('--demo-out', default='out/demo',
+                        help='where --demo saves annotated frames (default: out/demo)')
+    parser.add_argument('--camera-rate', type=float, default=5.0,
+                        help='synthetic camera rate in Hz for --demo (default: 5)')
+    parser.add_argument('assignments', nargs='*', metavar='NAME:=VALUE',
+                        help='launch-style arguments, e.g. image:=/camera/image_raw')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _apply_assignments(args):
+    names = {a.name for a in LAUNCH_ARGUMENTS}
+    for item in args.assignments:
+        name, sep, value = item.partition(':=')
+        if not sep or name not in names:
+            raise SystemExit(f'depthdet pipeline: error: {item!r} is not NAME:=VALUE with NAME '
+                             f'one of {", ".join(sorted(names))}')
+        setattr(args, name, value)
+
+
+def _executable(name):
+    found = shutil.which(name)
+    if found:
+        return [found]
+    return [sys.executable, '-m', {'depthdet_node': 'depthdet_ros.ros.node',
+                                   'synthetic_camera': 'depthdet_ros.ros.synthetic_camera'}[name]]
+
+
+def node_command(args):
+    """The depthdet_node command line for parsed pipeline arguments."""
+    params_file = args.params_file or default_params_file()
+    if not os.path.isfile(params_file):
+        raise SystemExit(f'depthdet pipeline: error: params_file not found: {params_file}')
+    cmd = _executable(NODE_EXECUTABLE) + ['--ros-args', '-r', '__node:=depthdet_node',
+                                          '--params-file', params_file]
+    if args.namespace:
+        cmd += ['-r', '__ns:=/' + args.namespace.strip('/')]
+    for name, value in node_parameter_overrides(args.max_depth, args.use_sim_time).items():
+        cmd += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
+    cmd += ['-r', f'image:={args.image}', '-r', f'camera_info:={args.camera_info}']
+    return cmd
+
+
+def ros_environment():
+    """The environment for started nodes: DDS discovery on this machine only."""
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    return env
+
+
+def _stop(processes):
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10.0
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(args):
+    """Start the node (and, with --demo, the synthetic camera and the monitor)."""
+    _apply_assignments(args)
+    env = ros_environment()
+    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
+    processes = []
+    try:
+        if args.demo > 0:
+            ns = '/' + args.namespace.strip('/') if args.namespace else ''
+            camera = _executable('synthetic_camera') + [
+                '--ros-args', '-p', f'rate:={args.camera_rate}',
+                '-r', f'image:={args.image}', '-r', f'camera_info:={args.camera_info}']
+            if ns:
+                camera += ['-r', f'__ns:={ns}']
+            processes.append(subprocess.Popen(camera, env=env))
+        node = node_command(args)
+        if args.demo > 0:
+            node += ['-p', 'publish_debug_image:=true']
+        processes.append(subprocess.Popen(node, env=env))
+        if args.demo > 0:
+            from depthdet_ros.ros.monitor import run_monitor
+            return run_monitor(args.namespace, args.demo, args.demo_out, processes)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+        return max(p.returncode or 0 for p in processes)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(processes)

@@ -1,0 +1,123 @@
+"""Print what depthdet_node sees as a table, and save annotated frames (for the demo)."""
+import os
+import time
+
+import cv2
+import rclpy
+from rclpy.node import Node
+from rich.console import Console
+from rich.table import Table
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+from depthdet_ros.core.image import decode_raw
+
+SAVED_FRAMES = 5
+
+
+def _iou(a, b):
+    ax1, ay1 = a.center.position.x - a.size_x / 2, a.center.position.y - a.size_y / 2
+    bx1, by1 = b.center.position.x - b.size_x / 2, b.center.position.y - b.size_y / 2
+    ix = max(0.0, min(ax1 + a.size_x, bx1 + b.size_x) - max(ax1, bx1))
+    iy = max(0.0, min(ay1 + a.size_y, by1 + b.size_y) - max(ay1, by1))
+    inter = ix * iy
+    union = a.size_x * a.size_y + b.size_x * b.size_y - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Monitor(Node):
+    """Collects detections, alerts, ground truth and debug images by stamp."""
+
+    def __init__(self, namespace, out_dir):
+        super().__init__('depthdet_monitor', namespace=namespace or '')
+        self.out_dir = out_dir
+        self.frames = {}
+        self.truth = {}
+        self.alerts = {}
+        self.saved = 0
+        self.count = 0
+        self.create_subscription(Detection2DArray, 'detections', self._on_detections, 10)
+        self.create_subscription(Detection3DArray, 'proximity_alert', self._on_alert, 10)
+        self.create_subscription(Detection2DArray, 'ground_truth/detections',
+                                 self._on_truth, 10)
+        self.create_subscription(Image, 'debug_image', self._on_debug, 10)
+
+    @staticmethod
+    def _key(header):
+        return (header.stamp.sec, header.stamp.nanosec)
+
+    def _on_detections(self, msg):
+        self.count += 1
+        self.frames[self._key(msg.header)] = msg
+
+    def _on_alert(self, msg):
+        self.alerts[self._key(msg.header)] = msg
+
+    def _on_truth(self, msg):
+        self.truth[self._key(msg.header)] = msg
+
+    def _on_debug(self, msg):
+        if self.saved >= SAVED_FRAMES:
+            return
+        os.makedirs(self.out_dir, exist_ok=True)
+        rgb = decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        path = os.path.join(self.out_dir, f'frame_{self.saved:02d}.png')
+        cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.saved += 1
+
+    def table(self, key):
+        """A rich Table of one frame's detections, with ground truth when published."""
+        msg = self.frames[key]
+        truth = self.truth.get(key)
+        alerts = self.alerts.get(key)
+        table = Table(title=f'frame {key[0]}.{key[1]:09d}  frame_id={msg.header.frame_id}  '
+                            f'alerts={len(alerts.detections) if alerts else "?"}')
+        for column in ('class', 'score', 'depth m', 'x m', 'y m', 'z m', 'true depth m',
+                       'alert'):
+            table.add_column(column, justify='right')
+        for det in msg.detections:
+            hyp = det.results[0]
+            p = hyp.pose.pose.position
+            true_depth = ''
+            if truth is not None:
+                same = [t for t in truth.detections
+                        if t.results and t.results[0].hypothesis.class_id == hyp.hypothesis.class_id]
+                best = max(same, key=lambda t: _iou(t.bbox, det.bbox), default=None)
+                if best is not None and _iou(best.bbox, det.bbox) > 0.3:
+                    true_depth = f'{best.results[0].pose.pose.position.z:.2f}'
+            alert = alerts is not None and any(
+                a.results[0].hypothesis.class_id == hyp.hypothesis.class_id
+                and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6
+                for a in alerts.detections)
+            table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
+                          f'{p.z:.2f}', f'{p.x:+.2f}', f'{p.y:+.2f}', f'{p.z:.2f}', true_depth,
+                          'ALERT' if alert else '')
+        return table
+
+
+def run_monitor(namespace, seconds, out_dir, processes):
+    """Spin a Monitor for `seconds`, printing a table about once a second."""
+    console = Console()
+    rclpy.init()
+    monitor = Monitor(namespace, out_dir)
+    start = last_print = time.monotonic()
+    printed = set()
+    try:
+        while time.monotonic() - start < seconds:
+            if any(p.poll() is not None for p in processes):
+                console.print('[red]a pipeline process exited early[/red]')
+                return 1
+            rclpy.spin_once(monitor, timeout_sec=0.1)
+            if time.monotonic() - last_print > 1.0 and monitor.frames:
+                key = max(monitor.frames)
+                if key not in printed:
+                    console.print(monitor.table(key))
+                    printed.add(key)
+                last_print = time.monotonic()
+    finally:
+        frames, saved = monitor.count, monitor.saved
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    console.print(f'{frames} detection messages received; {saved} annotated frames saved '
+                  f'in {out_dir}')
+    return 0 if frames else 1

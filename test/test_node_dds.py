@@ -1,0 +1,184 @@
+"""depthdet_node end to end over real DDS on localhost, with ONNX fixtures."""
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+from depthdet_ros.ros import convert
+from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth
+from ros_harness import NodeProcess, pinhole, Probe, write_params
+
+pytestmark = pytest.mark.ros
+
+# The detector fixture reports a chair at image box (100,150)-(300,400) with score
+# 0.9 * 0.95; the depth fixture reads depth from the red channel.
+CHAIR_BOX = (100, 150, 300, 400)
+FRAME_RED, WALL_RED = red_for_depth(2.0), red_for_depth(6.0)
+
+
+def chair_scene():
+    """A hollow chair frame (red -> ~2 m) in front of a wall (red -> ~6 m)."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[..., 0] = WALL_RED
+    x1, y1, x2, y2 = CHAIR_BOX
+    image[y1:y2, x1:x1 + 24, 0] = FRAME_RED
+    image[y1:y2, x2 - 24:x2, 0] = FRAME_RED
+    image[y1:y1 + 24, x1:x2, 0] = FRAME_RED
+    return image
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('models')
+    detector = constant_detector(root / 'det.onnx', [(200, 355, 200, 250, 0.9, 0.95, 0.1)])
+    depth = red_depth(root / 'depth.onnx')
+    return detector, depth
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def test_node_publishes_ranged_detections_and_runtime_alerts(models, ros, tmp_path):
+    params = write_params(tmp_path / 'params.yaml', detector_model=models[0],
+                          depth_model=models[1], max_depth=2.5, providers='cpu')
+    topics = {'detections': Detection2DArray, 'detections_3d': Detection3DArray,
+              'proximity_alert': Detection3DArray, 'depth': Image,
+              '/diagnostics': DiagnosticArray}
+    camera = pinhole()
+    image = chair_scene()
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            msg = probe.wait_for('detections', resend=lambda: probe.send(image, camera),
+                                 timeout=60)
+            assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (123, 456000000)
+            assert msg.header.frame_id == 'cam_optical'
+            (det,) = msg.detections
+            hyp = det.results[0]
+            assert hyp.hypothesis.class_id == 'chair'
+            assert hyp.hypothesis.score == pytest.approx(0.855, abs=1e-6)
+            assert (det.bbox.center.position.x, det.bbox.center.position.y) == \
+                pytest.approx((200, 275))
+            assert (det.bbox.size_x, det.bbox.size_y) == pytest.approx((200, 250))
+            # Robust depth finds the frame; the fixture's depth is exact for flat colour.
+            z = float(depth_for_red(FRAME_RED))
+            p = hyp.pose.pose.position
+            assert p.z == pytest.approx(z, abs=1e-4)
+            assert p.x == pytest.approx((200 - 320) * z / 500.0, abs=1e-4)
+            assert p.y == pytest.approx((275 - 240) * z / 500.0, abs=1e-4)
+            assert all(np.isfinite(hyp.pose.covariance))
+
+            alert = probe.wait_for('proximity_alert', lambda m: len(m.detections) == 1)
+            assert alert.header.frame_id == 'cam_optical'
+            assert alert.detections[0].results[0].hypothesis.class_id == 'chair'
+            d3 = probe.wait_for('detections_3d', lambda m: len(m.detections) == 1)
+            assert d3.detections[0].bbox.size.x == pytest.approx(200 * z / 500.0, abs=1e-4)
+
+            depth = probe.wait_for('depth')
+            assert (depth.encoding, depth.width, depth.height) == ('32FC1', 640, 480)
+            depth_map = convert.depth_image_to_array(depth)
+            assert depth_map[300, 320] == pytest.approx(depth_for_red(WALL_RED), abs=1e-4)
+
+            # max_depth changed at run time: the chair (~2 m) no longer alerts.
+            result = probe.set_parameter('max_depth', 1.5)
+            assert result.successful
+            start = len(probe.received['proximity_alert'])
+            probe.wait_for('proximity_alert', lambda m: len(m.detections) == 0,
+                           resend=lambda: probe.send(image, camera), start=start)
+            refused = probe.set_parameter('max_depth', -1.0)
+            assert not refused.successful and 'max_depth' in refused.reason
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+
+
+def test_bad_input_is_refused_and_the_node_keeps_serving(models, ros, tmp_path):
+    params = write_params(tmp_path / 'params.yaml', detector_model=models[0],
+                          depth_model=models[1], providers='cpu')
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+    camera = pinhole()
+    good = chair_scene()
+    bad_images = []
+    small = good[::8, ::8]
+    short = convert.rgb_to_image_msg(small, convert.Image().header)
+    short.data = short.data[:-10]
+    bad_images.append(short)
+    odd = convert.rgb_to_image_msg(small, convert.Image().header)
+    odd.encoding = 'xyz123'
+    bad_images.append(odd)
+    empty = convert.rgb_to_image_msg(np.zeros((0, 0, 3), np.uint8), convert.Image().header)
+    bad_images.append(empty)
+    depth_as_camera = convert.depth_to_image_msg(np.ones((4, 4), np.float32),
+                                                 convert.Image().header)
+    bad_images.append(depth_as_camera)
+    zero_k = pinhole()
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            probe.wait_for('detections', resend=lambda: probe.send(good, camera), timeout=60)
+            for bad in bad_images:
+                probe.send(None, None, image=bad)
+                # Give the node time to take each one: it keeps only the newest frame.
+                for _ in range(10):
+                    rclpy.spin_once(probe, timeout_sec=0.05)
+            # camera_info with K all zeros is refused: depth still flows, no 3D, no NaN.
+            object.__setattr__(zero_k, 'K', np.zeros((3, 3)))
+            for _ in range(5):
+                probe.info_pub.publish(convert.camera_model_to_info(zero_k, convert.Image().header))
+                rclpy.spin_once(probe, timeout_sec=0.1)
+            start = len(probe.received['detections'])
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 300,
+                                 resend=lambda: probe.send(good, camera, stamp=(300, 0)),
+                                 start=start)
+            assert msg.detections[0].results[0].hypothesis.class_id == 'chair'
+            for m in probe.received['detections']:
+                for d in m.detections:
+                    assert all(np.isfinite(d.results[0].pose.covariance))
+                    p = d.results[0].pose.pose.position
+                    assert np.isfinite([p.x, p.y, p.z]).all()
+
+            def counts(m):
+                values = {kv.key: kv.value for kv in m.status[0].values}
+                return int(values['images_refused']), int(values['camera_info_refused'])
+
+            diag = probe.wait_for('/diagnostics', lambda m: counts(m) >= (4, 1), timeout=10)
+            values = {kv.key: kv.value for kv in diag.status[0].values}
+            assert values['detector_provider'] == 'cpu'
+            assert values['frames_failed'] == '0'
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None
+        log = node.output()
+        assert 'does not match step*height' in log
+        assert "unsupported encoding 'xyz123'" in log or 'image refused' in log
+        assert 'Traceback' not in log
+
+
+def test_bad_configuration_is_one_clear_line(models, tmp_path):
+    import subprocess
+    import sys
+    cases = [
+        (dict(detector_model=str(tmp_path / 'nope.onnx')), 'file not found'),
+        (dict(detector_model=models[0], depth_model=models[1], depth_strategy='mean'),
+         "choose one of center_mean, box_median, robust"),
+        (dict(detector_model=models[0], depth_model=models[1], score_threshold=-0.1),
+         'score_threshold is -0.1; it must be >= 0.0'),
+        (dict(detector_model=models[0], depth_model=models[1], max_dept=2.0),
+         'unknown parameter(s) max_dept'),
+        (dict(detector_model=models[1], depth_model=models[1]),
+         'depth.onnx is a depth model, not a detector'),
+    ]
+    for index, (values, expected) in enumerate(cases):
+        params = write_params(tmp_path / f'p{index}.yaml', **values)
+        proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
+                               '--params-file', params], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, (values, proc.stderr)
+        assert expected in proc.stderr, (expected, proc.stderr)
+        assert 'Traceback' not in proc.stderr
