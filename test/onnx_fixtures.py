@@ -24,7 +24,7 @@ def _save(graph, path, meta, opset=17):
 
 def constant_detector(path, rows, input_hw=(640, 640), names=('chair', 'bottle'),
                       layout='yolov5'):
-    """A detector that returns `rows` whatever the image.
+    """Build a detector that returns `rows` whatever the image.
 
     rows: list of (cx, cy, w, h, objectness, class_probs...) in letterboxed pixels for
     'yolov5' (padded with zero rows to the full 3 x grid count); for 'yolov8' rows are
@@ -55,7 +55,7 @@ def constant_detector(path, rows, input_hw=(640, 640), names=('chair', 'bottle')
 
 
 def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
-    """A depth net whose output is near + (far - near) * red, red in [0, 1].
+    """Build a depth net whose output is near + (far - near) * red, red in [0, 1].
 
     The red channel is recovered from the normalised input (x * std + mean), then
     2x2 average pooling gives the half-resolution output of the hybrid CNN, so a
@@ -88,10 +88,10 @@ def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
 
 
 def red_for_depth(depth, near=0.5, far=10.5):
-    """The red value (0-255) that red_depth maps to `depth` metres (rounded)."""
+    """Return the red value (0-255) that red_depth maps to `depth` metres (rounded)."""
     return int(round((depth - near) / (far - near) * 255.0))
 
 
 def depth_for_red(red, near=0.5, far=10.5):
-    """The depth red_depth predicts for a uint8 red value."""
+    """Return the depth red_depth predicts for a uint8 red value."""
     return near + (far - near) * (np.float32(red) / np.float32(255.0))

@@ -113,6 +113,6 @@ class Probe(Node):
 
 
 def pinhole(width=640, height=480, f=500.0):
-    """A distortion-free camera with the principal point at the image centre."""
+    """Return a distortion-free camera with the principal point at the image centre."""
     K = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1]])
     return CameraModel(K=K, width=width, height=height)

@@ -19,7 +19,7 @@ FRAME_RED, WALL_RED = red_for_depth(2.0), red_for_depth(6.0)
 
 
 def chair_scene():
-    """A hollow chair frame (red -> ~2 m) in front of a wall (red -> ~6 m)."""
+    """Paint a hollow chair frame (red -> ~2 m) in front of a wall (red -> ~6 m)."""
     image = np.zeros((480, 640, 3), np.uint8)
     image[..., 0] = WALL_RED
     x1, y1, x2, y2 = CHAIR_BOX
@@ -130,7 +130,8 @@ def test_bad_input_is_refused_and_the_node_keeps_serving(models, ros, tmp_path):
             # camera_info with K all zeros is refused: depth still flows, no 3D, no NaN.
             object.__setattr__(zero_k, 'K', np.zeros((3, 3)))
             for _ in range(5):
-                probe.info_pub.publish(convert.camera_model_to_info(zero_k, convert.Image().header))
+                info = convert.camera_model_to_info(zero_k, convert.Image().header)
+                probe.info_pub.publish(info)
                 rclpy.spin_once(probe, timeout_sec=0.1)
             start = len(probe.received['detections'])
             msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 300,

@@ -8,7 +8,7 @@ from depthdet_ros.core.types import Box, Detection2D
 
 
 def hollow_chair():
-    """A chair-like frame at 2 m (two legs and a top bar) in front of a wall at 6 m."""
+    """Paint a chair-like frame at 2 m (two legs and a top bar) in front of a wall at 6 m."""
     depth = np.full((100, 100), 6.0, np.float32)
     depth[20:80, 20:28] = 2.0
     depth[20:80, 72:80] = 2.0

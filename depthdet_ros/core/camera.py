@@ -81,7 +81,7 @@ class CameraModel:
         return np.stack([rays[:, 0] * z, rays[:, 1] * z, z], axis=1)
 
     def scaled(self, sx: float, sy: float) -> 'CameraModel':
-        """The model for the same camera with the image resized by (sx, sy)."""
+        """Return the model for the same camera with the image resized by (sx, sy)."""
         S = np.diag([sx, sy, 1.0])
         K = S @ self.K
         # Pixel centres: u' + 0.5 = sx (u + 0.5).

@@ -95,7 +95,7 @@ class DepthEstimator:
         self.session, self.provider = create_session(path, options)
         self.path = path
         name = os.path.basename(path)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ModelLoadError(f'{name} is not a depth model: expected one NCHW image input, '
                                  f'got {[(i.name, i.shape) for i in inputs]}')
@@ -131,7 +131,7 @@ class DepthEstimator:
         return self.session.run(None, {self.input_name: self._blob})[0]
 
     def view_for(self, image_h, image_w):
-        """The (cached) DepthView for an input image size."""
+        """Return the (cached) DepthView for an input image size."""
         key = (image_h, image_w)
         if key not in self._views:
             self._views[key] = DepthView.for_image(

@@ -109,5 +109,5 @@ def create_session(path, options=SessionOptions()):
 
 
 def model_metadata(session):
-    """The ONNX model's custom metadata as a dict of strings."""
+    """Return the ONNX model's custom metadata as a dict of strings."""
     return dict(session.get_modelmeta().custom_metadata_map)

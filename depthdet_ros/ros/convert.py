@@ -140,9 +140,9 @@ def detections_3d_msg(objects, header, depth_only_ok=False):
     msg = Detection3DArray(header=header)
     for obj in objects:
         if obj.position is not None and _finite(obj.position):
-            centre, size = obj.position, obj.size
+            size = obj.size
         elif depth_only_ok and obj.depth.valid:
-            centre, size = None, None
+            size = None
         else:
             continue
         det = Detection3D(header=header)
@@ -157,7 +157,7 @@ def detections_3d_msg(objects, header, depth_only_ok=False):
 
 
 def label_info_msg(class_names, threshold, header):
-    """LabelInfo mapping class ids to the names used in hypothesis.class_id."""
+    """Build the LabelInfo mapping class ids to the names used in hypothesis.class_id."""
     msg = LabelInfo(header=header, threshold=float(threshold))
     msg.class_map = [VisionClass(class_id=i, class_name=name)
                      for i, name in enumerate(class_names)]

@@ -59,7 +59,7 @@ def _executable(name):
 
 
 def node_command(args):
-    """The depthdet_node command line for parsed pipeline arguments."""
+    """Build the depthdet_node command line for parsed pipeline arguments."""
     params_file = args.params_file or default_params_file()
     if not os.path.isfile(params_file):
         raise SystemExit(f'depthdet pipeline: error: params_file not found: {params_file}')
@@ -74,7 +74,7 @@ def node_command(args):
 
 
 def ros_environment():
-    """The environment for started nodes: DDS discovery on this machine only."""
+    """Return the environment for started nodes: DDS discovery on this machine only."""
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('PYTHONUNBUFFERED', '1')

@@ -66,7 +66,7 @@ class Monitor(Node):
         self.saved += 1
 
     def table(self, key):
-        """A rich Table of one frame's detections, with ground truth when published."""
+        """Build a rich Table of one frame's detections, with ground truth when published."""
         msg = self.frames[key]
         truth = self.truth.get(key)
         alerts = self.alerts.get(key)
@@ -81,7 +81,8 @@ class Monitor(Node):
             true_depth = ''
             if truth is not None:
                 same = [t for t in truth.detections
-                        if t.results and t.results[0].hypothesis.class_id == hyp.hypothesis.class_id]
+                        if t.results
+                        and t.results[0].hypothesis.class_id == hyp.hypothesis.class_id]
                 best = max(same, key=lambda t: _iou(t.bbox, det.bbox), default=None)
                 if best is not None and _iou(best.bbox, det.bbox) > 0.3:
                     true_depth = f'{best.results[0].pose.pose.position.z:.2f}'

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -268,7 +267,7 @@ class DepthDetNode(Node):
             self.pipeline.detector.class_names, self.params['score_threshold'], header))
 
     def diagnostics(self):
-        """Current DiagnosticStatus: rates, staleness, drops, latency, providers."""
+        """Build the current DiagnosticStatus: rates, staleness, drops, latency, providers."""
         status = DiagnosticStatus(name='depthdet_node: pipeline', hardware_id='depthdet_ros')
         now = time.monotonic()
         level, messages = DiagnosticStatus.OK, []

@@ -130,5 +130,5 @@ def parse_class_max_depth(entries):
 
 
 def class_filter_set(entries):
-    """The class filter as a frozenset of names (empty: keep all)."""
+    """Return the class filter as a frozenset of names (empty: keep all)."""
     return frozenset(e for e in entries if e)
