@@ -11,7 +11,7 @@ def share_dir():
     try:
         from ament_index_python.packages import get_package_share_directory
         return get_package_share_directory(PACKAGE)
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     installed = os.path.join(sys.prefix, 'share', PACKAGE)
     if os.path.isdir(installed):

@@ -45,7 +45,12 @@ def build_parser():
 def main(argv=None):
     """Run the `depthdet` command line."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Launch-style NAME:=VALUE arguments may stand anywhere on the command line.
+    if extra and hasattr(args, 'assignments') and all(':=' in e for e in extra):
+        args.assignments = list(args.assignments) + extra
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2

@@ -148,8 +148,10 @@ class Detect(nn.Module):
         raw = []
         for level, x in enumerate(features):
             x = self.m[level](x)
-            batch, _, ny, nx = x.shape
-            raw.append(x.view(batch, self.num_anchors, self.num_outputs, ny, nx)
+            # Grid sizes as Python ints: an ONNX export then has a fixed grid and a dynamic
+            # batch only, with no shape arithmetic in the graph.
+            ny, nx = int(x.shape[2]), int(x.shape[3])
+            raw.append(x.view(-1, self.num_anchors, self.num_outputs, ny, nx)
                        .permute(0, 1, 3, 4, 2).contiguous())
         if self.training:
             return raw
@@ -157,7 +159,7 @@ class Detect(nn.Module):
 
     def decode(self, level: int, raw: torch.Tensor) -> torch.Tensor:
         """Decode one level's raw map to [B, 3 * ny * nx, 5 + C] rows in input pixels."""
-        _, _, ny, nx, _ = raw.shape
+        ny, nx = int(raw.shape[2]), int(raw.shape[3])
         stride = self.stride[level]
         rows = torch.arange(ny, dtype=raw.dtype, device=raw.device)
         cols = torch.arange(nx, dtype=raw.dtype, device=raw.device)
@@ -167,7 +169,8 @@ class Detect(nn.Module):
         xy, wh, scores = raw.sigmoid().split((2, 2, self.num_classes + 1), dim=4)
         xy = (xy * 2 - 0.5 + grid) * stride
         wh = (wh * 2) ** 2 * anchor_px
-        return torch.cat((xy, wh, scores), dim=4).reshape(raw.shape[0], -1, self.num_outputs)
+        rows = self.num_anchors * ny * nx
+        return torch.cat((xy, wh, scores), dim=4).reshape(-1, rows, self.num_outputs)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ def add_parser(subparsers):
     return parser
 
 
-def _apply_assignments(args):
+def apply_assignments(args):
+    """Set launch-style NAME:=VALUE assignments on the parsed arguments."""
     names = {a.name for a in LAUNCH_ARGUMENTS}
     for item in args.assignments:
         name, sep, value = item.partition(':=')
@@ -95,7 +96,7 @@ def _stop(processes):
 
 def run(args):
     """Start the node (and, with --demo, the synthetic camera and the monitor)."""
-    _apply_assignments(args)
+    apply_assignments(args)
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []
