@@ -34,7 +34,7 @@ fi
 # include paths; point them at this interpreter's so cmake configures cleanly.
 PYINC=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 NPINC=$("$PY" -c "import numpy; print(numpy.get_include())")
-grep -rl '/opt/python/cp311-cp311' "$VENV"/share/*/cmake/ 2>/dev/null | while read -r f; do
+for f in $(grep -rl '/opt/python/cp311-cp311' "$VENV"/share/*/cmake/ 2>/dev/null || true); do
   sed -i "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g; s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" "$f"
 done
 
@@ -59,7 +59,7 @@ fi
 pkg_hash=$(hash_of setup.py setup.cfg package.xml)
 if ! stamp_ok package "$pkg_hash"; then
   log "installing depthdet_ros (editable) into .venv"
-  "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   stamp_set package "$pkg_hash"
 fi
 # Ament index entries and share/ files point at the source tree, as colcon's

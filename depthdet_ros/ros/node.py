@@ -7,7 +7,6 @@ newest-first on a worker thread: a frame that arrives while another is being
 processed replaces any frame still waiting, and the replaced one counts as dropped.
 """
 import collections
-import os
 import sys
 import threading
 import time
@@ -24,15 +23,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from vision_msgs.msg import Detection2DArray
 
-from depthdet_ros.assets import default_model
 from depthdet_ros.core.camera import CameraModelError
-from depthdet_ros.core.detector import DetectorConfig
 from depthdet_ros.core.image import ImageDecodeError
-from depthdet_ros.core.pipeline import FusionConfig, Pipeline, PipelineModels
-from depthdet_ros.core.session import ModelLoadError, SessionOptions
+from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.ros import convert
-from depthdet_ros.ros.params import (BY_NAME, check_value, class_filter_set, ConfigError,
-                                     parse_class_max_depth, PARAMS)
+from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_value, ConfigError,
+                                     detector_config, fusion_config, PARAMS)
 from depthdet_ros.ros.visualize import draw_objects
 
 STAGES = ('conversion', 'detector', 'depth', 'fusion', 'messages', 'publish', 'total')
@@ -48,22 +44,11 @@ class DepthDetNode(Node):
         self._declare_parameters()
         values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         self.params = values
-        detector_path = values['detector_model'] or default_model('detector')
-        depth_path = values['depth_model'] or default_model('depth')
-        session = SessionOptions(providers=values['providers'],
-                                 intra_op_threads=values['threads'],
-                                 trt_fp16=values['trt_fp16'],
-                                 trt_cache_dir=values['trt_cache_dir'])
-        size = tuple(values['detector_input_size'])
-        models = PipelineModels(detector_path, depth_path, session, values['class_names_file'],
-                                size if any(size) else None)
-        self.pipeline = Pipeline(models, self._detector_config(values),
-                                 self._fusion_config(values))
+        self.pipeline = build_pipeline(values)
+        detector, depth = self.pipeline.detector, self.pipeline.depth
         self.get_logger().info(
-            f'detector {os.path.basename(detector_path)} ({self.pipeline.detector.layout}, '
-            f'{len(self.pipeline.detector.class_names)} classes) on '
-            f'{self.pipeline.detector.provider}; depth {os.path.basename(depth_path)} on '
-            f'{self.pipeline.depth.provider}')
+            f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
+            f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
 
         input_qos = qos_profile_sensor_data
         if values['input_reliability'] == 'reliable':
@@ -119,18 +104,6 @@ class DepthDetNode(Node):
                 raise ConfigError(f'parameter {p.name}: {exc}'.splitlines()[0]) from None
             check_value(p.name, self.get_parameter(p.name).value)
 
-    @staticmethod
-    def _detector_config(values):
-        return DetectorConfig(score_threshold=values['score_threshold'],
-                              iou_threshold=values['iou_threshold'],
-                              max_detections=values['max_detections'],
-                              class_filter=class_filter_set(values['class_filter']))
-
-    @staticmethod
-    def _fusion_config(values):
-        return FusionConfig(strategy=values['depth_strategy'], max_depth=values['max_depth'],
-                            class_max_depth=parse_class_max_depth(values['class_max_depth']))
-
     def _on_set_parameters(self, parameters):
         updated = dict(self.params)
         try:
@@ -138,16 +111,16 @@ class DepthDetNode(Node):
                 if param.name == 'use_sim_time':
                     continue
                 updated[param.name] = check_value(param.name, param.value)
-            detector_config = self._detector_config(updated)
-            fusion_config = self._fusion_config(updated)
-            fusion_config.validate()
+            new_detector_config = detector_config(updated)
+            new_fusion_config = fusion_config(updated)
+            new_fusion_config.validate()
         except (ConfigError, ValueError) as exc:
             self.get_logger().warning(f'parameter update refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
-            self.pipeline.detector.config = detector_config
-            self.pipeline.fusion = fusion_config
+            self.pipeline.detector.config = new_detector_config
+            self.pipeline.fusion = new_fusion_config
         self.get_logger().info('parameters updated: ' + ', '.join(
             f'{p.name}={p.value}' for p in parameters))
         return SetParametersResult(successful=True)

@@ -132,3 +132,60 @@ def parse_class_max_depth(entries):
 def class_filter_set(entries):
     """Return the class filter as a frozenset of names (empty: keep all)."""
     return frozenset(e for e in entries if e)
+
+
+def load_params_file(path, node_name='depthdet_node'):
+    """Read and validate depthdet_node's parameters from a ROS parameters YAML.
+
+    Values under `/**` and under the node's name are merged (node name wins) over the
+    defaults; used by the offline tools so they run with the node's configuration.
+    """
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'params file {path!r} is not valid YAML: {exc}') from None
+    values = {p.name: p.default for p in PARAMS}
+    for key in ('/**', node_name, '/' + node_name):
+        section = data.get(key, {}) if isinstance(data, dict) else {}
+        for name, value in (section or {}).get('ros__parameters', {}).items():
+            if name != 'use_sim_time':
+                values[name] = check_value(name, value)
+    return values
+
+
+def build_pipeline(values, concurrent=True):
+    """Build the core Pipeline that depthdet_node runs for these parameter values."""
+    from depthdet_ros.assets import default_model
+    from depthdet_ros.core.pipeline import Pipeline, PipelineModels
+    from depthdet_ros.core.session import SessionOptions
+
+    session = SessionOptions(providers=values['providers'],
+                             intra_op_threads=values['threads'],
+                             trt_fp16=values['trt_fp16'],
+                             trt_cache_dir=values['trt_cache_dir'])
+    size = tuple(values['detector_input_size'])
+    models = PipelineModels(values['detector_model'] or default_model('detector'),
+                            values['depth_model'] or default_model('depth'), session,
+                            values['class_names_file'], size if any(size) else None)
+    return Pipeline(models, detector_config(values), fusion_config(values),
+                    concurrent=concurrent)
+
+
+def detector_config(values):
+    """Build the DetectorConfig for parameter values."""
+    from depthdet_ros.core.detector import DetectorConfig
+    return DetectorConfig(score_threshold=values['score_threshold'],
+                          iou_threshold=values['iou_threshold'],
+                          max_detections=values['max_detections'],
+                          class_filter=class_filter_set(values['class_filter']))
+
+
+def fusion_config(values):
+    """Build the FusionConfig for parameter values."""
+    from depthdet_ros.core.pipeline import FusionConfig
+    return FusionConfig(strategy=values['depth_strategy'], max_depth=values['max_depth'],
+                        class_max_depth=parse_class_max_depth(values['class_max_depth']))
