@@ -1,8 +1,15 @@
 """Depth nets: shapes, the fast up-convolution, and strict loads of the published layout."""
+import contextlib
+
 import pytest
 
 torch = pytest.importorskip('torch')
+np = pytest.importorskip('numpy')
+onnx = pytest.importorskip('onnx')
+ort = pytest.importorskip('onnxruntime')
 
+from depthdet_ros.cli import main as depthdet  # noqa: E402
+from depthdet_ros.core import metadata  # noqa: E402
 from depthdet_ros.nets.hybrid import (  # noqa: E402
     DEPTH_ARCHS, UnpoolAsConv, build_depth_net, decoder_widths, interleave_2x2,
     load_authors_checkpoint)
@@ -107,6 +114,19 @@ def published():
 SMALL_IMAGE = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
+@contextlib.contextmanager
+def loaded_with(model, state, changes):
+    """Load `state` updated with `changes` strictly; put the changed tensors back after."""
+    model.load_state_dict(dict(state, **changes))
+    try:
+        yield model
+    finally:
+        restore = model.state_dict(keep_vars=True)
+        with torch.no_grad():
+            for key in changes:
+                restore[key].copy_(state[key])
+
+
 def _predict(model, image=SMALL_IMAGE):
     with torch.no_grad():
         return model(image)
@@ -150,16 +170,11 @@ def test_perturbing_both_alias_copies_changes_output(published):
     """A residual-branch unpool weight, changed in both copies, reaches the output."""
     model, state = published
     before = _predict(model)
-    changed = dict(state)
     key = 'up_proj2.unpool_res.conv_D.weight'
-    changed[key] = state[key] + 0.05
-    changed[alias_of(key)] = changed[key].clone()
-    try:
-        model.load_state_dict(changed)
-        assert torch.equal(model.up_proj2.residual_branch[0].conv_D.weight, changed[key])
+    value = state[key] + 0.05
+    with loaded_with(model, state, {key: value, alias_of(key): value.clone()}):
+        assert torch.equal(model.up_proj2.residual_branch[0].conv_D.weight, value)
         assert not torch.allclose(_predict(model), before)
-    finally:
-        model.load_state_dict(state)
     assert torch.equal(_predict(model), before)
 
 
@@ -167,12 +182,8 @@ def test_head_bias_shifts_positive_depth_exactly(published):
     """conv3 is the last layer before ReLU: its bias shifts positive depths 1:1."""
     model, state = published
     before = _predict(model)
-    changed = dict(state, **{'conv3.bias': state['conv3.bias'] + 0.25})
-    try:
-        model.load_state_dict(changed)
+    with loaded_with(model, state, {'conv3.bias': state['conv3.bias'] + 0.25}):
         after = _predict(model)
-    finally:
-        model.load_state_dict(state)
     positive = before > 0
     assert positive.float().mean() > 0.5
     torch.testing.assert_close(after[positive], before[positive] + 0.25)
@@ -202,16 +213,32 @@ def test_strict_load_rejects_wrong_keys(published, edit):
         model.load_state_dict(changed)
 
 
-def test_authors_file_without_counters_loads(published, tmp_path):
-    """load_authors_checkpoint reads a counter-less file from disk strictly."""
+def test_authors_file_without_counters_converts_in_one_command(published, tmp_path):
+    """`depthdet export --authors-hybrid FILE` loads a counter-less file and matches PyTorch.
+
+    The CLI goes through load_authors_checkpoint (torch.load weights_only, strict load).
+    """
     model, state = published
     without = {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
     assert len(without) < len(state)
     path = tmp_path / 'hyb_net_weights.model'
     torch.save(without, path)
-    loaded = load_authors_checkpoint(str(path))
-    assert not loaded.training
-    assert torch.equal(_predict(loaded), _predict(model))
+    out = tmp_path / 'hybrid.onnx'
+    assert depthdet(['export', '--authors-hybrid', str(path), '--input-size', '64', '64',
+                     '-o', str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    onnx_depth = session.run(['depth'], {'image': SMALL_IMAGE.numpy()})[0]
+    np.testing.assert_allclose(onnx_depth, _predict(model).numpy(), rtol=0, atol=1e-4)
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props[metadata.ARCH] == 'hybrid_resnet50'
+
+
+def test_load_authors_checkpoint_rejects_a_non_state_dict(tmp_path):
+    """A file holding something other than a state_dict is refused with a clear error."""
+    path = tmp_path / 'bad.model'
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match='expected a state_dict'):
+        load_authors_checkpoint(str(path))
 
 
 def test_missing_counters_tolerated_even_with_version_metadata():
@@ -255,8 +282,8 @@ def test_interleave_pattern_and_odd_sizes():
 
 @pytest.mark.parametrize('arch', sorted(DEPTH_ARCHS))
 def test_every_depth_arch_halves_resolution(arch):
-    """Every registered arch maps [B,3,H,W] to [B,1,H/2,W/2]."""
-    kwargs = {} if arch in ('hybrid_resnet50', 'unet_seed000') else {'decoder_width': 0.5}
+    """Every registered arch maps [B,3,H,W] to [B,1,H/2,W/2] (narrowed to stay fast)."""
+    kwargs = {} if arch == 'unet_seed000' else {'width': 0.25, 'decoder_width': 0.25}
     model = build_depth_net(arch, **kwargs).eval()
     depth = _predict(model, torch.randn(2, 3, 64, 96))
     assert depth.shape == (2, 1, 32, 48)

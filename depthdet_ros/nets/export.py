@@ -1,0 +1,347 @@
+"""`depthdet export`: PyTorch detector / depth net -> ONNX with metadata, verified.
+
+Detectors are written like ultralytics' YOLOv5 export (input `images`, output `output0`
+[B, rows, 5 + C], metadata `names` and `stride`); depth nets take `image` and give `depth`
+[B, 1, H/2, W/2] metres. Both carry the depthdet_* keys of core.metadata. After writing,
+the file is run on onnxruntime's CPU provider against PyTorch on one random input, and
+the export fails when they disagree beyond the limits below (FP32_TOLERANCE,
+FP16_TOLERANCE).
+"""
+import argparse
+import json
+import os
+import textwrap
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+from depthdet_ros.core import metadata
+
+DETECTOR_IO = ('images', 'output0')
+DEPTH_IO = ('image', 'depth')
+# Boxes are compared on the rows a detector would keep (score >= this) plus the best ones.
+BOX_CHECK_MIN_SCORE = 1e-3
+BOX_CHECK_TOP_ROWS = 100
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest accepted |ONNX - PyTorch| per output kind.
+
+    depth_m and box_px are absolute for FP32. For FP16 they are fractions of the reference
+    scale: the largest |depth| (at least 1 m); the largest compared |box value| (at least the
+    larger input side), since FP16 rounding grows with the value.
+    """
+
+    depth_m: float
+    box_px: float
+    score: float
+
+
+FP32_TOLERANCE = Tolerance(depth_m=1e-4, box_px=1e-3, score=1e-4)
+# Measured with random weights scaled to keep activations O(1) (hybrid resnet18/50 at
+# 256x320, mobilenetv2, U-Net; yolov5 n/s at 640 and tiny ones at 64x96): FP16 stays within
+# 0.11 % of the depth range, 0.02 % of the box scale and 4e-5 in scores. ~10x headroom.
+FP16_TOLERANCE = Tolerance(depth_m=1e-2, box_px=2e-3, score=5e-3)
+
+
+class ExportVerificationError(RuntimeError):
+    """The exported file's outputs differ from PyTorch's beyond tolerance."""
+
+
+@dataclass
+class ExportReport:
+    """What was written and how closely onnxruntime reproduces PyTorch."""
+
+    path: str
+    size_bytes: int
+    fp16: bool
+    max_abs_diff: Dict[str, float]  # per compared quantity
+    limits: Dict[str, float]        # the bound each was checked against
+
+    def summary(self) -> str:
+        """One line per compared quantity."""
+        precision = 'FP16' if self.fp16 else 'FP32'
+        lines = [f'wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, {precision})']
+        for name, diff in self.max_abs_diff.items():
+            lines.append(f'  onnxruntime vs PyTorch max |diff| {name}: {diff:.3g} '
+                         f'(limit {self.limits[name]:.3g})')
+        return '\n'.join(lines)
+
+
+def export_detector(model, path: str, names: Sequence[str],
+                    input_size: Tuple[int, int] = (640, 640), opset: int = 17,
+                    dynamic_batch: bool = False, fp16: bool = False,
+                    arch: Optional[str] = None) -> ExportReport:
+    """Export a YOLOv5 detector (nets.yolov5.YoloV5) and verify it; returns the report.
+
+    `names` must hold one name per class; `arch` defaults to the model's own name.
+    Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
+    """
+    if len(names) != model.num_classes:
+        raise ValueError(f'{len(names)} class names for a {model.num_classes}-class model')
+    props = {
+        metadata.NAMES: metadata.format_names(names),
+        metadata.STRIDE: str(int(max(model.detect.strides))),
+        metadata.TASK: metadata.TASK_DETECTOR,
+        metadata.ARCH: arch or model.arch,
+        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
+    }
+    return _export(model, path, DETECTOR_IO, input_size, opset, dynamic_batch, fp16, props,
+                   _compare_detections, normalise=False)
+
+
+def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256, 320),
+                 opset: int = 17, dynamic_batch: bool = False,
+                 fp16: bool = False) -> ExportReport:
+    """Export a depth net (nets.hybrid.build_depth_net) and verify it; returns the report.
+
+    Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
+    """
+    props = {
+        metadata.STRIDE: str(int(model.input_multiple)),
+        metadata.TASK: metadata.TASK_DEPTH,
+        metadata.ARCH: arch,
+        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
+        metadata.DEPTH_UNITS: 'metres',
+        metadata.PREPROCESS: json.dumps(metadata.HYBRID_PREPROCESS),
+    }
+    return _export(model, path, DEPTH_IO, input_size, opset, dynamic_batch, fp16, props,
+                   _compare_depth, normalise=True)
+
+
+def _export(model, path, io_names, input_size, opset, dynamic_batch, fp16, props, compare,
+            normalise):
+    import warnings
+
+    import torch
+
+    height, width = (int(v) for v in input_size)
+    multiple = int(model.input_multiple)
+    if height % multiple or width % multiple:
+        raise ValueError(f'input size {height}x{width} must be a multiple of {multiple}')
+    input_name, output_name = io_names
+    dynamic_axes = {input_name: {0: 'batch'}, output_name: {0: 'batch'}} \
+        if dynamic_batch else None
+    sample = _sample_input(2 if dynamic_batch else 1, height, width, normalise)
+    # Written beside the target and moved into place only once verified.
+    staging = f'{path}.partial'
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            reference = model(sample).numpy()
+            # onnxscript (the dynamo exporter's dependency) is not in our stack; the
+            # TorchScript exporter handles every op these nets use.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            # Sizes read as Python ints are meant to be constants (fixed H, W).
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
+            torch.onnx.export(model, (sample[:1],), staging, dynamo=False,
+                              opset_version=opset, input_names=[input_name],
+                              output_names=[output_name], dynamic_axes=dynamic_axes,
+                              do_constant_folding=True)
+        _finalise(staging, fp16, props)
+        output = _run_onnxruntime(staging, input_name, sample.numpy())
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
+    finally:
+        model.train(was_training)
+    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+    diffs, limits = compare(reference, output, tolerance, fp16, (height, width))
+    failed = [name for name in diffs if not diffs[name] <= limits[name]]
+    if failed:
+        report = ExportReport(staging, os.path.getsize(staging), fp16, diffs, limits)
+        os.remove(staging)
+        raise ExportVerificationError(f'{path}: onnxruntime differs from PyTorch beyond '
+                                      f'the limit in {", ".join(failed)}; file not written\n'
+                                      f'{report.summary()}')
+    os.replace(staging, path)
+    return ExportReport(path, os.path.getsize(path), fp16, diffs, limits)
+
+
+def _finalise(path, fp16, props):
+    """Optionally convert to FP16, add metadata, check and save in place."""
+    import warnings
+
+    import onnx
+
+    proto = onnx.load(path)
+    if fp16:
+        from onnxconverter_common import float16
+        with warnings.catch_warnings():
+            # Weights below FP16's range are clamped to +-1e-7, one warning each.
+            warnings.filterwarnings('ignore', message='the float32 number')
+            proto = float16.convert_float_to_float16(proto, keep_io_types=True)
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+
+
+def _sample_input(batch, height, width, normalise):
+    import torch
+    image = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+    if not normalise:
+        return image
+    mean = torch.tensor(metadata.HYBRID_PREPROCESS['mean']).view(1, 3, 1, 1)
+    std = torch.tensor(metadata.HYBRID_PREPROCESS['std']).view(1, 3, 1, 1)
+    return (image - mean) / std
+
+
+def _run_onnxruntime(path, input_name, array):
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return session.run(None, {input_name: array})[0]
+
+
+def _compare_depth(reference, output, tolerance, fp16, input_size):
+    import numpy as np
+    diff = float(np.abs(output - reference).max())
+    scale = max(1.0, float(np.abs(reference).max())) if fp16 else 1.0
+    return {'depth (m)': diff}, {'depth (m)': tolerance.depth_m * scale}
+
+
+def _compare_detections(reference, output, tolerance, fp16, input_size):
+    import numpy as np
+    scores = reference[..., 4:5] * reference[..., 5:]
+    best = scores.max(axis=-1)                                    # [B, rows]
+    keep = best >= BOX_CHECK_MIN_SCORE
+    top = np.argsort(-best, axis=1)[:, :BOX_CHECK_TOP_ROWS]
+    np.put_along_axis(keep, top, True, axis=1)
+    reference_boxes = reference[..., :4][keep]
+    box_diff = float(np.abs(output[..., :4][keep] - reference_boxes).max())
+    score_diff = float(np.abs(output[..., 4:] - reference[..., 4:]).max())
+    box_scale = max(max(input_size), float(np.abs(reference_boxes).max())) if fp16 else 1.0
+    diffs = {'boxes (px)': box_diff, 'objectness/class': score_diff}
+    limits = {'boxes (px)': tolerance.box_px * box_scale, 'objectness/class': tolerance.score}
+    return diffs, limits
+
+
+# --- command line -----------------------------------------------------------------------
+
+def add_parser(subparsers):
+    """Register `depthdet export`."""
+    parser = subparsers.add_parser(
+        'export', help='export a detector or depth net to ONNX (verified on onnxruntime)',
+        description=__doc__ + _tolerance_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_argument_group('weights (exactly one)')
+    source.add_argument('--weights', metavar='PT',
+                        help="our training checkpoint: a dict with 'model' (state_dict) and "
+                             "'config' (arch, arch_kwargs, names, input_size)")
+    source.add_argument('--authors-hybrid', metavar='PATH',
+                        help="the hybrid CNN authors' hyb_net_weights.model (implies "
+                             '--kind depth --arch hybrid_resnet50)')
+    source.add_argument('--random-weights', action='store_true',
+                        help='export freshly initialised weights (runtime benchmarks only)')
+    parser.add_argument('--kind', choices=(metadata.TASK_DETECTOR, metadata.TASK_DEPTH),
+                        help='detector or depth net (default: from --arch)')
+    parser.add_argument('--arch', metavar='NAME',
+                        help='network: yolov5n|yolov5s|yolov5m, hybrid_resnet50|34|18, '
+                             'hybrid_mobilenetv2, unet_seed000 (default: from the checkpoint)')
+    parser.add_argument('--arch-kwargs', metavar='JSON', default='',
+                        help='builder options with --random-weights, e.g. '
+                             '\'{"decoder_width": 0.5}\' or \'{"width_multiple": 0.125}\'')
+    parser.add_argument('--num-classes', type=int, metavar='N',
+                        help='detector classes when neither --names nor the checkpoint name '
+                             'them (names become class_0 ...); default 80')
+    parser.add_argument('--names', metavar='FILE',
+                        help='detector class names, one per line (overrides the checkpoint)')
+    parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input height and width, multiples of the net\'s stride '
+                             '(default: checkpoint, else 640 640 detector / 256 320 depth)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    parser.add_argument('--dynamic-batch', action='store_true',
+                        help='make the batch dimension dynamic (verified with batch 2)')
+    parser.add_argument('--fp16', action='store_true',
+                        help='convert weights and compute to float16, keeping FP32 inputs '
+                             'and outputs (verified against looser, relative limits)')
+    parser.add_argument('-o', '--output', required=True, metavar='ONNX',
+                        help='output .onnx path')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _tolerance_help():
+    fp32, fp16 = FP32_TOLERANCE, FP16_TOLERANCE
+    text = (f'Limits on max |ONNX - PyTorch|: FP32 depth {fp32.depth_m:g} m, boxes '
+            f'{fp32.box_px:g} px (rows scoring >= {BOX_CHECK_MIN_SCORE:g} and the top '
+            f'{BOX_CHECK_TOP_ROWS}), objectness/class {fp32.score:g}; FP16 depth '
+            f'{fp16.depth_m:.0%} of the largest depth (>= 1 m), boxes {fp16.box_px:.1%} of '
+            f'the largest box value (>= input side), objectness/class {fp16.score:g}.')
+    return '\n' + textwrap.fill(text, 90) + '\n'
+
+
+def run(args) -> int:
+    """Run `depthdet export`; returns the exit code."""
+    from depthdet_ros.cli import CliError
+
+    sources = [bool(args.weights), bool(args.authors_hybrid), args.random_weights]
+    if sum(sources) != 1:
+        raise CliError('give exactly one of --weights, --authors-hybrid, --random-weights')
+    try:
+        model, arch, config = _load_model(args)
+        report = _export_loaded(args, model, arch, config)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    print(report.summary())
+    return 0
+
+
+def _load_model(args):
+    import torch
+
+    from depthdet_ros.nets import registry
+    from depthdet_ros.nets.hybrid import load_authors_checkpoint
+
+    if args.authors_hybrid:
+        if args.arch not in (None, 'hybrid_resnet50'):
+            raise ValueError('--authors-hybrid is a hybrid_resnet50 checkpoint')
+        return load_authors_checkpoint(args.authors_hybrid), 'hybrid_resnet50', {}
+    if args.weights:
+        checkpoint = torch.load(args.weights, map_location='cpu', weights_only=True)
+        model, config = registry.model_from_checkpoint(checkpoint)
+        if args.arch not in (None, config['arch']):
+            raise ValueError(f"--arch {args.arch} but the checkpoint holds {config['arch']}")
+        return model, config['arch'], config
+    if not args.arch:
+        raise ValueError('--random-weights needs --arch')
+    kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
+    num_classes = None
+    if registry.task_of(args.arch) == metadata.TASK_DETECTOR:
+        num_classes = len(_read_names(args.names)) if args.names else args.num_classes
+    model = registry.build_model(args.arch, num_classes, **kwargs).eval()
+    return model, args.arch, {}
+
+
+def _read_names(path):
+    from depthdet_ros.core.detector import load_class_names
+    names = load_class_names(path, 0)
+    if not names:
+        raise ValueError(f'{path}: no class names')
+    return names
+
+
+def _export_loaded(args, model, arch, config):
+    from depthdet_ros.nets import registry
+
+    task = registry.task_of(arch)
+    if args.kind and args.kind != task:
+        raise ValueError(f'{arch} is a {task} network, not --kind {args.kind}')
+    input_size = args.input_size or config.get('input_size') \
+        or registry.DEFAULT_INPUT_SIZE[task]
+    common = dict(input_size=tuple(input_size), opset=args.opset,
+                  dynamic_batch=args.dynamic_batch, fp16=args.fp16)
+    if task == metadata.TASK_DEPTH:
+        return export_depth(model, args.output, arch, **common)
+    if args.names:
+        names = _read_names(args.names)
+    elif config.get('names'):
+        names = config['names']
+    else:
+        names = [f'class_{i}' for i in range(model.num_classes)]
+    if args.num_classes is not None and args.num_classes != model.num_classes:
+        raise ValueError(f'--num-classes {args.num_classes} but the model has '
+                         f'{model.num_classes}')
+    return export_detector(model, args.output, names, arch=model.arch, **common)
