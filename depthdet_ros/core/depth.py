@@ -182,8 +182,10 @@ class DepthEstimator:
         depth = cv2.warpAffine(output, M, (view.image_w, view.image_h),
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REPLICATE)
-        outside_x = (xs < -0.5) | (xs > view.output_w - 0.5)
-        outside_y = (ys < -0.5) | (ys > view.output_h - 0.5)
+        # A pixel is valid when its area overlaps the network's view: its centre may
+        # lie up to half an input pixel (a/2 output pixels) beyond the outer edge.
+        outside_x = (xs < -0.5 - ax / 2) | (xs > view.output_w - 0.5 + ax / 2)
+        outside_y = (ys < -0.5 - ay / 2) | (ys > view.output_h - 0.5 + ay / 2)
         depth[:, outside_x] = np.nan
         depth[outside_y, :] = np.nan
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan

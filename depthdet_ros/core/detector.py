@@ -44,7 +44,8 @@ class Letterbox:
 def letterbox_geometry(height, width, input_h, input_w):
     """YOLOv5's letterbox: (resized w, h, top, bottom, left, right, gain)."""
     gain = min(input_h / height, input_w / width)
-    new_w, new_h = int(round(width * gain)), int(round(height * gain))
+    # At least one pixel, for extreme aspect ratios (a 1x128 image).
+    new_w, new_h = max(1, int(round(width * gain))), max(1, int(round(height * gain)))
     dw, dh = (input_w - new_w) / 2.0, (input_h - new_h) / 2.0
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
@@ -121,7 +122,8 @@ def decode(output, layout, config):
         return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64)
     if layout == LAYOUT_YOLOV5:
         rows = output[output[:, 4] > thr]
-        class_scores = rows[:, 5:] * rows[:, 4:5]
+        with np.errstate(over='ignore', invalid='ignore'):
+            class_scores = rows[:, 5:] * rows[:, 4:5]
     else:
         rows = output.T
         class_scores = rows[:, 4:]
