@@ -95,3 +95,28 @@ def red_for_depth(depth, near=0.5, far=10.5):
 def depth_for_red(red, near=0.5, far=10.5):
     """Return the depth red_depth predicts for a uint8 red value."""
     return near + (far - near) * (np.float32(red) / np.float32(255.0))
+
+
+def sqrt_depth(path, input_hw=(64, 80)):
+    """Build a depth net predicting sqrt(red - 0.5) metres: NaN where red < 0.5, 0 at 0.5."""
+    h, w = input_hw
+    pre = metadata.HYBRID_PREPROCESS
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (
+        ('std_r', float(pre['std'][0])), ('mean_r', float(pre['mean'][0])), ('half', 0.5))]
+    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (
+        ('start', [0]), ('end', [1]), ('axis', [1]))]
+    nodes = [
+        helper.make_node('Slice', ['image', 'start', 'end', 'axis'], ['red_norm']),
+        helper.make_node('Mul', ['red_norm', 'std_r'], ['red_scaled']),
+        helper.make_node('Add', ['red_scaled', 'mean_r'], ['red']),
+        helper.make_node('Sub', ['red', 'half'], ['shifted']),
+        helper.make_node('Sqrt', ['shifted'], ['full']),
+        helper.make_node('MaxPool', ['full'], ['depth'], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes, 'sqrt_depth',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, h // 2, w // 2])],
+        initializer=inits)
+    return _save(graph, path, {metadata.TASK: metadata.TASK_DEPTH,
+                               metadata.PREPROCESS: json.dumps(pre)})

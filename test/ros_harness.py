@@ -67,10 +67,10 @@ class NodeProcess:
 class Probe(Node):
     """Publishes camera input and records every output of depthdet_node."""
 
-    def __init__(self, topics):
+    def __init__(self, topics, input_qos=qos_profile_sensor_data):
         super().__init__('depthdet_probe')
-        self.image_pub = self.create_publisher(Image, 'image', qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
+        self.image_pub = self.create_publisher(Image, 'image', input_qos)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', input_qos)
         self.received = {name: [] for name in topics}
         for name, msg_type in topics.items():
             self.create_subscription(msg_type, name,

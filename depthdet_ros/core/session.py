@@ -15,6 +15,15 @@ _ORT_NAMES = {
 _SHORT_NAMES = {v: k for k, v in _ORT_NAMES.items()}
 
 log = logging.getLogger(__name__)
+_warned = set()
+
+
+def _warn_once(message, *args):
+    # Both models resolve providers the same way: say a fallback once per process.
+    text = message % args
+    if text not in _warned:
+        _warned.add(text)
+        log.warning(text)
 
 
 class ModelLoadError(ValueError):
@@ -56,13 +65,13 @@ def _provider_chain(choice, options):
     wanted = ['tensorrt', 'cuda'] if choice in ('auto', 'tensorrt') else ['cuda']
     gpu_ok = _nvidia_driver_present()
     if choice != 'auto' and not gpu_ok:
-        log.warning('provider %r requested but no NVIDIA driver was found; using CPU', choice)
+        _warn_once('provider %r requested but no NVIDIA driver was found; using CPU', choice)
     chain = []
     for name in wanted if gpu_ok else []:
         ort_name = _ORT_NAMES[name]
         if ort_name not in available:
             if choice != 'auto':
-                log.warning('%s is not in this onnxruntime build', ort_name)
+                _warn_once('%s is not in this onnxruntime build', ort_name)
             continue
         opts = {'device_id': str(options.device_id)}
         if name == 'tensorrt':
@@ -103,8 +112,7 @@ def create_session(path, options=SessionOptions()):
     active = _SHORT_NAMES.get(session.get_providers()[0], session.get_providers()[0])
     requested = chain[0][0]
     if options.providers != 'cpu' and session.get_providers()[0] != requested:
-        log.warning('%s could not start for %s; running on %s',
-                    requested, os.path.basename(path), active)
+        _warn_once('%s could not start; running on %s', requested, active)
     return session, active
 
 

@@ -7,6 +7,7 @@ newest-first on a worker thread: a frame that arrives while another is being
 processed replaces any frame still waiting, and the replaced one counts as dropped.
 """
 import collections
+import logging
 import sys
 import threading
 import time
@@ -305,6 +306,7 @@ class DepthDetNode(Node):
 
 def main(args=None):
     """Entry point: run the node until shutdown; configuration errors exit with one line."""
+    logging.basicConfig(format='[%(levelname)s] [depthdet_node]: %(message)s')
     rclpy.init(args=args)
     node = None
     try:

@@ -1,0 +1,301 @@
+"""Bad-input and fault battery against running depthdet_node processes over DDS.
+
+Each case either works correctly (detections for its stamp) or is refused with a
+log line; after every refused case a good frame proves the node still serves.
+"""
+import os
+import signal
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+from depthdet_ros.core.camera import CameraModel
+from depthdet_ros.ros import convert
+from onnx_fixtures import constant_detector, red_depth, red_for_depth, sqrt_depth
+from ros_harness import NodeProcess, pinhole, Probe, write_params
+
+pytestmark = pytest.mark.ros
+
+RED = red_for_depth(3.0)
+
+
+def scene(h=480, w=640):
+    image = np.zeros((h, w, 3), np.uint8)
+    image[..., 0] = RED
+    return image
+
+
+def raw(encoding, h, w, data, step=None, bigendian=0):
+    msg = Image(encoding=encoding, height=h, width=w, is_bigendian=bigendian)
+    msg.step = step if step is not None else (len(data) // h if h else 0)
+    msg.data = bytes(data)
+    return msg
+
+
+def encoded_cases():
+    """(name, message, expected) for the raw-image battery; expected 'ok' or 'refused'."""
+    rgb = scene()
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    mono = np.full((480, 640), RED, np.uint8)
+    cases = [
+        ('rgb8', raw('rgb8', 480, 640, rgb.tobytes()), 'ok'),
+        ('bgr8', raw('bgr8', 480, 640, bgr.tobytes()), 'ok'),
+        ('rgba8', raw('rgba8', 480, 640, np.dstack([rgb, rgb[..., :1]]).tobytes()), 'ok'),
+        ('bgra8', raw('bgra8', 480, 640, np.dstack([bgr, bgr[..., :1]]).tobytes()), 'ok'),
+        ('mono8', raw('mono8', 480, 640, mono.tobytes()), 'ok'),
+        ('mono16', raw('mono16', 480, 640, (mono.astype('<u2') << 8).tobytes()), 'ok'),
+        ('mono16 big-endian', raw('mono16', 480, 640, (mono.astype('>u2') << 8).tobytes(),
+                                  bigendian=1), 'ok'),
+        ('yuv422 (uyvy)', raw('yuv422', 480, 640, cv2.cvtColor(
+            bgr, cv2.COLOR_BGR2YUV_YV12)[:0].tobytes() + bytes(480 * 640 * 2)), 'ok'),
+        ('yuv422_yuy2', raw('yuv422_yuy2', 480, 640, bytes(480 * 640 * 2)), 'ok'),
+        ('bayer_rggb8', raw('bayer_rggb8', 480, 640, mono.tobytes()), 'ok'),
+        ('bayer_bggr8', raw('bayer_bggr8', 480, 640, mono.tobytes()), 'ok'),
+        ('bayer_gbrg16', raw('bayer_gbrg16', 480, 640, mono.astype('<u2').tobytes()), 'ok'),
+        ('row padding (step > width*3)', raw('rgb8', 480, 640, np.pad(
+            rgb.reshape(480, -1), ((0, 0), (0, 64))).tobytes(), step=640 * 3 + 64), 'ok'),
+        ('odd width 641', raw('rgb8', 480, 641, scene(480, 641).tobytes()), 'ok'),
+        ('1x1 image', raw('rgb8', 1, 1, bytes([RED, 0, 0])), 'ok'),
+        ('16UC1 as a camera image', raw('16UC1', 480, 640, bytes(480 * 640 * 2)), 'refused'),
+        ('32FC1 as a camera image', raw('32FC1', 480, 640, bytes(480 * 640 * 4)), 'refused'),
+        ('unknown encoding', raw('hsv8', 480, 640, rgb.tobytes()), 'refused'),
+        ('data shorter than step*height', raw('rgb8', 480, 640, rgb.tobytes()[:-1],
+                                              step=1920), 'refused'),
+        ('data longer than step*height', raw('rgb8', 480, 640, rgb.tobytes() + b'x',
+                                             step=1920), 'refused'),
+        ('step smaller than a row', raw('rgb8', 480, 640, rgb.tobytes(), step=100),
+         'refused'),
+        ('zero-size image', raw('rgb8', 0, 0, b'', step=0), 'refused'),
+        ('yuv422 with odd width', raw('yuv422', 2, 3, bytes(12)), 'refused'),
+        ('8K image above max_image_pixels', raw('mono8', 4320, 7680, bytes(4320 * 7680)),
+         'refused'),
+    ]
+    return cases
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('battery_models')
+    return {'detector': constant_detector(root / 'det.onnx',
+                                          [(320, 320, 200, 200, 0.9, 0.95, 0.1)]),
+            'depth': red_depth(root / 'depth.onnx'),
+            'nan_depth': sqrt_depth(root / 'nan_depth.onnx')}
+
+
+def _stamp(i):
+    return (1000 + i, 0)
+
+
+def _has_stamp(stamp):
+    return lambda m: (m.header.stamp.sec, m.header.stamp.nanosec) == stamp
+
+
+def _diag_values(msg):
+    return {kv.key: kv.value for kv in msg.status[0].values}
+
+
+def test_raw_image_battery_and_header_cases(ros, models, tmp_path):
+    # 8K (33 Mpx) is refused by a lowered limit so the test stays light on memory.
+    # Reliable input so that every case, 8K included, is delivered exactly once.
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu',
+                          max_image_pixels=20_000_000, input_reliability='reliable',
+                          diagnostics_period=0.2)
+    camera = pinhole()
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+    cases = encoded_cases()
+    reliable = rclpy.qos.QoSProfile(depth=1, reliability=rclpy.qos.ReliabilityPolicy.RELIABLE)
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=reliable)
+        try:
+            probe.wait_for('detections', resend=lambda: probe.send(scene(), camera,
+                                                                   stamp=(1, 0)), timeout=60)
+            refused = 0
+            for i, (name, msg, expected) in enumerate(cases):
+                stamp = _stamp(i)
+                msg.header = Header(frame_id='cam')
+                msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+                start = len(probe.received['detections'])
+                if expected == 'ok':
+                    out = probe.wait_for('detections', _has_stamp(stamp), timeout=20,
+                                         resend=lambda m=msg: probe.image_pub.publish(m),
+                                         start=start)
+                    assert out.header.frame_id == 'cam', name
+                    for det in out.detections:
+                        p = det.results[0].pose.pose.position
+                        assert np.isfinite([p.x, p.y, p.z]).all(), name
+                else:
+                    refused += 1
+                    probe.image_pub.publish(msg)
+                    probe.wait_for('/diagnostics', lambda m, n=refused: int(
+                        _diag_values(m)['images_refused']) >= n, timeout=20)
+                    alive = (5000 + i, 0)
+                    probe.wait_for('detections', _has_stamp(alive), timeout=20, start=start,
+                                   resend=lambda s=alive: probe.send(scene(), camera, stamp=s))
+            # Header cases: time going backwards (bag loop) and an empty frame_id.
+            for stamp in ((9000, 0), (10, 0)):
+                out = probe.wait_for('detections', _has_stamp(stamp), timeout=20,
+                                     resend=lambda s=stamp: probe.send(scene(), camera, stamp=s))
+            out = probe.wait_for('detections', _has_stamp((11, 0)), timeout=20,
+                                 resend=lambda: probe.send(scene(), camera, stamp=(11, 0),
+                                                           frame_id=''))
+            assert out.header.frame_id == 'camera_optical_frame'
+            diag = probe.wait_for('/diagnostics', lambda m: int(
+                _diag_values(m)['images_refused']) >= refused, timeout=10)
+            assert _diag_values(diag)['frames_failed'] == '0'
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None
+        log = node.output()
+        assert 'image refused' in log and 'Traceback' not in log
+        assert 'empty frame_id' in log
+
+
+def test_compressed_input_cases(ros, models, tmp_path):
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', use_compressed=True)
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        pub = probe.create_publisher(CompressedImage, 'image/compressed',
+                                     rclpy.qos.qos_profile_sensor_data)
+        _, jpeg = cv2.imencode('.jpg', scene()[..., ::-1])
+        _, png = cv2.imencode('.png', scene()[..., ::-1])
+
+        def compressed(data, stamp, fmt='jpeg'):
+            msg = CompressedImage(format=fmt, data=bytes(data))
+            msg.header.frame_id = 'cam'
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+            return msg
+
+        try:
+            for stamp, data in (((1, 0), jpeg.tobytes()), ((2, 0), png.tobytes())):
+                probe.wait_for('detections', _has_stamp(stamp), timeout=60,
+                               resend=lambda d=data, s=stamp: pub.publish(compressed(d, s)))
+            for stamp, data in (((3, 0), b''), ((4, 0), jpeg.tobytes()[:200]),
+                                ((5, 0), b'\x89PNG garbage')):
+                pub.publish(compressed(data, stamp))
+                for _ in range(6):
+                    rclpy.spin_once(probe, timeout_sec=0.05)
+            probe.wait_for('detections', _has_stamp((6, 0)), timeout=20,
+                           resend=lambda: pub.publish(compressed(jpeg.tobytes(), (6, 0))))
+            probe.wait_for('/diagnostics',
+                           lambda m: int(_diag_values(m)['images_refused']) >= 3, timeout=10)
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None and 'Traceback' not in node.output()
+
+
+def test_nan_depth_never_reaches_a_promised_number(ros, models, tmp_path):
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['nan_depth'], providers='cpu', max_depth=100.0)
+    topics = {'detections': Detection2DArray, 'detections_3d': Detection3DArray,
+              'proximity_alert': Detection3DArray, 'depth': Image}
+    camera = pinhole()
+    image = np.zeros((480, 640, 3), np.uint8)  # red 0: sqrt(negative) = NaN everywhere
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            out = probe.wait_for('detections', resend=lambda: probe.send(image, camera),
+                                 timeout=60)
+            (det,) = out.detections
+            p = det.results[0].pose.pose.position
+            assert np.isfinite([p.x, p.y, p.z]).all()
+            assert det.results[0].pose.covariance[0] >= 1e6  # position flagged unknown
+            d3 = probe.wait_for('detections_3d')
+            assert d3.detections == []
+            assert probe.wait_for('proximity_alert').detections == []
+            depth = convert.depth_image_to_array(probe.wait_for('depth'))
+            assert np.isnan(depth).all()
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None
+
+
+def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models, tmp_path):
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cuda',
+                          stale_input_timeout=0.5, diagnostics_period=0.2)
+    topics = {'detections': Detection2DArray, 'detections_3d': Detection3DArray,
+              '/diagnostics': DiagnosticArray}
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            # camera_info never arrives: depth without 3D, diagnostics say so.
+            out = probe.wait_for('detections', resend=lambda: probe.send(scene(), None),
+                                 timeout=60)
+            assert out.detections[0].results[0].pose.pose.position.z > 0
+            assert probe.wait_for('detections_3d').detections == []
+            diag = probe.wait_for('/diagnostics', lambda m: 'camera_info' in m.status[0].message)
+            values = _diag_values(diag)
+            # The CUDA provider cannot start here: a clean, reported CPU fallback.
+            assert values['detector_provider'] == 'cpu'
+            assert 'GPU provider unavailable' in diag.status[0].message
+            # Camera stops: input goes stale; it restarts: the node resumes.
+            time.sleep(1.0)
+            stale = probe.wait_for('/diagnostics',
+                                   lambda m: 'stale' in m.status[0].message, timeout=10)
+            assert stale.status[0].level == DiagnosticStatus.WARN
+            start = len(probe.received['detections'])
+            camera = CameraModel(K=pinhole().K * [[0.5], [0.5], [1]], width=320, height=240)
+            out = probe.wait_for('detections_3d', lambda m: len(m.detections) == 1, timeout=20,
+                                 resend=lambda: probe.send(scene(), camera, stamp=(50, 0)),
+                                 start=0)
+            # camera_info at half the image size is scaled up to the image: x stays finite.
+            assert np.isfinite(out.detections[0].bbox.center.position.x)
+            assert len(probe.received['detections']) > start
+            # Shut down in the middle of a stream of frames: clean exit, no traceback.
+            for i in range(10):
+                probe.send(scene(), camera, stamp=(60 + i, 0))
+                rclpy.spin_once(probe, timeout_sec=0.02)
+            node.proc.send_signal(signal.SIGINT)
+            assert node.proc.wait(timeout=15) == 0
+        finally:
+            probe.destroy_node()
+        log = node.output()
+        assert 'Traceback' not in log
+        assert 'scaling the intrinsics' in log
+        assert log.count('could not start') + log.count('no NVIDIA driver') == 1, log
+
+
+def test_model_and_parameter_faults_at_start_up(models, tmp_path):
+    import subprocess
+    import sys
+    garbage = tmp_path / 'garbage.onnx'
+    garbage.write_bytes(os.urandom(2048))
+    cases = [
+        (dict(detector_model=str(garbage), depth_model=models['depth']), 'cannot load ONNX'),
+        (dict(detector_model=models['detector'], depth_model=models['detector']),
+         'is a detector, not a depth model'),
+        (dict(detector_model=models['detector'], depth_model=models['depth'], threads='two'),
+         'threads'),
+        (dict(detector_model=models['detector'], depth_model=models['depth'],
+              providers='opencl'), 'choose one of auto, tensorrt, cuda, cpu'),
+        (dict(detector_model=models['detector'], depth_model=models['depth'],
+              class_max_depth='["chair"]'), 'class_max_depth'),
+    ]
+    for index, (values, expected) in enumerate(cases):
+        params = write_params(tmp_path / f'p{index}.yaml', **values)
+        if "class_max_depth" in values:
+            text = open(params).read().replace('"[\\"chair\\"]"', '["chair"]')
+            open(params, 'w').write(text.replace('"["chair"]"', '["chair"]'))
+        proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
+                               '--params-file', params], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, (values, proc.stderr)
+        assert expected in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
