@@ -161,6 +161,8 @@ def test_cli_random_weights_with_names_file(tmp_path):
     (['--random-weights', '--arch', 'unet_seed000', '--kind', 'detector'], 'not --kind'),
     (['--random-weights', '--arch', 'yolov7'], 'unknown arch'),
     (['--random-weights', '--arch', 'unet_seed000', '--input-size', '40', '40'], 'multiple'),
+    (['--random-weights', '--arch', 'unet_seed000', '--num-classes', '3'], 'detectors only'),
+    (['--random-weights', '--arch', 'unet_seed000', '--arch-kwargs', '[1]'], 'JSON object'),
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     """User mistakes exit 2 with a one-line message and write nothing."""

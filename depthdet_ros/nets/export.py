@@ -280,9 +280,14 @@ def run(args) -> int:
     sources = [bool(args.weights), bool(args.authors_hybrid), args.random_weights]
     if sum(sources) != 1:
         raise CliError('give exactly one of --weights, --authors-hybrid, --random-weights')
+    import pickle
+
     try:
         model, arch, config = _load_model(args)
         report = _export_loaded(args, model, arch, config)
+    except pickle.UnpicklingError as exc:
+        raise CliError(f'cannot read the checkpoint with weights_only=True (plain tensors, '
+                       f'dicts, lists, numbers and strings only): {exc}') from exc
     except (ValueError, OSError, RuntimeError) as exc:
         raise CliError(str(exc)) from exc
     print(report.summary())
@@ -308,6 +313,8 @@ def _load_model(args):
     if not args.arch:
         raise ValueError('--random-weights needs --arch')
     kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
+    if not isinstance(kwargs, dict):
+        raise ValueError('--arch-kwargs must be a JSON object')
     num_classes = None
     if registry.task_of(args.arch) == metadata.TASK_DETECTOR:
         num_classes = len(_read_names(args.names)) if args.names else args.num_classes
@@ -334,6 +341,8 @@ def _export_loaded(args, model, arch, config):
     common = dict(input_size=tuple(input_size), opset=args.opset,
                   dynamic_batch=args.dynamic_batch, fp16=args.fp16)
     if task == metadata.TASK_DEPTH:
+        if args.names or args.num_classes is not None:
+            raise ValueError('--names and --num-classes apply to detectors only')
         return export_depth(model, args.output, arch, **common)
     if args.names:
         names = _read_names(args.names)
