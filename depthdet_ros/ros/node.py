@@ -201,7 +201,8 @@ class DepthDetNode(Node):
                 f'image has an empty frame_id; using {header.frame_id!r}',
                 throttle_duration_sec=60.0)
         t1 = time.perf_counter()
-        result = self.pipeline.process(rgb, self._camera_for(rgb.shape[:2]))
+        camera = self._camera_for(rgb.shape[:2])
+        result = self.pipeline.process(rgb, camera)
         t2 = time.perf_counter()
         objects = result.objects
         detections = convert.detections_2d_msg(objects, header)
@@ -216,7 +217,6 @@ class DepthDetNode(Node):
         self.pub_alert.publish(alerts)
         if depth_msg is not None:
             self.pub_depth.publish(depth_msg)
-            camera = self._camera_for(rgb.shape[:2])
             if camera is not None:
                 self.pub_depth_info.publish(convert.camera_model_to_info(camera, header))
         if params['publish_debug_image']:
