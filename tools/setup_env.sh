@@ -47,7 +47,7 @@ msgs_hash=$(hash_of interfaces/vision_msgs/package.xml interfaces/vision_msgs/CM
 if ! stamp_ok vision_msgs "$msgs_hash"; then
   log "building vision_msgs 4.1.1 with rosidl (about 30 s)"
   BUILD=$ROOT/build/vision_msgs
-  rm -rf "$BUILD"
+  rm -rf "$BUILD"; mkdir -p "$ROOT/build"
   cmake -S interfaces/vision_msgs -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" \
     -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > "$BUILD.log" 2>&1 \
     || { log "cmake failed, see $BUILD.log"; tail -20 "$BUILD.log"; exit 1; }
