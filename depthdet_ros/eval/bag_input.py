@@ -1,0 +1,473 @@
+"""Reading an evaluation bag: topic selection, stamp matching and message decoding.
+
+Any rosbag2 folder (MCAP or sqlite3) is read with rosbags, no ROS install needed.
+
+Topics (`select_topics`): given ones must exist with a fitting type; missing ones are
+found by message type: camera images are Image/CompressedImage topics without 'depth'
+or 'debug' in their name (raw preferred over compressed), the depth topic is the Image
+topic with 'depth' in its name, camera_info the CameraInfo topic (the one beside the
+image when there are several), ground truth the Detection2DArray / Detection3DArray
+topics under a 'ground_truth' or 'gt' namespace.
+
+Frames (`read_frames`): two passes. The first deserialises every selected message to
+index header stamps (array fields are views, so images cost little) and keeps the small
+ones (camera_info, GT); the second decodes images and depth maps frame by frame, so
+memory holds a few frames, not the bag. Each image is one frame, in bag order. Its GT
+depth and GT detections are the messages whose header stamps are nearest to the
+image's within the tolerance; its camera_info is the nearest within the tolerance, else
+the latest one stamped before it (camera_info often comes at a lower rate). Messages
+that fail to deserialise or decode are reported as CorruptMessage and skipped.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from depthdet_ros.core.camera import CameraModel, CameraModelError
+from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
+from depthdet_ros.eval.ground_truth import frame_ground_truth, GroundTruthObject
+from depthdet_ros.eval.matching import latest_at_or_before, nearest_stamp
+
+IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+DETECTION_2D_ARRAY = 'vision_msgs/msg/Detection2DArray'
+DETECTION_3D_ARRAY = 'vision_msgs/msg/Detection3DArray'
+GROUND_TRUTH_NAMESPACES = ('ground_truth', 'groundtruth', 'gt')
+
+
+class BagInputError(ValueError):
+    """The bag cannot be evaluated as asked; the message says why and what exists."""
+
+
+@dataclass(frozen=True)
+class EvalTopics:
+    """The topics an evaluation reads (None: not in the bag, that part is skipped)."""
+
+    image: str
+    camera_info: Optional[str] = None
+    depth: Optional[str] = None
+    gt_detections: Optional[str] = None
+    gt_detections_3d: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Optional[str]]:
+        """Role -> topic."""
+        return dict(self.__dict__)
+
+
+def open_reader(path):
+    """Open a rosbag2 folder with rosbags; BagInputError when it cannot be read."""
+    from rosbags.rosbag2 import Reader
+    bag = Path(path)
+    if not bag.exists():
+        raise BagInputError(f'no such bag: {bag}')
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
+        raise BagInputError(f'cannot read bag {bag}: {exc}') from None
+    return reader
+
+
+def _listing(topic_types: Dict[str, str]) -> str:
+    if not topic_types:
+        return 'the bag has no topics'
+    return 'topics in the bag: ' + ', '.join(f'{t} [{m}]' for t, m in sorted(topic_types.items()))
+
+
+def _parts(topic: str) -> List[str]:
+    return [p for p in topic.split('/') if p]
+
+
+def is_depth_topic(topic: str) -> bool:
+    """Whether an image topic's name says it carries depth."""
+    return any('depth' in part.lower() for part in _parts(topic))
+
+
+def is_ground_truth_topic(topic: str) -> bool:
+    """Whether a topic lies under a ground-truth namespace."""
+    return any(part.lower() in GROUND_TRUTH_NAMESPACES for part in _parts(topic)[:-1]) or \
+        any(part.lower().startswith(('ground_truth', 'gt_')) for part in _parts(topic))
+
+
+def camera_image_topics(topic_types: Dict[str, str]) -> List[str]:
+    """Colour/mono camera topics: images not named depth or debug."""
+    return sorted(t for t, m in topic_types.items() if m in (IMAGE, COMPRESSED_IMAGE)
+                  and not is_depth_topic(t) and 'debug' not in t.lower())
+
+
+def _pick_one(role, option, candidates, topic_types, required):
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        if required:
+            raise BagInputError(f'no {role} topic found; {_listing(topic_types)}')
+        return None
+    raise BagInputError(f'several {role} topics ({", ".join(candidates)}); choose one with '
+                        f'{option}')
+
+
+def _given(role, option, topic, types, topic_types):
+    if topic not in topic_types:
+        raise BagInputError(f'{role} topic {topic} ({option}) is not in the bag; '
+                            f'{_listing(topic_types)}')
+    if topic_types[topic] not in types:
+        raise BagInputError(f'{role} topic {topic} carries {topic_types[topic]}, not '
+                            f'{" or ".join(types)}')
+    return topic
+
+
+def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str = '',
+                  depth: str = '', gt_detections: str = '', gt_detections_3d: str = ''
+                  ) -> EvalTopics:
+    """Choose the evaluation topics (see the module doc); raises BagInputError."""
+    if image:
+        image = _given('image', '--image-topic', image, (IMAGE, COMPRESSED_IMAGE), topic_types)
+    else:
+        candidates = camera_image_topics(topic_types)
+        raw = [t for t in candidates if topic_types[t] == IMAGE]
+        image = _pick_one('camera image', '--image-topic', raw if len(raw) == 1 else candidates,
+                          topic_types, required=True)
+    if camera_info:
+        camera_info = _given('camera_info', '--camera-info-topic', camera_info, (CAMERA_INFO,),
+                             topic_types)
+    else:
+        infos = sorted(t for t, m in topic_types.items() if m == CAMERA_INFO)
+        stream = image[:-len('/compressed')] if image.endswith('/compressed') else image
+        beside = stream.rsplit('/', 1)[0] + '/camera_info'
+        camera_info = _pick_one('camera_info', '--camera-info-topic',
+                                [beside] if beside in infos else infos, topic_types, False)
+    if depth:
+        depth = _given('depth', '--depth-topic', depth, (IMAGE,), topic_types)
+    else:
+        depth = _pick_one('depth', '--depth-topic', sorted(
+            t for t, m in topic_types.items() if m == IMAGE and is_depth_topic(t)),
+            topic_types, False)
+    found = {}
+    for role, option, given, msgtype in (
+            ('ground-truth detections', '--gt-detections-topic', gt_detections,
+             DETECTION_2D_ARRAY),
+            ('ground-truth 3D detections', '--gt-detections-3d-topic', gt_detections_3d,
+             DETECTION_3D_ARRAY)):
+        if given:
+            found[msgtype] = _given(role, option, given, (msgtype,), topic_types)
+        else:
+            found[msgtype] = _pick_one(role, option, sorted(
+                t for t, m in topic_types.items() if m == msgtype and is_ground_truth_topic(t)),
+                topic_types, False)
+    return EvalTopics(image=image, camera_info=camera_info, depth=depth,
+                      gt_detections=found[DETECTION_2D_ARRAY],
+                      gt_detections_3d=found[DETECTION_3D_ARRAY])
+
+
+# ---- decoding rosbags messages -------------------------------------------------------
+
+def decode_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a rosbags Image or CompressedImage to RGB uint8 (core.image decoders)."""
+    if msg.__msgtype__ == COMPRESSED_IMAGE:
+        return decode_compressed(msg.data, max_pixels)
+    return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                      bool(msg.is_bigendian), max_pixels)
+
+
+def decode_depth(msg) -> np.ndarray:
+    """Decode a rosbags depth Image to float32 metres, NaN where invalid.
+
+    32FC1 is metres (NaN, inf or <= 0 invalid); 16UC1/mono16 millimetres (0 invalid).
+    """
+    if msg.encoding == '32FC1':
+        dtype, scale = np.dtype('>f4' if msg.is_bigendian else '<f4'), None
+    elif msg.encoding in ('16UC1', 'mono16'):
+        dtype, scale = np.dtype('>u2' if msg.is_bigendian else '<u2'), np.float32(0.001)
+    else:
+        raise ValueError(f'depth encoding {msg.encoding!r} is not 32FC1 or 16UC1')
+    row_bytes = msg.width * dtype.itemsize
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if msg.step < row_bytes or data.size != msg.step * msg.height:
+        raise ValueError(f'depth image data length {data.size} does not match '
+                         f'step {msg.step} x height {msg.height}')
+    rows = data.reshape(msg.height, msg.step)[:, :row_bytes]
+    values = np.ascontiguousarray(rows).view(dtype)
+    if scale is None:
+        depth = values.astype(np.float32)
+    else:
+        depth = values.astype(np.float32) * scale
+        depth[values == 0] = np.nan
+    depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
+    return depth
+
+
+def camera_from_info(msg) -> Optional[CameraModel]:
+    """Return the CameraModel of a rosbags CameraInfo, or None when unusable (zero K)."""
+    camera = CameraModel(K=np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
+                         width=int(msg.width), height=int(msg.height),
+                         D=np.asarray(msg.d, dtype=np.float64), frame_id=msg.header.frame_id)
+    try:
+        camera.validate()
+    except CameraModelError:
+        return None
+    return camera
+
+
+def camera_for_shape(camera: Optional[CameraModel], shape) -> Optional[CameraModel]:
+    """Return the camera for an image of `shape` (h, w), scaled as the node does."""
+    if camera is None:
+        return None
+    h, w = shape[:2]
+    if (camera.height, camera.width) == (h, w):
+        return camera
+    return camera.scaled(w / camera.width, h / camera.height)
+
+
+def stamp_ns(msg) -> int:
+    """Header stamp of a message, ns."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+# ---- frames ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CorruptMessage:
+    """A message that could not be used (skipped)."""
+
+    topic: str
+    bag_time_ns: int
+    error: str
+
+
+@dataclass
+class BagFrame:
+    """One camera image with everything matched to it.
+
+    gt_objects is None when no GT detections match the frame (not evaluated for
+    objects); rgb is None when the image itself was corrupt (then `error` says why).
+    """
+
+    index: int
+    bag_time_ns: int
+    stamp_ns: int
+    header: object
+    rgb: Optional[np.ndarray]
+    camera: Optional[CameraModel]
+    gt_depth: Optional[np.ndarray]
+    gt_objects: Optional[List[GroundTruthObject]]
+    decode_ms: float
+    error: str = ''
+
+
+@dataclass
+class BagIndex:
+    """What the first pass learnt about the bag."""
+
+    topics: EvalTopics
+    topic_types: Dict[str, str]
+    storage: str
+    duration_s: float
+    message_count: int
+    images: List[tuple] = field(default_factory=list)   # (bag time, stamp, header)
+    depth_stamps: List[int] = field(default_factory=list)
+    cameras: List[tuple] = field(default_factory=list)  # (stamp, CameraModel or None)
+    gt_2d: List[tuple] = field(default_factory=list)    # (stamp, message)
+    gt_3d: List[tuple] = field(default_factory=list)
+    corrupt: List[CorruptMessage] = field(default_factory=list)
+    invalid_camera_info: int = 0
+
+
+def storage_name(path) -> str:
+    """Storage plugin of a rosbag2 folder ('mcap', 'sqlite3'), from its metadata.yaml."""
+    import yaml
+    try:
+        with open(Path(path) / 'metadata.yaml', encoding='utf-8') as f:
+            info = yaml.safe_load(f)['rosbag2_bagfile_information']
+        return str(info['storage_identifier'])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return 'unknown'
+
+
+def index_bag(path, topics: EvalTopics, typestore) -> BagIndex:
+    """First pass: header stamps of images and depth, all camera_info and GT messages."""
+    reader = open_reader(path)
+    try:
+        topic_types = {c.topic: c.msgtype for c in reader.connections}
+        index = BagIndex(topics=topics, topic_types=topic_types, storage=storage_name(path),
+                         duration_s=reader.duration / 1e9 if reader.message_count else 0.0,
+                         message_count=reader.message_count)
+        wanted = {t for t in topics.as_dict().values() if t}
+        connections = [c for c in reader.connections if c.topic in wanted]
+        for connection, bag_time, raw in reader.messages(connections=connections):
+            topic = connection.topic
+            try:
+                msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                stamp = stamp_ns(msg)
+            except Exception as exc:  # any garbage: rosbags raises assorted errors
+                index.corrupt.append(CorruptMessage(topic, bag_time, _describe(exc)))
+                # Keep the per-topic ordinals in step with the second pass.
+                if topic == topics.image:
+                    index.images.append((bag_time, None, None))
+                elif topic == topics.depth:
+                    index.depth_stamps.append(None)
+                continue
+            if topic == topics.image:
+                index.images.append((bag_time, stamp, msg.header))
+            elif topic == topics.depth:
+                index.depth_stamps.append(stamp)
+            elif topic == topics.camera_info:
+                camera = camera_from_info(msg)
+                index.invalid_camera_info += camera is None
+                index.cameras.append((stamp, camera))
+            elif topic == topics.gt_detections:
+                index.gt_2d.append((stamp, msg))
+            elif topic == topics.gt_detections_3d:
+                index.gt_3d.append((stamp, msg))
+    finally:
+        reader.close()
+    return index
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f'{type(exc).__name__}: {text[0] if text else ""}'.rstrip(': ')
+
+
+class _StampTable:
+    """Sorted stamps of (stamp, payload) records for nearest-stamp lookups."""
+
+    def __init__(self, records):
+        records = sorted((r for r in records if r[0] is not None), key=lambda r: r[0])
+        self.stamps = np.array([r[0] for r in records], dtype=np.int64)
+        self.payloads = [r[1] for r in records]
+
+    def nearest(self, stamp, tolerance_ns):
+        i = nearest_stamp(self.stamps, stamp, tolerance_ns)
+        return None if i is None else self.payloads[i]
+
+    def latest(self, stamp):
+        i = latest_at_or_before(self.stamps, stamp)
+        return None if i is None else self.payloads[i]
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which depth message (ordinal on its topic) and small messages go with an image."""
+
+    image_ordinal: int
+    depth_ordinal: Optional[int]
+    camera: Optional[CameraModel]
+    gt_2d: Optional[object]
+    gt_3d: Optional[object]
+
+
+def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
+    """Match every image to its depth, camera_info and GT messages by header stamp."""
+    depth = _StampTable([(s, i) for i, s in enumerate(index.depth_stamps)])
+    cameras = _StampTable(index.cameras)
+    gt_2d, gt_3d = _StampTable(index.gt_2d), _StampTable(index.gt_3d)
+    plans = []
+    for ordinal, (_, stamp, _) in enumerate(index.images):
+        if stamp is None:
+            plans.append(FramePlan(ordinal, None, None, None, None))
+            continue
+        camera = cameras.nearest(stamp, tolerance_ns)
+        if camera is None:
+            camera = cameras.latest(stamp)
+        detections = gt_2d.nearest(stamp, tolerance_ns)
+        plans.append(FramePlan(ordinal, depth.nearest(stamp, tolerance_ns), camera, detections,
+                               gt_3d.nearest(stamp, tolerance_ns) if detections else None))
+    return plans
+
+
+def read_frames(path, index: BagIndex, plans: List[FramePlan], typestore,
+                max_pixels: int = DEFAULT_MAX_PIXELS,
+                on_message: Optional[Callable] = None) -> Iterator[BagFrame]:
+    """Second pass: yield a BagFrame per image, in bag order (see the module doc).
+
+    `on_message(connection, bag_time, raw)` sees every message of the bag, in order,
+    before the frames it completes are yielded (used to copy a bag). Corrupt depth maps
+    and images are appended to index.corrupt.
+    """
+    topics = index.topics
+    needed_depth: Dict[int, int] = {}
+    for plan in plans:
+        if plan.depth_ordinal is not None:
+            needed_depth[plan.depth_ordinal] = needed_depth.get(plan.depth_ordinal, 0) + 1
+    depth_raw: Dict[int, bytes] = {}
+    pending: List[tuple] = []  # (plan, raw image), in bag order
+    next_plan = 0
+    ordinals = {topics.image: 0, topics.depth: 0}
+    reader = open_reader(path)
+    try:
+        wanted = {topics.image, topics.depth}
+        connections = reader.connections if on_message else \
+            [c for c in reader.connections if c.topic in wanted]
+        for connection, bag_time, raw in reader.messages(connections=connections):
+            if on_message:
+                on_message(connection, bag_time, raw)
+            topic = connection.topic
+            if topic not in wanted:
+                continue
+            ordinal = ordinals[topic]
+            ordinals[topic] += 1
+            if topic == topics.image:
+                pending.append((plans[next_plan], bytes(raw)))
+                next_plan += 1
+            elif ordinal in needed_depth:
+                depth_raw[ordinal] = bytes(raw)
+            # Frames leave in bag order, each as soon as its depth map has been read.
+            while pending and (pending[0][0].depth_ordinal is None
+                               or pending[0][0].depth_ordinal in depth_raw):
+                plan, image_raw = pending.pop(0)
+                yield _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore,
+                                   max_pixels)
+        while pending:  # depth never arrived (corrupt or cut off): frames without it
+            plan, image_raw = pending.pop(0)
+            yield _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore,
+                               max_pixels)
+    finally:
+        reader.close()
+
+
+def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max_pixels):
+    topics = index.topics
+    bag_time, stamp, header = index.images[plan.image_ordinal]
+    gt_depth = None
+    if plan.depth_ordinal is not None:
+        raw = depth_raw.get(plan.depth_ordinal)
+        needed_depth[plan.depth_ordinal] -= 1
+        if not needed_depth[plan.depth_ordinal]:
+            depth_raw.pop(plan.depth_ordinal, None)
+        if raw is not None:
+            try:
+                gt_depth = decode_depth(typestore.deserialize_cdr(raw, IMAGE))
+            except Exception as exc:
+                index.corrupt.append(CorruptMessage(topics.depth, bag_time, _describe(exc)))
+    frame = BagFrame(index=plan.image_ordinal, bag_time_ns=bag_time, stamp_ns=stamp,
+                     header=header, rgb=None, camera=None, gt_depth=gt_depth, gt_objects=None,
+                     decode_ms=0.0)
+    if stamp is None:
+        frame.error = 'corrupt image message'
+        return frame
+    t0 = time.perf_counter()
+    try:
+        msg = typestore.deserialize_cdr(image_raw, index.topic_types[topics.image])
+        frame.rgb = decode_image(msg, max_pixels)
+    except Exception as exc:
+        frame.error = _describe(exc)
+        index.corrupt.append(CorruptMessage(topics.image, bag_time, frame.error))
+        return frame
+    frame.decode_ms = (time.perf_counter() - t0) * 1e3
+    frame.camera = camera_for_shape(plan.camera, frame.rgb.shape)
+    if plan.gt_2d is not None:
+        depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \
+            if gt_depth is not None else None
+        frame.gt_objects = frame_ground_truth(plan.gt_2d, plan.gt_3d, gt_depth, depth_camera)
+    return frame
+
+
+def stamp_tolerance_ns(milliseconds: float) -> int:
+    """Tolerance in ns from milliseconds (validated >= 0)."""
+    if not milliseconds >= 0 or math.isinf(milliseconds):
+        raise ValueError(f'stamp tolerance must be a finite number >= 0 ms, got {milliseconds}')
+    return int(round(milliseconds * 1e6))

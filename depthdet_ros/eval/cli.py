@@ -1,0 +1,195 @@
+"""`depthdet eval BAG`: score the pipeline on a rosbag2 against its ground truth.
+
+Runs the node's inference core, built from the node's parameters file, on every image
+of the bag (no drops), and writes to --out: report.json (schema in
+depthdet_ros.eval.report), report.md, and plots; with --output-bag, a copy of the bag
+with the detections, alerts and depth maps added. See bag_input for topic detection
+and stamp matching, evaluate for what is measured.
+"""
+import functools
+import os
+
+DEFAULT_OUT = 'out/eval'
+
+
+def _float_list(text):
+    import argparse
+    try:
+        values = tuple(float(v) for v in text.split(',') if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected comma-separated metres, got {text!r}')
+    if not values or any(not b > a for a, b in zip(values, values[1:])) or values[0] <= 0:
+        raise argparse.ArgumentTypeError('distance bands must be increasing positive metres')
+    return values
+
+
+def add_parser(subparsers):
+    """Register `depthdet eval`."""
+    parser = subparsers.add_parser(
+        'eval', help='evaluate the pipeline on a rosbag2 with ground truth',
+        description='Run the detector + depth pipeline with the node\'s parameters on every '
+                    'image of a rosbag2 (MCAP or sqlite3) and score depth, per-object depth, '
+                    'detection and proximity alerts against the ground truth in the bag.')
+    parser.add_argument('bag', help='rosbag2 folder')
+    parser.add_argument('--params-file', default='',
+                        help='depthdet_node parameters YAML (default: the bundled one)')
+    parser.add_argument('--detector-model', default='', help='override detector_model')
+    parser.add_argument('--depth-model', default='', help='override depth_model')
+    parser.add_argument('--providers', default='', help='override providers')
+    parser.add_argument('--max-depth', type=float, default=None, help='override max_depth')
+    topics = parser.add_argument_group('topics (found by message type when not given)')
+    topics.add_argument('--image-topic', default='', help='Image or CompressedImage topic')
+    topics.add_argument('--camera-info-topic', default='', help='CameraInfo topic')
+    topics.add_argument('--depth-topic', default='',
+                        help='ground-truth depth Image: 32FC1 metres or 16UC1 millimetres')
+    topics.add_argument('--gt-detections-topic', default='',
+                        help='ground-truth Detection2DArray (class_id = class name)')
+    topics.add_argument('--gt-detections-3d-topic', default='',
+                        help='ground-truth Detection3DArray (3D boxes, for GT object depth)')
+    parser.add_argument('--stamp-tolerance', type=float, default=5.0, metavar='MS',
+                        help='largest header-stamp difference between an image and its '
+                             'depth / camera_info / GT messages, ms (default 5)')
+    parser.add_argument('--match-iou', type=float, default=0.5,
+                        help='IoU for matching detections to GT boxes (default 0.5)')
+    parser.add_argument('--distance-bands', type=_float_list, default=None, metavar='M,M,...',
+                        help='edges of the distance bands, metres (default 1,2,4,8)')
+    parser.add_argument('--out', default=DEFAULT_OUT,
+                        help=f'report folder (default {DEFAULT_OUT})')
+    parser.add_argument('--output-bag', default='',
+                        help='write a copy of the bag with the outputs added to this folder')
+    parser.add_argument('--output-prefix', default='depthdet',
+                        help='namespace of the added topics (default depthdet)')
+    parser.add_argument('--output-format', choices=('mcap', 'sqlite3'), default='mcap',
+                        help='storage of --output-bag (default mcap)')
+    parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.set_defaults(func=functools.partial(run, actions=parser._actions))
+    return parser
+
+
+def command_line(args, actions) -> list:
+    """Return the `depthdet eval` command equivalent to parsed `args` (non-defaults only)."""
+    words = ['depthdet', 'eval', args.bag]
+    for action in actions:
+        if not action.option_strings or action.dest in ('help', 'bag'):
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            words.append(flag)
+        else:
+            words += [flag, ','.join(f'{v:g}' for v in value)
+                      if isinstance(value, tuple) else str(value)]
+    return words
+
+
+def _pipeline_values(args):
+    from depthdet_ros.assets import default_params_file
+    from depthdet_ros.ros.params import check_value, load_params_file
+    values = load_params_file(args.params_file or default_params_file())
+    for name, value in (('detector_model', args.detector_model),
+                        ('depth_model', args.depth_model), ('providers', args.providers),
+                        ('max_depth', args.max_depth)):
+        if value not in ('', None):
+            values[name] = check_value(name, value)
+    return values
+
+
+def run(args, actions=()):
+    """Evaluate the bag; print where the report went and its headline figures."""
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core.session import ModelLoadError
+    from depthdet_ros.eval import bag_input, plots, report as report_module
+    from depthdet_ros.eval.evaluate import EvalSettings, evaluate_bag, strategy_order
+    from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
+    from depthdet_ros.eval.output_bag import OutputBag
+    from depthdet_ros.ros.params import build_pipeline, ConfigError, parse_class_max_depth
+
+    try:
+        tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
+        if not 0 < args.match_iou <= 1:
+            raise ValueError(f'--match-iou must be in (0, 1], got {args.match_iou}')
+        reader = bag_input.open_reader(args.bag)
+        topic_types = {c.topic: c.msgtype for c in reader.connections}
+        reader.close()
+        topics = bag_input.select_topics(
+            topic_types, args.image_topic, args.camera_info_topic, args.depth_topic,
+            args.gt_detections_topic, args.gt_detections_3d_topic)
+        values = _pipeline_values(args)
+    except (ValueError, ConfigError) as exc:  # BagInputError is a ValueError
+        raise CliError(str(exc)) from None
+    try:
+        pipeline = build_pipeline(values)
+    except (ModelLoadError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    settings = EvalSettings(
+        configured_strategy=values['depth_strategy'], max_depth=values['max_depth'],
+        class_max_depth=parse_class_max_depth(values['class_max_depth']),
+        match_iou=args.match_iou,
+        distance_edges_m=args.distance_bands or DEFAULT_DISTANCE_EDGES_M,
+        strategies=strategy_order(values['depth_strategy']))
+    typestore = make_typestore()
+    os.makedirs(args.out, exist_ok=True)
+    output_bag = None
+    try:
+        if args.output_bag:
+            try:
+                output_bag = OutputBag(args.output_bag, args.output_format, args.output_prefix,
+                                       typestore, topic_types, values['default_frame_id'])
+            except (ValueError, OSError) as exc:
+                raise CliError(str(exc)) from None
+        results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
+                                      tolerance_ns, values['max_image_pixels'], output_bag,
+                                      progress=not args.no_progress)
+    finally:
+        pipeline.close()
+        if output_bag is not None:
+            output_bag.close()
+    run_info = {'path': args.bag, 'command': command_line(args, actions),
+                'params_file': args.params_file or None,
+                'detector_model': values['detector_model'] or 'bundled detector.onnx',
+                'depth_model': values['depth_model'] or 'bundled depth.onnx',
+                'providers': pipeline.providers, 'score_threshold': values['score_threshold'],
+                'iou_threshold': values['iou_threshold'],
+                'stamp_tolerance_ms': args.stamp_tolerance}
+    report = report_module.build_report(results, index, settings, run_info)
+    json_path = os.path.join(args.out, 'report.json')
+    md_path = os.path.join(args.out, 'report.md')
+    report['outputs'].update(json=json_path, markdown=md_path,
+                             output_bag=args.output_bag or None)
+    if not args.no_plots:
+        report['outputs']['plots'] = plots.write_plots(report, results.samples,
+                                                       results.latency_ms, args.out)
+    report_module.write_json(report, json_path)
+    with open(md_path, 'w', encoding='utf-8') as f:
+        f.write(report_module.markdown(report))
+    _print_summary(report)
+    return 0
+
+
+def _print_summary(report):
+    frames, corrupt = report['frames'], report['corrupt_messages']
+    print(f'{frames["processed"]}/{frames["images"]} frames processed, '
+          f'{corrupt["count"]} corrupt messages skipped')
+    if report['depth']:
+        m = report['depth']['metric']
+        print(f'depth: REL {m["rel"]:.3f}  RMSE {m["rmse"]:.3f} m  δ1 {m["delta1"]:.3f}')
+    if report['objects']:
+        strategy = report['settings']['depth_strategy']
+        o = report['objects']['detected'][strategy]['overall']
+        g = report['objects']['ground_truth'][strategy]['overall']
+        for label, stats in (('detected boxes', o), ('GT boxes', g)):
+            if stats['mae_m'] is not None:
+                print(f'objects ({strategy}, {label}): n {stats["count"]}, MAE '
+                      f'{stats["mae_m"]:.3f} m, AbsRel {stats["abs_rel"]:.3f}')
+    if report['detection']:
+        d = report['detection']
+        print(f'detection: mAP@0.5 {_fmt(d["map50"])}, mAP@0.5:0.95 {_fmt(d["map50_95"])}')
+    print(f'report: {report["outputs"]["markdown"]} and {report["outputs"]["json"]}')
+
+
+def _fmt(value):
+    return '-' if value is None else f'{value:.3f}'

@@ -1,0 +1,236 @@
+"""Scoring a bag frame by frame: dense depth, per-object depth, mAP, alerts and latency.
+
+`evaluate_bag` runs the node's Pipeline on every image of a bag (see bag_input for how
+frames are assembled) and feeds each result to an `Evaluation`, which accumulates:
+
+- dense depth metrics (metrics.DepthAccumulator) on the pixels valid in both the GT and
+  the predicted map, the prediction resized to the GT grid by nearest neighbour when
+  they differ; again after scaling each frame's prediction by median(GT) / median(pred)
+  (the usual protocol for relative-depth models), reported separately;
+- per-object samples for every strategy and box source (object_errors);
+- COCO mAP over the frames with GT detections (metrics.detection_map) on the
+  detections the node publishes, i.e. after its score threshold;
+- proximity-alert tallies for every strategy (proximity);
+- per-stage latency: image decoding, the pipeline's own stages and their total.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from depthdet_ros.core.object_depth import object_depth, STRATEGIES
+from depthdet_ros.core.types import FrameResult
+from depthdet_ros.eval.bag_input import BagFrame, BagIndex, EvalTopics, index_bag, plan_frames
+from depthdet_ros.eval.bag_input import read_frames
+from depthdet_ros.eval.matching import boxes_xyxy, match_boxes
+from depthdet_ros.eval.metrics import DepthAccumulator, DepthMetrics, detection_map
+from depthdet_ros.eval.metrics import DetectionMetrics, FrameDetections, valid_depth_mask
+from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M, ObjectSample
+from depthdet_ros.eval.proximity import alert_limit, AlertTally
+
+# Latency stages reported, in pipeline order; others the pipeline reports follow.
+DECODE_STAGE, TOTAL_STAGE = 'decode', 'total'
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How frames are scored."""
+
+    configured_strategy: str = 'robust'
+    max_depth: float = 1.0
+    class_max_depth: Dict[str, float] = field(default_factory=dict)
+    match_iou: float = 0.5
+    distance_edges_m: Tuple[float, ...] = DEFAULT_DISTANCE_EDGES_M
+    strategies: Tuple[str, ...] = STRATEGIES
+
+
+@dataclass
+class FrameCounts:
+    """How many frames had what."""
+
+    images: int = 0
+    processed: int = 0
+    corrupt_images: int = 0
+    with_camera_info: int = 0
+    with_gt_depth: int = 0
+    with_gt_detections: int = 0
+
+
+@dataclass
+class EvalResults:
+    """Everything an evaluation measured (report.py turns it into JSON and Markdown)."""
+
+    frames: FrameCounts
+    depth_metric: Optional[DepthMetrics]
+    depth_median_scaled: Optional[DepthMetrics]
+    median_scales: List[float]
+    samples: List[ObjectSample]
+    gt_depth_sources: Dict[str, int]
+    detection: Optional[DetectionMetrics]
+    detection_counts: Dict[str, int]
+    alerts: Dict[str, AlertTally]
+    latency_ms: Dict[str, List[float]]
+
+
+def _resized_to(pred: np.ndarray, shape) -> np.ndarray:
+    if pred.shape == tuple(shape):
+        return pred
+    import cv2
+    return cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+class Evaluation:
+    """Accumulates the scores of frames one at a time."""
+
+    def __init__(self, settings: EvalSettings):
+        self.settings = settings
+        self.frames = FrameCounts()
+        self._metric = DepthAccumulator()
+        self._scaled = DepthAccumulator()
+        self._scales: List[float] = []
+        self._samples: List[ObjectSample] = []
+        self._gt_sources: Dict[str, int] = {}
+        self._class_ids: Dict[str, int] = {}
+        self._gt_frames: List[FrameDetections] = []
+        self._pred_frames: List[FrameDetections] = []
+        self._counts = {'gt_objects': 0, 'detections': 0, 'matched': 0}
+        self._alerts = {s: AlertTally() for s in settings.strategies}
+        self._latency: Dict[str, List[float]] = {DECODE_STAGE: []}
+
+    def add_corrupt(self) -> None:
+        """Count a frame whose image could not be used."""
+        self.frames.images += 1
+        self.frames.corrupt_images += 1
+
+    def add(self, frame: BagFrame, result: FrameResult, total_ms: float) -> None:
+        """Score one processed frame."""
+        counts = self.frames
+        counts.images += 1
+        counts.processed += 1
+        counts.with_camera_info += frame.camera is not None
+        self._latency[DECODE_STAGE].append(frame.decode_ms)
+        for stage, value in result.timings_ms.items():
+            self._latency.setdefault(stage, []).append(value)
+        self._latency.setdefault(TOTAL_STAGE, []).append(total_ms)
+        if frame.gt_depth is not None and result.depth_map is not None:
+            counts.with_gt_depth += 1
+            self._add_dense(result.depth_map, frame.gt_depth)
+        if frame.gt_objects is not None:
+            counts.with_gt_detections += 1
+            self._add_objects(frame, result)
+
+    def _add_dense(self, pred, gt):
+        pred = _resized_to(pred, gt.shape)
+        self._metric.add(pred, gt)
+        valid = valid_depth_mask(pred, gt)
+        if valid.any():
+            scale = float(np.median(gt[valid]) / np.median(pred[valid]))
+            self._scales.append(scale)
+            self._scaled.add(pred * scale, gt)
+
+    def _class_id(self, name: str) -> int:
+        return self._class_ids.setdefault(name, len(self._class_ids))
+
+    def _add_objects(self, frame: BagFrame, result: FrameResult):
+        settings = self.settings
+        gts, objects = frame.gt_objects, result.objects
+        depth_map = result.depth_map
+        for gt in gts:
+            self._gt_sources[gt.depth_source] = self._gt_sources.get(gt.depth_source, 0) + 1
+        detections = [o.detection for o in objects]
+        pairs = match_boxes(boxes_xyxy([d.box for d in detections]),
+                            [d.class_name for d in detections], [d.score for d in detections],
+                            boxes_xyxy([g.box for g in gts]), [g.class_name for g in gts],
+                            settings.match_iou)
+        self._counts['gt_objects'] += len(gts)
+        self._counts['detections'] += len(detections)
+        self._counts['matched'] += len(pairs)
+
+        def limit(name):
+            return alert_limit(name, settings.max_depth, settings.class_max_depth)
+
+        gt_alert = [bool(g.depth < limit(g.class_name)) for g in gts]
+        for strategy in settings.strategies:
+            estimates = [self._estimate(depth_map, d.box, strategy) for d in detections]
+            raised = [bool(e < limit(d.class_name)) for e, d in zip(estimates, detections)]
+            self._alerts[strategy].add_frame(raised, gt_alert, pairs)
+            for p, g in pairs:
+                self._samples.append(self._sample('detected', strategy, gts[g], estimates[p],
+                                                  frame.index))
+            for gt in gts:
+                self._samples.append(self._sample(
+                    'ground_truth', strategy, gt, self._estimate(depth_map, gt.box, strategy),
+                    frame.index))
+        self._gt_frames.append(FrameDetections(
+            boxes_xyxy([g.box for g in gts]),
+            np.array([self._class_id(g.class_name) for g in gts], np.int64)))
+        self._pred_frames.append(FrameDetections(
+            boxes_xyxy([d.box for d in detections]),
+            np.array([self._class_id(d.class_name) for d in detections], np.int64),
+            np.array([d.score for d in detections], np.float64)))
+
+    @staticmethod
+    def _estimate(depth_map, box, strategy) -> float:
+        if depth_map is None:
+            return math.nan
+        return object_depth(depth_map, box, strategy).depth
+
+    @staticmethod
+    def _sample(source, strategy, gt, estimate, frame_index) -> ObjectSample:
+        return ObjectSample(box_source=source, strategy=strategy, class_name=gt.class_name,
+                            gt_depth=gt.depth, visibility=gt.visibility, estimate=estimate,
+                            frame=frame_index)
+
+    def results(self) -> EvalResults:
+        """Return the scores of the frames added so far."""
+        with_gt = self.frames.with_gt_detections > 0
+        detection = None
+        if with_gt:
+            names = sorted(self._class_ids, key=self._class_ids.get)
+            detection = detection_map(self._gt_frames, self._pred_frames, names)
+        with_depth = self.frames.with_gt_depth > 0
+        return EvalResults(
+            frames=self.frames,
+            depth_metric=self._metric.result() if with_depth else None,
+            depth_median_scaled=self._scaled.result() if with_depth else None,
+            median_scales=list(self._scales), samples=list(self._samples),
+            gt_depth_sources=dict(self._gt_sources), detection=detection,
+            detection_counts=dict(self._counts),
+            alerts=self._alerts if with_gt else {},
+            latency_ms={k: list(v) for k, v in self._latency.items()})
+
+
+def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,
+                 tolerance_ns: int, max_pixels: int, output_bag=None,
+                 progress: bool = True) -> Tuple[EvalResults, BagIndex]:
+    """Run `pipeline` on every image of the bag and score it (see the module doc).
+
+    `output_bag` (an output_bag.OutputBag or None) receives a copy of every input
+    message and the pipeline's outputs of every frame.
+    """
+    from tqdm import tqdm
+
+    index = index_bag(path, topics, typestore)
+    plans = plan_frames(index, tolerance_ns)
+    evaluation = Evaluation(settings)
+    on_message = output_bag.copy if output_bag is not None else None
+    frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
+    for frame in tqdm(frames, total=len(plans), unit='frame', disable=not progress,
+                      desc='depthdet eval'):
+        if frame.rgb is None:
+            evaluation.add_corrupt()
+            continue
+        t0 = time.perf_counter()
+        result = pipeline.process(frame.rgb, frame.camera)
+        total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
+        evaluation.add(frame, result, total_ms)
+        if output_bag is not None:
+            output_bag.add_frame(frame, result)
+    return evaluation.results(), index
+
+
+def strategy_order(configured: str, strategies: Sequence[str] = STRATEGIES) -> Tuple[str, ...]:
+    """Strategies with the configured one first (how tables list them)."""
+    return (configured,) + tuple(s for s in strategies if s != configured)

@@ -1,0 +1,178 @@
+"""The evaluated bag with the pipeline's outputs added, for Foxglove / RViz.
+
+Every input message is copied unchanged (same topics, types, definitions and QoS), and
+per processed frame, at the image's bag time and with its header, as depthdet_node
+publishes them (prefix 'depthdet' by default):
+
+- PREFIX/detections        vision_msgs/Detection2DArray
+- PREFIX/detections_3d     vision_msgs/Detection3DArray
+- PREFIX/proximity_alert   vision_msgs/Detection3DArray (empty when clear)
+- PREFIX/depth             sensor_msgs/Image 32FC1 metres, NaN invalid
+- PREFIX/depth/camera_info sensor_msgs/CameraInfo (frames with camera_info)
+
+Messages are rosbags objects laid out field for field as depthdet_ros.ros.convert
+builds the node's rclpy messages (a test compares their CDR bytes), so no ROS install
+is needed to write them.
+"""
+import math
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image
+from depthdet_ros.sim.messages import rosbags_factory
+
+OUTPUT_TOPICS = ('detections', 'detections_3d', 'proximity_alert', 'depth', 'depth/camera_info')
+# As ros.convert: orientation is not estimated, its variance reads "unknown".
+UNKNOWN_VARIANCE = 1.0e6
+
+
+def output_topics(prefix: str) -> Dict[str, str]:
+    """Return {role: topic} of the added topics under `prefix`."""
+    base = '/' + prefix.strip('/') if prefix.strip('/') else ''
+    return {name: f'{base}/{name}' for name in OUTPUT_TOPICS}
+
+
+def _point(make, x, y, z):
+    return make('geometry_msgs/msg/Point', x=float(x), y=float(y), z=float(z))
+
+
+def _identity(make):
+    return make('geometry_msgs/msg/Quaternion', x=0.0, y=0.0, z=0.0, w=1.0)
+
+
+def _hypothesis(make, obj):
+    """Return the hypothesis of one estimate, laid out as the node's (ros.convert)."""
+    cov = np.zeros((6, 6))
+    cov[3:, 3:] = np.eye(3) * UNKNOWN_VARIANCE
+    position = _point(make, 0.0, 0.0, 0.0)
+    if obj.position is not None:
+        position = _point(make, obj.position.x, obj.position.y, obj.position.z)
+        cov[:3, :3] = obj.covariance
+    elif obj.depth.valid:
+        position = _point(make, 0.0, 0.0, obj.depth.depth)
+        cov[0, 0] = cov[1, 1] = UNKNOWN_VARIANCE
+        cov[2, 2] = obj.depth.spread ** 2
+    else:
+        cov[:3, :3] = np.eye(3) * UNKNOWN_VARIANCE
+    pose = make('geometry_msgs/msg/PoseWithCovariance',
+                pose=make('geometry_msgs/msg/Pose', position=position,
+                          orientation=_identity(make)),
+                covariance=cov.reshape(-1))
+    hypothesis = make('vision_msgs/msg/ObjectHypothesis', class_id=obj.detection.class_name,
+                      score=float(obj.detection.score))
+    return make('vision_msgs/msg/ObjectHypothesisWithPose', hypothesis=hypothesis, pose=pose)
+
+
+def detections_2d(make, header, objects):
+    """Detection2DArray as the node publishes on `detections`."""
+    detections = []
+    for obj in objects:
+        box = obj.detection.box
+        cx, cy = box.center
+        bbox = make('vision_msgs/msg/BoundingBox2D',
+                    center=make('vision_msgs/msg/Pose2D',
+                                position=make('vision_msgs/msg/Point2D', x=float(cx),
+                                              y=float(cy)), theta=0.0),
+                    size_x=float(box.width), size_y=float(box.height))
+        detections.append(make('vision_msgs/msg/Detection2D', header=header,
+                               results=[_hypothesis(make, obj)], bbox=bbox, id=''))
+    return make('vision_msgs/msg/Detection2DArray', header=header, detections=detections)
+
+
+def detections_3d(make, header, objects, depth_only_ok=False):
+    """Detection3DArray as the node publishes (see ros.convert.detections_3d_msg)."""
+    detections = []
+    for obj in objects:
+        if obj.position is not None and all(
+                math.isfinite(v) for v in (obj.position.x, obj.position.y, obj.position.z)):
+            size = obj.size
+        elif depth_only_ok and obj.depth.valid:
+            size = None
+        else:
+            continue
+        hypothesis = _hypothesis(make, obj)
+        center = make('geometry_msgs/msg/Pose', position=hypothesis.pose.pose.position,
+                      orientation=_identity(make))
+        extent = make('geometry_msgs/msg/Vector3', x=float(size.x) if size else 0.0,
+                      y=float(size.y) if size else 0.0, z=float(size.z) if size else 0.0)
+        detections.append(make('vision_msgs/msg/Detection3D', header=header,
+                               results=[hypothesis],
+                               bbox=make('vision_msgs/msg/BoundingBox3D', center=center,
+                                         size=extent), id=''))
+    return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
+
+
+class OutputBag:
+    """A new bag: a copy of the input plus the pipeline's outputs (see the module doc)."""
+
+    def __init__(self, path, storage: str, prefix: str, typestore, input_topics,
+                 default_frame_id: str = 'camera_optical_frame'):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f'{self.path} exists; rosbag2 writes a new folder')
+        self.topics = output_topics(prefix)
+        clashes = sorted(set(self.topics.values()) & set(input_topics))
+        if clashes:
+            raise ValueError(f'the bag already has {", ".join(clashes)}; choose another '
+                             '--output-prefix')
+        self.store = typestore
+        self._make = rosbags_factory(typestore)
+        self.default_frame_id = default_frame_id
+        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
+        self._writer.open()
+        self._copies: Dict[int, object] = {}
+        self._added: Dict[str, object] = {}
+        self.count = 0
+
+    def copy(self, connection, bag_time_ns: int, raw) -> None:
+        """Copy one input message as it is."""
+        out = self._copies.get(connection.id)
+        if out is None:
+            known = bool(connection.msgdef.data) and bool(connection.digest)
+            ext = connection.ext
+            out = self._writer.add_connection(
+                connection.topic, connection.msgtype,
+                typestore=None if known else self.store,
+                msgdef=connection.msgdef.data if known else None,
+                rihs01=connection.digest if known else None,
+                serialization_format=getattr(ext, 'serialization_format', 'cdr'),
+                offered_qos_profiles=getattr(ext, 'offered_qos_profiles', ()))
+            self._copies[connection.id] = out
+        self._writer.write(out, bag_time_ns, bytes(raw))
+        self.count += 1
+
+    def _write(self, role, message, bag_time_ns):
+        connection = self._added.get(role)
+        if connection is None:
+            connection = self._writer.add_connection(self.topics[role], message.__msgtype__,
+                                                     typestore=self.store)
+            self._added[role] = connection
+        self._writer.write(connection, bag_time_ns,
+                           self.store.serialize_cdr(message, message.__msgtype__))
+        self.count += 1
+
+    def add_frame(self, frame, result) -> None:
+        """Write the outputs of one frame (a bag_input.BagFrame and its FrameResult)."""
+        make, time_ns = self._make, frame.bag_time_ns
+        header = frame.header
+        if not header.frame_id:
+            header = make('std_msgs/msg/Header', stamp=header.stamp,
+                          frame_id=self.default_frame_id)
+        objects = result.objects
+        self._write('detections', detections_2d(make, header, objects), time_ns)
+        self._write('detections_3d', detections_3d(make, header, objects), time_ns)
+        self._write('proximity_alert', detections_3d(make, header, [o for o in objects if o.alert],
+                                                     depth_only_ok=True), time_ns)
+        if result.depth_map is not None:
+            self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
+            if frame.camera is not None:
+                self._write('depth/camera_info', camera_info(self.store, header, frame.camera),
+                            time_ns)
+
+    def close(self) -> None:
+        """Finish the bag (writes its metadata)."""
+        self._writer.close()

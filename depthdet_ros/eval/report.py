@@ -1,0 +1,283 @@
+"""The evaluation report: JSON (schema below), Markdown summary.
+
+JSON schema 'depthdet-eval/1' (NaN and unknown values are null; depths in metres,
+times in milliseconds, shares in [0, 1]):
+
+- schema, created (UTC ISO 8601), command (argv)
+- bag: path, storage ('mcap' | 'sqlite3'), duration_s, message_count,
+  topics {topic: type}
+- topics: image, camera_info, depth, gt_detections, gt_detections_3d (null: absent)
+- settings: params_file, detector_model, depth_model, providers {detector, depth},
+  depth_strategy (the node's), max_depth, class_max_depth {class: m}, score_threshold,
+  iou_threshold, stamp_tolerance_ms, match_iou, distance_bands_m, gt_object_depth
+- frames: images, processed, corrupt_images, with_camera_info, with_gt_depth,
+  with_gt_detections
+- corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
+  (first MAX_LISTED)
+- depth: null without GT depth, else
+  metric / median_scaled: {rel, rmse, log10, delta1, delta2, delta3, pixels} and
+  median_scale: {mean, std, min, max} of the per-frame scales
+- objects: null without GT detections, else gt_depth_sources {source: n},
+  strategies [...], detected / ground_truth: {strategy: table}, where table =
+  {overall: stats, by_class {class: stats}, by_distance {band: stats},
+  by_occlusion {none|partial|heavy: stats} or null}, stats = {count, missing, mae_m,
+  rmse_m, abs_rel, bias_m, over_10pct, over_25pct} (see object_errors)
+- detection: null without GT detections, else map50, map50_95, per_class_ap50
+  {class: AP}, gt_objects, detections, matched (at match_iou, same class)
+- alerts: null without GT detections, else by_strategy {strategy: {objects: {tp, fp,
+  fn, precision, recall, f1}, frames: {tp, fp, fn, tn, precision, recall, f1}}}
+- latency_ms: {stage: {n, mean, p50, p90, p99}}; stages: decode, the pipeline's
+  (detector_pre, detector, detector_post, depth_pre, depth, depth_post, inference,
+  fusion) and total (decode + pipeline)
+- outputs: json, markdown, plots [...], output_bag (null when not written)
+"""
+import datetime
+import json
+import math
+import shlex
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from depthdet_ros.eval.object_errors import error_tables, OCCLUSION_LEVELS
+
+SCHEMA = 'depthdet-eval/1'
+MAX_LISTED = 50
+GT_OBJECT_DEPTH = ('median GT depth of the object pixels: pixels of the GT box whose GT '
+                   'surface point lies inside the GT 3D box (box3d_pixels); the 3D centre z '
+                   'where that is unavailable (center_z)')
+
+
+def _clean(value):
+    """Turn NaN/inf into None and numpy scalars into Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _latency_summary(series: Dict[str, List[float]]) -> Dict[str, Dict]:
+    from depthdet_ros.bench.stats import summarize
+    return {stage: summarize(values) for stage, values in series.items() if values}
+
+
+def build_report(results, index, settings, run: Dict) -> Dict:
+    """Assemble the JSON-ready report.
+
+    `results` (evaluate.EvalResults), `index` (bag_input.BagIndex), `settings`
+    (evaluate.EvalSettings); `run` holds path, command, params_file, detector_model,
+    depth_model, providers, score_threshold, iou_threshold, stamp_tolerance_ms.
+    """
+    corrupt = index.corrupt
+    by_topic: Dict[str, int] = {}
+    for item in corrupt:
+        by_topic[item.topic] = by_topic.get(item.topic, 0) + 1
+    report = {
+        'schema': SCHEMA,
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'command': run['command'],
+        'bag': {'path': str(run['path']), 'storage': index.storage,
+                'duration_s': index.duration_s, 'message_count': index.message_count,
+                'topics': dict(sorted(index.topic_types.items()))},
+        'topics': index.topics.as_dict(),
+        'settings': {
+            'params_file': run['params_file'], 'detector_model': run['detector_model'],
+            'depth_model': run['depth_model'], 'providers': run['providers'],
+            'depth_strategy': settings.configured_strategy, 'max_depth': settings.max_depth,
+            'class_max_depth': dict(settings.class_max_depth),
+            'score_threshold': run['score_threshold'], 'iou_threshold': run['iou_threshold'],
+            'stamp_tolerance_ms': run['stamp_tolerance_ms'], 'match_iou': settings.match_iou,
+            'distance_bands_m': list(settings.distance_edges_m),
+            'gt_object_depth': GT_OBJECT_DEPTH},
+        'frames': dict(results.frames.__dict__),
+        'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
+                             'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
+                                        'error': c.error} for c in corrupt[:MAX_LISTED]]},
+        'depth': None, 'objects': None, 'detection': None, 'alerts': None,
+        'latency_ms': _latency_summary(results.latency_ms),
+        'outputs': {'json': None, 'markdown': None, 'plots': [], 'output_bag': None},
+    }
+    if results.depth_metric is not None:
+        scales = np.asarray(results.median_scales, dtype=np.float64)
+        report['depth'] = {
+            'metric': results.depth_metric.as_dict(),
+            'median_scaled': results.depth_median_scaled.as_dict(),
+            'median_scale': {'mean': float(scales.mean()), 'std': float(scales.std()),
+                             'min': float(scales.min()), 'max': float(scales.max())}
+            if scales.size else None}
+    if results.detection is not None:
+        tables = error_tables(results.samples, settings.strategies, settings.distance_edges_m)
+        report['objects'] = {
+            'gt_depth_sources': results.gt_depth_sources,
+            'strategies': list(settings.strategies),
+            **{source: {strategy: table.as_dict() for strategy, table in by_strategy.items()}
+               for source, by_strategy in tables.items()}}
+        detection = results.detection
+        report['detection'] = {'map50': detection.map50, 'map50_95': detection.map50_95,
+                               'per_class_ap50': detection.per_class_ap50,
+                               **results.detection_counts}
+        report['alerts'] = {'by_strategy': {
+            strategy: {'objects': tally.objects().as_dict(), 'frames': tally.frames().as_dict()}
+            for strategy, tally in results.alerts.items()}}
+    return _clean(report)
+
+
+def write_json(report: Dict, path) -> None:
+    """Write the report as indented JSON (strict: no NaN)."""
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(report, f, indent=1, allow_nan=False)
+        f.write('\n')
+
+
+# ---- Markdown ------------------------------------------------------------------------
+
+def _num(value, digits=3, unit=''):
+    return '-' if value is None else f'{value:.{digits}f}{unit}'
+
+
+def _pct(value):
+    return '-' if value is None else f'{100 * value:.0f} %'
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join(' --- ' if i == 0 else ' ---: ' for i in range(len(header))) + '|']
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return lines
+
+
+def _object_cell(stats: Optional[Dict]) -> str:
+    if not stats or not stats['count']:
+        return '-'
+    return f'{_num(stats["mae_m"], 2)} m · {_pct(stats["over_10pct"])} (n={stats["count"]})'
+
+
+def _object_tables(objects: Dict, source: str, title: str) -> List[str]:
+    tables = objects[source]
+    strategies = objects['strategies']
+    lines = [f'### {title}', '']
+    if not any(tables[s]['overall']['count'] for s in strategies):
+        return lines + ['No object to score.', '']
+    lines += ['Cells: MAE · share of objects missing or off by more than 10 % (n objects).', '']
+    overall_rows = []
+    for s in strategies:
+        o = tables[s]['overall']
+        overall_rows.append([s, str(o['count']), str(o['missing']), _num(o['mae_m']),
+                             _num(o['rmse_m']), _num(o['abs_rel']), _num(o['bias_m']),
+                             _pct(o['over_10pct']), _pct(o['over_25pct'])])
+    lines += _table(['strategy', 'n', 'missing', 'MAE m', 'RMSE m', 'AbsRel', 'bias m',
+                     '>10 %', '>25 %'], overall_rows) + ['']
+    for key, label in (('by_occlusion', 'occlusion'), ('by_distance', 'distance'),
+                       ('by_class', 'class')):
+        groups: List[str] = []
+        for s in strategies:
+            for g in tables[s][key] or {}:
+                if g not in groups:
+                    groups.append(g)
+        if not groups:
+            if key == 'by_occlusion':
+                lines += ['By occlusion: skipped (no ground-truth visibility).', '']
+            continue
+        if key == 'by_occlusion':
+            order = [name for name, _ in OCCLUSION_LEVELS]
+            groups = [g for g in order if g in groups]
+        rows = [[s] + [_object_cell((tables[s][key] or {}).get(g)) for g in groups]
+                for s in strategies]
+        lines += [f'By {label}:', ''] + _table(['strategy'] + groups, rows) + ['']
+    return lines
+
+
+def markdown(report: Dict) -> str:
+    """Render the report as a Markdown summary."""
+    settings, frames = report['settings'], report['frames']
+    lines = [f'# depthdet eval: `{report["bag"]["path"]}`', '',
+             f'Command: `{shlex.join(report["command"])}`', '',
+             f'- detector: `{settings["detector_model"]}`, depth: `{settings["depth_model"]}` '
+             f'(providers: {settings["providers"]})',
+             f'- node strategy `{settings["depth_strategy"]}`, max_depth '
+             f'{settings["max_depth"]} m, score threshold {settings["score_threshold"]}, '
+             f'stamp tolerance {settings["stamp_tolerance_ms"]} ms',
+             f'- bag: {report["bag"]["storage"]}, {report["bag"]["duration_s"]:.1f} s, '
+             f'{report["bag"]["message_count"]} messages; topics: ' + ', '.join(
+                 f'{k}=`{v}`' for k, v in report['topics'].items() if v),
+             f'- frames: {frames["images"]} images, {frames["processed"]} processed, '
+             f'{frames["corrupt_images"]} corrupt; with camera_info '
+             f'{frames["with_camera_info"]}, GT depth {frames["with_gt_depth"]}, '
+             f'GT detections {frames["with_gt_detections"]}',
+             f'- corrupt messages skipped: {report["corrupt_messages"]["count"]}'
+             + (' (' + ', '.join(f'{t}: {n}' for t, n in
+                                 report['corrupt_messages']['by_topic'].items()) + ')'
+                if report['corrupt_messages']['count'] else ''), '']
+    depth = report['depth']
+    lines += ['## Dense depth (valid GT pixels)', '']
+    if depth is None:
+        lines += ['No ground-truth depth topic: skipped.', '']
+    else:
+        rows = []
+        for name, key in (('metric', 'metric'), ('median-scaled', 'median_scaled')):
+            m = depth[key]
+            rows.append([name, _num(m['rel']), _num(m['rmse']), _num(m['log10']),
+                         _num(m['delta1']), _num(m['delta2']), _num(m['delta3']),
+                         str(m['pixels'])])
+        lines += _table(['prediction', 'REL', 'RMSE m', 'log10', 'δ1', 'δ2', 'δ3', 'pixels'],
+                        rows) + ['']
+        if depth['median_scale']:
+            s = depth['median_scale']
+            lines += [f'Median scale GT/pred per frame: mean {_num(s["mean"])}, std '
+                      f'{_num(s["std"])} (1.0 = metric scale right; the median-scaled row '
+                      'is for relative-depth models).', '']
+    objects = report['objects']
+    lines += ['## Per-object depth', '']
+    if objects is None:
+        lines += ['No ground-truth detections: skipped.', '']
+    else:
+        lines += [f'GT object depth: {settings["gt_object_depth"]}. Sources: '
+                  + ', '.join(f'{k} {v}' for k, v in objects['gt_depth_sources'].items())
+                  + '.', '']
+        lines += _object_tables(objects, 'ground_truth',
+                                'On ground-truth boxes (depth strategy alone)')
+        lines += _object_tables(objects, 'detected',
+                                f'On detected boxes (matched at IoU ≥ {settings["match_iou"]}, '
+                                'same class)')
+    detection = report['detection']
+    if detection is not None:
+        lines += ['## Detection', '',
+                  f'mAP@0.5 {_num(detection["map50"])}, mAP@0.5:0.95 '
+                  f'{_num(detection["map50_95"])} on the published detections (score ≥ '
+                  f'{settings["score_threshold"]}); {detection["detections"]} detections, '
+                  f'{detection["gt_objects"]} GT objects, {detection["matched"]} matched.', '']
+        if detection['per_class_ap50']:
+            lines += _table(['class', 'AP@0.5'], [[k, _num(v)] for k, v in
+                                                  sorted(detection['per_class_ap50'].items())])
+            lines += ['']
+    alerts = report['alerts']
+    if alerts is not None:
+        lines += ['## Proximity alerts', '',
+                  f'GT alert: GT object depth < {settings["max_depth"]} m (class_max_depth '
+                  'where set). Node strategy marked *.', '']
+        rows = []
+        for s, counts in alerts['by_strategy'].items():
+            o, f = counts['objects'], counts['frames']
+            rows.append([s + (' *' if s == settings['depth_strategy'] else ''),
+                         _num(o['precision']), _num(o['recall']), f'{o["tp"]}/{o["fp"]}/{o["fn"]}',
+                         _num(f['precision']), _num(f['recall']),
+                         f'{f["tp"]}/{f["fp"]}/{f["fn"]}/{f["tn"]}'])
+        lines += _table(['strategy', 'object P', 'object R', 'tp/fp/fn', 'frame P', 'frame R',
+                         'tp/fp/fn/tn'], rows) + ['']
+    lines += ['## Latency (ms, this machine, one frame at a time)', '']
+    lines += _table(['stage', 'n', 'mean', 'p50', 'p90', 'p99'],
+                    [[stage, str(v['n']), _num(v['mean'], 1), _num(v['p50'], 1),
+                      _num(v['p90'], 1), _num(v['p99'], 1)]
+                     for stage, v in report['latency_ms'].items()]) + ['']
+    plots = report['outputs']['plots']
+    if plots:
+        lines += ['## Plots', ''] + [f'![{p}]({p})' for p in plots] + ['']
+    if report['outputs']['output_bag']:
+        lines += [f'Output bag with detections, alerts and depth: '
+                  f'`{report["outputs"]["output_bag"]}`', '']
+    return '\n'.join(lines)

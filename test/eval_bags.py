@@ -1,0 +1,160 @@
+"""Small evaluation bags written message by message with rosbags, for the eval tests.
+
+Topics as `depthdet synth bag` writes them: /camera/image (rgb8) or
+/camera/image/compressed (PNG), /camera/camera_info, /camera/depth (32FC1 or 16UC1),
+/ground_truth/detections and /ground_truth/detections_3d. Any message can be replaced
+by garbage bytes to test corrupt-message handling.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import cv2
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image, header, make_typestore
+from depthdet_ros.bags import rgb_image
+from depthdet_ros.core.camera import CameraModel
+
+IMAGE, COMPRESSED = '/camera/image', '/camera/image/compressed'
+CAMERA_INFO, DEPTH = '/camera/camera_info', '/camera/depth'
+GT_2D, GT_3D = '/ground_truth/detections', '/ground_truth/detections_3d'
+START_NS = 1_700_000_000_000_000_000
+GARBAGE = b'\x00\x01\x00\x00' + b'\xff' * 13
+
+
+def pinhole(width=320, height=256, f=200.0) -> CameraModel:
+    """Distortion-free camera, principal point at the image centre (pixel-centre coords)."""
+    K = np.array([[f, 0, (width - 1) / 2.0], [0, f, (height - 1) / 2.0], [0, 0, 1]])
+    return CameraModel(K=K, width=width, height=height, frame_id='cam')
+
+
+@dataclass(frozen=True)
+class GtObject:
+    """A ground-truth object: 2D box (pixel edges) and an axis-aligned 3D box."""
+
+    class_name: str
+    box: Tuple[float, float, float, float]
+    center: Tuple[float, float, float]
+    size: Tuple[float, float, float]
+    instance_id: str = '1'
+
+
+def object_behind_box(class_name, box, front_depth, thickness, camera, instance_id='1'):
+    """Return a GtObject whose 3D front face, at `front_depth`, projects onto `box`."""
+    x1, y1, x2, y2 = box
+
+    def metric(edge, c, f):  # pixel-edge coordinate -> metres at the front face
+        return (edge - 0.5 - c) / f * front_depth
+    left, right = metric(x1, camera.cx, camera.fx), metric(x2, camera.cx, camera.fx)
+    top, bottom = metric(y1, camera.cy, camera.fy), metric(y2, camera.cy, camera.fy)
+    return GtObject(class_name, box,
+                    (0.5 * (left + right), 0.5 * (top + bottom), front_depth + thickness / 2),
+                    (right - left, bottom - top, thickness), instance_id)
+
+
+@dataclass
+class FrameSpec:
+    """One frame: image, GT depth map (metres, NaN invalid) and objects.
+
+    depth_offset_ns / gt_offset_ns shift the depth and GT header stamps from the image's.
+    """
+
+    rgb: np.ndarray
+    gt_depth: Optional[np.ndarray]
+    objects: List[GtObject] = field(default_factory=list)
+    depth_offset_ns: int = 0
+    gt_offset_ns: int = 0
+
+
+def _detections(store, msg_header, objects, three_d):
+    types = store.types
+    out = []
+    for obj in objects:
+        point = types['geometry_msgs/msg/Point'](x=obj.center[0], y=obj.center[1],
+                                                 z=obj.center[2])
+        quat = types['geometry_msgs/msg/Quaternion'](x=0.0, y=0.0, z=0.0, w=1.0)
+        pose = types['geometry_msgs/msg/Pose'](position=point, orientation=quat)
+        hyp = types['vision_msgs/msg/ObjectHypothesisWithPose'](
+            hypothesis=types['vision_msgs/msg/ObjectHypothesis'](class_id=obj.class_name,
+                                                                 score=1.0),
+            pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose,
+                                                               covariance=np.zeros(36)))
+        if three_d:
+            bbox = types['vision_msgs/msg/BoundingBox3D'](
+                center=pose, size=types['geometry_msgs/msg/Vector3'](
+                    x=obj.size[0], y=obj.size[1], z=obj.size[2]))
+            out.append(types['vision_msgs/msg/Detection3D'](header=msg_header, results=[hyp],
+                                                            bbox=bbox, id=obj.instance_id))
+        else:
+            x1, y1, x2, y2 = obj.box
+            bbox = types['vision_msgs/msg/BoundingBox2D'](
+                center=types['vision_msgs/msg/Pose2D'](
+                    position=types['vision_msgs/msg/Point2D'](x=(x1 + x2) / 2, y=(y1 + y2) / 2),
+                    theta=0.0),
+                size_x=float(x2 - x1), size_y=float(y2 - y1))
+            out.append(types['vision_msgs/msg/Detection2D'](header=msg_header, results=[hyp],
+                                                            bbox=bbox, id=obj.instance_id))
+    name = 'Detection3DArray' if three_d else 'Detection2DArray'
+    return types[f'vision_msgs/msg/{name}'](header=msg_header, detections=out)
+
+
+def depth_16uc1(store, msg_header, depth):
+    """16UC1 millimetre depth image (0 = invalid)."""
+    mm = np.where(np.isfinite(depth), np.round(depth * 1000.0), 0).astype('<u2')
+    h, w = depth.shape
+    return store.types['sensor_msgs/msg/Image'](
+        header=msg_header, height=h, width=w, encoding='16UC1', is_bigendian=0, step=w * 2,
+        data=mm.view(np.uint8).reshape(-1))
+
+
+def png_image(store, msg_header, rgb):
+    """PNG CompressedImage (lossless, so results equal the raw image's)."""
+    ok, data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return store.types['sensor_msgs/msg/CompressedImage'](header=msg_header, format='png',
+                                                          data=data.reshape(-1))
+
+
+def stamp_of(index, period_ns=100_000_000):
+    """Header stamp of frame `index` (10 Hz from START_NS)."""
+    return START_NS + index * period_ns
+
+
+def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='mcap',
+                   compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True):
+    """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage."""
+    store = make_typestore()
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
+    writer.open()
+    connections = {}
+
+    def write(topic, msg, stamp, index):
+        if topic not in connections:
+            connections[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=store)
+        raw = GARBAGE if (topic, index) in corrupt else \
+            store.serialize_cdr(msg, msg.__msgtype__)
+        writer.write(connections[topic], stamp, raw)
+
+    for i, frame in enumerate(frames):
+        stamp = stamp_of(i)
+        h = header(store, stamp, camera.frame_id)
+        write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
+                                                     camera.frame_id), camera), stamp, i)
+        if compressed:
+            write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
+        else:
+            write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
+        if frame.gt_depth is not None:
+            dh = header(store, stamp + frame.depth_offset_ns, camera.frame_id)
+            msg = depth_image(store, dh, frame.gt_depth) if depth_encoding == '32FC1' \
+                else depth_16uc1(store, dh, frame.gt_depth)
+            write(DEPTH, msg, stamp + frame.depth_offset_ns, i)
+        gh = header(store, stamp + frame.gt_offset_ns, camera.frame_id)
+        write(GT_2D, _detections(store, gh, frame.objects, False), stamp + frame.gt_offset_ns, i)
+        if with_3d:
+            write(GT_3D, _detections(store, gh, frame.objects, True), stamp + frame.gt_offset_ns,
+                  i)
+    writer.close()
+    return str(path)

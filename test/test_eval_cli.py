@@ -1,0 +1,274 @@
+"""`depthdet eval` end to end on small hand-made bags, checked by independent computation.
+
+The scene is built so every figure can be worked out by hand: the depth fixture
+predicts near + (far - near) * red everywhere, and each image is one uniform colour,
+so the predicted map is one known value per frame; GT depth maps hold a box-shaped
+object at a known depth in front of a 4 m wall.
+"""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from depthdet_ros import cli
+from depthdet_ros.bags import make_typestore, read_messages
+from depthdet_ros.core.object_depth import STRATEGIES
+from eval_bags import CAMERA_INFO, DEPTH, FrameSpec, GT_2D, GT_3D, IMAGE
+from eval_bags import object_behind_box, pinhole, stamp_of, write_eval_bag
+from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth
+
+W, H = 320, 256
+CHAIR_BOX = (80, 64, 160, 128)
+# Detected chair box: IoU with CHAIR_BOX = (80*56) / (80*64 + 80*8) = 0.778.
+DETECTED_CHAIR = (80, 72, 160, 136)
+BOTTLE_BOX = (240, 160, 280, 240)  # a detection with no GT object (false positive)
+WALL = 4.0
+MAX_DEPTH = 2.0
+# (GT object depth, depth the image colour asks the fixture to predict)
+FRAMES = [(1.0, 1.2), (3.0, 2.5), (1.5, 2.6), (5.0, 1.5), (2.0, 2.2)]
+OUT_OF_TOLERANCE = 4  # its depth and GT are stamped 8 ms after the image
+
+
+def _row(box, score, class_probs):
+    x1, y1, x2, y2 = box
+    return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, score, *class_probs)
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('models')
+    detector = constant_detector(folder / 'det.onnx', [
+        _row(DETECTED_CHAIR, 0.9, (1.0, 0.0)), _row(BOTTLE_BOX, 0.8, (0.0, 1.0))],
+        input_hw=(H, W), names=('chair', 'bottle'))
+    depth = red_depth(folder / 'depth.onnx', input_hw=(H, W))
+    params = folder / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n'
+                      f'    detector_model: "{detector}"\n    depth_model: "{depth}"\n'
+                      f'    max_depth: {MAX_DEPTH}\n    providers: cpu\n    threads: 1\n')
+    return str(params)
+
+
+def _frames():
+    camera = pinhole(W, H)
+    frames = []
+    for i, (gt, wanted) in enumerate(FRAMES):
+        rgb = np.zeros((H, W, 3), np.uint8)
+        rgb[..., 0] = red_for_depth(wanted)
+        rgb[..., 1:] = 60
+        depth = np.full((H, W), WALL, np.float32)
+        x1, y1, x2, y2 = CHAIR_BOX
+        depth[y1:y2, x1:x2] = gt
+        depth[0, :] = np.nan      # invalid GT pixels are left out
+        depth[1, :10] = 0.0
+        offset = 8_000_000 if i == OUT_OF_TOLERANCE else 2_000_000
+        frames.append(FrameSpec(rgb, depth, [object_behind_box('chair', CHAIR_BOX, gt, 0.3,
+                                                               camera)],
+                                depth_offset_ns=offset, gt_offset_ns=offset))
+    return frames, camera
+
+
+def predicted(i):
+    return float(depth_for_red(red_for_depth(FRAMES[i][1])))
+
+
+def run_eval(bag, params, out, *extra):
+    return cli.main(['eval', str(bag), '--params-file', params, '--out', str(out),
+                     '--no-progress', *extra])
+
+
+def expected_dense(frames, indices):
+    """REL, RMSE, log10, deltas pooled over valid pixels, written out directly."""
+    gt = np.concatenate([frames[i].gt_depth.ravel() for i in indices]).astype(np.float64)
+    pred = np.concatenate([np.full(W * H, predicted(i)) for i in indices])
+    ok = np.isfinite(gt) & (gt > 0)
+    g, p = gt[ok], pred[ok]
+    ratio = np.maximum(g / p, p / g)
+    return {'rel': np.mean(np.abs(g - p) / g), 'rmse': math.sqrt(np.mean((g - p) ** 2)),
+            'log10': np.mean(np.abs(np.log10(g) - np.log10(p))),
+            'delta1': np.mean(ratio < 1.25), 'delta2': np.mean(ratio < 1.25 ** 2),
+            'delta3': np.mean(ratio < 1.25 ** 3), 'pixels': int(ok.sum())}
+
+
+@pytest.fixture(scope='module')
+def evaluated(models, tmp_path_factory):
+    folder = tmp_path_factory.mktemp('eval')
+    frames, camera = _frames()
+    bag = write_eval_bag(folder / 'bag', frames, camera)
+    assert run_eval(bag, models, folder / 'report', '--output-bag',
+                    str(folder / 'out_bag')) == 0
+    with open(folder / 'report' / 'report.json') as f:
+        return json.load(f), frames, folder
+
+
+def test_every_frame_processed_and_matched_by_stamp(evaluated):
+    report, _, _ = evaluated
+    assert report['frames'] == {'images': 5, 'processed': 5, 'corrupt_images': 0,
+                                'with_camera_info': 5, 'with_gt_depth': 4,
+                                'with_gt_detections': 4}
+    assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
+                                'gt_detections': GT_2D, 'gt_detections_3d': GT_3D}
+    assert report['corrupt_messages']['count'] == 0
+
+
+def test_dense_depth_metrics_match_independent_computation(evaluated):
+    report, frames, _ = evaluated
+    expected = expected_dense(frames, range(4))
+    got = report['depth']['metric']
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-5), key
+    # Median scaling: every frame's prediction is one value, so scaling it to the GT
+    # median (the wall, 4 m) makes it 4 m everywhere.
+    scales = [WALL / predicted(i) for i in range(4)]
+    assert report['depth']['median_scale']['mean'] == pytest.approx(np.mean(scales), rel=1e-5)
+    g = np.concatenate([f.gt_depth.ravel() for f in frames[:4]]).astype(np.float64)
+    g = g[np.isfinite(g) & (g > 0)]
+    assert report['depth']['median_scaled']['rel'] == pytest.approx(
+        np.mean(np.abs(g - WALL) / g), rel=1e-5)
+
+
+def test_per_object_errors_by_strategy_class_and_band(evaluated):
+    report, _, _ = evaluated
+    objects = report['objects']
+    assert objects['gt_depth_sources'] == {'box3d_pixels': 4}
+    errors = [predicted(i) - FRAMES[i][0] for i in range(4)]
+    rel = [abs(e) / FRAMES[i][0] for i, e in enumerate(errors)]
+    for source in ('ground_truth', 'detected'):
+        for strategy in STRATEGIES:
+            table = objects[source][strategy]
+            overall = table['overall']
+            assert overall['count'] == 4 and overall['missing'] == 0
+            assert overall['mae_m'] == pytest.approx(np.mean(np.abs(errors)), abs=1e-5)
+            assert overall['bias_m'] == pytest.approx(np.mean(errors), abs=1e-5)
+            assert overall['abs_rel'] == pytest.approx(np.mean(rel), abs=1e-5)
+            assert overall['over_10pct'] == pytest.approx(np.mean(np.array(rel) > 0.1))
+            assert set(table['by_class']) == {'chair'}
+            # GT depths 1.0, 3.0, 1.5, 5.0 -> bands 1-2 m (frames 0, 2), 2-4 m, 4-8 m.
+            assert {k: v['count'] for k, v in table['by_distance'].items()} == \
+                {'1-2 m': 2, '2-4 m': 1, '4-8 m': 1}
+            assert table['by_distance']['1-2 m']['mae_m'] == pytest.approx(
+                (abs(errors[0]) + abs(errors[2])) / 2, abs=1e-5)
+            assert {k: v['count'] for k, v in table['by_occlusion'].items()} == {'none': 4}
+
+
+def test_detection_map_and_alerts(evaluated):
+    report, _, _ = evaluated
+    detection = report['detection']
+    # The chair is found in every frame at IoU 0.78: AP 1 at IoU 0.50-0.75 (6 of the 10
+    # thresholds), 0 above. The bottle has no GT, so COCO leaves it out.
+    assert detection['map50'] == pytest.approx(1.0)
+    assert detection['map50_95'] == pytest.approx(0.6)
+    assert (detection['gt_objects'], detection['detections'], detection['matched']) == (4, 8, 4)
+    # max_depth 2 m. Frame 0: chair 1.0 near, predicted 1.2 (tp) + bottle 1.2 (fp);
+    # frame 1: 3.0 vs 2.5, nothing; frame 2: 1.5 predicted 2.6 (fn); frame 3: 5.0
+    # predicted 1.5: chair fp, bottle fp.
+    for strategy in STRATEGIES:
+        alerts = report['alerts']['by_strategy'][strategy]
+        assert {k: alerts['objects'][k] for k in ('tp', 'fp', 'fn')} == {'tp': 1, 'fp': 3, 'fn': 1}
+        assert alerts['objects']['precision'] == pytest.approx(0.25)
+        assert alerts['objects']['recall'] == pytest.approx(0.5)
+        assert {k: alerts['frames'][k] for k in ('tp', 'fp', 'fn', 'tn')} == \
+            {'tp': 1, 'fp': 1, 'fn': 1, 'tn': 1}
+
+
+def test_report_schema_markdown_and_plots(evaluated):
+    report, _, folder = evaluated
+    assert set(report) == {'schema', 'created', 'command', 'bag', 'topics', 'settings',
+                           'frames', 'corrupt_messages', 'depth', 'objects', 'detection',
+                           'alerts', 'latency_ms', 'outputs'}
+    assert report['schema'] == 'depthdet-eval/1'
+    assert report['command'][:3] == ['depthdet', 'eval', str(folder / 'bag')]
+    assert report['bag']['storage'] == 'mcap' and report['bag']['message_count'] == 25
+    assert report['settings']['max_depth'] == MAX_DEPTH
+    assert report['settings']['stamp_tolerance_ms'] == 5.0
+    assert set(report['depth']) == {'metric', 'median_scaled', 'median_scale'}
+    assert set(report['objects']) == {'gt_depth_sources', 'strategies', 'detected',
+                                      'ground_truth'}
+    stats = report['objects']['detected']['robust']['overall']
+    assert set(stats) == {'count', 'missing', 'mae_m', 'rmse_m', 'abs_rel', 'bias_m',
+                          'over_10pct', 'over_25pct'}
+    for stage in ('decode', 'detector', 'depth', 'fusion', 'total'):
+        assert report['latency_ms'][stage]['n'] == 5
+        assert set(report['latency_ms'][stage]) == {'n', 'mean', 'p50', 'p90', 'p99'}
+    assert report['outputs']['plots'] == ['error_vs_distance.png', 'per_class_error.png',
+                                          'latency.png']
+    for name in report['outputs']['plots']:
+        assert os.path.getsize(folder / 'report' / name) > 1000
+    text = (folder / 'report' / 'report.md').read_text()
+    assert '## Dense depth' in text and '| robust * |' in text and 'By distance:' in text
+
+
+def test_output_bag_holds_input_and_outputs(evaluated):
+    _, frames, folder = evaluated
+    store = make_typestore()
+    messages = list(read_messages(folder / 'out_bag', typestore=store))
+    by_topic = {}
+    for m in messages:
+        by_topic.setdefault(m.topic, []).append(m)
+    assert len(by_topic[IMAGE]) == 5 and len(by_topic[GT_3D]) == 5
+    for topic in ('/depthdet/detections', '/depthdet/detections_3d',
+                  '/depthdet/proximity_alert', '/depthdet/depth', '/depthdet/depth/camera_info'):
+        assert len(by_topic[topic]) == 5, topic
+    stamps = [m.message.header.stamp.sec * 10 ** 9 + m.message.header.stamp.nanosec
+              for m in by_topic['/depthdet/detections']]
+    assert stamps == [stamp_of(i) for i in range(5)]
+    first = by_topic['/depthdet/detections'][0].message.detections
+    assert [d.results[0].hypothesis.class_id for d in first] == ['chair', 'bottle']
+    assert first[0].results[0].pose.pose.position.z == pytest.approx(predicted(0), abs=1e-5)
+    alerts = [len(m.message.detections) for m in by_topic['/depthdet/proximity_alert']]
+    assert alerts == [2, 0, 0, 2, 0]  # predicted 1.2, 2.5, 2.6, 1.5, 2.2 vs 2 m
+    depth = by_topic['/depthdet/depth'][2].message
+    values = np.frombuffer(depth.data, '<f4')
+    assert depth.encoding == '32FC1' and np.allclose(values, predicted(2))
+
+
+def test_sqlite3_png_compressed_and_16uc1_give_the_same_figures(models, evaluated, tmp_path):
+    report, _, _ = evaluated
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera, storage='sqlite3', compressed=True,
+                         depth_encoding='16UC1')
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots') == 0
+    other = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert other['bag']['storage'] == 'sqlite3'
+    assert other['topics']['image'] == '/camera/image/compressed'
+    assert other['frames'] == report['frames']
+    # Millimetre rounding of the GT is all that differs.
+    for key in ('rel', 'rmse', 'delta1'):
+        assert other['depth']['metric'][key] == pytest.approx(report['depth']['metric'][key],
+                                                              abs=1e-3)
+    assert other['alerts'] == report['alerts']
+
+
+def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, capsys):
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera,
+                         corrupt={(IMAGE, 2), (DEPTH, 1), (GT_2D, 3)})
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    corrupt = report['corrupt_messages']
+    assert corrupt['count'] == 3
+    assert corrupt['by_topic'] == {IMAGE: 1, DEPTH: 1, GT_2D: 1}
+    assert [c['bag_time_ns'] for c in corrupt['items'] if c['topic'] == IMAGE] == [stamp_of(2)]
+    # Every other frame is processed; frame 1 loses its GT depth, frame 3 its GT boxes.
+    assert report['frames'] == {'images': 5, 'processed': 4, 'corrupt_images': 1,
+                                'with_camera_info': 4, 'with_gt_depth': 2,
+                                'with_gt_detections': 2}
+    assert report['latency_ms']['total']['n'] == 4
+    assert '3 corrupt messages skipped' in capsys.readouterr().out
+
+
+def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, capsys):
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames[:1], camera)
+    assert run_eval(bag, models, tmp_path / 'r', '--depth-topic', '/lidar/depth') == 2
+    err = capsys.readouterr().err
+    assert 'depth topic /lidar/depth (--depth-topic) is not in the bag' in err
+    assert '/camera/image [sensor_msgs/msg/Image]' in err and GT_3D in err
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'metadata.yaml').write_text('not: a bag\n')
+    assert run_eval(broken, models, tmp_path / 'r') == 2
+    assert 'cannot read bag' in capsys.readouterr().err
+    assert run_eval(tmp_path / 'nothing', models, tmp_path / 'r') == 2
+    assert 'no such bag' in capsys.readouterr().err
