@@ -1,0 +1,122 @@
+"""`depthdet replay`: topic choice and remapping, and depthdet_node fed live from a bag."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from depthdet_ros.eval import replay
+from depthdet_ros.eval.bag_input import CAMERA_INFO as CAMERA_INFO_TYPE
+from depthdet_ros.eval.bag_input import COMPRESSED_IMAGE, DETECTION_2D_ARRAY, IMAGE as IMAGE_TYPE
+from eval_bags import CAMERA_INFO, DEPTH, FrameSpec, GT_2D, GT_3D, IMAGE
+from eval_bags import object_behind_box, pinhole, stamp_of, write_eval_bag
+from onnx_fixtures import constant_detector, red_depth, red_for_depth
+from ros_harness import NodeProcess, write_params
+
+W, H = 320, 256
+CHAIR_BOX = (80, 64, 160, 128)
+GT_DEPTHS = (0.8, 1.6, 3.0, 0.9)
+MAX_DEPTH = 1.0
+
+
+def test_remaps_and_topic_choice():
+    assert replay.parse_remaps(['camera/image:=image', '/a/b:=/c']) == \
+        {'/camera/image': 'image', '/a/b': '/c'}
+    with pytest.raises(ValueError, match='FROM:=TO'):
+        replay.parse_remaps(['camera/image=image'])
+    types = {IMAGE: IMAGE_TYPE, IMAGE + '/compressed': COMPRESSED_IMAGE,
+             CAMERA_INFO: CAMERA_INFO_TYPE, DEPTH: IMAGE_TYPE, GT_2D: DETECTION_2D_ARRAY}
+    assert replay.replay_topics(types) == [CAMERA_INFO, IMAGE, IMAGE + '/compressed']
+    assert replay.replay_topics(types, with_depth=True, with_ground_truth=True) == \
+        sorted(types)
+    assert replay.replay_topics(types, topics=[DEPTH]) == [DEPTH]
+    with pytest.raises(ValueError, match='not in the bag: /x'):
+        replay.replay_topics(types, topics=['/x'])
+
+
+def _scene(tmp_path):
+    camera = pinhole(W, H)
+    frames = []
+    for depth_m in GT_DEPTHS:
+        rgb = np.zeros((H, W, 3), np.uint8)
+        rgb[..., 0] = red_for_depth(depth_m)  # the fixture predicts the GT object depth
+        gt = np.full((H, W), 4.0, np.float32)
+        x1, y1, x2, y2 = CHAIR_BOX
+        gt[y1:y2, x1:x2] = depth_m
+        frames.append(FrameSpec(rgb, gt, [object_behind_box('chair', CHAIR_BOX, depth_m, 0.3,
+                                                            camera)]))
+    return write_eval_bag(tmp_path / 'bag', frames, camera), camera
+
+
+def _bag_ground_truth(bag):
+    """GT objects per header stamp, read back from the bag with the evaluation's code."""
+    from depthdet_ros.bags import read_messages
+    from depthdet_ros.eval.bag_input import camera_from_info, decode_depth, stamp_ns
+    from depthdet_ros.eval.ground_truth import frame_ground_truth
+    by_stamp = {}
+    for m in read_messages(bag, [CAMERA_INFO, DEPTH, GT_2D, GT_3D]):
+        by_stamp.setdefault(stamp_ns(m.message), {})[m.topic] = m.message
+    return {stamp: frame_ground_truth(parts[GT_2D], parts[GT_3D], decode_depth(parts[DEPTH]),
+                                      camera_from_info(parts[CAMERA_INFO]))
+            for stamp, parts in by_stamp.items()}
+
+
+@pytest.mark.ros
+def test_node_fed_by_replay_matches_bag_ground_truth(tmp_path):
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+    from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+    from ros_harness import Probe
+
+    bag, _ = _scene(tmp_path)
+    truth = _bag_ground_truth(bag)
+    x1, y1, x2, y2 = CHAIR_BOX
+    detector = constant_detector(tmp_path / 'det.onnx', [
+        ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, 0.9, 1.0, 0.0)], input_hw=(H, W),
+        names=('chair', 'bottle'))
+    depth = red_depth(tmp_path / 'depth.onnx', input_hw=(H, W))
+    params = write_params(tmp_path / 'params.yaml', detector_model=detector, depth_model=depth,
+                          max_depth=MAX_DEPTH, providers='cpu', threads=1,
+                          input_reliability='reliable', use_sim_time=True)
+    rclpy.init()
+    try:
+        with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+            probe = Probe({'detections': Detection2DArray, 'proximity_alert': Detection3DArray,
+                           '/clock': Clock})
+            player = subprocess.Popen(
+                [sys.executable, '-m', 'depthdet_ros.cli', 'replay', bag, '--rate', '0.25',
+                 '--clock', '--remap', 'camera/image:=image', '--remap',
+                 'camera/camera_info:=camera_info', '--wait-for-subscribers', '60'],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            wanted = {stamp_of(i) for i in range(len(GT_DEPTHS))}
+
+            def stamps(topic):
+                return {m.header.stamp.sec * 10 ** 9 + m.header.stamp.nanosec
+                        for m in probe.received[topic]}
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not (
+                    wanted <= stamps('detections') and wanted <= stamps('proximity_alert')):
+                rclpy.spin_once(probe, timeout_sec=0.1)
+            output, _ = player.communicate(timeout=30)
+            assert player.returncode == 0, output
+            assert f'{IMAGE}: {len(GT_DEPTHS)}' in output and '0 corrupt' in output
+            assert wanted <= stamps('detections'), node.output()
+            for msg in probe.received['detections']:
+                stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+                (gt,) = truth[stamp]
+                (det,) = msg.detections
+                assert det.results[0].hypothesis.class_id == gt.class_name
+                assert (det.bbox.center.position.x, det.bbox.center.position.y) == \
+                    pytest.approx(((gt.box.x1 + gt.box.x2) / 2, (gt.box.y1 + gt.box.y2) / 2))
+                # Colour quantisation of the fixture: half a step of 10 m / 255.
+                assert det.results[0].pose.pose.position.z == pytest.approx(gt.depth, abs=0.02)
+            for msg in probe.received['proximity_alert']:
+                stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+                assert len(msg.detections) == int(truth[stamp][0].depth < MAX_DEPTH)
+            clock_ns = [m.clock.sec * 10 ** 9 + m.clock.nanosec for m in probe.received['/clock']]
+            assert clock_ns and min(wanted) <= min(clock_ns) and max(clock_ns) <= max(wanted)
+            probe.destroy_node()
+    finally:
+        rclpy.try_shutdown()
