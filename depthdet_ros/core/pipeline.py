@@ -52,9 +52,15 @@ class Pipeline:
 
     def __init__(self, models: PipelineModels, detector_config=None, fusion_config=None,
                  concurrent=True):
-        self.detector = Detector(models.detector_path, models.session, models.class_names_file,
-                                 models.detector_input_size, detector_config or DetectorConfig())
-        self.depth = DepthEstimator(models.depth_path, models.session, models.depth_input_size)
+        self.models = models
+        self.concurrent = concurrent
+        # The options each session runs with.
+        self.session_options = models.session
+        self.detector = Detector(models.detector_path, self.session_options,
+                                 models.class_names_file, models.detector_input_size,
+                                 detector_config or DetectorConfig())
+        self.depth = DepthEstimator(models.depth_path, self.session_options,
+                                    models.depth_input_size)
         self.fusion = fusion_config or FusionConfig()
         self.fusion.validate()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix='depth') if concurrent else None

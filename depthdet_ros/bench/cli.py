@@ -1,0 +1,391 @@
+"""`depthdet bench`: latency, throughput, ratios and memory of the pipeline, in one run.
+
+Sections (--sections):
+  pipeline     per-stage latency (conversion, pre-processing, both models, post-processing,
+               fusion, message building), end to end, each model alone, overhead ratio;
+  baseline     seed 000's notebook pipeline in eager PyTorch, interleaved with `pipeline`,
+               for the speed-up (needs torch and models exported by `depthdet export`);
+  ros          depthdet_node as a subprocess over DDS on localhost: input-to-output
+               latency interleaved with the in-process pipeline, publish cost;
+  keep_latest  the node fed at --rates for --rate-seconds each: output age, dropped frames;
+  threading    (not default) the pipeline under several thread settings, interleaved.
+Variants compared with each other run interleaved in one process, so ratios hold on a
+loaded machine even where absolute times do not.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading')
+DEFAULT_SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest')
+ROS_SECTIONS = ('ros', 'keep_latest')
+# Horizontal field of view of the camera the synthetic frames are said to come from.
+CAMERA_HFOV_DEG = 60.0
+
+
+def add_parser(subparsers):
+    """Register `depthdet bench`."""
+    parser = subparsers.add_parser(
+        'bench', help='measure latency, throughput and memory of the pipeline',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--detector-model', default='',
+                        help='detector ONNX (default: params file, else the bundled model)')
+    parser.add_argument('--depth-model', default='',
+                        help='depth ONNX (default: params file, else the bundled model)')
+    parser.add_argument('--params-file', default='',
+                        help='depthdet_node parameters YAML (default: the bundled one); the '
+                             'pipeline and the node under test both use it')
+    parser.add_argument('--size', default='640x480', metavar='WxH',
+                        help='input frame size (default: 640x480)')
+    parser.add_argument('--encoding', default='rgb8', choices=('rgb8', 'bgr8'),
+                        help='image encoding of the input frames (default: rgb8)')
+    parser.add_argument('--iterations', type=int, default=50,
+                        help='measured frames per variant (default: 50)')
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='unmeasured frames per variant first (default: 5)')
+    parser.add_argument('--baseline-iterations', type=int, default=10,
+                        help='baseline frames, spread over the pipeline rounds (default: 10)')
+    parser.add_argument('--ros-iterations', type=int, default=30,
+                        help='node round trips (and in-process frames) (default: 30)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='onnxruntime intra-op threads per model (default: params file; '
+                             '0: automatic)')
+    parser.add_argument('--providers', default='', choices=('', 'auto', 'tensorrt', 'cuda',
+                                                            'cpu'),
+                        help='execution provider (default: params file)')
+    parser.add_argument('--score-threshold', type=float, default=None,
+                        help='detection score threshold (default: params file); lower it to '
+                             'exercise fusion and message building with untrained models')
+    parser.add_argument('--sections', default=','.join(DEFAULT_SECTIONS),
+                        help=f'comma-separated sections from {", ".join(SECTIONS)} '
+                             f'(default: {",".join(DEFAULT_SECTIONS)})')
+    parser.add_argument('--no-ros', action='store_true', help='skip the ros and keep_latest '
+                        'sections')
+    parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
+    parser.add_argument('--input-reliability', default='',
+                        choices=('', 'best_effort', 'reliable'),
+                        help="QoS of the node's image subscription, and of the bench's "
+                             'publisher (default: params file)')
+    parser.add_argument('--rates', type=float, nargs='+', default=[30.0, 60.0],
+                        metavar='HZ', help='keep_latest input rates (default: 30 60)')
+    parser.add_argument('--rate-seconds', type=float, default=4.0,
+                        help='seconds of input per keep_latest rate (default: 4)')
+    parser.add_argument('--json', metavar='PATH', help='write the result as JSON')
+    parser.add_argument('--table', metavar='JSON',
+                        help='print the Markdown performance tables of a result file and exit')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Run `depthdet bench`; returns the exit code."""
+    from depthdet_ros.bench import report
+    from depthdet_ros.cli import CliError
+
+    if args.table:
+        try:
+            with open(args.table, encoding='utf-8') as f:
+                result = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise CliError(f'cannot read {args.table}: {exc}') from None
+        if result.get('schema') != report.SCHEMA:
+            raise CliError(f'{args.table} is not a `depthdet bench --json` result')
+        print(report.render_markdown(result))
+        return 0
+    sections = _sections(args)
+    result = benchmark(args, sections)
+    print(report.render_markdown(result))
+    notes = report.render_notes(result)
+    if notes:
+        print('\n' + notes)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(result, f, indent=1)
+        print(f'\nwrote {args.json}')
+    return 0
+
+
+def _sections(args):
+    from depthdet_ros.cli import CliError
+
+    sections = [s.strip() for s in args.sections.split(',') if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise CliError(f'unknown section(s) {", ".join(unknown)}; choose from '
+                       f'{", ".join(SECTIONS)}')
+    if args.no_ros:
+        sections = [s for s in sections if s not in ROS_SECTIONS]
+    if args.no_baseline:
+        sections = [s for s in sections if s != 'baseline']
+    if args.iterations < 1 or args.warmup < 0 or args.ros_iterations < 1:
+        raise CliError('--iterations and --ros-iterations must be >= 1, --warmup >= 0')
+    return sections
+
+
+def _frame_size(text):
+    from depthdet_ros.cli import CliError
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise CliError(f'--size {text!r} is not WIDTHxHEIGHT') from None
+    if width < 32 or height < 32:
+        raise CliError(f'--size {text}: at least 32x32')
+    return width, height
+
+
+def _node_values(args):
+    """Return the node's parameter values with the command line's overrides applied."""
+    from depthdet_ros.assets import default_model, default_params_file
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.ros.params import check_value, ConfigError, load_params_file
+
+    try:
+        values = load_params_file(args.params_file or default_params_file())
+        for name, value in (('detector_model', args.detector_model),
+                            ('depth_model', args.depth_model), ('providers', args.providers),
+                            ('threads', args.threads),
+                            ('score_threshold', args.score_threshold),
+                            ('input_reliability', args.input_reliability)):
+            if value not in ('', None):
+                values[name] = check_value(name, value)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    for kind in ('detector', 'depth'):
+        key = f'{kind}_model'
+        values[key] = os.path.abspath(values[key] or default_model(kind))
+        if not os.path.isfile(values[key]):
+            raise CliError(
+                f'{kind} model {values[key]} not found; pass --{kind}-model, or export one, '
+                f'e.g. depthdet export --random-weights --arch '
+                f'{"yolov5n" if kind == "detector" else "hybrid_resnet18"} -o model.onnx')
+    return values
+
+
+def _progress(name):
+    def show(done, total):
+        if done == total or done % max(1, total // 5) == 0:
+            print(f'  {name}: {done}/{total}', file=sys.stderr, flush=True)
+    return show
+
+
+def benchmark(args, sections):
+    """Run the requested sections; returns the result dict (see report.RESULT_FIELDS)."""
+    from depthdet_ros.bench import report, system
+    from depthdet_ros.bench.frames import raw_frame, synthetic_rgb
+    from depthdet_ros.bench.inprocess import measure_pipeline, message_builder
+    from depthdet_ros.bench.stats import ratio
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core.camera import CameraModel
+    from depthdet_ros.core.session import ModelLoadError
+    from depthdet_ros.ros.params import build_pipeline
+
+    width, height = _frame_size(args.size)
+    values = _node_values(args)
+    started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
+    environment = system.environment()
+    not_measured, notes = [], []
+    print(f'loading {values["detector_model"]} and {values["depth_model"]}', file=sys.stderr)
+    try:
+        pipeline = build_pipeline(values)
+    except (ModelLoadError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    rss_after_load = system.rss_mb()
+    rgb = synthetic_rgb(width, height)
+    frame = raw_frame(rgb, args.encoding)
+    camera = CameraModel.from_fov(width, height, CAMERA_HFOV_DEG)
+    builder, builder_missing = message_builder()
+    if builder_missing:
+        not_measured.append(f'message building and everything through ROS: {builder_missing}')
+    stages, throughput, objects = {}, {'pipeline': None, 'baseline': None}, 0.0
+    baseline_record = {'status': 'not run', 'reason': 'section not requested'}
+    try:
+        baseline, baseline_record = _baseline(sections, pipeline, values, not_measured)
+        samples, objects = measure_pipeline(
+            pipeline, frame, camera, args.iterations, args.warmup, builder, baseline,
+            args.baseline_iterations, _progress('pipeline'))
+        stages = samples.summaries([name for name in (
+            'conversion', 'detector_pre', 'depth_pre', 'detector', 'depth', 'detector_post',
+            'depth_post', 'fusion', 'messages', 'end_to_end', 'detector_alone',
+            'depth_alone', 'baseline') if samples.values(name)])
+        throughput['pipeline'] = _fps(samples.values('end_to_end'))
+        throughput['baseline'] = _fps(samples.values('baseline'))
+        if baseline is not None:
+            baseline_record['latency_ms'] = stages['baseline']
+        threading = _threading(sections, args, values, rgb, camera)
+        ros_out = _ros(sections, args, pipeline, frame, camera, values, not_measured)
+    finally:
+        pipeline.close()
+    e2e = stages['end_to_end']['p50']
+    alone = stages['detector_alone']['p50'] + stages['depth_alone']['p50']
+    ratios = {
+        'overhead': report.overhead_ratio(ratio(e2e, alone), pipeline.concurrent),
+        'speedup_vs_baseline': report.ratio_record(
+            ratio(stages.get('baseline', {}).get('p50'), e2e),
+            'speed-up: naive baseline p50 / pipeline end-to-end p50', report.SPEEDUP_TARGET,
+            lower_is_better=False),
+        'ros_vs_inprocess': report.ratio_record(None, 'node round trip over DDS p50 / '
+                                                'in-process end-to-end p50, interleaved'),
+    }
+    latency = (ros_out or {}).get('latency')
+    if latency:
+        stages['publish'] = latency['publish_ms']
+        stages['node_round_trip'] = latency['node_round_trip_ms']
+        ratios['ros_vs_inprocess']['value'] = ratio(latency['node_round_trip_ms']['p50'],
+                                                    latency['inprocess_end_to_end_ms']['p50'])
+    memory = _memory(pipeline, ros_out, rss_after_load, not_measured)
+    if objects == 0:
+        notes.append('the detector found no objects in the synthetic frame, so fusion and '
+                     'message building ran with none; untrained models need a lower '
+                     '--score-threshold to exercise them')
+    notes.append('absolute times depend on other load on this machine (load average '
+                 f'{environment["load_average"][0]} at start, '
+                 f'{system.environment()["load_average"][0]} at the end); compare the ratios')
+    return {
+        'schema': report.SCHEMA,
+        'command': 'depthdet bench ' + ' '.join(_argv_of(args)),
+        'created': started,
+        'environment': environment,
+        'config': {
+            'detector_model': values['detector_model'], 'depth_model': values['depth_model'],
+            'detector_arch': _arch(pipeline.detector), 'depth_arch': _arch(pipeline.depth),
+            'detector_input': f'{pipeline.detector.input_w}x{pipeline.detector.input_h}',
+            'depth_input': f'{pipeline.depth.input_w}x{pipeline.depth.input_h}',
+            'frame_size': f'{width}x{height}', 'encoding': args.encoding,
+            'sections': sections, 'iterations': args.iterations, 'warmup': args.warmup,
+            'baseline_iterations': args.baseline_iterations,
+            'ros_iterations': args.ros_iterations, 'providers_requested': values['providers'],
+            'threads_requested': values['threads'],
+            'intra_op_threads': pipeline.session_options.intra_op_threads,
+            'allow_spinning': pipeline.session_options.allow_spinning,
+            'concurrent': pipeline.concurrent,
+            'score_threshold': values['score_threshold'],
+            'depth_strategy': values['depth_strategy'],
+            'objects_per_frame': round(objects, 2),
+        },
+        'providers': pipeline.providers,
+        'stages_ms': stages,
+        'throughput_fps': throughput,
+        'ratios': ratios,
+        'baseline': baseline_record,
+        'threading': threading,
+        'ros': _ros_record(sections, ros_out),
+        'keep_latest': (ros_out or {}).get('keep_latest'),
+        'memory': memory,
+        'not_measured': not_measured,
+        'notes': notes,
+    }
+
+
+def _arch(model):
+    from depthdet_ros.core import metadata
+    from depthdet_ros.core.session import model_metadata
+    return model_metadata(model.session).get(metadata.ARCH)
+
+
+def _fps(samples_ms):
+    if not samples_ms:
+        return None
+    return round(1e3 * len(samples_ms) / sum(samples_ms), 2)
+
+
+def _argv_of(args):
+    """Spell out the command line's options with every value used."""
+    parts = []
+    for name in ('detector_model', 'depth_model', 'size', 'encoding', 'iterations', 'warmup',
+                 'baseline_iterations', 'ros_iterations', 'threads', 'providers',
+                 'score_threshold', 'sections', 'input_reliability', 'rate_seconds', 'json'):
+        value = getattr(args, name)
+        if value not in (None, ''):
+            parts.append(f'--{name.replace("_", "-")} {value}')
+    parts.append('--rates ' + ' '.join(f'{r:g}' for r in args.rates))
+    return parts
+
+
+def _baseline(sections, pipeline, values, not_measured):
+    """Build the baseline when requested; returns (NaiveBaseline or None, record)."""
+    from depthdet_ros.bench.baseline import BaselineUnavailable, load_baseline
+
+    if 'baseline' not in sections:
+        not_measured.append('speed-up over the naive baseline: section not requested')
+        return None, {'status': 'not run', 'reason': 'section not requested'}
+    print('building the naive baseline (PyTorch)', file=sys.stderr)
+    try:
+        baseline, info = load_baseline(pipeline, values['score_threshold'])
+    except BaselineUnavailable as exc:
+        not_measured.append(f'speed-up over the naive baseline: {exc}')
+        return None, {'status': 'skipped', 'reason': str(exc)}
+    return baseline, dict(info, status='measured')
+
+
+def _threading(sections, args, values, rgb, camera):
+    if 'threading' not in sections:
+        return None
+    from depthdet_ros.bench.inprocess import measure_threading
+    from depthdet_ros.ros.params import build_pipeline
+
+    print('comparing thread settings', file=sys.stderr)
+    reference = build_pipeline(values)
+    models, detector_config, fusion = reference.models, reference.detector.config, \
+        reference.fusion
+    reference.close()
+    variants, cores = measure_threading(models, detector_config, fusion, rgb, camera,
+                                        args.iterations, args.warmup, values['providers'],
+                                        _progress('threading'))
+    return {'cores': cores, 'metric': 'Pipeline.process, ms', 'variants': variants}
+
+
+def _ros(sections, args, pipeline, frame, camera, values, not_measured):
+    wanted = [s for s in ROS_SECTIONS if s in sections]
+    if not wanted:
+        not_measured.append('through ROS (node latency, publish, keep-latest): sections not '
+                            'requested')
+        return None
+    from depthdet_ros.bench.ros_bench import NodeStartError, ros_available, run_ros_sections
+
+    available, reason = ros_available()
+    if not available:
+        not_measured.append(f'{", ".join(wanted)} (node latency over DDS, publish, '
+                            f'keep-latest output age and drops): {reason}')
+        return None
+    print('starting depthdet_node for the ROS sections', file=sys.stderr)
+    try:
+        return run_ros_sections(pipeline, frame, camera, values, args.ros_iterations,
+                                args.warmup, args.rates, args.rate_seconds,
+                                keep_latest='keep_latest' in sections,
+                                measure_latency='ros' in sections, progress=_progress('ros'))
+    except NodeStartError as exc:
+        not_measured.append(f'{", ".join(wanted)}: {exc}')
+        return None
+
+
+def _ros_record(sections, ros_out):
+    if ros_out is None:
+        return {'status': 'not run'}
+    record = {'status': 'measured', 'node': ros_out['node']}
+    if ros_out.get('latency'):
+        record.update(ros_out['latency'])
+    return record
+
+
+def _memory(pipeline, ros_out, rss_after_load, not_measured):
+    from depthdet_ros.bench import system
+
+    node = (ros_out or {}).get('node', {})
+    memory = {'rss_mb_after_load': rss_after_load, 'rss_mb_end': system.rss_mb(),
+              'peak_rss_mb': system.peak_rss_mb(), 'node_rss_mb': node.get('rss_mb'),
+              'gpu_memory_mb': None, 'gpu_note': None}
+    if set(pipeline.providers.values()) == {'cpu'}:
+        memory['gpu_note'] = 'none used (CPU execution provider)'
+        not_measured.append('GPU memory and GPU latency: the models ran on the CPU '
+                            'execution provider')
+    else:
+        used = system.gpu_memory_mb({os.getpid()})
+        if used is None:
+            memory['gpu_note'] = 'nvidia-smi not available'
+            not_measured.append('GPU memory: nvidia-smi not available')
+        else:
+            memory['gpu_memory_mb'] = {str(pid): mb for pid, mb in used.items()}
+    return memory

@@ -1,0 +1,122 @@
+"""`depthdet bench` smoke tests on tiny models: every JSON field present, tables render.
+
+No timing is asserted: this machine's timings are noise; the bench reports them.
+"""
+import json
+import sys
+
+import pytest
+
+from depthdet_ros.bench import report
+from depthdet_ros.bench.stats import PERCENTILES
+from depthdet_ros.cli import main as depthdet
+from onnx_fixtures import constant_detector, red_depth
+
+PIPELINE_STAGES = ('conversion', 'detector_pre', 'depth_pre', 'detector', 'depth',
+                   'detector_post', 'depth_post', 'fusion', 'end_to_end', 'detector_alone',
+                   'depth_alone')
+FAST = ['--size', '160x120', '--iterations', '3', '--warmup', '1']
+
+
+def check_common_fields(result):
+    """Every field a result always has, with percentiles for every stage measured."""
+    assert result['schema'] == report.SCHEMA
+    assert set(report.RESULT_FIELDS) <= set(result)
+    assert set(report.RATIO_FIELDS) <= set(result['ratios'])
+    assert set(report.MEMORY_FIELDS) <= set(result['memory'])
+    for stage in PIPELINE_STAGES:
+        summary = result['stages_ms'][stage]
+        assert summary['n'] == 3
+        assert all(summary[f'p{p}'] is not None for p in PERCENTILES)
+    overhead = result['ratios']['overhead']
+    assert overhead['value'] > 0 and overhead['target'] == report.OVERHEAD_TARGET
+    assert overhead['met'] in (True, False)
+    assert result['throughput_fps']['pipeline'] > 0
+    assert result['providers'] == {'detector': 'cpu', 'depth': 'cpu'}
+    assert result['memory']['rss_mb_after_load'] > 0
+    assert result['config']['frame_size'] == '160x120'
+
+
+def render_table(path, capsys):
+    capsys.readouterr()
+    assert depthdet(['bench', '--table', str(path)]) == 0
+    table = capsys.readouterr().out
+    assert '| Stage | p50 ms | p90 ms | p99 ms | n |' in table
+    assert 'overhead: end-to-end / (detector alone + depth alone)' in table
+    return table
+
+
+@pytest.mark.torch
+@pytest.mark.ros
+def test_bench_all_sections_on_tiny_exported_models(tmp_path, capsys):
+    """Tiny nets exported by depthdet export, so the PyTorch baseline can be rebuilt."""
+    from depthdet_ros.nets import export
+    from depthdet_ros.nets.registry import build_model
+
+    detector = str(tmp_path / 'detector.onnx')
+    depth = str(tmp_path / 'depth.onnx')
+    export.export_detector(build_model('yolov5n', 2, width_multiple=0.125), detector,
+                           ['chair', 'bottle'], input_size=(64, 96))
+    export.export_depth(build_model('unet_seed000'), depth, 'unet_seed000', input_size=(64, 96))
+    out = tmp_path / 'result.json'
+    code = depthdet(['bench', '--detector-model', detector, '--depth-model', depth, *FAST,
+                     '--providers', 'cpu', '--score-threshold', '0.0001',
+                     '--baseline-iterations', '2', '--ros-iterations', '3',
+                     '--rates', '30', '60', '--rate-seconds', '0.5',
+                     '--sections', ','.join(('pipeline', 'baseline', 'ros', 'keep_latest',
+                                             'threading')),
+                     '--input-reliability', 'reliable', '--json', str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    check_common_fields(result)
+    assert result['config']['detector_arch'] == 'yolov5n-d0.33-w0.125'
+    assert result['config']['objects_per_frame'] > 0
+    assert result['stages_ms']['messages']['n'] == 3
+    assert result['baseline']['status'] == 'measured'
+    assert result['stages_ms']['baseline']['n'] == 2
+    assert result['ratios']['speedup_vs_baseline']['value'] > 0
+    ros = result['ros']
+    assert ros['status'] == 'measured' and ros['round_trips'] == 3
+    assert ros['node']['providers'] == {'detector': 'cpu', 'depth': 'cpu'}
+    assert result['ratios']['ros_vs_inprocess']['value'] > 0
+    assert result['stages_ms']['publish']['n'] == 3
+    assert [r['rate_hz'] for r in result['keep_latest']] == [30, 60]
+    for record in result['keep_latest']:
+        assert record['sent'] == record['rate_hz'] * 0.5
+        assert record['processed'] is not None and record['dropped'] is not None
+    assert len(result['threading']['variants']) == 5
+    assert result['memory']['node_rss_mb'] > 0
+    table = render_table(out, capsys)
+    assert 'speed-up over the naive baseline' in table and 'Input rate' in table
+    assert 'Thread settings' in table
+
+
+def test_bench_without_ros_reports_what_it_could_not_measure(tmp_path, capsys, monkeypatch):
+    """As on a GPU machine without rclpy; fixture models carry no PyTorch architecture."""
+    for name in ('rclpy', 'std_msgs.msg'):
+        monkeypatch.setitem(sys.modules, name, None)
+    detector = constant_detector(tmp_path / 'det.onnx', [(48, 32, 40, 30, 0.9, 0.95, 0.1)],
+                                 input_hw=(64, 64))
+    depth = red_depth(tmp_path / 'depth.onnx', input_hw=(32, 40))
+    out = tmp_path / 'result.json'
+    assert depthdet(['bench', '--detector-model', detector, '--depth-model', depth, *FAST,
+                     '--providers', 'cpu', '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    check_common_fields(result)
+    assert result['config']['objects_per_frame'] == 1
+    assert 'messages' not in result['stages_ms']
+    assert result['ros'] == {'status': 'not run'} and result['keep_latest'] is None
+    assert result['baseline']['status'] == 'skipped'
+    assert 'depthdet_arch' in result['baseline']['reason']
+    assert result['ratios']['speedup_vs_baseline']['value'] is None
+    missing = '\n'.join(result['not_measured'])
+    assert 'rclpy' in missing and 'baseline' in missing and 'GPU memory' in missing
+    table = render_table(out, capsys)
+    assert 'not measured' in table
+
+
+def test_table_refuses_other_json(tmp_path, capsys):
+    path = tmp_path / 'other.json'
+    path.write_text('{"images": []}')
+    assert depthdet(['bench', '--table', str(path)]) == 2
+    assert 'not a `depthdet bench --json` result' in capsys.readouterr().err
