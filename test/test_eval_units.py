@@ -47,8 +47,8 @@ def test_bands_and_occlusion_levels():
     edges = (1.0, 2.0, 4.0)
     assert [distance_band(d, edges) for d in (0.5, 1.0, 1.99, 2.0, 3.9, 4.0, 50.0)] == \
         ['<1 m', '1-2 m', '1-2 m', '2-4 m', '2-4 m', '>=4 m', '>=4 m']
-    assert [occlusion_level(v) for v in (1.0, 0.9, 0.89, 0.5, 0.49, 0.0)] == \
-        ['none', 'none', 'partial', 'partial', 'heavy', 'heavy']
+    assert [occlusion_level(v) for v in (1.0, 0.9, 0.89, 0.5, 0.49, 0.0, None)] == \
+        ['none', 'none', 'partial', 'partial', 'heavy', 'heavy', 'unknown']
 
 
 def test_error_tables_group_by_class_distance_and_occlusion():
@@ -56,6 +56,7 @@ def test_error_tables_group_by_class_distance_and_occlusion():
                sample(3.0, 3.3, 'person', 0.2), sample(1.5, 1.5, 'person', 0.95,
                                                        strategy='box_median'),
                sample(NAN, 1.0, 'chair', 1.0),  # no GT depth: left out
+               sample(2.5, 2.5, 'chair', None, strategy='box_median'),
                sample(1.5, 1.0, 'chair', None, source='detected')]
     tables = error_tables(samples, ('robust', 'box_median'), (2.0,))
     robust = tables['ground_truth']['robust']
@@ -66,10 +67,12 @@ def test_error_tables_group_by_class_distance_and_occlusion():
     assert robust.by_distance['>=2 m'].count == 2
     assert {k: v.count for k, v in robust.by_occlusion.items()} == \
         {'none': 1, 'partial': 1, 'heavy': 1}
-    assert tables['ground_truth']['box_median'].overall.mae_m == pytest.approx(0.0)
+    box_median = tables['ground_truth']['box_median']
+    assert box_median.overall.mae_m == pytest.approx(0.0)
+    assert {k: v.count for k, v in box_median.by_occlusion.items()} == {'none': 1, 'unknown': 1}
     detected = tables['detected']['robust']
     assert detected.overall.mae_m == pytest.approx(0.5)
-    assert detected.by_occlusion is None  # an object without visibility
+    assert detected.by_occlusion is None  # no object with a visibility
     assert tables['detected']['box_median'].overall.count == 0
 
 

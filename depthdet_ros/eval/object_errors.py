@@ -11,7 +11,8 @@ pixels), MAE, RMSE and signed bias in metres and mean relative error over the es
 objects, and the outlier shares over_10pct / over_25pct: objects whose estimate is
 missing or off by more than 10 % / 25 % of the GT depth (the metric counterparts of
 Table II's >3px / >5px). Groups: overall, per class, per distance band (by GT depth)
-and per occlusion level (by GT visibility; only when every object has one).
+and per occlusion level (by GT visibility; objects without one under 'unknown', and no
+occlusion table when none has one).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ BOX_SOURCES = ('detected', 'ground_truth')
 DEFAULT_DISTANCE_EDGES_M = (1.0, 2.0, 4.0, 8.0)
 # Occlusion levels as KITTI's 0/1/2: (name, lowest visibility).
 OCCLUSION_LEVELS = (('none', 0.9), ('partial', 0.5), ('heavy', 0.0))
+UNKNOWN_OCCLUSION = 'unknown'
 OUTLIER_THRESHOLDS = (0.10, 0.25)
 
 
@@ -97,8 +99,10 @@ def distance_band_labels(edges: Sequence[float]) -> List[str]:
         [f'>={edges[-1]:g} m']
 
 
-def occlusion_level(visibility: float) -> str:
-    """Name of the occlusion level of a visibility in [0, 1]."""
+def occlusion_level(visibility: Optional[float]) -> str:
+    """Name of the occlusion level of a visibility in [0, 1] (None: unknown)."""
+    if visibility is None:
+        return UNKNOWN_OCCLUSION
     for name, lowest in OCCLUSION_LEVELS:
         if visibility >= lowest:
             return name
@@ -109,7 +113,7 @@ def occlusion_level(visibility: float) -> str:
 class StrategyTable:
     """Error statistics of one strategy and box source, overall and by group.
 
-    by_occlusion is None when some object has no visibility.
+    by_occlusion is None when no object has a visibility.
     """
 
     overall: ErrorStats
@@ -137,14 +141,14 @@ def _grouped(samples, key, order=None) -> Dict[str, ErrorStats]:
 def strategy_table(samples: Sequence[ObjectSample],
                    distance_edges: Sequence[float] = DEFAULT_DISTANCE_EDGES_M) -> StrategyTable:
     """Build the table of one strategy and box source."""
-    with_visibility = bool(samples) and all(s.visibility is not None for s in samples)
+    with_visibility = any(s.visibility is not None for s in samples)
     return StrategyTable(
         overall=error_stats(samples),
         by_class=_grouped(samples, lambda s: s.class_name),
         by_distance=_grouped(samples, lambda s: distance_band(s.gt_depth, distance_edges),
                              distance_band_labels(distance_edges)),
         by_occlusion=_grouped(samples, lambda s: occlusion_level(s.visibility),
-                              [name for name, _ in OCCLUSION_LEVELS])
+                              [name for name, _ in OCCLUSION_LEVELS] + [UNKNOWN_OCCLUSION])
         if with_visibility else None)
 
 

@@ -9,7 +9,8 @@ times in milliseconds, shares in [0, 1]):
 - topics: image, camera_info, depth, gt_detections, gt_detections_3d (null: absent)
 - settings: params_file, detector_model, depth_model, providers {detector, depth},
   depth_strategy (the node's), max_depth, class_max_depth {class: m}, score_threshold,
-  iou_threshold, stamp_tolerance_ms, match_iou, distance_bands_m, gt_object_depth
+  iou_threshold, stamp_tolerance_ms, match_iou, distance_bands_m, gt_object_depth,
+  gt_visibility (in words: how GT object depth and visibility are derived)
 - frames: images, processed, corrupt_images, with_camera_info, with_gt_depth,
   with_gt_detections
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
@@ -20,7 +21,7 @@ times in milliseconds, shares in [0, 1]):
 - objects: null without GT detections, else gt_depth_sources {source: n},
   strategies [...], detected / ground_truth: {strategy: table}, where table =
   {overall: stats, by_class {class: stats}, by_distance {band: stats},
-  by_occlusion {none|partial|heavy: stats} or null}, stats = {count, missing, mae_m,
+  by_occlusion {none|partial|heavy|unknown: stats} or null}, stats = {count, missing, mae_m,
   rmse_m, abs_rel, bias_m, over_10pct, over_25pct} (see object_errors)
 - detection: null without GT detections, else map50, map50_95, per_class_ap50
   {class: AP}, gt_objects, detections, matched (at match_iou, same class)
@@ -39,13 +40,15 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from depthdet_ros.eval.object_errors import error_tables, OCCLUSION_LEVELS
+from depthdet_ros.eval.object_errors import error_tables, OCCLUSION_LEVELS, UNKNOWN_OCCLUSION
 
 SCHEMA = 'depthdet-eval/1'
 MAX_LISTED = 50
 GT_OBJECT_DEPTH = ('median GT depth of the object pixels: pixels of the GT box whose GT '
                    'surface point lies inside the GT 3D box (box3d_pixels); the 3D centre z '
                    'where that is unavailable (center_z)')
+GT_VISIBILITY = ('estimated: object pixels / (object pixels + pixels occluded in front of the '
+                 'GT 3D box); levels none >= 0.9 > partial >= 0.5 > heavy')
 
 
 def _clean(value):
@@ -93,7 +96,7 @@ def build_report(results, index, settings, run: Dict) -> Dict:
             'score_threshold': run['score_threshold'], 'iou_threshold': run['iou_threshold'],
             'stamp_tolerance_ms': run['stamp_tolerance_ms'], 'match_iou': settings.match_iou,
             'distance_bands_m': list(settings.distance_edges_m),
-            'gt_object_depth': GT_OBJECT_DEPTH},
+            'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY},
         'frames': dict(results.frames.__dict__),
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
@@ -184,11 +187,12 @@ def _object_tables(objects: Dict, source: str, title: str) -> List[str]:
                 lines += ['By occlusion: skipped (no ground-truth visibility).', '']
             continue
         if key == 'by_occlusion':
-            order = [name for name, _ in OCCLUSION_LEVELS]
+            order = [name for name, _ in OCCLUSION_LEVELS] + [UNKNOWN_OCCLUSION]
             groups = [g for g in order if g in groups]
         rows = [[s] + [_object_cell((tables[s][key] or {}).get(g)) for g in groups]
                 for s in strategies]
-        lines += [f'By {label}:', ''] + _table(['strategy'] + groups, rows) + ['']
+        note = ' (visibility ' + GT_VISIBILITY + ')' if key == 'by_occlusion' else ''
+        lines += [f'By {label}{note}:', ''] + _table(['strategy'] + groups, rows) + ['']
     return lines
 
 
