@@ -1,0 +1,161 @@
+"""`depthdet train depth | detector | evaluate`.
+
+Training data are split folders written by `depthdet synth dataset` (DIR/SPLIT). Every
+run writes into --out: last.pt (resume with the same command plus --resume), final.pt
+(weights to ship, for `depthdet export --weights`), metrics.csv, metrics.png and the
+exported ONNX file. torch is imported only when a command runs.
+"""
+import argparse
+import json
+
+from depthdet_ros.train.options import DepthTrainOptions, DetectorTrainOptions, TrainOptions
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f'not JSON: {exc}') from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object, e.g. {"decoder_width": 0.5}')
+    return value
+
+
+def _add_common(parser, defaults: TrainOptions):
+    data = parser.add_argument_group('data')
+    data.add_argument('--data', required=True, metavar='SPLIT_DIR',
+                      help='training split written by `depthdet synth dataset` (DIR/SPLIT)')
+    data.add_argument('--val-data', required=True, metavar='SPLIT_DIR',
+                      help='validation split (never the held-out test split)')
+    data.add_argument('--max-train-frames', type=int, default=0, metavar='N',
+                      help='use only the first N training frames (0: all)')
+    data.add_argument('--max-val-frames', type=int, default=0, metavar='N',
+                      help='use only the first N validation frames (0: all)')
+    run = parser.add_argument_group('run')
+    run.add_argument('--out', required=True, help='output folder (checkpoints, metrics, ONNX)')
+    run.add_argument('--epochs', type=int, default=defaults.epochs)
+    run.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    run.add_argument('--optimizer', choices=('adamw', 'sgd'), default=defaults.optimizer)
+    run.add_argument('--lr', type=float, default=defaults.lr, help='peak learning rate')
+    run.add_argument('--momentum', type=float, default=defaults.momentum, help='SGD momentum')
+    run.add_argument('--weight-decay', type=float, default=defaults.weight_decay)
+    run.add_argument('--warmup-steps', type=int, default=defaults.warmup_steps,
+                     help='linear LR warm-up (batches)')
+    run.add_argument('--schedule', choices=('cosine', 'step'), default=defaults.schedule,
+                     help='cosine decay to --final-lr-fraction, or halving at --step-epochs')
+    run.add_argument('--step-epochs', type=int, nargs='*', default=list(defaults.step_epochs),
+                     metavar='E', help='epochs at which the step schedule halves the LR')
+    run.add_argument('--final-lr-fraction', type=float, default=defaults.final_lr_fraction)
+    run.add_argument('--seed', type=int, default=defaults.seed)
+    run.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=defaults.device)
+    run.add_argument('--threads', type=int, default=defaults.threads,
+                     help='torch CPU threads (0: torch default)')
+    run.add_argument('--workers', type=int, default=defaults.workers,
+                     help='data-loading worker processes (0: in the training process)')
+    run.add_argument('--checkpoint-every', type=int, default=defaults.checkpoint_every,
+                     metavar='STEPS', help='also save last.pt every STEPS batches')
+    run.add_argument('--resume', action='store_true',
+                     help='continue the run in --out from its last.pt')
+    run.add_argument('--no-channels-last', dest='channels_last', action='store_false',
+                     help='compute in NCHW instead of the faster channels-last layout')
+    run.add_argument('--no-export', dest='export', action='store_false',
+                     help='skip the ONNX export at the end')
+
+
+def add_parser(subparsers):
+    """Register `depthdet train` with its sub-subcommands."""
+    train = subparsers.add_parser(
+        'train', help='train the depth net or the detector; evaluate bundled-style models',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = train.add_subparsers(dest='train_command', metavar='SUBCOMMAND')
+
+    depth_defaults = DepthTrainOptions()
+    depth = commands.add_parser(
+        'depth', help='train a depth net (hybrid CNN family or the seed-000 U-Net)',
+        description='Train a depth net of the registry on RGB-D frames (seed 003 recipe by '
+                    'default: BerHu, scale/rotate/crop/colour/flip augmentation, targets at '
+                    'half resolution).')
+    model = depth.add_argument_group('model and loss')
+    model.add_argument('--arch', default=depth_defaults.arch,
+                       help='hybrid_mobilenetv2 | hybrid_resnet18|34|50 | unet_seed000')
+    model.add_argument('--arch-kwargs', type=_json_object, default={},
+                       help='builder options, e.g. \'{"decoder_width": 0.5}\'')
+    model.add_argument('--loss', choices=('berhu', 'l1_grad_ssim', 'silog_grad'),
+                       default=depth_defaults.loss)
+    model.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
+                       default=list(depth_defaults.input_size))
+    model.add_argument('--no-augment', dest='augment', action='store_false',
+                       help='train on the runtime view of each frame, unaugmented')
+    model.add_argument('--max-depth', type=float, default=depth_defaults.max_depth,
+                       help='ignore target pixels farther than this (m)')
+    _add_common(depth, depth_defaults)
+    depth.set_defaults(func=run_depth)
+
+    det_defaults = DetectorTrainOptions()
+    detector = commands.add_parser(
+        'detector', help='train a YOLOv5 detector',
+        description='Train YOLOv5 (n/s/m or custom multiples) with YOLOv5\'s target '
+                    'assignment, CIoU/objectness/class losses, mosaic and EMA.')
+    model = detector.add_argument_group('model and loss')
+    model.add_argument('--arch', default=det_defaults.arch, help='yolov5n | yolov5s | yolov5m')
+    model.add_argument('--depth-multiple', type=float, help='override the variant\'s')
+    model.add_argument('--width-multiple', type=float, help='override the variant\'s')
+    model.add_argument('--image-size', type=int, default=det_defaults.image_size,
+                       help='square training/validation input (multiple of 32)')
+    model.add_argument('--mosaic-prob', type=float, default=det_defaults.mosaic_prob)
+    model.add_argument('--close-mosaic', type=int, default=det_defaults.close_mosaic,
+                       metavar='EPOCHS', help='train the last EPOCHS without mosaic')
+    model.add_argument('--ema-decay', type=float, default=det_defaults.ema_decay)
+    model.add_argument('--ema-tau', type=float, default=det_defaults.ema_tau,
+                       help='EMA warm-up in updates: decay * (1 - exp(-n / tau))')
+    model.add_argument('--box-gain', type=float, default=det_defaults.box_gain)
+    model.add_argument('--obj-gain', type=float, default=det_defaults.obj_gain)
+    model.add_argument('--cls-gain', type=float, default=det_defaults.cls_gain)
+    model.add_argument('--anchor-t', type=float, default=det_defaults.anchor_t)
+    _add_common(detector, det_defaults)
+    detector.set_defaults(func=run_detector)
+
+    from depthdet_ros.train import evaluate
+    evaluate.add_parser(commands)
+    train.set_defaults(func=lambda args: train.print_help() or 2)
+    return train
+
+
+def _options(cls, args):
+    values = {k: v for k, v in vars(args).items() if k in cls.__dataclass_fields__}
+    for name in ('input_size', 'step_epochs'):
+        if name in values:
+            values[name] = tuple(values[name])
+    return cls(**values)
+
+
+def _datasets(args):
+    from depthdet_ros.train.data import SimDataset, Subset
+    return (Subset(SimDataset(args.data), args.max_train_frames),
+            Subset(SimDataset(args.val_data), args.max_val_frames))
+
+
+def run_depth(args) -> int:
+    """Run `depthdet train depth`."""
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.train.depth import train_depth
+    try:
+        train, val = _datasets(args)
+        train_depth(_options(DepthTrainOptions, args), train, val)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def run_detector(args) -> int:
+    """Run `depthdet train detector`."""
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.train.data import FittedBoxFrames
+    from depthdet_ros.train.detector import train_detector
+    try:
+        train, val = _datasets(args)
+        train = FittedBoxFrames(train, args.image_size)
+        train_detector(_options(DetectorTrainOptions, args), train, val)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0

@@ -1,0 +1,238 @@
+"""`depthdet train evaluate`: the model-card numbers of an ONNX detector + depth net pair.
+
+Every frame of a held-out split goes through core.pipeline.Pipeline exactly as the node
+runs it (letterbox, depth crop and inverse mapping, fusion). Reported:
+- detection: COCO mAP@0.5 and @0.5:0.95 of all detections (score >= 0.001, NMS IoU 0.6);
+- depth: REL, RMSE, log10, delta1-3 of the pipeline's image-aligned depth map against the
+  rendered depth, pooled over every pixel the network sees;
+- per-object depth by strategy (center_mean, box_median, robust), relative error against
+  the sim's per-object depth (median z of the object's visible pixels), for all objects,
+  hollow classes and solid ones, in three settings: `pipeline` (detections at the
+  operating score threshold matched to ground truth by IoU >= 0.5 and class, predicted
+  depth), `gt_boxes` (ground-truth boxes, predicted depth) and `oracle_depth`
+  (ground-truth boxes and depth: the strategy's own error).
+"""
+import argparse
+from dataclasses import asdict, dataclass, field
+import json
+import math
+import os
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from depthdet_ros.core.detector import DetectorConfig
+from depthdet_ros.core.types import Box
+from depthdet_ros.eval.metrics import DepthAccumulator, detection_map, FrameDetections
+
+# Kinds of the sim whose box is mostly background or seen through (sim.objects: hollow or
+# open kinds).
+HOLLOW_CLASSES = ('chair', 'table', 'cup', 'box', 'ring')
+SETTINGS = ('pipeline', 'gt_boxes', 'oracle_depth')
+GROUPS = ('all', 'hollow', 'solid')
+OPERATING_SCORE = 0.25
+# mAP needs the low-score tail; YOLOv5's val.py decodes with the same settings.
+MAP_DECODE = DetectorConfig(score_threshold=0.001, iou_threshold=0.6, max_detections=300)
+MATCH_IOU = 0.5
+
+
+@dataclass
+class ObjectErrors:
+    """Per-object relative errors of one strategy in one setting and group."""
+
+    count: int
+    mean_rel: float
+    median_rel: float
+    mean_abs_m: float
+
+
+@dataclass
+class EvaluationReport:
+    """Everything `depthdet train evaluate` measures (see the module docstring)."""
+
+    frames: int
+    map50: float
+    map50_95: float
+    per_class_ap50: Dict[str, float]
+    depth: Dict[str, float]
+    recall_at_operating_score: float
+    objects: Dict[str, Dict[str, Dict[str, ObjectErrors]]]  # setting -> group -> strategy
+    hollow_classes: Sequence[str] = HOLLOW_CLASSES
+    seconds: float = 0.0
+    models: Dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Return the report as JSON."""
+        return json.dumps(asdict(self), indent=2)
+
+    def markdown(self) -> str:
+        """Return the tables for a model card."""
+        d = self.depth
+        lines = [f'Held-out frames: {self.frames}', '',
+                 '| mAP@0.5 | mAP@0.5:0.95 | recall @ score 0.25 |', '|---|---|---|',
+                 f'| {self.map50:.3f} | {self.map50_95:.3f} | '
+                 f'{self.recall_at_operating_score:.3f} |', '',
+                 '| REL | RMSE (m) | log10 | δ1 | δ2 | δ3 |', '|---|---|---|---|---|---|',
+                 f'| {d["rel"]:.3f} | {d["rmse"]:.3f} | {d["log10"]:.3f} | {d["delta1"]:.3f} '
+                 f'| {d["delta2"]:.3f} | {d["delta3"]:.3f} |', '',
+                 '| setting | objects | strategy | mean REL | median REL | mean abs (m) | n |',
+                 '|---|---|---|---|---|---|---|']
+        for setting, groups in self.objects.items():
+            for group, strategies in groups.items():
+                for strategy, e in strategies.items():
+                    lines.append(f'| {setting} | {group} | {strategy} | {e.mean_rel:.3f} | '
+                                 f'{e.median_rel:.3f} | {e.mean_abs_m:.3f} | {e.count} |')
+        return '\n'.join(lines)
+
+
+def _iou(a: Box, b: Box) -> float:
+    w = min(a.x2, b.x2) - max(a.x1, b.x1)
+    h = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
+def match_detections(detections, truths: Sequence[Dict], min_iou: float = MATCH_IOU):
+    """Greedy one-to-one matching by descending score; returns [(detection, truth)].
+
+    A detection matches the unmatched ground-truth object of its class with the highest
+    IoU, if that IoU reaches `min_iou`.
+    """
+    boxes = [_truth_box(t) for t in truths]
+    taken = [False] * len(truths)
+    pairs = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        best, best_iou = -1, min_iou
+        for k, truth in enumerate(truths):
+            if taken[k] or truth['category_id'] - 1 != det.class_id:
+                continue
+            iou = _iou(det.box, boxes[k])
+            if iou >= best_iou:
+                best, best_iou = k, iou
+        if best >= 0:
+            taken[best] = True
+            pairs.append((det, truths[best]))
+    return pairs
+
+
+def _truth_box(truth: Dict) -> Box:
+    x, y, w, h = truth['bbox']
+    return Box(float(x), float(y), float(x + w), float(y + h))
+
+
+def _summarise(errors: List[tuple]) -> ObjectErrors:
+    """(relative, absolute) error pairs -> ObjectErrors (NaN when empty)."""
+    if not errors:
+        return ObjectErrors(0, math.nan, math.nan, math.nan)
+    rel = np.array([e[0] for e in errors])
+    absolute = np.array([e[1] for e in errors])
+    return ObjectErrors(len(errors), float(rel.mean()), float(np.median(rel)),
+                        float(absolute.mean()))
+
+
+def evaluate_models(detector_path: str, depth_path: str, dataset,
+                    hollow_classes: Sequence[str] = HOLLOW_CLASSES,
+                    operating_score: float = OPERATING_SCORE, log=None) -> EvaluationReport:
+    """Run the pipeline on every frame of a SimDataset split and measure it."""
+    from depthdet_ros.core.object_depth import object_depth, STRATEGIES
+    from depthdet_ros.core.pipeline import Pipeline, PipelineModels
+
+    start = time.perf_counter()
+    pipeline = Pipeline(PipelineModels(detector_path, depth_path),
+                        DetectorConfig(score_threshold=MAP_DECODE.score_threshold,
+                                       iou_threshold=MAP_DECODE.iou_threshold,
+                                       max_detections=MAP_DECODE.max_detections),
+                        concurrent=False)
+    names = list(pipeline.detector.class_names)
+    if names != list(dataset.class_names):
+        raise ValueError(f'the detector names {names}, the dataset {list(dataset.class_names)}')
+    accumulator = DepthAccumulator()
+    predictions, truth_frames = [], []
+    errors = {s: {g: {k: [] for k in STRATEGIES} for g in GROUPS} for s in SETTINGS}
+    matched = total = 0
+    try:
+        for index in range(len(dataset)):
+            rgb, depth_gt = dataset.load(index)
+            truths = dataset.objects(index)
+            result = pipeline.process(rgb)
+            accumulator.add(result.depth_map, depth_gt)
+            detections = [o.detection for o in result.objects]
+            predictions.append(FrameDetections(
+                np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detections],
+                         np.float64).reshape(-1, 4),
+                np.array([d.class_id for d in detections], np.int64),
+                np.array([d.score for d in detections], np.float64)))
+            truth_sample = dataset.load_boxes(index)
+            truth_frames.append(FrameDetections(truth_sample.boxes, truth_sample.classes))
+            operating = [d for d in detections if d.score >= operating_score]
+            pairs = match_detections(operating, truths)
+            matched += len(pairs)
+            total += len(truths)
+            cases = {'pipeline': [(det.box, t, result.depth_map) for det, t in pairs],
+                     'gt_boxes': [(_truth_box(t), t, result.depth_map) for t in truths],
+                     'oracle_depth': [(_truth_box(t), t, depth_gt) for t in truths]}
+            for setting, items in cases.items():
+                for box, truth, depth_map in items:
+                    name = names[truth['category_id'] - 1]
+                    group = 'hollow' if name in hollow_classes else 'solid'
+                    gt = float(truth['depth'])
+                    for strategy in STRATEGIES:
+                        estimate = object_depth(depth_map, box, strategy)
+                        if not estimate.valid:
+                            continue  # counted by the missing count, not as an error
+                        err = (abs(estimate.depth - gt) / gt, abs(estimate.depth - gt))
+                        errors[setting][group][strategy].append(err)
+                        errors[setting]['all'][strategy].append(err)
+            if log and (index + 1) % 50 == 0:
+                log(f'{index + 1}/{len(dataset)} frames')
+    finally:
+        pipeline.close()
+    detection = detection_map(truth_frames, predictions, names)
+    depth = accumulator.result()
+    objects = {s: {g: {k: _summarise(v) for k, v in strategies.items()}
+                   for g, strategies in groups.items()} for s, groups in errors.items()}
+    return EvaluationReport(
+        frames=len(dataset), map50=detection.map50, map50_95=detection.map50_95,
+        per_class_ap50=detection.per_class_ap50,
+        depth={k: v for k, v in depth.as_dict().items()},
+        recall_at_operating_score=matched / total if total else math.nan,
+        objects=objects, hollow_classes=tuple(hollow_classes),
+        seconds=time.perf_counter() - start,
+        models={'detector': os.path.basename(detector_path),
+                'depth': os.path.basename(depth_path)})
+
+
+def add_parser(commands):
+    """Register `depthdet train evaluate` under `depthdet train`."""
+    from depthdet_ros.assets import default_model
+
+    parser = commands.add_parser(
+        'evaluate', help='model-card numbers of a detector + depth net on a held-out split',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', required=True, metavar='SPLIT_DIR',
+                        help='held-out split written by `depthdet synth dataset`')
+    parser.add_argument('--detector', default=default_model('detector'),
+                        help='detector ONNX (default: the bundled one)')
+    parser.add_argument('--depth', default=default_model('depth'),
+                        help='depth ONNX (default: the bundled one)')
+    parser.add_argument('--json', metavar='PATH', help='also write the report as JSON')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    """Run `depthdet train evaluate`."""
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.train.data import SimDataset
+    try:
+        report = evaluate_models(args.detector, args.depth, SimDataset(args.data), log=print)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(report.markdown())
+    if args.json:
+        with open(args.json, 'w') as f:
+            f.write(report.to_json())
+    return 0

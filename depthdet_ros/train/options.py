@@ -1,0 +1,60 @@
+"""Options of the trainers: plain dataclasses, importable without torch (for the CLI)."""
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+
+@dataclass
+class TrainOptions:
+    """Options common to both trainers (the command line fills them)."""
+
+    out: str = 'runs/train'
+    epochs: int = 10
+    batch_size: int = 8
+    optimizer: str = 'adamw'          # adamw | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    schedule: str = 'cosine'          # cosine | step (halve at step_epochs)
+    step_epochs: Sequence[int] = ()
+    final_lr_fraction: float = 0.05
+    seed: int = 0
+    device: str = 'auto'
+    threads: int = 0                  # 0: torch's default
+    workers: int = 0
+    checkpoint_every: int = 50
+    max_train_frames: int = 0         # 0: all
+    max_val_frames: int = 0
+    channels_last: bool = True        # NHWC convolutions: ~1.2-1.6x faster on CPU
+    resume: bool = False
+    export: bool = True
+
+
+@dataclass
+class DepthTrainOptions(TrainOptions):
+    """`depthdet train depth` options (see add_arguments for their meaning)."""
+
+    arch: str = 'hybrid_mobilenetv2'
+    arch_kwargs: Dict[str, Any] = field(default_factory=dict)
+    loss: str = 'berhu'
+    input_size: Tuple[int, int] = (256, 320)
+    augment: bool = True
+    max_depth: float = 10.0
+
+
+@dataclass
+class DetectorTrainOptions(TrainOptions):
+    """`depthdet train detector` options (see add_arguments for their meaning)."""
+
+    arch: str = 'yolov5n'
+    depth_multiple: Optional[float] = None
+    width_multiple: Optional[float] = None
+    image_size: int = 320
+    mosaic_prob: float = 1.0
+    close_mosaic: int = 2
+    ema_decay: float = 0.9999
+    ema_tau: float = 2000.0
+    box_gain: float = 0.05
+    obj_gain: float = 1.0
+    cls_gain: float = 0.5
+    anchor_t: float = 4.0
