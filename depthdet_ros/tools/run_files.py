@@ -6,6 +6,8 @@ import glob
 import json
 import os
 
+from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
@@ -16,13 +18,7 @@ def add_parser(subparsers):
         description='Run the detector + depth pipeline on image files or folders of images, '
                     'with the same parameters file as depthdet_node.')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
-    parser.add_argument('--params-file', default='',
-                        help='depthdet_node parameters YAML (default: the bundled one)')
-    parser.add_argument('--detector-model', default='', help='override detector_model')
-    parser.add_argument('--depth-model', default='', help='override depth_model')
-    parser.add_argument('--strategy', default='', help='override depth_strategy')
-    parser.add_argument('--max-depth', type=float, default=None, help='override max_depth')
-    parser.add_argument('--providers', default='', help='override providers')
+    add_pipeline_arguments(parser)
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument('--camera-info', default='',
                         help='camera calibration YAML (camera_calibration format) for 3D output')
@@ -91,26 +87,18 @@ def run(args):
     from rich.console import Console
     from rich.table import Table
 
-    from depthdet_ros.assets import default_params_file
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.camera import CameraModel, CameraModelError
     from depthdet_ros.core.session import ModelLoadError
-    from depthdet_ros.ros.params import build_pipeline, check_value, ConfigError
-    from depthdet_ros.ros.params import load_params_file
+    from depthdet_ros.ros.params import build_pipeline
     from depthdet_ros.ros.visualize import draw_objects
 
     paths = collect_images(args.inputs)
+    values = pipeline_values(args)
     try:
-        values = load_params_file(args.params_file or default_params_file())
-        for name, value in (('detector_model', args.detector_model),
-                            ('depth_model', args.depth_model),
-                            ('depth_strategy', args.strategy), ('max_depth', args.max_depth),
-                            ('providers', args.providers)):
-            if value not in ('', None):
-                values[name] = check_value(name, value)
         pipeline = build_pipeline(values)
         camera = load_camera_yaml(args.camera_info) if args.camera_info else None
-    except (ConfigError, ModelLoadError, CameraModelError, OSError, KeyError) as exc:
+    except (ModelLoadError, CameraModelError, OSError, KeyError) as exc:
         raise CliError(str(exc)) from None
     console = Console()
     os.makedirs(args.out, exist_ok=True)
