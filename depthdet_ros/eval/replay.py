@@ -178,7 +178,7 @@ class Replayer:
 
 
 def run(args):
-    """Replay until the bag ends (or Ctrl-C with --loop); print what was published."""
+    """Replay until the bag ends (or Ctrl-C); print what was published."""
     import rclpy
 
     from depthdet_ros.cli import CliError
@@ -208,16 +208,19 @@ def run(args):
                   'publishing anyway', flush=True)
         print('publishing ' + ', '.join(f'{t} -> {remaps.get(t, t)}' for t in topics),
               flush=True)
-        rounds = 0
-        while True:
-            replayer.play_once()
-            rounds += 1
-            if not args.loop:
-                break
+        status, rounds = 0, 0
+        try:
+            while True:
+                replayer.play_once()
+                rounds += 1
+                if not args.loop:
+                    break
+        except KeyboardInterrupt:
+            status = 130  # stopped by the user, as `depthdet` reports Ctrl-C
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
     counts = ', '.join(f'{t}: {n}' for t, n in replayer.published.items())
-    print(f'published {counts} ({rounds} pass{"es" if rounds > 1 else ""}); '
+    print(f'published {counts} ({rounds} full pass{"es" if rounds != 1 else ""}); '
           f'{replayer.corrupt} corrupt messages skipped', flush=True)
-    return 0
+    return status
