@@ -280,7 +280,7 @@ def _sample_room(rng, half_range) -> Room:
 
 
 def _sample_lights(rng, room: Room) -> Tuple[Tuple[Light, ...], Tuple[float, float]]:
-    brightness = rng.uniform(0.6, 1.3)
+    brightness = rng.uniform(0.7, 1.4)
     lights = []
     for index in range(N_LIGHTS):
         warmth = rng.uniform(-1, 1)  # cool (bluish) to warm (yellowish)
@@ -289,7 +289,7 @@ def _sample_lights(rng, room: Room) -> Tuple[Tuple[Light, ...], Tuple[float, flo
             position = [rng.uniform(-0.7, 0.7) * room.half_x, rng.uniform(-0.7, 0.7) * room.half_y,
                         room.height - 0.05]
             direction = [rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), -1.0]
-            level, cutoff = rng.uniform(0.35, 0.8), rng.uniform(55, 85)
+            level, cutoff = rng.uniform(0.4, 0.85), rng.uniform(55, 85)
         else:
             position = [rng.uniform(-0.9, 0.9) * room.half_x, rng.uniform(-0.9, 0.9) * room.half_y,
                         rng.uniform(1.5, room.height - 0.1)]
@@ -304,7 +304,7 @@ def _sample_lights(rng, room: Room) -> Tuple[Tuple[Light, ...], Tuple[float, flo
                             tuple(float(v) for v in np.clip(tint * rng.uniform(0.03, 0.15), 0, 1)),
                             tuple([float(rng.uniform(0.1, 0.4))] * 3), float(cutoff),
                             index == 0 and rng.random() < 0.7))
-    return tuple(lights), (float(rng.uniform(0.02, 0.15)), float(rng.uniform(0.0, 0.2)))
+    return tuple(lights), (float(rng.uniform(0.05, 0.2)), float(rng.uniform(0.05, 0.25)))
 
 
 def _fovy_deg(rng, width, height, hfov_range=(45.0, 95.0)) -> float:

@@ -427,13 +427,15 @@ def _max_size(sizes) -> Tuple[int, int]:
 
 def generate_frames(seed: int, n_frames: int, scene: str = 'room',
                     sizes: Sequence[Tuple[int, int]] = ((640, 480),), start: int = 0,
-                    world: Optional[SimWorld] = None) -> Iterator[SimFrame]:
-    """Independent random frames start .. start + n_frames - 1 (each from its own seed).
+                    world: Optional[SimWorld] = None, quality: str = 'standard'
+                    ) -> Iterator[SimFrame]:
+    """Yield independent random frames start .. start + n_frames - 1.
 
-    A `world` may be passed to reuse its GL context; otherwise one is made and freed.
+    Each frame comes from its own seed (see frame_layout). A `world` may be passed to
+    reuse its GL context; otherwise one is made with `quality` and freed at the end.
     """
     own = world is None
-    world = world or SimWorld(*_max_size(sizes))
+    world = world or SimWorld(*_max_size(sizes), quality=quality)
     try:
         for index in range(start, start + n_frames):
             yield world.render(frame_layout(seed, index, scene, sizes), index)
@@ -450,14 +452,15 @@ class CameraSequence:
     """
 
     def __init__(self, seed: int, scene: str = 'room', size: Tuple[int, int] = (640, 480),
-                 rate_hz: float = 10.0, speed: float = 0.4, world: Optional[SimWorld] = None):
+                 rate_hz: float = 10.0, speed: float = 0.4, world: Optional[SimWorld] = None,
+                 quality: str = 'standard'):
         if rate_hz <= 0:
             raise ValueError('rate_hz must be positive')
         rng = frame_rng(seed, 0, _SEQUENCE_STREAM)
         self.layout, self.path = sample_sequence(rng, scene, tuple(size), speed)
         self.rate_hz = float(rate_hz)
         self._own_world = world is None
-        self.world = world or SimWorld(*size)
+        self.world = world or SimWorld(*size, quality=quality)
 
     @property
     def period_s(self) -> float:
@@ -475,10 +478,10 @@ class CameraSequence:
 
 def generate_sequence(seed: int, n_frames: int, scene: str = 'room',
                       size: Tuple[int, int] = (640, 480), rate_hz: float = 10.0,
-                      speed: float = 0.4, world: Optional[SimWorld] = None
-                      ) -> Iterator[SimFrame]:
-    """`n_frames` frames at `rate_hz` of a camera moving at `speed` m/s through one scene."""
-    sequence = CameraSequence(seed, scene, size, rate_hz, speed, world)
+                      speed: float = 0.4, world: Optional[SimWorld] = None,
+                      quality: str = 'standard') -> Iterator[SimFrame]:
+    """Yield `n_frames` frames at `rate_hz` of a camera moving at `speed` m/s in one scene."""
+    sequence = CameraSequence(seed, scene, size, rate_hz, speed, world, quality)
     try:
         for index in range(n_frames):
             yield sequence.frame(index)

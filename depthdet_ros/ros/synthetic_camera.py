@@ -1,0 +1,173 @@
+"""ROS 2 node `synthetic_camera`: a rendered camera moving through a synthetic scene.
+
+Publishes (names relative, remappable), all with one header per frame:
+- `image` sensor_msgs/Image rgb8
+- `camera_info` sensor_msgs/CameraInfo
+- `ground_truth/depth` sensor_msgs/Image 32FC1, metres (NaN = no surface)
+- `ground_truth/detections` vision_msgs/Detection2DArray and
+  `ground_truth/detections_3d` Detection3DArray (exact; see depthdet_ros.sim.messages)
+
+Parameters: seed, rate (Hz), width, height, scene ('room' | 'tabletop'), frame_id,
+frames (frames in one pass; 0 = endless), loop (restart after `frames`, else stop
+and exit), speed (m/s), quality ('fast' | 'standard' | 'high'), publish_depth,
+publish_detections, reliable_images (reliable QoS for image/depth, which also
+matches best-effort subscribers; false = sensor-data QoS). Stamps come from the node
+clock, so use_sim_time is honoured. One frame is rendered per timer tick; when
+rendering takes longer than the period the rate drops instead of queueing.
+"""
+import signal
+import sys
+
+
+def _leave_quietly(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+# Ctrl-C during the slow imports below exits without a traceback; afterwards rclpy
+# handles signals.
+_default_sigint = signal.signal(signal.SIGINT, _leave_quietly)
+
+import rclpy  # noqa: E402
+from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.task import Future  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
+
+from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
+    rgb_to_image_msg  # noqa: E402
+from depthdet_ros.sim.messages import detections_2d, detections_3d, rclpy_factory  # noqa: E402
+
+signal.signal(signal.SIGINT, _default_sigint)
+
+SCENES = ('room', 'tabletop')
+QUALITIES = ('fast', 'standard', 'high')
+
+
+class SyntheticCamera(Node):
+    """Renders one frame per timer tick and publishes it with its ground truth."""
+
+    def __init__(self):
+        super().__init__('synthetic_camera')
+
+        def param(name, default, description):
+            # Numbers accept ints or floats alike (`-p rate:=5` must not be a type error).
+            descriptor = ParameterDescriptor(description=description, read_only=True,
+                                             dynamic_typing=isinstance(default, float))
+            value = self.declare_parameter(name, default, descriptor).value
+            return float(value) if isinstance(default, float) else value
+
+        seed = param('seed', 0, 'random seed of the scene (>= 0)')
+        rate = param('rate', 10.0, 'frames per second')
+        width = param('width', 640, 'image width, pixels')
+        height = param('height', 480, 'image height, pixels')
+        scene = param('scene', 'room', 'room | tabletop')
+        frame_id = param('frame_id', 'camera_optical_frame', 'optical frame of the camera')
+        self.frames = param('frames', 0, 'frames per pass through the scene; 0 = endless')
+        self.loop = param('loop', True, 'restart after `frames` frames (else stop and exit)')
+        speed = param('speed', 0.4, 'camera speed, m/s')
+        quality = param('quality', 'fast', 'render quality: fast | standard | high')
+        self.publish_depth = param('publish_depth', True, 'publish ground_truth/depth')
+        self.publish_detections = param('publish_detections', True,
+                                        'publish ground_truth/detections(_3d)')
+        reliable = param('reliable_images', True,
+                         'reliable QoS for image and depth (false: sensor-data QoS)')
+        problems = [text for bad, text in (
+            (seed < 0, 'seed must be >= 0'), (not rate > 0, 'rate must be positive'),
+            (not (16 <= width <= 4096 and 16 <= height <= 4096),
+             'width and height must be within 16..4096'),
+            (scene not in SCENES, f'scene must be one of {SCENES}'),
+            (quality not in QUALITIES, f'quality must be one of {QUALITIES}'),
+            (self.frames < 0, 'frames must be >= 0'), (not speed > 0, 'speed must be > 0'))
+            if bad]
+        if problems:
+            raise ValueError('; '.join(problems))
+
+        from depthdet_ros.sim.world import CameraSequence, SimWorld
+        self._world = SimWorld(width, height, frame_id=frame_id, quality=quality)
+        self._sequence = CameraSequence(seed, scene, (width, height), rate, speed,
+                                        world=self._world)
+        self._make = rclpy_factory()
+
+        image_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE) if reliable \
+            else qos_profile_sensor_data
+        self._image_pub = self.create_publisher(Image, 'image', image_qos)
+        self._info_pub = self.create_publisher(CameraInfo, 'camera_info', 10)
+        self._depth_pub = self.create_publisher(Image, 'ground_truth/depth', image_qos) \
+            if self.publish_depth else None
+        self._det_pub = self._det3d_pub = None
+        if self.publish_detections:
+            self._det_pub = self.create_publisher(Detection2DArray, 'ground_truth/detections', 10)
+            self._det3d_pub = self.create_publisher(Detection3DArray,
+                                                    'ground_truth/detections_3d', 10)
+        self.finished = Future()
+        self._index = 0
+        self._timer = self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(
+            f'{scene} scene (seed {seed}), {width}x{height} at {rate:g} Hz, quality {quality}, '
+            + (f'{self.frames} frames' + (' looped' if self.loop else '') if self.frames
+               else 'endless'))
+
+    def _tick(self):
+        if self.frames and self._index >= self.frames:
+            if not self.loop:
+                self._timer.cancel()
+                self.get_logger().info(f'published all {self.frames} frames')
+                self.finished.set_result(True)
+                return
+            self._index = 0
+        frame = self._sequence.frame(self._index)
+        self._index += 1
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame.camera.frame_id)
+        messages = [(self._info_pub, camera_model_to_info(frame.camera, header)),
+                    (self._image_pub, rgb_to_image_msg(frame.rgb, header))]
+        if self._depth_pub is not None:
+            messages.append((self._depth_pub, depth_to_image_msg(frame.depth, header)))
+        if self._det_pub is not None:
+            messages += [(self._det_pub, detections_2d(self._make, header, frame.objects)),
+                         (self._det3d_pub, detections_3d(self._make, header, frame.objects))]
+        try:
+            for publisher, message in messages:
+                publisher.publish(message)
+        except Exception:
+            # A signal may shut the context down while the frame renders; then the
+            # publishers are gone and the executor is about to stop: not an error.
+            if self.context.ok():
+                raise
+
+    def close(self):
+        """Free the renderer."""
+        self._world.close()
+
+
+def main(args=None):
+    """Run the node until Ctrl-C (or until a non-looping sequence ends)."""
+    node = None
+    status = 0
+    try:
+        rclpy.init(args=args)
+        node = SyntheticCamera()
+        rclpy.spin_until_future_complete(node, node.finished)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:
+        print(f'synthetic_camera: {exc}', file=sys.stderr)
+        status = 2
+    except Exception:
+        # A signal that shuts ROS down while the node is being built makes rclpy
+        # calls fail: that is a requested exit, not an error.
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

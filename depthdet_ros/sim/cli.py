@@ -1,0 +1,211 @@
+"""`depthdet synth`: synthetic datasets, bags, statistics and preview pictures.
+
+MuJoCo, rosbags and the renderer are imported inside the run functions, so building
+the parser stays cheap.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _sizes(text):
+    from depthdet_ros.sim.dataset import parse_sizes
+    try:
+        return parse_sizes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text} is negative')
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text} is not positive')
+    return value
+
+
+def _progress_bar(total, description):
+    from tqdm import tqdm
+    # disable=None: draw only on a terminal.
+    return tqdm(total=total, desc=description, unit='frame', dynamic_ncols=True,
+                file=sys.stderr, disable=None)
+
+
+def _common(parser, default_scene, default_quality, sizes=True):
+    parser.add_argument('--seed', type=_non_negative_int, default=0, help='random seed (>= 0)')
+    parser.add_argument('--scene', default=default_scene,
+                        choices=('room', 'tabletop', 'mixed') if sizes else ('room', 'tabletop'),
+                        help=f'scene kind (default {default_scene})')
+    parser.add_argument('--quality', default=default_quality, choices=('fast', 'standard', 'high'),
+                        help='render quality: fast = no shadows or anti-aliasing, standard = '
+                             'shadows, high = shadows and 4x anti-aliasing '
+                             f'(default {default_quality})')
+
+
+def add_parser(subparsers):
+    """Register `synth` and its subcommands."""
+    synth = subparsers.add_parser(
+        'synth', help='synthetic camera world: datasets, bags, statistics, previews',
+        description='Render a synthetic camera world (MuJoCo) with exact ground truth.')
+    commands = synth.add_subparsers(dest='synth_command', metavar='SUBCOMMAND')
+
+    def show_help(args):
+        synth.print_help()
+        return 2
+
+    synth.set_defaults(func=show_help)
+
+    dataset = commands.add_parser(
+        'dataset', help='write images, depth, masks and COCO annotations',
+        description='Write a dataset split (layout in docs/synthetic_dataset.md). Re-running '
+                    'the same command resumes: complete frames are kept.')
+    dataset.add_argument('--out', type=Path, required=True, help='dataset folder')
+    dataset.add_argument('--frames', type=_positive_int, required=True, help='frames in the split')
+    dataset.add_argument('--split', default='train', help='split name (default train); '
+                         'each split draws different frames from the same seed')
+    dataset.add_argument('--size', type=_sizes, default=((640, 480),),
+                         help='WxH, or several comma-separated (each frame picks one); '
+                              'default 640x480')
+    dataset.add_argument('--image-format', choices=('png', 'jpg'), default='png')
+    dataset.add_argument('--depth-format', choices=('png16', 'npy'), default='png16',
+                         help='png16: uint16 millimetres, 0 = none; npy: float32 metres, NaN = '
+                              'none (default png16)')
+    _common(dataset, 'mixed', 'fast')
+    dataset.set_defaults(func=run_dataset)
+
+    bag = commands.add_parser(
+        'bag', help='write a rosbag2 of a camera moving through one scene',
+        description='Write a rosbag2 (image, camera_info, depth, ground-truth detections).')
+    bag.add_argument('--out', type=Path, required=True, help='bag folder to create')
+    bag.add_argument('--frames', type=_positive_int, required=True)
+    bag.add_argument('--format', choices=('mcap', 'sqlite3'), default='mcap',
+                     help='storage (default mcap)')
+    bag.add_argument('--compressed', action='store_true', help='JPEG CompressedImage images')
+    bag.add_argument('--rate', type=_positive_float, default=10.0, help='frame rate, Hz')
+    bag.add_argument('--size', type=_sizes, default=((640, 480),), help='WxH (default 640x480)')
+    bag.add_argument('--speed', type=_positive_float, default=0.4, help='camera speed, m/s')
+    bag.add_argument('--start-time', type=float, default=None,
+                     help='first stamp, seconds since epoch (default 1700000000)')
+    _common(bag, 'room', 'standard', sizes=False)
+    bag.set_defaults(func=run_bag)
+
+    stats = commands.add_parser(
+        'stats', help='objects per class, depth range, occlusion of a dataset or of fresh frames',
+        description='Print statistics of a dataset split (a folder with annotations.json), '
+                    'or of --frames freshly generated frames.')
+    stats.add_argument('dataset', nargs='?', type=Path, help='split folder, e.g. DIR/train')
+    stats.add_argument('--frames', type=_positive_int, default=200)
+    stats.add_argument('--size', type=_sizes, default=((320, 240),),
+                       help='size of fresh frames (default 320x240)')
+    _common(stats, 'mixed', 'fast')
+    stats.set_defaults(func=run_stats)
+
+    preview = commands.add_parser(
+        'preview', help='picture of a few frames with labelled boxes and depth',
+        description='Save a montage of frames (RGB with ground-truth boxes | depth).')
+    preview.add_argument('--out', type=Path, required=True, help='PNG file')
+    preview.add_argument('--frames', type=_positive_int, default=4)
+    preview.add_argument('--columns', type=_positive_int, default=2)
+    preview.add_argument('--size', type=_sizes, default=((640, 480),))
+    _common(preview, 'mixed', 'high')
+    preview.set_defaults(func=run_preview)
+    return synth
+
+
+def _user_error(message):
+    from depthdet_ros.cli import CliError
+    return CliError(message)
+
+
+def run_dataset(args):
+    from depthdet_ros.sim.dataset import DatasetConfig, generate_dataset
+    config = DatasetConfig(seed=args.seed, frames=args.frames, split=args.split,
+                           scene=args.scene, sizes=tuple(args.size), quality=args.quality,
+                           image_format=args.image_format, depth_format=args.depth_format)
+    with _progress_bar(args.frames, f'synth {args.split}') as bar:
+        try:
+            summary = generate_dataset(args.out, config, progress=bar.update)
+        except ValueError as exc:
+            raise _user_error(str(exc)) from None
+    print(f'{summary.directory}: {summary.frames_total} frames '
+          f'({summary.frames_written} rendered, {summary.frames_skipped} already there), '
+          f'{summary.annotations} annotations')
+    if summary.frames_written:
+        print(f'throughput: {summary.frames_per_second:.1f} frames/s '
+              f'({summary.seconds:.1f} s, quality {args.quality})')
+    return 0
+
+
+def run_bag(args):
+    from depthdet_ros.sim.bag import DEFAULT_START_NS, write_bag
+    from depthdet_ros.sim.world import generate_sequence
+    if args.out.exists():
+        raise _user_error(f'{args.out} exists; rosbag2 writes a new folder')
+    if len(args.size) != 1:
+        raise _user_error('a bag has one image size')
+    start_ns = DEFAULT_START_NS if args.start_time is None else int(args.start_time * 1e9)
+    frames = generate_sequence(args.seed, args.frames, args.scene, args.size[0], args.rate,
+                               args.speed, quality=args.quality)
+    began = time.perf_counter()
+    with _progress_bar(args.frames, 'synth bag') as bar:
+        count = write_bag(args.out, frames, args.format, args.compressed, args.rate, start_ns,
+                          progress=bar.update)
+    seconds = time.perf_counter() - began
+    print(f'{args.out}: {count} frames at {args.rate:g} Hz ({args.format}, '
+          f'{"jpeg" if args.compressed else "rgb8"}), {count / seconds:.1f} frames/s')
+    return 0
+
+
+def run_stats(args):
+    from depthdet_ros.sim.stats import compute_stats, format_stats, samples_from_coco, \
+        samples_from_frames
+    if args.dataset is not None:
+        from depthdet_ros.sim.dataset import load_annotations
+        try:
+            samples = samples_from_coco(load_annotations(args.dataset))
+        except FileNotFoundError:
+            raise _user_error(f'{args.dataset} has no annotations.json') from None
+    else:
+        from depthdet_ros.sim.world import generate_frames
+        frames = generate_frames(args.seed, args.frames, args.scene, tuple(args.size),
+                                 quality=args.quality)
+        with _progress_bar(args.frames, 'synth stats') as bar:
+            samples = samples_from_frames(_counted(frames, bar))
+    print(format_stats(compute_stats(*samples)))
+    return 0
+
+
+def _counted(frames, bar):
+    for frame in frames:
+        bar.update(1)
+        yield frame
+
+
+def run_preview(args):
+    import cv2
+
+    from depthdet_ros.sim.preview import montage
+    from depthdet_ros.sim.world import generate_frames
+    frames = list(generate_frames(args.seed, args.frames, args.scene, tuple(args.size),
+                                  quality=args.quality))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), montage(frames, args.columns),
+                       [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise _user_error(f'could not write {args.out}')
+    print(f'{args.out}: {len(frames)} frames, '
+          f'{sum(len(f.objects) for f in frames)} labelled objects')
+    return 0

@@ -1,0 +1,76 @@
+"""The synthetic_camera node publishes over DDS (localhost only) and exits cleanly."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+# DDS stays on loopback, in a domain of this test run's own, for the node too.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+
+rclpy = pytest.importorskip('rclpy')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+def start_node(*params):
+    command = [sys.executable, '-m', 'depthdet_ros.ros.synthetic_camera', '--ros-args',
+               '-p', 'width:=96', '-p', 'height:=72', '-p', 'rate:=10']
+    for param in params:
+        command += ['-p', param]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'), text=True)
+
+
+def receive(types, timeout=30.0):
+    """Subscribe to {topic: type} and return the first message of each."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('synthetic_camera_probe', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    received = {}
+    for topic, msg_type in types.items():
+        node.create_subscription(msg_type, topic,
+                                 lambda msg, topic=topic: received.setdefault(topic, msg), 10)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(received) < len(types) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    return received
+
+
+def test_publishes_image_and_camera_info_then_stops_on_ctrl_c():
+    process = start_node()
+    try:
+        received = receive({'image': Image, 'camera_info': CameraInfo,
+                            'ground_truth/detections': Detection2DArray})
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert set(received) == {'image', 'camera_info', 'ground_truth/detections'}, output
+    image, info = received['image'], received['camera_info']
+    assert (image.width, image.height, image.encoding) == (96, 72, 'rgb8')
+    assert len(image.data) == 96 * 72 * 3
+    assert (info.width, info.height) == (96, 72) and info.k[0] > 0
+    assert image.header.frame_id == info.header.frame_id == 'camera_optical_frame'
+    assert process.returncode == 0, output
+    assert 'Traceback' not in output
+
+
+def test_a_finite_sequence_without_loop_ends_by_itself():
+    process = start_node('frames:=2', 'loop:=false', 'rate:=20.0')
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert 'published all 2 frames' in output
