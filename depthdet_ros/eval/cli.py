@@ -9,6 +9,8 @@ and stamp matching, evaluate for what is measured.
 import functools
 import os
 
+from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
+
 DEFAULT_OUT = 'out/eval'
 
 
@@ -31,12 +33,7 @@ def add_parser(subparsers):
                     'image of a rosbag2 (MCAP or sqlite3) and score depth, per-object depth, '
                     'detection and proximity alerts against the ground truth in the bag.')
     parser.add_argument('bag', help='rosbag2 folder')
-    parser.add_argument('--params-file', default='',
-                        help='depthdet_node parameters YAML (default: the bundled one)')
-    parser.add_argument('--detector-model', default='', help='override detector_model')
-    parser.add_argument('--depth-model', default='', help='override depth_model')
-    parser.add_argument('--providers', default='', help='override providers')
-    parser.add_argument('--max-depth', type=float, default=None, help='override max_depth')
+    add_pipeline_arguments(parser)
     topics = parser.add_argument_group('topics (found by message type when not given)')
     topics.add_argument('--image-topic', default='', help='Image or CompressedImage topic')
     topics.add_argument('--camera-info-topic', default='', help='CameraInfo topic')
@@ -85,18 +82,6 @@ def command_line(args, actions) -> list:
     return words
 
 
-def _pipeline_values(args):
-    from depthdet_ros.assets import default_params_file
-    from depthdet_ros.ros.params import check_value, load_params_file
-    values = load_params_file(args.params_file or default_params_file())
-    for name, value in (('detector_model', args.detector_model),
-                        ('depth_model', args.depth_model), ('providers', args.providers),
-                        ('max_depth', args.max_depth)):
-        if value not in ('', None):
-            values[name] = check_value(name, value)
-    return values
-
-
 def run(args, actions=()):
     """Evaluate the bag; print where the report went and its headline figures."""
     from depthdet_ros.bags import make_typestore
@@ -106,7 +91,7 @@ def run(args, actions=()):
     from depthdet_ros.eval.evaluate import EvalSettings, evaluate_bag, strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
     from depthdet_ros.eval.output_bag import OutputBag
-    from depthdet_ros.ros.params import build_pipeline, ConfigError, parse_class_max_depth
+    from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
 
     try:
         tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
@@ -118,9 +103,9 @@ def run(args, actions=()):
         topics = bag_input.select_topics(
             topic_types, args.image_topic, args.camera_info_topic, args.depth_topic,
             args.gt_detections_topic, args.gt_detections_3d_topic)
-        values = _pipeline_values(args)
-    except (ValueError, ConfigError) as exc:  # BagInputError is a ValueError
+    except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
+    values = pipeline_values(args)
     try:
         pipeline = build_pipeline(values)
     except (ModelLoadError, OSError) as exc:
