@@ -180,6 +180,7 @@ def test_report_schema_markdown_and_plots(evaluated):
     assert report['schema'] == 'depthdet-eval/1'
     assert report['command'][:3] == ['depthdet', 'eval', str(folder / 'bag')]
     assert report['bag']['storage'] == 'mcap' and report['bag']['message_count'] == 25
+    assert report['bag']['invalid_camera_info'] == 0
     assert report['settings']['max_depth'] == MAX_DEPTH
     assert report['settings']['stamp_tolerance_ms'] == 5.0
     assert set(report['depth']) == {'metric', 'median_scaled', 'median_scale'}

@@ -5,7 +5,7 @@ times in milliseconds, shares in [0, 1]):
 
 - schema, created (UTC ISO 8601), command (argv)
 - bag: path, storage ('mcap' | 'sqlite3'), duration_s, message_count,
-  topics {topic: type}
+  topics {topic: type}, invalid_camera_info (CameraInfo messages with unusable K)
 - topics: image, camera_info, depth, gt_detections, gt_detections_3d (null: absent)
 - settings: params_file, detector_model, depth_model, providers {detector, depth},
   depth_strategy (the node's), max_depth, class_max_depth {class: m}, score_threshold,
@@ -86,7 +86,8 @@ def build_report(results, index, settings, run: Dict) -> Dict:
         'command': run['command'],
         'bag': {'path': str(run['path']), 'storage': index.storage,
                 'duration_s': index.duration_s, 'message_count': index.message_count,
-                'topics': dict(sorted(index.topic_types.items()))},
+                'topics': dict(sorted(index.topic_types.items())),
+                'invalid_camera_info': index.invalid_camera_info},
         'topics': index.topics.as_dict(),
         'settings': {
             'params_file': run['params_file'], 'detector_model': run['detector_model'],
@@ -202,7 +203,8 @@ def markdown(report: Dict) -> str:
     lines = [f'# depthdet eval: `{report["bag"]["path"]}`', '',
              f'Command: `{shlex.join(report["command"])}`', '',
              f'- detector: `{settings["detector_model"]}`, depth: `{settings["depth_model"]}` '
-             f'(providers: {settings["providers"]})',
+             '(execution providers: ' + ', '.join(
+                 f'{k} {v}' for k, v in settings['providers'].items()) + ')',
              f'- node strategy `{settings["depth_strategy"]}`, max_depth '
              f'{settings["max_depth"]} m, score threshold {settings["score_threshold"]}, '
              f'stamp tolerance {settings["stamp_tolerance_ms"]} ms',
