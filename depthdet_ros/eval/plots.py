@@ -22,16 +22,25 @@ def _finite(samples):
     return [s for s in samples if math.isfinite(s.estimate) and math.isfinite(s.gt_depth)]
 
 
+def _mark_empty(ax):
+    ax.text(0.5, 0.5, 'no scored objects', ha='center', va='center', transform=ax.transAxes)
+    ax.set_xticks([])
+
+
 def error_vs_distance(samples: Sequence[ObjectSample], strategies: Sequence[str], path) -> None:
     """Signed error against GT depth per strategy, one panel per box source."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(BOX_SOURCES), figsize=(11, 4), sharey=True, squeeze=False)
     for ax, source in zip(axes[0], BOX_SOURCES):
+        plotted = 0
         for strategy in strategies:
             chosen = _finite(s for s in samples
                              if s.box_source == source and s.strategy == strategy)
             ax.scatter([s.gt_depth for s in chosen], [s.error for s in chosen], s=10,
                        alpha=0.6, label=strategy)
+            plotted += len(chosen)
+        if not plotted:
+            _mark_empty(ax)
         ax.axhline(0.0, color='black', linewidth=0.8)
         ax.set_title(SOURCE_TITLES[source])
         ax.set_xlabel('GT object depth (m)')
@@ -54,6 +63,8 @@ def per_class_error(tables: Dict, strategies: Sequence[str], path) -> None:
     for ax, source in zip(axes[0], BOX_SOURCES):
         classes: List[str] = sorted({c for s in strategies
                                      for c in tables[source][s]['by_class']})
+        if not classes:
+            _mark_empty(ax)
         x = np.arange(len(classes))
         for k, strategy in enumerate(strategies):
             by_class = tables[source][strategy]['by_class']
@@ -75,10 +86,11 @@ def latency_histogram(latency_ms: Dict[str, List[float]], path) -> None:
     """Histograms of the main latency stages."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for stage in LATENCY_STAGES:
-        values = latency_ms.get(stage)
-        if values:
-            ax.hist(values, bins=30, alpha=0.5, label=stage)
+    shown = [s for s in LATENCY_STAGES if latency_ms.get(s)]
+    # Common bins, so the stages compare bar for bar.
+    bins = np.histogram_bin_edges(np.concatenate([latency_ms[s] for s in shown]), bins=40)
+    for stage in shown:
+        ax.hist(latency_ms[stage], bins=bins, alpha=0.5, label=stage)
     ax.set_xlabel('milliseconds')
     ax.set_ylabel('frames')
     ax.legend(loc='best', fontsize=8)
