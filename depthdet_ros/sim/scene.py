@@ -332,6 +332,8 @@ class _LayoutBuilder:
         self.floor = _Placer(room.half_x - 0.05, room.half_y - 0.05)
         self.items: List[Item] = []
         self.tables: List[Tuple[Item, _Placer]] = []
+        # Where a still camera stands: objects go no farther than MAX_OBJECT_DISTANCE.
+        self.camera_xy: Optional[np.ndarray] = None
 
     def count(self, objects: bool) -> int:
         return sum((item.class_id >= 0) == objects for item in self.items)
@@ -358,6 +360,9 @@ class _LayoutBuilder:
         position = (xy[0], xy[1], 0.0)
         centre, radius = _footprint(shape, position, yaw)
         if not self.floor.fits(centre, radius, inside=inside):
+            return None
+        if class_id >= 0 and self.camera_xy is not None and \
+                np.hypot(*(centre - self.camera_xy)) > MAX_OBJECT_DISTANCE:
             return None
         self.floor.add(centre, radius)
         item = _item(self.rng, kind, shape, palettes, position, yaw, class_id)
@@ -465,7 +470,7 @@ class _LayoutBuilder:
 
 
 def _room_frame(rng, size) -> SceneLayout:
-    room = _sample_room(rng, (2.0, 6.0))
+    room = _sample_room(rng, (2.0, 7.0))
     builder = _LayoutBuilder(rng, room)
     low = rng.random() < 0.35  # robot-height camera
     height = rng.uniform(0.2, 0.6) if low else rng.uniform(0.6, 1.8)
@@ -481,6 +486,7 @@ def _room_frame(rng, size) -> SceneLayout:
     fovy = _fovy_deg(rng, *size)
     camera = _camera(position, rotation, size, fovy)
     builder.floor.add(position[:2], MIN_OBJECT_DISTANCE)
+    builder.camera_xy = position[:2]
 
     hfov = 2.0 * np.arctan(np.tan(np.radians(fovy) / 2.0) * size[0] / size[1])
     for _ in range(int(rng.integers(4, 15))):
@@ -512,7 +518,9 @@ def _place_in_view(builder, rng, position, yaw, hfov, tries=30):
         near = MIN_OBJECT_DISTANCE + 0.1
         if far <= near:
             continue
-        distance = np.exp(rng.uniform(np.log(near), np.log(far)))
+        # Half log-uniform (many near objects), half uniform (enough far ones).
+        distance = np.exp(rng.uniform(np.log(near), np.log(far))) if rng.random() < 0.5 \
+            else rng.uniform(near, far)
         item = builder.place_object_on_floor(kind, position[:2] + distance * direction,
                                              rng.uniform(-np.pi, np.pi))
         if item is not None:
@@ -541,6 +549,7 @@ def _tabletop_frame(rng, size) -> SceneLayout:
     rotation = look_rotation(target - position, rng.normal(0.0, 0.05))
     camera = _camera(position, rotation, size, _fovy_deg(rng, *size, (50.0, 90.0)))
     builder.floor.add(position[:2], 0.4)
+    builder.camera_xy = position[:2]
 
     _, placer = builder.tables[0]
     small = [n for n in CLASS_NAMES if OBJECT_KINDS[n].on_tables]
