@@ -85,6 +85,10 @@ class Subset:
         """See BoxFrames.load_boxes."""
         return self.source.load_boxes(self._check(index))
 
+    def objects(self, index: int):
+        """Per-object ground truth, where the source has it (SimDataset.objects)."""
+        return self.source.objects(self._check(index))
+
     def _check(self, index: int) -> int:
         if not 0 <= index < self.count:
             raise IndexError(index)

@@ -218,6 +218,8 @@ def add_parser(commands):
                         help='detector ONNX (default: the bundled one)')
     parser.add_argument('--depth', default=default_model('depth'),
                         help='depth ONNX (default: the bundled one)')
+    parser.add_argument('--max-frames', type=int, default=0, metavar='N',
+                        help='evaluate only the first N frames (0: all; card numbers use all)')
     parser.add_argument('--json', metavar='PATH', help='also write the report as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -226,9 +228,10 @@ def add_parser(commands):
 def run(args) -> int:
     """Run `depthdet train evaluate`."""
     from depthdet_ros.cli import CliError
-    from depthdet_ros.train.data import SimDataset
+    from depthdet_ros.train.data import SimDataset, Subset
     try:
-        report = evaluate_models(args.detector, args.depth, SimDataset(args.data), log=print)
+        dataset = Subset(SimDataset(args.data), args.max_frames)
+        report = evaluate_models(args.detector, args.depth, dataset, log=print)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(report.markdown())
