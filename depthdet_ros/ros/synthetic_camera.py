@@ -109,7 +109,8 @@ class SyntheticCamera(Node):
         self.get_logger().info(
             f'{scene} scene (seed {seed}), {width}x{height} at {rate:g} Hz, quality {quality}, '
             + (f'{self.frames} frames' + (' looped' if self.loop else '') if self.frames
-               else 'endless'))
+               else 'endless')
+            + f'; the camera path repeats every {self._sequence.period_s:.0f} s')
 
     def _tick(self):
         if self.frames and self._index >= self.frames:

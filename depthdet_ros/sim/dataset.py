@@ -30,7 +30,7 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -258,7 +258,3 @@ def parse_sizes(text: str) -> Tuple[Tuple[int, int], ...]:
             raise ValueError(f'size {part!r} is outside 16x16 .. 4096x4096')
         sizes.append((width, height))
     return tuple(sizes)
-
-
-def sizes_text(sizes: Sequence[Tuple[int, int]]) -> str:
-    return ','.join(f'{w}x{h}' for w, h in sizes)

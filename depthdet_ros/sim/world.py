@@ -129,7 +129,6 @@ class SimWorld:
         m.geom_sameframe[:] = 0
         self._texture_seed: Optional[int] = None
         self._shown_groups = m.geom_group.copy()
-        self._layout: Optional[SceneLayout] = None
 
     def close(self):
         self.renderer.close()
@@ -139,10 +138,6 @@ class SimWorld:
 
     def __exit__(self, *exc):
         self.close()
-
-    @property
-    def max_size(self) -> Tuple[int, int]:
-        return self.renderer.max_width, self.renderer.max_height
 
     # ---- writing a layout into the model -----------------------------------------
 
@@ -183,7 +178,6 @@ class SimWorld:
         mujoco.mj_kinematics(m, self.data)
         mujoco.mj_camlight(m, self.data)
         self._shown_groups = m.geom_group.copy()
-        self._layout = layout
 
     def _load_textures(self, seed: int):
         m = self.model
