@@ -65,4 +65,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # Run through the package module so CliError is the class subcommands raise.
+    from depthdet_ros.cli import main as package_main
+    sys.exit(package_main())

@@ -33,14 +33,10 @@ def add_parser(subparsers):
 
 
 def _frames(width, height, count=8):
-    """Make a few varied RGB frames (synthetic world if available, else textured noise)."""
-    import numpy as np
-    try:
-        from depthdet_ros.sim.scene import render_frames
-        return [f.rgb for f in render_frames(seed=0, count=count, width=width, height=height)]
-    except Exception:  # the synthetic world is optional for a soak run
-        rng = np.random.default_rng(0)
-        return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+    """Render a few frames of the synthetic world to cycle through."""
+    from depthdet_ros.sim.world import generate_frames
+    return [f.rgb for f in generate_frames(seed=0, n_frames=count, scene='mixed',
+                                           sizes=((width, height),))]
 
 
 def run(args):
