@@ -72,8 +72,7 @@ class Monitor(Node):
         alerts = self.alerts.get(key)
         table = Table(title=f'frame {key[0]}.{key[1]:09d}  frame_id={msg.header.frame_id}  '
                             f'alerts={len(alerts.detections) if alerts else "?"}')
-        for column in ('class', 'score', 'depth m', 'x m', 'y m', 'z m', 'true depth m',
-                       'alert'):
+        for column in ('class', 'score', 'depth m', 'true depth m', 'x, y, z m', 'alert'):
             table.add_column(column, justify='right')
         for det in msg.detections:
             hyp = det.results[0]
@@ -91,7 +90,7 @@ class Monitor(Node):
                 and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6
                 for a in alerts.detections)
             table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
-                          f'{p.z:.2f}', f'{p.x:+.2f}', f'{p.y:+.2f}', f'{p.z:.2f}', true_depth,
+                          f'{p.z:.2f}', true_depth, f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
                           'ALERT' if alert else '')
         return table
 
@@ -109,8 +108,10 @@ def run_monitor(namespace, seconds, out_dir, processes):
                 console.print('[red]a pipeline process exited early[/red]')
                 return 1
             rclpy.spin_once(monitor, timeout_sec=0.1)
-            if time.monotonic() - last_print > 1.0 and monitor.frames:
-                key = max(monitor.frames)
+            # The newest frame whose detections and alerts have both arrived.
+            complete = [k for k in monitor.frames if k in monitor.alerts]
+            if time.monotonic() - last_print > 1.0 and complete:
+                key = max(complete)
                 if key not in printed:
                     console.print(monitor.table(key))
                     printed.add(key)
