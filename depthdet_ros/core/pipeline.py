@@ -1,4 +1,5 @@
 """Both networks plus fusion: one call per frame, shared by node, tools and benchmarks."""
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,11 @@ class Pipeline:
 
     onnxruntime releases the GIL while a model runs, so the depth network runs on a
     worker thread while the detector runs on the caller's thread.
+
+    Unless the session options say otherwise, idle onnxruntime threads do not spin:
+    each session has its own thread pool, and threads busy-waiting in one pool take
+    the cores the other pool (or another process) is computing on. On 2 loaded cores
+    that made frames 1.6-1.9x slower, concurrent or sequential (docs/performance.md).
     """
 
     def __init__(self, models: PipelineModels, detector_config=None, fusion_config=None,
@@ -56,6 +62,8 @@ class Pipeline:
         self.concurrent = concurrent
         # The options each session runs with.
         self.session_options = models.session
+        if models.session.allow_spinning is None:
+            self.session_options = dataclasses.replace(models.session, allow_spinning=False)
         self.detector = Detector(models.detector_path, self.session_options,
                                  models.class_names_file, models.detector_input_size,
                                  detector_config or DetectorConfig())

@@ -3,6 +3,7 @@ import ctypes
 import logging
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import onnxruntime as ort
 
@@ -36,7 +37,9 @@ class SessionOptions:
 
     providers: str = 'auto'
     intra_op_threads: int = 0          # 0: onnxruntime's default (one per core)
-    allow_spinning: bool = True
+    # Whether idle intra-op threads busy-wait for work. None: onnxruntime's default (on)
+    # for a session alone; Pipeline turns it off for its two sessions.
+    allow_spinning: Optional[bool] = None
     device_id: int = 0
     trt_fp16: bool = False
     trt_cache_dir: str = ''
@@ -99,7 +102,7 @@ def create_session(path, options=SessionOptions()):
     if options.intra_op_threads > 0:
         so.intra_op_num_threads = options.intra_op_threads
     so.add_session_config_entry('session.intra_op.allow_spinning',
-                                '1' if options.allow_spinning else '0')
+                                '0' if options.allow_spinning is False else '1')
     so.log_severity_level = 3
     chain = _provider_chain(options.providers, options)
     try:
