@@ -112,20 +112,31 @@ def _nms(xyxy, scores, class_ids, config):
     return order[keep]
 
 
+def _finite(values):
+    """Return `values` with NaN and +-inf replaced by 0."""
+    return np.where(np.isfinite(values), values, values.dtype.type(0))
+
+
 def decode(output, layout, config):
-    """Decode one image's raw output into (xyxy letterboxed, score, class_id) arrays."""
+    """Decode one image's raw output into (xyxy letterboxed, score, class_id) arrays.
+
+    Non-finite values count as 0. Rows are screened on their score column before
+    that cleaning, so only the few candidate rows are cleaned (a NaN or infinite
+    score fails the screen or becomes 0 and fails the threshold after it).
+    """
     thr = config.score_threshold
     if layout == LAYOUT_NMS:
-        keep = output[:, 4] > thr
-        rows = output[keep]
+        rows = _finite(output[output[:, 4] > thr])
+        rows = rows[rows[:, 4] > thr]
         rows = rows[np.argsort(-rows[:, 4])][:config.max_detections]
         return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64)
     if layout == LAYOUT_YOLOV5:
-        rows = output[output[:, 4] > thr]
+        rows = _finite(output[output[:, 4] > thr])
         with np.errstate(over='ignore', invalid='ignore'):
             class_scores = rows[:, 5:] * rows[:, 4:5]
     else:
-        rows = output.T
+        # No single score column to screen on: clean every candidate.
+        rows = _finite(output).T
         class_scores = rows[:, 4:]
     class_ids = np.argmax(class_scores, axis=1) if len(rows) else np.zeros(0, np.int64)
     scores = class_scores[np.arange(len(rows)), class_ids]
@@ -221,9 +232,7 @@ class Detector:
     def postprocess(self, raw, lb) -> List[Detection2D]:
         """Decode a raw output for one image and map boxes to input pixels."""
         config = self.config
-        raw = np.asarray(raw, dtype=np.float32)
-        raw = np.where(np.isfinite(raw), raw, 0.0).astype(np.float32, copy=False)
-        xyxy, scores, class_ids = decode(raw, self.layout, config)
+        xyxy, scores, class_ids = decode(np.asarray(raw, dtype=np.float32), self.layout, config)
         boxes = lb.to_image(xyxy) if len(xyxy) else xyxy
         out = []
         for (x1, y1, x2, y2), score, cls in zip(boxes, scores, class_ids):
