@@ -74,6 +74,8 @@ def test_bench_all_sections_on_tiny_exported_models(tmp_path, capsys):
     assert result['stages_ms']['messages']['n'] == 3
     assert result['baseline']['status'] == 'measured'
     assert result['stages_ms']['baseline']['n'] == 2
+    assert result['stages_ms']['baseline_1_thread']['n'] == 2
+    assert result['baseline']['reference'] in ('baseline', 'baseline_1_thread')
     assert result['ratios']['speedup_vs_baseline']['value'] > 0
     ros = result['ros']
     assert ros['status'] == 'measured' and ros['round_trips'] == 3
@@ -120,3 +122,9 @@ def test_table_refuses_other_json(tmp_path, capsys):
     path.write_text('{"images": []}')
     assert depthdet(['bench', '--table', str(path)]) == 2
     assert 'not a `depthdet bench --json` result' in capsys.readouterr().err
+
+
+def test_missing_model_is_a_one_line_error(tmp_path, capsys):
+    assert depthdet(['bench', '--detector-model', str(tmp_path / 'none.onnx'),
+                     '--no-ros']) == 2
+    assert 'file not found' in capsys.readouterr().err

@@ -76,13 +76,32 @@ class NaiveBaseline:
 
     def __init__(self, detector_model, depth_model, detector_input_hw, depth_input_hw,
                  score_threshold=0.25, iou_threshold=0.45, device='cpu'):
+        import torch
+
         self.device = device
+        # PyTorch's own choice, kept before any benchmark changes it.
+        self.default_threads = torch.get_num_threads()
         self.detector_model = detector_model.to(device)
         self.depth_model = depth_model.to(device)
         self.detector_hw = tuple(detector_input_hw)
         self.depth_hw = tuple(depth_input_hw)
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
+
+    def timed(self, image, threads):
+        """Process `image` with PyTorch limited to `threads`; returns milliseconds."""
+        import time
+
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            t0 = time.perf_counter()
+            self.process(image)
+            return (time.perf_counter() - t0) * 1e3
+        finally:
+            torch.set_num_threads(previous)
 
     def process(self, image):
         """Detect and range one HxWx3 RGB uint8 image.

@@ -2,26 +2,22 @@
 
 Variants compared with each other run interleaved, one frame each per round, in an
 order that rotates every round, so load from other processes on a shared machine hits
-them alike.
+them alike. A short pause separates them: threads of the previous variant that still
+busy-wait (onnxruntime spinning, OpenMP barriers) would otherwise run into the next.
 """
 import os
 import time
 
 from depthdet_ros.bench.stats import Samples
 
+# Long enough for spinning thread pools to go to sleep (onnxruntime and OpenMP spin for
+# well under a millisecond before blocking).
+PAUSE_BETWEEN_VARIANTS_S = 0.02
 # Stage names as reported, in data-path order.
 STAGES = ('conversion', 'detector_pre', 'depth_pre', 'detector', 'depth', 'detector_post',
           'depth_post', 'fusion', 'messages', 'end_to_end')
 PIPELINE_TIMINGS = ('detector_pre', 'detector', 'detector_post', 'depth_pre', 'depth',
                     'depth_post', 'fusion')
-
-
-def usable_cores():
-    """CPU cores this process may run on (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class MessageBuilder:
@@ -46,6 +42,14 @@ class MessageBuilder:
         if camera is not None:
             messages.append(('depth/camera_info', convert.camera_model_to_info(camera, header)))
         return messages
+
+
+def usable_cores():
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def message_builder():
@@ -107,7 +111,8 @@ class IsolatedModels:
         return self._time(self._depth)
 
 
-def interleave(variants, iterations, warmup, schedule=None, progress=None):
+def interleave(variants, iterations, warmup, schedule=None, progress=None,
+               pause_s=PAUSE_BETWEEN_VARIANTS_S):
     """Run named callables round-robin; each returns a ms value or a dict of them.
 
     `schedule` maps a variant to how many of the rounds it runs in (spread evenly);
@@ -124,6 +129,7 @@ def interleave(variants, iterations, warmup, schedule=None, progress=None):
             count = schedule.get(name, iterations)
             if (i * count) // iterations == ((i + 1) * count) // iterations:
                 continue
+            time.sleep(pause_s)
             value = run()
             if isinstance(value, dict):
                 samples.add_all(value)
@@ -139,7 +145,9 @@ def measure_pipeline(pipeline, frame, camera, iterations, warmup, builder=None,
     """Pipeline stages, each model alone and the baseline, interleaved.
 
     Returns (Samples, objects per frame). Series: the STAGES, 'detector_alone',
-    'depth_alone' and, with a baseline, 'baseline'.
+    'depth_alone' and, with a baseline, 'baseline' (PyTorch's default thread count, as
+    a notebook runs) and 'baseline_1_thread' (on a loaded machine OpenMP's barriers
+    can make the default many times slower; the faster one is the fair reference).
     """
     from depthdet_ros.core.image import decode_raw
 
@@ -152,17 +160,14 @@ def measure_pipeline(pipeline, frame, camera, iterations, warmup, builder=None,
         counts.append(len(result.objects))
         return stages
 
-    def baseline_frame():
-        t0 = time.perf_counter()
-        baseline.process(rgb)
-        return (time.perf_counter() - t0) * 1e3
-
     variants = [('pipeline', pipeline_frame), ('detector_alone', alone.detector),
                 ('depth_alone', alone.depth)]
     schedule = {}
     if baseline is not None and baseline_iterations > 0:
-        variants.append(('baseline', baseline_frame))
-        schedule['baseline'] = baseline_iterations
+        default_threads = baseline.default_threads
+        variants += [('baseline', lambda: baseline.timed(rgb, default_threads)),
+                     ('baseline_1_thread', lambda: baseline.timed(rgb, 1))]
+        schedule.update(baseline=baseline_iterations, baseline_1_thread=baseline_iterations)
     samples = interleave(variants, iterations, warmup, schedule, progress)
     objects = sum(counts[warmup:]) / max(len(counts) - warmup, 1)
     return samples, objects

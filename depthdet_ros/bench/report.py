@@ -26,14 +26,16 @@ STAGE_LABELS = (
     ('end_to_end', 'end to end, in process'),
     ('detector_alone', 'detector inference alone'),
     ('depth_alone', 'depth inference alone'),
-    ('baseline', 'naive baseline, per frame'),
+    ('baseline', 'naive baseline, per frame (PyTorch default threads)'),
+    ('baseline_1_thread', 'naive baseline, per frame (PyTorch 1 thread)'),
     ('node_round_trip', 'through ROS: publish -> node -> detections'),
 )
 
 
 def ratio_record(value, definition, target=None, lower_is_better=True):
     """Return a ratio with its definition, target (if any) and whether it is met."""
-    record = {'value': value, 'definition': definition, 'target': target, 'met': None}
+    record = {'value': value, 'definition': definition, 'target': target, 'met': None,
+              'better': 'lower' if lower_is_better else 'higher'}
     if value is not None and target is not None:
         record['met'] = value <= target if lower_is_better else value >= target
     return record
@@ -59,7 +61,7 @@ def _ratio_text(record):
     value = f'{record["value"]:.2f}'
     checks = []
     if record.get('target') is not None:
-        sign = '>=' if 'speed-up' in record['definition'] else '<='
+        sign = '<=' if record['better'] == 'lower' else '>='
         checks.append(f'target {sign} {record["target"]:.2f}: '
                       f'{"met" if record["met"] else "NOT met"}')
     if record.get('overlap_target') is not None:
@@ -76,9 +78,10 @@ def render_markdown(result):
         f', input {config["detector_input"]}), depth `{config["depth_model"]}` '
         f'({config.get("depth_arch") or "?"}, input {config["depth_input"]}); frame '
         f'{config["frame_size"]} {config["encoding"]}; providers '
-        f'{_providers(result["providers"])}; {config["intra_op_threads"]} '
-        f'intra-op threads per session, concurrent models: {config["concurrent"]}; '
-        f'{config["objects_per_frame"]:.1f} objects/frame.',
+        f'{_providers(result["providers"])}; intra-op threads per session: '
+        f'{config["intra_op_threads"] or "onnxruntime default"}, spinning: '
+        f'{"on" if config["allow_spinning"] is not False else "off"}, concurrent models: '
+        f'{config["concurrent"]}; {config["objects_per_frame"]:.1f} objects/frame.',
         f'Machine: {env.get("cpu") or "?"}, {env["usable_cores"]} usable cores, load average '
         f'{env["load_average"][0]} at start; GPU: {env.get("gpu") or "none"}.',
         '',
@@ -99,6 +102,10 @@ def render_markdown(result):
     for key in RATIO_FIELDS:
         value, check = _ratio_text(result['ratios'].get(key))
         lines.append(f'| {labels[key]} | {value} | {check} |')
+    default_threads = result['ratios']['speedup_vs_baseline'].get('vs_default_threads')
+    if default_threads is not None:
+        lines.append('| speed-up over the baseline at PyTorch\'s default threads | '
+                     f'{default_threads:.2f} | |')
     lines.append('| throughput in process, frames/s | '
                  f'{_fps(throughput.get("pipeline"))} | |')
     if throughput.get('baseline') is not None:
