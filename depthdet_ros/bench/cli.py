@@ -319,6 +319,8 @@ def _argv_of(args):
         value = getattr(args, name)
         if value not in (None, ''):
             parts.append(f'--{name.replace("_", "-")} {value}')
+    parts += [flag for flag, on in (('--no-ros', args.no_ros),
+                                    ('--no-baseline', args.no_baseline)) if on]
     parts.append('--rates ' + ' '.join(f'{r:g}' for r in args.rates))
     return parts
 

@@ -1,4 +1,6 @@
 """The benchmark result: its JSON fields, ratios against targets, and Markdown tables."""
+import os
+
 SCHEMA = 'depthdet-bench/1'
 OVERHEAD_TARGET = 1.10          # end-to-end / (detector alone + depth alone), CPU
 OVERLAP_TARGET = 0.75           # the same where concurrent execution overlaps the models
@@ -74,8 +76,9 @@ def render_markdown(result):
     """Markdown tables of one result: stages, ratios, keep-latest, threading, memory."""
     config, env = result['config'], result['environment']
     lines = [
-        f'Models: detector `{config["detector_model"]}` ({config.get("detector_arch") or "?"}'
-        f', input {config["detector_input"]}), depth `{config["depth_model"]}` '
+        f'Models: detector `{os.path.basename(config["detector_model"])}` '
+        f'({config.get("detector_arch") or "?"}, input {config["detector_input"]}), depth '
+        f'`{os.path.basename(config["depth_model"])}` '
         f'({config.get("depth_arch") or "?"}, input {config["depth_input"]}); frame '
         f'{config["frame_size"]} {config["encoding"]}; providers '
         f'{_providers(result["providers"])}; intra-op threads per session: '

@@ -53,7 +53,7 @@ class Pipeline:
     Unless the session options say otherwise, idle onnxruntime threads do not spin:
     each session has its own thread pool, and threads busy-waiting in one pool take
     the cores the other pool (or another process) is computing on. On 2 loaded cores
-    that made frames 1.6-1.9x slower, concurrent or sequential (docs/performance.md).
+    that made frames 1.5-2.3x slower, concurrent or sequential (docs/performance.md).
     """
 
     def __init__(self, models: PipelineModels, detector_config=None, fusion_config=None,
