@@ -194,9 +194,11 @@ def load_baseline(pipeline, score_threshold):
     the models carry no `depthdet_arch`, or the rebuilt networks differ from the files.
     """
     try:
+        import onnx  # noqa: F401  (reads the files' conv weights)
         import torch
-    except ImportError:
-        raise BaselineUnavailable('PyTorch is not installed (requirements/tools.txt)') from None
+    except ImportError as exc:
+        raise BaselineUnavailable(f'{exc.name} is not installed (requirements/tools.txt)') \
+            from None
     from depthdet_ros.core import metadata
     from depthdet_ros.core.session import model_metadata
 

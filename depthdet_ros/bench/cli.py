@@ -54,6 +54,7 @@ def add_parser(subparsers):
                              '0: automatic)')
     parser.add_argument('--providers', default='', choices=('', 'auto', 'tensorrt', 'cuda',
                                                             'cpu'),
+                        metavar='{auto,tensorrt,cuda,cpu}',
                         help='execution provider (default: params file)')
     parser.add_argument('--score-threshold', type=float, default=None,
                         help='detection score threshold (default: params file); lower it to '
@@ -68,6 +69,7 @@ def add_parser(subparsers):
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
     parser.add_argument('--input-reliability', default='',
                         choices=('', 'best_effort', 'reliable'),
+                        metavar='{best_effort,reliable}',
                         help="QoS of the node's image subscription, and of the bench's "
                              'publisher (default: params file)')
     parser.add_argument('--rates', type=float, nargs='+', default=[30.0, 60.0],
