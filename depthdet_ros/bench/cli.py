@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from depthdet_ros.bench.frames import ENCODINGS
+
 SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading')
 DEFAULT_SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest')
 ROS_SECTIONS = ('ros', 'keep_latest')
@@ -39,7 +41,7 @@ def add_parser(subparsers):
                              'pipeline and the node under test both use it')
     parser.add_argument('--size', default='640x480', metavar='WxH',
                         help='input frame size (default: 640x480)')
-    parser.add_argument('--encoding', default='rgb8', choices=('rgb8', 'bgr8'),
+    parser.add_argument('--encoding', default='rgb8', choices=ENCODINGS,
                         help='image encoding of the input frames (default: rgb8)')
     parser.add_argument('--iterations', type=int, default=50,
                         help='measured frames per variant (default: 50)')
@@ -180,7 +182,7 @@ def benchmark(args, sections):
     """Run the requested sections; returns the result dict (see report.RESULT_FIELDS)."""
     from depthdet_ros.bench import report, system
     from depthdet_ros.bench.frames import raw_frame, synthetic_rgb
-    from depthdet_ros.bench.inprocess import measure_pipeline, message_builder
+    from depthdet_ros.bench.inprocess import measure_pipeline, message_builder, STAGES
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.session import ModelLoadError
@@ -209,10 +211,9 @@ def benchmark(args, sections):
         samples, objects = measure_pipeline(
             pipeline, frame, camera, args.iterations, args.warmup, builder, baseline,
             args.baseline_iterations, _progress('pipeline'))
-        stages = samples.summaries([name for name in (
-            'conversion', 'detector_pre', 'depth_pre', 'detector', 'depth', 'detector_post',
-            'depth_post', 'fusion', 'messages', 'end_to_end', 'detector_alone',
-            'depth_alone', 'baseline', 'baseline_1_thread') if samples.values(name)])
+        stages = samples.summaries([name for name in STAGES + (
+            'detector_alone', 'depth_alone', 'baseline', 'baseline_1_thread')
+            if samples.values(name)])
         throughput['pipeline'] = _fps(samples.values('end_to_end'))
         if baseline is not None:
             fastest = min(('baseline', 'baseline_1_thread'), key=lambda k: stages[k]['p50'])
@@ -266,7 +267,7 @@ def benchmark(args, sections):
         'ratios': ratios,
         'baseline': baseline_record,
         'threading': threading,
-        'ros': _ros_record(sections, ros_out),
+        'ros': _ros_record(ros_out),
         'keep_latest': (ros_out or {}).get('keep_latest'),
         'memory': memory,
         'not_measured': not_measured,
@@ -384,7 +385,7 @@ def _ros(sections, args, pipeline, frame, camera, values, not_measured):
         return None
 
 
-def _ros_record(sections, ros_out):
+def _ros_record(ros_out):
     if ros_out is None:
         return {'status': 'not run'}
     record = {'status': 'measured', 'node': ros_out['node']}

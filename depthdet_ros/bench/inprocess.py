@@ -30,9 +30,9 @@ class MessageBuilder:
         self._convert = convert
         self.header = Header(frame_id='camera_optical_frame')
 
-    def build(self, result, camera, header=None):
+    def build(self, result, camera):
         """Return [(topic, message)] as the node builds them, depth image included."""
-        convert, header = self._convert, header or self.header
+        convert, header = self._convert, self.header
         objects = result.objects
         messages = [('detections', convert.detections_2d_msg(objects, header)),
                     ('detections_3d', convert.detections_3d_msg(objects, header)),

@@ -283,7 +283,7 @@ def run_ros_sections(pipeline, frame, camera, node_params, iterations, warmup, r
     import rclpy
     from std_msgs.msg import Header
 
-    from depthdet_ros.bench.inprocess import interleave, MessageBuilder, process_frame
+    from depthdet_ros.bench.inprocess import MessageBuilder
     from depthdet_ros.ros import convert
 
     isolate_dds()
@@ -304,7 +304,7 @@ def run_ros_sections(pipeline, frame, camera, node_params, iterations, warmup, r
             bench.wait_until_serving(node)
             if measure_latency:
                 out['latency'] = _latency(bench, pipeline, frame, camera, builder, iterations,
-                                          warmup, interleave, process_frame, progress)
+                                          warmup, progress)
             if keep_latest:
                 out['keep_latest'] = [bench.stream(rate, seconds) for rate in rates]
             diagnostics = bench.fresh_diagnostics(time.perf_counter())
@@ -327,9 +327,10 @@ def _decoded(frame):
     return decode_raw(frame.encoding, frame.height, frame.width, frame.step, frame.data)
 
 
-def _latency(bench, pipeline, frame, camera, builder, iterations, warmup, interleave,
-             process_frame, progress):
+def _latency(bench, pipeline, frame, camera, builder, iterations, warmup, progress):
     """Interleave node round trips with in-process frames that publish their messages."""
+    from depthdet_ros.bench.inprocess import interleave, process_frame
+
     probe = bench.probe
 
     def in_process():

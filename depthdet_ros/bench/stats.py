@@ -35,11 +35,10 @@ class Samples:
         """Append one sample to the series `name`."""
         self._series[name].append(value)
 
-    def add_all(self, values, names=None):
-        """Append every (name, value) of a dict, or only `names` when given."""
-        for name in names or values:
-            if name in values:
-                self._series[name].append(values[name])
+    def add_all(self, values):
+        """Append every (name, value) of a dict."""
+        for name, value in values.items():
+            self._series[name].append(value)
 
     def values(self, name):
         """Return the samples of `name` (empty when none)."""
