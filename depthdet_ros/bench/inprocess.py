@@ -34,11 +34,9 @@ class MessageBuilder:
         """Return [(topic, message)] as the node builds them, depth image included."""
         convert, header = self._convert, self.header
         objects = result.objects
-        messages = [('detections', convert.detections_2d_msg(objects, header)),
-                    ('detections_3d', convert.detections_3d_msg(objects, header)),
-                    ('proximity_alert', convert.detections_3d_msg(
-                        [o for o in objects if o.alert], header, depth_only_ok=True)),
-                    ('depth', convert.depth_to_image_msg(result.depth_map, header))]
+        messages = list(zip(('detections', 'detections_3d', 'proximity_alert'),
+                            convert.frame_messages(objects, header)))
+        messages.append(('depth', convert.depth_to_image_msg(result.depth_map, header)))
         if camera is not None:
             messages.append(('depth/camera_info', convert.camera_model_to_info(camera, header)))
         return messages

@@ -120,25 +120,28 @@ def _bbox2d(box):
     return bbox
 
 
-def detections_2d_msg(objects, header):
-    """Detection2DArray: box in input pixels, class name and score, 3D point in pose."""
+def detections_2d_msg(objects, header, hypotheses=None):
+    """Detection2DArray: box in input pixels, class name and score, 3D point in pose.
+
+    `hypotheses` (one per object, as frame_messages shares them) saves rebuilding them.
+    """
     msg = Detection2DArray(header=header)
-    for obj in objects:
+    for index, obj in enumerate(objects):
         det = Detection2D(header=header)
         det.bbox = _bbox2d(obj.detection.box)
-        det.results = [_hypothesis(obj, with_pose=True)]
+        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj, with_pose=True)]
         msg.detections.append(det)
     return msg
 
 
-def detections_3d_msg(objects, header, depth_only_ok=False):
+def detections_3d_msg(objects, header, depth_only_ok=False, hypotheses=None):
     """Detection3DArray of the objects that have a 3D position (camera_info known).
 
     With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
     (0, 0, depth) with zero size and x/y variances flagged unknown in the results.
     """
     msg = Detection3DArray(header=header)
-    for obj in objects:
+    for index, obj in enumerate(objects):
         if obj.position is not None and _finite(obj.position):
             size = obj.size
         elif depth_only_ok and obj.depth.valid:
@@ -146,7 +149,7 @@ def detections_3d_msg(objects, header, depth_only_ok=False):
         else:
             continue
         det = Detection3D(header=header)
-        det.results = [_hypothesis(obj, with_pose=True)]
+        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj, with_pose=True)]
         det.bbox = BoundingBox3D()
         det.bbox.center = Pose(position=det.results[0].pose.pose.position,
                                orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
@@ -154,6 +157,20 @@ def detections_3d_msg(objects, header, depth_only_ok=False):
             det.bbox.size = Vector3(x=size.x, y=size.y, z=size.z)
         msg.detections.append(det)
     return msg
+
+
+def frame_messages(objects, header):
+    """Build (detections, detections_3d, proximity_alert) for one frame.
+
+    Each object's hypothesis (class, score, pose with covariance) is built once and
+    shared by the three messages, which are serialised separately on publish.
+    """
+    hypotheses = [_hypothesis(obj, with_pose=True) for obj in objects]
+    alerted = [i for i, obj in enumerate(objects) if obj.alert]
+    return (detections_2d_msg(objects, header, hypotheses),
+            detections_3d_msg(objects, header, hypotheses=hypotheses),
+            detections_3d_msg([objects[i] for i in alerted], header, depth_only_ok=True,
+                              hypotheses=[hypotheses[i] for i in alerted]))
 
 
 def label_info_msg(class_names, threshold, header):

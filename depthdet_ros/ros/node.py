@@ -205,10 +205,7 @@ class DepthDetNode(Node):
         result = self.pipeline.process(rgb, camera)
         t2 = time.perf_counter()
         objects = result.objects
-        detections = convert.detections_2d_msg(objects, header)
-        detections_3d = convert.detections_3d_msg(objects, header)
-        alerts = convert.detections_3d_msg([o for o in objects if o.alert], header,
-                                           depth_only_ok=True)
+        detections, detections_3d, alerts = convert.frame_messages(objects, header)
         depth_msg = convert.depth_to_image_msg(result.depth_map, header) \
             if self.pub_depth is not None else None
         t3 = time.perf_counter()
