@@ -103,15 +103,17 @@ def run(args):
     try:
         if args.demo > 0:
             ns = '/' + args.namespace.strip('/') if args.namespace else ''
+            # Reliable images: 640x480 rgb8 frames exceed Fast DDS's default 512 KB
+            # shared-memory segment and best-effort fragments get lost (README, QoS).
             camera = _executable('synthetic_camera') + [
-                '--ros-args', '-p', f'rate:={args.camera_rate}',
+                '--ros-args', '-p', f'rate:={args.camera_rate}', '-p', 'reliable_images:=true',
                 '-r', f'image:={args.image}', '-r', f'camera_info:={args.camera_info}']
             if ns:
                 camera += ['-r', f'__ns:={ns}']
             processes.append(subprocess.Popen(camera, env=env))
         node = node_command(args)
         if args.demo > 0:
-            node += ['-p', 'publish_debug_image:=true']
+            node += ['-p', 'publish_debug_image:=true', '-p', 'input_reliability:=reliable']
         processes.append(subprocess.Popen(node, env=env))
         if args.demo > 0:
             from depthdet_ros.ros.monitor import run_monitor
