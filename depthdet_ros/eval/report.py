@@ -158,7 +158,8 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
 def _object_cell(stats: Optional[Dict]) -> str:
     if not stats or not stats['count']:
         return '-'
-    return f'{_num(stats["mae_m"], 2)} m · {_pct(stats["over_10pct"])} (n={stats["count"]})'
+    mae = '-' if stats['mae_m'] is None else f'{stats["mae_m"]:.2f} m'
+    return f'{mae} · {_pct(stats["over_10pct"])} (n={stats["count"]})'
 
 
 def _object_tables(objects: Dict, source: str, title: str) -> List[str]:
