@@ -47,4 +47,6 @@ wait "$detector_job"
 
 if [[ "${1:-}" == --install ]]; then
     cp "$RUNS/detector/detector.onnx" "$RUNS/depth/depth.onnx" models/
+    # The known scene of test/test_bundled_models.py: held-out frame 1.
+    .venv/bin/python tools/make_scene_asset.py "$DATA/test" 1 test/data/bundled_scene
 fi

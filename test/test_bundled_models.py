@@ -1,0 +1,103 @@
+"""The bundled models: load through core, match their cards' I/O contract, see a known scene.
+
+Each card (models/detector.md, models/depth.md) holds one ```json block: the contract and
+the tolerances of the scene check. The scene is frame 1 of the held-out test split
+(test/data/bundled_scene.png, rendered by the sim; its ground truth in
+bundled_scene.json). No torch needed.
+"""
+import filecmp
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from depthdet_ros.assets import default_model
+from depthdet_ros.core import metadata
+from depthdet_ros.core.depth import DepthEstimator
+from depthdet_ros.core.detector import Detector, DetectorConfig, LAYOUT_YOLOV5
+from depthdet_ros.core.object_depth import object_depth
+from depthdet_ros.core.pipeline import Pipeline, PipelineModels
+from depthdet_ros.core.session import model_metadata
+from depthdet_ros.sim.objects import CLASS_NAMES
+from depthdet_ros.train.evaluate import match_detections
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, 'models')
+SCENE = os.path.join(ROOT, 'test', 'data', 'bundled_scene')
+MAX_TOTAL_MB = 25.0
+
+
+def card_contract(name):
+    """Return the ```json block of models/<name>.md as a dict."""
+    with open(os.path.join(MODELS, f'{name}.md'), encoding='utf-8') as f:
+        match = re.search(r'```json\n(.*?)\n```', f.read(), re.S)
+    assert match, f'models/{name}.md has no ```json contract block'
+    return json.loads(match.group(1))
+
+
+@pytest.fixture(scope='module')
+def scene():
+    rgb = cv2.cvtColor(cv2.imread(SCENE + '.png', cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    with open(SCENE + '.json', encoding='utf-8') as f:
+        truth = json.load(f)
+    return rgb, truth
+
+
+def test_bundled_files_are_the_defaults_and_small():
+    for kind in ('detector', 'depth'):
+        # The default may be an installed copy (share/depthdet_ros/models).
+        assert filecmp.cmp(default_model(kind), os.path.join(MODELS, f'{kind}.onnx'),
+                           shallow=False)
+    total = sum(os.path.getsize(os.path.join(MODELS, f'{kind}.onnx'))
+                for kind in ('detector', 'depth'))
+    assert total <= MAX_TOTAL_MB * 1e6
+
+
+def test_detector_matches_its_card():
+    contract = card_contract('detector')
+    detector = Detector(os.path.join(MODELS, 'detector.onnx'))
+    assert [detector.input_h, detector.input_w] == contract['input_size']
+    assert detector.layout == LAYOUT_YOLOV5
+    assert detector.class_names == contract['classes'] == list(CLASS_NAMES)
+    assert detector.session.get_inputs()[0].name == contract['input_name']
+    assert list(detector.session.get_outputs()[0].shape) == contract['output_shape']
+
+
+def test_depth_net_matches_its_card():
+    contract = card_contract('depth')
+    depth = DepthEstimator(os.path.join(MODELS, 'depth.onnx'))
+    assert [depth.input_h, depth.input_w] == contract['input_size']
+    assert [depth.output_h, depth.output_w] == contract['output_size']
+    meta = model_metadata(depth.session)
+    assert meta[metadata.DEPTH_UNITS] == contract['units']
+    assert meta[metadata.ARCH] == contract['arch']
+
+
+def test_known_scene_is_detected_and_ranged(scene):
+    rgb, truth = scene
+    detector_check = card_contract('detector')['scene_check']
+    depth_check = card_contract('depth')['scene_check']
+    pipeline = Pipeline(PipelineModels(os.path.join(MODELS, 'detector.onnx'),
+                                       os.path.join(MODELS, 'depth.onnx')),
+                        DetectorConfig(score_threshold=detector_check['score_threshold']),
+                        concurrent=False)
+    try:
+        result = pipeline.process(rgb)
+    finally:
+        pipeline.close()
+    objects = truth['objects']
+    pairs = match_detections([o.detection for o in result.objects], objects)
+    assert len(pairs) >= detector_check['min_matched'], \
+        f'{len(pairs)} of {len(objects)} objects found'
+    errors = [abs(object_depth(result.depth_map, det.box, 'robust').depth - t['depth'])
+              / t['depth'] for det, t in pairs]
+    assert np.median(errors) <= depth_check['max_median_object_rel'], errors
+    valid = np.isfinite(result.depth_map)
+    gt = np.asarray(truth['depth_mm'], np.float64)
+    rel = np.abs(cv2.resize(result.depth_map, gt.shape[::-1], interpolation=cv2.INTER_AREA)
+                 - gt / 1000.0) / (gt / 1000.0)
+    assert valid.mean() > 0.9
+    assert np.nanmedian(rel) <= depth_check['max_median_pixel_rel']
