@@ -11,7 +11,7 @@ arrays (`FrameDetections`), so callers need no COCO JSON.
 """
 from dataclasses import asdict, dataclass, field
 import math
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -182,9 +182,3 @@ def _per_class_ap50(evaluator, class_names) -> Dict[str, float]:
         if values.size:
             out[str(class_names[category - 1])] = float(values.mean())
     return out
-
-
-def mean_or_nan(values: Iterable[float]) -> float:
-    """Return the mean of the finite values, NaN when there are none."""
-    array = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
-    return float(array.mean()) if array.size else math.nan
