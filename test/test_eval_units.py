@@ -170,7 +170,8 @@ def test_decode_depth_encodings():
     assert out[0, 0] == pytest.approx(1.5) and np.isnan(out[0, 1])
     assert out[0, 2] == pytest.approx(0.007)
     with pytest.raises(ValueError, match='not 32FC1 or 16UC1'):
-        bag_input.decode_depth(SimpleNamespace(encoding='rgb8'))
+        bag_input.decode_depth(SimpleNamespace(encoding='rgb8', is_bigendian=0, height=1,
+                                               width=1, step=3, data=bytes(3)))
 
 
 def test_topic_selection_by_type_and_errors():

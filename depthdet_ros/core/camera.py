@@ -25,6 +25,13 @@ class CameraModel:
     frame_id: str = ''
 
     @classmethod
+    def from_camera_info(cls, msg):
+        """Build a model from a sensor_msgs/CameraInfo (rclpy or rosbags; not validated)."""
+        return cls(K=np.asarray(msg.k, dtype=np.float64).reshape(3, 3), width=int(msg.width),
+                   height=int(msg.height), D=np.asarray(msg.d, dtype=np.float64),
+                   frame_id=msg.header.frame_id)
+
+    @classmethod
     def from_fov(cls, width, height, hfov_deg, frame_id=''):
         """Build an ideal pinhole model from a horizontal field of view."""
         fx = 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)

@@ -114,3 +114,29 @@ def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS):
     if bgr.shape[0] * bgr.shape[1] > max_pixels:
         raise ImageDecodeError(f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds the pixel limit')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_depth(encoding, height, width, step, data, is_bigendian=False):
+    """Decode a depth image to HxW float32 metres, NaN where invalid.
+
+    32FC1 is metres (NaN, inf or <= 0 invalid); 16UC1/mono16 are millimetres (0
+    invalid), as REP 118 describes. Raises ImageDecodeError otherwise.
+    """
+    if encoding == '32FC1':
+        dtype, scale = np.dtype('>f4' if is_bigendian else '<f4'), None
+    elif encoding in ('16UC1', 'mono16'):
+        dtype, scale = np.dtype('>u2' if is_bigendian else '<u2'), np.float32(0.001)
+    else:
+        raise ImageDecodeError(f'depth encoding {encoding!r} is not 32FC1 or 16UC1')
+    row_bytes = width * dtype.itemsize
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if step < row_bytes or buffer.size != step * height:
+        raise ImageDecodeError(f'depth image data length {buffer.size} does not match '
+                               f'step {step} x height {height}')
+    values = np.ascontiguousarray(buffer.reshape(height, step)[:, :row_bytes]).view(dtype)
+    depth = values.astype(np.float32)
+    if scale is not None:
+        depth *= scale
+        depth[values == 0] = np.nan
+    depth[~((depth > 0) & np.isfinite(depth))] = np.nan
+    return depth

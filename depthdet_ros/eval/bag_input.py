@@ -27,6 +27,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
+from depthdet_ros.core import image
 from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
 from depthdet_ros.eval.ground_truth import frame_ground_truth, GroundTruthObject
 from depthdet_ros.eval.matching import latest_at_or_before, nearest_stamp
@@ -174,37 +175,14 @@ def decode_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def decode_depth(msg) -> np.ndarray:
-    """Decode a rosbags depth Image to float32 metres, NaN where invalid.
-
-    32FC1 is metres (NaN, inf or <= 0 invalid); 16UC1/mono16 millimetres (0 invalid).
-    """
-    if msg.encoding == '32FC1':
-        dtype, scale = np.dtype('>f4' if msg.is_bigendian else '<f4'), None
-    elif msg.encoding in ('16UC1', 'mono16'):
-        dtype, scale = np.dtype('>u2' if msg.is_bigendian else '<u2'), np.float32(0.001)
-    else:
-        raise ValueError(f'depth encoding {msg.encoding!r} is not 32FC1 or 16UC1')
-    row_bytes = msg.width * dtype.itemsize
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if msg.step < row_bytes or data.size != msg.step * msg.height:
-        raise ValueError(f'depth image data length {data.size} does not match '
-                         f'step {msg.step} x height {msg.height}')
-    rows = data.reshape(msg.height, msg.step)[:, :row_bytes]
-    values = np.ascontiguousarray(rows).view(dtype)
-    if scale is None:
-        depth = values.astype(np.float32)
-    else:
-        depth = values.astype(np.float32) * scale
-        depth[values == 0] = np.nan
-    depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
-    return depth
+    """Decode a rosbags depth Image to float32 metres, NaN where invalid (core.image)."""
+    return image.decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                              bool(msg.is_bigendian))
 
 
 def camera_from_info(msg) -> Optional[CameraModel]:
     """Return the CameraModel of a rosbags CameraInfo, or None when unusable (zero K)."""
-    camera = CameraModel(K=np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
-                         width=int(msg.width), height=int(msg.height),
-                         D=np.asarray(msg.d, dtype=np.float64), frame_id=msg.header.frame_id)
+    camera = CameraModel.from_camera_info(msg)
     try:
         camera.validate()
     except CameraModelError:

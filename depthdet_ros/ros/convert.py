@@ -8,8 +8,7 @@ from vision_msgs.msg import (BoundingBox2D, BoundingBox3D, Detection2D, Detectio
                              Detection3D, Detection3DArray, LabelInfo, ObjectHypothesis,
                              ObjectHypothesisWithPose, VisionClass)
 
-from depthdet_ros.core.camera import CameraModel
-from depthdet_ros.core.image import decode_compressed, decode_raw
+from depthdet_ros.core.image import decode_compressed, decode_depth, decode_raw
 
 # Orientation is not estimated: its variance is reported as this (rad^2), which
 # consumers of PoseWithCovariance read as "unknown".
@@ -23,13 +22,6 @@ def image_msg_to_rgb(msg, max_pixels=None):
         return decode_compressed(msg.data, **kwargs)
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                       bool(msg.is_bigendian), **kwargs)
-
-
-def camera_info_to_model(msg):
-    """Build a CameraModel from sensor_msgs/CameraInfo (not validated here)."""
-    return CameraModel(K=np.array(msg.k, dtype=np.float64).reshape(3, 3),
-                       width=int(msg.width), height=int(msg.height),
-                       D=np.array(msg.d, dtype=np.float64), frame_id=msg.header.frame_id)
 
 
 def camera_model_to_info(camera, header):
@@ -73,19 +65,9 @@ def depth_to_image_msg(depth, header):
 
 
 def depth_image_to_array(msg):
-    """Read a 32FC1 (metres) or 16UC1 (millimetres, 0 = invalid) depth image as metres."""
-    if msg.encoding == '32FC1':
-        dtype, scale = np.dtype('>f4' if msg.is_bigendian else '<f4'), 1.0
-    elif msg.encoding in ('16UC1', 'mono16'):
-        dtype, scale = np.dtype('>u2' if msg.is_bigendian else '<u2'), 0.001
-    else:
-        raise ValueError(f'depth image encoding {msg.encoding!r} is not 32FC1 or 16UC1')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    values = np.ascontiguousarray(rows[:, :msg.width * dtype.itemsize]).view(dtype)
-    depth = values.astype(np.float32) * np.float32(scale)
-    if scale != 1.0:
-        depth[values == 0] = np.nan
-    return depth
+    """Read a 32FC1 (metres) or 16UC1 (millimetres) depth Image as metres, NaN invalid."""
+    return decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                        bool(msg.is_bigendian))
 
 
 def _hypothesis(obj, with_pose):

@@ -24,7 +24,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from vision_msgs.msg import Detection2DArray
 
-from depthdet_ros.core.camera import CameraModelError
+from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.ros import convert
@@ -129,7 +129,7 @@ class DepthDetNode(Node):
     # Input --------------------------------------------------------------------------
 
     def _on_camera_info(self, msg):
-        camera = convert.camera_info_to_model(msg)
+        camera = CameraModel.from_camera_info(msg)
         try:
             camera.validate()
         except CameraModelError as exc:
