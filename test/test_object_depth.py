@@ -39,7 +39,7 @@ def test_hollow_object_box_median_is_wrong_robust_is_right():
 
 def test_small_near_clutter_does_not_capture_robust():
     depth = np.full((100, 100), 4.0, np.float32)
-    depth[50:55, 50:55] = 1.0  # 25 px of 3600: below the 15 % mode share
+    depth[50:55, 50:55] = 1.0  # 25 px of 3600: below the 10 % mode share
     depth[:20, :] = 8.0
     (result,) = [object_depth(depth, Box(20, 20, 80, 80), 'robust')]
     assert result.depth == pytest.approx(4.0)
