@@ -7,6 +7,7 @@ the median depth inside each box (seed 000, eq. 9). One model after the other, n
 buffer reuse. The networks are the ONNX models' own architectures rebuilt from
 depthdet_ros.nets (ONNX metadata `depthdet_arch`), with random weights: timing only.
 """
+import json
 import math
 import re
 
@@ -50,8 +51,11 @@ def conv_weight_count_torch(model):
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
-def build_torch_models(detector_arch, depth_arch, num_classes):
-    """Rebuild both networks from their `depthdet_arch` names (random weights, eval mode)."""
+def build_torch_models(detector_arch, depth_arch, num_classes, depth_kwargs=None):
+    """Rebuild both networks from their `depthdet_arch` names (random weights, eval mode).
+
+    `depth_kwargs` are the depth builder's options (ONNX metadata depthdet_arch_kwargs).
+    """
     from depthdet_ros.nets.registry import build_model
 
     match = _DETECTOR_ARCH.match(detector_arch or '')
@@ -65,7 +69,7 @@ def build_torch_models(detector_arch, depth_arch, num_classes):
                   'width_multiple': float(width_multiple)}
     detector = build_model(variant, num_classes, **kwargs).eval()
     try:
-        depth = build_model(depth_arch).eval()
+        depth = build_model(depth_arch, **(depth_kwargs or {})).eval()
     except ValueError as exc:
         raise BaselineUnavailable(f'depth depthdet_arch {depth_arch!r}: {exc}') from None
     return detector, depth
@@ -209,8 +213,9 @@ def load_baseline(pipeline, score_threshold):
         raise BaselineUnavailable('the models carry no depthdet_arch metadata, so their '
                                   'PyTorch architecture is unknown (export them with '
                                   '`depthdet export`)')
+    depth_kwargs = json.loads(model_metadata(depth.session).get(metadata.ARCH_KWARGS, '{}'))
     detector_net, depth_net = build_torch_models(detector_arch, depth_arch,
-                                                 len(detector.class_names))
+                                                 len(detector.class_names), depth_kwargs)
     for kind, path, net in (('detector', detector.path, detector_net),
                             ('depth', depth.path, depth_net)):
         onnx_count, torch_count = conv_weight_count_onnx(path), conv_weight_count_torch(net)

@@ -12,6 +12,7 @@ STRIDE = 'stride'
 # Ours.
 TASK = 'depthdet_task'            # 'detector' | 'depth'
 ARCH = 'depthdet_arch'            # e.g. 'yolov5n', 'hybrid_resnet50'
+ARCH_KWARGS = 'depthdet_arch_kwargs'  # JSON builder options, e.g. {"decoder_width": 0.5}
 INPUT_SIZE = 'depthdet_input_size'  # JSON [height, width]
 DEPTH_UNITS = 'depthdet_depth_units'  # 'metres'
 PREPROCESS = 'depthdet_preprocess'  # JSON, see DepthPreprocess in core.depth

@@ -92,7 +92,7 @@ def export_detector(model, path: str, names: Sequence[str],
 
 def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256, 320),
                  opset: int = 17, dynamic_batch: bool = False,
-                 fp16: bool = False) -> ExportReport:
+                 fp16: bool = False, arch_kwargs=None) -> ExportReport:
     """Export a depth net (nets.hybrid.build_depth_net) and verify it; returns the report.
 
     Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
@@ -101,6 +101,7 @@ def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256
         metadata.STRIDE: str(int(model.input_multiple)),
         metadata.TASK: metadata.TASK_DEPTH,
         metadata.ARCH: arch,
+        metadata.ARCH_KWARGS: json.dumps(arch_kwargs or {}),
         metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
         metadata.DEPTH_UNITS: 'metres',
         metadata.PREPROCESS: json.dumps(metadata.HYBRID_PREPROCESS),
@@ -319,7 +320,7 @@ def _load_model(args):
     if registry.task_of(args.arch) == metadata.TASK_DETECTOR:
         num_classes = len(_read_names(args.names)) if args.names else args.num_classes
     model = registry.build_model(args.arch, num_classes, **kwargs).eval()
-    return model, args.arch, {}
+    return model, args.arch, {'arch_kwargs': kwargs}
 
 
 def _read_names(path):
@@ -343,7 +344,8 @@ def _export_loaded(args, model, arch, config):
     if task == metadata.TASK_DEPTH:
         if args.names or args.num_classes is not None:
             raise ValueError('--names and --num-classes apply to detectors only')
-        return export_depth(model, args.output, arch, **common)
+        return export_depth(model, args.output, arch, arch_kwargs=config.get('arch_kwargs'),
+                            **common)
     if args.names:
         names = _read_names(args.names)
     elif config.get('names'):

@@ -138,7 +138,8 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
     def export(shipped, out_dir):
         from depthdet_ros.nets.export import export_depth
         return export_depth(shipped, os.path.join(out_dir, DEPTH_ONNX), options.arch,
-                            tuple(options.input_size)).summary()
+                            tuple(options.input_size),
+                            arch_kwargs=options.arch_kwargs).summary()
 
     task = common.TrainTask(
         model=model, config=config, optimizer=optimizer, train_count=len(train),
