@@ -99,7 +99,8 @@ def test_depth_parity_and_metadata(tmp_path, fp16):
     """Depth net within 1e-4 m (FP32) or the FP16 limit; depth metadata; I/O names."""
     path = tmp_path / 'depth.onnx'
     report = export.export_depth(tiny_depth(), str(path), 'hybrid_mobilenetv2',
-                                 input_size=(64, 96), fp16=fp16)
+                                 input_size=(64, 96), fp16=fp16,
+                                 arch_kwargs={'width': 0.35, 'decoder_width': 0.25})
     diff = report.max_abs_diff['depth (m)']
     assert diff <= (report.limits['depth (m)'] if fp16 else 1e-4)
     props, session = read_back(path)
@@ -108,6 +109,7 @@ def test_depth_parity_and_metadata(tmp_path, fp16):
     assert json.loads(props[metadata.PREPROCESS]) == metadata.HYBRID_PREPROCESS
     assert json.loads(props[metadata.INPUT_SIZE]) == [64, 96]
     assert props[metadata.ARCH] == 'hybrid_mobilenetv2'
+    assert json.loads(props[metadata.ARCH_KWARGS]) == {'width': 0.35, 'decoder_width': 0.25}
     assert session.get_inputs()[0].name == 'image'
     out = session.run(['depth'], {'image': torch.randn(1, 3, 64, 96).numpy()})[0]
     assert out.shape == (1, 1, 32, 48) and out.dtype.name == 'float32'
