@@ -27,6 +27,10 @@ def add_parser(subparsers):
                         help='share of the run treated as warm-up for memory growth')
     parser.add_argument('--stall-seconds', type=float, default=2.0,
                         help='an output gap longer than this counts as a stall')
+    parser.add_argument('--input-reliability', default='reliable',
+                        choices=('reliable', 'best_effort'),
+                        help='QoS of the image stream; with best_effort, 640x480 frames are '
+                             'also lost in Fast DDS transport (README, QoS) (default: reliable)')
     parser.add_argument('--json', default='', help='write the result here')
     parser.set_defaults(func=run)
     return parser
@@ -45,7 +49,7 @@ def run(args):
     import psutil
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from rich.console import Console
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
@@ -62,13 +66,16 @@ def run(args):
     log_file = tempfile.NamedTemporaryFile('w+', suffix='.log', delete=False)
     node = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
                              '--params-file', args.params_file or default_params_file(),
-                             '-p', 'diagnostics_period:=1.0'],
+                             '-p', 'diagnostics_period:=1.0',
+                             '-p', f'input_reliability:={args.input_reliability}'],
                             env=env, stdout=log_file, stderr=subprocess.STDOUT)
     process = psutil.Process(node.pid)
     rclpy.init()
     probe = rclpy.create_node('depthdet_soak')
-    image_pub = probe.create_publisher(Image, 'image', qos_profile_sensor_data)
-    info_pub = probe.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
+    qos = qos_profile_sensor_data if args.input_reliability == 'best_effort' else \
+        QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    image_pub = probe.create_publisher(Image, 'image', qos)
+    info_pub = probe.create_publisher(CameraInfo, 'camera_info', qos)
     arrivals, diagnostics = [], []
     probe.create_subscription(Detection2DArray, 'detections',
                               lambda m: arrivals.append(time.monotonic()), 10)
@@ -121,6 +128,7 @@ def run(args):
     gaps = np.diff(arrivals) if len(arrivals) > 1 else np.zeros(0)
     result = {
         'minutes': args.minutes, 'rate_hz': args.rate, 'frames_sent': sent,
+        'input_reliability': args.input_reliability,
         'outputs': len(arrivals), 'node_crashed': crashed,
         # Frames neither answered nor counted as dropped by the node were lost in
         # transport (best-effort sensor-data QoS).
