@@ -166,6 +166,8 @@ class DepthDetNode(Node):
                 self.get_logger().warning(self._last_error,
                                           throttle_duration_sec=WARN_THROTTLE_S)
             except Exception as exc:  # keep serving: one bad frame must not stop the node
+                if not self.context.ok():
+                    return  # shut down while this frame was in flight: nothing to report
                 self.stats['errors'] += 1
                 self._last_error = f'{type(exc).__name__}: {exc}'
                 self.get_logger().error(f'frame failed: {self._last_error}',
