@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the bundled models/detector.onnx and models/depth.onnx and their card numbers.
 #
-# CPU only: both nets train at the same time with one torch thread each (about 45 min
+# CPU only: both nets train at the same time with one torch thread each (about 60-70 min
 # of wall time on 2 cores). Everything lands under data/defaults (datasets) and
 # runs/defaults (checkpoints, metrics.csv/png, logs, ONNX, evaluation). Re-running resumes
 # interrupted dataset generation and training (--resume when last.pt exists).
@@ -25,17 +25,17 @@ resume_flag() { [[ -f "$1/last.pt" ]] && echo --resume || true; }
 #    BerHu loss and augmentation, 320x256 input.
 "$DEPTHDET" train depth --data "$DATA/train" --val-data "$DATA/val" --out "$RUNS/depth" \
     --arch hybrid_mobilenetv2 --arch-kwargs '{"decoder_width": 0.5}' --loss berhu \
-    --input-size 256 320 --max-depth 12 --epochs 3 --batch-size 8 --optimizer adamw \
-    --lr 1e-3 --weight-decay 1e-4 --warmup-steps 100 --schedule cosine --seed 0 \
+    --input-size 256 320 --max-depth 12 --epochs 5 --batch-size 8 --optimizer adamw \
+    --lr 2e-3 --weight-decay 1e-4 --warmup-steps 100 --schedule cosine --seed 0 \
     --device cpu --threads 1 --checkpoint-every 100 $(resume_flag "$RUNS/depth") \
     > "$RUNS/depth.log" 2>&1 &
 depth_job=$!
 
 # 3. Detector: YOLOv5n for the sim's 10 classes at 320x320, mosaic, EMA.
 "$DEPTHDET" train detector --data "$DATA/train" --val-data "$DATA/val" \
-    --out "$RUNS/detector" --arch yolov5n --image-size 320 --epochs 6 --batch-size 16 \
+    --out "$RUNS/detector" --arch yolov5n --image-size 320 --epochs 16 --batch-size 16 \
     --optimizer adamw --lr 2e-3 --weight-decay 0.01 --warmup-steps 100 --schedule cosine \
-    --close-mosaic 1 --ema-decay 0.995 --ema-tau 100 --seed 0 --device cpu --threads 1 \
+    --close-mosaic 2 --ema-decay 0.995 --ema-tau 100 --seed 0 --device cpu --threads 1 \
     --checkpoint-every 50 $(resume_flag "$RUNS/detector") > "$RUNS/detector.log" 2>&1 &
 detector_job=$!
 wait "$depth_job"
