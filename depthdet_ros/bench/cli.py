@@ -144,22 +144,11 @@ def _frame_size(text):
 
 def _node_values(args):
     """Return the node's parameter values with the command line's overrides applied."""
-    from depthdet_ros.assets import default_model, default_params_file
+    from depthdet_ros.assets import default_model
     from depthdet_ros.cli import CliError
-    from depthdet_ros.ros.params import check_value, ConfigError, load_params_file
+    from depthdet_ros.tools.options import pipeline_values
 
-    try:
-        values = load_params_file(args.params_file or default_params_file())
-        for name, value in (('detector_model', args.detector_model),
-                            ('depth_model', args.depth_model), ('providers', args.providers),
-                            ('threads', args.threads),
-                            ('score_threshold', args.score_threshold),
-                            ('max_detections', args.max_detections),
-                            ('input_reliability', args.input_reliability)):
-            if value not in ('', None):
-                values[name] = check_value(name, value)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    values = pipeline_values(args)
     for kind in ('detector', 'depth'):
         key = f'{kind}_model'
         values[key] = os.path.abspath(values[key] or default_model(kind))
