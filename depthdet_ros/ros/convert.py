@@ -40,28 +40,22 @@ def camera_model_to_info(camera, header):
     return msg
 
 
+def _image_msg(pixels, encoding, header):
+    msg = Image(header=header, encoding=encoding, is_bigendian=0)
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.step = msg.width * pixels.itemsize * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    msg.data = pixels.tobytes()
+    return msg
+
+
 def rgb_to_image_msg(rgb, header):
     """Wrap an HxWx3 RGB uint8 array as an rgb8 sensor_msgs/Image."""
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding = 'rgb8'
-    msg.is_bigendian = 0
-    msg.step = msg.width * 3
-    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
-    return msg
+    return _image_msg(np.ascontiguousarray(rgb, dtype=np.uint8), 'rgb8', header)
 
 
 def depth_to_image_msg(depth, header):
     """Wrap an HxW float32 metre map as a 32FC1 sensor_msgs/Image (NaN = invalid)."""
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(depth.shape[0]), int(depth.shape[1])
-    msg.encoding = '32FC1'
-    msg.is_bigendian = 0
-    msg.step = msg.width * 4
-    msg.data = np.ascontiguousarray(depth, dtype='<f4').tobytes()
-    return msg
+    return _image_msg(np.ascontiguousarray(depth, dtype='<f4'), '32FC1', header)
 
 
 def depth_image_to_array(msg):
