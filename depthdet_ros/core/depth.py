@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from depthdet_ros.core import metadata
-from depthdet_ros.core.session import create_session, model_metadata, ModelLoadError
-from depthdet_ros.core.session import SessionOptions
+from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
 
 _INTERPOLATION = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
 
@@ -92,31 +91,18 @@ class DepthEstimator:
     """A depth network whose output is metric depth (metres) on a grid over its input."""
 
     def __init__(self, path, options=SessionOptions(), input_size=None):
-        self.session, self.provider = create_session(path, options)
+        model = open_image_model(path, options, 'depth model', metadata.TASK_DETECTOR,
+                                 input_size, default_size=(256, 320))
+        self.session, self.provider, meta = model.session, model.provider, model.metadata
+        self.input_name, self.input_h, self.input_w = model.input_name, model.input_h, \
+            model.input_w
         self.path = path
         name = os.path.basename(path)
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise ModelLoadError(f'{name} is not a depth model: expected one NCHW image input, '
-                                 f'got {[(i.name, i.shape) for i in inputs]}')
-        meta = model_metadata(self.session)
-        if meta.get(metadata.TASK) == metadata.TASK_DETECTOR:
-            raise ModelLoadError(f'{name} is a detector, not a depth model')
-        shape = inputs[0].shape
-        if input_size:
-            self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
-        elif isinstance(shape[2], int) and isinstance(shape[3], int):
-            self.input_h, self.input_w = shape[2], shape[3]
-        elif metadata.INPUT_SIZE in meta:
-            self.input_h, self.input_w = json.loads(meta[metadata.INPUT_SIZE])
-        else:
-            self.input_h, self.input_w = 256, 320
         try:
             self.preprocessing = DepthPreprocess.from_json(meta[metadata.PREPROCESS]) \
                 if metadata.PREPROCESS in meta else DepthPreprocess()
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f'{name}: {exc}') from None
-        self.input_name = inputs[0].name
         self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
         self._mean = np.array(self.preprocessing.mean, np.float32)
         self._inv_std = 1.0 / np.array(self.preprocessing.std, np.float32)

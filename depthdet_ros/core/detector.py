@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 
 from depthdet_ros.core import metadata
-from depthdet_ros.core.session import create_session, model_metadata, ModelLoadError
-from depthdet_ros.core.session import SessionOptions
+from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
 from depthdet_ros.core.types import Box, Detection2D
 
 LAYOUT_YOLOV5 = 'yolov5'      # [1, N, 5 + C]: cx, cy, w, h, objectness, class probs
@@ -165,27 +164,13 @@ class Detector:
 
     def __init__(self, path, options=SessionOptions(), names_file='',
                  input_size: Optional[Sequence[int]] = None, config=None):
-        self.session, self.provider = create_session(path, options)
+        model = open_image_model(path, options, 'detector', metadata.TASK_DEPTH, input_size,
+                                 default_size=(640, 640))
+        self.session, self.provider, meta = model.session, model.provider, model.metadata
+        self.input_name, self.input_h, self.input_w = model.input_name, model.input_h, \
+            model.input_w
         self.path = path
         self.config = config or DetectorConfig()
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise ModelLoadError(
-                f'{os.path.basename(path)} is not a detector: expected one NCHW image input, '
-                f'got {[(i.name, i.shape) for i in inputs]}')
-        meta = model_metadata(self.session)
-        if meta.get(metadata.TASK) == metadata.TASK_DEPTH:
-            raise ModelLoadError(f'{os.path.basename(path)} is a depth model, not a detector')
-        shape = inputs[0].shape
-        if input_size:
-            self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
-        elif isinstance(shape[2], int) and isinstance(shape[3], int):
-            self.input_h, self.input_w = shape[2], shape[3]
-        else:
-            self.input_h, self.input_w = 640, 640
-        if isinstance(shape[1], int) and shape[1] != 3:
-            raise ModelLoadError(f'detector input must have 3 channels, has {shape[1]}')
-        self.input_name = inputs[0].name
         self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
         raw = self._run()
         try:

@@ -1,5 +1,6 @@
 """onnxruntime session creation with execution-provider selection and fallback."""
 import ctypes
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -122,3 +123,46 @@ def create_session(path, options=SessionOptions()):
 def model_metadata(session):
     """Return the ONNX model's custom metadata as a dict of strings."""
     return dict(session.get_modelmeta().custom_metadata_map)
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """An opened single-image NCHW model: session, provider, metadata, input geometry."""
+
+    session: ort.InferenceSession
+    provider: str
+    metadata: dict
+    input_name: str
+    input_h: int
+    input_w: int
+
+
+def open_image_model(path, options, kind, other_task, input_size=None, default_size=None):
+    """Open a model that takes one 3-channel NCHW image; `kind` names it in errors.
+
+    Refuses a model whose metadata task is `other_task`. The input size is, in order:
+    `input_size`, the model's fixed input shape, its metadata, `default_size`.
+    """
+    from depthdet_ros.core import metadata
+    session, provider = create_session(path, options)
+    name = os.path.basename(path)
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise ModelLoadError(f'{name} is not a {kind}: expected one NCHW image input, '
+                             f'got {[(i.name, i.shape) for i in inputs]}')
+    meta = model_metadata(session)
+    if meta.get(metadata.TASK) == other_task:
+        other = 'depth model' if other_task == metadata.TASK_DEPTH else other_task
+        raise ModelLoadError(f'{name} is a {other}, not a {kind}')
+    shape = inputs[0].shape
+    if isinstance(shape[1], int) and shape[1] != 3:
+        raise ModelLoadError(f'{name}: the {kind} input must have 3 channels, has {shape[1]}')
+    if input_size:
+        size = input_size
+    elif isinstance(shape[2], int) and isinstance(shape[3], int):
+        size = shape[2:]
+    elif metadata.INPUT_SIZE in meta:
+        size = json.loads(meta[metadata.INPUT_SIZE])
+    else:
+        size = default_size
+    return ImageModel(session, provider, meta, inputs[0].name, int(size[0]), int(size[1]))
