@@ -64,7 +64,7 @@ def depth_image_to_array(msg):
                         bool(msg.is_bigendian))
 
 
-def _hypothesis(obj, with_pose):
+def _hypothesis(obj):
     hyp = ObjectHypothesisWithPose()
     hyp.hypothesis = ObjectHypothesis(class_id=obj.detection.class_name,
                                       score=float(obj.detection.score))
@@ -72,7 +72,7 @@ def _hypothesis(obj, with_pose):
     pose.pose.orientation = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
     cov = np.zeros((6, 6))
     cov[3:, 3:] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
-    if with_pose and obj.position is not None:
+    if obj.position is not None:
         pose.pose.position = Point(x=obj.position.x, y=obj.position.y, z=obj.position.z)
         cov[:3, :3] = obj.covariance
     elif obj.depth.valid:
@@ -105,7 +105,7 @@ def detections_2d_msg(objects, header, hypotheses=None):
     for index, obj in enumerate(objects):
         det = Detection2D(header=header)
         det.bbox = _bbox2d(obj.detection.box)
-        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj, with_pose=True)]
+        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj)]
         msg.detections.append(det)
     return msg
 
@@ -125,7 +125,7 @@ def detections_3d_msg(objects, header, depth_only_ok=False, hypotheses=None):
         else:
             continue
         det = Detection3D(header=header)
-        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj, with_pose=True)]
+        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj)]
         det.bbox = BoundingBox3D()
         det.bbox.center = Pose(position=det.results[0].pose.pose.position,
                                orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
@@ -141,7 +141,7 @@ def frame_messages(objects, header):
     Each object's hypothesis (class, score, pose with covariance) is built once and
     shared by the three messages, which are serialised separately on publish.
     """
-    hypotheses = [_hypothesis(obj, with_pose=True) for obj in objects]
+    hypotheses = [_hypothesis(obj) for obj in objects]
     alerted = [i for i, obj in enumerate(objects) if obj.alert]
     return (detections_2d_msg(objects, header, hypotheses),
             detections_3d_msg(objects, header, hypotheses=hypotheses),

@@ -75,7 +75,7 @@ class DepthDetNode(Node):
         self._publish_label_info()
 
         self._camera = None
-        self._camera_size_warned = None
+        self._warned_size_mismatch = None
         self._lock = threading.Condition()
         self._pending = None
         self._stop = False
@@ -176,17 +176,16 @@ class DepthDetNode(Node):
     def _camera_for(self, shape):
         camera = self._camera
         if camera is None:
-            if self.stats['frames'] == 0 or self._camera_size_warned != 'missing':
-                self.get_logger().warning(
-                    'no valid camera_info yet: publishing depth without 3D positions',
-                    throttle_duration_sec=30.0)
-                self._camera_size_warned = 'missing'
+            self.get_logger().warning(
+                'no valid camera_info yet: publishing depth without 3D positions',
+                throttle_duration_sec=30.0)
             return None
         h, w = shape
         if (camera.height, camera.width) == (h, w):
             return camera
-        if self._camera_size_warned != (camera.width, camera.height, w, h):
-            self._camera_size_warned = (camera.width, camera.height, w, h)
+        mismatch = (camera.width, camera.height, w, h)
+        if self._warned_size_mismatch != mismatch:
+            self._warned_size_mismatch = mismatch
             self.get_logger().warning(
                 f'camera_info is {camera.width}x{camera.height} but images are {w}x{h}: '
                 'scaling the intrinsics to the image size')
