@@ -54,6 +54,33 @@ def constant_detector(path, rows, input_hw=(640, 640), names=('chair', 'bottle')
     return _save(graph, path, meta)
 
 
+def _depth_from_red(path, name, input_hw, pre, red_to_depth, constants, pool, meta):
+    """Build a depth net: red recovered from the normalised input, mapped, pooled 2x2.
+
+    `red_to_depth` are the nodes from 'red' (in [0, 1]) to 'full'; `constants` their
+    float initialisers; `pool` the ONNX pooling op making the half-resolution output.
+    """
+    h, w = input_hw
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (
+        ('std_r', float(pre['std'][0])), ('mean_r', float(pre['mean'][0])), *constants)]
+    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (
+        ('start', [0]), ('end', [1]), ('axis', [1]))]
+    nodes = [
+        helper.make_node('Slice', ['image', 'start', 'end', 'axis'], ['red_norm']),
+        helper.make_node('Mul', ['red_norm', 'std_r'], ['red_scaled']),
+        helper.make_node('Add', ['red_scaled', 'mean_r'], ['red']),
+        *red_to_depth,
+        helper.make_node(pool, ['full'], ['depth'], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, h // 2, w // 2])],
+        initializer=inits)
+    return _save(graph, path, {metadata.TASK: metadata.TASK_DEPTH,
+                               metadata.PREPROCESS: json.dumps(pre), **meta})
+
+
 def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
     """Build a depth net whose output is near + (far - near) * red, red in [0, 1].
 
@@ -61,30 +88,13 @@ def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
     2x2 average pooling gives the half-resolution output of the hybrid CNN, so a
     uniformly coloured region reads back exactly as its depth.
     """
-    h, w = input_hw
     pre = preprocess or metadata.HYBRID_PREPROCESS
-    std, mean = float(pre['std'][0]), float(pre['mean'][0])
-    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (
-        ('std_r', std), ('mean_r', mean), ('span', far - near), ('near', near))]
-    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (
-        ('start', [0]), ('end', [1]), ('axis', [1]))]
-    nodes = [
-        helper.make_node('Slice', ['image', 'start', 'end', 'axis'], ['red_norm']),
-        helper.make_node('Mul', ['red_norm', 'std_r'], ['red_scaled']),
-        helper.make_node('Add', ['red_scaled', 'mean_r'], ['red']),
-        helper.make_node('Mul', ['red', 'span'], ['red_span']),
-        helper.make_node('Add', ['red_span', 'near'], ['full']),
-        helper.make_node('AveragePool', ['full'], ['depth'], kernel_shape=[2, 2],
-                         strides=[2, 2]),
-    ]
-    graph = helper.make_graph(
-        nodes, 'red_depth',
-        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, h, w])],
-        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, h // 2, w // 2])],
-        initializer=inits)
-    meta = {metadata.TASK: metadata.TASK_DEPTH, metadata.DEPTH_UNITS: 'metres',
-            metadata.PREPROCESS: json.dumps(pre), metadata.INPUT_SIZE: json.dumps([h, w])}
-    return _save(graph, path, meta)
+    return _depth_from_red(
+        path, 'red_depth', input_hw, pre,
+        [helper.make_node('Mul', ['red', 'span'], ['red_span']),
+         helper.make_node('Add', ['red_span', 'near'], ['full'])],
+        [('span', far - near), ('near', near)], 'AveragePool',
+        {metadata.DEPTH_UNITS: 'metres', metadata.INPUT_SIZE: json.dumps(list(input_hw))})
 
 
 def red_for_depth(depth, near=0.5, far=10.5):
@@ -99,24 +109,8 @@ def depth_for_red(red, near=0.5, far=10.5):
 
 def sqrt_depth(path, input_hw=(64, 80)):
     """Build a depth net predicting sqrt(red - 0.5) metres: NaN where red < 0.5, 0 at 0.5."""
-    h, w = input_hw
-    pre = metadata.HYBRID_PREPROCESS
-    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (
-        ('std_r', float(pre['std'][0])), ('mean_r', float(pre['mean'][0])), ('half', 0.5))]
-    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (
-        ('start', [0]), ('end', [1]), ('axis', [1]))]
-    nodes = [
-        helper.make_node('Slice', ['image', 'start', 'end', 'axis'], ['red_norm']),
-        helper.make_node('Mul', ['red_norm', 'std_r'], ['red_scaled']),
-        helper.make_node('Add', ['red_scaled', 'mean_r'], ['red']),
-        helper.make_node('Sub', ['red', 'half'], ['shifted']),
-        helper.make_node('Sqrt', ['shifted'], ['full']),
-        helper.make_node('MaxPool', ['full'], ['depth'], kernel_shape=[2, 2], strides=[2, 2]),
-    ]
-    graph = helper.make_graph(
-        nodes, 'sqrt_depth',
-        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, h, w])],
-        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, h // 2, w // 2])],
-        initializer=inits)
-    return _save(graph, path, {metadata.TASK: metadata.TASK_DEPTH,
-                               metadata.PREPROCESS: json.dumps(pre)})
+    return _depth_from_red(
+        path, 'sqrt_depth', input_hw, metadata.HYBRID_PREPROCESS,
+        [helper.make_node('Sub', ['red', 'half'], ['shifted']),
+         helper.make_node('Sqrt', ['shifted'], ['full'])],
+        [('half', 0.5)], 'MaxPool', {})
