@@ -21,9 +21,9 @@ MIN_VALID_PIXELS = 4
 MAD_TO_SIGMA = 1.4826
 # robust: histogram of log-depth, bins 2 % wide, summed over windows of 5 bins (10 % of
 # depth); a window is a surface when it holds at least 10 % of the box's valid pixels.
-# Tuned on the held-out synthetic split with rendered depth and true boxes (673
-# objects): mean relative error 0.107 solid / 0.113 hollow, against 0.124 / 0.165 with
-# 3-bin windows at 15 % and box_median's 0.138 / 0.118.
+# Chosen over 3-bin windows at 15 % on the held-out synthetic split with rendered depth
+# and true boxes; the resulting errors are the oracle rows of models/depth.md
+# (`depthdet train evaluate --data data/defaults/test`).
 LOG_BIN_WIDTH = math.log(1.02)
 MODE_WINDOW_BINS = 5
 MIN_MODE_FRACTION = 0.10
