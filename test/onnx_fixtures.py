@@ -114,3 +114,47 @@ def sqrt_depth(path, input_hw=(64, 80)):
         [helper.make_node('Sub', ['red', 'half'], ['shifted']),
          helper.make_node('Sqrt', ['shifted'], ['full'])],
         [('half', 0.5)], 'MaxPool', {})
+
+
+def float16_io(source, path):
+    """Convert a model to float16 throughout, inputs and outputs included.
+
+    This is what YOLOv5's `export.py --half` writes: a float16 input and output. Metadata
+    is kept.
+    """
+    from onnxconverter_common import float16
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=False)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def uint8_input_detector(path, input_hw=(64, 64)):
+    """Build a detector-shaped model that takes uint8 pixels (no float input)."""
+    h, w = input_hw
+    rows = 3 * sum((h // s) * (w // s) for s in (8, 16, 32))
+    nodes = [helper.make_node('Cast', ['images'], ['pixels'], to=TensorProto.FLOAT),
+             helper.make_node('ReduceMean', ['pixels'], ['mean'], keepdims=0),
+             helper.make_node('Expand', ['mean', 'shape'], ['output0'])]
+    graph = helper.make_graph(
+        nodes, 'uint8_detector',
+        [helper.make_tensor_value_info('images', TensorProto.UINT8, [1, 3, h, w])],
+        [helper.make_tensor_value_info('output0', TensorProto.FLOAT, [1, rows, 7])],
+        initializer=[numpy_helper.from_array(np.array([1, rows, 7], np.int64), 'shape')])
+    return _save(graph, path, {metadata.TASK: metadata.TASK_DETECTOR})
+
+
+def failing_depth(path, input_hw=(64, 64)):
+    """Build a depth net that loads but fails on every run (a reshape that cannot fit).
+
+    Its input height and width are symbolic, so onnxruntime cannot see the failure before
+    running it; the size comes from metadata.
+    """
+    nodes = [helper.make_node('Reshape', ['image', 'shape'], ['depth'])]
+    graph = helper.make_graph(
+        nodes, 'failing_depth',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, 'h', 'w'])],
+        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, 5, None])],
+        initializer=[numpy_helper.from_array(np.array([1, 1, 5, -1], np.int64), 'shape')])
+    return _save(graph, path, {metadata.TASK: metadata.TASK_DEPTH,
+                               metadata.INPUT_SIZE: json.dumps(list(input_hw))})

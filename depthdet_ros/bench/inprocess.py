@@ -87,11 +87,12 @@ class IsolatedModels:
 
         detector, depth = pipeline.detector, pipeline.depth
         boxed, _ = letterbox(rgb, detector.input_h, detector.input_w)
-        self._detector = (detector.session, {detector.input_name: np.ascontiguousarray(
-            boxed.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)})
+        self._detector = (detector.session, {detector.input_name: (np.ascontiguousarray(
+            boxed.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)).astype(
+                detector.input_dtype)})
         rng = np.random.default_rng(0)
         self._depth = (depth.session, {depth.input_name: rng.standard_normal(
-            (1, 3, depth.input_h, depth.input_w)).astype(np.float32)})
+            (1, 3, depth.input_h, depth.input_w)).astype(depth.input_dtype)})
 
     @staticmethod
     def _time(session_and_feed):

@@ -103,10 +103,11 @@ class DepthEstimator:
                 if metadata.PREPROCESS in meta else DepthPreprocess()
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f'{name}: {exc}') from None
-        self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
+        self.input_dtype = model.input_dtype
+        self._blob = model.input_buffer()
         self._mean = np.array(self.preprocessing.mean, np.float32)
         self._inv_std = 1.0 / np.array(self.preprocessing.std, np.float32)
-        out = self._run()
+        out = model.first_run(self._blob)
         if out.ndim not in (3, 4) or (out.ndim == 4 and out.shape[1] != 1) or out.shape[0] != 1:
             raise ModelLoadError(f'{name} output shape {list(out.shape)} is not a depth map '
                                  '[1,1,h,w] or [1,h,w]')

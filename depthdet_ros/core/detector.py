@@ -169,10 +169,11 @@ class Detector:
         self.session, self.provider, meta = model.session, model.provider, model.metadata
         self.input_name, self.input_h, self.input_w = model.input_name, model.input_h, \
             model.input_w
+        self.input_dtype = model.input_dtype
         self.path = path
         self.config = config or DetectorConfig()
-        self._blob = np.zeros((1, 3, self.input_h, self.input_w), np.float32)
-        raw = self._run()
+        self._blob = model.input_buffer()
+        raw = model.first_run(self._blob)
         try:
             self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
         except ModelLoadError as exc:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import onnxruntime as ort
 
 PROVIDER_CHOICES = ('auto', 'tensorrt', 'cuda', 'cpu')
@@ -15,6 +16,10 @@ _ORT_NAMES = {
     'cpu': 'CPUExecutionProvider',
 }
 _SHORT_NAMES = {v: k for k, v in _ORT_NAMES.items()}
+# Element types an image model may take or give, as onnxruntime names them. FP16 exports
+# (YOLOv5's `export.py --half`) declare float16 input and output.
+_FLOAT_TYPES = {'tensor(float)': np.dtype(np.float32), 'tensor(float16)': np.dtype(np.float16),
+                'tensor(double)': np.dtype(np.float64)}
 
 log = logging.getLogger(__name__)
 _warned = set()
@@ -111,8 +116,7 @@ def create_session(path, options=SessionOptions()):
                                        providers=[name for name, _ in chain],
                                        provider_options=[opts for _, opts in chain])
     except Exception as exc:  # onnxruntime raises several unrelated types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f'cannot load ONNX model {path!r}: {first_line[:200]}') from None
+        raise ModelLoadError(f'cannot load ONNX model {path!r}: {_first_line(exc)}') from None
     active = _SHORT_NAMES.get(session.get_providers()[0], session.get_providers()[0])
     requested = chain[0][0]
     if options.providers != 'cpu' and session.get_providers()[0] != requested:
@@ -127,7 +131,11 @@ def model_metadata(session):
 
 @dataclass(frozen=True)
 class ImageModel:
-    """An opened single-image NCHW model: session, provider, metadata, input geometry."""
+    """An opened single-image NCHW model: session, provider, metadata, input geometry.
+
+    `input_dtype` is the element type the model declares for its input; the buffer from
+    `input_buffer` has it, so callers feed each model what it expects.
+    """
 
     session: ort.InferenceSession
     provider: str
@@ -135,12 +143,42 @@ class ImageModel:
     input_name: str
     input_h: int
     input_w: int
+    input_dtype: np.dtype
+    path: str
+    kind: str                  # 'detector', 'depth model': names it in errors
+
+    def input_buffer(self):
+        """Return a zeroed [1, 3, H, W] input of the model's declared element type."""
+        return np.zeros((1, 3, self.input_h, self.input_w), self.input_dtype)
+
+    def first_run(self, blob):
+        """Run the model once on `blob` (warm-up, output check); returns its first output.
+
+        A model that loads but cannot run (an operator failing on this input, a shape it
+        does not accept) raises ModelLoadError with onnxruntime's first line.
+        """
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # the exception says it; onnxruntime's log would repeat it
+        try:
+            return self.session.run(None, {self.input_name: blob}, quiet)[0]
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            shape = 'x'.join(str(v) for v in blob.shape)
+            raise ModelLoadError(f'{os.path.basename(self.path)}: the {self.kind} fails on a '
+                                 f'{shape} {blob.dtype} input: {_first_line(exc)}') from None
+
+
+def _first_line(exc, limit=240):
+    """Return the first line of an error, its middle elided when long (the cause is often last)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else f'{line[:limit // 2]} ... {line[-limit // 2:]}'
 
 
 def open_image_model(path, options, kind, other_task, input_size=None, default_size=None):
     """Open a model that takes one 3-channel NCHW image; `kind` names it in errors.
 
-    Refuses a model whose metadata task is `other_task`. The input size is, in order:
+    Refuses a model whose metadata task is `other_task`, and one whose input or output
+    is not floating point (float32, float16, float64). The input size is, in order:
     `input_size`, the model's fixed input shape, its metadata, `default_size`.
     """
     from depthdet_ros.core import metadata
@@ -154,6 +192,10 @@ def open_image_model(path, options, kind, other_task, input_size=None, default_s
     if meta.get(metadata.TASK) == other_task:
         other = 'depth model' if other_task == metadata.TASK_DEPTH else other_task
         raise ModelLoadError(f'{name} is a {other}, not a {kind}')
+    for role, value in (('input', inputs[0]), ('output', session.get_outputs()[0])):
+        if value.type not in _FLOAT_TYPES:
+            raise ModelLoadError(f'{name}: the {kind} {role} {value.name!r} is {value.type}; '
+                                 'supported are float32, float16 and float64 tensors')
     shape = inputs[0].shape
     if isinstance(shape[1], int) and shape[1] != 3:
         raise ModelLoadError(f'{name}: the {kind} input must have 3 channels, has {shape[1]}')
@@ -165,4 +207,5 @@ def open_image_model(path, options, kind, other_task, input_size=None, default_s
         size = json.loads(meta[metadata.INPUT_SIZE])
     else:
         size = default_size
-    return ImageModel(session, provider, meta, inputs[0].name, int(size[0]), int(size[1]))
+    return ImageModel(session, provider, meta, inputs[0].name, int(size[0]), int(size[1]),
+                      _FLOAT_TYPES[inputs[0].type], path, kind)
