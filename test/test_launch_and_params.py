@@ -1,12 +1,21 @@
-"""The launch file, `depthdet pipeline` and the parameters file agree with each other."""
-import ast
-import os
+"""The launch file, `depthdet pipeline` and the parameters file agree with each other.
 
+The real launch file under the real `ros2 launch` is tested in test_launch_real.py
+(skipped where launch_ros is not installed); these tests run everywhere.
+"""
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
 import yaml
 
-from depthdet_ros.cli import build_parser
-from depthdet_ros.ros.launch_args import LAUNCH_ARGUMENTS, node_parameter_overrides
-from depthdet_ros.ros.launcher import apply_assignments, node_command
+from depthdet_ros.cli import build_parser, CliError
+from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
+                                          LaunchArgumentError)
+from depthdet_ros.ros.launcher import apply_assignments, node_command, settings_of
 from depthdet_ros.ros.params import BY_NAME, check_value, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,32 +30,157 @@ def test_launch_file_uses_the_shared_argument_table_and_launch_ros_api():
     assert ('launch_ros.actions', 'Node') in imported
     assert ('launch.actions', 'DeclareLaunchArgument') in imported
     assert ('depthdet_ros.ros.launch_args', 'LAUNCH_ARGUMENTS') in imported
+    assert ('launch_ros.actions', 'LifecycleNode') in imported
+    assert ('launch.event_handlers', 'OnProcessExit') in imported
+    assert ('depthdet_ros.ros.launch_args', 'launch_settings') in imported
     functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     assert 'generate_launch_description' in functions
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and getattr(node.func, 'id', '') == 'Node']
+             and getattr(node.func, 'id', '') == 'node_action']
     (node_call,) = calls
     keywords = {k.arg for k in node_call.keywords}
     assert {'package', 'executable', 'namespace', 'parameters', 'remappings'} <= keywords
     names = {a.name for a in LAUNCH_ARGUMENTS}
     assert names == {'image', 'camera_info', 'namespace', 'params_file', 'max_depth',
-                     'use_sim_time'}
+                     'use_sim_time', 'lifecycle'}
+
+
+def _runs(cmd, executable, module):
+    """Whether a node command line starts `executable` (or its module, when not on PATH)."""
+    return os.path.basename(cmd[0]) == executable or cmd[1:3] == ['-m', module]
+
+
+def _pipeline_settings(*argv):
+    args, extra = build_parser().parse_known_args(['pipeline', *argv])
+    args.assignments += extra
+    apply_assignments(args)
+    return settings_of(args)
 
 
 def test_pipeline_command_accepts_the_same_arguments():
-    args, extra = build_parser().parse_known_args(
-        ['pipeline', 'image:=/cam/image_raw', '--namespace', 'front', 'max_depth:=0.8',
-         'use_sim_time:=true'])
-    args.assignments += extra
-    apply_assignments(args)
-    cmd = node_command(args)
-    assert cmd[cmd.index('--params-file') + 1] == PARAMS_FILE or \
-        cmd[cmd.index('--params-file') + 1].endswith('config/depthdet.yaml')
+    settings = _pipeline_settings('image:=/cam/image_raw', '--namespace', 'front',
+                                  'max_depth:=0.8', 'use_sim_time:=True')
+    cmd = node_command(settings)
+    assert _runs(cmd, 'depthdet_node', 'depthdet_ros.ros.node')
+    assert os.path.samefile(cmd[cmd.index('--params-file') + 1], PARAMS_FILE)
     joined = ' '.join(cmd)
     assert '-r __ns:=/front' in joined
     assert '-r image:=/cam/image_raw' in joined and '-r camera_info:=camera_info' in joined
     assert '-p max_depth:=0.8' in joined and '-p use_sim_time:=true' in joined
-    assert node_parameter_overrides('', 'false') == {'use_sim_time': False}
+    defaults = launch_settings({}, PARAMS_FILE)
+    assert defaults.parameter_overrides() == {'use_sim_time': False}
+    assert (defaults.lifecycle, defaults.executable) == (False, 'depthdet_node')
+
+
+def test_lifecycle_argument_starts_the_managed_node():
+    settings = _pipeline_settings('lifecycle:=true', 'image:=/cam/image_raw')
+    assert settings.executable == 'depthdet_lifecycle_node'
+    cmd = node_command(settings)
+    assert _runs(cmd, 'depthdet_lifecycle_node', 'depthdet_ros.ros.lifecycle_node')
+    assert '-r image:=/cam/image_raw' in ' '.join(cmd)
+    args = build_parser().parse_args(['pipeline', '--demo', '1', 'lifecycle:=true'])
+    with pytest.raises(CliError, match='lifecycle:=true'):
+        args.func(args)
+
+
+# (argument, value, words the one-line message must hold)
+BAD_VALUES = [
+    ('max_depth', 'abc', ['max_depth:=abc', 'metres']),
+    ('max_depth', 'nan', ['max_depth:=nan', 'metres']),
+    ('max_depth', 'inf', ['max_depth:=inf', 'metres']),
+    ('use_sim_time', 'maybe', ['use_sim_time:=maybe', 'true', 'false']),
+    ('use_sim_time', 'yes', ['use_sim_time:=yes', 'true', 'false']),
+    ('lifecycle', 'maybe', ['lifecycle:=maybe', 'true', 'false']),
+    ('params_file', '/nonexistent/depthdet.yaml', ['params_file:=/nonexistent/depthdet.yaml',
+                                                   'no such file']),
+]
+
+
+@pytest.mark.parametrize('name,value,words', BAD_VALUES)
+def test_bad_launch_argument_values_are_refused_naming_the_argument(name, value, words):
+    with pytest.raises(LaunchArgumentError) as info:
+        launch_settings({name: value}, PARAMS_FILE)
+    message = str(info.value)
+    assert '\n' not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_good_launch_argument_values_are_read():
+    settings = launch_settings({'max_depth': ' 2 ', 'use_sim_time': 'TRUE', 'lifecycle': 'False',
+                                'params_file': PARAMS_FILE}, '/unused/default.yaml')
+    assert (settings.max_depth, settings.use_sim_time, settings.lifecycle) == (2.0, True, False)
+    assert settings.params_file == PARAMS_FILE
+    assert launch_settings({'max_depth': ''}, PARAMS_FILE).max_depth is None
+    with pytest.raises(LaunchArgumentError, match='unknown launch argument'):
+        launch_settings({'max_dept': '1'}, PARAMS_FILE)
+
+
+@pytest.mark.parametrize('name,value,words', [BAD_VALUES[i] for i in (0, 3, 5, 6)])
+def test_depthdet_pipeline_refuses_bad_values_with_one_line(name, value, words):
+    # Before the fix max_depth:=abc was a traceback and use_sim_time:=maybe started the
+    # node (the timeout catches that).
+    result = subprocess.run(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', f'{name}:={value}'],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith('depthdet pipeline: error: ')
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert result.stdout == ''
+
+
+def _load_link_share():
+    spec = importlib.util.spec_from_file_location(
+        'link_share', os.path.join(ROOT, 'tools', 'link_share.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_link_share_links_files_that_ros2_launch_finds_with_os_walk(tmp_path):
+    prefix = tmp_path / 'prefix'
+    share = prefix / 'share' / 'depthdet_ros'
+    share.mkdir(parents=True)
+    # The layout older versions made: links to whole source folders, and a stale file link.
+    for name in ('launch', 'config', 'models'):
+        (share / name).symlink_to(os.path.join(ROOT, name))
+    (share / 'old.launch.py').symlink_to(LAUNCH_FILE)
+    (prefix / 'bin').mkdir()
+    (prefix / 'bin' / 'depthdet_node').write_text('#!/bin/sh\n')
+    sources = {name: os.listdir(os.path.join(ROOT, name))
+               for name in ('launch', 'config', 'models')}
+
+    _load_link_share().main(str(prefix))
+
+    # ros2launch finds a package's launch file by walking its share folder (no followlinks).
+    found = {name: os.path.join(root, name) for root, _, files in os.walk(share)
+             for name in files}
+    assert os.path.samefile(found['pipeline.launch.py'], LAUNCH_FILE)
+    assert os.path.samefile(found['depthdet.yaml'], PARAMS_FILE)
+    assert os.path.samefile(found['package.xml'], os.path.join(ROOT, 'package.xml'))
+    for model in ('detector.onnx', 'depth.onnx'):
+        assert os.path.samefile(found[model], os.path.join(ROOT, 'models', model))
+    assert 'old.launch.py' not in found
+    assert not any(os.path.islink(share / name) for name in ('launch', 'config', 'models'))
+    # The source tree is untouched; the index names the package; console scripts are linked.
+    assert sources == {name: os.listdir(os.path.join(ROOT, name)) for name in sources}
+    assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
+            'depthdet_ros').exists()
+    assert os.readlink(prefix / 'lib' / 'depthdet_ros' / 'depthdet_node') == \
+        str(prefix / 'bin' / 'depthdet_node')
+    # A second run over its own layout changes nothing.
+    _load_link_share().main(str(prefix))
+    assert found == {name: os.path.join(root, name) for root, _, files in os.walk(share)
+                     for name in files}
+
+
+def test_link_share_links_every_console_script_setup_py_declares():
+    data, scripts = _load_link_share().installed_files()
+    assert {'depthdet_node', 'synthetic_camera'} <= set(scripts)
+    assert data['share/depthdet_ros/launch/pipeline.launch.py'] == LAUNCH_FILE
 
 
 def test_params_file_documents_every_parameter_with_valid_defaults():

@@ -1,9 +1,14 @@
 """Arguments shared by launch/pipeline.launch.py and `depthdet pipeline` (no ROS imports).
 
-Both read this table, so the launch file on a ROS install and the launcher on a
-pip-only install accept the same arguments with the same defaults.
+Both read this table and check the values with `launch_settings`, so the launch file on
+a ROS install and the launcher on a pip-only install accept the same arguments with the
+same defaults, and refuse the same bad values with the same one-line message.
 """
 from collections import namedtuple
+from dataclasses import dataclass
+import math
+import os
+from typing import Mapping, Optional
 
 LaunchArgument = namedtuple('LaunchArgument', 'name default description')
 
@@ -15,15 +20,102 @@ LAUNCH_ARGUMENTS = (
                    'depthdet.yaml.'),
     LaunchArgument('max_depth', '', 'Proximity alert distance in metres; empty: from '
                    'params_file.'),
-    LaunchArgument('use_sim_time', 'false', 'Use /clock (bag replay, simulation).'),
+    LaunchArgument('use_sim_time', 'false', 'Use /clock (bag replay, simulation): true or '
+                   'false.'),
+    LaunchArgument('lifecycle', 'false', 'Start the managed (lifecycle) node, to be '
+                   'configured and activated by a lifecycle manager: true or false.'),
 )
+NODE_NAME = 'depthdet_node'
 NODE_EXECUTABLE = 'depthdet_node'
+LIFECYCLE_NODE_EXECUTABLE = 'depthdet_lifecycle_node'
 PARAMS_FILE_NAME = 'depthdet.yaml'
+_BOOLEANS = {'true': True, 'false': False}
 
 
-def node_parameter_overrides(max_depth, use_sim_time):
-    """Parameter overrides the launch arguments add on top of the params file."""
-    overrides = {'use_sim_time': str(use_sim_time).lower() in ('true', '1', 'yes')}
-    if str(max_depth).strip():
-        overrides['max_depth'] = float(max_depth)
-    return overrides
+class LaunchArgumentError(ValueError):
+    """A launch-argument value that cannot be used; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """Checked launch-argument values: what the launch file and `depthdet pipeline` start."""
+
+    image: str
+    camera_info: str
+    namespace: str
+    params_file: str
+    max_depth: Optional[float]
+    use_sim_time: bool
+    lifecycle: bool
+
+    @property
+    def executable(self):
+        """The node executable: the managed node when `lifecycle` is true."""
+        return LIFECYCLE_NODE_EXECUTABLE if self.lifecycle else NODE_EXECUTABLE
+
+    def parameter_overrides(self):
+        """Parameters the arguments set on top of params_file."""
+        overrides = {'use_sim_time': self.use_sim_time}
+        if self.max_depth is not None:
+            overrides['max_depth'] = self.max_depth
+        return overrides
+
+    def remappings(self):
+        """Topic remappings, as (from, to) pairs."""
+        return [('image', self.image), ('camera_info', self.camera_info)]
+
+
+def parse_bool(name, text):
+    """Read a true/false launch argument (any letter case)."""
+    try:
+        return _BOOLEANS[str(text).strip().lower()]
+    except KeyError:
+        raise LaunchArgumentError(
+            f'{name}:={text} is not a boolean; use {name}:=true or {name}:=false') from None
+
+
+def parse_max_depth(text):
+    """Read max_depth: a distance in metres, or None (empty) to keep params_file's value."""
+    if not str(text).strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise LaunchArgumentError(
+            f'max_depth:={text} is not a number; give the proximity alert distance in '
+            f'metres (e.g. max_depth:=1.5), or leave it empty for params_file\'s value')
+    return value
+
+
+def resolve_params_file(text, default):
+    """Return the parameters file to load: `text`, or `default` when empty; it must exist."""
+    path = os.path.expanduser(str(text).strip()) or default
+    if not os.path.isfile(path):
+        raise LaunchArgumentError(
+            f'params_file:={path}: no such file; give an existing parameters YAML, or leave '
+            f'params_file empty for the bundled {PARAMS_FILE_NAME}')
+    return path
+
+
+def launch_settings(values: Mapping[str, str], default_params_file: str) -> LaunchSettings:
+    """Check launch-argument values given by name as strings; missing ones take defaults.
+
+    Raises LaunchArgumentError, one line naming the argument and what it accepts.
+    """
+    unknown = set(values) - {a.name for a in LAUNCH_ARGUMENTS}
+    if unknown:
+        raise LaunchArgumentError(
+            f'unknown launch argument(s) {", ".join(sorted(unknown))}; known: '
+            f'{", ".join(a.name for a in LAUNCH_ARGUMENTS)}')
+    text = {a.name: str(values.get(a.name, a.default)) for a in LAUNCH_ARGUMENTS}
+    return LaunchSettings(
+        image=text['image'],
+        camera_info=text['camera_info'],
+        namespace=text['namespace'],
+        params_file=resolve_params_file(text['params_file'], default_params_file),
+        max_depth=parse_max_depth(text['max_depth']),
+        use_sim_time=parse_bool('use_sim_time', text['use_sim_time']),
+        lifecycle=parse_bool('lifecycle', text['lifecycle']),
+    )

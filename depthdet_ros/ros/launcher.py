@@ -12,8 +12,10 @@ import sys
 import time
 
 from depthdet_ros.assets import default_params_file
-from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, NODE_EXECUTABLE,
-                                          node_parameter_overrides)
+from depthdet_ros.cli import CliError
+from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
+                                          LaunchArgumentError, LIFECYCLE_NODE_EXECUTABLE,
+                                          NODE_NAME)
 
 
 def add_parser(subparsers):
@@ -46,8 +48,8 @@ def apply_assignments(args):
     for item in args.assignments:
         name, sep, value = item.partition(':=')
         if not sep or name not in names:
-            raise SystemExit(f'depthdet pipeline: error: {item!r} is not NAME:=VALUE with NAME '
-                             f'one of {", ".join(sorted(names))}')
+            raise CliError(f'{item!r} is not NAME:=VALUE with NAME one of '
+                           f'{", ".join(sorted(names))}')
         setattr(args, name, value)
 
 
@@ -55,22 +57,31 @@ def _executable(name):
     found = shutil.which(name)
     if found:
         return [found]
-    return [sys.executable, '-m', {'depthdet_node': 'depthdet_ros.ros.node',
-                                   'synthetic_camera': 'depthdet_ros.ros.synthetic_camera'}[name]]
+    return [sys.executable, '-m', {
+        'depthdet_node': 'depthdet_ros.ros.node',
+        LIFECYCLE_NODE_EXECUTABLE: 'depthdet_ros.ros.lifecycle_node',
+        'synthetic_camera': 'depthdet_ros.ros.synthetic_camera'}[name]]
 
 
-def node_command(args):
-    """Build the depthdet_node command line for parsed pipeline arguments."""
-    params_file = args.params_file or default_params_file()
-    if not os.path.isfile(params_file):
-        raise SystemExit(f'depthdet pipeline: error: params_file not found: {params_file}')
-    cmd = _executable(NODE_EXECUTABLE) + ['--ros-args', '-r', '__node:=depthdet_node',
-                                          '--params-file', params_file]
-    if args.namespace:
-        cmd += ['-r', '__ns:=/' + args.namespace.strip('/')]
-    for name, value in node_parameter_overrides(args.max_depth, args.use_sim_time).items():
+def settings_of(args):
+    """Check the parsed pipeline arguments as the launch file does (CliError if bad)."""
+    try:
+        return launch_settings({a.name: getattr(args, a.name) for a in LAUNCH_ARGUMENTS},
+                               default_params_file())
+    except LaunchArgumentError as exc:
+        raise CliError(str(exc)) from None
+
+
+def node_command(settings):
+    """Build the node command line the launch file's Node action runs for `settings`."""
+    cmd = _executable(settings.executable) + ['--ros-args', '-r', f'__node:={NODE_NAME}',
+                                              '--params-file', settings.params_file]
+    if settings.namespace:
+        cmd += ['-r', '__ns:=/' + settings.namespace.strip('/')]
+    for name, value in settings.parameter_overrides().items():
         cmd += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
-    cmd += ['-r', f'image:={args.image}', '-r', f'camera_info:={args.camera_info}']
+    for source, target in settings.remappings():
+        cmd += ['-r', f'{source}:={target}']
     return cmd
 
 
@@ -97,6 +108,10 @@ def _stop(processes):
 def run(args):
     """Start the node (and, with --demo, the synthetic camera and the monitor)."""
     apply_assignments(args)
+    settings = settings_of(args)
+    if settings.lifecycle and args.demo > 0:
+        raise CliError('--demo needs the node active at once; drop lifecycle:=true (a '
+                       'managed node waits to be configured and activated)')
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []
@@ -111,7 +126,7 @@ def run(args):
             if ns:
                 camera += ['-r', f'__ns:={ns}']
             processes.append(subprocess.Popen(camera, env=env))
-        node = node_command(args)
+        node = node_command(settings)
         if args.demo > 0:
             node += ['-p', 'publish_debug_image:=true', '-p', 'input_reliability:=reliable']
         processes.append(subprocess.Popen(node, env=env))
