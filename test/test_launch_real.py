@@ -1,0 +1,181 @@
+"""launch/pipeline.launch.py under the real `ros2 launch` (launch, launch_ros, ros2launch).
+
+Skipped where launch_ros is not installed: it has no PyPI wheels, so the pip-only CI
+cannot install it (test_launch_and_params.py covers the shared pieces there). To run
+these tests, install the Jazzy branches of ros2/launch, ros2/launch_ros and ros2/ros2cli
+from source into .venv, as the README ("On a real ROS 2 install") describes, or run them
+on a sourced ROS 2 Jazzy install after `colcon build --symlink-install`.
+
+Every run goes through `ros2 launch depthdet_ros pipeline.launch.py`, so each test also
+shows that ros2launch finds the launch file in the package's share folder.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+pytest.importorskip('launch_ros', reason='launch_ros is not installed (README: On a real ROS '
+                    '2 install)')
+ROS2 = shutil.which('ros2', path=os.path.dirname(sys.executable)) or shutil.which('ros2')
+if ROS2 is None:
+    pytest.skip('the ros2 command (ros2cli, ros2launch) is not installed',
+                allow_module_level=True)
+
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import NodeNameNonExistentError  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARAMS_FILE = os.path.join(ROOT, 'config', 'depthdet.yaml')
+NAMESPACE = '/launch_test'
+
+
+def _environment(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED='1', ROS_LOG_DIR=str(tmp_path / 'ros_log'))
+    # The project's .venv is an install prefix of its own (tools/link_share.py).
+    env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+    return env
+
+
+def _start(tmp_path, *arguments):
+    log = open(tmp_path / 'launch.log', 'w+')
+    proc = subprocess.Popen([ROS2, 'launch', 'depthdet_ros', 'pipeline.launch.py', *arguments],
+                            stdout=log, stderr=subprocess.STDOUT, env=_environment(tmp_path))
+    return proc, log
+
+
+def _output(log):
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+def _run(tmp_path, *arguments, timeout=120):
+    """Run a launch that is expected to end by itself: (exit code, everything it printed)."""
+    proc, log = _start(tmp_path, *arguments)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        pytest.fail(f'launch still running after {timeout} s:\n{_output(log)}')
+    return proc.returncode, _output(log)
+
+
+def _stop(proc, log):
+    """Ctrl-C the launch as a user would; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f'launch ignored SIGINT:\n{_output(log)}')
+    return proc.returncode
+
+
+@pytest.fixture
+def graph_node():
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('launch_test_probe', context=context)
+    yield node
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def _wait_for_subscriptions(node, expected, proc, log, timeout=90.0):
+    """Topics depthdet_node subscribes to, once they include `expected`."""
+    deadline = time.monotonic() + timeout
+    topics = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            topics = {name for name, _ in node.get_subscriber_names_and_types_by_node(
+                'depthdet_node', NAMESPACE)}
+        except NodeNameNonExistentError:
+            topics = set()
+        if expected <= topics:
+            return topics
+        time.sleep(0.25)
+    pytest.fail(f'depthdet_node subscribed to {sorted(topics)}, expected {sorted(expected)}:\n'
+                f'{_output(log)}')
+
+
+@pytest.mark.parametrize('argument,words', [
+    ('max_depth:=abc', ['max_depth:=abc', 'metres']),
+    ('use_sim_time:=maybe', ['use_sim_time:=maybe', 'true or']),
+    ('lifecycle:=maybe', ['lifecycle:=maybe', 'true or']),
+    ('params_file:=/nonexistent/depthdet.yaml', ['params_file:=/nonexistent/depthdet.yaml',
+                                                 'no such file']),
+])
+def test_bad_argument_stops_the_launch_with_one_line(tmp_path, argument, words):
+    code, output = _run(tmp_path, argument, timeout=60)
+    errors = [line for line in output.splitlines() if '[ERROR]' in line]
+    assert code != 0, output
+    assert len(errors) == 1, output
+    for word in words:
+        assert word in errors[0], output
+    assert 'Traceback' not in output and 'process started' not in output, output
+
+
+@pytest.mark.parametrize('case', ['negative max_depth', 'typo in params file'])
+def test_node_configuration_error_fails_the_launch(tmp_path, case):
+    if case == 'negative max_depth':
+        arguments = ['max_depth:=-1']
+    else:
+        params = tmp_path / 'typo.yaml'
+        params.write_text('/**:\n  ros__parameters:\n    max_dept: 1.0\n')
+        arguments = [f'params_file:={params}']
+    code, output = _run(tmp_path, *arguments)
+    assert code != 0, output
+    assert 'configuration error' in output and 'exited with code 2' in output, output
+    assert 'Traceback' not in output, output
+
+
+@pytest.mark.parametrize('use_compressed', [False, True])
+def test_launch_arguments_reach_the_node_and_ctrl_c_exits_zero(tmp_path, graph_node,
+                                                               use_compressed):
+    with open(PARAMS_FILE) as f:
+        params = yaml.safe_load(f)
+    params['/**']['ros__parameters']['use_compressed'] = use_compressed
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text(yaml.safe_dump(params))
+    proc, log = _start(tmp_path, 'image:=/cam/image_raw', 'camera_info:=/cam/camera_info',
+                       f'namespace:={NAMESPACE}', f'params_file:={params_file}',
+                       'max_depth:=1.5', 'use_sim_time:=False')
+    try:
+        # image_transport's convention: the compressed topic follows the remapped image.
+        image = '/cam/image_raw/compressed' if use_compressed else '/cam/image_raw'
+        _wait_for_subscriptions(graph_node, {image, '/cam/camera_info'}, proc, log)
+    finally:
+        code = _stop(proc, log)
+    assert code == 0, _output(log)
+
+
+def test_lifecycle_argument_starts_an_unconfigured_managed_node(tmp_path, graph_node):
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+
+    proc, log = _start(tmp_path, 'lifecycle:=true', f'namespace:={NAMESPACE}')
+    try:
+        client = graph_node.create_client(GetState, f'{NAMESPACE}/depthdet_node/get_state')
+        deadline = time.monotonic() + 90.0
+        while not client.wait_for_service(timeout_sec=0.5):
+            assert proc.poll() is None and time.monotonic() < deadline, _output(log)
+        future = client.call_async(GetState.Request())
+        executor = SingleThreadedExecutor(context=graph_node.context)
+        executor.add_node(graph_node)
+        executor.spin_until_future_complete(future, timeout_sec=10.0)
+        assert future.result() is not None, _output(log)
+        assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        code = _stop(proc, log)
+    assert code == 0, _output(log)
