@@ -1,0 +1,479 @@
+"""Objects through time: stable track IDs, smoothed 3D, velocity, time to contact, alerts.
+
+A stage after fusion: `Tracker.update(objects, stamp)` takes one frame's
+ObjectEstimates (FrameResult.objects) and its stamp in seconds, and returns a
+TrackedObject per input object, in the same order.
+
+Association: every track's box and 3D position are predicted to the frame's stamp;
+a detection may join a track of the same class whose predicted box overlaps it by at
+least `min_iou` and, when both have a 3D position, whose predicted position is
+within the `gate_probability` ellipsoid of the innovation covariance (Mahalanobis
+gate). Among the allowed pairs, scipy's linear_sum_assignment minimises
+(1 - IoU) + Mahalanobis^2 / gate. Unmatched detections start tentative tracks,
+confirmed after `min_hits` matched frames; a track not matched for more than
+`max_age` seconds is deleted, so missed detections and short occlusions keep the ID.
+Stamps going backwards (a bag looped, a camera restarted) start over.
+
+Filters: a constant-velocity Kalman filter per track in the camera optical frame
+(state: position and velocity, white-acceleration process noise) and another on the
+box (centre, size and their rates, in pixels). The depth measurement's noise is the
+object's published covariance (its depth spread along the viewing ray, pixel noise
+across it) plus a floor of `depth_sigma_floor` x depth along the ray, so an uncertain
+depth moves the estimate less. Without camera intrinsics the depth alone updates z;
+without a valid depth only the box is updated and the 3D state coasts. No maintained
+library fits these filters (filterpy is unmaintained and per-object; these are a few
+lines of numpy, batched over tracks), so they are written here.
+
+Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a moving
+camera's own motion shows up as the velocity of static objects. Time to contact is
+the distance to the object's surface point over the closing speed (the rate at which
+that distance shrinks); infinite when the object is not closing faster than
+`min_closing_speed`.
+
+Alerts, each naming the rule that fired: 'proximity' once the (smoothed) depth is
+below the class threshold, until it rises above threshold + alert_hysteresis;
+'time_to_contact' once a track with at least min_hits 3D updates has a time to
+contact below alert_time_to_contact, until it exceeds it + ttc_hysteresis.
+"""
+import functools
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.special import chdtri
+
+from depthdet_ros.core.types import Box, ObjectEstimate, Point3D
+
+PROXIMITY = 'proximity'
+TIME_TO_CONTACT = 'time_to_contact'
+ALERT_RULES = (PROXIMITY, TIME_TO_CONTACT)
+# Variance of a coordinate nothing has measured yet (x, y from a depth-only update).
+_UNKNOWN_VARIANCE = 1e6
+# Cost of a pair the gates forbid; anything at or above it is dropped after assignment.
+_FORBIDDEN = 1e6
+_H_BOX = np.eye(4, 8)  # box filter: centre and size are measured
+_H_POSITION = np.eye(3, 6)  # 3D filter: position measured
+_H_DEPTH = np.eye(3, 6)[2:]  # 3D filter: depth (z) alone
+_EYE3, _EYE4 = np.eye(3), np.eye(4)
+
+
+@dataclass
+class TrackerConfig:
+    """Association, birth/death, filter and alert settings (changeable between frames)."""
+
+    min_hits: int = 3  # matched frames before a track is confirmed
+    max_age: float = 1.0  # s without a match before a track is deleted
+    min_iou: float = 0.1  # least IoU of a detection with a track's predicted box
+    gate_probability: float = 0.999  # 3D gate: share of true matches kept (chi-square)
+    accel_noise: float = 2.0  # m/s^2, 1-sigma white acceleration of objects (3D filter)
+    init_velocity_sigma: float = 1.5  # m/s, prior 1-sigma velocity of a new track
+    depth_sigma_floor: float = 0.03  # least 1-sigma depth noise, share of the depth
+    box_noise: float = 0.05  # box measurement 1-sigma, share of the box size
+    box_accel_noise: float = 4.0  # box sizes/s^2, 1-sigma white acceleration of boxes
+    min_closing_speed: float = 0.1  # m/s; slower closing means no time to contact
+    alert_hysteresis: float = 0.1  # m beyond the threshold before a proximity alert ends
+    alert_time_to_contact: float = 2.0  # s; alert below this time to contact (0: off)
+    ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
+
+    def validate(self):
+        """Raise ValueError naming the first invalid setting."""
+        checks = (
+            ('min_hits', self.min_hits >= 1 and int(self.min_hits) == self.min_hits, '>= 1'),
+            ('max_age', self.max_age > 0, '> 0 s'),
+            ('min_iou', 0 <= self.min_iou < 1, 'in [0, 1)'),
+            ('gate_probability', 0 < self.gate_probability < 1, 'in (0, 1)'),
+            ('accel_noise', self.accel_noise >= 0, '>= 0 m/s^2'),
+            ('init_velocity_sigma', self.init_velocity_sigma >= 0, '>= 0 m/s'),
+            ('depth_sigma_floor', self.depth_sigma_floor >= 0, '>= 0'),
+            ('box_noise', self.box_noise > 0, '> 0'),
+            ('box_accel_noise', self.box_accel_noise >= 0, '>= 0'),
+            ('min_closing_speed', self.min_closing_speed >= 0, '>= 0 m/s'),
+            ('alert_hysteresis', self.alert_hysteresis >= 0, '>= 0 m'),
+            ('alert_time_to_contact', self.alert_time_to_contact >= 0, '>= 0 s (0: off)'),
+            ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'))
+        for name, ok, rule in checks:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
+                raise ValueError(f'{name} must be {rule}, got {value!r}')
+
+
+@dataclass(frozen=True)
+class TrackedObject:
+    """One object of a frame with its track: smoothed values beside the raw estimate.
+
+    depth (smoothed z), position, velocity (optical frame, m and m/s) and their 3x3
+    covariances are None / NaN until the track has a 3D measurement; position and
+    velocity also need camera intrinsics. time_to_contact is NaN when unknown and
+    inf when the object is not closing. alert_rules lists the rules that fired.
+    """
+
+    track_id: int
+    confirmed: bool
+    hits: int  # matched frames so far
+    raw: ObjectEstimate  # this frame's estimate, unchanged
+    box: Box  # filtered box
+    depth: float
+    position: Optional[Point3D]
+    velocity: Optional[Point3D]
+    covariance: Optional[np.ndarray]
+    velocity_covariance: Optional[np.ndarray]
+    distance: float  # m from the camera to the smoothed position, NaN unknown
+    closing_speed: float  # m/s, positive when approaching, NaN unknown
+    time_to_contact: float
+    alert_rules: Tuple[str, ...]
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.alert_rules)
+
+    @property
+    def detection(self):
+        return self.raw.detection
+
+
+@functools.lru_cache(maxsize=32)
+def _constant_velocity(dt: float, dims: int):
+    """Transition F and unit-variance white-acceleration noise Q for `dims` axes."""
+    eye = np.eye(dims)
+    F = np.block([[eye, dt * eye], [np.zeros((dims, dims)), eye]])
+    Q = np.block([[dt ** 4 / 4 * eye, dt ** 3 / 2 * eye], [dt ** 3 / 2 * eye, dt ** 2 * eye]])
+    return F, Q
+
+
+def _kf_update(x, P, z, R, H):
+    """Batched Kalman update: x (K,n), P (K,n,n), z (K,m), R (K,m,m), H (m,n)."""
+    innovation = z - x @ H.T
+    PHt = P @ H.T
+    S = H @ PHt + R
+    gain_t = np.linalg.solve(S, np.swapaxes(PHt, 1, 2))  # K^T, as S is symmetric
+    x = x + np.einsum('kmn,km->kn', gain_t, innovation)
+    P = P - PHt @ gain_t
+    return x, 0.5 * (P + np.swapaxes(P, 1, 2))
+
+
+@functools.lru_cache(maxsize=8)
+def _gates(probability: float) -> Tuple[float, float]:
+    """Chi-square thresholds holding `probability` of true matches, 3 and 1 dof."""
+    return float(chdtri(3, 1.0 - probability)), float(chdtri(1, 1.0 - probability))
+
+
+def _box_vector(box: Box):
+    return (0.5 * (box.x1 + box.x2), 0.5 * (box.y1 + box.y2), box.width, box.height)
+
+
+def _xyxy(state):
+    """Nx4 boxes from Nx(>=4) [cx, cy, w, h, ...] states."""
+    half_w, half_h = 0.5 * np.abs(state[:, 2]), 0.5 * np.abs(state[:, 3])
+    return np.stack([state[:, 0] - half_w, state[:, 1] - half_h,
+                     state[:, 0] + half_w, state[:, 1] + half_h], axis=1)
+
+
+def _iou(a, b):
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+class _Measurements:
+    """One frame's detections as arrays: boxes, 3D or depth-only measurements."""
+
+    def __init__(self, objects: Sequence[ObjectEstimate], config: TrackerConfig):
+        n = len(objects)
+        self.classes = np.array([o.detection.class_name for o in objects], dtype=object)
+        self.boxes = np.array([_box_vector(o.detection.box) for o in objects],
+                              dtype=np.float64).reshape(n, 4)
+        depth = np.array([o.depth.depth for o in objects], dtype=np.float64)
+        ranged = np.isfinite(depth)
+        self.full = ranged & np.array([o.position is not None and o.covariance is not None
+                                       for o in objects], dtype=bool)  # 3D + covariance
+        self.depth_only = ranged & ~self.full  # depth without intrinsics
+        self.z = np.zeros((n, 3))
+        self.R = np.zeros((n, 3, 3))
+        floor = config.depth_sigma_floor * depth
+        full = np.flatnonzero(self.full)
+        if len(full):
+            p = np.array([[objects[i].position.x, objects[i].position.y, objects[i].position.z]
+                          for i in full])
+            size = np.array([[objects[i].size.x, objects[i].size.y] if objects[i].size
+                             else [0.0, 0.0] for i in full])
+            ray = p / p[:, 2:3]
+            self.z[full] = p
+            # Published covariance, the depth-noise floor along the ray, and the box's
+            # noise across it (box_noise of the object's metric width and height).
+            R = np.array([objects[i].covariance for i in full], dtype=np.float64) \
+                + (floor[full] ** 2)[:, None, None] * ray[:, :, None] * ray[:, None, :]
+            R[:, 0, 0] += (config.box_noise * size[:, 0]) ** 2
+            R[:, 1, 1] += (config.box_noise * size[:, 1]) ** 2
+            self.R[full] = R
+        only = np.flatnonzero(self.depth_only)
+        if len(only):
+            spread = np.array([objects[i].depth.spread for i in only])
+            self.z[only, 2] = depth[only]
+            self.R[only, 2, 2] = np.nan_to_num(spread) ** 2 + floor[only] ** 2
+        # A zero variance would make the filter trust one frame completely.
+        self.R[ranged] += _EYE3 * 1e-8
+
+
+class Tracker:
+    """Multi-object tracker over frames of one camera (see the module doc).
+
+    Tracks are stored as arrays (one row per track) so that prediction, gating and
+    updates run batched over all tracks.
+    """
+
+    def __init__(self, config: Optional[TrackerConfig] = None):
+        self.config = config or TrackerConfig()
+        self.config.validate()
+        self.reset()
+
+    def reset(self):
+        """Forget every track (IDs continue from where they were)."""
+        self._stamp: Optional[float] = None
+        self._next_id = getattr(self, '_next_id', 1)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.classes = np.zeros(0, dtype=object)
+        self.hits = np.zeros(0, dtype=np.int64)
+        self.hits_3d = np.zeros(0, dtype=np.int64)
+        self.last_seen = np.zeros(0)
+        self.last_3d = np.zeros(0)
+        self.has_3d = np.zeros(0, dtype=bool)  # z (and velocity along it) initialised
+        self.has_xy = np.zeros(0, dtype=bool)  # x, y measured too
+        self.in_proximity = np.zeros(0, dtype=bool)
+        self.in_ttc = np.zeros(0, dtype=bool)
+        self.box_x = np.zeros((0, 8))
+        self.box_P = np.zeros((0, 8, 8))
+        self.x = np.zeros((0, 6))
+        self.P = np.zeros((0, 6, 6))
+
+    def __len__(self):
+        return len(self.ids)
+
+    # ---- the stage ---------------------------------------------------------------
+
+    def update(self, objects: Sequence[ObjectEstimate], stamp: float, max_depth: float,
+               class_max_depth: Optional[Dict[str, float]] = None) -> List[TrackedObject]:
+        """Track one frame's objects (stamp in seconds); one TrackedObject per object.
+
+        max_depth and class_max_depth are the proximity thresholds (as in
+        FusionConfig), passed per frame so run-time changes apply at once.
+        """
+        config = self.config
+        stamp = float(stamp)
+        if self._stamp is not None and stamp < self._stamp:
+            self.reset()
+        dt = 0.0 if self._stamp is None else stamp - self._stamp
+        self._stamp = stamp
+        if dt > 0 and len(self):
+            self._predict(dt)
+        meas = _Measurements(objects, config)
+        track_of = self._associate(meas, stamp)
+        matched = track_of >= 0
+        rows = track_of[matched]
+        det = np.flatnonzero(matched)
+        self._update_matched(rows, det, meas, stamp)
+        new = np.flatnonzero(~matched)
+        new_rows = self._birth(new, meas, stamp)
+        track_of[new] = new_rows
+        new_row = self._remove_old(stamp)
+        return self._outputs(objects, new_row[track_of], max_depth, class_max_depth or {})
+
+    # ---- steps -------------------------------------------------------------------
+
+    def _predict(self, dt):
+        config = self.config
+        F, Q = _constant_velocity(dt, 3)
+        self.x = self.x @ F.T
+        self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
+        F, Q = _constant_velocity(dt, 4)
+        scale = np.sqrt(np.abs(self.box_x[:, 2] * self.box_x[:, 3]))
+        self.box_x = self.box_x @ F.T
+        self.box_P = F @ self.box_P @ F.T \
+            + (config.box_accel_noise * scale)[:, None, None] ** 2 * Q
+
+    def _associate(self, meas: _Measurements, stamp: float) -> np.ndarray:
+        """Track row of each detection (-1: none)."""
+        n_det = len(meas.classes)
+        track_of = np.full(n_det, -1, dtype=np.int64)
+        if not n_det or not len(self):
+            return track_of
+        config = self.config
+        iou = _iou(_xyxy(self.box_x), _xyxy(meas.boxes))
+        allowed = (self.classes[:, None] == meas.classes[None, :]) & (iou >= config.min_iou)
+        cost = 1.0 - iou
+        # 3D gate on the candidate pairs (same class, overlapping) where both sides
+        # have a depth: full 3D, or z alone when either lacks x, y.
+        t, d = np.nonzero(allowed)
+        fresh = self.has_3d[t] & (stamp - self.last_3d[t] <= config.max_age)
+        ranged = fresh & (meas.full[d] | meas.depth_only[d])
+        t, d = t[ranged], d[ranged]
+        if len(t):
+            gate3, gate1 = _gates(config.gate_probability)
+            both_xy = self.has_xy[t] & meas.full[d]
+            y = meas.z[d] - self.x[t, :3]
+            S = self.P[t, :3, :3] + meas.R[d]
+            d2 = y[:, 2] ** 2 / S[:, 2, 2] / gate1
+            if both_xy.any():
+                y3, S3 = y[both_xy], S[both_xy]
+                solved = np.linalg.solve(S3, y3[..., None])[..., 0]
+                d2[both_xy] = np.einsum('ki,ki->k', y3, solved) / gate3
+            allowed[t, d] = d2 <= 1.0
+            cost[t, d] += np.minimum(d2, 1.0)
+        cost = np.where(allowed, cost, _FORBIDDEN)
+        rows, cols = linear_sum_assignment(cost)
+        keep = cost[rows, cols] < _FORBIDDEN
+        track_of[cols[keep]] = rows[keep]
+        return track_of
+
+    def _update_matched(self, rows, det, meas: _Measurements, stamp):
+        if not len(rows):
+            return
+        config = self.config
+        H_box = _H_BOX
+        boxes = meas.boxes[det]
+        scale = np.sqrt(np.abs(boxes[:, 2] * boxes[:, 3]))
+        R_box = (config.box_noise * scale)[:, None, None] ** 2 * _EYE4
+        self.box_x[rows], self.box_P[rows] = _kf_update(self.box_x[rows], self.box_P[rows],
+                                                        boxes, R_box, H_box)
+        self.hits[rows] += 1
+        self.last_seen[rows] = stamp
+        fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
+        for kind, H in ((meas.full, _H_POSITION), (meas.depth_only, _H_DEPTH)):
+            has = kind[det]
+            update = has & fresh
+            if update.any():
+                r, d = rows[update], det[update]
+                z, R = meas.z[d] @ H[:, :3].T, H[:, :3] @ meas.R[d] @ H[:, :3].T
+                self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, H)
+                self.hits_3d[r] += 1
+                self.last_3d[r] = stamp
+                if kind is meas.full:
+                    self.has_xy[r] = True
+            start = has & ~fresh
+            if start.any():
+                self._start_3d(rows[start], det[start], meas, stamp)
+
+    def _start_3d(self, rows, det, meas: _Measurements, stamp):
+        """(Re)start the 3D filter of tracks from their first (or first fresh) 3D fix."""
+        v2 = self.config.init_velocity_sigma ** 2
+        for r, d in zip(rows, det):
+            P = np.zeros((6, 6))
+            P[:3, :3] = meas.R[d]
+            P[3:, 3:] = _EYE3 * v2
+            if meas.depth_only[d]:
+                P[0, 0] = P[1, 1] = _UNKNOWN_VARIANCE
+            self.x[r] = np.concatenate([meas.z[d], np.zeros(3)])
+            self.P[r] = P
+            self.has_xy[r] = bool(meas.full[d])
+        self.has_3d[rows] = True
+        self.hits_3d[rows] = 1
+        self.last_3d[rows] = stamp
+
+    def _birth(self, det, meas: _Measurements, stamp) -> np.ndarray:
+        """Start a tentative track per unmatched detection; return their rows."""
+        n, start = len(det), len(self)
+        if not n:
+            return np.zeros(0, dtype=np.int64)
+        config = self.config
+        boxes = meas.boxes[det]
+        scale = np.sqrt(np.abs(boxes[:, 2] * boxes[:, 3]))
+        box_P = np.zeros((n, 8, 8))
+        box_P[:, :4, :4] = (config.box_noise * scale)[:, None, None] ** 2 * _EYE4
+        # A box's rate is unknown at birth: about one box size per second.
+        box_P[:, 4:, 4:] = scale[:, None, None] ** 2 * _EYE4
+        self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
+        self._next_id += n
+        self.classes = np.concatenate([self.classes, meas.classes[det]])
+        self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
+        self.hits_3d = np.concatenate([self.hits_3d, np.zeros(n, dtype=np.int64)])
+        self.last_seen = np.concatenate([self.last_seen, np.full(n, stamp)])
+        self.last_3d = np.concatenate([self.last_3d, np.full(n, -np.inf)])
+        for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
+            setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, bool)]))
+        self.box_x = np.concatenate([self.box_x, np.concatenate([boxes, np.zeros((n, 4))], 1)])
+        self.box_P = np.concatenate([self.box_P, box_P])
+        self.x = np.concatenate([self.x, np.zeros((n, 6))])
+        self.P = np.concatenate([self.P, np.zeros((n, 6, 6))])
+        rows = np.arange(start, start + n)
+        ranged = meas.full[det] | meas.depth_only[det]
+        if ranged.any():
+            self._start_3d(rows[ranged], det[ranged], meas, stamp)
+        return rows
+
+    def _remove_old(self, stamp) -> np.ndarray:
+        """Delete tracks unmatched for more than max_age; return each old row's new row."""
+        keep = stamp - self.last_seen <= self.config.max_age
+        if not keep.all():
+            for name in ('ids', 'classes', 'hits', 'hits_3d', 'last_seen', 'last_3d', 'has_3d',
+                         'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'box_P', 'x', 'P'):
+                setattr(self, name, getattr(self, name)[keep])
+        return np.cumsum(keep) - 1
+
+    def _outputs(self, objects, rows, max_depth, class_max_depth) -> List[TrackedObject]:
+        config = self.config
+        n = len(rows)
+        x = self.x[rows]
+        P = self.P[rows]  # a copy: the covariances handed out are views of it
+        has_3d, has_xy = self.has_3d[rows], self.has_xy[rows]
+        raw_depth = np.array([o.depth.depth for o in objects], dtype=np.float64).reshape(n)
+        depth = np.where(has_3d, x[:, 2], raw_depth)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            distance = np.where(has_xy, np.linalg.norm(x[:, :3], axis=1), np.abs(x[:, 2]))
+            # Range rate along the line of sight (the optical axis for depth alone).
+            closing = np.where(has_xy, -np.einsum('ij,ij->i', x[:, :3], x[:, 3:]) / distance,
+                               -np.sign(x[:, 2]) * x[:, 5])
+            ttc = np.where(closing > config.min_closing_speed, distance / closing, np.inf)
+        distance[~has_3d] = closing[~has_3d] = ttc[~has_3d] = np.nan
+        self._update_alerts(rows, objects, depth, ttc, max_depth, class_max_depth)
+        proximity, contact = self.in_proximity[rows].tolist(), self.in_ttc[rows].tolist()
+        boxes = _xyxy(self.box_x[rows]).tolist()
+        hits = self.hits[rows].tolist()
+        ids = self.ids[rows].tolist()
+        xs = x.tolist()
+        depth, distance, closing, ttc = (a.tolist() for a in (depth, distance, closing, ttc))
+        out = []
+        for k, obj in enumerate(objects):
+            position = velocity = covariance = velocity_cov = None
+            if has_xy[k]:
+                position, velocity = Point3D(*xs[k][:3]), Point3D(*xs[k][3:])
+                covariance, velocity_cov = P[k, :3, :3], P[k, 3:, 3:]
+            rules = tuple(rule for rule, on in ((PROXIMITY, proximity[k]),
+                                                (TIME_TO_CONTACT, contact[k])) if on)
+            out.append(TrackedObject(
+                track_id=ids[k], confirmed=hits[k] >= config.min_hits, hits=hits[k], raw=obj,
+                box=Box(*boxes[k]), depth=depth[k], position=position, velocity=velocity,
+                covariance=covariance, velocity_covariance=velocity_cov, distance=distance[k],
+                closing_speed=closing[k], time_to_contact=ttc[k], alert_rules=rules))
+        return out
+
+    def _update_alerts(self, rows, objects, depth, ttc, max_depth, class_max_depth):
+        """Advance each track's alert states (hysteresis) with this frame's values."""
+        config = self.config
+        limit = np.array([class_max_depth.get(o.detection.class_name, max_depth)
+                          for o in objects], dtype=np.float64).reshape(len(rows))
+        known = np.isfinite(depth)
+        with np.errstate(invalid='ignore'):
+            proximity = self.in_proximity[rows]
+            proximity[known & (depth < limit)] = True
+            proximity[known & (depth > limit + config.alert_hysteresis)] = False
+            self.in_proximity[rows] = proximity
+            threshold = config.alert_time_to_contact
+            contact = self.in_ttc[rows]
+            contact[ttc < threshold] = True
+            contact[ttc > threshold + config.ttc_hysteresis] = False
+            contact[(threshold <= 0) | np.isnan(ttc)
+                    | (self.hits_3d[rows] < config.min_hits)] = False
+            self.in_ttc[rows] = contact
+
+
+def confirmed(tracked: Sequence[TrackedObject]) -> List[TrackedObject]:
+    """Return the objects whose tracks have passed the birth rule (what consumers want)."""
+    return [t for t in tracked if t.confirmed]

@@ -1,0 +1,245 @@
+"""Tracker stage (core.tracking) on hand-made object streams with hand-computed values."""
+import math
+
+import numpy as np
+import pytest
+
+from depthdet_ros.core.tracking import confirmed, PROXIMITY, TIME_TO_CONTACT, Tracker, \
+    TrackerConfig
+from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
+
+RATE = 10.0  # frames per second of the streams below
+
+
+def estimate(x, y, z, box, class_name='person', sigma=0.01, lateral_sigma=0.001):
+    """Return an object at (x, y, z) with depth 1-sigma `sigma` along z (the ray for x = y = 0)."""
+    covariance = np.diag([lateral_sigma ** 2, lateral_sigma ** 2, sigma ** 2])
+    return ObjectEstimate(Detection2D(Box(*box), 0.9, 0, class_name),
+                          ObjectDepth(z, sigma, 1.0), Point3D(x, y, z), Point3D(0.5, 1.7, 0.3),
+                          covariance, z < 1.0)
+
+
+def unranged(box, class_name='person'):
+    """Return an object whose depth could not be measured (NaN), as fusion reports it."""
+    return ObjectEstimate(Detection2D(Box(*box), 0.9, 0, class_name),
+                          ObjectDepth(math.nan, math.nan, 0.0), None, None, None, False)
+
+
+def exact_config(**overrides):
+    """Return a filter without process noise or depth-noise floor: hand-computable values."""
+    values = dict(accel_noise=0.0, depth_sigma_floor=0.0, init_velocity_sigma=10.0,
+                  alert_time_to_contact=0.0)
+    values.update(overrides)
+    return TrackerConfig(**values)
+
+
+def test_constant_velocity_motion_is_recovered():
+    tracker = Tracker(exact_config())
+    box = (100, 100, 160, 260)
+    for k in range(10):
+        t = k / RATE
+        out, = tracker.update([estimate(0.5 - 0.2 * t, 0.1, 4.0 - t, box)], t, 1.0)
+    # Exact measurements of p(t) = (0.5 - 0.2 t, 0.1, 4 - t): v = (-0.2, 0, -1).
+    assert out.track_id == 1 and out.confirmed and out.hits == 10
+    assert (out.velocity.x, out.velocity.y, out.velocity.z) == pytest.approx(
+        (-0.2, 0.0, -1.0), abs=1e-3)
+    assert (out.position.x, out.position.y, out.position.z) == pytest.approx(
+        (0.32, 0.1, 3.1), abs=1e-4)
+    assert out.depth == pytest.approx(3.1, abs=1e-4)
+    # At t = 0.9: |p|^2 = 0.32^2 + 0.1^2 + 3.1^2 = 9.7224, -p.v = 0.064 + 3.1 = 3.164.
+    assert out.distance == pytest.approx(math.sqrt(9.7224), abs=1e-4)
+    assert out.closing_speed == pytest.approx(3.164 / math.sqrt(9.7224), abs=1e-3)
+    assert out.time_to_contact == pytest.approx(9.7224 / 3.164, rel=1e-3)
+    assert out.raw.depth.depth == pytest.approx(3.1)  # the raw estimate is kept
+
+
+def test_time_to_contact_of_an_approaching_object_and_its_alert():
+    tracker = Tracker(exact_config(alert_time_to_contact=2.0, ttc_hysteresis=0.5))
+    box = (300, 200, 340, 280)
+    first_ttc_alert = first_proximity = None
+    for k in range(45):
+        t = k / RATE
+        z = 5.05 - t  # 1 m/s straight at the camera: time to contact = z / 1 m/s
+        out, = tracker.update([estimate(0.0, 0.0, z, box)], t, 1.0)
+        if k >= 3:
+            assert out.time_to_contact == pytest.approx(z, rel=1e-3)
+        if k == 20:
+            assert out.time_to_contact == pytest.approx(3.05, rel=1e-3) and not out.alert
+        if first_ttc_alert is None and TIME_TO_CONTACT in out.alert_rules:
+            first_ttc_alert = round(z, 2)
+        if first_proximity is None and PROXIMITY in out.alert_rules:
+            first_proximity = round(z, 2)
+            assert out.alert_rules == (PROXIMITY, TIME_TO_CONTACT)
+    assert first_ttc_alert == 1.95  # first z (= time to contact) below 2 s
+    assert first_proximity == 0.95  # first depth below max_depth 1 m
+
+
+def test_receding_object_has_infinite_time_to_contact():
+    tracker = Tracker(exact_config(alert_time_to_contact=2.0))
+    for k in range(6):
+        out, = tracker.update([estimate(0.0, 0.0, 1.5 + 0.5 * k / RATE, (0, 0, 50, 50))],
+                              k / RATE, 1.0)
+    assert out.closing_speed == pytest.approx(-0.5, abs=1e-3)
+    assert out.time_to_contact == math.inf and not out.alert
+
+
+def test_id_is_kept_through_a_three_frame_miss():
+    tracker = Tracker(TrackerConfig())  # max_age 1 s: a 0.4 s gap keeps the track
+    ids = []
+    for k in range(12):
+        t = k / RATE
+        walker = estimate(-0.5 + 0.3 * t, 0.0, 3.0, (100 + 20 * k, 100, 160 + 20 * k, 260))
+        still = estimate(1.0, 0.2, 5.0, (500, 150, 540, 230), 'chair')
+        objects = [still] if 5 <= k <= 7 else [walker, still]
+        out = tracker.update(objects, t, 1.0)
+        ids.append(tuple(o.track_id for o in out))
+        if k == 1:
+            assert [o.confirmed for o in out] == [False, False]  # 2 hits < min_hits 3
+            assert confirmed(out) == []
+        if k == 2:
+            assert [o.confirmed for o in out] == [True, True]
+    assert ids[:5] == [(1, 2)] * 5
+    assert ids[5:8] == [(2,)] * 3
+    assert ids[8:] == [(1, 2)] * 4
+    assert len(tracker) == 2
+
+
+def test_track_dies_after_max_age():
+    tracker = Tracker(TrackerConfig(max_age=0.25))
+    box = (100, 100, 160, 260)
+    for k in (0, 1, 2):
+        out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], k / RATE, 1.0)
+    assert out.track_id == 1
+    tracker.update([], 0.3, 1.0)
+    assert len(tracker) == 1  # 0.1 s unmatched
+    tracker.update([], 0.5, 1.0)
+    assert len(tracker) == 0  # 0.3 s > max_age
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 0.6, 1.0)
+    assert out.track_id == 2 and not out.confirmed
+
+
+def test_class_change_starts_a_new_track():
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    box = (100, 100, 160, 260)
+    first = [tracker.update([estimate(0.0, 0.0, 3.0, box, 'chair')], k / RATE, 1.0)[0].track_id
+             for k in range(3)]
+    changed = tracker.update([estimate(0.0, 0.0, 3.0, box, 'person')], 0.3, 1.0)[0]
+    assert first == [1, 1, 1] and changed.track_id == 2
+    assert len(tracker) == 2  # the chair track coasts until max_age
+
+
+def test_depth_gate_separates_overlapping_boxes_at_different_depths():
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    box = (100, 100, 160, 260)
+    for k in range(3):
+        near, = tracker.update([estimate(0.0, 0.0, 2.0, box)], k / RATE, 1.0)
+    # Same box, same class, 4 m farther: outside the 3D gate, so another object.
+    far, = tracker.update([estimate(0.0, 0.0, 6.0, box)], 0.3, 1.0)
+    assert near.track_id == 1 and far.track_id == 2
+
+
+def test_proximity_hysteresis_enter_and_leave_counts():
+    # Process noise far above the measurement noise: the filter follows each depth.
+    tracker = Tracker(exact_config(accel_noise=100.0))
+    depths = [1.2, 0.95, 1.05, 0.95, 1.05, 1.12, 1.05, 0.9]
+    tracked, raw = [], []
+    for k, z in enumerate(depths):
+        out, = tracker.update([estimate(0.0, 0.0, z, (0, 0, 50, 50), sigma=1e-4)],
+                              k / RATE, 1.0)
+        assert out.depth == pytest.approx(z, abs=1e-3)
+        tracked.append(out.alert)
+        raw.append(out.raw.alert)
+        assert out.alert_rules in ((), (PROXIMITY,))
+    # Threshold 1.0 m, hysteresis 0.1 m: in below 1.0, out only above 1.1.
+    assert tracked == [False, True, True, True, True, False, False, True]
+    assert raw == [False, True, False, True, False, False, False, True]
+
+    def transitions(states):
+        pairs = list(zip([False] + states, states))
+        return sum(not a and b for a, b in pairs), sum(a and not b for a, b in pairs)
+
+    assert transitions(tracked) == (2, 1)
+    assert transitions(raw) == (3, 2)
+
+
+def test_class_threshold_applies():
+    tracker = Tracker(exact_config())
+    out, = tracker.update([estimate(0.0, 0.0, 1.5, (0, 0, 50, 50), 'chair')], 0.0, 1.0,
+                          {'chair': 2.0})
+    assert out.alert_rules == (PROXIMITY,)
+
+
+def test_uncertain_depth_moves_the_estimate_less():
+    # No process noise, no velocity: the filter is an inverse-variance weighted mean.
+    config = exact_config(init_velocity_sigma=0.0)
+    box = (0, 0, 50, 50)
+    moved = {}
+    for sigma in (0.1, 0.2):
+        tracker = Tracker(config)
+        tracker.update([estimate(0.0, 0.0, 2.0, box, sigma=0.1)], 0.0, 1.0)
+        out, = tracker.update([estimate(0.0, 0.0, 2.3, box, sigma=sigma)], 0.1, 1.0)
+        moved[sigma] = out.depth - 2.0
+    # (2.0 / 0.1^2 + 2.3 / sigma^2) / (1 / 0.1^2 + 1 / sigma^2) - 2.0:
+    assert moved[0.1] == pytest.approx(0.15, abs=1e-6)  # (200 + 230) / 200 - 2
+    assert moved[0.2] == pytest.approx(0.06, abs=1e-6)  # (200 + 57.5) / 125 - 2
+
+
+def test_depth_noise_is_smoothed():
+    tracker = Tracker(exact_config(init_velocity_sigma=0.0))
+    raw, smoothed = [], []
+    for k in range(10):
+        z = 2.0 + 0.1 * (-1) ** k
+        out, = tracker.update([estimate(0.0, 0.0, z, (0, 0, 50, 50), sigma=0.1)],
+                              k / RATE, 1.0)
+        raw.append(z)
+        smoothed.append(out.depth)
+    # Equal noise: the running mean, 2.1, 2.0, 2.0333, 2.0, 2.02, ...
+    expected = [2.0 + (0.1 / n if n % 2 else 0.0) for n in range(1, 11)]
+    assert smoothed == pytest.approx(expected, abs=1e-9)
+    # Frame-to-frame jitter (RMS step): raw steps are 0.2 m; smoothed ones 0.1/n.
+    raw_jitter = np.sqrt(np.mean(np.diff(raw) ** 2))
+    smoothed_jitter = np.sqrt(np.mean(np.diff(smoothed[4:]) ** 2))
+    assert raw_jitter == pytest.approx(0.2)
+    assert smoothed_jitter < 0.1 * raw_jitter
+
+
+def test_object_without_depth_is_tracked_in_2d_then_ranged():
+    tracker = Tracker(TrackerConfig())
+    out = None
+    for k in range(4):
+        out, = tracker.update([unranged((100 + 10 * k, 100, 150 + 10 * k, 200))], k / RATE, 1.0)
+        assert out.track_id == 1 and out.position is None and math.isnan(out.depth)
+        assert math.isnan(out.time_to_contact) and not out.alert
+    assert out.confirmed
+    # The box filter has learnt the 10 px/frame motion.
+    assert out.box.x1 == pytest.approx(130, abs=1.0)
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, (140, 100, 190, 200))], 0.4, 1.0)
+    assert out.track_id == 1 and out.depth == pytest.approx(3.0, abs=1e-6)
+    assert out.velocity.z == 0.0  # a fresh 3D state has no velocity yet
+
+
+def test_depth_without_intrinsics_smooths_depth_only():
+    tracker = Tracker(exact_config(init_velocity_sigma=0.0))
+    depth_only = [ObjectEstimate(Detection2D(Box(0, 0, 50, 50), 0.9, 0, 'cup'),
+                                 ObjectDepth(z, 0.1, 1.0), None, None, None, False)
+                  for z in (2.1, 1.9)]
+    outs = [tracker.update([o], k / RATE, 1.0)[0] for k, o in enumerate(depth_only)]
+    assert outs[1].track_id == outs[0].track_id
+    assert outs[1].depth == pytest.approx(2.0) and outs[1].position is None
+
+
+def test_stamps_going_backwards_start_over():
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    box = (0, 0, 50, 50)
+    assert tracker.update([estimate(0.0, 0.0, 2.0, box)], 5.0, 1.0)[0].track_id == 1
+    out, = tracker.update([estimate(0.0, 0.0, 2.0, box)], 1.0, 1.0)
+    assert out.track_id == 2 and len(tracker) == 1
+
+
+def test_invalid_configuration_names_the_setting():
+    with pytest.raises(ValueError, match='min_hits must be >= 1'):
+        Tracker(TrackerConfig(min_hits=0))
+    with pytest.raises(ValueError, match='alert_hysteresis'):
+        TrackerConfig(alert_hysteresis=-0.1).validate()
+    with pytest.raises(ValueError, match='max_age'):
+        TrackerConfig(max_age=float('nan')).validate()
