@@ -81,7 +81,8 @@ def _depth_from_red(path, name, input_hw, pre, red_to_depth, constants, pool, me
                                metadata.PREPROCESS: json.dumps(pre), **meta})
 
 
-def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
+def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None,
+              canonical_focal=None):
     """Build a depth net whose output is near + (far - near) * red, red in [0, 1].
 
     The red channel is recovered from the normalised input (x * std + mean), then
@@ -94,7 +95,8 @@ def red_depth(path, input_hw=(256, 320), near=0.5, far=10.5, preprocess=None):
         [helper.make_node('Mul', ['red', 'span'], ['red_span']),
          helper.make_node('Add', ['red_span', 'near'], ['full'])],
         [('span', far - near), ('near', near)], 'AveragePool',
-        {metadata.DEPTH_UNITS: 'metres', metadata.INPUT_SIZE: json.dumps(list(input_hw))})
+        {metadata.DEPTH_UNITS: 'metres', metadata.INPUT_SIZE: json.dumps(list(input_hw)),
+         **({metadata.CANONICAL_FOCAL: str(canonical_focal)} if canonical_focal else {})})
 
 
 def red_for_depth(depth, near=0.5, far=10.5):

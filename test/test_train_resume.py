@@ -29,7 +29,8 @@ class FailingFrames(ArrayFrames):
     """Frames that raise Interrupted on the n-th load (a crash mid-batch)."""
 
     def __init__(self, frames, fail_at):
-        super().__init__(frames.rgbs, frames.depths, frames.boxes, frames.classes, NAMES)
+        super().__init__(frames.rgbs, frames.depths, frames.boxes, frames.classes, NAMES,
+                         frames.cameras)
         self.loads, self.fail_at = 0, fail_at
 
     def _count(self):
@@ -52,7 +53,8 @@ def random_frames(count=8, height=72, width=96):
     depths = [rng.uniform(0.5, 5.0, (height, width)).astype(np.float32) for _ in range(count)]
     boxes = [np.array([[10, 10, 40, 50], [50, 20, 90, 70]], float) for _ in range(count)]
     classes = [np.array([0, 1]) for _ in range(count)]
-    return ArrayFrames(rgbs, depths, boxes, classes, NAMES)
+    K = np.array([[80.0, 0, width / 2], [0, 80.0, height / 2], [0, 0, 1]])
+    return ArrayFrames(rgbs, depths, boxes, classes, NAMES, cameras=[K] * count)
 
 
 def final_weights(out):

@@ -1,42 +1,51 @@
 #!/usr/bin/env bash
 # Reproduce the bundled models/detector.onnx and models/depth.onnx and their card numbers.
 #
-# CPU only: both nets train at the same time with one torch thread each (about 60-70 min
-# of wall time on 2 cores). Everything lands under data/defaults (datasets) and
-# runs/defaults (checkpoints, metrics.csv/png, logs, ONNX, evaluation). Re-running resumes
-# interrupted dataset generation and training (--resume when last.pt exists).
+# CPU only: both nets train at the same time with one torch thread each (about two hours
+# of wall time on 2 cores). Everything lands under data/v2 (datasets) and runs/v2
+# (checkpoints, metrics.csv/png, logs, ONNX after every epoch, evaluation). Re-running
+# resumes interrupted dataset generation and training (--resume when last.pt exists).
+# On a GPU machine use tools/train_gpu.sh instead.
 #   usage: tools/train_defaults.sh [--install]   (--install copies the ONNX files to models/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPTHDET=${DEPTHDET:-.venv/bin/depthdet}
-DATA=data/defaults
-RUNS=runs/defaults
+DATA=${DATA:-data/v2}
+RUNS=${RUNS:-runs/v2}
+DEPTH_EPOCHS=${DEPTH_EPOCHS:-9}
+DETECTOR_EPOCHS=${DETECTOR_EPOCHS:-26}
 mkdir -p "$RUNS"
 
-# 1. Synthetic data (MuJoCo, 640x480, room and tabletop scenes). The held-out test split
-#    uses seed 900000, which no training or validation split uses.
-"$DEPTHDET" synth dataset --out "$DATA" --split train --frames 3000 --seed 1
-"$DEPTHDET" synth dataset --out "$DATA" --split val --frames 150 --seed 1
-"$DEPTHDET" synth dataset --out "$DATA" --split test --frames 200 --seed 900000
+# 1. Synthetic data (MuJoCo; room and tabletop scenes; 4:3, 16:9, 1:1 and portrait
+#    frames; horizontal fields of view 40-110 degrees). The held-out test split uses seed
+#    900000, which no training or validation split uses.
+SIZES=640x480,640x360,512x512,480x640
+"$DEPTHDET" synth dataset --out "$DATA" --split val --frames 150 --seed 11 --size "$SIZES"
+"$DEPTHDET" synth dataset --out "$DATA" --split train --frames 3000 --seed 11 --size "$SIZES"
+"$DEPTHDET" synth dataset --out "$DATA" --split test --frames 200 --seed 900000 --size "$SIZES"
 
 resume_flag() { [[ -f "$1/last.pt" ]] && echo --resume || true; }
 
-# 2. Depth net: hybrid CNN with a MobileNetV2 encoder and a half-width decoder, seed 003's
-#    BerHu loss and augmentation, 320x256 input.
+# 2. Depth net: hybrid CNN with a MobileNetV2 encoder and a half-width decoder, 320x256
+#    input, targets in a canonical camera of 250 px focal length (the runtime rescales to
+#    the real camera), log-space loss (scale-invariant log + gradient matching), half of
+#    the samples in the runtime's padded full-image view, EMA of the weights.
 "$DEPTHDET" train depth --data "$DATA/train" --val-data "$DATA/val" --out "$RUNS/depth" \
-    --arch hybrid_mobilenetv2 --arch-kwargs '{"decoder_width": 0.5}' --loss berhu \
-    --input-size 256 320 --max-depth 12 --epochs 5 --batch-size 8 --optimizer adamw \
-    --lr 2e-3 --weight-decay 1e-4 --warmup-steps 100 --schedule cosine --seed 0 \
+    --arch hybrid_mobilenetv2 --arch-kwargs '{"decoder_width": 0.5}' --loss silog_grad \
+    --input-size 256 320 --max-depth 12 --canonical-focal 250 --pad-prob 0.5 \
+    --epochs "$DEPTH_EPOCHS" --batch-size 8 --optimizer adamw --lr 2e-3 --weight-decay 1e-4 \
+    --warmup-steps 200 --schedule cosine --ema-decay 0.999 --ema-tau 500 --seed 0 \
     --device cpu --threads 1 --checkpoint-every 100 $(resume_flag "$RUNS/depth") \
-    > "$RUNS/depth.log" 2>&1 &
+    >> "$RUNS/depth.log" 2>&1 &
 depth_job=$!
 
 # 3. Detector: YOLOv5n for the sim's 10 classes at 320x320, mosaic, EMA.
 "$DEPTHDET" train detector --data "$DATA/train" --val-data "$DATA/val" \
-    --out "$RUNS/detector" --arch yolov5n --image-size 320 --epochs 16 --batch-size 16 \
-    --optimizer adamw --lr 2e-3 --weight-decay 0.01 --warmup-steps 100 --schedule cosine \
-    --close-mosaic 2 --ema-decay 0.995 --ema-tau 100 --seed 0 --device cpu --threads 1 \
-    --checkpoint-every 50 $(resume_flag "$RUNS/detector") > "$RUNS/detector.log" 2>&1 &
+    --out "$RUNS/detector" --arch yolov5n --image-size 320 --epochs "$DETECTOR_EPOCHS" \
+    --batch-size 16 --optimizer adamw --lr 2e-3 --weight-decay 0.01 --warmup-steps 100 \
+    --schedule cosine --close-mosaic 3 --ema-decay 0.995 --ema-tau 100 --seed 0 \
+    --device cpu --threads 1 --checkpoint-every 50 $(resume_flag "$RUNS/detector") \
+    >> "$RUNS/detector.log" 2>&1 &
 detector_job=$!
 wait "$depth_job"
 wait "$detector_job"

@@ -1,10 +1,17 @@
-"""Monocular depth network on onnxruntime: preprocessing and exact inverse mapping.
+"""Monocular depth network on onnxruntime: preprocessing, focal scaling, inverse mapping.
 
-The network sees a resized, centre-cropped view of the input. `DepthView` records
-that geometry so the metre map it predicts is warped back onto the input image's
-pixel grid, with NaN wherever the network did not see the scene.
+The network sees a resized view of the input: by default the whole image, scaled to fit
+the network input and padded with the mean colour ('full' coverage), or the model's own
+training view (usually a centre crop, NaN outside it). `DepthView` records that geometry
+so the metre map it predicts is warped back onto the input image's pixel grid.
+
+A model whose metadata names a canonical focal length f_c (network-input pixels) predicts
+depth as a camera with that focal length would see it; an object's apparent size is f H / Z,
+so the same pixels seen through a camera of effective focal length f_e (the camera's fx, fy
+carried through the resize) are at Z = Z_c f_e / f_c (the canonical camera of Metric3D).
 """
 import json
+import logging
 import math
 import os
 import time
@@ -17,6 +24,10 @@ from depthdet_ros.core import metadata
 from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
 
 _INTERPOLATION = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
+RESIZE_MODES = ('cover_crop', 'fit_pad', 'stretch')
+# 'full': every pixel gets depth (fit and pad); 'crop': the model's own training view.
+COVERAGE_MODES = ('full', 'crop')
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class DepthPreprocess:
                      scale=float(data.get('scale', 1.0 / 255.0)),
                      mean=tuple(float(v) for v in data.get('mean', cls.mean)),
                      std=tuple(float(v) for v in data.get('std', cls.std)))
-        if record.color not in ('rgb', 'bgr') or record.resize not in ('cover_crop', 'stretch') \
+        if record.color not in ('rgb', 'bgr') or record.resize not in RESIZE_MODES \
                 or record.interpolation not in _INTERPOLATION or len(record.mean) != 3 \
                 or len(record.std) != 3 or min(record.std) <= 0:
             raise ValueError(f'unsupported depth preprocessing {data}')
@@ -48,7 +59,10 @@ class DepthPreprocess:
 
 @dataclass(frozen=True)
 class DepthView:
-    """Geometry of the network's view: input image -> resized -> cropped -> output grid."""
+    """Geometry of the network's view: input image -> resized -> cropped -> output grid.
+
+    A negative crop offset is padding: the resized image sits inside the network input.
+    """
 
     image_h: int
     image_w: int
@@ -65,11 +79,26 @@ class DepthView:
     def for_image(cls, image_h, image_w, input_h, input_w, output_h, output_w, resize):
         if resize == 'stretch':
             rh, rw = input_h, input_w
+        elif resize == 'fit_pad':
+            s = min(input_w / image_w, input_h / image_h)
+            rh, rw = max(1, round(image_h * s)), max(1, round(image_w * s))
+            return cls(image_h, image_w, rh, rw, -((input_h - rh) // 2),
+                       -((input_w - rw) // 2), input_h, input_w, output_h, output_w)
         else:
             s = max(input_w / image_w, input_h / image_h)
             rh, rw = math.ceil(image_h * s), math.ceil(image_w * s)
         return cls(image_h, image_w, rh, rw, (rh - input_h) // 2, (rw - input_w) // 2,
                    input_h, input_w, output_h, output_w)
+
+    @property
+    def scale_x(self) -> float:
+        """Horizontal resize factor from the image to the network input."""
+        return self.resized_w / self.image_w
+
+    @property
+    def scale_y(self) -> float:
+        """Vertical resize factor from the image to the network input."""
+        return self.resized_h / self.image_h
 
     def output_coords(self, axis):
         """Output-grid coordinate of every input pixel centre along axis 'x' or 'y'.
@@ -90,7 +119,7 @@ class DepthView:
 class DepthEstimator:
     """A depth network whose output is metric depth (metres) on a grid over its input."""
 
-    def __init__(self, path, options=SessionOptions(), input_size=None):
+    def __init__(self, path, options=SessionOptions(), input_size=None, coverage='full'):
         model = open_image_model(path, options, 'depth model', metadata.TASK_DETECTOR,
                                  input_size, default_size=(256, 320))
         self.session, self.provider, meta = model.session, model.provider, model.metadata
@@ -103,6 +132,12 @@ class DepthEstimator:
                 if metadata.PREPROCESS in meta else DepthPreprocess()
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f'{name}: {exc}') from None
+        if coverage not in COVERAGE_MODES:
+            raise ValueError(f'depth coverage {coverage!r} is not one of '
+                             f'{", ".join(COVERAGE_MODES)}')
+        self.resize = 'fit_pad' if coverage == 'full' and \
+            self.preprocessing.resize != 'stretch' else self.preprocessing.resize
+        self.canonical_focal = _canonical_focal(meta, name)
         self.input_dtype = model.input_dtype
         self._blob = model.input_buffer()
         self._mean = np.array(self.preprocessing.mean, np.float32)
@@ -123,8 +158,34 @@ class DepthEstimator:
         if key not in self._views:
             self._views[key] = DepthView.for_image(
                 image_h, image_w, self.input_h, self.input_w, self.output_h, self.output_w,
-                self.preprocessing.resize)
+                self.resize)
         return self._views[key]
+
+    @property
+    def canonical_hfov_deg(self):
+        """Horizontal field of view of the model's canonical camera over the network input."""
+        if self.canonical_focal is None:
+            return None
+        return math.degrees(2.0 * math.atan(0.5 * self.input_w / self.canonical_focal))
+
+    def focal_scale(self, image_h, image_w, camera=None, assumed_hfov_deg=None) -> float:
+        """Factor from the network's canonical-camera depth to this camera's metres.
+
+        `camera` is a CameraModel for this image size; without one, `assumed_hfov_deg`
+        (over the image width) stands in for it, and without that the camera is taken to
+        be the model's own (factor 1). Models without a canonical focal length: 1.
+        """
+        if self.canonical_focal is None:
+            return 1.0
+        view = self.view_for(image_h, image_w)
+        if camera is not None:
+            fx, fy = camera.fx, camera.fy
+        elif assumed_hfov_deg:
+            fx = fy = 0.5 * image_w / math.tan(math.radians(assumed_hfov_deg) / 2.0)
+        else:
+            return 1.0
+        effective = math.sqrt(fx * view.scale_x * fy * view.scale_y)
+        return effective / self.canonical_focal
 
     def preprocess(self, rgb):
         """Fill the reused input buffer from an RGB uint8 image; returns its DepthView."""
@@ -133,22 +194,34 @@ class DepthEstimator:
         p = self.preprocessing
         resized = cv2.resize(rgb, (view.resized_w, view.resized_h),
                              interpolation=_INTERPOLATION[p.interpolation])
-        crop = resized[view.crop_y:view.crop_y + self.input_h,
-                       view.crop_x:view.crop_x + self.input_w]
+        # Crop (positive offsets) or place inside padding (negative offsets).
+        src_y, src_x = max(view.crop_y, 0), max(view.crop_x, 0)
+        dst_y, dst_x = max(-view.crop_y, 0), max(-view.crop_x, 0)
+        h = min(view.resized_h - src_y, self.input_h - dst_y)
+        w = min(view.resized_w - src_x, self.input_w - dst_x)
+        crop = resized[src_y:src_y + h, src_x:src_x + w]
         if p.color == 'bgr':
             crop = crop[..., ::-1]
         normalized = (crop.astype(np.float32) * np.float32(p.scale) - self._mean) * self._inv_std
-        self._blob[0] = normalized.transpose(2, 0, 1)
+        if (h, w) != (self.input_h, self.input_w):
+            self._blob.fill(0.0)  # zero after normalisation: the mean colour
+        self._blob[0, :, dst_y:dst_y + h, dst_x:dst_x + w] = normalized.transpose(2, 0, 1)
         return view
 
-    def infer(self, rgb, timings=None):
-        """Metric depth aligned to `rgb`'s pixel grid: HxW float32, NaN where unknown."""
+    def infer(self, rgb, timings=None, scale=1.0):
+        """Metric depth aligned to `rgb`'s pixel grid: HxW float32, NaN where unknown.
+
+        `scale` multiplies the network's output (see focal_scale).
+        """
         t0 = time.perf_counter()
         view = self.preprocess(rgb)
         t1 = time.perf_counter()
         raw = self._run()
         t2 = time.perf_counter()
-        depth = self.to_image(raw.reshape(self.output_h, self.output_w), view)
+        output = raw.reshape(self.output_h, self.output_w)
+        if scale != 1.0:
+            output = output * np.float32(scale)
+        depth = self.to_image(output, view)
         if timings is not None:
             timings['depth_pre'] = (t1 - t0) * 1e3
             timings['depth'] = (t2 - t1) * 1e3
@@ -177,3 +250,20 @@ class DepthEstimator:
         depth[outside_y, :] = np.nan
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
         return depth
+
+
+def _canonical_focal(meta, name):
+    """Read the canonical focal length from model metadata; None (one warning) if absent."""
+    text = meta.get(metadata.CANONICAL_FOCAL)
+    if text is None:
+        _log.warning('%s has no %s metadata: its depth is used as predicted, without '
+                     'correcting for the camera\'s focal length', name, metadata.CANONICAL_FOCAL)
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not (math.isfinite(value) and value > 0):
+        raise ModelLoadError(f'{name}: {metadata.CANONICAL_FOCAL} must be a positive number of '
+                             f'pixels, got {text!r}')
+    return value

@@ -16,6 +16,9 @@ ARCH_KWARGS = 'depthdet_arch_kwargs'  # JSON builder options, e.g. {"decoder_wid
 INPUT_SIZE = 'depthdet_input_size'  # JSON [height, width]
 DEPTH_UNITS = 'depthdet_depth_units'  # 'metres'
 PREPROCESS = 'depthdet_preprocess'  # JSON, see DepthPreprocess in core.depth
+# Focal length (pixels of the network input) the depth net predicts metres for; the
+# runtime rescales by the camera's effective focal length over it (core.depth).
+CANONICAL_FOCAL = 'depthdet_canonical_focal'
 
 TASK_DETECTOR = 'detector'
 TASK_DEPTH = 'depth'
@@ -51,6 +54,7 @@ def format_names(names):
 # The depth preprocessing record stored under PREPROCESS (JSON object):
 #   color: 'rgb' | 'bgr'          channel order the network expects
 #   resize: 'cover_crop'          scale by max(W/w, H/h) to ceil sizes, centre crop to HxW
+#           | 'fit_pad'           scale by min(W/w, H/h), centre, pad with the mean colour
 #           | 'stretch'           resize straight to HxW (aspect not kept)
 #   interpolation: 'nearest' | 'linear'
 #   scale: float                  multiply uint8 pixels by this (1/255)

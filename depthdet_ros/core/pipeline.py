@@ -19,6 +19,9 @@ class FusionConfig:
     strategy: str = 'robust'
     max_depth: float = 1.0
     class_max_depth: Dict[str, float] = field(default_factory=dict)
+    # Field of view (degrees, over the image width) assumed for frames without camera
+    # intrinsics when scaling depth to the camera; None: the depth model's own camera.
+    assumed_hfov_deg: Optional[float] = None
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
@@ -30,6 +33,9 @@ class FusionConfig:
         for name, value in self.class_max_depth.items():
             if not value > 0:
                 raise ValueError(f'class_max_depth[{name}] must be > 0, got {value}')
+        if self.assumed_hfov_deg is not None and not 1.0 <= self.assumed_hfov_deg <= 179.0:
+            raise ValueError(f'assumed_hfov_deg must be within 1 .. 179 degrees, got '
+                             f'{self.assumed_hfov_deg}')
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class PipelineModels:
     class_names_file: str = ''
     detector_input_size: Optional[tuple] = None
     depth_input_size: Optional[tuple] = None
+    depth_coverage: str = 'full'
 
 
 class Pipeline:
@@ -68,7 +75,7 @@ class Pipeline:
                                  models.class_names_file, models.detector_input_size,
                                  detector_config or DetectorConfig())
         self.depth = DepthEstimator(models.depth_path, self.session_options,
-                                    models.depth_input_size)
+                                    models.depth_input_size, models.depth_coverage)
         self.fusion = fusion_config or FusionConfig()
         self.fusion.validate()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix='depth') if concurrent else None
@@ -82,27 +89,31 @@ class Pipeline:
         """Detect and range the objects in an RGB uint8 image.
 
         `camera` is a validated CameraModel for this image size, or None for depth
-        without 3D positions.
+        without 3D positions. Depth is scaled to the camera's focal length (its own, or
+        the fusion config's assumed field of view without one).
         """
         timings = {}
         t0 = time.perf_counter()
+        fusion = self.fusion
+        scale = self.depth.focal_scale(rgb.shape[0], rgb.shape[1], camera,
+                                       fusion.assumed_hfov_deg)
         if self._executor is not None:
             depth_timings = {}
-            future = self._executor.submit(self.depth.infer, rgb, depth_timings)
+            future = self._executor.submit(self.depth.infer, rgb, depth_timings, scale)
             detections = self.detector.infer(rgb, timings)
             depth_map = future.result()
             timings.update(depth_timings)
         else:
             detections = self.detector.infer(rgb, timings)
-            depth_map = self.depth.infer(rgb, timings)
+            depth_map = self.depth.infer(rgb, timings, scale)
         t1 = time.perf_counter()
-        fusion = self.fusion
         objects = estimate_objects(detections, depth_map, camera, fusion.strategy,
                                    fusion.max_depth, fusion.class_max_depth)
         t2 = time.perf_counter()
         timings['inference'] = (t1 - t0) * 1e3
         timings['fusion'] = (t2 - t1) * 1e3
-        return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings)
+        return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings,
+                           depth_scale=scale)
 
     def close(self):
         """Stop the worker thread."""

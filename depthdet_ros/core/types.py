@@ -82,3 +82,4 @@ class FrameResult:
     objects: List[ObjectEstimate]
     depth_map: Optional[np.ndarray]  # HxW float32 metres aligned to the input, NaN invalid
     timings_ms: Dict[str, float] = field(default_factory=dict)
+    depth_scale: float = 1.0  # focal-length factor applied to the depth net's output

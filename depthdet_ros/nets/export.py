@@ -18,6 +18,9 @@ from depthdet_ros.core import metadata
 
 DETECTOR_IO = ('images', 'output0')
 DEPTH_IO = ('image', 'depth')
+# The hybrid CNN authors trained on NYU Depth v2 (Kinect fx 518.86 px at 640x480) resized
+# by 0.55 to 352x264 before cropping 320x256 (seed 003): fx at the network input.
+AUTHORS_CANONICAL_FOCAL = 518.86 * 0.55
 # Boxes are compared on the rows a detector would keep (score >= this) plus the best ones.
 BOX_CHECK_MIN_SCORE = 1e-3
 BOX_CHECK_TOP_ROWS = 100
@@ -92,8 +95,12 @@ def export_detector(model, path: str, names: Sequence[str],
 
 def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256, 320),
                  opset: int = 17, dynamic_batch: bool = False,
-                 fp16: bool = False, arch_kwargs=None) -> ExportReport:
+                 fp16: bool = False, arch_kwargs=None,
+                 canonical_focal: Optional[float] = None) -> ExportReport:
     """Export a depth net (nets.hybrid.build_depth_net) and verify it; returns the report.
+
+    `canonical_focal` (network-input pixels) is the focal length the net predicts metres
+    for (core.depth); None leaves it out (the runtime then uses the depth as predicted).
 
     Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
     """
@@ -106,6 +113,10 @@ def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256
         metadata.DEPTH_UNITS: 'metres',
         metadata.PREPROCESS: json.dumps(metadata.HYBRID_PREPROCESS),
     }
+    if canonical_focal is not None:
+        if not canonical_focal > 0:
+            raise ValueError(f'canonical focal length must be > 0 pixels, got {canonical_focal}')
+        props[metadata.CANONICAL_FOCAL] = f'{float(canonical_focal):.6g}'
     return _export(model, path, DEPTH_IO, input_size, opset, dynamic_batch, fp16, props,
                    _compare_depth, normalise=True)
 
@@ -255,6 +266,11 @@ def add_parser(subparsers):
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='make the batch dimension dynamic (verified with batch 2)')
+    parser.add_argument('--canonical-focal', type=float, metavar='PX',
+                        help='depth nets: focal length in network-input pixels the net predicts '
+                             'metres for (default: the checkpoint\'s; --authors-hybrid: '
+                             f'{AUTHORS_CANONICAL_FOCAL:.2f}, NYU\'s Kinect fx 518.86 px '
+                             'scaled by 0.55)')
     parser.add_argument('--fp16', action='store_true',
                         help='convert weights and compute to float16, keeping FP32 inputs '
                              'and outputs (verified against looser, relative limits)')
@@ -304,7 +320,8 @@ def _load_model(args):
     if args.authors_hybrid:
         if args.arch not in (None, 'hybrid_resnet50'):
             raise ValueError('--authors-hybrid is a hybrid_resnet50 checkpoint')
-        return load_authors_checkpoint(args.authors_hybrid), 'hybrid_resnet50', {}
+        return load_authors_checkpoint(args.authors_hybrid), 'hybrid_resnet50', {
+            'canonical_focal': AUTHORS_CANONICAL_FOCAL}
     if args.weights:
         checkpoint = torch.load(args.weights, map_location='cpu', weights_only=True)
         model, config = registry.model_from_checkpoint(checkpoint)
@@ -344,8 +361,9 @@ def _export_loaded(args, model, arch, config):
     if task == metadata.TASK_DEPTH:
         if args.names or args.num_classes is not None:
             raise ValueError('--names and --num-classes apply to detectors only')
+        focal = args.canonical_focal or config.get('canonical_focal')
         return export_depth(model, args.output, arch, arch_kwargs=config.get('arch_kwargs'),
-                            **common)
+                            canonical_focal=focal, **common)
     if args.names:
         names = _read_names(args.names)
     elif config.get('names'):

@@ -307,7 +307,7 @@ def _sample_lights(rng, room: Room) -> Tuple[Tuple[Light, ...], Tuple[float, flo
     return tuple(lights), (float(rng.uniform(0.05, 0.2)), float(rng.uniform(0.05, 0.25)))
 
 
-def _fovy_deg(rng, width, height, hfov_range=(45.0, 95.0)) -> float:
+def _fovy_deg(rng, width, height, hfov_range=(40.0, 110.0)) -> float:
     hfov = np.radians(rng.uniform(*hfov_range))
     return float(np.degrees(2.0 * np.arctan(np.tan(hfov / 2.0) * height / width)))
 
@@ -547,7 +547,7 @@ def _tabletop_frame(rng, size) -> SceneLayout:
     target_local = rng.uniform([-0.5 * half_x, -0.5 * half_y], [0.5 * half_x, 0.5 * half_y])
     target = np.array([*(np.asarray(table.position[:2]) + to_world @ target_local), top])
     rotation = look_rotation(target - position, rng.normal(0.0, 0.05))
-    camera = _camera(position, rotation, size, _fovy_deg(rng, *size, (50.0, 90.0)))
+    camera = _camera(position, rotation, size, _fovy_deg(rng, *size, (45.0, 100.0)))
     builder.floor.add(position[:2], 0.4)
     builder.camera_xy = position[:2]
 
@@ -624,7 +624,7 @@ def sample_sequence(rng: np.random.Generator, kind: str = 'room',
     else:
         raise ValueError(f'unknown scene kind {kind!r}; choose from {SCENE_KINDS}')
     position, rotation = path.pose(0.0)
-    hfov_range = (50.0, 90.0) if kind == 'tabletop' else (45.0, 95.0)
+    hfov_range = (45.0, 100.0) if kind == 'tabletop' else (40.0, 110.0)
     camera = _camera(position, rotation, size, _fovy_deg(rng, *size, hfov_range))
     lights, headlight = _sample_lights(rng, room)
     layout = SceneLayout(kind, room, tuple(builder.items), lights, headlight, camera,

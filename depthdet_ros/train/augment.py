@@ -1,13 +1,18 @@
 """Training-time image transforms for the depth net and the detector (numpy + OpenCV).
 
-Depth (seed 003): the frame is first scaled to cover the network input exactly as the
-runtime does (core.depth.DepthView, 'cover_crop'), then scaled by s in [1, 1.5] with depth
-divided by s (a zoom looks like moving closer), rotated by up to 5 degrees, cropped at
-random to the input size, its RGB channels multiplied by gains in [0.8, 1.2] and flipped
-left-right with p = 0.5. All geometry is one affine warp per map: nearest-neighbour for
-depth, which is sampled straight onto the half-resolution output grid (pixel centres
-mapped the way core.depth maps them back). Without randomness (validation) the
-result is the runtime's own preprocessing.
+Depth (seed 003): the frame is first scaled onto the network input exactly as the
+runtime does (core.depth.DepthView: 'cover_crop', or 'fit_pad' with mean-colour padding,
+chosen at random in training so the net learns both), then scaled by s in [1, 1.5] with
+depth divided by s (a zoom looks like moving closer), rotated by up to 5 degrees, cropped
+at random to the input size, its RGB channels multiplied by gains in [0.8, 1.2] and
+flipped left-right with p = 0.5. All geometry is one affine warp per map:
+nearest-neighbour for depth, which is sampled straight onto the half-resolution output
+grid (pixel centres mapped the way core.depth maps them back). Without randomness
+(validation) the result is the runtime's own preprocessing.
+
+With a canonical focal length f_c, depth targets are those of a camera with focal length
+f_c at the network input: metres x f_c / f_e, f_e being the frame's focal length after the
+resize (and zoom). The runtime multiplies by f_e / f_c again (core.depth.focal_scale).
 
 Detector (YOLOv5): letterbox exactly like core.detector; mosaic of four frames with a
 random affine (scale, translation), HSV jitter and left-right flips for training.
@@ -19,9 +24,14 @@ import cv2
 import numpy as np
 
 from depthdet_ros.core.depth import DepthView
+from depthdet_ros.core.metadata import HYBRID_PREPROCESS
 from depthdet_ros.core.detector import letterbox, letterbox_geometry, PAD_VALUE
 
 # ---- depth --------------------------------------------------------------------------------
+
+# Borders and padding take the normalisation mean: zero at the network input, as the
+# runtime pads (core.depth).
+_MEAN_RGB = tuple(round(255 * m) for m in HYBRID_PREPROCESS['mean'])
 
 
 @dataclass(frozen=True)
@@ -32,22 +42,28 @@ class DepthAugmentConfig:
     rotate_deg: float = 5.0
     color_gain: Tuple[float, float] = (0.8, 1.2)
     flip_prob: float = 0.5
+    pad_prob: float = 0.0  # chance of the 'fit_pad' view instead of the given one
 
 
 @dataclass
 class DepthSample:
-    """Network input (HxWx3 uint8 RGB) and target at half resolution (metres, 0 invalid)."""
+    """Network input (HxWx3 uint8 RGB) and target at half resolution (0 invalid).
+
+    The target is metres x `canonical_factor` (1 without a canonical focal length).
+    """
 
     rgb: np.ndarray
     depth: np.ndarray
+    canonical_factor: float = 1.0
 
 
-def _cover_transform(image_h: int, image_w: int, input_h: int, input_w: int) -> np.ndarray:
-    """3x3 affine from image pixels to the runtime's centre crop (pixel centres exact)."""
+def _view_transform(image_h: int, image_w: int, input_h: int, input_w: int,
+                    resize: str) -> np.ndarray:
+    """3x3 affine from image pixels to the runtime's network input (pixel centres exact)."""
     view = DepthView.for_image(image_h, image_w, input_h, input_w, input_h // 2, input_w // 2,
-                               'cover_crop')
-    sx, sy = view.resized_w / image_w, view.resized_h / image_h
-    # c' + 0.5 = s (c + 0.5), then subtract the crop offset.
+                               resize)
+    sx, sy = view.scale_x, view.scale_y
+    # c' + 0.5 = s (c + 0.5), then subtract the crop offset (negative: padding).
     return np.array([[sx, 0.0, 0.5 * sx - 0.5 - view.crop_x],
                      [0.0, sy, 0.5 * sy - 0.5 - view.crop_y],
                      [0.0, 0.0, 1.0]])
@@ -60,16 +76,28 @@ def _half_grid() -> np.ndarray:
 
 def depth_sample(rgb: np.ndarray, depth: np.ndarray, input_size: Tuple[int, int],
                  rng: Optional[np.random.Generator] = None,
-                 config: DepthAugmentConfig = DepthAugmentConfig()) -> DepthSample:
+                 config: DepthAugmentConfig = DepthAugmentConfig(),
+                 resize: str = 'cover_crop', focal: Optional[Tuple[float, float]] = None,
+                 canonical_focal: Optional[float] = None) -> DepthSample:
     """Make one training (rng given) or validation (rng None) pair from a full frame.
 
     `rgb` HxWx3 uint8, `depth` HxW float metres (NaN / <= 0 invalid); `input_size`
-    (height, width). Returns the network input and its target at (height/2, width/2).
+    (height, width); `resize` the runtime's view ('cover_crop' or 'fit_pad'); `focal`
+    the frame's (fx, fy) in its pixels, needed with `canonical_focal`. Returns the
+    network input and its target at (height/2, width/2).
     """
     input_h, input_w = input_size
     image_h, image_w = depth.shape
-    transform = _cover_transform(image_h, image_w, input_h, input_w)
-    depth_factor = 1.0
+    if rng is not None and config.pad_prob > 0 and rng.random() < config.pad_prob:
+        resize = 'fit_pad'
+    transform = _view_transform(image_h, image_w, input_h, input_w, resize)
+    canonical_factor = 1.0
+    if canonical_focal:
+        if focal is None:
+            raise ValueError('a canonical focal length needs the frame\'s focal length')
+        effective = np.sqrt(focal[0] * transform[0, 0] * focal[1] * transform[1, 1])
+        canonical_factor = float(canonical_focal / effective)
+    depth_factor = canonical_factor
     gains = None
     flip = False
     if rng is not None:
@@ -84,14 +112,14 @@ def depth_sample(rgb: np.ndarray, depth: np.ndarray, input_size: Tuple[int, int]
         shift = np.array([[1.0, 0.0, rng.uniform(-spare_x, spare_x)],
                           [0.0, 1.0, rng.uniform(-spare_y, spare_y)], [0.0, 0.0, 1.0]])
         transform = shift @ rotation @ transform
-        depth_factor = 1.0 / scale
+        depth_factor /= scale
         gains = rng.uniform(*config.color_gain, size=3)
         flip = rng.random() < config.flip_prob
     if flip:
         mirror = np.array([[-1.0, 0.0, input_w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
         transform = mirror @ transform
     out_rgb = cv2.warpAffine(rgb, transform[:2], (input_w, input_h), flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=_MEAN_RGB)
     clean = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
     out_depth = cv2.warpAffine(clean, (_half_grid() @ transform)[:2],
                                (input_w // 2, input_h // 2), flags=cv2.INTER_NEAREST,
@@ -100,7 +128,7 @@ def depth_sample(rgb: np.ndarray, depth: np.ndarray, input_size: Tuple[int, int]
     if gains is not None:
         out_rgb = np.clip(out_rgb.astype(np.float32) * gains.astype(np.float32), 0, 255)
         out_rgb = out_rgb.astype(np.uint8)
-    return DepthSample(out_rgb, out_depth)
+    return DepthSample(out_rgb, out_depth, canonical_factor)
 
 
 # ---- detection ----------------------------------------------------------------------------

@@ -88,6 +88,17 @@ def add_parser(subparsers):
                        help='train on the runtime view of each frame, unaugmented')
     model.add_argument('--max-depth', type=float, default=depth_defaults.max_depth,
                        help='ignore target pixels farther than this (m)')
+    model.add_argument('--canonical-focal', type=float, default=depth_defaults.canonical_focal,
+                       metavar='PX', help='learn depth for a camera with this focal length '
+                       'at the network input; the runtime rescales for the real camera '
+                       '(needs frames with intrinsics; 0: plain metres, one camera only)')
+    model.add_argument('--pad-prob', type=float, default=depth_defaults.pad_prob,
+                       help='share of training samples in the runtime\'s padded full-image '
+                       'view instead of the centre crop')
+    model.add_argument('--ema-decay', type=float, default=depth_defaults.ema_decay,
+                       help='exponential moving average of the weights (0: off)')
+    model.add_argument('--ema-tau', type=float, default=depth_defaults.ema_tau,
+                       help='EMA warm-up in updates: decay * (1 - exp(-n / tau))')
     _add_common(depth, depth_defaults)
     depth.set_defaults(func=run_depth)
 

@@ -16,6 +16,7 @@ epoch end), loadable with torch.load(weights_only=True) and by `depthdet export
     history (per-epoch metric rows), train_config (the run's options).
 `final.pt` holds the weights to ship (EMA when used) with config only.
 """
+import copy
 import csv
 from dataclasses import asdict, dataclass
 import math
@@ -119,7 +120,6 @@ class ModelEma:
     """
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.9999, tau: float = 2000.0):
-        import copy
         self.model = copy.deepcopy(model).eval()
         for param in self.model.parameters():
             param.requires_grad_(False)
@@ -345,6 +345,11 @@ class _EpochBatches(torch.utils.data.Dataset):
         return self.task.make_batch(self.epoch, positions, self.order)
 
 
+def _export_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """Copy a model to the CPU in contiguous layout for export; training goes on as is."""
+    return copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
+
+
 def fit(task: TrainTask, options: TrainOptions, options_plain: Dict[str, Any],
         log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Train (or resume) to `options.epochs`; returns the final metrics row.
@@ -414,10 +419,12 @@ def fit(task: TrainTask, options: TrainOptions, options_plain: Dict[str, Any],
         sums = {}
         save()
         write_history(out_dir, history, task.plot_keys)
+        if options.export and progress.epoch < options.epochs:
+            # A milestone ONNX file after every epoch: usable if the run stops early.
+            log(task.export(_export_copy(shipped), out_dir))
     shipped = task.ema.model if task.ema is not None else task.model
     save_atomic({'model': shipped.state_dict(), 'config': task.config},
                 os.path.join(out_dir, FINAL_CHECKPOINT))
     if options.export:
-        shipped = shipped.cpu().to(memory_format=torch.contiguous_format).eval()
-        log(task.export(shipped, out_dir))
+        log(task.export(_export_copy(shipped), out_dir))
     return history[-1] if history else {}

@@ -46,7 +46,9 @@ class ArrayFrames:
     def __init__(self, rgbs: Sequence[np.ndarray], depths: Optional[Sequence[np.ndarray]] = None,
                  boxes: Optional[Sequence[np.ndarray]] = None,
                  classes: Optional[Sequence[np.ndarray]] = None,
-                 class_names: Sequence[str] = ()):
+                 class_names: Sequence[str] = (),
+                 cameras: Optional[Sequence[np.ndarray]] = None):
+        self.cameras = list(cameras) if cameras is not None else None
         self.rgbs = list(rgbs)
         self.depths = list(depths) if depths is not None else None
         self.boxes = list(boxes) if boxes is not None else None
@@ -59,6 +61,10 @@ class ArrayFrames:
     def load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """RGB and depth of frame `index`."""
         return self.rgbs[index], self.depths[index]
+
+    def camera_matrix(self, index: int) -> Optional[np.ndarray]:
+        """3x3 intrinsics K of frame `index`, or None when not given."""
+        return None if self.cameras is None else np.asarray(self.cameras[index], np.float64)
 
     def load_boxes(self, index: int) -> BoxSample:
         """RGB, boxes and classes of frame `index`."""
@@ -88,6 +94,10 @@ class Subset:
     def objects(self, index: int):
         """Per-object ground truth, where the source has it (SimDataset.objects)."""
         return self.source.objects(self._check(index))
+
+    def camera_matrix(self, index: int):
+        """Intrinsics of frame `index`, where the source has them."""
+        return self.source.camera_matrix(self._check(index))
 
     def _check(self, index: int) -> int:
         if not 0 <= index < self.count:

@@ -1,9 +1,11 @@
 """`depthdet train depth`: any depth net of the registry on RGB-D frames.
 
 Seed 003's recipe by default (BerHu, its augmentation, targets at half resolution, invalid
-pixels masked); the optimiser, schedule and loss are options. Validation each epoch pools
-REL, RMSE, log10 and delta1-3 over every valid pixel of the validation frames at the
-network's output resolution (the frames prepared exactly as the runtime prepares them).
+pixels masked); the optimiser, schedule and loss are options. Targets are in the canonical
+camera (--canonical-focal, train.augment) unless it is 0, so the net learns one camera
+and the runtime rescales for any other. Validation each epoch pools REL, RMSE, log10 and
+delta1-3 in metres over every valid pixel of the validation frames at the network's output
+resolution (the frames prepared exactly as the runtime prepares them: 'fit_pad').
 """
 import json
 import os
@@ -41,7 +43,7 @@ class DepthBatches:
     def __init__(self, frames: DepthFrames, options: DepthTrainOptions):
         self.frames = frames
         self.options = options
-        self.augment = DepthAugmentConfig()
+        self.augment = DepthAugmentConfig(pad_prob=options.pad_prob)
 
     def __call__(self, epoch: int, positions: np.ndarray, order: np.ndarray):
         """Build the batch of these positions of the epoch: (images, targets) tensors."""
@@ -51,12 +53,20 @@ class DepthBatches:
             rgb, depth = self.frames.load(int(order[position]))
             rng = common.sample_rng(self.options.seed, epoch, int(position)) \
                 if self.options.augment else None
-            sample = depth_sample(rgb, depth, self.options.input_size, rng, self.augment)
+            sample = depth_sample(rgb, depth, self.options.input_size, rng, self.augment,
+                                  focal=frame_focal(self.frames, int(order[position])),
+                                  canonical_focal=self.options.canonical_focal)
             rgbs.append(sample.rgb)
             depths.append(sample.depth)
         images = torch.from_numpy(np.stack(rgbs))
         targets = torch.from_numpy(np.stack(depths)).unsqueeze(1)
         return images, targets
+
+
+def frame_focal(frames: DepthFrames, index: int):
+    """(fx, fy) of frame `index` in its pixels, or None when the source has no intrinsics."""
+    K = frames.camera_matrix(index) if hasattr(frames, 'camera_matrix') else None
+    return None if K is None else (float(K[0, 0]), float(K[1, 1]))
 
 
 def init_head_bias(model, frames: DepthFrames, max_depth: float, count: int = 32) -> float:
@@ -79,18 +89,21 @@ def init_head_bias(model, frames: DepthFrames, max_depth: float, count: int = 32
 
 
 def evaluate_depth_model(model, frames: DepthFrames, input_size, max_depth: float,
-                         device=None, batch_size: int = 8) -> Dict[str, float]:
-    """Pooled depth metrics of a torch model on frames prepared like the runtime does."""
+                         device=None, batch_size: int = 8,
+                         canonical_focal: float = 0.0) -> Dict[str, float]:
+    """Pooled depth metrics (metres) of a torch model on frames prepared like the runtime."""
     import torch
     device = device or next(model.parameters()).device
     acc = DepthAccumulator()
     for start in range(0, len(frames), batch_size):
-        samples = [depth_sample(*frames.load(i), input_size)
+        samples = [depth_sample(*frames.load(i), input_size, resize='fit_pad',
+                                focal=frame_focal(frames, i), canonical_focal=canonical_focal)
                    for i in range(start, min(start + batch_size, len(frames)))]
         images = normalise(torch.from_numpy(np.stack([s.rgb for s in samples]))).to(device)
         pred = model(images)[:, 0].float().cpu().numpy()
         for p, sample in zip(pred, samples):
-            acc.add(p, sample.depth, valid_target(sample.depth, max_depth))
+            target = sample.depth / sample.canonical_factor
+            acc.add(p / sample.canonical_factor, target, valid_target(target, max_depth))
     result = acc.result()
     return {'val_rel': result.rel, 'val_rmse': result.rmse, 'val_log10': result.log10,
             'val_delta1': result.delta1, 'val_delta2': result.delta2,
@@ -117,7 +130,15 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
     bias = init_head_bias(model, train, options.max_depth)
     config = checkpoint_config(options.arch, options.arch_kwargs,
                                input_size=options.input_size)
+    if options.canonical_focal:
+        config['canonical_focal'] = float(options.canonical_focal)
     optimizer = common.make_optimizer(model, options)
+    ema = common.ModelEma(model, options.ema_decay, options.ema_tau) \
+        if options.ema_decay > 0 else None
+    # Canonical targets reach beyond the metric range for wide lenses: valid up to the
+    # largest canonical factor the field-of-view range produces.
+    target_limit = options.max_depth * (options.canonical_target_margin
+                                        if options.canonical_focal else 1.0)
     loss_fn = DEPTH_LOSSES[options.loss]
 
     def train_step(batch):
@@ -125,7 +146,7 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
         images = normalise(images).to(device, memory_format=layout)
         targets = targets.to(device)
         pred = model(images)
-        loss = loss_fn(pred, targets, valid_target(targets, options.max_depth))
+        loss = loss_fn(pred, targets, valid_target(targets, target_limit))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -133,18 +154,18 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
 
     def validate(shipped):
         return evaluate_depth_model(shipped, val, options.input_size, options.max_depth,
-                                    device)
+                                    device, canonical_focal=options.canonical_focal)
 
     def export(shipped, out_dir):
         from depthdet_ros.nets.export import export_depth
         return export_depth(shipped, os.path.join(out_dir, DEPTH_ONNX), options.arch,
-                            tuple(options.input_size),
-                            arch_kwargs=options.arch_kwargs).summary()
+                            tuple(options.input_size), arch_kwargs=options.arch_kwargs,
+                            canonical_focal=options.canonical_focal or None).summary()
 
     task = common.TrainTask(
         model=model, config=config, optimizer=optimizer, train_count=len(train),
         make_batch=DepthBatches(train, options), train_step=train_step, validate=validate,
-        export=export,
+        export=export, ema=ema,
         plot_keys=(('train_loss',), ('val_rel', 'val_log10'), ('val_rmse',),
                    ('val_delta1', 'val_delta2', 'val_delta3')))
     log(f'training {options.arch} {json.dumps(options.arch_kwargs)} on {len(train)} frames '

@@ -40,6 +40,11 @@ class DepthTrainOptions(TrainOptions):
     input_size: Tuple[int, int] = (256, 320)
     augment: bool = True
     max_depth: float = 10.0
+    canonical_focal: float = 250.0    # network-input pixels; 0: targets in plain metres
+    canonical_target_margin: float = 3.0  # canonical targets valid up to max_depth x this
+    pad_prob: float = 0.0             # share of samples in the padded ('fit_pad') view
+    ema_decay: float = 0.0            # 0: no EMA of the weights
+    ema_tau: float = 2000.0
 
 
 @dataclass
