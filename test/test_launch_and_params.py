@@ -204,3 +204,13 @@ def test_parameter_validation_messages():
             assert message in str(exc), (name, str(exc))
         else:
             raise AssertionError(f'{name}={value!r} was accepted')
+
+
+@pytest.mark.ros
+def test_depthdet_pipeline_exits_non_zero_when_the_node_refuses_its_configuration():
+    result = subprocess.run(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', 'max_depth:=-1'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert 'configuration error: max_depth' in result.stderr
+    assert 'Traceback' not in result.stderr
