@@ -74,3 +74,24 @@ def test_a_finite_sequence_without_loop_ends_by_itself():
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert 'published all 2 frames' in output
+
+
+def test_moving_objects_publish_their_motion():
+    from nav_msgs.msg import Odometry
+    from vision_msgs.msg import Detection3DArray
+    process = start_node('moving:=true', 'seed:=3')
+    try:
+        received = receive({'ground_truth/object_motion': Odometry,
+                            'ground_truth/object_motion_world': Odometry,
+                            'ground_truth/detections_3d': Detection3DArray})
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert len(received) == 3, output
+    optical, world = received['ground_truth/object_motion'], \
+        received['ground_truth/object_motion_world']
+    assert optical.header.frame_id == 'camera_optical_frame' and world.header.frame_id == 'world'
+    # child_frame_id is the instance id, as the Detection ids.
+    assert int(optical.child_frame_id) >= 1 and int(world.child_frame_id) >= 1
+    assert all(int(d.id) >= 1 for d in received['ground_truth/detections_3d'].detections)
+    assert 'moving objects' in output and process.returncode == 0, output

@@ -6,10 +6,14 @@ Publishes (names relative, remappable), all with one header per frame:
 - `ground_truth/depth` sensor_msgs/Image 32FC1, metres (NaN = no surface)
 - `ground_truth/detections` vision_msgs/Detection2DArray and
   `ground_truth/detections_3d` Detection3DArray (exact; see depthdet_ros.sim.messages)
+- with `moving`: `ground_truth/object_motion` and `ground_truth/object_motion_world`
+  nav_msgs/Odometry, one per object per frame (centre and velocity in the optical
+  frame, and in the `world` frame; see depthdet_ros.sim.messages.object_motion)
 
 Parameters: seed, rate (Hz), width, height, scene ('room' | 'tabletop'), frame_id,
 frames (frames in one pass; 0 = endless), loop (restart after `frames`, else stop
-and exit), speed (m/s), quality ('fast' | 'standard' | 'high'), publish_depth,
+and exit), speed (m/s), moving (people walk, one toward the camera, and table
+objects slide; see depthdet_ros.sim.motion), quality ('fast' | 'standard' | 'high'), publish_depth,
 publish_detections, reliable_images (reliable QoS for image/depth, which also
 matches best-effort subscribers; false = sensor-data QoS). Stamps come from the node
 clock, so use_sim_time is honoured. One frame is rendered per timer tick; when
@@ -35,11 +39,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # 
 from rclpy.task import Future  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
 
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg  # noqa: E402
-from depthdet_ros.sim.messages import detections_2d, detections_3d, rclpy_factory  # noqa: E402
+from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
+    rclpy_factory  # noqa: E402
 
 signal.signal(signal.SIGINT, _default_sigint)
 
@@ -69,6 +75,7 @@ class SyntheticCamera(Node):
         self.frames = param('frames', 0, 'frames per pass through the scene; 0 = endless')
         self.loop = param('loop', True, 'restart after `frames` frames (else stop and exit)')
         speed = param('speed', 0.4, 'camera speed, m/s')
+        moving = param('moving', False, 'objects move too: people walk, table objects slide')
         quality = param('quality', 'fast', 'render quality: fast | standard | high')
         self.publish_depth = param('publish_depth', True, 'publish ground_truth/depth')
         self.publish_detections = param('publish_detections', True,
@@ -89,7 +96,7 @@ class SyntheticCamera(Node):
         from depthdet_ros.sim.world import CameraSequence, SimWorld
         self._world = SimWorld(width, height, frame_id=frame_id, quality=quality)
         self._sequence = CameraSequence(seed, scene, (width, height), rate, speed,
-                                        world=self._world)
+                                        world=self._world, moving=moving)
         self._make = rclpy_factory()
 
         image_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE) if reliable \
@@ -98,18 +105,24 @@ class SyntheticCamera(Node):
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', 10)
         self._depth_pub = self.create_publisher(Image, 'ground_truth/depth', image_qos) \
             if self.publish_depth else None
-        self._det_pub = self._det3d_pub = None
+        self._det_pub = self._det3d_pub = self._motion_pub = self._world_motion_pub = None
         if self.publish_detections:
             self._det_pub = self.create_publisher(Detection2DArray, 'ground_truth/detections', 10)
             self._det3d_pub = self.create_publisher(Detection3DArray,
                                                     'ground_truth/detections_3d', 10)
+            if moving:
+                # Depth 50: a frame holds one message per object.
+                self._motion_pub = self.create_publisher(Odometry, 'ground_truth/object_motion',
+                                                         50)
+                self._world_motion_pub = self.create_publisher(
+                    Odometry, 'ground_truth/object_motion_world', 50)
         self.finished = Future()
         self._index = 0
         self._timer = self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f'{scene} scene (seed {seed}), {width}x{height} at {rate:g} Hz, quality {quality}, '
             + (f'{self.frames} frames' + (' looped' if self.loop else '') if self.frames
-               else 'endless')
+               else 'endless') + (', moving objects' if moving else '')
             + f'; the camera path repeats every {self._sequence.period_s:.0f} s')
 
     def _tick(self):
@@ -130,6 +143,12 @@ class SyntheticCamera(Node):
         if self._det_pub is not None:
             messages += [(self._det_pub, detections_2d(self._make, header, frame.objects)),
                          (self._det3d_pub, detections_3d(self._make, header, frame.objects))]
+        if self._motion_pub is not None:
+            world_header = Header(stamp=header.stamp, frame_id='world')
+            messages += [(self._motion_pub, m)
+                         for m in object_motion(self._make, header, frame.objects)]
+            messages += [(self._world_motion_pub, m) for m in object_motion(
+                self._make, world_header, frame.objects, frame.camera_pose)]
         try:
             for publisher, message in messages:
                 publisher.publish(message)

@@ -10,13 +10,19 @@ Per frame, all with the same header stamp (also the bag timestamp) and frame_id:
 - /ground_truth/detections (vision_msgs/Detection2DArray) and
   /ground_truth/detections_3d (Detection3DArray), see depthdet_ros.sim.messages;
   ids are instance ids, stable through the sequence.
+- with moving objects (frames whose objects carry velocities):
+  /ground_truth/object_motion (nav_msgs/Odometry, one per object per frame, optical
+  frame: centre and d/dt of it) and /ground_truth/object_motion_world (the same in
+  the `world` frame: the object's own velocity, zero when it stands still); see
+  depthdet_ros.sim.messages.object_motion.
 
 Stamps are start + i / rate, so they increase monotonically with the frame index.
 """
 from typing import Callable, Iterable, Optional
 
 from depthdet_ros.bags import BagWriter, camera_info, depth_image, header, jpeg_image, rgb_image
-from depthdet_ros.sim.messages import detections_2d, detections_3d, rosbags_factory
+from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
+    rosbags_factory
 
 TOPIC_IMAGE = '/camera/image'
 TOPIC_IMAGE_COMPRESSED = '/camera/image/compressed'
@@ -24,6 +30,9 @@ TOPIC_CAMERA_INFO = '/camera/camera_info'
 TOPIC_DEPTH = '/camera/depth'
 TOPIC_DETECTIONS = '/ground_truth/detections'
 TOPIC_DETECTIONS_3D = '/ground_truth/detections_3d'
+TOPIC_MOTION = '/ground_truth/object_motion'
+TOPIC_MOTION_WORLD = '/ground_truth/object_motion_world'
+WORLD_FRAME_ID = 'world'
 # Default first stamp (2023-11-14T22:13:20Z): fixed so the same seed gives the same bag.
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 
@@ -54,6 +63,11 @@ def write_bag(path, frames: Iterable, storage: str = 'mcap', compressed: bool = 
             bag.write(TOPIC_DEPTH, depth_image(store, msg_header, frame.depth), stamp)
             bag.write(TOPIC_DETECTIONS, detections_2d(make, msg_header, frame.objects), stamp)
             bag.write(TOPIC_DETECTIONS_3D, detections_3d(make, msg_header, frame.objects), stamp)
+            world_header = header(store, stamp, WORLD_FRAME_ID)
+            for message in object_motion(make, msg_header, frame.objects):
+                bag.write(TOPIC_MOTION, message, stamp)
+            for message in object_motion(make, world_header, frame.objects, frame.camera_pose):
+                bag.write(TOPIC_MOTION_WORLD, message, stamp)
             count += 1
             if progress:
                 progress(1)

@@ -98,6 +98,9 @@ def add_parser(subparsers):
     bag.add_argument('--rate', type=_positive_float, default=10.0, help='frame rate, Hz')
     bag.add_argument('--size', type=_sizes, default=((640, 480),), help='WxH (default 640x480)')
     bag.add_argument('--speed', type=_positive_float, default=0.4, help='camera speed, m/s')
+    bag.add_argument('--moving', action='store_true',
+                     help='objects move too: people walk (one toward the camera), objects '
+                          'slide on the table; adds their velocities (nav_msgs/Odometry)')
     bag.add_argument('--start-time', type=float, default=None,
                      help='first stamp, seconds since epoch (default 1700000000)')
     _common(bag, 'room', 'standard', sizes=False)
@@ -159,7 +162,7 @@ def run_bag(args):
         raise _user_error('a bag has one image size')
     start_ns = DEFAULT_START_NS if args.start_time is None else int(args.start_time * 1e9)
     frames = generate_sequence(args.seed, args.frames, args.scene, args.size[0], args.rate,
-                               args.speed, quality=args.quality)
+                               args.speed, quality=args.quality, moving=args.moving)
     began = time.perf_counter()
     with _progress_bar(args.frames, 'synth bag') as bar:
         count = write_bag(args.out, frames, args.format, args.compressed, args.rate, start_ns,

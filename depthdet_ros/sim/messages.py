@@ -5,6 +5,13 @@ name such as 'vision_msgs/msg/Detection2D'; every field is given, as rosbags nee
 Ground truth: class_id = class name, score 1.0, pose = the object's 3D centre and
 orientation in the optical frame with zero covariance (exact), 2D bbox = the visible
 part, 3D bbox = centre, orientation and size, id = the instance id.
+
+Motion (sequences with moving objects): one nav_msgs/Odometry per object, child_frame_id
+= the instance id (as Detection ids), pose = the object's centre with identity
+orientation, so the child frame's axes are those of header.frame_id and the twist's
+linear velocity (m/s) is expressed in that frame; angular velocity is not given (0).
+In the optical frame the velocity is d/dt of the centre's optical coordinates (the
+camera's motion included); in the world frame it is the object's own motion.
 """
 import importlib
 
@@ -75,3 +82,37 @@ def detections_3d(make, header, objects):
                                results=_hypotheses(make, obj), bbox=bbox,
                                id=str(obj.instance_id)))
     return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
+
+
+def object_motion(make, header, objects, camera_pose=None):
+    """Return one Odometry per object that has motion truth (see the module doc).
+
+    Without `camera_pose` (4x4 world-from-optical): centre and velocity in the optical
+    frame of `header`; with it: centre and world_velocity in the frame named by
+    `header` (the world).
+    """
+    messages = []
+    for obj in objects:
+        if obj.velocity is None:
+            continue
+        centre = np.array([obj.center.x, obj.center.y, obj.center.z])
+        velocity = obj.velocity
+        if camera_pose is not None:
+            centre = np.asarray(camera_pose)[:3, :3] @ centre + np.asarray(camera_pose)[:3, 3]
+            velocity = obj.world_velocity
+        pose = make('geometry_msgs/msg/Pose',
+                    position=make('geometry_msgs/msg/Point', x=float(centre[0]),
+                                  y=float(centre[1]), z=float(centre[2])),
+                    orientation=make('geometry_msgs/msg/Quaternion', x=0.0, y=0.0, z=0.0,
+                                     w=1.0))
+        twist = make('geometry_msgs/msg/Twist',
+                     linear=make('geometry_msgs/msg/Vector3', x=velocity.x, y=velocity.y,
+                                 z=velocity.z),
+                     angular=make('geometry_msgs/msg/Vector3', x=0.0, y=0.0, z=0.0))
+        messages.append(make(
+            'nav_msgs/msg/Odometry', header=header, child_frame_id=str(obj.instance_id),
+            pose=make('geometry_msgs/msg/PoseWithCovariance', pose=pose,
+                      covariance=np.zeros(36)),
+            twist=make('geometry_msgs/msg/TwistWithCovariance', twist=twist,
+                       covariance=np.zeros(36))))
+    return messages

@@ -18,6 +18,7 @@ import numpy as np
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.types import Box, Point3D
 from depthdet_ros.sim.geometry import OPTICAL_FROM_MUJOCO_CAMERA, matrix_to_quat
+from depthdet_ros.sim.motion import add_motions, layout_at, optical_velocity
 from depthdet_ros.sim.objects import CLASS_NAMES, MAX_DISTRACTOR_PARTS, MAX_OBJECT_PARTS
 from depthdet_ros.sim.render import HIDDEN_GROUP, OffscreenRenderer
 from depthdet_ros.sim.scene import DEFAULT_FRAME_ID, DISTRACTOR_SLOTS, N_LIGHTS, N_TEXTURES, \
@@ -31,7 +32,7 @@ _GEOM_TYPES = {'sphere': mujoco.mjtGeom.mjGEOM_SPHERE, 'capsule': mujoco.mjtGeom
                'ellipsoid': mujoco.mjtGeom.mjGEOM_ELLIPSOID,
                'cylinder': mujoco.mjtGeom.mjGEOM_CYLINDER, 'box': mujoco.mjtGeom.mjGEOM_BOX}
 # Independent random streams derived from one user seed.
-_FRAMES_STREAM, _SEQUENCE_STREAM, _TEXTURE_STREAM = 1, 2, 3
+_FRAMES_STREAM, _SEQUENCE_STREAM, _TEXTURE_STREAM, _MOTION_STREAM = 1, 2, 3, 4
 # Independent frames index // TEXTURE_BLOCK share one set of textures.
 TEXTURE_BLOCK = 8
 
@@ -46,7 +47,10 @@ class ObjectTruth:
     outside the image counts as neither). depth: median z of the visible pixels (m).
     center/size: centre and extent of the object's own bounding box (size along the
     object's x, y, z); orientation_xyzw: the object frame's rotation in the optical
-    frame as a ROS quaternion. distance: |center| (m).
+    frame as a ROS quaternion. distance: |center| (m). In sequences with moving
+    objects, velocity: d/dt of `center` in the optical frame (m/s; the camera's own
+    motion included) and world_velocity: the centre's velocity in the world (zero for
+    static objects); None elsewhere.
     """
 
     instance_id: int
@@ -61,6 +65,8 @@ class ObjectTruth:
     distance: float
     size: Point3D
     orientation_xyzw: Tuple[float, float, float, float]
+    velocity: Optional[Point3D] = None
+    world_velocity: Optional[Point3D] = None
 
 
 @dataclass
@@ -439,19 +445,26 @@ def generate_frames(seed: int, n_frames: int, scene: str = 'room',
 
 
 class CameraSequence:
-    """A fixed scene seen by a camera moving smoothly along a periodic path.
+    """A scene seen by a camera moving smoothly along a periodic path.
 
     frame(i) renders the view at t = i / rate_hz for any i >= 0 (the path repeats
-    after `period_s` seconds).
+    after `period_s` seconds). With `moving`, people walk and table objects slide
+    (see sim.motion; drawn from a stream of their own, so the static scene is the
+    same as without) and every ObjectTruth carries its velocities.
     """
 
     def __init__(self, seed: int, scene: str = 'room', size: Tuple[int, int] = (640, 480),
                  rate_hz: float = 10.0, speed: float = 0.4, world: Optional[SimWorld] = None,
-                 quality: str = 'standard'):
+                 quality: str = 'standard', moving: bool = False):
         if rate_hz <= 0:
             raise ValueError('rate_hz must be positive')
         rng = frame_rng(seed, 0, _SEQUENCE_STREAM)
         self.layout, self.path = sample_sequence(rng, scene, tuple(size), speed)
+        self.moving = bool(moving)
+        self.shuttles = ()
+        if self.moving:
+            self.layout, self.shuttles = add_motions(frame_rng(seed, 0, _MOTION_STREAM),
+                                                     self.layout, self.path)
         self.rate_hz = float(rate_hz)
         self._own_world = world is None
         self.world = world or SimWorld(*size, quality=quality)
@@ -463,7 +476,30 @@ class CameraSequence:
     def frame(self, index: int) -> SimFrame:
         t = index / self.rate_hz
         position, rotation = self.path.pose(t)
-        return self.world.render(with_camera_pose(self.layout, position, rotation), index, t)
+        layout = layout_at(self.layout, self.shuttles, t)
+        frame = self.world.render(with_camera_pose(layout, position, rotation), index, t)
+        if self.moving:
+            frame.objects = [self._with_velocity(truth, t) for truth in frame.objects]
+        return frame
+
+    def _optical_centre(self, object_index: int, t: float) -> np.ndarray:
+        """Centre of an object's bounding box in the optical frame at time t."""
+        item = layout_at(self.layout, self.shuttles, t).objects[object_index]
+        position, rotation = self.path.pose(t)
+        low, high = item.shape.bounds()
+        world = item.world_from_object() @ np.append(0.5 * (low + high), 1.0)
+        return np.asarray(rotation).T @ (world[:3] - position)
+
+    def _with_velocity(self, truth: ObjectTruth, t: float) -> ObjectTruth:
+        k = truth.instance_id - 1
+        velocity = optical_velocity(lambda s: self._optical_centre(k, s), t)
+        item_index = [i for i, item in enumerate(self.layout.items) if item.class_id >= 0][k]
+        world = np.zeros(3)
+        for shuttle in self.shuttles:
+            if shuttle.item == item_index:
+                world = shuttle.state(t)[1]
+        return replace(truth, velocity=Point3D(*(float(v) for v in velocity)),
+                       world_velocity=Point3D(*(float(v) for v in world)))
 
     def close(self):
         if self._own_world:
@@ -473,9 +509,12 @@ class CameraSequence:
 def generate_sequence(seed: int, n_frames: int, scene: str = 'room',
                       size: Tuple[int, int] = (640, 480), rate_hz: float = 10.0,
                       speed: float = 0.4, world: Optional[SimWorld] = None,
-                      quality: str = 'standard') -> Iterator[SimFrame]:
-    """Yield `n_frames` frames at `rate_hz` of a camera moving at `speed` m/s in one scene."""
-    sequence = CameraSequence(seed, scene, size, rate_hz, speed, world, quality)
+                      quality: str = 'standard', moving: bool = False) -> Iterator[SimFrame]:
+    """Yield `n_frames` frames at `rate_hz` of a camera moving at `speed` m/s in one scene.
+
+    With `moving`, objects move too (see CameraSequence).
+    """
+    sequence = CameraSequence(seed, scene, size, rate_hz, speed, world, quality, moving)
     try:
         for index in range(n_frames):
             yield sequence.frame(index)

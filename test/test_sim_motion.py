@@ -1,0 +1,93 @@
+"""Moving objects in synthetic sequences: determinism, velocity truth, bags."""
+import numpy as np
+import pytest
+
+from depthdet_ros.bags import bag_topics, read_messages
+from depthdet_ros.sim import bag as simbag
+from depthdet_ros.sim.world import CameraSequence, generate_sequence, SimWorld
+
+SIZE = (96, 72)
+RATE = 10.0
+
+
+@pytest.fixture(scope='module')
+def world():
+    with SimWorld(*SIZE, quality='fast') as w:
+        yield w
+
+
+def centre(truth):
+    return np.array([truth.center.x, truth.center.y, truth.center.z])
+
+
+def by_id(frame):
+    return {o.instance_id: o for o in frame.objects}
+
+
+def test_static_scene_is_unchanged_and_moving_is_deterministic(world):
+    static = CameraSequence(3, 'room', SIZE, RATE, world=world)
+    moving = CameraSequence(3, 'room', SIZE, RATE, world=world, moving=True)
+    again = CameraSequence(3, 'room', SIZE, RATE, world=world, moving=True)
+    n = len(static.layout.items)
+    # Movers are added after the static scene, which stays as it was.
+    assert moving.layout.items[:n] == static.layout.items
+    assert len(moving.layout.items) > n and moving.shuttles == again.shuttles
+    assert all(o.velocity is None for o in static.frame(4).objects)
+    a, b = moving.frame(4), again.frame(4)
+    assert np.array_equal(a.rgb, b.rgb) and a.objects == b.objects
+    assert all(o.velocity is not None for o in a.objects)
+
+
+def test_approaching_walker_velocity_truth(world):
+    sequence = CameraSequence(3, 'room', SIZE, RATE, world=world, moving=True)
+    walker = sequence.shuttles[0]
+    person = [i for i, item in enumerate(sequence.layout.items) if item.class_id >= 0]
+    instance = person.index(walker.item) + 1
+    # Half-way through the first walk toward the camera.
+    meet = walker.pause + walker.leg_s - walker.phase
+    t = meet - 0.5 * walker.leg_s
+    index = int(round(t * RATE))
+    frames = [sequence.frame(i) for i in (index - 1, index, index + 1)]
+    truths = [by_id(f)[instance] for f in frames]
+    speed = np.hypot(truths[1].world_velocity.x, truths[1].world_velocity.y)
+    assert speed == pytest.approx(walker.speed, rel=1e-6)
+    # The optical-frame velocity is d/dt of the centre: compare with the frames' centres.
+    finite = (centre(truths[2]) - centre(truths[0])) * RATE / 2
+    velocity = np.array([truths[1].velocity.x, truths[1].velocity.y, truths[1].velocity.z])
+    assert np.allclose(velocity, finite, atol=0.05)
+    # Walking at the camera: the range shrinks about as fast as the person walks.
+    closing = -centre(truths[1]) @ velocity / np.linalg.norm(centre(truths[1]))
+    assert closing > 0.5 * walker.speed
+    # It ends up close in front of the camera.
+    arrived = by_id(sequence.frame(int(np.ceil(meet * RATE))))[instance]
+    assert arrived.depth < 1.2
+    # Static objects: no world velocity, but an optical one from the camera's motion.
+    still = [o for o in frames[1].objects if o.instance_id != instance]
+    assert still and all(o.world_velocity.x == o.world_velocity.y == 0.0 for o in still)
+    assert any(abs(o.velocity.z) > 0.01 for o in still)
+
+
+def test_tabletop_objects_slide(world):
+    sequence = CameraSequence(6, 'tabletop', SIZE, RATE, world=world, moving=True)
+    sliders = [s for s in sequence.shuttles if not s.face_motion]
+    assert 1 <= len(sliders) <= 3
+    assert all(0.05 <= s.speed <= 0.25 and s.start[2] > 0.3 for s in sliders)
+
+
+def test_moving_bag_records_object_motion(tmp_path, world):
+    frames = list(generate_sequence(3, 3, 'room', SIZE, RATE, world=world, moving=True))
+    path = tmp_path / 'moving'
+    simbag.write_bag(path, frames, 'mcap', rate_hz=RATE)
+    topics = bag_topics(path)
+    assert topics[simbag.TOPIC_MOTION] == 'nav_msgs/msg/Odometry'
+    assert topics[simbag.TOPIC_MOTION_WORLD] == 'nav_msgs/msg/Odometry'
+    motion = [m.message for m in read_messages(path, [simbag.TOPIC_MOTION])]
+    assert len(motion) == sum(len(f.objects) for f in frames)
+    first = {m.child_frame_id: m for m in motion[:len(frames[0].objects)]}
+    for truth in frames[0].objects:
+        message = first[str(truth.instance_id)]
+        assert message.header.frame_id == frames[0].camera.frame_id
+        assert message.pose.pose.position.z == pytest.approx(truth.center.z)
+        assert message.twist.twist.linear.z == pytest.approx(truth.velocity.z)
+    world_motion = [m.message for m in read_messages(path, [simbag.TOPIC_MOTION_WORLD])]
+    assert {m.header.frame_id for m in world_motion} == {simbag.WORLD_FRAME_ID}
