@@ -72,15 +72,17 @@ def _hypothesis(obj):
     pose.pose.orientation = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
     cov = np.zeros((6, 6))
     cov[3:, 3:] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
+    # Unknown coordinates are NaN (REP 117): 0 would read as an object at the lens.
     if obj.position is not None:
         pose.pose.position = Point(x=obj.position.x, y=obj.position.y, z=obj.position.z)
         cov[:3, :3] = obj.covariance
     elif obj.depth.valid:
-        # Depth known, direction unknown (no camera_info): z only, x/y flagged unknown.
-        pose.pose.position = Point(x=0.0, y=0.0, z=float(obj.depth.depth))
+        # Depth known, direction unknown (no camera_info): z only.
+        pose.pose.position = Point(x=math.nan, y=math.nan, z=float(obj.depth.depth))
         cov[0, 0] = cov[1, 1] = UNKNOWN_ROTATION_VARIANCE
         cov[2, 2] = obj.depth.spread ** 2
     else:
+        pose.pose.position = Point(x=math.nan, y=math.nan, z=math.nan)
         cov[:3, :3] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
     pose.covariance = [float(v) for v in cov.reshape(-1)]
     hyp.pose = pose
@@ -114,7 +116,8 @@ def detections_3d_msg(objects, header, depth_only_ok=False, hypotheses=None):
     """Detection3DArray of the objects that have a 3D position (camera_info known).
 
     With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
-    (0, 0, depth) with zero size and x/y variances flagged unknown in the results.
+    (NaN, NaN, depth) with zero size and x/y variances flagged unknown in the results.
+    Objects without a valid depth are never kept.
     """
     msg = Detection3DArray(header=header)
     for index, obj in enumerate(objects):

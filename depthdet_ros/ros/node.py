@@ -1,109 +1,302 @@
 """depthdet_node: detections with per-object metric depth, 3D position and alerts.
 
-Subscribes `image` (or `image/compressed`) and `camera_info`; publishes
-`detections`, `detections_3d`, `proximity_alert`, `label_info`, optional `depth` +
-`depth/camera_info` and `debug_image`, and `/diagnostics`. Images are processed
-newest-first on a worker thread: a frame that arrives while another is being
-processed replaces any frame still waiting, and the replaced one counts as dropped.
+Subscribes `image` (with `use_compressed`, the resolved `image` topic + `/compressed`,
+image_transport's name for it) and `camera_info`; publishes `proximity_alert`,
+`detections`, `detections_3d`, `label_info`, optional `depth` + `depth/camera_info` and
+`debug_image`, and `/diagnostics`.
+
+Images are processed newest-first on a worker thread: a frame that arrives while another
+is being processed replaces any frame still waiting, and the replaced one counts as
+dropped. That thread publishes the small safety topics first; the large images (depth,
+debug_image) are built and published by a second newest-first thread, so subscribers to
+them never delay or drop the small ones.
+
+`DepthDetRunner` is everything the node does, in the steps of a managed node: configure
+(load and warm the models), activate (inputs, outputs, threads), deactivate, cleanup.
+`DepthDetNode` runs all of them at start-up; lifecycle_node.py exposes them as transitions.
 """
 import collections
 import logging
 import sys
 import threading
 import time
+from typing import NamedTuple, Optional
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, qos_profile_sensor_data,
-                       ReliabilityPolicy)
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from vision_msgs.msg import Detection3DArray, LabelInfo
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.ros import convert
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_value, ConfigError,
-                                     detector_config, fusion_config, PARAMS)
+                                     detector_config, fusion_config, Param, PARAMS)
+from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
 STAGES = ('conversion', 'detector', 'depth', 'fusion', 'messages', 'publish', 'total')
 LATENCY_WINDOW = 200
 WARN_THROTTLE_S = 5.0
+# CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
+CAMERA_INFO_BUFFER = 30
+# Drivers publish an image and then its CameraInfo: once a camera has shown that it
+# pairs stamps, a frame waits this long for the CameraInfo with its own stamp.
+CAMERA_INFO_WAIT_S = 0.05
+# Large images keep only the newest sample per subscriber: an image behind a slow
+# reader is worth less than memory and bandwidth.
+LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                              reliability=ReliabilityPolicy.RELIABLE)
+WARMUP_SHAPE = (480, 640, 3)
 
 
-class DepthDetNode(Node):
-    """The detection + depth node (see module docstring)."""
+def parameter_descriptor(spec: Param) -> ParameterDescriptor:
+    """Describe one parameter for `ros2 param describe`: text, read-only, range, choices."""
+    descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime)
+    if spec.choices:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    if spec.minimum is None and spec.maximum is None:
+        return descriptor
+    if isinstance(spec.default, float):
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.minimum if spec.minimum is not None else -sys.float_info.max),
+            to_value=float(spec.maximum if spec.maximum is not None else sys.float_info.max),
+            step=0.0)]
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(spec.minimum if spec.minimum is not None else -2**63),
+            to_value=int(spec.maximum if spec.maximum is not None else 2**63 - 1), step=1)]
+    return descriptor
 
-    def __init__(self, **kwargs):
-        super().__init__('depthdet_node', **kwargs)
-        self._declare_parameters()
-        values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
-        self.params = values
-        self.pipeline = build_pipeline(values)
-        detector, depth = self.pipeline.detector, self.pipeline.depth
-        self.get_logger().info(
-            f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
-            f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
 
-        input_qos = qos_profile_sensor_data
-        if values['input_reliability'] == 'reliable':
-            input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                                   reliability=ReliabilityPolicy.RELIABLE)
-        if values['use_compressed']:
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_image,
-                                     input_qos)
-        else:
-            self.create_subscription(Image, 'image', self._on_image, input_qos)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, input_qos)
-        self.pub_detections = self.create_publisher(Detection2DArray, 'detections', 10)
-        self.pub_detections_3d = self.create_publisher(Detection3DArray, 'detections_3d', 10)
-        self.pub_alert = self.create_publisher(Detection3DArray, 'proximity_alert', 10)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.pub_labels = self.create_publisher(LabelInfo, 'label_info', latched)
-        self.pub_depth = self.pub_depth_info = self.pub_debug = None
-        if values['publish_depth']:
-            self.pub_depth = self.create_publisher(Image, 'depth', 10)
-            self.pub_depth_info = self.create_publisher(CameraInfo, 'depth/camera_info', 10)
-        self.pub_debug = self.create_publisher(Image, 'debug_image', 10)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._publish_label_info()
+def _as_double(parameter):
+    """Return a DOUBLE parameter for an INTEGER given to a floating-point parameter.
 
-        self._camera = None
-        self._warned_size_mismatch = None
-        self._lock = threading.Condition()
-        self._pending = None
+    `ros2 param set /depthdet_node max_depth 1` and `-p max_depth:=1` type a bare 1 as
+    an integer; the parameter is a double, and 1 metre is what the user means.
+    """
+    spec = BY_NAME.get(parameter.name)
+    if (spec is not None and isinstance(spec.default, float)
+            and parameter.type_ == Parameter.Type.INTEGER):
+        return Parameter(parameter.name, Parameter.Type.DOUBLE, float(parameter.value))
+    return parameter
+
+
+def declare_parameters(node):
+    """Declare the PARAMS table on `node`; bad overrides raise ConfigError (one line)."""
+    overrides = node._parameter_overrides
+    unknown = sorted(set(overrides) - {'use_sim_time'} - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f'unknown parameter(s) {", ".join(unknown)}; known: '
+                          f'{", ".join(sorted(BY_NAME))}')
+    for spec in PARAMS:
+        if spec.name in overrides:
+            overrides[spec.name] = _as_double(overrides[spec.name])
+            # Our check first, so a value gets the same message here as in the tools.
+            check_value(spec.name, overrides[spec.name].value)
+        try:
+            node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        except Exception as exc:  # rclpy raises its own type and range exceptions
+            raise ConfigError(f'parameter {spec.name}: {exc}'.splitlines()[0]) from None
+    node.add_pre_set_parameters_callback(lambda params: [_as_double(p) for p in params])
+
+
+class NewestOnlyWorker:
+    """A thread handling the newest item given to it; a newer item replaces one waiting."""
+
+    def __init__(self, name, handle):
+        self.replaced = 0
+        self._handle = handle
+        self._cond = threading.Condition()
+        self._item = None
         self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, item):
+        """Hand over an item; one still waiting is replaced (and counted)."""
+        with self._cond:
+            if self._item is not None:
+                self.replaced += 1
+            self._item = item
+            self._cond.notify()
+
+    def stop(self, timeout=5.0):
+        """Finish the item in hand, drop any waiting one and end the thread."""
+        with self._cond:
+            self._stop = True
+            self._item = None
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._item is not None or self._stop)
+                if self._stop:
+                    return
+                item, self._item = self._item, None
+            self._handle(item)
+
+
+class LargeOutputs(NamedTuple):
+    """What the large-image thread needs to build depth and debug_image for one frame."""
+
+    header: object
+    depth_map: np.ndarray
+    camera: Optional[CameraModel]
+    rgb: np.ndarray
+    objects: list
+
+
+class DepthDetRunner:
+    """The node's work for any rclpy node (plain or managed): see the module docstring."""
+
+    def __init__(self, node):
+        self.node = node
+        self.log = node.get_logger()
+        declare_parameters(node)
+        self.params = {p.name: node.get_parameter(p.name).value for p in PARAMS}
+        self.pipeline = None
+        self.active = False
+        self._lock = threading.Lock()            # params and the pipeline's configs
+        self._outputs_lock = threading.Lock()    # debug_image publisher: create/use/destroy
+        self._info_cond = threading.Condition()  # CameraInfo buffer
+        self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
+        self._stamps_paired = False
+        self._camera_problem = ''                 # why the last frame had no camera
+        self._warned_size_mismatch = None
+        self._subscriptions = []
+        self._publishers = {}
+        self._timer = None
+        self._frame_worker = self._output_worker = None
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        self._sim_time_seen = None
+        self._reset_counters()
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _reset_counters(self):
         self.stats = collections.Counter()
         self._latency = {s: collections.deque(maxlen=LATENCY_WINDOW) for s in STAGES}
         self._arrivals = collections.deque(maxlen=100)
         self._last_error = ''
         self._last_image_time = None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='depthdet_worker', daemon=True)
-        self._worker.start()
 
-    # Parameters -------------------------------------------------------------------
+    # Transitions ----------------------------------------------------------------------
 
-    def _declare_parameters(self):
-        overrides = set(self._parameter_overrides) - {'use_sim_time'}
-        unknown = sorted(overrides - set(BY_NAME))
-        if unknown:
-            raise ConfigError(f'unknown parameter(s) {", ".join(unknown)}; known: '
-                              f'{", ".join(sorted(BY_NAME))}')
-        for p in PARAMS:
-            descriptor = ParameterDescriptor(description=p.description, read_only=not p.runtime)
-            try:
-                self.declare_parameter(p.name, p.default, descriptor)
-            except Exception as exc:  # rclpy raises its own type-mismatch exceptions
-                raise ConfigError(f'parameter {p.name}: {exc}'.splitlines()[0]) from None
-            check_value(p.name, self.get_parameter(p.name).value)
+    def configure(self):
+        """Load the models and run one blank frame through them (ConfigError, ModelLoadError)."""
+        pipeline = build_pipeline(self.params)
+        try:
+            pipeline.process(np.zeros(WARMUP_SHAPE, np.uint8), None)
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            pipeline.close()
+            raise ModelLoadError(f'the models fail on a blank frame: {exc}'.splitlines()[0]) \
+                from None
+        with self._lock:
+            self.pipeline = pipeline
+        detector, depth = pipeline.detector, pipeline.depth
+        self.log.info(
+            f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
+            f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
+
+    def activate(self):
+        """Create publishers, start the threads, then subscribe and start diagnostics."""
+        node = self.node
+        self._reset_counters()
+        self._publishers = {
+            'proximity_alert': node.create_publisher(Detection3DArray, 'proximity_alert', 10),
+            'detections': node.create_publisher(Detection2DArray, 'detections', 10),
+            'detections_3d': node.create_publisher(Detection3DArray, 'detections_3d', 10),
+            'label_info': node.create_publisher(LabelInfo, 'label_info', QoSProfile(
+                depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)),
+            '/diagnostics': node.create_publisher(DiagnosticArray, '/diagnostics', 10),
+        }
+        if self.params['publish_depth']:
+            self._publishers['depth'] = node.create_publisher(Image, 'depth', LARGE_OUTPUT_QOS)
+            self._publishers['depth/camera_info'] = node.create_publisher(
+                CameraInfo, 'depth/camera_info', LARGE_OUTPUT_QOS)
+        self._set_debug_publisher(self.params['publish_debug_image'])
+        self._publish_label_info()
+        self._output_worker = NewestOnlyWorker('depthdet_outputs', self._publish_large)
+        self._frame_worker = NewestOnlyWorker('depthdet_worker', self._process_safely)
+        self._create_subscriptions()
+        self._sim_time_seen = None
+        # A steady clock: with use_sim_time and no /clock, a node-clock timer never fires.
+        self._timer = node.create_timer(self.params['diagnostics_period'],
+                                        self._publish_diagnostics, clock=self._steady_clock)
+        self.active = True
+
+    def deactivate(self):
+        """Unsubscribe, finish the frame in hand, stop the threads, remove the publishers."""
+        node = self.node
+        self.active = False
+        for subscription in self._subscriptions:
+            subscription.destroy()
+        self._subscriptions = []
+        if self._timer is not None:
+            node.destroy_timer(self._timer)
+            self._timer = None
+        for worker in (self._frame_worker, self._output_worker):
+            if worker is not None:
+                worker.stop()
+        self._frame_worker = self._output_worker = None
+        with self._outputs_lock:
+            for publisher in self._publishers.values():
+                node.destroy_publisher(publisher)
+            self._publishers = {}
+
+    def cleanup(self):
+        """Free the models."""
+        with self._lock:
+            pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+
+    def shutdown(self):
+        """Stop the threads and free the models (the node destroys its own entities)."""
+        self.active = False
+        for worker in (self._frame_worker, self._output_worker):
+            if worker is not None:
+                worker.stop()
+        self.cleanup()
+
+    def _create_subscriptions(self):
+        """Subscribe the image (raw or compressed transport) and camera_info."""
+        node = self.node
+        reliability = self.params['input_reliability']
+        if self.params['use_compressed']:
+            # image_transport's name: remapping `image` moves the compressed topic with it.
+            topic = node.resolve_topic_name('image') + '/compressed'
+            image_sub = subscribe_input(node, CompressedImage, topic, self._on_image,
+                                        reliability)
+        else:
+            image_sub = subscribe_input(node, Image, 'image', self._on_image, reliability)
+        info_sub = subscribe_input(node, CameraInfo, 'camera_info', self._on_camera_info,
+                                   reliability)
+        self._subscriptions = [image_sub, info_sub]
+        self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
+
+    def _set_debug_publisher(self, enabled):
+        """Advertise debug_image only while publish_debug_image is true."""
+        with self._outputs_lock:
+            publisher = self._publishers.get('debug_image')
+            if enabled and publisher is None:
+                self._publishers['debug_image'] = self.node.create_publisher(
+                    Image, 'debug_image', LARGE_OUTPUT_QOS)
+            elif not enabled and publisher is not None:
+                self.node.destroy_publisher(self._publishers.pop('debug_image'))
+
+    # Parameters -----------------------------------------------------------------------
 
     def _on_set_parameters(self, parameters):
         updated = dict(self.params)
@@ -114,19 +307,21 @@ class DepthDetNode(Node):
                 updated[param.name] = check_value(param.name, param.value)
             new_detector_config = detector_config(updated)
             new_fusion_config = fusion_config(updated)
-            new_fusion_config.validate()
-        except (ConfigError, ValueError) as exc:
-            self.get_logger().warning(f'parameter update refused: {exc}')
+        except ConfigError as exc:
+            self.log.warning(f'parameter update refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
-            self.pipeline.detector.config = new_detector_config
-            self.pipeline.fusion = new_fusion_config
-        self.get_logger().info('parameters updated: ' + ', '.join(
+            if self.pipeline is not None:
+                self.pipeline.detector.config = new_detector_config
+                self.pipeline.fusion = new_fusion_config
+        if self.active:
+            self._set_debug_publisher(updated['publish_debug_image'])
+        self.log.info('parameters updated: ' + ', '.join(
             f'{p.name}={p.value}' for p in parameters))
         return SetParametersResult(successful=True)
 
-    # Input --------------------------------------------------------------------------
+    # Input ----------------------------------------------------------------------------
 
     def _on_camera_info(self, msg):
         camera = CameraModel.from_camera_info(msg)
@@ -134,51 +329,74 @@ class DepthDetNode(Node):
             camera.validate()
         except CameraModelError as exc:
             self.stats['bad_camera_info'] += 1
-            self.get_logger().warning(f'camera_info ignored: {exc}',
-                                      throttle_duration_sec=WARN_THROTTLE_S)
+            self.log.warning(f'camera_info ignored: {exc}', throttle_duration_sec=WARN_THROTTLE_S)
             camera = None
-        self._camera = camera
+        with self._info_cond:
+            self._infos.append((_stamp_ns(msg.header), camera))
+            self._info_cond.notify_all()
 
     def _on_image(self, msg):
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
-        with self._lock:
-            if self._pending is not None:
-                self.stats['dropped'] += 1
-            self._pending = (msg, time.perf_counter())
-            self._lock.notify()
+        worker = self._frame_worker
+        if worker is not None:
+            worker.put((msg, time.perf_counter()))
 
-    def _work(self):
-        while True:
-            with self._lock:
-                while self._pending is None and not self._stop:
-                    self._lock.wait()
-                if self._stop:
-                    return
-                msg, received = self._pending
-                self._pending = None
-            try:
-                self._process(msg, received)
-            except ImageDecodeError as exc:
-                self.stats['bad_images'] += 1
-                self._last_error = f'image refused: {exc}'
-                self.get_logger().warning(self._last_error,
-                                          throttle_duration_sec=WARN_THROTTLE_S)
-            except Exception as exc:  # keep serving: one bad frame must not stop the node
-                if not self.context.ok():
-                    return  # shut down while this frame was in flight: nothing to report
-                self.stats['errors'] += 1
-                self._last_error = f'{type(exc).__name__}: {exc}'
-                self.get_logger().error(f'frame failed: {self._last_error}',
-                                        throttle_duration_sec=WARN_THROTTLE_S)
+    def _process_safely(self, item):
+        try:
+            self._process(*item)
+        except ImageDecodeError as exc:
+            self.stats['bad_images'] += 1
+            self._last_error = f'image refused: {exc}'
+            self.log.warning(self._last_error, throttle_duration_sec=WARN_THROTTLE_S)
+        except Exception as exc:  # keep serving: one bad frame must not stop the node
+            self._frame_failed(exc)
 
-    def _camera_for(self, shape):
-        camera = self._camera
+    def _frame_failed(self, exc):
+        if not self.node.context.ok():
+            return  # shut down while this frame was in flight: nothing to report
+        self.stats['errors'] += 1
+        self._last_error = f'{type(exc).__name__}: {exc}'
+        self.log.error(f'frame failed: {self._last_error}', throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _camera_info_for(self, stamp):
+        """Return the camera for an image stamp: same stamp, else newest within tolerance.
+
+        Sets self._camera_problem to '' or to why no camera is used for this frame.
+        """
+        tolerance = int(round(self.params['camera_info_tolerance'] * 1e9))
+
+        def same_stamp():
+            return next((entry for entry in reversed(self._infos) if entry[0] == stamp), None)
+
+        with self._info_cond:
+            wait = CAMERA_INFO_WAIT_S if self._stamps_paired else 0.0
+            entry = self._info_cond.wait_for(same_stamp, timeout=wait)
+            if entry is not None:
+                self._stamps_paired = True
+            else:
+                entry = next((e for e in reversed(self._infos)
+                              if abs(e[0] - stamp) <= tolerance), None)
+            nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
+        if entry is None:
+            self._camera_problem = (
+                'no camera_info received yet' if nearest is None else
+                f'no camera_info within camera_info_tolerance '
+                f'({self.params["camera_info_tolerance"]} s) of the image stamp; nearest '
+                f'{nearest / 1e9:.3f} s away: 3D positions not published')
+        elif entry[1] is None:
+            self._camera_problem = 'the camera_info for this image was refused (see log)'
+        else:
+            self._camera_problem = ''
+        if self._camera_problem:
+            self.log.warning(self._camera_problem, throttle_duration_sec=30.0)
+            return None
+        return entry[1]
+
+    def _camera_for(self, stamp, shape):
+        camera = self._camera_info_for(stamp)
         if camera is None:
-            self.get_logger().warning(
-                'no valid camera_info yet: publishing depth without 3D positions',
-                throttle_duration_sec=30.0)
             return None
         h, w = shape
         if (camera.height, camera.width) == (h, w):
@@ -186,10 +404,12 @@ class DepthDetNode(Node):
         mismatch = (camera.width, camera.height, w, h)
         if self._warned_size_mismatch != mismatch:
             self._warned_size_mismatch = mismatch
-            self.get_logger().warning(
+            self.log.warning(
                 f'camera_info is {camera.width}x{camera.height} but images are {w}x{h}: '
                 'scaling the intrinsics to the image size')
         return camera.scaled(w / camera.width, h / camera.height)
+
+    # Processing -----------------------------------------------------------------------
 
     def _process(self, msg, received):
         params = self.params
@@ -198,27 +418,23 @@ class DepthDetNode(Node):
         header = msg.header
         if not header.frame_id:
             header.frame_id = params['default_frame_id']
-            self.get_logger().warning(
-                f'image has an empty frame_id; using {header.frame_id!r}',
-                throttle_duration_sec=60.0)
+            self.log.warning(f'image has an empty frame_id; using {header.frame_id!r}',
+                             throttle_duration_sec=60.0)
         t1 = time.perf_counter()
-        camera = self._camera_for(rgb.shape[:2])
+        camera = self._camera_for(_stamp_ns(header), rgb.shape[:2])
         result = self.pipeline.process(rgb, camera)
         t2 = time.perf_counter()
         objects = result.objects
         detections, detections_3d, alerts = convert.frame_messages(objects, header)
-        depth_msg = convert.depth_to_image_msg(result.depth_map, header) \
-            if self.pub_depth is not None else None
         t3 = time.perf_counter()
-        self.pub_detections.publish(detections)
-        self.pub_detections_3d.publish(detections_3d)
-        self.pub_alert.publish(alerts)
-        if depth_msg is not None:
-            self.pub_depth.publish(depth_msg)
-            if camera is not None:
-                self.pub_depth_info.publish(convert.camera_model_to_info(camera, header))
-        if params['publish_debug_image']:
-            self.pub_debug.publish(convert.rgb_to_image_msg(draw_objects(rgb, objects), header))
+        publishers = self._publishers
+        # Safety first: the alert, then the small topics; large images go to their thread.
+        publishers['proximity_alert'].publish(alerts)
+        publishers['detections'].publish(detections)
+        publishers['detections_3d'].publish(detections_3d)
+        if 'depth' in publishers or 'debug_image' in publishers:
+            self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
+                                                 objects))
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         timings = result.timings_ms
@@ -230,13 +446,47 @@ class DepthDetNode(Node):
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    # Output helpers -----------------------------------------------------------------
+    def _publish_large(self, outputs: LargeOutputs):
+        """Build and publish depth, depth/camera_info and debug_image for one frame."""
+        try:
+            publishers = self._publishers
+            if 'depth' in publishers:
+                publishers['depth'].publish(
+                    convert.depth_to_image_msg(outputs.depth_map, outputs.header))
+                if outputs.camera is not None:
+                    publishers['depth/camera_info'].publish(
+                        convert.camera_model_to_info(outputs.camera, outputs.header))
+            if 'debug_image' in publishers:
+                debug = convert.rgb_to_image_msg(
+                    draw_objects(outputs.rgb, outputs.objects), outputs.header)
+                with self._outputs_lock:
+                    publisher = self._publishers.get('debug_image')
+                    if publisher is not None:
+                        publisher.publish(debug)
+        except Exception as exc:  # keep serving the next frame
+            self._frame_failed(exc)
+
+    # Output helpers -------------------------------------------------------------------
 
     def _publish_label_info(self):
         header = Image().header
-        header.stamp = self.get_clock().now().to_msg()
-        self.pub_labels.publish(convert.label_info_msg(
+        header.stamp = self.node.get_clock().now().to_msg()
+        self._publishers['label_info'].publish(convert.label_info_msg(
             self.pipeline.detector.class_names, self.params['score_threshold'], header))
+
+    def _sim_time_problem(self):
+        """Say so when use_sim_time is on and the node's clock has stopped."""
+        if not self.node.get_parameter('use_sim_time').value:
+            return ''
+        sim_now, steady_now = self.node.get_clock().now().nanoseconds, time.monotonic()
+        if self._sim_time_seen is None or self._sim_time_seen[0] != sim_now:
+            self._sim_time_seen = (sim_now, steady_now)
+            return ''
+        still = steady_now - self._sim_time_seen[1]
+        if still < self.params['stale_input_timeout']:
+            return ''
+        return (f'sim time has not advanced for {still:.1f} s (use_sim_time is true: '
+                'is /clock published?)')
 
     def diagnostics(self):
         """Build the current DiagnosticStatus: rates, staleness, drops, latency, providers."""
@@ -251,9 +501,15 @@ class DepthDetNode(Node):
             if age > self.params['stale_input_timeout']:
                 level = DiagnosticStatus.WARN
                 messages.append(f'input stale for {age:.1f} s')
-        if self._camera is None:
+        camera_problem = self._camera_problem or ('' if self._infos else
+                                                  'no camera_info received yet')
+        if camera_problem:
             level = max(level, DiagnosticStatus.WARN)
-            messages.append('no valid camera_info')
+            messages.append(camera_problem)
+        sim_time_problem = self._sim_time_problem()
+        if sim_time_problem:
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(sim_time_problem)
         if 'cpu' in self.pipeline.providers.values() and self.params['providers'] not in (
                 'cpu', 'auto'):
             level = max(level, DiagnosticStatus.WARN)
@@ -273,7 +529,9 @@ class DepthDetNode(Node):
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',
             'frames_processed': str(self.stats['frames']),
-            'frames_dropped': str(self.stats['dropped']),
+            'frames_dropped': str(self._frame_worker.replaced if self._frame_worker else 0),
+            'large_outputs_replaced': str(
+                self._output_worker.replaced if self._output_worker else 0),
             'images_refused': str(self.stats['bad_images']),
             'camera_info_refused': str(self.stats['bad_camera_info']),
             'frames_failed': str(self.stats['errors']),
@@ -288,27 +546,39 @@ class DepthDetNode(Node):
 
     def _publish_diagnostics(self):
         msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
         msg.status = [self.diagnostics()]
-        self.pub_diagnostics.publish(msg)
+        publisher = self._publishers.get('/diagnostics')
+        if publisher is not None:
+            publisher.publish(msg)
+
+
+def _stamp_ns(header):
+    return header.stamp.sec * 10**9 + header.stamp.nanosec
+
+
+class DepthDetNode(Node):
+    """The detection + depth node, configured and active from start-up."""
+
+    def __init__(self, **kwargs):
+        super().__init__('depthdet_node', **kwargs)
+        self.runner = DepthDetRunner(self)
+        self.runner.configure()
+        self.runner.activate()
 
     def destroy_node(self):
         """Stop the worker after the frame in progress, then destroy the node."""
-        with self._lock:
-            self._stop = True
-            self._lock.notify()
-        self._worker.join(timeout=5.0)
-        self.pipeline.close()
+        self.runner.shutdown()
         super().destroy_node()
 
 
-def main(args=None):
-    """Entry point: run the node until shutdown; configuration errors exit with one line."""
+def run(node_class, args=None):
+    """Spin `node_class` until shutdown; configuration errors exit 2 with one line."""
     logging.basicConfig(format='[%(levelname)s] [depthdet_node]: %(message)s')
     rclpy.init(args=args)
     node = None
     try:
-        node = DepthDetNode()
+        node = node_class()
         rclpy.spin(node)
     except (ConfigError, ModelLoadError) as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)
@@ -321,6 +591,11 @@ def main(args=None):
         if rclpy.ok():
             rclpy.try_shutdown()
     return 0
+
+
+def main(args=None):
+    """Entry point of depthdet_node."""
+    return run(DepthDetNode, args)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,10 @@ from depthdet_ros.core.object_depth import STRATEGIES
 from depthdet_ros.core.session import PROVIDER_CHOICES
 
 
+# The smallest alert distance (metres); max_depth and class_max_depth entries share it.
+MIN_ALERT_DISTANCE = 0.01
+
+
 class ConfigError(ValueError):
     """A parameter value that cannot work; the message says what and how to fix it."""
 
@@ -24,8 +28,8 @@ class Param:
     description: str
     runtime: bool = False                  # may change while running
     choices: Optional[tuple] = None
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    minimum: Optional[float] = None        # inclusive, as ROS parameter ranges are
+    maximum: Optional[float] = None        # inclusive
 
 
 PARAMS = (
@@ -49,22 +53,34 @@ PARAMS = (
     Param('depth_strategy', 'robust', 'Per-object depth statistic.', runtime=True,
           choices=STRATEGIES),
     Param('max_depth', 1.0, 'Objects nearer than this (metres) are published on '
-          'proximity_alert.', runtime=True, minimum=0.0, maximum=1000.0),
+          'proximity_alert.', runtime=True, minimum=MIN_ALERT_DISTANCE, maximum=1000.0),
+    Param('depth_coverage', 'full', 'full: the depth net sees the whole image (padded to its '
+          'aspect ratio), every pixel gets depth; crop: the model\'s own centre crop, NaN '
+          'outside it.', choices=('full', 'crop')),
+    Param('assumed_hfov_deg', 0.0, 'Horizontal field of view (degrees) assumed to scale depth '
+          'while no camera_info has arrived; 0: the depth model\'s own camera.', runtime=True,
+          minimum=0.0, maximum=179.0),
     Param('class_max_depth', [''], 'Per-class alert distances, "name:metres" entries; '
           '[""]: none.', runtime=True),
-    Param('use_compressed', False, 'Subscribe to image/compressed instead of image.'),
-    Param('input_reliability', 'best_effort', 'QoS reliability of image and camera_info '
-          'subscriptions.', choices=('best_effort', 'reliable')),
+    Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
+          '(image_transport convention) instead of image.'),
+    Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '
+          'subscriptions; auto: the publishers\' (README, Large images and QoS).',
+          choices=('auto', 'reliable', 'best_effort')),
     Param('publish_depth', True, 'Publish depth (32FC1, metres) and depth/camera_info.'),
     Param('publish_debug_image', False, 'Publish debug_image with labelled boxes.',
           runtime=True),
+    Param('camera_info_tolerance', 0.1, 'Seconds between an image stamp and the nearest '
+          'camera_info stamp still used when none has the exact stamp; 0: exact only.',
+          runtime=True, minimum=0.0, maximum=10.0),
     Param('default_frame_id', 'camera_optical_frame', 'frame_id used when an image has '
           'none.'),
     Param('stale_input_timeout', 2.0, 'Seconds without images before diagnostics warn.',
           runtime=True, minimum=0.1, maximum=3600.0),
     Param('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
           minimum=0.1, maximum=60.0),
-    Param('max_image_pixels', 64_000_000, 'Larger images are refused.', minimum=1),
+    Param('max_image_pixels', 64_000_000, 'Larger images are refused.', minimum=1,
+          maximum=2**31 - 1),
 )
 BY_NAME = {p.name: p for p in PARAMS}
 
@@ -122,9 +138,9 @@ def parse_class_max_depth(entries):
             value = float(metres)
         except ValueError:
             value = float('nan')
-        if not sep or not name or not value > 0:
+        if not sep or not name or not value >= MIN_ALERT_DISTANCE:
             raise ConfigError(f'class_max_depth entry {entry!r} must look like "person:1.5" '
-                              'with metres > 0')
+                              f'with metres >= {MIN_ALERT_DISTANCE}')
         limits[name] = value
     return limits
 
@@ -170,7 +186,8 @@ def build_pipeline(values, concurrent=True):
     size = tuple(values['detector_input_size'])
     models = PipelineModels(values['detector_model'] or default_model('detector'),
                             values['depth_model'] or default_model('depth'), session,
-                            values['class_names_file'], size if any(size) else None)
+                            values['class_names_file'], size if any(size) else None,
+                            depth_coverage=values['depth_coverage'])
     return Pipeline(models, detector_config(values), fusion_config(values),
                     concurrent=concurrent)
 
@@ -188,4 +205,5 @@ def fusion_config(values):
     """Build the FusionConfig for parameter values."""
     from depthdet_ros.core.pipeline import FusionConfig
     return FusionConfig(strategy=values['depth_strategy'], max_depth=values['max_depth'],
-                        class_max_depth=parse_class_max_depth(values['class_max_depth']))
+                        class_max_depth=parse_class_max_depth(values['class_max_depth']),
+                        assumed_hfov_deg=values['assumed_hfov_deg'] or None)

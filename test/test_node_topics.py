@@ -1,0 +1,286 @@
+"""depthdet_node's inputs and outputs as a ROS user meets them, over DDS on localhost.
+
+Compressed topic naming, CameraInfo matched by stamp, NaN for unknown positions,
+debug_image advertised only when enabled, diagnostics under sim time without /clock,
+parameter ranges in the descriptors.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from depthdet_ros.ros import convert
+from depthdet_ros.ros.params import BY_NAME, check_value, ConfigError
+from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth, sqrt_depth
+from ros_harness import NodeProcess, pinhole, Probe, write_params
+
+pytestmark = pytest.mark.ros
+HERE = os.path.dirname(os.path.abspath(__file__))
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                      reliability=ReliabilityPolicy.RELIABLE)
+# The detector fixture: a chair at image box (100,150)-(300,400) and a bottle at
+# (450,70)-(550,170), both whatever the image (640x480 letterboxed into 640x640).
+ROWS = [(200, 355, 200, 250, 0.9, 0.95, 0.1), (500, 200, 100, 100, 0.9, 0.1, 0.95)]
+CHAIR_CENTER = (200.0, 275.0)
+Z_RED = red_for_depth(2.0)
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('models')
+    return {'detector': constant_detector(root / 'det.onnx', ROWS),
+            'red_depth': red_depth(root / 'depth.onnx'),
+            'sqrt_depth': sqrt_depth(root / 'sqrt.onnx')}
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def uniform_scene(red=Z_RED):
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[..., 0] = red
+    return image
+
+
+def call(node, client, request, timeout=10.0):
+    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    assert future.done(), client.srv_name
+    return future.result()
+
+
+def set_param(probe, name, value):
+    """Set one parameter of /depthdet_node with its value's ROS type; the result."""
+    client = probe.create_client(SetParameters, '/depthdet_node/set_parameters')
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+    return call(probe, client, request).results[0]
+
+
+def diagnostic_status(msg):
+    return next(s for s in msg.status if s.name.startswith('depthdet_node'))
+
+
+def test_compressed_input_follows_the_image_remap_and_unknown_depth_is_nan(
+        models, tmp_path):
+    """Items 6 and 9, by a client that imports nothing from depthdet_ros."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['sqrt_depth'], providers='cpu',
+                          use_compressed=True, max_depth=2.0)
+    # The chair's box reads sqrt(1 - 0.5) m; everywhere else (the bottle) the net says NaN.
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[150:400, 100:300, 2] = 255     # BGR: red
+    cv2.imwrite(str(tmp_path / 'frame.png'), frame)
+    remaps = ['-r', 'image:=/cam/image_raw', '-r', 'camera_info:=/cam/camera_info']
+    with NodeProcess(params, remaps, log_path=tmp_path / 'node.log') as node:
+        client = subprocess.run(
+            [sys.executable, os.path.join(HERE, 'outsider_client.py'), '--image',
+             '/cam/image_raw', '--camera-info', '/cam/camera_info', '--frame',
+             str(tmp_path / 'frame.png'), '--seconds', '60'],
+            capture_output=True, text=True, timeout=120)
+        log = node.output()
+        assert node.proc.poll() is None, log
+    assert client.returncode == 0, (client.stdout, client.stderr, log)
+    received = {}
+    for line in client.stdout.splitlines():
+        record = json.loads(line)
+        received[record['topic']] = record['messages']
+    for rows in received['/detections']:
+        by_class = {row[0]: row[1:] for row in rows}
+        assert set(by_class) == {'chair', 'bottle'}
+        assert by_class['bottle'] == [None, None, None]   # unknown: NaN, not (0, 0, 0)
+        x, y, z = by_class['chair']
+        assert z == pytest.approx(math.sqrt(0.5), abs=0.02)
+        assert x == pytest.approx((CHAIR_CENTER[0] - 320) * z / 500.0, abs=1e-3)
+    for topic in ('/detections_3d', '/proximity_alert'):
+        for rows in received[topic]:
+            assert [row[0] for row in rows] == ['chair'], topic
+            assert None not in rows[0], topic
+
+
+def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          input_reliability='reliable', camera_info_tolerance=0.1,
+                          diagnostics_period=0.2)
+    image = uniform_scene()
+    z = float(depth_for_red(Z_RED))
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+
+    def focal_of(msg):
+        """Return the focal length the node used, from the chair's x."""
+        chair = next(d for d in msg.detections
+                     if d.results[0].hypothesis.class_id == 'chair')
+        return (CHAIR_CENTER[0] - 320) * z / chair.results[0].pose.pose.position.x
+
+    def send(probe, sec, nanosec, focal, info_first=False, info=True):
+        header = Header(frame_id='cam')
+        header.stamp.sec, header.stamp.nanosec = sec, nanosec
+        info_msg = convert.camera_model_to_info(pinhole(f=focal), header)
+        if info and info_first:
+            probe.info_pub.publish(info_msg)
+        probe.image_pub.publish(convert.rgb_to_image_msg(image, header))
+        if info and not info_first:
+            probe.info_pub.publish(info_msg)
+
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=RELIABLE)
+        try:
+            # First frame with its CameraInfo ahead; later ones in a driver's order
+            # (image, then its CameraInfo), focal length changing every frame.
+            probe.wait_for('detections', lambda m: m.header.stamp.sec == 10,
+                           resend=lambda: send(probe, 10, 0, 400.0, info_first=True),
+                           timeout=60)
+            for index in range(1, 16):
+                sec, focal = 10 + index, 400.0 + 25.0 * index
+                start = len(probe.received['detections'])
+                send(probe, sec, 0, focal)
+                msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == sec,
+                                     start=start, timeout=20)
+                assert focal_of(msg) == pytest.approx(focal, rel=1e-6), index
+
+            # No CameraInfo with the stamp: the newest within 0.1 s is used ...
+            send(probe, 100, 0, 777.0, info_first=True)
+            start = len(probe.received['detections'])
+            send(probe, 100, 60_000_000, 999.0, info=False)
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.nanosec == 60_000_000,
+                                 start=start, timeout=20)
+            assert focal_of(msg) == pytest.approx(777.0, rel=1e-6)
+            # ... and none beyond it: no 3D position, and diagnostics say why.
+            start = len(probe.received['detections'])
+            send(probe, 100, 300_000_000, 999.0, info=False)
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.nanosec == 300_000_000,
+                                 start=start, timeout=20)
+            p = msg.detections[0].results[0].pose.pose.position
+            assert math.isnan(p.x) and math.isnan(p.y) and p.z == pytest.approx(z, abs=1e-4)
+            start = len(probe.received['/diagnostics'])
+            diag = probe.wait_for(
+                '/diagnostics', lambda m: 'camera_info_tolerance' in diagnostic_status(m).message,
+                start=start, timeout=10)
+            assert diagnostic_status(diag).level == DiagnosticStatus.WARN
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+
+
+def test_debug_image_is_advertised_only_while_enabled_and_ranges_are_described(
+        models, ros, tmp_path):
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu')
+    topics = {'detections': Detection2DArray, 'debug_image': Image}
+    image, camera = uniform_scene(), pinhole()
+    # An integer for a float parameter at start-up is the number the user meant.
+    with NodeProcess(params, ['-p', 'max_depth:=3'], log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            probe.wait_for('detections', resend=lambda: probe.send(image, camera), timeout=60)
+            assert probe.get_publishers_info_by_topic('/debug_image') == []
+
+            assert set_param(probe, 'publish_debug_image', True).successful
+            debug = probe.wait_for('debug_image', resend=lambda: probe.send(image, camera))
+            assert (debug.width, debug.height, debug.encoding) == (640, 480, 'rgb8')
+            assert set_param(probe, 'publish_debug_image', False).successful
+            for _ in range(40):
+                rclpy.spin_once(probe, timeout_sec=0.05)
+                if not probe.get_publishers_info_by_topic('/debug_image'):
+                    break
+            assert probe.get_publishers_info_by_topic('/debug_image') == []
+
+            # `ros2 param describe` shows the ranges of the parameter table.
+            describe = probe.create_client(DescribeParameters,
+                                           '/depthdet_node/describe_parameters')
+            described = call(probe, describe, DescribeParameters.Request(
+                names=['max_depth', 'threads', 'camera_info_tolerance'])).descriptors
+            max_depth, threads, tolerance = described
+            (fp_range,) = max_depth.floating_point_range
+            assert (fp_range.from_value, fp_range.to_value) == (
+                BY_NAME['max_depth'].minimum, BY_NAME['max_depth'].maximum)
+            (int_range,) = threads.integer_range
+            assert (int_range.from_value, int_range.to_value) == (0, 256)
+            assert tolerance.floating_point_range[0].from_value == 0.0
+
+            # `ros2 param set /depthdet_node max_depth 1` sends an integer: accepted as 1.0.
+            get = probe.create_client(GetParameters, '/depthdet_node/get_parameters')
+            (value,) = call(probe, get, GetParameters.Request(names=['max_depth'])).values
+            assert (value.type, value.double_value) == (ParameterType.PARAMETER_DOUBLE, 3.0)
+            assert set_param(probe, 'max_depth', 1).successful
+            (value,) = call(probe, get, GetParameters.Request(names=['max_depth'])).values
+            assert (value.type, value.double_value) == (ParameterType.PARAMETER_DOUBLE, 1.0)
+
+            # One bound, one rule: -1.0 and 0.0 are refused for the same minimum.
+            reasons = [set_param(probe, 'max_depth', v).reason for v in (-1.0, 0.0)]
+            minimum = BY_NAME['max_depth'].minimum
+            for reason in reasons:
+                assert 'max_depth' in reason and f'Min: {minimum}' in reason, reasons
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+
+
+def test_start_up_bounds_match_the_descriptor_bounds(models, tmp_path):
+    minimum = BY_NAME['max_depth'].minimum
+    assert minimum > 0   # the alert rule is depth < max_depth: 0 would never alert
+    for value in (-1.0, 0.0):
+        with pytest.raises(ConfigError, match=f'max_depth is {value}; it must be >= {minimum}'):
+            check_value('max_depth', value)
+    with pytest.raises(ConfigError, match=f'metres >= {minimum}'):
+        check_value('class_max_depth', ['chair:0.0'])
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], max_depth=0.0)
+    proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
+                           '--params-file', params], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert f'max_depth is 0.0; it must be >= {minimum}' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_diagnostics_run_under_sim_time_without_clock(models, ros, tmp_path):
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          diagnostics_period=0.2, stale_input_timeout=0.5)
+    topics = {'/diagnostics': DiagnosticArray}
+    with NodeProcess(params, ['-p', 'use_sim_time:=true'],
+                     log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            msg = probe.wait_for('/diagnostics', lambda m: 'sim time has not advanced'
+                                 in diagnostic_status(m).message, timeout=60)
+            assert diagnostic_status(msg).level == DiagnosticStatus.WARN
+            # With /clock advancing, the warning goes.
+            clock_pub = probe.create_publisher(Clock, '/clock', 10)
+            ticks = [0]
+
+            def tick():
+                ticks[0] += 1
+                clock_pub.publish(Clock(clock=Time(
+                    seconds=1000 + ticks[0] * 0.1).to_msg()))
+
+            start = len(probe.received['/diagnostics'])
+            msg = probe.wait_for('/diagnostics', lambda m: 'sim time' not in
+                                 diagnostic_status(m).message, resend=tick, start=start,
+                                 timeout=20)
+            assert msg.header.stamp.sec >= 1000   # stamped with sim time
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
