@@ -4,7 +4,10 @@ Every frame of a held-out split goes through core.pipeline.Pipeline exactly as t
 runs it (letterbox, depth crop and inverse mapping, fusion). Reported:
 - detection: COCO mAP@0.5 and @0.5:0.95 of all detections (score >= 0.001, NMS IoU 0.6);
 - depth: REL, RMSE, log10, delta1-3 of the pipeline's image-aligned depth map against the
-  rendered depth, pooled over every pixel the network sees;
+  rendered depth, pooled over every pixel the network sees; each frame's CameraInfo scales
+  focal-aware models (--no-focal-correction: as predicted); on frames wider or taller
+  than the network input, also split into the bands a centre crop would miss ('bands')
+  and the rest ('centre');
 - per-object depth by strategy (center_mean, box_median, robust), relative error against
   the sim's per-object depth (median z of the object's visible pixels), for all objects,
   hollow classes and solid ones, in three settings: `pipeline` (detections at the
@@ -59,6 +62,8 @@ class EvaluationReport:
     recall_at_operating_score: float
     objects: Dict[str, Dict[str, Dict[str, ObjectErrors]]]  # setting -> group -> strategy
     hollow_classes: Sequence[str] = HOLLOW_CLASSES
+    depth_regions: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    focal_correction: bool = True
     seconds: float = 0.0
     models: Dict[str, str] = field(default_factory=dict)
 
@@ -75,9 +80,15 @@ class EvaluationReport:
                  f'{self.recall_at_operating_score:.3f} |', '',
                  '| REL | RMSE (m) | log10 | δ1 | δ2 | δ3 |', '|---|---|---|---|---|---|',
                  f'| {d["rel"]:.3f} | {d["rmse"]:.3f} | {d["log10"]:.3f} | {d["delta1"]:.3f} '
-                 f'| {d["delta2"]:.3f} | {d["delta3"]:.3f} |', '',
-                 '| setting | objects | strategy | mean REL | median REL | mean abs (m) | n |',
-                 '|---|---|---|---|---|---|---|']
+                 f'| {d["delta2"]:.3f} | {d["delta3"]:.3f} |', '']
+        if self.depth_regions:
+            lines += ['| pixels (frames not of the net\'s aspect) | REL | δ1 | pixels |',
+                      '|---|---|---|---|']
+            lines += [f'| {name} | {r["rel"]:.3f} | {r["delta1"]:.3f} | {r["pixels"]} |'
+                      for name, r in self.depth_regions.items()]
+            lines.append('')
+        lines += ['| setting | objects | strategy | mean REL | median REL | mean abs (m) | n |',
+                  '|---|---|---|---|---|---|---|']
         for setting, groups in self.objects.items():
             for group, strategies in groups.items():
                 for strategy, e in strategies.items():
@@ -133,10 +144,22 @@ def _summarise(errors: List[tuple]) -> ObjectErrors:
                         float(absolute.mean()))
 
 
+def _crop_bands(pipeline, height: int, width: int) -> np.ndarray:
+    """Mask of the pixels a centre crop of the depth net's input would not see."""
+    from depthdet_ros.core.depth import DepthEstimator, DepthView
+    depth = pipeline.depth
+    view = DepthView.for_image(height, width, depth.input_h, depth.input_w, depth.output_h,
+                               depth.output_w, 'cover_crop')
+    ones = np.ones((depth.output_h, depth.output_w), np.float32)
+    return np.isnan(DepthEstimator.to_image(ones, view))
+
+
 def evaluate_models(detector_path: str, depth_path: str, dataset,
                     hollow_classes: Sequence[str] = HOLLOW_CLASSES,
-                    operating_score: float = OPERATING_SCORE, log=None) -> EvaluationReport:
+                    operating_score: float = OPERATING_SCORE, log=None,
+                    focal_correction: bool = True) -> EvaluationReport:
     """Run the pipeline on every frame of a SimDataset split and measure it."""
+    from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.object_depth import object_depth, STRATEGIES
     from depthdet_ros.core.pipeline import Pipeline, PipelineModels
 
@@ -150,6 +173,8 @@ def evaluate_models(detector_path: str, depth_path: str, dataset,
     if names != list(dataset.class_names):
         raise ValueError(f'the detector names {names}, the dataset {list(dataset.class_names)}')
     accumulator = DepthAccumulator()
+    regions = {'bands': DepthAccumulator(), 'centre': DepthAccumulator()}
+    bands_by_size = {}
     predictions, truth_frames = [], []
     errors = {s: {g: {k: [] for k in STRATEGIES} for g in GROUPS} for s in SETTINGS}
     matched = total = 0
@@ -157,8 +182,16 @@ def evaluate_models(detector_path: str, depth_path: str, dataset,
         for index in range(len(dataset)):
             rgb, depth_gt = dataset.load(index)
             truths = dataset.objects(index)
-            result = pipeline.process(rgb)
+            h, w = depth_gt.shape
+            camera = CameraModel(K=dataset.camera_matrix(index), width=w, height=h)
+            result = pipeline.process(rgb, camera if focal_correction else None)
             accumulator.add(result.depth_map, depth_gt)
+            if (h, w) not in bands_by_size:
+                bands_by_size[(h, w)] = _crop_bands(pipeline, h, w)
+            bands = bands_by_size[(h, w)]
+            if bands.any():
+                regions['bands'].add(result.depth_map[bands], depth_gt[bands])
+                regions['centre'].add(result.depth_map[~bands], depth_gt[~bands])
             detections = [o.detection for o in result.objects]
             predictions.append(FrameDetections(
                 np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detections],
@@ -200,9 +233,16 @@ def evaluate_models(detector_path: str, depth_path: str, dataset,
         depth={k: v for k, v in depth.as_dict().items()},
         recall_at_operating_score=matched / total if total else math.nan,
         objects=objects, hollow_classes=tuple(hollow_classes),
+        depth_regions={name: _region_summary(acc.result()) for name, acc in regions.items()
+                       if acc.result().pixels},
+        focal_correction=focal_correction,
         seconds=time.perf_counter() - start,
         models={'detector': os.path.basename(detector_path),
                 'depth': os.path.basename(depth_path)})
+
+
+def _region_summary(result) -> Dict[str, float]:
+    return {'rel': result.rel, 'delta1': result.delta1, 'pixels': int(result.pixels)}
 
 
 def add_parser(commands):
@@ -221,6 +261,9 @@ def add_parser(commands):
     parser.add_argument('--max-frames', type=int, default=0, metavar='N',
                         help='evaluate only the first N frames (0: all; card numbers use all)')
     parser.add_argument('--json', metavar='PATH', help='also write the report as JSON')
+    parser.add_argument('--no-focal-correction', dest='focal_correction', action='store_false',
+                        help='use the depth as predicted, without scaling it to each frame\'s '
+                             'camera (to measure what the correction does)')
     parser.set_defaults(func=run)
     return parser
 
@@ -231,7 +274,8 @@ def run(args) -> int:
     from depthdet_ros.train.data import SimDataset, Subset
     try:
         dataset = Subset(SimDataset(args.data), args.max_frames)
-        report = evaluate_models(args.detector, args.depth, dataset, log=print)
+        report = evaluate_models(args.detector, args.depth, dataset, log=print,
+                                 focal_correction=args.focal_correction)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(report.markdown())
