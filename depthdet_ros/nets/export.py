@@ -5,7 +5,8 @@ Detectors are written like ultralytics' YOLOv5 export (input `images`, output `o
 [B, 1, H/2, W/2] metres. Both carry the depthdet_* keys of core.metadata. After writing,
 the file is run on onnxruntime's CPU provider against PyTorch on one random input, and
 the export fails when they disagree beyond the limits below (FP32_TOLERANCE,
-FP16_TOLERANCE).
+FP16_TOLERANCE): per value, |ONNX - PyTorch| <= atol + rtol |PyTorch|, numpy.allclose's
+rule, so the limit grows with the output as float rounding does.
 """
 import argparse
 import json
@@ -27,24 +28,54 @@ BOX_CHECK_TOP_ROWS = 100
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """Largest accepted |ONNX - PyTorch| per output kind.
+class Limit:
+    """Accepted |ONNX - PyTorch| of one value: atol + rtol * |PyTorch value|."""
 
-    depth_m and box_px are absolute for FP32. For FP16 they are fractions of the reference
-    scale: the largest |depth| (at least 1 m); the largest compared |box value| (at least the
-    larger input side), since FP16 rounding grows with the value.
+    atol: float
+    rtol: float = 0.0
+
+    def scaled(self, scale):
+        """Return this limit with atol multiplied by `scale` (FP16's reference scale)."""
+        return Limit(self.atol * scale, self.rtol)
+
+    def fraction_used(self, reference, output):
+        """Return max over values of |diff| / limit: 1 at the limit, NaN for NaN outputs."""
+        import numpy as np
+        diff = np.abs(output.astype(np.float64) - reference)
+        allowed = self.atol + self.rtol * np.abs(reference.astype(np.float64))
+        fraction = diff / allowed
+        return float('nan') if np.isnan(fraction).any() else float(fraction.max(initial=0.0))
+
+    def __str__(self):
+        return f'{self.atol:.3g}' + (f' + {self.rtol:.3g} |PyTorch|' if self.rtol else '')
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Accepted |ONNX - PyTorch| per output kind.
+
+    For FP16 the atol parts are fractions of the reference scale: the largest |depth| (at
+    least 1 m); the largest compared |box value| (at least the larger input side), since
+    FP16 rounding grows with the value.
     """
 
-    depth_m: float
-    box_px: float
-    score: float
+    depth_m: Limit
+    box_px: Limit
+    score: Limit
 
 
-FP32_TOLERANCE = Tolerance(depth_m=1e-4, box_px=1e-3, score=1e-4)
+# FP32 onnxruntime and PyTorch differ by float rounding that deep nets amplify: yolov5s at
+# 640 with realistic-magnitude weights (BN statistics of its own activations, BN gains
+# 0.5-2.5) differs by up to 0.09 px in box sizes, growing with the size (0.06 px at 245 px),
+# and 7e-5 in scores; the official exporter's file differs from PyTorch by 0.02-0.2 px on
+# trained yolov5s weights. The box limit leaves ~7x headroom there; a wrong layer misses by
+# pixels (test_nets_export).
+FP32_TOLERANCE = Tolerance(depth_m=Limit(1e-4, 1e-4), box_px=Limit(1e-2, 2e-3),
+                           score=Limit(1e-4, 2e-3))
 # Measured with random weights scaled to keep activations O(1) (hybrid resnet18/50 at
 # 256x320, mobilenetv2, U-Net; yolov5 n/s at 640 and tiny ones at 64x96): FP16 stays within
 # 0.11 % of the depth range, 0.02 % of the box scale and 4e-5 in scores. ~10x headroom.
-FP16_TOLERANCE = Tolerance(depth_m=1e-2, box_px=2e-3, score=5e-3)
+FP16_TOLERANCE = Tolerance(depth_m=Limit(1e-2), box_px=Limit(2e-3), score=Limit(5e-3))
 
 
 class ExportVerificationError(RuntimeError):
@@ -58,8 +89,9 @@ class ExportReport:
     path: str
     size_bytes: int
     fp16: bool
-    max_abs_diff: Dict[str, float]  # per compared quantity
-    limits: Dict[str, float]        # the bound each was checked against
+    max_abs_diff: Dict[str, float]   # per compared quantity
+    limits: Dict[str, Limit]         # the per-value limit each was checked against
+    fraction_used: Dict[str, float]  # max |diff| / limit over the values (<= 1 passes)
 
     def summary(self) -> str:
         """One line per compared quantity."""
@@ -67,7 +99,8 @@ class ExportReport:
         lines = [f'wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, {precision})']
         for name, diff in self.max_abs_diff.items():
             lines.append(f'  onnxruntime vs PyTorch max |diff| {name}: {diff:.3g} '
-                         f'(limit {self.limits[name]:.3g})')
+                         f'(limit per value {self.limits[name]}; '
+                         f'{self.fraction_used[name]:.0%} of it used)')
         return '\n'.join(lines)
 
 
@@ -161,16 +194,16 @@ def _export(model, path, io_names, input_size, opset, dynamic_batch, fp16, props
     finally:
         model.train(was_training)
     tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
-    diffs, limits = compare(reference, output, tolerance, fp16, (height, width))
-    failed = [name for name in diffs if not diffs[name] <= limits[name]]
+    diffs, limits, used = compare(reference, output, tolerance, fp16, (height, width))
+    failed = [name for name in diffs if not used[name] <= 1.0]
     if failed:
-        report = ExportReport(staging, os.path.getsize(staging), fp16, diffs, limits)
+        report = ExportReport(staging, os.path.getsize(staging), fp16, diffs, limits, used)
         os.remove(staging)
         raise ExportVerificationError(f'{path}: onnxruntime differs from PyTorch beyond '
                                       f'the limit in {", ".join(failed)}; file not written\n'
                                       f'{report.summary()}')
     os.replace(staging, path)
-    return ExportReport(path, os.path.getsize(path), fp16, diffs, limits)
+    return ExportReport(path, os.path.getsize(path), fp16, diffs, limits, used)
 
 
 def _finalise(path, fp16, props):
@@ -207,11 +240,20 @@ def _run_onnxruntime(path, input_name, array):
     return session.run(None, {input_name: array})[0]
 
 
+def _checks(pairs):
+    """{name: (reference, output, Limit)} -> (max |diff|, limits, fraction used) dicts."""
+    import numpy as np
+    diffs = {name: float(np.abs(out.astype(np.float64) - ref).max())
+             for name, (ref, out, _) in pairs.items()}
+    limits = {name: limit for name, (_, _, limit) in pairs.items()}
+    used = {name: limit.fraction_used(ref, out) for name, (ref, out, limit) in pairs.items()}
+    return diffs, limits, used
+
+
 def _compare_depth(reference, output, tolerance, fp16, input_size):
     import numpy as np
-    diff = float(np.abs(output - reference).max())
     scale = max(1.0, float(np.abs(reference).max())) if fp16 else 1.0
-    return {'depth (m)': diff}, {'depth (m)': tolerance.depth_m * scale}
+    return _checks({'depth (m)': (reference, output, tolerance.depth_m.scaled(scale))})
 
 
 def _compare_detections(reference, output, tolerance, fp16, input_size):
@@ -222,12 +264,10 @@ def _compare_detections(reference, output, tolerance, fp16, input_size):
     top = np.argsort(-best, axis=1)[:, :BOX_CHECK_TOP_ROWS]
     np.put_along_axis(keep, top, True, axis=1)
     reference_boxes = reference[..., :4][keep]
-    box_diff = float(np.abs(output[..., :4][keep] - reference_boxes).max())
-    score_diff = float(np.abs(output[..., 4:] - reference[..., 4:]).max())
     box_scale = max(max(input_size), float(np.abs(reference_boxes).max())) if fp16 else 1.0
-    diffs = {'boxes (px)': box_diff, 'objectness/class': score_diff}
-    limits = {'boxes (px)': tolerance.box_px * box_scale, 'objectness/class': tolerance.score}
-    return diffs, limits
+    return _checks({
+        'boxes (px)': (reference_boxes, output[..., :4][keep], tolerance.box_px.scaled(box_scale)),
+        'objectness/class': (reference[..., 4:], output[..., 4:], tolerance.score)})
 
 
 # --- command line -----------------------------------------------------------------------
@@ -282,11 +322,12 @@ def add_parser(subparsers):
 
 def _tolerance_help():
     fp32, fp16 = FP32_TOLERANCE, FP16_TOLERANCE
-    text = (f'Limits on max |ONNX - PyTorch|: FP32 depth {fp32.depth_m:g} m, boxes '
-            f'{fp32.box_px:g} px (rows scoring >= {BOX_CHECK_MIN_SCORE:g} and the top '
-            f'{BOX_CHECK_TOP_ROWS}), objectness/class {fp32.score:g}; FP16 depth '
-            f'{fp16.depth_m:.0%} of the largest depth (>= 1 m), boxes {fp16.box_px:.1%} of '
-            f'the largest box value (>= input side), objectness/class {fp16.score:g}.')
+    text = (f'Limits on |ONNX - PyTorch| per value: FP32 depth {fp32.depth_m} m, boxes '
+            f'{fp32.box_px} px (rows scoring >= {BOX_CHECK_MIN_SCORE:g} and the top '
+            f'{BOX_CHECK_TOP_ROWS}), objectness/class {fp32.score}; FP16 depth '
+            f'{fp16.depth_m.atol:.0%} of the largest depth (>= 1 m), boxes '
+            f'{fp16.box_px.atol:.1%} of the largest box value (>= input side), '
+            f'objectness/class {fp16.score}.')
     return '\n' + textwrap.fill(text, 90) + '\n'
 
 
