@@ -148,7 +148,9 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
         try:
             # First frame with its CameraInfo ahead; later ones in a driver's order
             # (image, then its CameraInfo), focal length changing every frame.
-            probe.wait_for('detections', lambda m: m.header.stamp.sec == 10,
+            # (Until discovery completes, an image can arrive without its CameraInfo.)
+            probe.wait_for('detections', lambda m: m.header.stamp.sec == 10
+                           and math.isclose(focal_of(m), 400.0, rel_tol=1e-6),
                            resend=lambda: send(probe, 10, 0, 400.0, info_first=True),
                            timeout=60)
             for index in range(1, 16):
@@ -160,7 +162,10 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
                 assert focal_of(msg) == pytest.approx(focal, rel=1e-6), index
 
             # No CameraInfo with the stamp: the newest within 0.1 s is used ...
-            send(probe, 100, 0, 777.0, info_first=True)
+            start = len(probe.received['detections'])
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 100,
+                                 start=start, resend=lambda: send(probe, 100, 0, 777.0))
+            assert focal_of(msg) == pytest.approx(777.0, rel=1e-6)
             start = len(probe.received['detections'])
             send(probe, 100, 60_000_000, 999.0, info=False)
             msg = probe.wait_for('detections', lambda m: m.header.stamp.nanosec == 60_000_000,

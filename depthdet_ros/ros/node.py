@@ -51,7 +51,7 @@ WARN_THROTTLE_S = 5.0
 CAMERA_INFO_BUFFER = 30
 # Drivers publish an image and then its CameraInfo: once a camera has shown that it
 # pairs stamps, a frame waits this long for the CameraInfo with its own stamp.
-CAMERA_INFO_WAIT_S = 0.05
+CAMERA_INFO_WAIT_S = 0.1
 # Large images keep only the newest sample per subscriber: an image behind a slow
 # reader is worth less than memory and bandwidth.
 LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
