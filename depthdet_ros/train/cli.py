@@ -126,8 +126,10 @@ def add_parser(subparsers):
     _add_common(detector, det_defaults)
     detector.set_defaults(func=run_detector)
 
+    from depthdet_ros.eval import cross_camera
     from depthdet_ros.train import evaluate
     evaluate.add_parser(commands)
+    cross_camera.add_parser(commands)
     train.set_defaults(func=lambda args: train.print_help() or 2)
     return train
 
