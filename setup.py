@@ -36,6 +36,7 @@ setup(
         'console_scripts': [
             'depthdet = depthdet_ros.cli:main',
             'depthdet_node = depthdet_ros.ros.node:main',
+            'depthdet_lifecycle_node = depthdet_ros.ros.lifecycle_node:main',
             'synthetic_camera = depthdet_ros.ros.synthetic_camera:main',
         ],
     },

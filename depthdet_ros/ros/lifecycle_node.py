@@ -1,0 +1,75 @@
+"""depthdet_node as a managed (lifecycle) node, for stacks that bring nodes up in order.
+
+The same work as depthdet_node (DepthDetRunner), step by step:
+configure loads and warms the models; activate creates the publishers, starts the
+worker threads and subscribes; deactivate unsubscribes, stops the threads (no CPU used)
+and removes the publishers; cleanup frees the models. Parameters are declared (and
+validated) at start-up and may be set in any state.
+
+    ros2 lifecycle set /depthdet_node configure
+    ros2 lifecycle set /depthdet_node activate
+"""
+import sys
+
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from depthdet_ros.core.session import ModelLoadError
+from depthdet_ros.ros.node import DepthDetRunner, run
+from depthdet_ros.ros.params import ConfigError
+
+
+class DepthDetLifecycleNode(LifecycleNode):
+    """depthdet_node with configure / activate / deactivate / cleanup transitions."""
+
+    def __init__(self, **kwargs):
+        super().__init__('depthdet_node', **kwargs)
+        self.runner = DepthDetRunner(self)
+
+    def on_configure(self, state):
+        """Load and warm the models; a model that cannot be used fails the transition."""
+        try:
+            self.runner.configure()
+        except (ConfigError, ModelLoadError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Start publishing and subscribing."""
+        self.runner.activate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state):
+        """Stop subscribing and processing; the models stay loaded."""
+        self.runner.deactivate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state):
+        """Free the models."""
+        self.runner.cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Stop everything, from whichever state."""
+        if self.runner.active:
+            self.runner.deactivate()
+        self.runner.cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state):
+        """Back to unconfigured after a failed transition: stop and free everything."""
+        return self.on_shutdown(state)
+
+    def destroy_node(self):
+        """Stop the threads and free the models, then destroy the node."""
+        self.runner.shutdown()
+        super().destroy_node()
+
+
+def main(args=None):
+    """Entry point of depthdet_lifecycle_node."""
+    return run(DepthDetLifecycleNode, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""depthdet_lifecycle_node driven through its transitions over the real ROS services."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from vision_msgs.msg import Detection2DArray
+
+from onnx_fixtures import constant_detector, red_depth, red_for_depth
+from ros_harness import pinhole, Probe, write_params
+
+pytestmark = pytest.mark.ros
+ROW = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+class LifecycleProcess:
+    """depthdet_lifecycle_node in a subprocess, with clients for its lifecycle services."""
+
+    def __init__(self, probe, params, log_path):
+        self.probe = probe
+        self.log_path = log_path
+        self._log = open(log_path, 'w')
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'depthdet_ros.ros.lifecycle_node', '--ros-args',
+             '--params-file', params], stdout=self._log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        self.change = probe.create_client(ChangeState, '/depthdet_node/change_state')
+        self.get = probe.create_client(GetState, '/depthdet_node/get_state')
+
+    def _call(self, client, request, timeout=60.0):
+        assert client.wait_for_service(timeout_sec=timeout), self.output()
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self.probe, future, timeout_sec=timeout)
+        assert future.done(), self.output()
+        return future.result()
+
+    def transition(self, transition_id):
+        """Request a transition; returns whether it succeeded."""
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        return self._call(self.change, request).success
+
+    def state(self):
+        """Return the current primary state id."""
+        return self._call(self.get, GetState.Request()).current_state.id
+
+    def cpu_seconds(self):
+        """Return the CPU time the node process has used so far."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
+    def output(self):
+        self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+def spin_for(probe, seconds, send=None, period=0.05):
+    """Spin the probe for `seconds`, calling `send` every `period`."""
+    deadline = time.monotonic() + seconds
+    next_send = 0.0
+    while time.monotonic() < deadline:
+        if send is not None and time.monotonic() >= next_send:
+            send()
+            next_send = time.monotonic() + period
+        rclpy.spin_once(probe, timeout_sec=0.01)
+
+
+def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
+    detector = tmp_path / 'det.onnx'
+    constant_detector(detector, [ROW], names=('chair', 'bottle'))
+    depth = red_depth(tmp_path / 'depth.onnx')
+    params = write_params(tmp_path / 'params.yaml', detector_model=str(detector),
+                          depth_model=depth, providers='cpu')
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[..., 0] = red_for_depth(2.0)
+    camera = pinhole()
+    probe = Probe({'detections': Detection2DArray})
+    node = LifecycleProcess(probe, params, tmp_path / 'node.log')
+
+    def send():
+        probe.send(image, camera)
+
+    def image_subscribers():
+        return probe.count_subscribers('/image')
+
+    try:
+        assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert probe.get_publishers_info_by_topic('/detections') == []
+
+        assert node.transition(Transition.TRANSITION_CONFIGURE)
+        assert node.state() == State.PRIMARY_STATE_INACTIVE
+        assert 'detector' in node.output()          # models loaded at configure
+        spin_for(probe, 1.0)
+        assert image_subscribers() == 0
+        assert probe.get_publishers_info_by_topic('/detections') == []
+
+        assert node.transition(Transition.TRANSITION_ACTIVATE)
+        assert node.state() == State.PRIMARY_STATE_ACTIVE
+        msg = probe.wait_for('detections', resend=send, timeout=30)
+        assert msg.detections[0].results[0].hypothesis.class_id == 'chair'
+        cpu_before = node.cpu_seconds()
+        spin_for(probe, 3.0, send)
+        active_cpu = node.cpu_seconds() - cpu_before
+
+        assert node.transition(Transition.TRANSITION_DEACTIVATE)
+        assert node.state() == State.PRIMARY_STATE_INACTIVE
+        spin_for(probe, 1.0)
+        assert image_subscribers() == 0
+        assert probe.get_publishers_info_by_topic('/detections') == []
+        received = len(probe.received['detections'])
+        cpu_before = node.cpu_seconds()
+        spin_for(probe, 3.0, send)
+        inactive_cpu = node.cpu_seconds() - cpu_before
+        assert len(probe.received['detections']) == received
+        # Inactive, the same image stream costs the node next to nothing.
+        assert inactive_cpu < 0.25 * active_cpu, (inactive_cpu, active_cpu)
+
+        # cleanup frees the models: the next configure loads the file afresh.
+        assert node.transition(Transition.TRANSITION_CLEANUP)
+        assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
+        replacement = tmp_path / 'det2.onnx'
+        constant_detector(replacement, [ROW], names=('stool', 'bottle'))
+        shutil.move(replacement, detector)
+        assert node.transition(Transition.TRANSITION_CONFIGURE)
+        assert node.transition(Transition.TRANSITION_ACTIVATE)
+        start = len(probe.received['detections'])
+        msg = probe.wait_for('detections', resend=send, start=start, timeout=30)
+        assert msg.detections[0].results[0].hypothesis.class_id == 'stool'
+        assert node.proc.poll() is None
+        assert 'Traceback' not in node.output()
+    finally:
+        probe.destroy_node()
+        node.close()
+
+
+def test_configure_fails_cleanly_on_an_unusable_model(ros, tmp_path):
+    bad = tmp_path / 'garbage.onnx'
+    bad.write_bytes(b'not an onnx model')
+    params = write_params(tmp_path / 'params.yaml', detector_model=str(bad),
+                          depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
+    probe = Probe({})
+    node = LifecycleProcess(probe, params, tmp_path / 'node.log')
+    try:
+        assert not node.transition(Transition.TRANSITION_CONFIGURE)
+        assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert 'configure failed: ' in node.output()
+        assert 'Traceback' not in node.output()
+        assert node.proc.poll() is None
+    finally:
+        probe.destroy_node()
+        node.close()
