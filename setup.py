@@ -22,6 +22,7 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         share('launch', '*.launch.py'),
         share('config', '*.yaml'),
+        share('config', '*.xml'),
         share('models', '*.onnx'),
         share('models', '*.md'),
     ],

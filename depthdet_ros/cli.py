@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     ('eval', 'depthdet_ros.eval.cli'),
     ('replay', 'depthdet_ros.eval.replay'),
     ('bench', 'depthdet_ros.bench.cli'),
+    ('bench-qos', 'depthdet_ros.bench.qos'),
     ('soak', 'depthdet_ros.tools.soak'),
 )
 

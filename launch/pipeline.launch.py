@@ -15,6 +15,7 @@ from launch_ros.actions import LifecycleNode, Node
 
 from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings, NODE_NAME,
                                           PARAMS_FILE_NAME)
+from depthdet_ros.ros.qos import large_data_environment
 
 
 class NodeFailed(RuntimeError):
@@ -42,6 +43,7 @@ def _node(context):
         parameters=[settings.params_file, settings.parameter_overrides()],
         remappings=settings.remappings(),
         output='screen',
+        additional_env=large_data_environment(),
     )
     return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_fail_launch))]
 

@@ -86,10 +86,17 @@ def node_command(settings):
 
 
 def ros_environment():
-    """Return the environment for started nodes: DDS discovery on this machine only."""
+    """Return the environment for started nodes.
+
+    DDS discovery stays on this machine, and Fast DDS gets the large-data profile unless
+    the user names a profile file of their own (README, Large images and QoS).
+    """
+    from depthdet_ros.ros.qos import large_data_environment
+
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('PYTHONUNBUFFERED', '1')
+    env.update(large_data_environment(env))
     return env
 
 
@@ -118,8 +125,7 @@ def run(args):
     try:
         if args.demo > 0:
             ns = '/' + args.namespace.strip('/') if args.namespace else ''
-            # Reliable images: 640x480 rgb8 frames exceed Fast DDS's default 512 KB
-            # shared-memory segment and best-effort fragments get lost (README, QoS).
+            # The camera gets the node's environment, large-data profile included.
             camera = _executable('synthetic_camera') + [
                 '--ros-args', '-p', f'rate:={args.camera_rate}', '-p', 'reliable_images:=true',
                 '-r', f'image:={args.image}', '-r', f'camera_info:={args.camera_info}']
@@ -128,7 +134,7 @@ def run(args):
             processes.append(subprocess.Popen(camera, env=env))
         node = node_command(settings)
         if args.demo > 0:
-            node += ['-p', 'publish_debug_image:=true', '-p', 'input_reliability:=reliable']
+            node += ['-p', 'publish_debug_image:=true']
         processes.append(subprocess.Popen(node, env=env))
         if args.demo > 0:
             from depthdet_ros.ros.monitor import run_monitor
