@@ -160,22 +160,37 @@ def test_launch_arguments_reach_the_node_and_ctrl_c_exits_zero(tmp_path, graph_n
     assert code == 0, _output(log)
 
 
-def test_lifecycle_argument_starts_an_unconfigured_managed_node(tmp_path, graph_node):
-    from lifecycle_msgs.msg import State
-    from lifecycle_msgs.srv import GetState
+def _call(node, service_type, name, request, proc, log, timeout=90.0):
+    """Call a service of the launched node once it is up; its response."""
+    client = node.create_client(service_type, name)
+    deadline = time.monotonic() + timeout
+    while not client.wait_for_service(timeout_sec=0.5):
+        assert proc.poll() is None and time.monotonic() < deadline, _output(log)
+    future = client.call_async(request)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin_until_future_complete(future, timeout_sec=timeout)
+    executor.remove_node(node)
+    assert future.result() is not None, _output(log)
+    return future.result()
 
-    proc, log = _start(tmp_path, 'lifecycle:=true', f'namespace:={NAMESPACE}')
+
+def test_lifecycle_argument_starts_a_managed_node_that_activates(tmp_path, graph_node):
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    proc, log = _start(tmp_path, 'lifecycle:=true', f'namespace:={NAMESPACE}',
+                       'image:=/cam/image_raw', 'camera_info:=/cam/camera_info')
     try:
-        client = graph_node.create_client(GetState, f'{NAMESPACE}/depthdet_node/get_state')
-        deadline = time.monotonic() + 90.0
-        while not client.wait_for_service(timeout_sec=0.5):
-            assert proc.poll() is None and time.monotonic() < deadline, _output(log)
-        future = client.call_async(GetState.Request())
-        executor = SingleThreadedExecutor(context=graph_node.context)
-        executor.add_node(graph_node)
-        executor.spin_until_future_complete(future, timeout_sec=10.0)
-        assert future.result() is not None, _output(log)
-        assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+        prefix = f'{NAMESPACE}/depthdet_node'
+        state = _call(graph_node, GetState, f'{prefix}/get_state', GetState.Request(),
+                      proc, log).current_state
+        assert state.id == State.PRIMARY_STATE_UNCONFIGURED, state
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            request = ChangeState.Request(transition=Transition(id=transition))
+            assert _call(graph_node, ChangeState, f'{prefix}/change_state', request,
+                         proc, log).success, _output(log)
+        _wait_for_subscriptions(graph_node, {'/cam/image_raw', '/cam/camera_info'}, proc, log)
     finally:
         code = _stop(proc, log)
     assert code == 0, _output(log)
