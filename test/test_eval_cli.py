@@ -176,7 +176,7 @@ def test_report_schema_markdown_and_plots(evaluated):
     report, _, folder = evaluated
     assert set(report) == {'schema', 'created', 'command', 'bag', 'topics', 'settings',
                            'frames', 'corrupt_messages', 'depth', 'objects', 'detection',
-                           'alerts', 'latency_ms', 'outputs'}
+                           'alerts', 'tracking', 'latency_ms', 'outputs'}
     assert report['schema'] == 'depthdet-eval/1'
     assert report['command'][:3] == ['depthdet', 'eval', str(folder / 'bag')]
     assert report['bag']['storage'] == 'mcap' and report['bag']['message_count'] == 25
@@ -189,7 +189,7 @@ def test_report_schema_markdown_and_plots(evaluated):
     stats = report['objects']['detected']['robust']['overall']
     assert set(stats) == {'count', 'missing', 'mae_m', 'rmse_m', 'abs_rel', 'bias_m',
                           'over_10pct', 'over_25pct'}
-    for stage in ('decode', 'detector', 'depth', 'fusion', 'total'):
+    for stage in ('decode', 'detector', 'depth', 'fusion', 'tracking', 'total'):
         assert report['latency_ms'][stage]['n'] == 5
         assert set(report['latency_ms'][stage]) == {'n', 'mean', 'p50', 'p90', 'p99'}
     assert report['outputs']['plots'] == ['error_vs_distance.png', 'per_class_error.png',
@@ -198,6 +198,14 @@ def test_report_schema_markdown_and_plots(evaluated):
         assert os.path.getsize(folder / 'report' / name) > 1000
     text = (folder / 'report' / 'report.md').read_text()
     assert '## Dense depth' in text and '| robust * |' in text and 'By distance:' in text
+    # The tracker ran on all 5 frames; 4 have GT (one chair each), scored by motmetrics.
+    tracking = report['tracking']
+    assert set(tracking) == {'frames', 'gt_object_frames', 'matched_samples', 'identity',
+                             'depth', 'jitter', 'time_to_contact', 'alerts'}
+    assert tracking['frames'] == 4 and tracking['identity']['gt_object_frames'] == 4
+    assert tracking['identity']['gt_objects'] == 1
+    assert report['settings']['tracker']['min_hits'] == 3
+    assert '## Tracking' in text
 
 
 def test_output_bag_holds_input_and_outputs(evaluated):

@@ -6,6 +6,7 @@ depthdet_ros.eval.report), report.md, and plots; with --output-bag, a copy of th
 with the detections, alerts and depth maps added. See bag_input for topic detection
 and stamp matching, evaluate for what is measured.
 """
+import dataclasses
 import functools
 import os
 
@@ -23,6 +24,22 @@ def _float_list(text):
     if not values or any(not b > a for a, b in zip(values, values[1:])) or values[0] <= 0:
         raise argparse.ArgumentTypeError('distance bands must be increasing positive metres')
     return values
+
+
+def _tracker_setting(text):
+    import argparse
+    import dataclasses
+    from depthdet_ros.core.tracking import TrackerConfig
+    name, sep, value = text.partition('=')
+    fields = {f.name: f for f in dataclasses.fields(TrackerConfig)}
+    if not sep or name not in fields:
+        raise argparse.ArgumentTypeError(
+            f'expected NAME=VALUE with NAME one of {", ".join(fields)}, got {text!r}')
+    kind = type(fields[name].default)
+    try:
+        return name, kind(float(value)) if kind is int else kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{name} needs a number, got {value!r}') from None
 
 
 def add_parser(subparsers):
@@ -58,6 +75,12 @@ def add_parser(subparsers):
                         help='namespace of the added topics (default depthdet)')
     parser.add_argument('--output-format', choices=('mcap', 'sqlite3'), default='mcap',
                         help='storage of --output-bag (default mcap)')
+    parser.add_argument('--no-tracking', action='store_true',
+                        help='do not run the tracker (core.tracking) or score tracking')
+    parser.add_argument('--tracker', type=_tracker_setting, action='append', default=[],
+                        metavar='NAME=VALUE',
+                        help='tracker setting (core.tracking.TrackerConfig field), repeatable, '
+                             'e.g. --tracker alert_hysteresis=0.2')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -76,6 +99,9 @@ def command_line(args, actions) -> list:
         flag = action.option_strings[-1]
         if action.nargs == 0:
             words.append(flag)
+        elif isinstance(value, list):
+            for name, setting in value:
+                words += [flag, f'{name}={setting}']
         else:
             words += [flag, ','.join(f'{v:g}' for v in value)
                       if isinstance(value, tuple) else str(value)]
@@ -87,6 +113,7 @@ def run(args, actions=()):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
+    from depthdet_ros.core.tracking import Tracker, TrackerConfig
     from depthdet_ros.eval import bag_input, plots, report as report_module
     from depthdet_ros.eval.evaluate import EvalSettings, evaluate_bag, strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
@@ -106,6 +133,12 @@ def run(args, actions=()):
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
     values = pipeline_values(args)
+    tracker = None
+    if not args.no_tracking:
+        try:
+            tracker = Tracker(TrackerConfig(**dict(args.tracker)))
+        except ValueError as exc:
+            raise CliError(f'--tracker: {exc}') from None
     try:
         pipeline = build_pipeline(values)
     except (ModelLoadError, OSError) as exc:
@@ -128,7 +161,7 @@ def run(args, actions=()):
                 raise CliError(str(exc)) from None
         results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
                                       tolerance_ns, values['max_image_pixels'], output_bag,
-                                      progress=not args.no_progress)
+                                      progress=not args.no_progress, tracker=tracker)
     finally:
         pipeline.close()
         if output_bag is not None:
@@ -139,7 +172,8 @@ def run(args, actions=()):
                 'depth_model': values['depth_model'] or 'bundled depth.onnx',
                 'providers': pipeline.providers, 'score_threshold': values['score_threshold'],
                 'iou_threshold': values['iou_threshold'],
-                'stamp_tolerance_ms': args.stamp_tolerance}
+                'stamp_tolerance_ms': args.stamp_tolerance,
+                'tracker': dataclasses.asdict(tracker.config) if tracker else None}
     report = report_module.build_report(results, index, settings, run_info)
     json_path = os.path.join(args.out, 'report.json')
     md_path = os.path.join(args.out, 'report.md')
@@ -153,6 +187,24 @@ def run(args, actions=()):
         f.write(report_module.markdown(report))
     _print_summary(report)
     return 0
+
+
+def _print_tracking(t):
+    identity, jitter, ttc, alerts = t['identity'], t['jitter'], t['time_to_contact'], \
+        t['alerts']
+    print(f'tracking: IDF1 {_fmt(identity["idf1"])}, MOTA {_fmt(identity["mota"])}, '
+          f'ID switches {identity["id_switches"]} '
+          f'({_fmt(identity["id_switches_per_100_object_frames"])} per 100 object-frames)')
+    print(f'  depth jitter (static objects, n {jitter["objects"]}): raw {_fmt(jitter["raw_m"])} '
+          f'm, tracked {_fmt(jitter["tracked_m"])} m, ratio {_fmt(jitter["ratio"])}; '
+          f'depth MAE raw {_fmt(t["depth"]["raw_mae_m"])} m, tracked '
+          f'{_fmt(t["depth"]["tracked_mae_m"])} m')
+    print(f'  time to contact (approaching, n {ttc["samples"]}): median rel. error '
+          f'{_fmt(ttc["median_rel_error"])}; alert transitions raw '
+          f'{alerts["transitions"]["raw"]}, tracked {alerts["transitions"]["tracked"]}, GT '
+          f'{alerts["transitions"]["ground_truth"]}; flickering objects raw '
+          f'{alerts["flickering_objects"]["raw"]}, tracked '
+          f'{alerts["flickering_objects"]["tracked"]}')
 
 
 def _print_summary(report):
@@ -173,6 +225,8 @@ def _print_summary(report):
     if report['detection']:
         d = report['detection']
         print(f'detection: mAP@0.5 {_fmt(d["map50"])}, mAP@0.5:0.95 {_fmt(d["map50_95"])}')
+    if report.get('tracking'):
+        _print_tracking(report['tracking'])
     print(f'report: {report["outputs"]["markdown"]} and {report["outputs"]["json"]}')
 
 

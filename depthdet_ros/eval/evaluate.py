@@ -11,7 +11,9 @@ frames are assembled) and feeds each result to an `Evaluation`, which accumulate
 - COCO mAP over the frames with GT detections (metrics.detection_map) on the
   detections the node publishes, i.e. after its score threshold;
 - proximity-alert tallies for every strategy (proximity);
-- per-stage latency: image decoding, the pipeline's own stages and their total.
+- per-stage latency: image decoding, the pipeline's own stages and their total;
+- with a tracker, tracking scores (eval.tracking) with the tracker run over the
+  frames in bag order on their header stamps, and its time per frame ('tracking').
 """
 import math
 import time
@@ -72,6 +74,7 @@ class EvalResults:
     detection_counts: Dict[str, int]
     alerts: Dict[str, AlertTally]
     latency_ms: Dict[str, List[float]]
+    tracking: Optional[Dict] = None
 
 
 def _resized_to(pred: np.ndarray, shape) -> np.ndarray:
@@ -204,17 +207,23 @@ class Evaluation:
 
 def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,
                  tolerance_ns: int, max_pixels: int, output_bag=None,
-                 progress: bool = True) -> Tuple[EvalResults, BagIndex]:
+                 progress: bool = True, tracker=None) -> Tuple[EvalResults, BagIndex]:
     """Run `pipeline` on every image of the bag and score it (see the module doc).
 
     `output_bag` (an output_bag.OutputBag or None) receives a copy of every input
-    message and the pipeline's outputs of every frame.
+    message and the pipeline's outputs of every frame. `tracker` (core.tracking.Tracker
+    or None) tracks the objects of every frame; its scores need GT detections.
     """
     from tqdm import tqdm
 
     index = index_bag(path, topics, typestore)
     plans = plan_frames(index, tolerance_ns)
     evaluation = Evaluation(settings)
+    tracking = None
+    if tracker is not None and topics.gt_detections:
+        from depthdet_ros.eval.tracking import read_motion, TrackingEvaluation
+        tracking = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
+                                      settings.match_iou, read_motion(path, typestore))
     on_message = output_bag.copy if output_bag is not None else None
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
     for frame in tqdm(frames, total=len(plans), unit='frame', disable=not progress,
@@ -225,10 +234,21 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         t0 = time.perf_counter()
         result = pipeline.process(frame.rgb, frame.camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
+        if tracker is not None:
+            t1 = time.perf_counter()
+            tracked = tracker.update(result.objects, frame.stamp_ns * 1e-9, settings.max_depth,
+                                     settings.class_max_depth)
+            result.timings_ms['tracking'] = (time.perf_counter() - t1) * 1e3
+            total_ms += result.timings_ms['tracking']
+            if tracking is not None and frame.gt_objects is not None:
+                tracking.add(frame.index, frame.stamp_ns, frame.gt_objects, tracked)
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
             output_bag.add_frame(frame, result)
-    return evaluation.results(), index
+    results = evaluation.results()
+    if tracking is not None:
+        results.tracking = tracking.summary()
+    return results, index
 
 
 def strategy_order(configured: str, strategies: Sequence[str] = STRATEGIES) -> Tuple[str, ...]:

@@ -30,6 +30,16 @@ times in milliseconds, shares in [0, 1]):
 - latency_ms: {stage: {n, mean, p50, p90, p99}}; stages: decode, the pipeline's
   (detector_pre, detector, detector_post, depth_pre, depth, depth_post, inference,
   fusion) and total (decode + pipeline)
+- tracking: null with --no-tracking or without GT detections, else (eval.tracking)
+  frames, gt_object_frames, matched_samples; identity {idf1, idp, idr, mota,
+  motp_iou, id_switches, false_positives, misses, gt_object_frames, gt_objects,
+  mostly_tracked, id_switches_per_100_object_frames}; depth {count, raw_mae_m,
+  tracked_mae_m, raw_abs_rel, tracked_abs_rel}; jitter {objects, static_only, raw_m,
+  tracked_m, ratio, per_object}; time_to_contact {samples, objects,
+  median_rel_error, mean_rel_error, no_estimate, approach_speed_m_s,
+  approach_range_m}; alerts {objects_with_alerts, transitions {raw, tracked,
+  time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object}
+- settings.tracker: the TrackerConfig used (null without tracking)
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -97,12 +107,14 @@ def build_report(results, index, settings, run: Dict) -> Dict:
             'score_threshold': run['score_threshold'], 'iou_threshold': run['iou_threshold'],
             'stamp_tolerance_ms': run['stamp_tolerance_ms'], 'match_iou': settings.match_iou,
             'distance_bands_m': list(settings.distance_edges_m),
-            'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY},
+            'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY,
+            'tracker': run.get('tracker')},
         'frames': dict(results.frames.__dict__),
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
                                         'error': c.error} for c in corrupt[:MAX_LISTED]]},
         'depth': None, 'objects': None, 'detection': None, 'alerts': None,
+        'tracking': results.tracking,
         'latency_ms': _latency_summary(results.latency_ms),
         'outputs': {'json': None, 'markdown': None, 'plots': [], 'output_bag': None},
     }
@@ -276,6 +288,8 @@ def markdown(report: Dict) -> str:
                          f'{f["tp"]}/{f["fp"]}/{f["fn"]}/{f["tn"]}'])
         lines += _table(['strategy', 'object P', 'object R', 'tp/fp/fn', 'frame P', 'frame R',
                          'tp/fp/fn/tn'], rows) + ['']
+    if report.get('tracking'):
+        lines += _tracking_lines(report['tracking'])
     lines += ['## Latency (ms, this machine, one frame at a time)', '']
     lines += _table(['stage', 'n', 'mean', 'p50', 'p90', 'p99'],
                     [[stage, str(v['n']), _num(v['mean'], 1), _num(v['p50'], 1),
@@ -288,3 +302,42 @@ def markdown(report: Dict) -> str:
         lines += [f'Output bag with detections, alerts and depth: '
                   f'`{report["outputs"]["output_bag"]}`', '']
     return '\n'.join(lines)
+
+
+def _tracking_lines(t: Dict) -> List[str]:
+    identity, depth, jitter = t['identity'], t['depth'], t['jitter']
+    ttc, alerts = t['time_to_contact'], t['alerts']
+    switches = identity['id_switches_per_100_object_frames']
+    lines = ['## Tracking', '',
+             f'Tracker over {t["frames"]} frames with GT ({t["gt_object_frames"]} GT '
+             f'object-frames, {identity["gt_objects"]} GT objects). Identity on confirmed '
+             'tracks, same class, IoU >= 0.5 (py-motmetrics).', '']
+    lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
+                     'FP', 'misses'],
+                    [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),
+                      _num(identity['mota']), str(identity['id_switches']),
+                      _num(switches, 2), str(identity['false_positives']),
+                      str(identity['misses'])]]) + ['']
+    kind = 'static objects' if jitter['static_only'] else 'all objects (no motion truth)'
+    lines += ['Depth (tracked objects matched to GT): raw against tracked.', '']
+    lines += _table(['', 'raw', 'tracked', 'tracked / raw'],
+                    [['depth MAE m (n ' + str(depth['count']) + ')', _num(depth['raw_mae_m']),
+                      _num(depth['tracked_mae_m']),
+                      _num(depth['tracked_mae_m'] / depth['raw_mae_m'])
+                      if depth['raw_mae_m'] else '-'],
+                     [f'depth jitter m, {kind} (median of {jitter["objects"]})',
+                      _num(jitter['raw_m']), _num(jitter['tracked_m']),
+                      _num(jitter['ratio'])]]) + ['']
+    lines += [f'Time to contact, approaching objects (GT closing speed '
+              f'{ttc.get("approach_speed_m_s", "-")} m/s, range {ttc.get("approach_range_m", "-")}'
+              f' m, confirmed tracks): {ttc["samples"]} samples of {ttc["objects"]} objects, '
+              f'median relative error {_pct(ttc["median_rel_error"])}, mean '
+              f'{_pct(ttc["mean_rel_error"])}, no estimate {ttc["no_estimate"]}.', '']
+    tr = alerts['transitions']
+    lines += [f'Proximity alert transitions (enters + leaves) over {alerts["objects_with_alerts"]}'
+              f' objects: raw {tr["raw"]}, tracked {tr["tracked"]}, ground truth '
+              f'{tr["ground_truth"]} (time-to-contact alert: {tr["time_to_contact"]}); '
+              f'objects flickering (more enters or leaves than their GT, at least one allowed): '
+              f'raw {alerts["flickering_objects"]["raw"]}, tracked '
+              f'{alerts["flickering_objects"]["tracked"]}.', '']
+    return lines

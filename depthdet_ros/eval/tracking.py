@@ -1,0 +1,295 @@
+"""Tracking scores of a bag: identities, depth jitter, time to contact, alert flicker.
+
+`evaluate_bag` runs core.tracking.Tracker over the frames in bag order with their
+header stamps; `TrackingEvaluation` scores each frame's tracked objects against the
+ground truth (instance ids in the GT Detection ids) and, when the bag has them, the
+motion truth topics of `depthdet synth bag --moving` (nav_msgs/Odometry per object:
+optical-frame velocity, and world velocity to tell static objects from moving ones).
+
+- Identity (py-motmetrics): confirmed tracks against GT instances, matched at IoU >=
+  MOT_IOU with the same class; IDF1, MOTA, ID switches, and ID switches per 100
+  frames per object present (switches / GT object-frames x 100).
+- Samples: every tracked object (confirmed or not) matched to a GT object (greedy,
+  same class, IoU >= match_iou) gives raw and tracked depth against the GT depth.
+- Depth jitter of static objects (world speed 0 in every frame; all objects when
+  the bag has no motion truth): per object, the RMS over consecutive frames of the
+  change of its depth error (estimate - GT), which removes the true change as the
+  camera moves; raw against tracked, median over objects with >= MIN_JITTER_STEPS.
+- Time to contact of approaching objects (GT closing speed APPROACH_SPEED_M_S, range
+  APPROACH_RANGE_M, confirmed tracks): relative error |TTC - GT| / GT, with the GT
+  TTC = range to the GT surface (|centre| x GT depth / centre z) over the GT closing
+  speed (-centre . velocity / |centre|); an estimate of no contact (infinite) or
+  unknown counts as an error of 1 (100 %).
+- Alert transitions per object over its matched frames: enters and leaves of the
+  raw proximity alert, of the tracked 'proximity' rule, and of the GT (GT depth
+  below the threshold); an object flickers when its alert enters or leaves more often
+  than its GT does (at least once allowed: at most one enter and one leave per pass).
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT
+from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
+from depthdet_ros.eval.proximity import alert_limit
+
+ODOMETRY = 'nav_msgs/msg/Odometry'
+MOT_IOU = 0.5
+MIN_JITTER_STEPS = 5
+APPROACH_SPEED_M_S = (0.3, 2.0)
+APPROACH_RANGE_M = (1.0, 5.0)
+STATIC_SPEED_M_S = 1e-6
+
+
+@dataclass(frozen=True)
+class MotionTruth:
+    """Velocities of one object at one stamp (optical frame; world speed if known)."""
+
+    velocity: np.ndarray
+    world_speed: Optional[float]
+
+
+def motion_topics(topic_types: Dict[str, str]) -> Tuple[Optional[str], Optional[str]]:
+    """(optical, world) Odometry topics of a bag, by name ('world' in it: the world one)."""
+    odometry = sorted(t for t, m in topic_types.items() if m == ODOMETRY and 'motion' in t)
+    world = [t for t in odometry if 'world' in t]
+    optical = [t for t in odometry if 'world' not in t]
+    return (optical[0] if optical else None), (world[0] if world else None)
+
+
+def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:
+    """Motion truth of a bag: {header stamp ns: {instance id: MotionTruth}} ({} if none)."""
+    from depthdet_ros.eval.bag_input import open_reader, stamp_ns
+    reader = open_reader(path)
+    try:
+        optical, world = motion_topics({c.topic: c.msgtype for c in reader.connections})
+        if optical is None:
+            return {}
+        velocities: Dict[int, Dict[str, np.ndarray]] = {}
+        speeds: Dict[int, Dict[str, float]] = {}
+        connections = [c for c in reader.connections if c.topic in (optical, world)]
+        for connection, _, raw in reader.messages(connections=connections):
+            try:
+                msg = typestore.deserialize_cdr(raw, ODOMETRY)
+            except Exception:  # corrupt motion truth: that object-frame goes unscored
+                continue
+            v = msg.twist.twist.linear
+            if connection.topic == optical:
+                velocities.setdefault(stamp_ns(msg), {})[msg.child_frame_id] = \
+                    np.array([v.x, v.y, v.z], dtype=np.float64)
+            else:
+                speeds.setdefault(stamp_ns(msg), {})[msg.child_frame_id] = \
+                    float(np.linalg.norm([v.x, v.y, v.z]))
+    finally:
+        reader.close()
+    return {stamp: {key: MotionTruth(v, speeds.get(stamp, {}).get(key))
+                    for key, v in objects.items()}
+            for stamp, objects in velocities.items()}
+
+
+@dataclass
+class TrackSample:
+    """A tracked object matched to a GT object in one frame."""
+
+    frame: int
+    instance: str
+    gt_depth: float
+    raw_depth: float
+    tracked_depth: float
+    raw_alert: bool
+    tracked_proximity: bool
+    tracked_ttc_alert: bool
+    gt_alert: bool
+    confirmed: bool
+    time_to_contact: float
+    gt_time_to_contact: Optional[float]  # None: not an approaching object
+    static: Optional[bool]  # None: no motion truth
+
+
+def gt_time_to_contact(center, gt_depth, velocity) -> Tuple[float, float, float]:
+    """(range to the GT surface, closing speed, TTC) from the GT centre and velocity."""
+    c = np.array([center.x, center.y, center.z], dtype=np.float64)
+    distance = float(np.linalg.norm(c))
+    closing = float(-(c @ velocity) / distance)
+    surface = distance * gt_depth / c[2] if math.isfinite(gt_depth) and c[2] > 0 else distance
+    return surface, closing, (surface / closing if closing > 0 else math.inf)
+
+
+@dataclass
+class TrackingEvaluation:
+    """Accumulates tracking scores frame by frame (see the module doc)."""
+
+    max_depth: float
+    class_max_depth: Dict[str, float] = field(default_factory=dict)
+    match_iou: float = 0.5
+    motion: Dict[int, Dict[str, MotionTruth]] = field(default_factory=dict)
+    samples: List[TrackSample] = field(default_factory=list)
+
+    def __post_init__(self):
+        import motmetrics
+        self._mot = motmetrics.MOTAccumulator(auto_id=True)
+        self._gt_object_frames = 0
+        self._frames = 0
+        self._world_speed: Dict[str, float] = {}
+
+    def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked) -> None:
+        """Score one frame: its GT objects (eval.ground_truth) and Tracker output."""
+        self._frames += 1
+        self._gt_object_frames += len(gt_objects)
+        confirmed = [t for t in tracked if t.confirmed]
+        gt_boxes = boxes_xyxy([g.box for g in gt_objects])
+        iou = iou_matrix(boxes_xyxy([t.detection.box for t in confirmed]), gt_boxes)
+        same = np.array([[t.detection.class_name == g.class_name for g in gt_objects]
+                         for t in confirmed], dtype=bool).reshape(iou.shape)
+        distance = np.where(same & (iou >= MOT_IOU), 1.0 - iou, np.nan)
+        self._mot.update([g.instance_id for g in gt_objects], [t.track_id for t in confirmed],
+                         distance.T)
+        motion = self.motion.get(stamp_ns, {})
+        pairs = match_boxes(boxes_xyxy([t.detection.box for t in tracked]),
+                            [t.detection.class_name for t in tracked],
+                            [t.detection.score for t in tracked], gt_boxes,
+                            [g.class_name for g in gt_objects], self.match_iou)
+        for p, g in pairs:
+            self.samples.append(self._sample(frame_index, tracked[p], gt_objects[g], motion))
+
+    def _sample(self, frame_index, tracked, gt, motion) -> TrackSample:
+        truth = motion.get(gt.instance_id)
+        ttc_truth = static = None
+        if truth is not None:
+            if truth.world_speed is not None:
+                static = truth.world_speed <= STATIC_SPEED_M_S
+            if gt.center is not None:
+                distance, closing, ttc = gt_time_to_contact(gt.center, gt.depth, truth.velocity)
+                if APPROACH_SPEED_M_S[0] <= closing <= APPROACH_SPEED_M_S[1] and \
+                        APPROACH_RANGE_M[0] <= distance <= APPROACH_RANGE_M[1]:
+                    ttc_truth = ttc
+        limit = alert_limit(gt.class_name, self.max_depth, self.class_max_depth)
+        return TrackSample(
+            frame=frame_index, instance=gt.instance_id, gt_depth=gt.depth,
+            raw_depth=tracked.raw.depth.depth, tracked_depth=tracked.depth,
+            raw_alert=bool(tracked.raw.alert), tracked_proximity=PROXIMITY in tracked.alert_rules,
+            tracked_ttc_alert=TIME_TO_CONTACT in tracked.alert_rules,
+            gt_alert=bool(gt.depth < limit), confirmed=tracked.confirmed,
+            time_to_contact=tracked.time_to_contact, gt_time_to_contact=ttc_truth, static=static)
+
+    # ---- summary -------------------------------------------------------------------
+
+    def summary(self) -> Dict:
+        """Return the tracking section of the report (schema in eval.report)."""
+        by_object: Dict[str, List[TrackSample]] = {}
+        for s in self.samples:
+            by_object.setdefault(s.instance, []).append(s)
+        return {'frames': self._frames, 'gt_object_frames': self._gt_object_frames,
+                'matched_samples': len(self.samples), 'identity': self._identity(),
+                'depth': self._depth(), 'jitter': self._jitter(by_object),
+                'time_to_contact': self._ttc(), 'alerts': self._alerts(by_object)}
+
+    def _identity(self) -> Dict:
+        import motmetrics
+        names = ['idf1', 'idp', 'idr', 'mota', 'motp', 'num_switches', 'num_false_positives',
+                 'num_misses', 'num_objects', 'num_unique_objects', 'mostly_tracked']
+        computed = motmetrics.metrics.create().compute(self._mot, metrics=names, name='bag')
+        row = {k: computed[k].iloc[0] for k in names}
+        switches = int(row['num_switches'])
+        objects = int(row['num_objects'])
+        return {'idf1': float(row['idf1']), 'idp': float(row['idp']), 'idr': float(row['idr']),
+                'mota': float(row['mota']), 'motp_iou': 1.0 - float(row['motp'])
+                if objects else None, 'id_switches': switches,
+                'false_positives': int(row['num_false_positives']),
+                'misses': int(row['num_misses']), 'gt_object_frames': objects,
+                'gt_objects': int(row['num_unique_objects']),
+                'mostly_tracked': int(row['mostly_tracked']),
+                'id_switches_per_100_object_frames':
+                    100.0 * switches / objects if objects else None}
+
+    def _depth(self) -> Dict:
+        pairs = [(s.raw_depth, s.tracked_depth, s.gt_depth) for s in self.samples
+                 if all(math.isfinite(v) for v in (s.raw_depth, s.tracked_depth, s.gt_depth))]
+        if not pairs:
+            return {'count': 0, 'raw_mae_m': None, 'tracked_mae_m': None}
+        raw, tracked, gt = np.array(pairs).T
+        return {'count': len(pairs), 'raw_mae_m': float(np.mean(np.abs(raw - gt))),
+                'tracked_mae_m': float(np.mean(np.abs(tracked - gt))),
+                'raw_abs_rel': float(np.mean(np.abs(raw - gt) / gt)),
+                'tracked_abs_rel': float(np.mean(np.abs(tracked - gt) / gt))}
+
+    def _jitter(self, by_object) -> Dict:
+        per_object = {}
+        for instance, samples in by_object.items():
+            if any(s.static is False for s in samples):
+                continue
+            steps = []
+            for a, b in zip(samples, samples[1:]):
+                values = (a.raw_depth, a.tracked_depth, a.gt_depth, b.raw_depth,
+                          b.tracked_depth, b.gt_depth)
+                if b.frame == a.frame + 1 and all(math.isfinite(v) for v in values):
+                    steps.append(((b.raw_depth - b.gt_depth) - (a.raw_depth - a.gt_depth),
+                                  (b.tracked_depth - b.gt_depth)
+                                  - (a.tracked_depth - a.gt_depth)))
+            if len(steps) >= MIN_JITTER_STEPS:
+                raw, tracked = np.sqrt(np.mean(np.square(steps), axis=0))
+                per_object[instance] = (float(raw), float(tracked), len(steps))
+        has_motion = any(s.static is not None for s in self.samples)
+        if not per_object:
+            return {'objects': 0, 'static_only': has_motion, 'raw_m': None, 'tracked_m': None,
+                    'ratio': None, 'per_object': {}}
+        raw = np.array([v[0] for v in per_object.values()])
+        tracked = np.array([v[1] for v in per_object.values()])
+        ratios = tracked[raw > 0] / raw[raw > 0]
+        return {'objects': len(per_object), 'static_only': has_motion,
+                'raw_m': float(np.median(raw)), 'tracked_m': float(np.median(tracked)),
+                'ratio': float(np.median(ratios)) if ratios.size else None,
+                'per_object': {k: {'raw_m': v[0], 'tracked_m': v[1], 'steps': v[2]}
+                               for k, v in sorted(per_object.items())}}
+
+    def _ttc(self) -> Dict:
+        approaching = [s for s in self.samples if s.gt_time_to_contact is not None
+                       and s.confirmed]
+        if not approaching:
+            return {'samples': 0, 'objects': 0, 'median_rel_error': None,
+                    'mean_rel_error': None, 'no_estimate': 0}
+        errors, missing = [], 0
+        for s in approaching:
+            if math.isfinite(s.time_to_contact):
+                errors.append(min(abs(s.time_to_contact - s.gt_time_to_contact)
+                                  / s.gt_time_to_contact, 1.0))
+            else:
+                errors.append(1.0)
+                missing += 1
+        return {'samples': len(approaching), 'objects': len({s.instance for s in approaching}),
+                'median_rel_error': float(np.median(errors)),
+                'mean_rel_error': float(np.mean(errors)), 'no_estimate': missing,
+                'approach_speed_m_s': list(APPROACH_SPEED_M_S),
+                'approach_range_m': list(APPROACH_RANGE_M)}
+
+    def _alerts(self, by_object) -> Dict:
+        def transitions(states):
+            pairs = list(zip([False] + states, states))
+            return sum(not a and b for a, b in pairs), sum(a and not b for a, b in pairs)
+
+        rows = {}
+        for instance, samples in by_object.items():
+            counts = {name: transitions([getattr(s, attr) for s in samples])
+                      for name, attr in (('raw', 'raw_alert'), ('tracked', 'tracked_proximity'),
+                                         ('time_to_contact', 'tracked_ttc_alert'),
+                                         ('ground_truth', 'gt_alert'))}
+            if any(sum(c) for c in counts.values()):
+                rows[instance] = counts
+        gt = {k: v['ground_truth'] for k, v in rows.items()}
+
+        def flickering(name):
+            return sum(1 for k, v in rows.items()
+                       if v[name][0] > max(gt[k][0], 1) or v[name][1] > max(gt[k][1], 1))
+
+        def total(name):
+            return sum(sum(v[name]) for v in rows.values())
+
+        return {'objects_with_alerts': len(rows),
+                'transitions': {name: total(name) for name in
+                                ('raw', 'tracked', 'time_to_contact', 'ground_truth')},
+                'flickering_objects': {'raw': flickering('raw'),
+                                       'tracked': flickering('tracked')},
+                'per_object': {k: {name: {'enters': c[0], 'leaves': c[1]}
+                                   for name, c in v.items()} for k, v in sorted(rows.items())}}

@@ -1,0 +1,102 @@
+"""Tracking scores (eval.tracking) on hand-made tracked streams with hand-computed figures."""
+import math
+
+import numpy as np
+import pytest
+
+from depthdet_ros.core.tracking import PROXIMITY, TrackedObject
+from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
+from depthdet_ros.eval.ground_truth import DEPTH_FROM_BOX3D, GroundTruthObject
+from depthdet_ros.eval.tracking import motion_topics, MotionTruth, TrackingEvaluation
+
+WALKER_BOX = (100, 100, 160, 260)
+CHAIR_BOX = (300, 100, 360, 200)
+STAMP0, PERIOD = 1_700_000_000_000_000_000, 100_000_000
+# The walker: centre 4.0 m ahead closing at 1 m/s; its surface 0.15 m nearer.
+WALKER_Z = [4.0 - 0.1 * k for k in range(6)]
+# The chair, static: GT surface depth, raw estimates +-0.1 m about it, tracked +0.05/0.
+CHAIR_GT = [1.05, 0.98, 0.97, 0.96, 1.08, 1.10]
+CHAIR_RAW = [g + 0.1 * (-1) ** k for k, g in enumerate(CHAIR_GT)]  # 1.15 0.88 1.07 0.86 ...
+CHAIR_TRACKED = [g + (0.05 if k % 2 == 0 else 0.0) for k, g in enumerate(CHAIR_GT)]
+CHAIR_PROXIMITY = [False, True, True, True, False, False]  # hysteresis held it
+WALKER_TTC = [1.1 * (z - 0.15) for z in WALKER_Z[:5]] + [math.inf]
+
+
+def tracked(track_id, box, class_name, raw_depth, depth, ttc=math.inf, rules=()):
+    raw = ObjectEstimate(Detection2D(Box(*box), 0.9, 0, class_name),
+                         ObjectDepth(raw_depth, 0.05, 1.0), None, None, None, raw_depth < 1.0)
+    return TrackedObject(track_id, True, 5, raw, Box(*box), depth, None, None, None, None,
+                         depth, 0.0, ttc, rules)
+
+
+def gt(instance, box, class_name, centre_z, depth):
+    return GroundTruthObject(class_name, Box(*box), instance, Point3D(0.0, 0.0, centre_z), None,
+                             depth, DEPTH_FROM_BOX3D, None)
+
+
+@pytest.fixture(scope='module')
+def summary():
+    motion = {STAMP0 + k * PERIOD: {'7': MotionTruth(np.array([0.0, 0.0, -1.0]), 1.0),
+                                    '8': MotionTruth(np.zeros(3), 0.0)} for k in range(6)}
+    evaluation = TrackingEvaluation(max_depth=1.0, motion=motion)
+    for k in range(6):
+        surface = WALKER_Z[k] - 0.15
+        gts = [gt('7', WALKER_BOX, 'person', WALKER_Z[k], surface),
+               gt('8', CHAIR_BOX, 'chair', CHAIR_GT[k] + 0.2, CHAIR_GT[k])]
+        # The walker's track changes ID after frame 2 (one ID switch).
+        outputs = [tracked(2 if k < 3 else 3, WALKER_BOX, 'person', surface + 0.2,
+                           surface + 0.1, WALKER_TTC[k]),
+                   tracked(1, CHAIR_BOX, 'chair', CHAIR_RAW[k], CHAIR_TRACKED[k],
+                           rules=(PROXIMITY,) if CHAIR_PROXIMITY[k] else ())]
+        evaluation.add(k, STAMP0 + k * PERIOD, gts, outputs)
+    return evaluation.summary()
+
+
+def test_identity_scores(summary):
+    identity = summary['identity']
+    assert identity['id_switches'] == 1 and identity['gt_object_frames'] == 12
+    # IDTP 3 (walker: best single ID) + 6 (chair) = 9; IDFN 3; IDFP 3: 18 / 24.
+    assert identity['idf1'] == pytest.approx(0.75)
+    assert identity['mota'] == pytest.approx(1 - 1 / 12)
+    assert identity['id_switches_per_100_object_frames'] == pytest.approx(100 / 12)
+
+
+def test_depth_error_and_jitter_of_the_static_object(summary):
+    depth = summary['depth']
+    # |raw - GT|: chair 0.1 x 6, walker 0.2 x 6; tracked: chair 0.05 x 3, walker 0.1 x 6.
+    assert depth['raw_mae_m'] == pytest.approx(1.8 / 12)
+    assert depth['tracked_mae_m'] == pytest.approx(0.75 / 12)
+    jitter = summary['jitter']
+    # Only the chair is static: error steps raw +-0.2, tracked +-0.05 (5 steps).
+    assert jitter['objects'] == 1 and jitter['static_only']
+    assert jitter['raw_m'] == pytest.approx(0.2) and jitter['tracked_m'] == pytest.approx(0.05)
+    assert jitter['ratio'] == pytest.approx(0.25)
+
+
+def test_time_to_contact_error(summary):
+    ttc = summary['time_to_contact']
+    # GT: surface range / 1 m/s; estimates 10 % long, the last one none (counts 100 %).
+    assert ttc['samples'] == 6 and ttc['objects'] == 1 and ttc['no_estimate'] == 1
+    assert ttc['median_rel_error'] == pytest.approx(0.1)
+    assert ttc['mean_rel_error'] == pytest.approx((5 * 0.1 + 1.0) / 6)
+
+
+def test_alert_transitions_and_flicker(summary):
+    alerts = summary['alerts']
+    chair = alerts['per_object']['8']
+    assert chair['raw'] == {'enters': 2, 'leaves': 2}
+    assert chair['tracked'] == {'enters': 1, 'leaves': 1}
+    assert chair['ground_truth'] == {'enters': 1, 'leaves': 1}
+    assert alerts['objects_with_alerts'] == 1
+    assert alerts['transitions'] == {'raw': 4, 'tracked': 2, 'time_to_contact': 0,
+                                     'ground_truth': 2}
+    assert alerts['flickering_objects'] == {'raw': 1, 'tracked': 0}
+
+
+def test_motion_topics_are_found_by_type_and_name():
+    types = {'/ground_truth/object_motion': 'nav_msgs/msg/Odometry',
+             '/ground_truth/object_motion_world': 'nav_msgs/msg/Odometry',
+             '/odom': 'nav_msgs/msg/Odometry', '/camera/image': 'sensor_msgs/msg/Image'}
+    assert motion_topics(types) == ('/ground_truth/object_motion',
+                                    '/ground_truth/object_motion_world')
+    assert motion_topics({'/odom': 'nav_msgs/msg/Odometry'}) == (None, None)
