@@ -2,13 +2,14 @@
 
 Compressed topic naming, CameraInfo matched by stamp, NaN for unknown positions,
 debug_image advertised only when enabled, diagnostics under sim time without /clock,
-parameter ranges in the descriptors.
+parameter ranges in the descriptors, alerts that never wait behind large images.
 """
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -17,15 +18,17 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.ros import convert
+from depthdet_ros.ros.node import DepthDetNode
 from depthdet_ros.ros.params import BY_NAME, check_value, ConfigError
 from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth, sqrt_depth
 from ros_harness import NodeProcess, pinhole, Probe, write_params
@@ -289,3 +292,52 @@ def test_diagnostics_run_under_sim_time_without_clock(models, ros, tmp_path):
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
+
+
+class GatedPublisher:
+    """Stands in for the depth publisher: publish() blocks until the gate opens."""
+
+    def __init__(self, publisher):
+        self.publisher = publisher
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def publish(self, msg):
+        self.entered.set()
+        self.gate.wait(timeout=60)
+        self.publisher.publish(msg)
+
+
+def test_a_stuck_large_image_never_holds_back_the_alerts(models, ros):
+    """A depth publish that does not return (a slow reader) must not stop proximity_alert."""
+    overrides = [Parameter('detector_model', value=models['detector']),
+                 Parameter('depth_model', value=models['red_depth']),
+                 Parameter('providers', value='cpu'),
+                 Parameter('input_reliability', value='reliable')]
+    node = DepthDetNode(parameter_overrides=overrides)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    gated = GatedPublisher(node.runner._publishers['depth'])
+    node.runner._publishers['depth'] = gated
+    probe = Probe({'proximity_alert': Detection3DArray, 'depth': Image}, input_qos=RELIABLE)
+    image, camera = uniform_scene(), pinhole()
+    try:
+        probe.wait_for('proximity_alert', lambda m: m.header.stamp.sec == 1,
+                       resend=lambda: probe.send(image, camera, stamp=(1, 0)), timeout=30)
+        assert gated.entered.wait(timeout=10)      # frame 1's depth is stuck in publish
+        for sec in (2, 3, 4):
+            probe.wait_for('proximity_alert', lambda m: m.header.stamp.sec == sec,
+                           resend=lambda: probe.send(image, camera, stamp=(sec, 0)),
+                           timeout=10)
+        assert probe.received['depth'] == []
+        gated.gate.set()
+        # Released, the depth thread goes on with the newest frame it was handed.
+        probe.wait_for('depth', lambda m: m.header.stamp.sec == 4,
+                       resend=lambda: probe.send(image, camera, stamp=(4, 0)), timeout=10)
+    finally:
+        gated.gate.set()
+        probe.destroy_node()
+        executor.shutdown()
+        node.destroy_node()
