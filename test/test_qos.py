@@ -40,6 +40,46 @@ def test_duplicate_filter_passes_each_message_once():
                 True, False, True, False]
 
 
+@pytest.mark.ros
+def test_a_frame_passed_on_by_a_retired_subscription_is_not_passed_again():
+    # A reliable camera appears while `auto` holds both kinds: the best-effort
+    # subscription retires, and the reliable one, which may lag, must not repeat a frame
+    # the best-effort one already passed on.
+    from sensor_msgs.msg import Image
+    from depthdet_ros.ros import qos
+
+    rclpy.init()
+    node = rclpy.create_node('qos_retire_test')
+    received = []
+    try:
+        follower = qos.subscribe_input(node, Image, 'retire_test', received.append, 'auto')
+        assert follower.reliabilities == {RELIABLE, BEST_EFFORT}
+        node.create_publisher(Image, 'retire_test', 10)  # reliable
+        by_policy = {s.qos_profile.reliability: s for s in node.subscriptions
+                     if s.topic_name == follower.topic_name}
+
+        def frame(sec):
+            msg = Image()
+            msg.header.stamp.sec = sec
+            return msg
+        by_policy[BEST_EFFORT].callback(frame(1))
+        by_policy[RELIABLE].callback(frame(1))
+        follower._follow()  # what its graph timer runs: sees the reliable publisher
+        time.sleep(qos.RETIRE_AFTER_S + qos.RETIRE_SETTLE_S)
+        by_policy[BEST_EFFORT].callback(frame(2))
+        follower._follow()
+        assert follower.reliabilities == {RELIABLE}
+        by_policy[BEST_EFFORT].callback(frame(3))   # taken before it was destroyed: dropped
+        by_policy[RELIABLE].callback(frame(2))      # the reliable copy, later
+        by_policy[RELIABLE].callback(frame(3))
+        assert [m.header.stamp.sec for m in received] == [1, 2, 3]
+        follower.destroy()
+        assert not [s for s in node.subscriptions if s.topic_name == follower.topic_name]
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def test_auto_is_the_default():
     assert BY_NAME['input_reliability'].default == 'auto'
 

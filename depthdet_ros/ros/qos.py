@@ -75,7 +75,7 @@ class DuplicateFilter:
     repeated keys (a camera that never sets stamps) are therefore still all passed.
     """
 
-    def __init__(self, window=4 * INPUT_DEPTH):
+    def __init__(self, window=256):
         self._counts = collections.defaultdict(collections.Counter)  # source -> key counts
         self._order = collections.deque()                           # (source, key), oldest first
         self._window = window
@@ -118,6 +118,7 @@ class InputSubscription:
         self._created = {}         # ReliabilityPolicy -> monotonic time
         self._unwanted_since = {}  # ReliabilityPolicy -> monotonic time
         self._duplicates = DuplicateFilter()
+        self._filter_until = 0.0   # monotonic time; filter duplicates until then
         self._followed = None
         self._timer = None
         if reliability != 'auto':
@@ -142,6 +143,8 @@ class InputSubscription:
             self._remove(policy)
 
     def _add(self, policy, follow=True):
+        if self._subscriptions and time.monotonic() >= self._filter_until:
+            self._duplicates.clear()  # a new overlap: nothing from the last one counts
         # In `auto`, a publisher the new subscription cannot match is expected: re-read
         # the graph instead of rclpy's default warning. A fixed choice keeps the warning.
         events = (SubscriptionEventCallbacks(incompatible_qos=lambda _: self._follow(False))
@@ -155,15 +158,18 @@ class InputSubscription:
         self._node.destroy_subscription(self._subscriptions.pop(policy))
         self._created.pop(policy, None)
         self._unwanted_since.pop(policy, None)
-        if len(self._subscriptions) <= 1:
-            self._duplicates.clear()
+        # The one left may still deliver frames the removed one passed on first.
+        self._filter_until = time.monotonic() + RETIRE_AFTER_S
 
     def _deliver(self, policy, msg):
         if policy not in self._subscriptions:
             return
-        if len(self._subscriptions) > 1 and not self._duplicates.is_new(
-                policy, message_key(msg)):
-            return
+        if len(self._subscriptions) > 1 or time.monotonic() < self._filter_until:
+            if not self._duplicates.is_new(policy, message_key(msg)):
+                return
+        elif self._filter_until:
+            self._duplicates.clear()
+            self._filter_until = 0.0
         self._callback(msg)
 
     def _follow(self, retire=True):
