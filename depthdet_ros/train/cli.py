@@ -54,6 +54,10 @@ def _add_common(parser, defaults: TrainOptions):
                      help='data-loading worker processes (0: in the training process)')
     run.add_argument('--checkpoint-every', type=int, default=defaults.checkpoint_every,
                      metavar='STEPS', help='also save last.pt every STEPS batches')
+    run.add_argument('--init-from', default=defaults.init_from, metavar='ONNX',
+                     help='start from the weights of an ONNX file exported from the same '
+                          'architecture (e.g. a bundled model) and fine-tune with BatchNorm '
+                          'statistics frozen')
     run.add_argument('--resume', action='store_true',
                      help='continue the run in --out from its last.pt')
     run.add_argument('--no-channels-last', dest='channels_last', action='store_false',

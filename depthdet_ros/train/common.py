@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from depthdet_ros.nets.onnx_weights import freeze_batchnorm, load_onnx_weights
 from depthdet_ros.train.options import TrainOptions
 
 LAST_CHECKPOINT = 'last.pt'
@@ -345,6 +346,15 @@ class _EpochBatches(torch.utils.data.Dataset):
         return self.task.make_batch(self.epoch, positions, self.order)
 
 
+def init_weights(model: torch.nn.Module, options: TrainOptions, input_hw, log) -> bool:
+    """Load options.init_from into the model when given; returns whether it did."""
+    if not options.init_from:
+        return False
+    diff = load_onnx_weights(model, options.init_from, input_hw)
+    log(f'started from {options.init_from} (PyTorch vs onnxruntime max |diff| {diff:.2g})')
+    return True
+
+
 def _export_copy(model: torch.nn.Module) -> torch.nn.Module:
     """Copy a model to the CPU in contiguous layout for export; training goes on as is."""
     return copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
@@ -390,6 +400,8 @@ def fit(task: TrainTask, options: TrainOptions, options_plain: Dict[str, Any],
         bar = progress_bar(per_epoch, progress.step, f'epoch {epoch + 1}/{options.epochs}')
         for batch in loader:
             task.model.train()
+            if options.init_from:
+                freeze_batchnorm(task.model)
             parts = task.train_step(batch)
             scheduler.step()
             if task.ema is not None:

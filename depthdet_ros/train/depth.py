@@ -126,8 +126,10 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
     device = common.select_device(options.device)
     common.seed_everything(options.seed, options.threads)
     layout = common.memory_format(options)
-    model = build_model(options.arch, **options.arch_kwargs).to(device, memory_format=layout)
-    bias = init_head_bias(model, train, options.max_depth)
+    model = build_model(options.arch, **options.arch_kwargs)
+    bias = None if common.init_weights(model, options, options.input_size, log) else \
+        init_head_bias(model, train, options.max_depth)
+    model.to(device, memory_format=layout)
     config = checkpoint_config(options.arch, options.arch_kwargs,
                                input_size=options.input_size)
     if options.canonical_focal:
@@ -169,6 +171,6 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
         plot_keys=(('train_loss',), ('val_rel', 'val_log10'), ('val_rmse',),
                    ('val_delta1', 'val_delta2', 'val_delta3')))
     log(f'training {options.arch} {json.dumps(options.arch_kwargs)} on {len(train)} frames '
-        f'({len(val)} validation) on {device}, {torch.get_num_threads()} threads; '
-        f'head bias {bias:.2f} m')
+        f'({len(val)} validation) on {device}, {torch.get_num_threads()} threads' +
+        (f'; head bias {bias:.2f} m' if bias is not None else ''))
     return common.fit(task, options, options_plain, log)

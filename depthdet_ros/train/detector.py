@@ -96,7 +96,8 @@ def train_detector(options: DetectorTrainOptions, train: BoxFrames, val: BoxFram
                                      ('width_multiple', options.width_multiple))
                    if v is not None}
     model = build_model(options.arch, len(names), **arch_kwargs)
-    model.detect.initialize_biases(options.image_size)
+    if not common.init_weights(model, options, (options.image_size, options.image_size), log):
+        model.detect.initialize_biases(options.image_size)
     layout = common.memory_format(options)
     model.to(device, memory_format=layout)
     config = checkpoint_config(options.arch, arch_kwargs, names=names,

@@ -26,6 +26,7 @@ class TrainOptions:
     max_train_frames: int = 0         # 0: all
     max_val_frames: int = 0
     channels_last: bool = True        # NHWC convolutions: ~1.2-1.6x faster on CPU
+    init_from: str = ''               # ONNX file to start from (fine-tuning; BatchNorm frozen)
     resume: bool = False
     export: bool = True
 
