@@ -243,3 +243,19 @@ def test_invalid_configuration_names_the_setting():
         TrackerConfig(alert_hysteresis=-0.1).validate()
     with pytest.raises(ValueError, match='max_age'):
         TrackerConfig(max_age=float('nan')).validate()
+
+
+def test_time_to_contact_from_box_expansion_needs_no_depth():
+    tracker = Tracker(TrackerConfig(ttc_source='expansion', alert_time_to_contact=2.0))
+    for k in range(40):
+        t = k / RATE
+        z = 5.05 - t  # 1 m/s at the camera; a 0.5 x 1.0 m object at f = 500 px
+        half_w, half_h = 0.5 * 500 * 0.5 / z, 0.5 * 500 * 1.0 / z
+        box = (320 - half_w, 240 - half_h, 320 + half_w, 240 + half_h)
+        out, = tracker.update([unranged(box)], t, 1.0)
+    # The inverse box size falls linearly, as the filter models: z / 1 m/s at the end.
+    assert out.position is None and math.isnan(out.closing_speed)
+    assert out.time_to_contact == pytest.approx(1.15, rel=0.02)
+    assert out.alert_rules == (TIME_TO_CONTACT,)
+    with pytest.raises(ValueError, match='ttc_source'):
+        TrackerConfig(ttc_source='guess').validate()

@@ -4,7 +4,7 @@ A stage after fusion: `Tracker.update(objects, stamp)` takes one frame's
 ObjectEstimates (FrameResult.objects) and its stamp in seconds, and returns a
 TrackedObject per input object, in the same order.
 
-Association: every track's box and 3D position are predicted to the frame's stamp;
+Association: every track's box and 3D position are predicted to its stamp;
 a detection may join a track of the same class whose predicted box overlaps it by at
 least `min_iou` and, when both have a 3D position, whose predicted position is
 within the `gate_probability` ellipsoid of the innovation covariance (Mahalanobis
@@ -16,7 +16,8 @@ Stamps going backwards (a bag looped, a camera restarted) start over.
 
 Filters: a constant-velocity Kalman filter per track in the camera optical frame
 (state: position and velocity, white-acceleration process noise) and another on the
-box (centre, size and their rates, in pixels). The depth measurement's noise is the
+box (centre in pixels, inverse width and height, and their rates). The depth
+measurement's noise is the
 object's published covariance (its depth spread along the viewing ray, pixel noise
 across it) plus a floor of `depth_sigma_floor` x depth along the ray, so an uncertain
 depth moves the estimate less. Without camera intrinsics the depth alone updates z;
@@ -26,14 +27,19 @@ lines of numpy, batched over tracks), so they are written here.
 
 Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a moving
 camera's own motion shows up as the velocity of static objects. Time to contact is
-the distance to the object's surface point over the closing speed (the rate at which
-that distance shrinks); infinite when the object is not closing faster than
-`min_closing_speed`.
+the distance to the object's surface point over its closing speed (the rate at which
+that distance shrinks), infinite when it is not closing faster than
+`min_closing_speed`. `ttc_source` picks where the closing rate comes from: 'depth'
+(the 3D filter), 'expansion' (the box growing: an object twice as near looks twice
+as big, so this needs no metric depth and works without a valid depth too) or
+'fused' (both, weighted by their variances).
 
 Alerts, each naming the rule that fired: 'proximity' once the (smoothed) depth is
 below the class threshold, until it rises above threshold + alert_hysteresis;
-'time_to_contact' once a track with at least min_hits 3D updates has a time to
-contact below alert_time_to_contact, until it exceeds it + ttc_hysteresis.
+'time_to_contact' once a track with at least min_hits updates (3D updates for the
+'depth' source) closes faster than twice its closing rate's standard deviation and
+has a time to contact below alert_time_to_contact, until it exceeds it +
+ttc_hysteresis.
 """
 import functools
 import math
@@ -49,10 +55,14 @@ from depthdet_ros.core.types import Box, ObjectEstimate, Point3D
 PROXIMITY = 'proximity'
 TIME_TO_CONTACT = 'time_to_contact'
 ALERT_RULES = (PROXIMITY, TIME_TO_CONTACT)
+TTC_SOURCES = ('depth', 'expansion', 'fused')
 # Variance of a coordinate nothing has measured yet (x, y from a depth-only update).
 _UNKNOWN_VARIANCE = 1e6
 # Cost of a pair the gates forbid; anything at or above it is dropped after assignment.
 _FORBIDDEN = 1e6
+# Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
+INVERSE_SIZE = 100.0
+_MIN_INVERSE = 1e-3
 _H_BOX = np.eye(4, 8)  # box filter: centre and size are measured
 _H_POSITION = np.eye(3, 6)  # 3D filter: position measured
 _H_DEPTH = np.eye(3, 6)[2:]  # 3D filter: depth (z) alone
@@ -69,13 +79,14 @@ class TrackerConfig:
     gate_probability: float = 0.999  # 3D gate: share of true matches kept (chi-square)
     accel_noise: float = 2.0  # m/s^2, 1-sigma white acceleration of objects (3D filter)
     init_velocity_sigma: float = 1.5  # m/s, prior 1-sigma velocity of a new track
-    depth_sigma_floor: float = 0.03  # least 1-sigma depth noise, share of the depth
+    depth_sigma_floor: float = 0.1  # least 1-sigma depth noise, share of the depth
     box_noise: float = 0.05  # box measurement 1-sigma, share of the box size
-    box_accel_noise: float = 4.0  # box sizes/s^2, 1-sigma white acceleration of boxes
+    box_accel_noise: float = 0.5  # box sizes/s^2 (relative on sizes), box motion
     min_closing_speed: float = 0.1  # m/s; slower closing means no time to contact
     alert_hysteresis: float = 0.1  # m beyond the threshold before a proximity alert ends
     alert_time_to_contact: float = 2.0  # s; alert below this time to contact (0: off)
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
+    ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
@@ -93,6 +104,9 @@ class TrackerConfig:
             ('alert_hysteresis', self.alert_hysteresis >= 0, '>= 0 m'),
             ('alert_time_to_contact', self.alert_time_to_contact >= 0, '>= 0 s (0: off)'),
             ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'))
+        if self.ttc_source not in TTC_SOURCES:
+            raise ValueError(f'ttc_source must be one of {", ".join(TTC_SOURCES)}, '
+                             f'got {self.ttc_source!r}')
         for name, ok, rule in checks:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
@@ -160,14 +174,29 @@ def _gates(probability: float) -> Tuple[float, float]:
 
 
 def _box_vector(box: Box):
-    return (0.5 * (box.x1 + box.x2), 0.5 * (box.y1 + box.y2), box.width, box.height)
+    """Box filter measurement: centre (px) and inverse width and height (INVERSE_SIZE / px).
+
+    An object's image size is inversely proportional to its depth, so the inverse
+    size changes at a constant rate when the object approaches at a constant speed:
+    what a constant-velocity filter models without lag.
+    """
+    return (0.5 * (box.x1 + box.x2), 0.5 * (box.y1 + box.y2),
+            INVERSE_SIZE / max(box.width, 1.0), INVERSE_SIZE / max(box.height, 1.0))
 
 
 def _xyxy(state):
-    """Nx4 boxes from Nx(>=4) [cx, cy, w, h, ...] states."""
-    half_w, half_h = 0.5 * np.abs(state[:, 2]), 0.5 * np.abs(state[:, 3])
+    """Nx4 boxes from Nx(>=4) [cx, cy, inverse w, inverse h, ...] states."""
+    half_w = 0.5 * INVERSE_SIZE / np.maximum(state[:, 2], _MIN_INVERSE)
+    half_h = 0.5 * INVERSE_SIZE / np.maximum(state[:, 3], _MIN_INVERSE)
     return np.stack([state[:, 0] - half_w, state[:, 1] - half_h,
                      state[:, 0] + half_w, state[:, 1] + half_h], axis=1)
+
+
+def _box_units(state):
+    """Nx4 units of the box filter's axes: box size (px) for the centre, the values else."""
+    inverse = np.maximum(state[:, 2:4], _MIN_INVERSE)
+    scale = INVERSE_SIZE / np.sqrt(inverse[:, 0] * inverse[:, 1])
+    return np.stack([scale, scale, inverse[:, 0], inverse[:, 1]], axis=1)
 
 
 def _iou(a, b):
@@ -294,10 +323,10 @@ class Tracker:
         self.x = self.x @ F.T
         self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
         F, Q = _constant_velocity(dt, 4)
-        scale = np.sqrt(np.abs(self.box_x[:, 2] * self.box_x[:, 3]))
+        units = np.tile(_box_units(self.box_x), 2)
         self.box_x = self.box_x @ F.T
         self.box_P = F @ self.box_P @ F.T \
-            + (config.box_accel_noise * scale)[:, None, None] ** 2 * Q
+            + config.box_accel_noise ** 2 * Q * units[:, :, None] * units[:, None, :]
 
     def _associate(self, meas: _Measurements, stamp: float) -> np.ndarray:
         """Track row of each detection (-1: none)."""
@@ -339,8 +368,7 @@ class Tracker:
         config = self.config
         H_box = _H_BOX
         boxes = meas.boxes[det]
-        scale = np.sqrt(np.abs(boxes[:, 2] * boxes[:, 3]))
-        R_box = (config.box_noise * scale)[:, None, None] ** 2 * _EYE4
+        R_box = (config.box_noise * _box_units(boxes))[:, :, None] ** 2 * _EYE4
         self.box_x[rows], self.box_P[rows] = _kf_update(self.box_x[rows], self.box_P[rows],
                                                         boxes, R_box, H_box)
         self.hits[rows] += 1
@@ -384,11 +412,11 @@ class Tracker:
             return np.zeros(0, dtype=np.int64)
         config = self.config
         boxes = meas.boxes[det]
-        scale = np.sqrt(np.abs(boxes[:, 2] * boxes[:, 3]))
+        units = _box_units(boxes)
         box_P = np.zeros((n, 8, 8))
-        box_P[:, :4, :4] = (config.box_noise * scale)[:, None, None] ** 2 * _EYE4
-        # A box's rate is unknown at birth: about one box size per second.
-        box_P[:, 4:, 4:] = scale[:, None, None] ** 2 * _EYE4
+        box_P[:, :4, :4] = (config.box_noise * units)[:, :, None] ** 2 * _EYE4
+        # A box's rates are unknown at birth: about its own size per second.
+        box_P[:, 4:, 4:] = units[:, :, None] ** 2 * _EYE4
         self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
         self._next_id += n
         self.classes = np.concatenate([self.classes, meas.classes[det]])
@@ -425,14 +453,17 @@ class Tracker:
         has_3d, has_xy = self.has_3d[rows], self.has_xy[rows]
         raw_depth = np.array([o.depth.depth for o in objects], dtype=np.float64).reshape(n)
         depth = np.where(has_3d, x[:, 2], raw_depth)
+        distance, rate, rate_var = self._closing_rates(rows, x, P, has_3d, has_xy)
         with np.errstate(invalid='ignore', divide='ignore'):
-            distance = np.where(has_xy, np.linalg.norm(x[:, :3], axis=1), np.abs(x[:, 2]))
-            # Range rate along the line of sight (the optical axis for depth alone).
-            closing = np.where(has_xy, -np.einsum('ij,ij->i', x[:, :3], x[:, 3:]) / distance,
-                               -np.sign(x[:, 2]) * x[:, 5])
-            ttc = np.where(closing > config.min_closing_speed, distance / closing, np.inf)
-        distance[~has_3d] = closing[~has_3d] = ttc[~has_3d] = np.nan
-        self._update_alerts(rows, objects, depth, ttc, max_depth, class_max_depth)
+            closing = rate * distance
+            # Closing (faster than min_closing_speed when the range is known).
+            approaching = (rate > 0) & ~(closing <= config.min_closing_speed)
+            ttc = np.where(approaching, 1.0 / rate, np.inf)
+            # An alert also needs the closing to stand out of its noise (2 sigma).
+            significant = rate > 2.0 * np.sqrt(rate_var)
+        ttc[np.isnan(rate)] = np.nan
+        self._update_alerts(rows, objects, depth, ttc, significant, max_depth,
+                            class_max_depth)
         proximity, contact = self.in_proximity[rows].tolist(), self.in_ttc[rows].tolist()
         boxes = _xyxy(self.box_x[rows]).tolist()
         hits = self.hits[rows].tolist()
@@ -454,7 +485,52 @@ class Tracker:
                 closing_speed=closing[k], time_to_contact=ttc[k], alert_rules=rules))
         return out
 
-    def _update_alerts(self, rows, objects, depth, ttc, max_depth, class_max_depth):
+    def _closing_rates(self, rows, x, P, has_3d, has_xy):
+        """Distance, relative closing rate (1/s) and its variance of the frame's tracks.
+
+        Two estimates of the rate at which the range shrinks relative to itself
+        (-d/dt r / r), combined by inverse variance as `ttc_source` says: 'depth',
+        the 3D filter's closing speed over its distance; 'expansion', the box's
+        relative growth (w'/w + h'/h) / 2, which needs no metric depth (an object
+        twice as near looks twice as big); 'fused', both.
+        """
+        source = self.config.ttc_source
+        n = len(rows)
+        distance = np.full(n, np.nan)
+        rates, variances = [], []
+        if source in ('depth', 'fused'):
+            rate = np.full(n, np.nan)
+            var = np.full(n, np.inf)
+            direction = np.zeros((n, 3))
+            direction[:, 2] = np.sign(x[:, 2])  # depth only: along the optical axis
+            norm = np.linalg.norm(x[:, :3], axis=1)
+            direction[has_xy] = x[has_xy, :3] / norm[has_xy, None]
+            distance[has_3d] = np.where(has_xy, norm, np.abs(x[:, 2]))[has_3d]
+            speed = -np.einsum('ij,ij->i', direction, x[:, 3:])
+            speed_var = np.einsum('ij,ijk,ik->i', direction, P[:, 3:, 3:], direction)
+            rate[has_3d] = (speed / distance)[has_3d]
+            var[has_3d] = (speed_var / distance ** 2)[has_3d]
+            rates.append(rate)
+            variances.append(var)
+        else:
+            norm = np.linalg.norm(x[:, :3], axis=1)
+            distance[has_3d] = np.where(has_xy, norm, np.abs(x[:, 2]))[has_3d]
+        if source in ('expansion', 'fused'):
+            b, bP = self.box_x[rows], self.box_P[rows]
+            iw, ih = np.maximum(b[:, 2], _MIN_INVERSE), np.maximum(b[:, 3], _MIN_INVERSE)
+            rates.append(-0.5 * (b[:, 6] / iw + b[:, 7] / ih))
+            variances.append(0.25 * (bP[:, 6, 6] / iw ** 2 + bP[:, 7, 7] / ih ** 2
+                                     + 2.0 * bP[:, 6, 7] / (iw * ih)))
+        if len(rates) == 1:
+            return distance, rates[0], variances[0]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]
+            total = weights[0] + weights[1]
+            rate = (weights[0] * np.nan_to_num(rates[0]) + weights[1] * rates[1]) / total
+        return distance, rate, 1.0 / total
+
+    def _update_alerts(self, rows, objects, depth, ttc, significant, max_depth,
+                       class_max_depth):
         """Advance each track's alert states (hysteresis) with this frame's values."""
         config = self.config
         limit = np.array([class_max_depth.get(o.detection.class_name, max_depth)
@@ -467,10 +543,10 @@ class Tracker:
             self.in_proximity[rows] = proximity
             threshold = config.alert_time_to_contact
             contact = self.in_ttc[rows]
-            contact[ttc < threshold] = True
+            contact[(ttc < threshold) & significant] = True
             contact[ttc > threshold + config.ttc_hysteresis] = False
-            contact[(threshold <= 0) | np.isnan(ttc)
-                    | (self.hits_3d[rows] < config.min_hits)] = False
+            updates = self.hits_3d[rows] if config.ttc_source == 'depth' else self.hits[rows]
+            contact[(threshold <= 0) | np.isnan(ttc) | (updates < config.min_hits)] = False
             self.in_ttc[rows] = contact
 
 
