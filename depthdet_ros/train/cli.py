@@ -131,9 +131,10 @@ def add_parser(subparsers):
     detector.set_defaults(func=run_detector)
 
     from depthdet_ros.eval import cross_camera
-    from depthdet_ros.train import evaluate
+    from depthdet_ros.train import evaluate, from_bag
     evaluate.add_parser(commands)
     cross_camera.add_parser(commands)
+    from_bag.add_parser(commands)
     train.set_defaults(func=lambda args: train.print_help() or 2)
     return train
 

@@ -1,0 +1,43 @@
+"""An RGB-D bag becomes depth training data with a held-out time range."""
+import numpy as np
+import pytest
+
+from depthdet_ros.train.data import SimDataset
+from depthdet_ros.train.from_bag import convert
+
+pytest.importorskip('mujoco')
+
+
+@pytest.fixture(scope='module')
+def rgbd_bag(tmp_path_factory):
+    import subprocess
+    import sys
+    out = tmp_path_factory.mktemp('bag') / 'rgbd'
+    subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'synth', 'bag', '--out', str(out),
+                    '--frames', '12', '--rate', '4', '--size', '320x240', '--seed', '3'],
+                   check=True, capture_output=True)
+    return str(out)
+
+
+def test_bag_frames_split_by_time_with_depth_and_intrinsics(rgbd_bag, tmp_path):
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.eval.bag_input import (index_bag, plan_frames, read_frames, select_topics,
+                                             stamp_tolerance_ns)
+    counts = convert(rgbd_bag, str(tmp_path / 'data'), val_seconds=0.6)
+    # 12 frames at 4 Hz span 2.75 s: stamps within the last 0.6 s are the last 3 frames.
+    assert counts == {'train': 9, 'val': 3}
+    train, val = SimDataset(tmp_path / 'data' / 'train'), SimDataset(tmp_path / 'data' / 'val')
+    assert (len(train), len(val)) == (9, 3)
+    # The first training frame holds the bag's first image and depth (to the millimetre).
+    from rosbags.rosbag2 import Reader
+    with Reader(rgbd_bag) as reader:
+        topic_types = {c.topic: c.msgtype for c in reader.connections}
+    store = make_typestore()
+    topics = select_topics(topic_types)
+    index = index_bag(rgbd_bag, topics, store)
+    first = next(read_frames(rgbd_bag, index, plan_frames(index, stamp_tolerance_ns(20)), store))
+    rgb, depth = train.load(0)
+    np.testing.assert_array_equal(rgb, first.rgb)
+    valid = np.isfinite(first.gt_depth)
+    np.testing.assert_allclose(depth[valid], first.gt_depth[valid], atol=0.0006)
+    np.testing.assert_allclose(train.camera_matrix(0), first.camera.K)
