@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     ('run', 'depthdet_ros.tools.run_files'),
     ('pipeline', 'depthdet_ros.ros.launcher'),
     ('export', 'depthdet_ros.nets.export'),
+    ('quantize', 'depthdet_ros.nets.quantize'),
     ('synth', 'depthdet_ros.sim.cli'),
     ('train', 'depthdet_ros.train.cli'),
     ('eval', 'depthdet_ros.eval.cli'),

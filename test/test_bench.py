@@ -128,3 +128,34 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert depthdet(['bench', '--detector-model', str(tmp_path / 'none.onnx'),
                      '--no-ros']) == 2
     assert 'file not found' in capsys.readouterr().err
+
+
+def test_int8_section_compares_fp32_and_int8_side_by_side(tmp_path, capsys):
+    """An INT8 depth net from depthdet quantize against its FP32 source, in one run."""
+    import cv2
+    import numpy as np
+
+    detector = constant_detector(tmp_path / 'det.onnx', [(48, 32, 40, 30, 0.9, 0.95, 0.1)],
+                                 input_hw=(64, 64))
+    depth = red_depth(tmp_path / 'depth.onnx', input_hw=(32, 40))
+    images = tmp_path / 'calib'
+    images.mkdir()
+    for red in range(0, 256, 32):
+        cv2.imwrite(str(images / f'{red}.png'), np.full((48, 64, 3), red, np.uint8))
+    assert depthdet(['quantize', depth, '--calibration', str(images), '--frames', '6',
+                     '--check-frames', '2', '--no-search', '--out-dir', str(tmp_path)]) == 0
+    out = tmp_path / 'result.json'
+    assert depthdet(['bench', '--detector-model', detector, '--depth-model', depth, *FAST,
+                     '--no-ros', '--no-baseline', '--int8-depth-model',
+                     str(tmp_path / 'depth_int8.onnx'), '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    int8 = result['int8']
+    assert int8['models'] == {'detector': detector, 'depth': str(tmp_path / 'depth_int8.onnx')}
+    assert 'int8' in result['config']['sections']
+    for stage in ('end_to_end', 'detector_alone', 'depth_alone'):
+        assert int8['stages_ms'][f'{stage}_fp32']['n'] == 3
+        assert int8['stages_ms'][f'{stage}_int8']['n'] == 3
+        assert int8['speedup_fp32_over_int8'][stage] > 0
+    table = render_table(out, capsys)
+    assert '| Interleaved, p50 ms | FP32 | INT8 | FP32 / INT8 |' in table
+    assert 'CPU 8-bit instruction sets' in table

@@ -8,7 +8,10 @@ Sections (--sections):
   ros          depthdet_node as a subprocess over DDS on localhost: input-to-output
                latency interleaved with the in-process pipeline, publish cost;
   keep_latest  the node fed at --rates for --rate-seconds each: output age, dropped frames;
-  threading    (not default) the pipeline under several thread settings, interleaved.
+  threading    (not default) the pipeline under several thread settings, interleaved;
+  int8         (with --int8-detector-model / --int8-depth-model) FP32 against INT8 models
+               (`depthdet quantize`): each model alone and end to end, interleaved, with
+               the CPU's 8-bit instruction set.
 Variants compared with each other run interleaved in one process, so ratios hold on a
 loaded machine even where absolute times do not.
 """
@@ -20,7 +23,7 @@ import time
 
 from depthdet_ros.bench.frames import ENCODINGS
 
-SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading')
+SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8')
 DEFAULT_SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest')
 ROS_SECTIONS = ('ros', 'keep_latest')
 # Horizontal field of view of the camera the synthetic frames are said to come from.
@@ -36,6 +39,12 @@ def add_parser(subparsers):
                         help='detector ONNX (default: params file, else the bundled model)')
     parser.add_argument('--depth-model', default='',
                         help='depth ONNX (default: params file, else the bundled model)')
+    parser.add_argument('--int8-detector-model', default='',
+                        help='INT8 detector (depthdet quantize) to compare with the FP32 one; '
+                             'adds the int8 section')
+    parser.add_argument('--int8-depth-model', default='',
+                        help='INT8 depth net to compare with the FP32 one; adds the int8 '
+                             'section')
     parser.add_argument('--params-file', default='',
                         help='depthdet_node parameters YAML (default: the bundled one); the '
                              'pipeline and the node under test both use it')
@@ -126,6 +135,8 @@ def _sections(args):
         sections = [s for s in sections if s not in ROS_SECTIONS]
     if args.no_baseline:
         sections = [s for s in sections if s != 'baseline']
+    if (args.int8_detector_model or args.int8_depth_model) and 'int8' not in sections:
+        sections.append('int8')
     if args.iterations < 1 or args.warmup < 0 or args.ros_iterations < 1:
         raise CliError('--iterations and --ros-iterations must be >= 1, --warmup >= 0')
     return sections
@@ -211,6 +222,7 @@ def benchmark(args, sections):
                                    latency_1_thread_ms=stages['baseline_1_thread'],
                                    reference=fastest)
         threading = _threading(sections, args, values, rgb, camera)
+        int8 = _int8(sections, args, values, pipeline, frame, camera)
         ros_out = _ros(sections, args, pipeline, frame, camera, values, not_measured)
     finally:
         pipeline.close()
@@ -256,6 +268,7 @@ def benchmark(args, sections):
         'ratios': ratios,
         'baseline': baseline_record,
         'threading': threading,
+        'int8': int8,
         'ros': _ros_record(ros_out),
         'keep_latest': (ros_out or {}).get('keep_latest'),
         'memory': memory,
@@ -304,7 +317,8 @@ def _fps(samples_ms):
 def _argv_of(args):
     """Spell out the command line's options with every value used."""
     parts = []
-    for name in ('detector_model', 'depth_model', 'size', 'encoding', 'iterations', 'warmup',
+    for name in ('detector_model', 'depth_model', 'int8_detector_model', 'int8_depth_model',
+                 'size', 'encoding', 'iterations', 'warmup',
                  'baseline_iterations', 'ros_iterations', 'threads', 'providers',
                  'score_threshold', 'max_detections', 'sections', 'input_reliability',
                  'rate_seconds', 'params_file', 'json'):
@@ -348,6 +362,42 @@ def _threading(sections, args, values, rgb, camera):
                                         args.iterations, args.warmup, values['providers'],
                                         _progress('threading'))
     return {'cores': cores, 'metric': 'Pipeline.process, ms', 'variants': variants}
+
+
+def _int8(sections, args, values, pipeline, frame, camera):
+    """FP32 (the bench's pipeline) against the same pipeline with the INT8 models."""
+    if 'int8' not in sections:
+        return None
+    from depthdet_ros.bench.inprocess import measure_int8
+    from depthdet_ros.bench.stats import ratio
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core.session import ModelLoadError
+    from depthdet_ros.nets.quantize import cpu_features
+    from depthdet_ros.ros.params import build_pipeline
+
+    if not (args.int8_detector_model or args.int8_depth_model):
+        raise CliError('the int8 section needs --int8-detector-model and/or --int8-depth-model')
+    int8_values = dict(values)
+    for kind in ('detector', 'depth'):
+        path = getattr(args, f'int8_{kind}_model')
+        if path:
+            int8_values[f'{kind}_model'] = os.path.abspath(path)
+    print('comparing FP32 and INT8 models', file=sys.stderr)
+    try:
+        int8_pipeline = build_pipeline(int8_values)
+    except (ModelLoadError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        stages = measure_int8(pipeline, int8_pipeline, frame, camera, args.iterations,
+                              args.warmup, _progress('int8'))
+    finally:
+        int8_pipeline.close()
+    speedups = {name: ratio(stages[f'{name}_fp32']['p50'], stages[f'{name}_int8']['p50'])
+                for name in ('detector_alone', 'depth_alone', 'end_to_end')}
+    return {'cpu_features': cpu_features(),
+            'models': {kind: int8_values[f'{kind}_model'] for kind in ('detector', 'depth')},
+            'stages_ms': stages,
+            'speedup_fp32_over_int8': speedups}
 
 
 def _ros(sections, args, pipeline, frame, camera, values, not_measured):

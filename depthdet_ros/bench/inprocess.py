@@ -220,3 +220,24 @@ def measure_threading(models, detector_config, fusion_config, rgb, camera, itera
         for pipeline in pipelines:
             pipeline.close()
     return samples.summaries([name for name, _ in variants]), cores
+
+
+def measure_int8(fp32, int8, frame, camera, iterations, warmup, progress=None):
+    """Time the FP32 and INT8 pipelines end to end and each model alone, interleaved.
+
+    Returns {series: summary} for 'end_to_end', 'detector_alone' and 'depth_alone', each
+    with the suffix '_fp32' or '_int8'.
+    """
+    from depthdet_ros.core.image import decode_raw
+
+    rgb = decode_raw(frame.encoding, frame.height, frame.width, frame.step, frame.data)
+    variants = []
+    for label, pipeline in (('fp32', fp32), ('int8', int8)):
+        alone = IsolatedModels(pipeline, rgb)
+        variants += [
+            (f'end_to_end_{label}',
+             lambda p=pipeline: process_frame(p, frame, camera)[0]['end_to_end']),
+            (f'detector_alone_{label}', alone.detector),
+            (f'depth_alone_{label}', alone.depth)]
+    samples = interleave(variants, iterations, warmup, progress=progress)
+    return samples.summaries([name for name, _ in variants])

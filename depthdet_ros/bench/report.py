@@ -8,7 +8,7 @@ SPEEDUP_TARGET = 2.0            # naive baseline / pipeline, equal models and in
 
 # Every top-level field of a result, and the fields of its nested records.
 RESULT_FIELDS = ('schema', 'command', 'created', 'environment', 'config', 'providers',
-                 'stages_ms', 'throughput_fps', 'ratios', 'baseline', 'threading', 'ros',
+                 'stages_ms', 'throughput_fps', 'ratios', 'baseline', 'threading', 'int8', 'ros',
                  'keep_latest', 'memory', 'not_measured', 'notes')
 RATIO_FIELDS = ('overhead', 'speedup_vs_baseline', 'ros_vs_inprocess')
 MEMORY_FIELDS = ('rss_mb_after_load', 'rss_mb_end', 'peak_rss_mb', 'node_rss_mb',
@@ -133,11 +133,30 @@ def render_markdown(result):
             relative = f'{s["p50"] / first:.2f}' if first and s['p50'] else '-'
             lines.append(f'| {name} | {_ms(s["p50"])} | {_ms(s["p90"])} | {_ms(s["p99"])} | '
                          f'{relative} |')
+    if result.get('int8'):
+        lines += [''] + render_int8(result['int8'])
     memory = result['memory']
     lines += ['', f'Memory: RSS {_mb(memory["rss_mb_after_load"])} after loading the models, '
               f'peak {_mb(memory["peak_rss_mb"])} (bench process); node '
               f'{_mb(memory["node_rss_mb"])}; GPU {_gpu(memory)}.']
     return '\n'.join(lines)
+
+
+def render_int8(int8):
+    """Markdown table of the int8 section: FP32 and INT8 p50 side by side, speed-ups."""
+    models = ', '.join(f'{kind} `{os.path.basename(path)}`'
+                       for kind, path in int8['models'].items())
+    lines = [f'FP32 vs INT8 ({models}); CPU 8-bit instruction sets: '
+             f'{", ".join(int8["cpu_features"]) or "unknown"}.', '',
+             '| Interleaved, p50 ms | FP32 | INT8 | FP32 / INT8 |', '|---|---:|---:|---:|']
+    stages = int8['stages_ms']
+    for key, label in (('detector_alone', 'detector alone'), ('depth_alone', 'depth net alone'),
+                       ('end_to_end', 'end to end, in process')):
+        speedup = int8['speedup_fp32_over_int8'][key]
+        lines.append(f'| {label} | {_ms(stages[key + "_fp32"]["p50"])} | '
+                     f'{_ms(stages[key + "_int8"]["p50"])} | '
+                     f'{"-" if speedup is None else f"{speedup:.2f}"} |')
+    return lines
 
 
 def render_notes(result):

@@ -16,6 +16,7 @@ ARCH_KWARGS = 'depthdet_arch_kwargs'  # JSON builder options, e.g. {"decoder_wid
 INPUT_SIZE = 'depthdet_input_size'  # JSON [height, width]
 DEPTH_UNITS = 'depthdet_depth_units'  # 'metres'
 PREPROCESS = 'depthdet_preprocess'  # JSON, see DepthPreprocess in core.depth
+QUANTIZATION = 'depthdet_quantization'  # JSON recipe of an INT8 model (nets.quantize)
 # Focal length (pixels of the network input) the depth net predicts metres for; the
 # runtime rescales by the camera's effective focal length over it (core.depth).
 CANONICAL_FOCAL = 'depthdet_canonical_focal'

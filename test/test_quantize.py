@@ -1,0 +1,149 @@
+"""`depthdet quantize`: INT8 models that run unchanged, calibrated from every source kind."""
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from depthdet_ros.cli import main
+from depthdet_ros.core import metadata
+from depthdet_ros.core.depth import DepthEstimator
+from depthdet_ros.nets import quantize
+from eval_bags import FrameSpec, pinhole, write_eval_bag
+from onnx_fixtures import depth_for_red, red_depth
+
+NEAR, FAR = 0.5, 10.5
+
+
+def red_frames(reds, size=(48, 64)):
+    """Uniform frames whose red channel is each of `reds` (green and blue vary)."""
+    frames = []
+    for k, red in enumerate(reds):
+        rgb = np.zeros((*size, 3), np.uint8)
+        rgb[..., 0] = red
+        rgb[..., 1] = (37 * k) % 256
+        rgb[..., 2] = (91 * k) % 256
+        frames.append(rgb)
+    return frames
+
+
+def write_images(folder, frames):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, rgb in enumerate(frames):
+        cv2.imwrite(str(folder / f'{k:03d}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return str(folder)
+
+
+@pytest.fixture(scope='module')
+def quantized_red_depth(tmp_path_factory):
+    """red_depth quantized from image files spanning red 0-255; (fp32, int8, folder)."""
+    tmp = tmp_path_factory.mktemp('quantize')
+    fp32 = red_depth(tmp / 'depth.onnx', input_hw=(32, 40))
+    images = write_images(tmp / 'calib', red_frames(range(0, 256, 8)))
+    out = tmp / 'out'
+    assert main(['quantize', fp32, '--calibration', images, '--frames', '24',
+                 '--check-frames', '8', '--out-dir', str(out)]) == 0
+    return fp32, str(out / 'depth_int8.onnx'), out
+
+
+def test_int8_model_keeps_metadata_and_records_the_recipe(quantized_red_depth):
+    fp32, int8, _ = quantized_red_depth
+    before = {p.key: p.value for p in onnx.load(fp32).metadata_props}
+    after = {p.key: p.value for p in onnx.load(int8).metadata_props}
+    recipe = json.loads(after.pop(metadata.QUANTIZATION))
+    assert after == before
+    assert recipe['quant_format'] == 'qdq' and recipe['activations'] == 'u8'
+    assert recipe['reduce_range'] == (not quantize.has_vnni())
+    ops = {node.op_type for node in onnx.load(int8).graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
+
+
+def test_int8_depth_is_within_two_steps_of_its_output_range(quantized_red_depth):
+    """Hand-computed bound: 8-bit activations over 0.5-10.5 m step by 10 / 255 m.
+
+    Every 4th frame (red 0, 32, ...) is held out for the check, so the calibrated reds
+    span 8-248; values inside that range are tested.
+    """
+    fp32, int8, _ = quantized_red_depth
+    step = (FAR - NEAR) / 255.0
+    for red in (8, 40, 128, 200, 248):
+        rgb = red_frames([red], size=(64, 80))[0]
+        expected = float(depth_for_red(red))
+        depth_int8 = DepthEstimator(int8).infer(rgb)
+        assert DepthEstimator(fp32).infer(rgb)[20:-20, 20:-20] == pytest.approx(expected,
+                                                                                abs=1e-4)
+        assert np.abs(depth_int8[20:-20, 20:-20] - expected).max() <= 2 * step, red
+
+
+def test_study_is_written_with_measured_variants(quantized_red_depth):
+    _, _, out = quantized_red_depth
+    study = json.loads((out / 'depth_int8.json').read_text())
+    assert study['task'] == metadata.TASK_DEPTH
+    assert study['calibration_frames'] + study['check_frames'] == 32
+    names = [v['name'] for v in study['variants']]
+    assert names[0] == 'all quantized' and 'Mul in float' in names
+    assert study['chosen']['latency_ms'] > 0 and study['chosen']['error']['error'] >= 0
+
+
+def test_int8_model_runs_in_depthdet_run(quantized_red_depth, tmp_path, capsys):
+    _, int8, _ = quantized_red_depth
+    image = tmp_path / 'scene.png'
+    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
+    assert main(['run', str(image), '--depth-model', int8, '--out', str(tmp_path / 'o')]) == 0
+
+
+def test_calibration_sources_split_bag_images(tmp_path):
+    """A synth split, a bag and image files each give their frames, evenly spread."""
+    frames = red_frames([10, 60, 110, 160])
+    split = tmp_path / 'split'
+    write_images(split, frames)
+    (split / 'annotations.json').write_text(json.dumps({
+        'images': [{'id': k + 1, 'file_name': f'{k:03d}.png', 'depth_file': 'none.npy'}
+                   for k in range(4)], 'annotations': [],
+        'categories': [{'id': 1, 'name': 'chair'}]}))
+    bag = write_eval_bag(tmp_path / 'bag', [FrameSpec(rgb, None) for rgb in frames],
+                         pinhole(64, 48))
+    single = write_images(tmp_path / 'one', frames[:1]) + '/000.png'
+    for source in (str(split), bag):
+        read = quantize.read_frames([source], 2)
+        assert [int(f[0, 0, 0]) for f in read] == [10, 110]
+    read = quantize.read_frames([str(split), single], 10)
+    assert [int(f[0, 0, 0]) for f in read] == [10, 60, 110, 160, 10]
+    with pytest.raises(quantize.CalibrationError, match='not found'):
+        quantize.read_frames([str(tmp_path / 'nothing')], 4)
+
+
+def test_reduce_range_follows_vnni(monkeypatch):
+    monkeypatch.setattr(quantize, 'cpu_features', lambda: ['avx2'])
+    assert quantize.QuantSettings().resolved().reduce_range is True
+    monkeypatch.setattr(quantize, 'cpu_features', lambda: ['avx512_vnni', 'avx512f', 'avx2'])
+    assert quantize.QuantSettings().resolved().reduce_range is False
+    assert quantize.QuantSettings(reduce_range=True).resolved().reduce_range is True
+
+
+def test_detector_output_tail_is_the_box_decoding(tmp_path):
+    """The nodes after the last convolution of a YOLOv5 are its Detect decoding."""
+    pytest.importorskip('torch')
+    from depthdet_ros.nets import export
+    from depthdet_ros.nets.registry import build_model
+
+    path = str(tmp_path / 'det.onnx')
+    export.export_detector(build_model('yolov5n', 2, width_multiple=0.125), path,
+                           ['a', 'b'], input_size=(64, 64))
+    model = onnx.load(path)
+    nodes = {n.name: n.op_type for n in model.graph.node}
+    tail = {name for name in quantize.tail_nodes(model) if nodes[name] != 'Constant'}
+    assert tail and all(name.startswith('/model.24/') for name in tail)
+    assert {nodes[name] for name in tail} >= {'Sigmoid', 'Pow', 'Reshape', 'Concat'}
+    assert not any(op == 'Conv' for name, op in nodes.items() if name in tail)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(['quantize', str(tmp_path / 'none.onnx'), '--calibration', str(tmp_path)]) \
+        == 2
+    assert 'model not found' in capsys.readouterr().err
+    model = red_depth(tmp_path / 'd.onnx', input_hw=(32, 40))
+    (tmp_path / 'empty').mkdir()
+    assert main(['quantize', model, '--calibration', str(tmp_path / 'empty')]) == 2
+    assert 'no calibration frames' in capsys.readouterr().err
