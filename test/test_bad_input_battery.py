@@ -103,6 +103,18 @@ def _has_stamp(stamp):
     return lambda m: (m.header.stamp.sec, m.header.stamp.nanosec) == stamp
 
 
+def _position_known_or_unknown(det):
+    """Whether x, y, z are all numbers (camera used) or all NaN (no valid depth)."""
+    p = det.results[0].pose.pose.position
+    finite = np.isfinite([p.x, p.y, p.z])
+    return finite.all() or not finite.any()
+
+
+def _has_stamp_and_3d(stamp):
+    return lambda m: _has_stamp(stamp)(m) and all(
+        _position_known_or_unknown(d) for d in m.detections)
+
+
 def _diag_values(msg):
     return {kv.key: kv.value for kv in msg.status[0].values}
 
@@ -130,13 +142,17 @@ def test_raw_image_battery_and_header_cases(ros, models, tmp_path):
                 msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
                 start = len(probe.received['detections'])
                 if expected == 'ok':
-                    out = probe.wait_for('detections', _has_stamp(stamp), timeout=20,
-                                         resend=lambda m=msg: probe.image_pub.publish(m),
+                    # Each frame with its own CameraInfo: the node matches them by stamp
+                    # (an output made before its CameraInfo arrived has no x, y: wait on).
+                    info = convert.camera_model_to_info(camera, msg.header)
+                    out = probe.wait_for('detections', _has_stamp_and_3d(stamp), timeout=20,
+                                         resend=lambda m=msg, i=info: (
+                                             probe.info_pub.publish(i),
+                                             probe.image_pub.publish(m)),
                                          start=start)
                     assert out.header.frame_id == 'cam', name
                     for det in out.detections:
-                        p = det.results[0].pose.pose.position
-                        assert np.isfinite([p.x, p.y, p.z]).all(), name
+                        assert all(np.isfinite(det.results[0].pose.covariance)), name
                 else:
                     refused += 1
                     probe.image_pub.publish(msg)
@@ -213,8 +229,8 @@ def test_nan_depth_never_reaches_a_promised_number(ros, models, tmp_path):
                                  timeout=60)
             (det,) = out.detections
             p = det.results[0].pose.pose.position
-            assert np.isfinite([p.x, p.y, p.z]).all()
-            assert det.results[0].pose.covariance[0] >= 1e6  # position flagged unknown
+            assert np.isnan([p.x, p.y, p.z]).all()   # unknown is NaN (REP 117), never 0
+            assert det.results[0].pose.covariance[0] >= 1e6  # and flagged unknown
             d3 = probe.wait_for('detections_3d')
             assert d3.detections == []
             assert probe.wait_for('proximity_alert').detections == []
