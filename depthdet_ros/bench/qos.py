@@ -202,19 +202,17 @@ def run(args):
 def _camera(args):
     """Publish --frames images at --rate once a subscriber is matched; print what was sent."""
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
-
-    from depthdet_ros.ros.qos import INPUT_DEPTH
 
     width, height = _size(args.size)
     rclpy.init()
     node = rclpy.create_node('bench_qos_camera')
     sys.stdin.readline()  # the subscriber is up
-    reliability = {'reliable': ReliabilityPolicy.RELIABLE,
-                   'best_effort': ReliabilityPolicy.BEST_EFFORT}[args.reliability]
-    publisher = node.create_publisher(Image, args.topic, QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=INPUT_DEPTH, reliability=reliability))
+    # What camera drivers commonly use: rclpy's default (reliable, keep last 10) or
+    # the sensor-data profile (best-effort, keep last 5).
+    publisher = node.create_publisher(Image, args.topic, 10 if args.reliability == 'reliable'
+                                      else qos_profile_sensor_data)
     msg = Image(width=width, height=height, encoding='rgb8', step=3 * width)
     msg.header.frame_id = 'bench_camera'
     msg.data = bytes(3 * width * height)
