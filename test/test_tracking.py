@@ -132,10 +132,26 @@ def test_depth_gate_separates_overlapping_boxes_at_different_depths():
     tracker = Tracker(TrackerConfig(min_hits=1))
     box = (100, 100, 160, 260)
     for k in range(3):
-        near, = tracker.update([estimate(0.0, 0.0, 2.0, box)], k / RATE, 1.0)
-    # Same box, same class, 4 m farther: outside the 3D gate, so another object.
-    far, = tracker.update([estimate(0.0, 0.0, 6.0, box)], 0.3, 1.0)
+        tracker.update([estimate(0.0, 0.0, 2.0, box)], k / RATE, 1.0)
+    # Same box, same class, one 4 m farther: outside the 3D gate, another object.
+    far, near = tracker.update([estimate(0.0, 0.0, 6.0, box), estimate(0.0, 0.0, 2.05, box)],
+                               0.3, 1.0)
     assert near.track_id == 1 and far.track_id == 2
+
+
+def test_a_depth_outlier_keeps_the_id_and_not_the_depth():
+    tracker = Tracker(TrackerConfig())
+    box = (100, 100, 160, 260)
+    for k in range(5):
+        out, = tracker.update([estimate(0.0, 0.0, 2.0, box)], k / RATE, 1.0)
+    depths = []
+    # The box's depth jumps to the wall behind for one frame, then for three.
+    for k, z in enumerate([6.0, 2.0, 6.0, 6.0, 6.0], start=5):
+        out, = tracker.update([estimate(0.0, 0.0, z, box)], k / RATE, 1.0)
+        assert out.track_id == 1
+        depths.append(round(out.depth, 2))
+    # Outliers leave the state alone; the third in a row restarts it.
+    assert depths == [2.0, 2.0, 2.0, 2.0, 6.0]
 
 
 def test_proximity_hysteresis_enter_and_leave_counts():
@@ -259,3 +275,17 @@ def test_time_to_contact_from_box_expansion_needs_no_depth():
     assert out.alert_rules == (TIME_TO_CONTACT,)
     with pytest.raises(ValueError, match='ttc_source'):
         TrackerConfig(ttc_source='guess').validate()
+
+
+def test_a_duplicate_track_is_folded_into_the_older_id():
+    tracker = Tracker(TrackerConfig())
+    box = (100, 100, 160, 260)
+    for k in range(5):
+        tracker.update([estimate(0.0, 0.0, 2.0, box)], k / RATE, 1.0)
+    # A box 40 px off (IoU 0.33 < OUTLIER_MIN_IOU) at the wall's depth: a new track.
+    ghost, = tracker.update([estimate(0.0, 0.0, 6.0, (140, 100, 200, 260))], 0.5, 1.0)
+    assert ghost.track_id == 2 and len(tracker) == 2
+    # Back on the box, still at the wall's depth: the ghost fits it best, the first
+    # track goes unmatched with the same box, so the two are one object: ID 1 stays.
+    out, = tracker.update([estimate(0.0, 0.0, 6.0, box)], 0.6, 1.0)
+    assert out.track_id == 1 and len(tracker) == 1

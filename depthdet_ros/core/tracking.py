@@ -4,31 +4,37 @@ A stage after fusion: `Tracker.update(objects, stamp)` takes one frame's
 ObjectEstimates (FrameResult.objects) and its stamp in seconds, and returns a
 TrackedObject per input object, in the same order.
 
-Association: every track's box and 3D position are predicted to its stamp;
-a detection may join a track of the same class whose predicted box overlaps it by at
+Association: every track's box and 3D position are predicted to its stamp; a
+detection may join a track of the same class whose predicted box overlaps it by at
 least `min_iou` and, when both have a 3D position, whose predicted position is
 within the `gate_probability` ellipsoid of the innovation covariance (Mahalanobis
-gate). Among the allowed pairs, scipy's linear_sum_assignment minimises
-(1 - IoU) + Mahalanobis^2 / gate. Unmatched detections start tentative tracks,
-confirmed after `min_hits` matched frames; a track not matched for more than
-`max_age` seconds is deleted, so missed detections and short occlusions keep the ID.
+gate). Outside the gate, a detection whose box overlaps the track's by at least
+OUTLIER_MIN_IOU still joins it as a depth outlier (monocular depth often jumps to
+another surface in the box for a frame): the 3D state ignores it, unless
+MAX_DEPTH_OUTLIERS come in a row, which restart it. Among the allowed pairs, scipy's
+linear_sum_assignment minimises (1 - IoU) + Mahalanobis^2 / gate (+ 1 outside the
+gate), so a detection at the track's depth wins over one at another depth. Unmatched
+detections start tentative tracks, confirmed after `min_hits` matched frames; a
+track not matched for more than `max_age` seconds is deleted, so missed detections
+and short occlusions keep the ID. An unmatched track whose box overlaps a matched
+track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards (a bag looped, a camera restarted) start over.
 
 Filters: a constant-velocity Kalman filter per track in the camera optical frame
 (state: position and velocity, white-acceleration process noise) and another on the
 box (centre in pixels, inverse width and height, and their rates). The depth
-measurement's noise is the
-object's published covariance (its depth spread along the viewing ray, pixel noise
-across it) plus a floor of `depth_sigma_floor` x depth along the ray, so an uncertain
-depth moves the estimate less. Without camera intrinsics the depth alone updates z;
-without a valid depth only the box is updated and the 3D state coasts. No maintained
-library fits these filters (filterpy is unmaintained and per-object; these are a few
-lines of numpy, batched over tracks), so they are written here.
+measurement's noise is the object's published covariance (its depth spread along the
+viewing ray, pixel noise across it) plus a floor of `depth_sigma_floor` x depth
+along the ray, so an uncertain depth moves the estimate less. Without camera
+intrinsics the depth alone updates z; without a valid depth only the box is updated
+and the 3D state coasts. No maintained library fits these filters (filterpy is
+unmaintained and per-object; these are a few lines of numpy, batched over tracks),
+so they are written here.
 
-Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a moving
-camera's own motion shows up as the velocity of static objects. Time to contact is
-the distance to the object's surface point over its closing speed (the rate at which
-that distance shrinks), infinite when it is not closing faster than
+Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a
+moving camera's own motion shows up as the velocity of static objects. Time to
+contact is the distance to the object's surface point over its closing speed (the
+rate at which that distance shrinks), infinite when it is not closing faster than
 `min_closing_speed`. `ttc_source` picks where the closing rate comes from: 'depth'
 (the 3D filter), 'expansion' (the box growing: an object twice as near looks twice
 as big, so this needs no metric depth and works without a valid depth too) or
@@ -60,6 +66,12 @@ TTC_SOURCES = ('depth', 'expansion', 'fused')
 _UNKNOWN_VARIANCE = 1e6
 # Cost of a pair the gates forbid; anything at or above it is dropped after assignment.
 _FORBIDDEN = 1e6
+# Least IoU with which a detection whose depth is outside a track's gate still joins
+# it, as a depth outlier.
+OUTLIER_MIN_IOU = 0.5
+MAX_DEPTH_OUTLIERS = 3
+# Box overlap at which an unmatched track is taken for a duplicate of a matched one.
+DUPLICATE_IOU = 0.7
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
@@ -272,6 +284,7 @@ class Tracker:
         self.classes = np.zeros(0, dtype=object)
         self.hits = np.zeros(0, dtype=np.int64)
         self.hits_3d = np.zeros(0, dtype=np.int64)
+        self.outliers = np.zeros(0, dtype=np.int64)  # consecutive depth outliers
         self.last_seen = np.zeros(0)
         self.last_3d = np.zeros(0)
         self.has_3d = np.zeros(0, dtype=bool)  # z (and velocity along it) initialised
@@ -304,14 +317,15 @@ class Tracker:
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, config)
-        track_of = self._associate(meas, stamp)
+        track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
         det = np.flatnonzero(matched)
-        self._update_matched(rows, det, meas, stamp)
+        self._update_matched(rows, det, outlier[matched], meas, stamp)
         new = np.flatnonzero(~matched)
         new_rows = self._birth(new, meas, stamp)
         track_of[new] = new_rows
+        self._merge_duplicates(track_of)
         new_row = self._remove_old(stamp)
         return self._outputs(objects, new_row[track_of], max_depth, class_max_depth or {})
 
@@ -328,12 +342,13 @@ class Tracker:
         self.box_P = F @ self.box_P @ F.T \
             + config.box_accel_noise ** 2 * Q * units[:, :, None] * units[:, None, :]
 
-    def _associate(self, meas: _Measurements, stamp: float) -> np.ndarray:
-        """Track row of each detection (-1: none)."""
+    def _associate(self, meas: _Measurements, stamp: float):
+        """Track row of each detection (-1: none), and whether its depth is an outlier."""
         n_det = len(meas.classes)
         track_of = np.full(n_det, -1, dtype=np.int64)
+        outlier = np.zeros(n_det, dtype=bool)
         if not n_det or not len(self):
-            return track_of
+            return track_of, outlier
         config = self.config
         iou = _iou(_xyxy(self.box_x), _xyxy(meas.boxes))
         allowed = (self.classes[:, None] == meas.classes[None, :]) & (iou >= config.min_iou)
@@ -354,15 +369,25 @@ class Tracker:
                 y3, S3 = y[both_xy], S[both_xy]
                 solved = np.linalg.solve(S3, y3[..., None])[..., 0]
                 d2[both_xy] = np.einsum('ki,ki->k', y3, solved) / gate3
-            allowed[t, d] = d2 <= 1.0
-            cost[t, d] += np.minimum(d2, 1.0)
+            # Outside the gate: another object at another depth, unless the box
+            # overlaps well (then a depth outlier, a common monocular failure:
+            # the box holds two surfaces and the estimate jumps between them).
+            # Pairs inside the gate win when there is a choice.
+            outside = d2 > 1.0
+            allowed[t, d] &= ~outside | (iou[t, d] >= OUTLIER_MIN_IOU)
+            cost[t, d] += np.minimum(d2, 1.0) + outside
+            gated = np.zeros_like(allowed)
+            gated[t[outside], d[outside]] = True
+        else:
+            gated = np.zeros_like(allowed)
         cost = np.where(allowed, cost, _FORBIDDEN)
         rows, cols = linear_sum_assignment(cost)
         keep = cost[rows, cols] < _FORBIDDEN
         track_of[cols[keep]] = rows[keep]
-        return track_of
+        outlier[cols[keep]] = gated[rows[keep], cols[keep]]
+        return track_of, outlier
 
-    def _update_matched(self, rows, det, meas: _Measurements, stamp):
+    def _update_matched(self, rows, det, outlier, meas: _Measurements, stamp):
         if not len(rows):
             return
         config = self.config
@@ -374,8 +399,15 @@ class Tracker:
         self.hits[rows] += 1
         self.last_seen[rows] = stamp
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
+        # A depth outlier leaves the 3D state alone; MAX_DEPTH_OUTLIERS in a row mean
+        # the depth has really moved (or the state was wrong): start it again.
+        self.outliers[rows] = np.where(outlier, self.outliers[rows] + 1, 0)
+        restart = self.outliers[rows] >= MAX_DEPTH_OUTLIERS
+        self.outliers[rows[restart]] = 0
+        fresh &= ~restart
+        skip = outlier & ~restart
         for kind, H in ((meas.full, _H_POSITION), (meas.depth_only, _H_DEPTH)):
-            has = kind[det]
+            has = kind[det] & ~skip
             update = has & fresh
             if update.any():
                 r, d = rows[update], det[update]
@@ -422,6 +454,7 @@ class Tracker:
         self.classes = np.concatenate([self.classes, meas.classes[det]])
         self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
         self.hits_3d = np.concatenate([self.hits_3d, np.zeros(n, dtype=np.int64)])
+        self.outliers = np.concatenate([self.outliers, np.zeros(n, dtype=np.int64)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, stamp)])
         self.last_3d = np.concatenate([self.last_3d, np.full(n, -np.inf)])
         for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
@@ -436,12 +469,37 @@ class Tracker:
             self._start_3d(rows[ranged], det[ranged], meas, stamp)
         return rows
 
+    def _merge_duplicates(self, frame_rows):
+        """Fold unmatched tracks into this frame's tracks that hold the same object.
+
+        A track left unmatched whose box overlaps a matched track of the same class
+        by DUPLICATE_IOU is the same object followed twice (a depth outlier that
+        started a track of its own): it is deleted, and its ID (the older one)
+        passes to the matched track.
+        """
+        matched = np.zeros(len(self), dtype=bool)
+        matched[frame_rows] = True
+        idle = np.flatnonzero(~matched)
+        if not len(idle) or not len(frame_rows):
+            return
+        iou = _iou(_xyxy(self.box_x[idle]), _xyxy(self.box_x[frame_rows]))
+        same = self.classes[idle][:, None] == self.classes[frame_rows][None, :]
+        for i, j in zip(*np.nonzero(same & (iou >= DUPLICATE_IOU))):
+            old, new = idle[i], frame_rows[j]
+            if not np.isfinite(self.last_seen[old]):
+                continue  # already folded into another
+            if self.ids[old] < self.ids[new]:
+                self.ids[new] = self.ids[old]
+                self.hits[new] = max(self.hits[new], self.hits[old])
+            self.last_seen[old] = -np.inf
+
     def _remove_old(self, stamp) -> np.ndarray:
         """Delete tracks unmatched for more than max_age; return each old row's new row."""
         keep = stamp - self.last_seen <= self.config.max_age
         if not keep.all():
-            for name in ('ids', 'classes', 'hits', 'hits_3d', 'last_seen', 'last_3d', 'has_3d',
-                         'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'box_P', 'x', 'P'):
+            for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
+                         'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'box_P', 'x',
+                         'P'):
                 setattr(self, name, getattr(self, name)[keep])
         return np.cumsum(keep) - 1
 
