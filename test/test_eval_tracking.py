@@ -100,3 +100,9 @@ def test_motion_topics_are_found_by_type_and_name():
     assert motion_topics(types) == ('/ground_truth/object_motion',
                                     '/ground_truth/object_motion_world')
     assert motion_topics({'/odom': 'nav_msgs/msg/Odometry'}) == (None, None)
+
+
+def test_time_to_contact_of_moving_objects_apart(summary):
+    # The walker moves in the world, so its samples are all the moving ones.
+    moving = summary['time_to_contact']['moving_objects']
+    assert moving['samples'] == 6 and moving['median_rel_error'] == pytest.approx(0.1)

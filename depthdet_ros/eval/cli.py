@@ -200,7 +200,9 @@ def _print_tracking(t):
           f'depth MAE raw {_fmt(t["depth"]["raw_mae_m"])} m, tracked '
           f'{_fmt(t["depth"]["tracked_mae_m"])} m')
     print(f'  time to contact (approaching, n {ttc["samples"]}): median rel. error '
-          f'{_fmt(ttc["median_rel_error"])}; alert transitions raw '
+          f'{_fmt(ttc["median_rel_error"])} (moving objects, n '
+          f'{ttc["moving_objects"]["samples"]}: '
+          f'{_fmt(ttc["moving_objects"]["median_rel_error"])}); alert transitions raw '
           f'{alerts["transitions"]["raw"]}, tracked {alerts["transitions"]["tracked"]}, GT '
           f'{alerts["transitions"]["ground_truth"]}; flickering objects raw '
           f'{alerts["flickering_objects"]["raw"]}, tracked '

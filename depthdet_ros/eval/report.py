@@ -37,7 +37,8 @@ times in milliseconds, shares in [0, 1]):
   tracked_mae_m, raw_abs_rel, tracked_abs_rel}; jitter {objects, static_only, raw_m,
   tracked_m, ratio, per_object}; time_to_contact {samples, objects,
   median_rel_error, mean_rel_error, no_estimate, approach_speed_m_s,
-  approach_range_m}; alerts {objects_with_alerts, transitions {raw, tracked,
+  approach_range_m, moving_objects {the same five figures for objects moving in the
+  world}}; alerts {objects_with_alerts, transitions {raw, tracked,
   time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object}
 - settings.tracker: the TrackerConfig used (null without tracking)
 - outputs: json, markdown, plots [...], output_bag (null when not written)
@@ -332,7 +333,9 @@ def _tracking_lines(t: Dict) -> List[str]:
               f'{ttc.get("approach_speed_m_s", "-")} m/s, range {ttc.get("approach_range_m", "-")}'
               f' m, confirmed tracks): {ttc["samples"]} samples of {ttc["objects"]} objects, '
               f'median relative error {_pct(ttc["median_rel_error"])}, mean '
-              f'{_pct(ttc["mean_rel_error"])}, no estimate {ttc["no_estimate"]}.', '']
+              f'{_pct(ttc["mean_rel_error"])}, no estimate {ttc["no_estimate"]}; of them, '
+              f'objects moving in the world: {ttc["moving_objects"]["samples"]} samples, '
+              f'median relative error {_pct(ttc["moving_objects"]["median_rel_error"])}.', '']
     tr = alerts['transitions']
     lines += [f'Proximity alert transitions (enters + leaves) over {alerts["objects_with_alerts"]}'
               f' objects: raw {tr["raw"]}, tracked {tr["tracked"]}, ground truth '

@@ -247,22 +247,31 @@ class TrackingEvaluation:
     def _ttc(self) -> Dict:
         approaching = [s for s in self.samples if s.gt_time_to_contact is not None
                        and s.confirmed]
-        if not approaching:
+        result = self._ttc_errors(approaching)
+        # Objects moving in the world (people walking at the camera), apart from static
+        # ones the camera's own motion brings nearer.
+        result['moving_objects'] = self._ttc_errors([s for s in approaching
+                                                     if s.static is False])
+        result.update(approach_speed_m_s=list(APPROACH_SPEED_M_S),
+                      approach_range_m=list(APPROACH_RANGE_M))
+        return result
+
+    @staticmethod
+    def _ttc_errors(samples) -> Dict:
+        if not samples:
             return {'samples': 0, 'objects': 0, 'median_rel_error': None,
                     'mean_rel_error': None, 'no_estimate': 0}
         errors, missing = [], 0
-        for s in approaching:
+        for s in samples:
             if math.isfinite(s.time_to_contact):
                 errors.append(min(abs(s.time_to_contact - s.gt_time_to_contact)
                                   / s.gt_time_to_contact, 1.0))
             else:
                 errors.append(1.0)
                 missing += 1
-        return {'samples': len(approaching), 'objects': len({s.instance for s in approaching}),
+        return {'samples': len(samples), 'objects': len({s.instance for s in samples}),
                 'median_rel_error': float(np.median(errors)),
-                'mean_rel_error': float(np.mean(errors)), 'no_estimate': missing,
-                'approach_speed_m_s': list(APPROACH_SPEED_M_S),
-                'approach_range_m': list(APPROACH_RANGE_M)}
+                'mean_rel_error': float(np.mean(errors)), 'no_estimate': missing}
 
     def _alerts(self, by_object) -> Dict:
         def transitions(states):
