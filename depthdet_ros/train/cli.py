@@ -23,8 +23,9 @@ def _json_object(text):
 
 def _add_common(parser, defaults: TrainOptions):
     data = parser.add_argument_group('data')
-    data.add_argument('--data', required=True, metavar='SPLIT_DIR',
-                      help='training split written by `depthdet synth dataset` (DIR/SPLIT)')
+    data.add_argument('--data', required=True, metavar='SPLIT_DIR', nargs='+',
+                      help='training split(s) written by `depthdet synth dataset` (DIR/SPLIT); '
+                           'several are used one after another')
     data.add_argument('--val-data', required=True, metavar='SPLIT_DIR',
                       help='validation split (never the held-out test split)')
     data.add_argument('--max-train-frames', type=int, default=0, metavar='N',
@@ -148,8 +149,9 @@ def _options(cls, args):
 
 
 def _datasets(args):
-    from depthdet_ros.train.data import SimDataset, Subset
-    return (Subset(SimDataset(args.data), args.max_train_frames),
+    from depthdet_ros.train.data import ConcatFrames, SimDataset, Subset
+    train = ConcatFrames([SimDataset(path) for path in args.data])
+    return (Subset(train, args.max_train_frames),
             Subset(SimDataset(args.val_data), args.max_val_frames))
 
 

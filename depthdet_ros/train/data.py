@@ -105,6 +105,49 @@ class Subset:
         return index
 
 
+class ConcatFrames:
+    """Several sources one after another (e.g. dataset shards rendered in parallel)."""
+
+    def __init__(self, sources: Sequence):
+        if not sources:
+            raise ValueError('no frame sources')
+        names = [tuple(getattr(s, 'class_names', ())) for s in sources]
+        if any(n != names[0] for n in names):
+            raise ValueError('the sources name different classes')
+        self.sources = list(sources)
+        self.class_names = names[0]
+        self._starts = np.cumsum([0] + [len(s) for s in self.sources])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = int(np.searchsorted(self._starts, index, side='right')) - 1
+        return self.sources[k], index - int(self._starts[k])
+
+    def load(self, index: int):
+        """See DepthFrames.load."""
+        source, i = self._locate(index)
+        return source.load(i)
+
+    def load_boxes(self, index: int) -> BoxSample:
+        """See BoxFrames.load_boxes."""
+        source, i = self._locate(index)
+        return source.load_boxes(i)
+
+    def objects(self, index: int):
+        """Per-object ground truth of the source frame."""
+        source, i = self._locate(index)
+        return source.objects(i)
+
+    def camera_matrix(self, index: int):
+        """Intrinsics of the source frame."""
+        source, i = self._locate(index)
+        return source.camera_matrix(i)
+
+
 @dataclass(frozen=True)
 class LabelFilter:
     """Which annotated objects count: enough visible pixels and a box of some size."""
