@@ -10,10 +10,11 @@ of each kind, so whichever camera appears is matched at once; a subscription no 
 wanted is kept until the publisher has had time to match its replacement, and frames
 both deliver meanwhile are passed on once.
 
-Best-effort frames larger than Fast DDS's default 512 KB shared-memory segment survive
-only with a bigger segment in the publishing process: config/fastdds_large_data.xml,
-which `depthdet pipeline` and the launch file apply (`large_data_environment`), and
-which a best-effort camera driver needs too (README, "Large images and QoS").
+Frames larger than Fast DDS's default 512 KB shared-memory segment need a bigger segment
+in the publishing process (best-effort ones are lost whole, reliable ones resent until
+the writer's queue moves on): config/fastdds_large_data.xml, which `depthdet pipeline`
+and the launch file apply (`large_data_environment`), and which the camera driver needs
+too (README, "Large images and QoS", has the measured cases).
 """
 import collections
 import os
