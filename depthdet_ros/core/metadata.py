@@ -10,7 +10,7 @@ import json
 NAMES = 'names'
 STRIDE = 'stride'
 # Ours.
-TASK = 'depthdet_task'            # 'detector' | 'depth'
+TASK = 'depthdet_task'            # 'detector' | 'depth' | 'joint'
 ARCH = 'depthdet_arch'            # e.g. 'yolov5n', 'hybrid_resnet50'
 ARCH_KWARGS = 'depthdet_arch_kwargs'  # JSON builder options, e.g. {"decoder_width": 0.5}
 INPUT_SIZE = 'depthdet_input_size'  # JSON [height, width]
@@ -20,9 +20,15 @@ QUANTIZATION = 'depthdet_quantization'  # JSON recipe of an INT8 model (nets.qua
 # Focal length (pixels of the network input) the depth net predicts metres for; the
 # runtime rescales by the camera's effective focal length over it (core.depth).
 CANONICAL_FOCAL = 'depthdet_canonical_focal'
+# Joint models (nets.joint): number of prototype masks k (the last k columns of each
+# detection row are mask coefficients) and the outputs' strides over the input.
+MASK_PROTOTYPES = 'depthdet_mask_prototypes'
+PROTO_STRIDE = 'depthdet_proto_stride'
+DEPTH_STRIDE = 'depthdet_depth_stride'
 
 TASK_DETECTOR = 'detector'
 TASK_DEPTH = 'depth'
+TASK_JOINT = 'joint'
 
 
 def parse_names(text):

@@ -18,31 +18,39 @@ from torch import nn
 
 from depthdet_ros.core import metadata
 from depthdet_ros.nets.hybrid import DEPTH_ARCHS, build_depth_net
+from depthdet_ros.nets.joint import build_joint, JOINT_ARCHS
 from depthdet_ros.nets.yolov5 import VARIANTS, build_yolov5
 
 DETECTOR_ARCHS = tuple(f'yolov5{variant}' for variant in VARIANTS)
-ARCHS = DETECTOR_ARCHS + tuple(DEPTH_ARCHS)
+ARCHS = DETECTOR_ARCHS + tuple(DEPTH_ARCHS) + JOINT_ARCHS
 # Default input [height, width] per task.
-DEFAULT_INPUT_SIZE = {metadata.TASK_DETECTOR: (640, 640), metadata.TASK_DEPTH: (256, 320)}
+DEFAULT_INPUT_SIZE = {metadata.TASK_DETECTOR: (640, 640), metadata.TASK_DEPTH: (256, 320),
+                      metadata.TASK_JOINT: (320, 320)}
 
 
 def task_of(arch: str) -> str:
-    """Return metadata.TASK_DETECTOR or TASK_DEPTH for a registry name."""
+    """Return metadata.TASK_DETECTOR, TASK_DEPTH or TASK_JOINT for a registry name."""
     if arch in DETECTOR_ARCHS:
         return metadata.TASK_DETECTOR
     if arch in DEPTH_ARCHS:
         return metadata.TASK_DEPTH
+    if arch in JOINT_ARCHS:
+        return metadata.TASK_JOINT
     raise ValueError(f'unknown arch {arch!r}; choose from {", ".join(ARCHS)}')
 
 
 def build_model(arch: str, num_classes: Optional[int] = None, **arch_kwargs) -> nn.Module:
-    """Build any registered network; `num_classes` is for detectors only (default 80).
+    """Build any registered network; `num_classes` is for detectors and joint nets (80).
 
     Detector kwargs: depth_multiple, width_multiple, anchors (see build_yolov5).
-    Depth kwargs: see build_depth_net.
+    Depth kwargs: see build_depth_net. Joint kwargs: those of detectors plus num_masks and
+    decoder_width (see nets.joint.build_joint).
     """
-    if task_of(arch) == metadata.TASK_DETECTOR:
+    task = task_of(arch)
+    if task == metadata.TASK_DETECTOR:
         return build_yolov5(arch, 80 if num_classes is None else num_classes, **arch_kwargs)
+    if task == metadata.TASK_JOINT:
+        return build_joint(arch, 80 if num_classes is None else num_classes, **arch_kwargs)
     if num_classes is not None:
         raise ValueError(f'{arch} is a depth net: it takes no num_classes')
     return build_depth_net(arch, **arch_kwargs)

@@ -166,11 +166,16 @@ class Detect(nn.Module):
         grid_y, grid_x = torch.meshgrid(rows, cols, indexing='ij')
         grid = torch.stack((grid_x, grid_y), dim=-1).view(1, 1, ny, nx, 2)
         anchor_px = (self.anchors[level] * stride).view(1, self.num_anchors, 1, 1, 2)
+        scored = self.num_classes + 5
+        # Columns past the scores (a subclass's mask coefficients) stay linear.
+        extra = (raw[..., scored:],) if self.num_outputs > scored else ()
+        if extra:
+            raw = raw[..., :scored]
         xy, wh, scores = raw.sigmoid().split((2, 2, self.num_classes + 1), dim=4)
         xy = (xy * 2 - 0.5 + grid) * stride
         wh = (wh * 2) ** 2 * anchor_px
         rows = self.num_anchors * ny * nx
-        return torch.cat((xy, wh, scores), dim=4).reshape(-1, rows, self.num_outputs)
+        return torch.cat((xy, wh, scores) + extra, dim=4).reshape(-1, rows, self.num_outputs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""One network for boxes, instance masks and metric depth (seeds 001, 002, 004; issue 14).
+
+A YOLOv5 backbone and PAN neck (nets.yolov5, the same layers and indices) feed three heads:
+
+- detection: YOLOv5's anchor-based head whose rows carry k mask coefficients after the
+  class probabilities, as YOLOv5-seg does: [cx, cy, w, h, obj, classes..., coeffs...];
+  the coefficients stay linear (only boxes, objectness and classes are sigmoided);
+- instance masks: a prototype module on the neck's P3 output gives k prototype masks at
+  stride 4; an object's mask is sigmoid(coefficients . prototypes), cropped to its box;
+- metric depth: seed 003's hybrid CNN decoder (nets.hybrid up-projection blocks) from the
+  backbone's deepest (SPPF) features, with U-Net lateral connections from the backbone's
+  stride 16, 8, 4 and 2 stages; metres (of the canonical camera, see core.depth) at half
+  the input resolution.
+
+Input: [B, 3, H, W] RGB in [0, 1], letterboxed like the detector's (H, W multiples of 32).
+Eval output: (rows [B, 3 * sum(ny * nx), 5 + C + k], prototypes [B, k, H/4, W/4],
+depth [B, 1, H/2, W/2]). Training output: (raw per-level maps [B, 3, ny, nx, 5 + C + k],
+prototypes, depth).
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from depthdet_ros.nets.hybrid import decoder_widths, SkipFusion, UpProjection
+from depthdet_ros.nets.yolov5 import Conv, DEFAULT_ANCHORS, Detect, make_divisible, VARIANTS, \
+    YoloV5, YoloV5Config
+
+DEFAULT_NUM_MASKS = 32
+PROTO_STRIDE = 4
+DEPTH_STRIDE = 2
+
+
+class MaskDetect(Detect):
+    """Detect head whose rows end in `num_masks` mask coefficients (left linear by decode)."""
+
+    def __init__(self, num_classes: int, num_masks: int, anchors_px, in_channels,
+                 strides=(8, 16, 32)):
+        super().__init__(num_classes, anchors_px, in_channels, strides)
+        self.num_masks = num_masks
+        self.num_outputs = num_classes + 5 + num_masks
+        self.m = nn.ModuleList(nn.Conv2d(channels, self.num_outputs * self.num_anchors, 1)
+                               for channels in in_channels)
+
+    def initialize_biases(self, image_size: int = 640) -> None:
+        """YOLOv5's objectness and class priors; coefficient biases stay zero."""
+        with torch.no_grad():
+            for conv, stride in zip(self.m, self.strides):
+                bias = conv.bias.view(self.num_anchors, -1)
+                bias[:, 4] += math.log(8 / (image_size / stride) ** 2)
+                bias[:, 5:5 + self.num_classes] += math.log(0.6 / (self.num_classes - 0.99999))
+
+
+class Proto(nn.Module):
+    """Prototype masks: 3x3 conv, 2x nearest upsampling, 3x3 conv, 1x1 conv to k maps."""
+
+    def __init__(self, in_channels: int, hidden: int, num_masks: int):
+        super().__init__()
+        self.cv1 = Conv(in_channels, hidden, 3)
+        self.upsample = nn.Upsample(scale_factor=2, mode='nearest')
+        self.cv2 = Conv(hidden, hidden, 3)
+        self.cv3 = Conv(hidden, num_masks, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map P3 features [B, C, H/8, W/8] to prototypes [B, k, H/4, W/4]."""
+        return self.cv3(self.cv2(self.upsample(self.cv1(x))))
+
+
+class DepthDecoder(nn.Module):
+    """Seed 003's decoder over a YOLOv5 backbone: bridge, four up-projections, U-Net skips.
+
+    `skip_channels` are the backbone's channels at strides 2, 4, 8, 16, 32 (deepest last).
+    """
+
+    def __init__(self, skip_channels, decoder_width: float = 1.0, dropout: float = 0.0,
+                 init_std: float = 1e-3):
+        super().__init__()
+        widths = decoder_widths(skip_channels[4], decoder_width)
+        self.bridge = nn.Conv2d(skip_channels[4], widths[0], 1)
+        self.bridge_bn = nn.BatchNorm2d(widths[0])
+        self.up = nn.ModuleList(UpProjection(widths[i], widths[i + 1]) for i in range(4))
+        self.fuse = nn.ModuleList(SkipFusion(skip_channels[3 - i], widths[i + 1], widths[i + 1])
+                                  for i in range(4))
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Conv2d(widths[4], 1, 3, padding=1)
+        # The authors' decoder initialisation (nets.hybrid): small weights, zero biases.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, 0.0, init_std)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, skips) -> torch.Tensor:
+        """Backbone features at strides 2..32 -> [B, 1, H/2, W/2] metres (ReLU)."""
+        x = self.bridge_bn(self.bridge(skips[4]))
+        for stage in range(4):
+            x = self.fuse[stage](skips[3 - stage], self.up[stage](x))
+        return F.relu(self.head(self.dropout(x)))
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """Joint network size; `name` is recorded as the ONNX `depthdet_arch`."""
+
+    num_classes: int = 80
+    depth_multiple: float = 0.33
+    width_multiple: float = 0.25
+    num_masks: int = DEFAULT_NUM_MASKS
+    decoder_width: float = 1.0
+    anchors: tuple = DEFAULT_ANCHORS
+    name: str = 'joint_yolov5n'
+
+
+class JointNet(YoloV5):
+    """YOLOv5 layers 0-23 shared by MaskDetect (layer 24), Proto and the depth decoder."""
+
+    def __init__(self, config: JointConfig = JointConfig()):
+        super().__init__(YoloV5Config(num_classes=config.num_classes,
+                                      depth_multiple=config.depth_multiple,
+                                      width_multiple=config.width_multiple,
+                                      anchors=config.anchors, name=config.name))
+        self.joint_config = config
+
+        def ch(channels):
+            return make_divisible(channels * config.width_multiple, 8)
+
+        neck = (ch(256), ch(512), ch(1024))
+        self.model[24] = MaskDetect(config.num_classes, config.num_masks, config.anchors, neck)
+        self.detect.initialize_biases()
+        self.proto = Proto(neck[0], neck[0], config.num_masks)
+        self.depth_decoder = DepthDecoder((ch(64), ch(128), ch(256), ch(512), ch(1024)),
+                                          config.decoder_width)
+
+    @property
+    def num_masks(self) -> int:
+        """Number of prototype masks k."""
+        return self.joint_config.num_masks
+
+    def forward(self, images: torch.Tensor):
+        """Images [B, 3, H, W] in [0, 1] -> (detections, prototypes, depth); see module doc."""
+        m = self.model
+        stride2 = m[0](images)
+        stride4 = m[2](m[1](stride2))
+        backbone_p3 = m[4](m[3](stride4))
+        backbone_p4 = m[6](m[5](backbone_p3))
+        deepest = m[9](m[8](m[7](backbone_p4)))
+        lateral_p5 = m[10](deepest)
+        x = m[13](m[12]((m[11](lateral_p5), backbone_p4)))
+        lateral_p4 = m[14](x)
+        out_p3 = m[17](m[16]((m[15](lateral_p4), backbone_p3)))
+        out_p4 = m[20](m[19]((m[18](out_p3), lateral_p4)))
+        out_p5 = m[23](m[22]((m[21](out_p4), lateral_p5)))
+        detections = m[24]((out_p3, out_p4, out_p5))
+        depth = self.depth_decoder((stride2, stride4, backbone_p3, backbone_p4, deepest))
+        return detections, self.proto(out_p3), depth
+
+
+JOINT_ARCHS = tuple(f'joint_yolov5{variant}' for variant in VARIANTS)
+
+
+def build_joint(arch: str = 'joint_yolov5n', num_classes: int = 80,
+                depth_multiple: Optional[float] = None, width_multiple: Optional[float] = None,
+                num_masks: int = DEFAULT_NUM_MASKS, decoder_width: float = 1.0,
+                anchors=DEFAULT_ANCHORS) -> JointNet:
+    """Build 'joint_yolov5n' / 's' / 'm'; multiples override the variant's (name records it)."""
+    if arch not in JOINT_ARCHS:
+        raise ValueError(f'unknown joint arch {arch!r}; choose from {", ".join(JOINT_ARCHS)}')
+    depth, width = VARIANTS[arch[len('joint_yolov5'):]]
+    name = arch
+    if depth_multiple is not None or width_multiple is not None:
+        depth = depth if depth_multiple is None else depth_multiple
+        width = width if width_multiple is None else width_multiple
+        name = f'{name}-d{depth:g}-w{width:g}'
+    if num_masks < 1:
+        raise ValueError(f'num_masks must be >= 1, got {num_masks}')
+    return JointNet(JointConfig(num_classes=num_classes, depth_multiple=depth,
+                                width_multiple=width, num_masks=int(num_masks),
+                                decoder_width=decoder_width, anchors=anchors, name=name))
