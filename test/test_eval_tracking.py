@@ -106,3 +106,23 @@ def test_time_to_contact_of_moving_objects_apart(summary):
     # The walker moves in the world, so its samples are all the moving ones.
     moving = summary['time_to_contact']['moving_objects']
     assert moving['samples'] == 6 and moving['median_rel_error'] == pytest.approx(0.1)
+
+
+def test_ground_truth_depth_replaces_the_networks_along_the_ray():
+    from depthdet_ros.eval.tracking import with_ground_truth_depth
+    covariance = np.diag([1e-4, 1e-4, 0.01])  # spread 0.1 m along z (ray (0.25, 0, 1))
+    obj = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
+                         ObjectDepth(2.0, 0.1, 1.0), Point3D(0.5, 0.0, 2.0),
+                         Point3D(0.4, 0.4, 0.2), covariance, False)
+    stray = ObjectEstimate(Detection2D(Box(*WALKER_BOX), 0.9, 0, 'chair'),
+                           ObjectDepth(3.0, 0.1, 1.0), None, None, None, False)
+    truth = [gt('8', CHAIR_BOX, 'chair', 4.2, 4.0)]
+    out = with_ground_truth_depth([obj, stray], truth, 0.0, np.random.default_rng(0), 0.5)
+    assert out[1] is stray  # no GT box of its own
+    moved = out[0]
+    assert moved.depth.depth == 4.0 and moved.depth.spread == 0.0
+    assert (moved.position.x, moved.position.y, moved.position.z) == (1.0, 0.0, 4.0)
+    # Scaled by (4 / 2)^2, less the old spread (0.2 m at 4 m) along the ray.
+    ray = np.array([0.25, 0.0, 1.0])
+    assert np.allclose(moved.covariance, covariance * 4 - 0.04 * np.outer(ray, ray))
+    assert moved.detection is obj.detection

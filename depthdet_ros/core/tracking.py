@@ -185,15 +185,16 @@ def _gates(probability: float) -> Tuple[float, float]:
     return float(chdtri(3, 1.0 - probability)), float(chdtri(1, 1.0 - probability))
 
 
-def _box_vector(box: Box):
-    """Box filter measurement: centre (px) and inverse width and height (INVERSE_SIZE / px).
+def _box_vectors(xyxy):
+    """Box filter measurements of Nx4 boxes: centre (px), inverse width and height.
 
-    An object's image size is inversely proportional to its depth, so the inverse
-    size changes at a constant rate when the object approaches at a constant speed:
-    what a constant-velocity filter models without lag.
+    Inverse sizes are INVERSE_SIZE / px. An object's image size is inversely
+    proportional to its depth, so the inverse size changes at a constant rate when
+    the object approaches at a constant speed: what a constant-velocity filter
+    models without lag.
     """
-    return (0.5 * (box.x1 + box.x2), 0.5 * (box.y1 + box.y2),
-            INVERSE_SIZE / max(box.width, 1.0), INVERSE_SIZE / max(box.height, 1.0))
+    size = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0)
+    return np.concatenate([0.5 * (xyxy[:, :2] + xyxy[:, 2:]), INVERSE_SIZE / size], axis=1)
 
 
 def _xyxy(state):
@@ -229,13 +230,16 @@ class _Measurements:
 
     def __init__(self, objects: Sequence[ObjectEstimate], config: TrackerConfig):
         n = len(objects)
-        self.classes = np.array([o.detection.class_name for o in objects], dtype=object)
-        self.boxes = np.array([_box_vector(o.detection.box) for o in objects],
-                              dtype=np.float64).reshape(n, 4)
-        depth = np.array([o.depth.depth for o in objects], dtype=np.float64)
+        # One pass over the objects: class, box edges, depth, whether 3D is given.
+        rows = [(o.detection.class_name, o.detection.box.x1, o.detection.box.y1,
+                 o.detection.box.x2, o.detection.box.y2, o.depth.depth,
+                 o.position is not None and o.covariance is not None) for o in objects]
+        self.classes = np.array([r[0] for r in rows], dtype=object)
+        numbers = np.array([r[1:] for r in rows], dtype=np.float64).reshape(n, 6)
+        self.boxes = _box_vectors(numbers[:, :4])
+        depth = numbers[:, 4]
         ranged = np.isfinite(depth)
-        self.full = ranged & np.array([o.position is not None and o.covariance is not None
-                                       for o in objects], dtype=bool)  # 3D + covariance
+        self.full = ranged & (numbers[:, 5] > 0)  # 3D position with covariance
         self.depth_only = ranged & ~self.full  # depth without intrinsics
         self.z = np.zeros((n, 3))
         self.R = np.zeros((n, 3, 3))

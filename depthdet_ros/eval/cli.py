@@ -81,6 +81,10 @@ def add_parser(subparsers):
                         metavar='NAME=VALUE',
                         help='tracker setting (core.tracking.TrackerConfig field), repeatable, '
                              'e.g. --tracker alert_hysteresis=0.2')
+    parser.add_argument('--tracker-gt-depth', type=float, default=None, metavar='NOISE',
+                        help='feed the tracker the GT depth of matched detections times '
+                             '(1 + N(0, NOISE)) instead of the network\'s: scores the tracker '
+                             'apart from the depth network (other scores are unchanged)')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -124,6 +128,8 @@ def run(args, actions=()):
         tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
         if not 0 < args.match_iou <= 1:
             raise ValueError(f'--match-iou must be in (0, 1], got {args.match_iou}')
+        if args.tracker_gt_depth is not None and not 0 <= args.tracker_gt_depth < 1:
+            raise ValueError(f'--tracker-gt-depth must be in [0, 1), got {args.tracker_gt_depth}')
         reader = bag_input.open_reader(args.bag)
         topic_types = {c.topic: c.msgtype for c in reader.connections}
         reader.close()
@@ -161,7 +167,8 @@ def run(args, actions=()):
                 raise CliError(str(exc)) from None
         results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
                                       tolerance_ns, values['max_image_pixels'], output_bag,
-                                      progress=not args.no_progress, tracker=tracker)
+                                      progress=not args.no_progress, tracker=tracker,
+                                      gt_depth_noise=args.tracker_gt_depth)
     finally:
         pipeline.close()
         if output_bag is not None:
@@ -173,7 +180,8 @@ def run(args, actions=()):
                 'providers': pipeline.providers, 'score_threshold': values['score_threshold'],
                 'iou_threshold': values['iou_threshold'],
                 'stamp_tolerance_ms': args.stamp_tolerance,
-                'tracker': dataclasses.asdict(tracker.config) if tracker else None}
+                'tracker': dataclasses.asdict(tracker.config) if tracker else None,
+                'tracker_gt_depth': args.tracker_gt_depth}
     report = report_module.build_report(results, index, settings, run_info)
     json_path = os.path.join(args.out, 'report.json')
     md_path = os.path.join(args.out, 'report.md')

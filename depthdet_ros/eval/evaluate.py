@@ -31,6 +31,8 @@ from depthdet_ros.eval.metrics import DepthAccumulator, DepthMetrics, detection_
 from depthdet_ros.eval.metrics import DetectionMetrics, FrameDetections, valid_depth_mask
 from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M, ObjectSample
 from depthdet_ros.eval.proximity import alert_limit, AlertTally
+from depthdet_ros.eval.tracking import read_motion, TrackingEvaluation
+from depthdet_ros.eval.tracking import with_ground_truth_depth
 
 # Latency stages reported, in pipeline order; others the pipeline reports follow.
 DECODE_STAGE, TOTAL_STAGE = 'decode', 'total'
@@ -207,12 +209,15 @@ class Evaluation:
 
 def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,
                  tolerance_ns: int, max_pixels: int, output_bag=None,
-                 progress: bool = True, tracker=None) -> Tuple[EvalResults, BagIndex]:
+                 progress: bool = True, tracker=None, gt_depth_noise: Optional[float] = None
+                 ) -> Tuple[EvalResults, BagIndex]:
     """Run `pipeline` on every image of the bag and score it (see the module doc).
 
     `output_bag` (an output_bag.OutputBag or None) receives a copy of every input
     message and the pipeline's outputs of every frame. `tracker` (core.tracking.Tracker
-    or None) tracks the objects of every frame; its scores need GT detections.
+    or None) tracks the objects of every frame; its scores need GT detections. With
+    `gt_depth_noise`, the tracker gets the GT depth of matched detections with that
+    relative noise instead of the network's (eval.tracking.with_ground_truth_depth).
     """
     from tqdm import tqdm
 
@@ -220,8 +225,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     plans = plan_frames(index, tolerance_ns)
     evaluation = Evaluation(settings)
     tracking = None
+    noise_rng = np.random.default_rng(0)  # fixed: the same bag gives the same figures
     if tracker is not None and topics.gt_detections:
-        from depthdet_ros.eval.tracking import read_motion, TrackingEvaluation
         tracking = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
                                       settings.match_iou, read_motion(path, typestore))
     on_message = output_bag.copy if output_bag is not None else None
@@ -235,8 +240,12 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         result = pipeline.process(frame.rgb, frame.camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
         if tracker is not None:
+            objects = result.objects
+            if gt_depth_noise is not None and frame.gt_objects is not None:
+                objects = with_ground_truth_depth(objects, frame.gt_objects, gt_depth_noise,
+                                                  noise_rng, settings.match_iou)
             t1 = time.perf_counter()
-            tracked = tracker.update(result.objects, frame.stamp_ns * 1e-9, settings.max_depth,
+            tracked = tracker.update(objects, frame.stamp_ns * 1e-9, settings.max_depth,
                                      settings.class_max_depth)
             result.timings_ms['tracking'] = (time.perf_counter() - t1) * 1e3
             total_ms += result.timings_ms['tracking']

@@ -40,7 +40,9 @@ times in milliseconds, shares in [0, 1]):
   approach_range_m, moving_objects {the same five figures for objects moving in the
   world}}; alerts {objects_with_alerts, transitions {raw, tracked,
   time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object}
-- settings.tracker: the TrackerConfig used (null without tracking)
+- settings.tracker: the TrackerConfig used (null without tracking);
+  settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
+  instead of the network's (null: the network's depth)
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -109,7 +111,7 @@ def build_report(results, index, settings, run: Dict) -> Dict:
             'stamp_tolerance_ms': run['stamp_tolerance_ms'], 'match_iou': settings.match_iou,
             'distance_bands_m': list(settings.distance_edges_m),
             'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY,
-            'tracker': run.get('tracker')},
+            'tracker': run.get('tracker'), 'tracker_gt_depth': run.get('tracker_gt_depth')},
         'frames': dict(results.frames.__dict__),
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
@@ -290,7 +292,7 @@ def markdown(report: Dict) -> str:
         lines += _table(['strategy', 'object P', 'object R', 'tp/fp/fn', 'frame P', 'frame R',
                          'tp/fp/fn/tn'], rows) + ['']
     if report.get('tracking'):
-        lines += _tracking_lines(report['tracking'])
+        lines += _tracking_lines(report['tracking'], settings.get('tracker_gt_depth'))
     lines += ['## Latency (ms, this machine, one frame at a time)', '']
     lines += _table(['stage', 'n', 'mean', 'p50', 'p90', 'p99'],
                     [[stage, str(v['n']), _num(v['mean'], 1), _num(v['p50'], 1),
@@ -305,7 +307,7 @@ def markdown(report: Dict) -> str:
     return '\n'.join(lines)
 
 
-def _tracking_lines(t: Dict) -> List[str]:
+def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
     identity, depth, jitter = t['identity'], t['depth'], t['jitter']
     ttc, alerts = t['time_to_contact'], t['alerts']
     switches = identity['id_switches_per_100_object_frames']
@@ -313,6 +315,9 @@ def _tracking_lines(t: Dict) -> List[str]:
              f'Tracker over {t["frames"]} frames with GT ({t["gt_object_frames"]} GT '
              f'object-frames, {identity["gt_objects"]} GT objects). Identity on confirmed '
              'tracks, same class, IoU >= 0.5 (py-motmetrics).', '']
+    if gt_depth_noise is not None:
+        lines += [f'**The tracker was fed GT depth x (1 + N(0, {gt_depth_noise:g})) for matched '
+                  "detections instead of the network's** (--tracker-gt-depth).", '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],
                     [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),

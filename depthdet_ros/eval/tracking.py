@@ -20,11 +20,17 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   TTC = range to the GT surface (|centre| x GT depth / centre z) over the GT closing
   speed (-centre . velocity / |centre|); an estimate of no contact (infinite) or
   unknown counts as an error of 1 (100 %).
+- With `gt_depth_noise` (evaluate_bag), the tracker is fed each detection's matched GT
+  depth times (1 + N(0, noise)) instead of the network's, its 3D point and
+  covariance scaled along the ray to match (`with_ground_truth_depth`): the tracker
+  measured apart from the depth network. The other scores of the report stay on the
+  network's depth.
 - Alert transitions per object over its matched frames: enters and leaves of the
   raw proximity alert, of the tracked 'proximity' rule, and of the GT (GT depth
   below the threshold); an object flickers when its alert enters or leaves more often
   than its GT does (at least once allowed: at most one enter and one leave per pass).
 """
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -32,6 +38,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT
+from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
 
@@ -87,6 +94,37 @@ def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:
     return {stamp: {key: MotionTruth(v, speeds.get(stamp, {}).get(key))
                     for key, v in objects.items()}
             for stamp, objects in velocities.items()}
+
+
+def with_ground_truth_depth(objects, gt_objects, noise: float, rng, match_iou: float):
+    """Return `objects` with matched ones ranged at their GT depth x (1 + N(0, noise)).
+
+    The 3D point and covariance move along the viewing ray with the depth; the spread
+    becomes noise x depth. Unmatched objects and GT without a depth are left as they are.
+    """
+    objects = list(objects)
+    pairs = match_boxes(boxes_xyxy([o.detection.box for o in objects]),
+                        [o.detection.class_name for o in objects],
+                        [o.detection.score for o in objects],
+                        boxes_xyxy([g.box for g in gt_objects]),
+                        [g.class_name for g in gt_objects], match_iou)
+    for p, g in pairs:
+        obj, depth = objects[p], gt_objects[g].depth
+        if not math.isfinite(depth):
+            continue
+        z = depth * (1.0 + noise * rng.standard_normal())
+        position = covariance = None
+        if obj.position is not None and obj.position.z > 0:
+            k = z / obj.position.z
+            position = Point3D(obj.position.x * k, obj.position.y * k, z)
+            if obj.covariance is not None:
+                ray = np.array([position.x, position.y, z]) / z
+                covariance = np.asarray(obj.covariance) * k * k \
+                    - (obj.depth.spread * k) ** 2 * np.outer(ray, ray) \
+                    + (noise * z) ** 2 * np.outer(ray, ray)
+        objects[p] = dataclasses.replace(obj, depth=ObjectDepth(z, noise * z, 1.0),
+                                         position=position, covariance=covariance)
+    return objects
 
 
 @dataclass
