@@ -147,3 +147,25 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
     assert main(['quantize', model, '--calibration', str(tmp_path / 'empty')]) == 2
     assert 'no calibration frames' in capsys.readouterr().err
+
+
+def _report(map50, delta1, median_rel):
+    return {'frames': 10, 'map50': map50, 'depth': {'delta1': delta1},
+            'objects': {'pipeline': {'all': {'robust': {'median_rel': median_rel}}}}}
+
+
+def test_accuracy_cost_against_the_bounds(tmp_path, capsys):
+    fp32, ok, bad = (_report(0.650, 0.400, 0.100), _report(0.640, 0.385, 0.108),
+                     _report(0.630, 0.400, 0.100))
+    rows = quantize.accuracy_cost(fp32, ok, 'robust')
+    assert [(r[0], round(r[3], 3), r[5]) for r in rows] == [
+        ('map50', -0.010, True), ('delta1', -0.015, True), ('object_median_rel', 0.008, True)]
+    assert not quantize.accuracy_cost(fp32, bad, 'robust')[0][5]  # mAP down 0.020 > 0.015
+    paths = []
+    for name, report in (('fp32', fp32), ('ok', ok), ('bad', bad)):
+        paths.append(tmp_path / f'{name}.json')
+        paths[-1].write_text(json.dumps(report))
+    assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[1])]) == 0
+    assert '| mAP@0.5 | 0.6500 | 0.6400 | -0.0100 | -0.015 | yes |' in capsys.readouterr().out
+    assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[2])]) == 1
+    assert main(['quantize', '--accuracy-cost', str(paths[0]), str(tmp_path / 'x.json')]) == 2

@@ -19,6 +19,7 @@ onnxruntime's quantization guide recommends there. `--cpu-features` says which t
 import argparse
 import glob
 import json
+import logging
 import os
 import tempfile
 import time
@@ -253,16 +254,24 @@ def quantize_model(prepared, target, settings, input_name, inputs, cache_path, m
     exclude = list(settings.exclude_nodes) + (tail_nodes(model) if settings.float_tail else [])
     # Ranges differ by calibration method: one cache file each.
     cache = f'{cache_path}.{settings.calibration}.json' if cache_path else None
-    quantize_static(
-        prepared, target, _calibration_reader(input_name, inputs),
-        quant_format=QuantFormat.QDQ if settings.quant_format == 'qdq'
-        else QuantFormat.QOperator,
-        op_types_to_quantize=op_types, per_channel=settings.per_channel,
-        reduce_range=settings.reduce_range, activation_type=types[settings.activations],
-        weight_type=types[settings.weights],
-        nodes_to_exclude=exclude,
-        calibrate_method=methods[settings.calibration], extra_options=extra,
-        calibration_cache_path=cache)
+    root = logging.getLogger()
+    level = root.level
+    # onnxruntime's quantizer warns on the root logger about every 1-D weight it cannot
+    # quantize per channel (BatchNormalization scales); they stay per tensor, as they should.
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(
+            prepared, target, _calibration_reader(input_name, inputs),
+            quant_format=QuantFormat.QDQ if settings.quant_format == 'qdq'
+            else QuantFormat.QOperator,
+            op_types_to_quantize=op_types, per_channel=settings.per_channel,
+            reduce_range=settings.reduce_range, activation_type=types[settings.activations],
+            weight_type=types[settings.weights],
+            nodes_to_exclude=exclude,
+            calibrate_method=methods[settings.calibration], extra_options=extra,
+            calibration_cache_path=cache)
+    finally:
+        root.setLevel(level)
     copy_metadata(metadata_from, target, settings)
     return settings
 
@@ -454,6 +463,7 @@ class Study:
     variants: List[Variant] = field(default_factory=list)
     slower_in_int8: List[Tuple[str, float, float]] = field(default_factory=list)
     node_gains: List[Tuple[str, float]] = field(default_factory=list)
+    recipes: List[Tuple[str, float, float, float]] = field(default_factory=list)
     chosen: Optional[Variant] = None
 
     def to_json(self):
@@ -585,6 +595,80 @@ def search(quantizer, base, max_nodes, log=print):
     return study
 
 
+# Recipes `--compare-recipes` measures side by side (format, types, granularity, what is
+# quantized); each on top of the given settings.
+RECIPES = (
+    ('QDQ u8s8 per-channel', {}),
+    ('QDQ u8s8 per-channel 8-bit', {'reduce_range': False}),
+    ('QDQ u8s8 per-tensor', {'per_channel': False}),
+    ('QDQ u8u8 per-channel', {'weights': 'u8'}),
+    ('QDQ s8s8 per-channel', {'activations': 's8'}),
+    ('QOperator u8s8 per-channel', {'quant_format': 'qoperator'}),
+    ('QDQ Conv only', {'op_types': ('Conv',)}),
+    ('QDQ Conv + activations', {'op_types': ('Conv', 'Clip', 'Relu', 'Sigmoid', 'Mul')}),
+)
+
+
+def compare_recipes(quantizer, base, log=print):
+    """Quantize with each of RECIPES; returns [(name, output error, ms, FP32 ms)].
+
+    Latencies come from one interleaved set of rounds over FP32 and every recipe.
+    """
+    paths, rows = [quantizer.model_path], []
+    for name, changes in RECIPES:
+        path, settings = quantizer.build(replace(base, **changes))
+        outputs = run_outputs(path, quantizer.input_name, quantizer.check, quantizer.threads)
+        rows.append([name, output_error(quantizer.task, quantizer.reference, outputs)['error']])
+        paths.append(path)
+    times = latencies_ms(paths, quantizer.input_name, quantizer.check[0], rounds=30,
+                         threads=quantizer.threads)
+    for row, ms in zip(rows, times[1:]):
+        row += [ms, times[0]]
+        log(f'  {row[0]}: output error {row[1]:.4f}, {ms:.1f} ms vs FP32 {times[0]:.1f} ms '
+            f'(x{times[0] / ms:.2f})')
+    return [tuple(row) for row in rows]
+
+
+# The accuracy an INT8 pair may cost through the pipeline (issue 15): mAP@0.5, delta1 and
+# the per-object median relative depth error (detections matched in the pipeline setting,
+# all objects, the node's default strategy).
+ACCURACY_BOUNDS = {'map50': 0.015, 'delta1': 0.02, 'object_median_rel': 0.01}
+
+
+def accuracy_cost(fp32_report, int8_report, strategy):
+    """Return [(metric, FP32, INT8, change, bound, within)] of two `train evaluate` JSONs."""
+    def figures(report):
+        objects = report['objects']['pipeline']['all'][strategy]
+        return {'map50': report['map50'], 'delta1': report['depth']['delta1'],
+                'object_median_rel': objects['median_rel']}
+    before, after = figures(fp32_report), figures(int8_report)
+    rows = []
+    for key, bound in ACCURACY_BOUNDS.items():
+        # mAP and delta1 may drop by the bound; the relative error may rise by it.
+        change = after[key] - before[key]
+        cost = -change if key != 'object_median_rel' else change
+        rows.append((key, before[key], after[key], change, bound, cost <= bound))
+    return rows
+
+
+def print_accuracy_cost(fp32_path, int8_path, strategy):
+    """Print the accuracy_cost table (Markdown); returns whether every bound holds."""
+    with open(fp32_path, encoding='utf-8') as f:
+        fp32 = json.load(f)
+    with open(int8_path, encoding='utf-8') as f:
+        int8 = json.load(f)
+    rows = accuracy_cost(fp32, int8, strategy)
+    labels = {'map50': 'mAP@0.5', 'delta1': 'δ1',
+              'object_median_rel': f'per-object median REL ({strategy}, pipeline)'}
+    print(f'| held-out, {fp32["frames"]} frames | FP32 | INT8 | change | allowed | within |')
+    print('|---|---:|---:|---:|---:|---|')
+    for key, before, after, change, bound, within in rows:
+        sign = '+' if key == 'object_median_rel' else '-'
+        print(f'| {labels[key]} | {before:.4f} | {after:.4f} | {change:+.4f} | {sign}{bound} | '
+              f'{"yes" if within else "NO"} |')
+    return all(row[-1] for row in rows)
+
+
 # --- command line -----------------------------------------------------------------------
 
 def add_parser(subparsers):
@@ -630,6 +714,14 @@ def add_parser(subparsers):
     parser.add_argument('--threads', type=int, default=1,
                         help='onnxruntime threads for the study\'s runs and timings '
                              '(default 1: steadier on a shared machine)')
+    parser.add_argument('--compare-recipes', action='store_true',
+                        help='also measure the recipes of RECIPES side by side (output error, '
+                             'latency interleaved with FP32) and record them in the study')
+    parser.add_argument('--accuracy-cost', nargs=2, metavar=('FP32_JSON', 'INT8_JSON'),
+                        help='compare two `depthdet train evaluate --json` reports against '
+                             'the INT8 accuracy bounds and exit (1 when one is exceeded)')
+    parser.add_argument('--strategy', default='robust',
+                        help='per-object depth strategy for --accuracy-cost (default robust)')
     parser.add_argument('--cpu-features', action='store_true',
                         help='print the CPU\'s 8-bit dot-product instruction sets and exit')
     parser.set_defaults(func=run)
@@ -652,6 +744,11 @@ def run(args) -> int:
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
 
+    if args.accuracy_cost:
+        try:
+            return 0 if print_accuracy_cost(*args.accuracy_cost, args.strategy) else 1
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError(f'cannot compare {" and ".join(args.accuracy_cost)}: {exc}') from None
     features = cpu_features()
     vnni = 'VNNI: u8s8 without saturation' if has_vnni(features) else \
         'no VNNI: 7-bit weights (reduce_range) by default'
@@ -688,12 +785,14 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory() as workdir:
             quantizer = Quantizer(path, workdir, calibration_inputs, check_inputs, input_name,
                                   threads=args.threads)
+            recipes = compare_recipes(quantizer, base) if args.compare_recipes else []
             if args.no_search:
                 study = Study(os.path.basename(path), quantizer.task, features,
                               len(calibration_inputs), len(check_inputs))
                 study.chosen = quantizer.measure('as given', base, timed=True)
             else:
                 study = search(quantizer, base, args.max_float_nodes)
+            study.recipes = recipes
             quantizer.build(study.chosen.settings, target)
         with open(os.path.join(args.out_dir, f'{stem}_int8.json'), 'w', encoding='utf-8') as f:
             f.write(study.to_json())
