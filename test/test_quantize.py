@@ -169,3 +169,16 @@ def test_accuracy_cost_against_the_bounds(tmp_path, capsys):
     assert '| mAP@0.5 | 0.6500 | 0.6400 | -0.0100 | -0.015 | yes |' in capsys.readouterr().out
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[2])]) == 1
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(tmp_path / 'x.json')]) == 2
+
+
+def test_recipes_are_compared_side_by_side(tmp_path):
+    model = red_depth(tmp_path / 'd.onnx', input_hw=(32, 40))
+    # Frames 0 and 4 are held out: reds inside the calibrated 16-240.
+    images = write_images(tmp_path / 'calib', red_frames([128, 16, 240, 64, 96, 200, 32, 160]))
+    assert main(['quantize', model, '--calibration', images, '--frames', '6',
+                 '--check-frames', '2', '--no-search', '--compare-recipes',
+                 '--out-dir', str(tmp_path / 'out')]) == 0
+    study = json.loads((tmp_path / 'out' / 'd_int8.json').read_text())
+    assert [row[0] for row in study['recipes']] == [name for name, _ in quantize.RECIPES]
+    for _, error, int8_ms, fp32_ms in study['recipes']:
+        assert error < 0.05 and int8_ms > 0 and fp32_ms > 0
