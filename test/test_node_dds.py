@@ -55,8 +55,10 @@ def test_node_publishes_ranged_detections_and_runtime_alerts(models, ros, tmp_pa
     with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
         probe = Probe(topics)
         try:
-            msg = probe.wait_for('detections', resend=lambda: probe.send(image, camera),
-                                 timeout=60)
+            # Until discovery completes a frame can arrive without its CameraInfo (no x, y).
+            msg = probe.wait_for('detections', lambda m: all(
+                np.isfinite(d.results[0].pose.pose.position.x) for d in m.detections),
+                resend=lambda: probe.send(image, camera), timeout=60)
             assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (123, 456000000)
             assert msg.header.frame_id == 'cam_optical'
             (det,) = msg.detections
