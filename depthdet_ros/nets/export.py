@@ -2,7 +2,10 @@
 
 Detectors are written like ultralytics' YOLOv5 export (input `images`, output `output0`
 [B, rows, 5 + C], metadata `names` and `stride`); depth nets take `image` and give `depth`
-[B, 1, H/2, W/2] metres. Both carry the depthdet_* keys of core.metadata. After writing,
+[B, 1, H/2, W/2] metres; joint nets (nets.joint) take `images` like a detector and give
+`output0` (rows with k mask coefficients after the class probabilities), `protos`
+[B, k, H/4, W/4] and `depth` [B, 1, H/2, W/2]. All carry the depthdet_* keys of
+core.metadata. After writing,
 the file is run on onnxruntime's CPU provider against PyTorch on one random input, and
 the export fails when they disagree beyond the limits below (FP32_TOLERANCE,
 FP16_TOLERANCE): per value, |ONNX - PyTorch| <= atol + rtol |PyTorch|, numpy.allclose's
@@ -19,6 +22,7 @@ from depthdet_ros.core import metadata
 
 DETECTOR_IO = ('images', 'output0')
 DEPTH_IO = ('image', 'depth')
+JOINT_IO = ('images', 'output0', 'protos', 'depth')
 # The hybrid CNN authors trained on NYU Depth v2 (Kinect fx 518.86 px at 640x480) resized
 # by 0.55 to 352x264 before cropping 320x256 (seed 003): fx at the network input.
 AUTHORS_CANONICAL_FOCAL = 518.86 * 0.55
@@ -62,6 +66,9 @@ class Tolerance:
     depth_m: Limit
     box_px: Limit
     score: Limit
+    # Joint nets: mask coefficients of the compared rows and prototype values (linear
+    # outputs of magnitude ~1-10; FP16: fractions of the largest |value|, at least 1).
+    mask: Limit = Limit(1e-3, 2e-3)
 
 
 # FP32 onnxruntime and PyTorch differ by float rounding that deep nets amplify: yolov5s at
@@ -75,7 +82,8 @@ FP32_TOLERANCE = Tolerance(depth_m=Limit(1e-4, 1e-4), box_px=Limit(1e-2, 2e-3),
 # Measured with random weights scaled to keep activations O(1) (hybrid resnet18/50 at
 # 256x320, mobilenetv2, U-Net; yolov5 n/s at 640 and tiny ones at 64x96): FP16 stays within
 # 0.11 % of the depth range, 0.02 % of the box scale and 4e-5 in scores. ~10x headroom.
-FP16_TOLERANCE = Tolerance(depth_m=Limit(1e-2), box_px=Limit(2e-3), score=Limit(5e-3))
+FP16_TOLERANCE = Tolerance(depth_m=Limit(1e-2), box_px=Limit(2e-3), score=Limit(5e-3),
+                           mask=Limit(1e-2))
 
 
 class ExportVerificationError(RuntimeError):
@@ -126,6 +134,51 @@ def export_detector(model, path: str, names: Sequence[str],
                    _compare_detections, normalise=False)
 
 
+def export_joint(model, path: str, names: Sequence[str],
+                 input_size: Tuple[int, int] = (320, 320), opset: int = 17,
+                 dynamic_batch: bool = False, fp16: bool = False,
+                 arch: Optional[str] = None, arch_kwargs=None,
+                 canonical_focal: Optional[float] = None) -> ExportReport:
+    """Export a joint net (nets.joint.JointNet) and verify all three outputs.
+
+    Metadata: a detector's (names, stride, input size) plus the prototype count and
+    strides, and `canonical_focal` (network-input pixels) for the depth output as
+    export_depth records it. The input is the detector's ([0, 1] RGB, letterboxed).
+    Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
+    """
+    from depthdet_ros.nets.joint import DEPTH_STRIDE, PROTO_STRIDE
+
+    if len(names) != model.num_classes:
+        raise ValueError(f'{len(names)} class names for a {model.num_classes}-class model')
+    props = {
+        metadata.NAMES: metadata.format_names(names),
+        metadata.STRIDE: str(int(max(model.detect.strides))),
+        metadata.TASK: metadata.TASK_JOINT,
+        metadata.ARCH: arch or model.arch,
+        metadata.ARCH_KWARGS: json.dumps(arch_kwargs or {}),
+        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
+        metadata.MASK_PROTOTYPES: str(int(model.num_masks)),
+        metadata.PROTO_STRIDE: str(PROTO_STRIDE),
+        metadata.DEPTH_STRIDE: str(DEPTH_STRIDE),
+        metadata.DEPTH_UNITS: 'metres',
+    }
+    if canonical_focal is not None:
+        props[metadata.CANONICAL_FOCAL] = _focal_text(canonical_focal)
+    num_classes = model.num_classes
+
+    def compare(references, outputs, tolerance, fp16, input_size):
+        return _compare_joint(references, outputs, tolerance, fp16, input_size, num_classes)
+
+    return _export(model, path, JOINT_IO, input_size, opset, dynamic_batch, fp16, props,
+                   compare, normalise=False)
+
+
+def _focal_text(canonical_focal):
+    if not canonical_focal > 0:
+        raise ValueError(f'canonical focal length must be > 0 pixels, got {canonical_focal}')
+    return f'{float(canonical_focal):.6g}'
+
+
 def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256, 320),
                  opset: int = 17, dynamic_batch: bool = False,
                  fp16: bool = False, arch_kwargs=None,
@@ -147,9 +200,7 @@ def export_depth(model, path: str, arch: str, input_size: Tuple[int, int] = (256
         metadata.PREPROCESS: json.dumps(metadata.HYBRID_PREPROCESS),
     }
     if canonical_focal is not None:
-        if not canonical_focal > 0:
-            raise ValueError(f'canonical focal length must be > 0 pixels, got {canonical_focal}')
-        props[metadata.CANONICAL_FOCAL] = f'{float(canonical_focal):.6g}'
+        props[metadata.CANONICAL_FOCAL] = _focal_text(canonical_focal)
     return _export(model, path, DEPTH_IO, input_size, opset, dynamic_batch, fp16, props,
                    _compare_depth, normalise=True)
 
@@ -164,9 +215,8 @@ def _export(model, path, io_names, input_size, opset, dynamic_batch, fp16, props
     multiple = int(model.input_multiple)
     if height % multiple or width % multiple:
         raise ValueError(f'input size {height}x{width} must be a multiple of {multiple}')
-    input_name, output_name = io_names
-    dynamic_axes = {input_name: {0: 'batch'}, output_name: {0: 'batch'}} \
-        if dynamic_batch else None
+    input_name, *output_names = io_names
+    dynamic_axes = {name: {0: 'batch'} for name in io_names} if dynamic_batch else None
     sample = _sample_input(2 if dynamic_batch else 1, height, width, normalise)
     # Written beside the target and moved into place only once verified.
     staging = f'{path}.partial'
@@ -174,7 +224,9 @@ def _export(model, path, io_names, input_size, opset, dynamic_batch, fp16, props
     model.eval()
     try:
         with torch.no_grad(), warnings.catch_warnings():
-            reference = model(sample).numpy()
+            reference = model(sample)
+            reference = [r.numpy() for r in reference] if isinstance(reference, tuple) \
+                else reference.numpy()
             # onnxscript (the dynamo exporter's dependency) is not in our stack; the
             # TorchScript exporter handles every op these nets use.
             warnings.simplefilter('ignore', DeprecationWarning)
@@ -183,10 +235,10 @@ def _export(model, path, io_names, input_size, opset, dynamic_batch, fp16, props
             warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
             torch.onnx.export(model, (sample[:1],), staging, dynamo=False,
                               opset_version=opset, input_names=[input_name],
-                              output_names=[output_name], dynamic_axes=dynamic_axes,
+                              output_names=output_names, dynamic_axes=dynamic_axes,
                               do_constant_folding=True)
         _finalise(staging, fp16, props)
-        output = _run_onnxruntime(staging, input_name, sample.numpy())
+        output = _run_onnxruntime(staging, input_name, sample.numpy(), len(output_names) > 1)
     except BaseException:
         if os.path.exists(staging):
             os.remove(staging)
@@ -234,10 +286,12 @@ def _sample_input(batch, height, width, normalise):
     return (image - mean) / std
 
 
-def _run_onnxruntime(path, input_name, array):
+def _run_onnxruntime(path, input_name, array, all_outputs=False):
+    """Return the first output (or all) of the file on onnxruntime's CPU provider."""
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    return session.run(None, {input_name: array})[0]
+    outputs = session.run(None, {input_name: array})
+    return outputs if all_outputs else outputs[0]
 
 
 def _checks(pairs):
@@ -256,18 +310,50 @@ def _compare_depth(reference, output, tolerance, fp16, input_size):
     return _checks({'depth (m)': (reference, output, tolerance.depth_m.scaled(scale))})
 
 
-def _compare_detections(reference, output, tolerance, fp16, input_size):
+def _compared_rows(reference, num_classes=None):
+    """[B, rows] mask of the rows a detector would keep plus the best-scoring ones."""
     import numpy as np
-    scores = reference[..., 4:5] * reference[..., 5:]
+    end = None if num_classes is None else 5 + num_classes
+    scores = reference[..., 4:5] * reference[..., 5:end]
     best = scores.max(axis=-1)                                    # [B, rows]
     keep = best >= BOX_CHECK_MIN_SCORE
     top = np.argsort(-best, axis=1)[:, :BOX_CHECK_TOP_ROWS]
     np.put_along_axis(keep, top, True, axis=1)
+    return keep
+
+
+def _detection_pairs(reference, output, tolerance, fp16, input_size, keep, end=None):
+    import numpy as np
     reference_boxes = reference[..., :4][keep]
     box_scale = max(max(input_size), float(np.abs(reference_boxes).max())) if fp16 else 1.0
-    return _checks({
+    return {
         'boxes (px)': (reference_boxes, output[..., :4][keep], tolerance.box_px.scaled(box_scale)),
-        'objectness/class': (reference[..., 4:], output[..., 4:], tolerance.score)})
+        'objectness/class': (reference[..., 4:end], output[..., 4:end], tolerance.score)}
+
+
+def _compare_detections(reference, output, tolerance, fp16, input_size):
+    keep = _compared_rows(reference)
+    return _checks(_detection_pairs(reference, output, tolerance, fp16, input_size, keep))
+
+
+def _compare_joint(references, outputs, tolerance, fp16, input_size, num_classes):
+    """Compare a joint net's three outputs.
+
+    Detections as a detector's plus the coefficients of the compared rows; prototypes;
+    depth as a depth net's.
+    """
+    import numpy as np
+    (rows, protos, depth), (rows_out, protos_out, depth_out) = references, outputs
+    end = 5 + num_classes
+    keep = _compared_rows(rows, num_classes)
+    pairs = _detection_pairs(rows, rows_out, tolerance, fp16, input_size, keep, end)
+    for name, ref, out in (('mask coefficients', rows[..., end:][keep], rows_out[..., end:][keep]),
+                           ('prototypes', protos, protos_out)):
+        scale = max(1.0, float(np.abs(ref).max(initial=0.0))) if fp16 else 1.0
+        pairs[name] = (ref, out, tolerance.mask.scaled(scale))
+    scale = max(1.0, float(np.abs(depth).max())) if fp16 else 1.0
+    pairs['depth (m)'] = (depth, depth_out, tolerance.depth_m.scaled(scale))
+    return _checks(pairs)
 
 
 # --- command line -----------------------------------------------------------------------
@@ -287,11 +373,13 @@ def add_parser(subparsers):
                              '--kind depth --arch hybrid_resnet50)')
     source.add_argument('--random-weights', action='store_true',
                         help='export freshly initialised weights (runtime benchmarks only)')
-    parser.add_argument('--kind', choices=(metadata.TASK_DETECTOR, metadata.TASK_DEPTH),
-                        help='detector or depth net (default: from --arch)')
+    parser.add_argument('--kind', choices=(metadata.TASK_DETECTOR, metadata.TASK_DEPTH,
+                                           metadata.TASK_JOINT),
+                        help='detector, depth net or joint net (default: from --arch)')
     parser.add_argument('--arch', metavar='NAME',
                         help='network: yolov5n|yolov5s|yolov5m, hybrid_resnet50|34|18, '
-                             'hybrid_mobilenetv2, unet_seed000 (default: from the checkpoint)')
+                             'hybrid_mobilenetv2, unet_seed000, joint_yolov5n|s|m (default: '
+                             'from the checkpoint)')
     parser.add_argument('--arch-kwargs', metavar='JSON', default='',
                         help='builder options with --random-weights, e.g. '
                              '\'{"decoder_width": 0.5}\' or \'{"width_multiple": 0.125}\'')
@@ -307,8 +395,9 @@ def add_parser(subparsers):
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='make the batch dimension dynamic (verified with batch 2)')
     parser.add_argument('--canonical-focal', type=float, metavar='PX',
-                        help='depth nets: focal length in network-input pixels the net predicts '
-                             'metres for (default: the checkpoint\'s; --authors-hybrid: '
+                        help='depth and joint nets: focal length in network-input pixels the '
+                             'net predicts metres for (default: the checkpoint\'s; '
+                             '--authors-hybrid: '
                              f'{AUTHORS_CANONICAL_FOCAL:.2f}, NYU\'s Kinect fx 518.86 px '
                              'scaled by 0.55)')
     parser.add_argument('--fp16', action='store_true',
@@ -375,7 +464,7 @@ def _load_model(args):
     if not isinstance(kwargs, dict):
         raise ValueError('--arch-kwargs must be a JSON object')
     num_classes = None
-    if registry.task_of(args.arch) == metadata.TASK_DETECTOR:
+    if registry.task_of(args.arch) != metadata.TASK_DEPTH:
         num_classes = len(_read_names(args.names)) if args.names else args.num_classes
     model = registry.build_model(args.arch, num_classes, **kwargs).eval()
     return model, args.arch, {'arch_kwargs': kwargs}
@@ -414,4 +503,9 @@ def _export_loaded(args, model, arch, config):
     if args.num_classes is not None and args.num_classes != model.num_classes:
         raise ValueError(f'--num-classes {args.num_classes} but the model has '
                          f'{model.num_classes}')
+    if task == metadata.TASK_JOINT:
+        return export_joint(model, args.output, names, arch=model.arch,
+                            arch_kwargs=config.get('arch_kwargs'),
+                            canonical_focal=args.canonical_focal or config.get('canonical_focal'),
+                            **common)
     return export_detector(model, args.output, names, arch=model.arch, **common)
