@@ -177,15 +177,8 @@ class DepthEstimator:
         """
         if self.canonical_focal is None:
             return 1.0
-        view = self.view_for(image_h, image_w)
-        if camera is not None:
-            fx, fy = camera.fx, camera.fy
-        elif assumed_hfov_deg:
-            fx = fy = 0.5 * image_w / math.tan(math.radians(assumed_hfov_deg) / 2.0)
-        else:
-            return 1.0
-        effective = math.sqrt(fx * view.scale_x * fy * view.scale_y)
-        return effective / self.canonical_focal
+        return focal_scale(self.view_for(image_h, image_w), self.canonical_focal, camera,
+                           assumed_hfov_deg)
 
     def preprocess(self, rgb):
         """Fill the reused input buffer from an RGB uint8 image; returns its DepthView."""
@@ -235,13 +228,9 @@ class DepthEstimator:
         Input pixels outside the network's crop and non-finite or non-positive
         predictions become NaN.
         """
-        output = np.asarray(output, dtype=np.float32)
-        ax, bx, xs = view.output_coords('x')
-        ay, by, ys = view.output_coords('y')
-        M = np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
-        depth = cv2.warpAffine(output, M, (view.image_w, view.image_h),
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
+        depth = warp_to_image(output, view)
+        ax, _, xs = view.output_coords('x')
+        ay, _, ys = view.output_coords('y')
         # A pixel is valid when its area overlaps the network's view: its centre may
         # lie up to half an input pixel (a/2 output pixels) beyond the outer edge.
         outside_x = (xs < -0.5 - ax / 2) | (xs > view.output_w - 0.5 + ax / 2)
@@ -250,6 +239,37 @@ class DepthEstimator:
         depth[outside_y, :] = np.nan
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
         return depth
+
+
+def focal_scale(view, canonical_focal, camera=None, assumed_hfov_deg=None) -> float:
+    """Return the factor from canonical-camera depth on `view` to this camera's metres.
+
+    See DepthEstimator.focal_scale; 1 without a camera or an assumed field of view.
+    """
+    if camera is not None:
+        fx, fy = camera.fx, camera.fy
+    elif assumed_hfov_deg:
+        fx = fy = 0.5 * view.image_w / math.tan(math.radians(assumed_hfov_deg) / 2.0)
+    else:
+        return 1.0
+    effective = math.sqrt(fx * view.scale_x * fy * view.scale_y)
+    return effective / canonical_focal
+
+
+def warp_to_image(grid, view, window=None):
+    """Bilinear warp of an output-grid map onto the input image's pixel grid.
+
+    `window` (x, y, width, height) in image pixels warps that part only (an object's box);
+    pixels beyond the grid's edge take its nearest value.
+    """
+    ax, bx, _ = view.output_coords('x')
+    ay, by, _ = view.output_coords('y')
+    x, y, width, height = window or (0, 0, view.image_w, view.image_h)
+    # Destination pixel (u, v) of the window is image pixel (x + u, y + v).
+    M = np.array([[ax, 0.0, bx + ax * x], [0.0, ay, by + ay * y]], dtype=np.float64)
+    return cv2.warpAffine(np.asarray(grid, dtype=np.float32), M, (width, height),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _canonical_focal(meta, name):

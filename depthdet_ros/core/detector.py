@@ -123,30 +123,64 @@ def decode(output, layout, config):
     that cleaning, so only the few candidate rows are cleaned (a NaN or infinite
     score fails the screen or becomes 0 and fails the threshold after it).
     """
+    return decode_indexed(output, layout, config)[:3]
+
+
+def decode_indexed(output, layout, config, num_classes=None):
+    """Decode like decode(), adding each result's row in `output` (column for YOLOv8).
+
+    `num_classes` limits the class columns of a YOLOv5 layout whose rows carry more after
+    them (a joint model's mask coefficients, nets.joint).
+    """
     thr = config.score_threshold
     if layout == LAYOUT_NMS:
-        rows = _finite(output[output[:, 4] > thr])
-        rows = rows[rows[:, 4] > thr]
-        rows = rows[np.argsort(-rows[:, 4])][:config.max_detections]
-        return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64)
+        index = np.flatnonzero(output[:, 4] > thr)
+        rows = _finite(output[index])
+        index, rows = index[rows[:, 4] > thr], rows[rows[:, 4] > thr]
+        order = np.argsort(-rows[:, 4])[:config.max_detections]
+        rows, index = rows[order], index[order]
+        return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64), index
     if layout == LAYOUT_YOLOV5:
-        rows = _finite(output[output[:, 4] > thr])
+        index = np.flatnonzero(output[:, 4] > thr)
+        rows = _finite(output[index])
+        end = None if num_classes is None else 5 + num_classes
         with np.errstate(over='ignore', invalid='ignore'):
-            class_scores = rows[:, 5:] * rows[:, 4:5]
+            class_scores = rows[:, 5:end] * rows[:, 4:5]
     else:
         # No single score column to screen on: clean every candidate.
         rows = _finite(output).T
+        index = np.arange(len(rows))
         class_scores = rows[:, 4:]
     class_ids = np.argmax(class_scores, axis=1) if len(rows) else np.zeros(0, np.int64)
     scores = class_scores[np.arange(len(rows)), class_ids]
     keep = scores > thr
-    rows, scores, class_ids = rows[keep], scores[keep], class_ids[keep]
+    rows, scores, class_ids, index = rows[keep], scores[keep], class_ids[keep], index[keep]
     cxcy, half = rows[:, :2].astype(np.float64), rows[:, 2:4].astype(np.float64) / 2.0
     xyxy = np.concatenate([cxcy - half, cxcy + half], axis=1)
     if not len(xyxy):
-        return xyxy, scores, class_ids
+        return xyxy, scores, class_ids, index
     kept = _nms(xyxy, scores, class_ids, config)
-    return xyxy[kept], scores[kept], class_ids[kept]
+    return xyxy[kept], scores[kept], class_ids[kept], index[kept]
+
+
+def to_detections(xyxy, scores, class_ids, lb, class_names, config):
+    """Map decoded letterboxed boxes to (Detection2D list in input pixels, their positions).
+
+    Drops unknown class ids, empty boxes after clipping and classes outside
+    config.class_filter; `positions` index the decoded arrays of the kept ones.
+    """
+    boxes = lb.to_image(xyxy) if len(xyxy) else xyxy
+    out, positions = [], []
+    for position, ((x1, y1, x2, y2), score, cls) in enumerate(zip(boxes, scores, class_ids)):
+        if not 0 <= cls < len(class_names) or x2 <= x1 or y2 <= y1:
+            continue
+        name = class_names[cls]
+        if config.class_filter and name not in config.class_filter:
+            continue
+        out.append(Detection2D(Box(float(x1), float(y1), float(x2), float(y2)),
+                               float(score), int(cls), name))
+        positions.append(position)
+    return out, positions
 
 
 def load_class_names(source, count):
@@ -217,16 +251,6 @@ class Detector:
 
     def postprocess(self, raw, lb) -> List[Detection2D]:
         """Decode a raw output for one image and map boxes to input pixels."""
-        config = self.config
-        xyxy, scores, class_ids = decode(np.asarray(raw, dtype=np.float32), self.layout, config)
-        boxes = lb.to_image(xyxy) if len(xyxy) else xyxy
-        out = []
-        for (x1, y1, x2, y2), score, cls in zip(boxes, scores, class_ids):
-            if not 0 <= cls < len(self.class_names) or x2 <= x1 or y2 <= y1:
-                continue
-            name = self.class_names[cls]
-            if config.class_filter and name not in config.class_filter:
-                continue
-            out.append(Detection2D(Box(float(x1), float(y1), float(x2), float(y2)),
-                                   float(score), int(cls), name))
-        return out
+        xyxy, scores, class_ids = decode(np.asarray(raw, dtype=np.float32), self.layout,
+                                         self.config)
+        return to_detections(xyxy, scores, class_ids, lb, self.class_names, self.config)[0]

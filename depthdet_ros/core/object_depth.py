@@ -6,16 +6,20 @@ Strategies (seed 000, after Zhou et al. 2019, plus one of ours):
 - robust: the nearest dominant mode of the box's depth histogram. Hollow objects
   (a chair frame) leave most of their box to the background and occluders cover
   part of it; both shift a median, while the object's own surface still forms a
-  distinct, substantial mode at the near end of the histogram.
+  distinct, substantial mode at the near end of the histogram;
+- mask: the median over the object's own instance-mask pixels (joint models), spread
+  from their MAD; a hollow object's box holds mostly background, its mask does not.
+  Without a mask (or too few valid depths under it) it falls back to `robust`.
 """
 import math
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
+from depthdet_ros.core.types import Box, Detection2D, InstanceMask, ObjectDepth, \
+    ObjectEstimate, Point3D
 
-STRATEGIES = ('center_mean', 'box_median', 'robust')
+STRATEGIES = ('center_mean', 'box_median', 'robust', 'mask')
 CENTER_FRACTION = 0.4
 MIN_VALID_PIXELS = 4
 MAD_TO_SIGMA = 1.4826
@@ -113,11 +117,38 @@ def robust(depth_map, box):
     return ObjectDepth(median, spread, selected.size / n)
 
 
+def mask_depth(depth_map, box, mask: Optional[InstanceMask]):
+    """Median over the mask's valid depth pixels; spread is their scaled MAD.
+
+    `fraction` is the share of the box's valid pixels under the mask. No mask, or fewer
+    than MIN_VALID_PIXELS valid depths under it: `robust` on the box.
+    """
+    if mask is None:
+        return robust(depth_map, box)
+    h, w = depth_map.shape
+    mh, mw = mask.pixels.shape
+    y2, x2 = min(mask.y + mh, h), min(mask.x + mw, w)
+    window = depth_map[mask.y:y2, mask.x:x2][mask.pixels[:y2 - mask.y, :x2 - mask.x]]
+    values = _valid(window)
+    if values.size < MIN_VALID_PIXELS:
+        return robust(depth_map, box)
+    median = float(_median(values))
+    spread = MAD_TO_SIGMA * float(_median(np.abs(values - median)))
+    in_box = _valid(_window(depth_map, box)).size
+    return ObjectDepth(median, spread, min(1.0, values.size / max(in_box, 1)))
+
+
 _STRATEGY_FUNCTIONS = {'center_mean': center_mean, 'box_median': box_median, 'robust': robust}
 
 
-def object_depth(depth_map, box: Box, strategy: str) -> ObjectDepth:
-    """Depth of the object in `box` by the named strategy (see STRATEGIES)."""
+def object_depth(depth_map, box: Box, strategy: str,
+                 mask: Optional[InstanceMask] = None) -> ObjectDepth:
+    """Depth of the object in `box` by the named strategy (see STRATEGIES).
+
+    `mask` is used by the 'mask' strategy only.
+    """
+    if strategy == 'mask':
+        return mask_depth(depth_map, box, mask)
     try:
         function = _STRATEGY_FUNCTIONS[strategy]
     except KeyError:
@@ -127,16 +158,21 @@ def object_depth(depth_map, box: Box, strategy: str) -> ObjectDepth:
 
 
 def estimate_objects(detections: Sequence[Detection2D], depth_map, camera, strategy: str,
-                     max_depth: float, class_max_depth: Optional[Dict[str, float]] = None):
+                     max_depth: float, class_max_depth: Optional[Dict[str, float]] = None,
+                     masks: Optional[Sequence[Optional[InstanceMask]]] = None):
     """Join detections with depth: depth, 3D centre/size/covariance, proximity alert.
 
     `camera` (CameraModel for the image size, or None) enables 3D output. An object
     alerts when its depth is valid and below its class's threshold (class_max_depth,
-    else max_depth).
+    else max_depth). `masks` (one per detection, or None) go to the 'mask' strategy
+    and into each ObjectEstimate.
     """
     class_max_depth = class_max_depth or {}
-    estimates = [object_depth(depth_map, det.box, strategy) if depth_map is not None
-                 else INVALID for det in detections]
+    masks = list(masks) if masks is not None else [None] * len(detections)
+    if len(masks) != len(detections):
+        raise ValueError(f'{len(masks)} masks for {len(detections)} detections')
+    estimates = [object_depth(depth_map, det.box, strategy, mask) if depth_map is not None
+                 else INVALID for det, mask in zip(detections, masks)]
     ranged = [i for i, est in enumerate(estimates) if est.valid]
     points = {}
     if ranged and camera is not None:
@@ -156,7 +192,7 @@ def estimate_objects(detections: Sequence[Detection2D], depth_map, camera, strat
             covariance = position_covariance(x, y, z, est.spread, camera)
         limit = class_max_depth.get(det.class_name, max_depth)
         alert = bool(est.valid and est.depth < limit)
-        results.append(ObjectEstimate(det, est, position, size, covariance, alert))
+        results.append(ObjectEstimate(det, est, position, size, covariance, alert, masks[i]))
     return results
 
 

@@ -1,4 +1,4 @@
-"""Both networks plus fusion: one call per frame, shared by node, tools and benchmarks."""
+"""Both networks (or one joint network) plus fusion: one call per frame for every tool."""
 import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 from depthdet_ros.core.detector import Detector, DetectorConfig
 from depthdet_ros.core.depth import DepthEstimator
+from depthdet_ros.core.joint import JointModel
 from depthdet_ros.core.object_depth import estimate_objects, STRATEGIES
 from depthdet_ros.core.session import SessionOptions
 from depthdet_ros.core.types import FrameResult
@@ -40,15 +41,21 @@ class FusionConfig:
 
 @dataclass(frozen=True)
 class PipelineModels:
-    """Where the two models are and how to run them."""
+    """Where the models are and how to run them.
 
-    detector_path: str
-    depth_path: str
+    With `joint_path` one joint model (core.joint) replaces the detector and depth pair
+    (their paths are then ignored; detector_input_size sizes its input, and its depth
+    always covers the whole image).
+    """
+
+    detector_path: str = ''
+    depth_path: str = ''
     session: SessionOptions = SessionOptions()
     class_names_file: str = ''
     detector_input_size: Optional[tuple] = None
     depth_input_size: Optional[tuple] = None
     depth_coverage: str = 'full'
+    joint_path: str = ''
 
 
 class Pipeline:
@@ -71,14 +78,23 @@ class Pipeline:
         self.session_options = models.session
         if models.session.allow_spinning is None:
             self.session_options = dataclasses.replace(models.session, allow_spinning=False)
-        self.detector = Detector(models.detector_path, self.session_options,
-                                 models.class_names_file, models.detector_input_size,
-                                 detector_config or DetectorConfig())
-        self.depth = DepthEstimator(models.depth_path, self.session_options,
-                                    models.depth_input_size, models.depth_coverage)
+        self.joint = None
+        if models.joint_path:
+            # One model in both roles: `detector.config`, `class_names`, `provider` and
+            # `depth.focal_scale` read the same as with the pair.
+            self.joint = self.detector = self.depth = JointModel(
+                models.joint_path, self.session_options, models.class_names_file,
+                models.detector_input_size, detector_config or DetectorConfig())
+        else:
+            self.detector = Detector(models.detector_path, self.session_options,
+                                     models.class_names_file, models.detector_input_size,
+                                     detector_config or DetectorConfig())
+            self.depth = DepthEstimator(models.depth_path, self.session_options,
+                                        models.depth_input_size, models.depth_coverage)
         self.fusion = fusion_config or FusionConfig()
         self.fusion.validate()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix='depth') if concurrent else None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix='depth') \
+            if concurrent and self.joint is None else None
 
     @property
     def providers(self):
@@ -97,7 +113,11 @@ class Pipeline:
         fusion = self.fusion
         scale = self.depth.focal_scale(rgb.shape[0], rgb.shape[1], camera,
                                        fusion.assumed_hfov_deg)
-        if self._executor is not None:
+        masks = None
+        if self.joint is not None:
+            joint = self.joint.infer(rgb, timings, scale)
+            detections, masks, depth_map = joint.detections, joint.masks, joint.depth
+        elif self._executor is not None:
             depth_timings = {}
             future = self._executor.submit(self.depth.infer, rgb, depth_timings, scale)
             detections = self.detector.infer(rgb, timings)
@@ -108,7 +128,7 @@ class Pipeline:
             depth_map = self.depth.infer(rgb, timings, scale)
         t1 = time.perf_counter()
         objects = estimate_objects(detections, depth_map, camera, fusion.strategy,
-                                   fusion.max_depth, fusion.class_max_depth)
+                                   fusion.max_depth, fusion.class_max_depth, masks)
         t2 = time.perf_counter()
         timings['inference'] = (t1 - t0) * 1e3
         timings['fusion'] = (t2 - t1) * 1e3

@@ -151,8 +151,10 @@ class ImageModel:
         """Return a zeroed [1, 3, H, W] input of the model's declared element type."""
         return np.zeros((1, 3, self.input_h, self.input_w), self.input_dtype)
 
-    def first_run(self, blob):
+    def first_run(self, blob, all_outputs=False):
         """Run the model once on `blob` (warm-up, output check); returns its first output.
+
+        With `all_outputs`, returns the list of all of them.
 
         A model that loads but cannot run (an operator failing on this input, a shape it
         does not accept) raises ModelLoadError with onnxruntime's first line.
@@ -160,7 +162,8 @@ class ImageModel:
         quiet = ort.RunOptions()
         quiet.log_severity_level = 4  # the exception says it; onnxruntime's log would repeat it
         try:
-            return self.session.run(None, {self.input_name: blob}, quiet)[0]
+            outputs = self.session.run(None, {self.input_name: blob}, quiet)
+            return outputs if all_outputs else outputs[0]
         except Exception as exc:  # onnxruntime raises several unrelated types
             shape = 'x'.join(str(v) for v in blob.shape)
             raise ModelLoadError(f'{os.path.basename(self.path)}: the {self.kind} fails on a '

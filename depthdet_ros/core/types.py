@@ -37,6 +37,28 @@ class Detection2D:
     class_name: str
 
 
+@dataclass(frozen=True, eq=False)
+class InstanceMask:
+    """One object's pixels: a boolean window of the input image at (x, y), inside its box."""
+
+    x: int
+    y: int
+    pixels: np.ndarray  # h x w bool
+
+    @property
+    def area(self) -> int:
+        """Number of object pixels."""
+        return int(np.count_nonzero(self.pixels))
+
+    def full(self, height: int, width: int) -> np.ndarray:
+        """Return the mask on the whole HxW image (bool)."""
+        out = np.zeros((height, width), bool)
+        h, w = self.pixels.shape
+        y2, x2 = min(self.y + h, height), min(self.x + w, width)
+        out[self.y:y2, self.x:x2] = self.pixels[:y2 - self.y, :x2 - self.x]
+        return out
+
+
 @dataclass(frozen=True)
 class ObjectDepth:
     """Depth statistic of one object: metres, spread (1-sigma, metres), support.
@@ -73,6 +95,28 @@ class ObjectEstimate:
     size: Optional[Point3D]  # metric width, height, depth extent
     covariance: Optional[np.ndarray]  # 3x3 position covariance, m^2
     alert: bool
+    mask: Optional[InstanceMask] = None  # instance mask, from joint models only
+
+
+def instance_image(objects: List[ObjectEstimate], height: int, width: int,
+                   labels: Optional[List[int]] = None) -> np.ndarray:
+    """Paint the objects' masks into an HxW uint16 image: 0 background, else a label.
+
+    Labels are `labels[i]` (e.g. track IDs, 1..65535) or the object's index + 1. Where
+    masks overlap the nearer object (smaller depth; unranged ones count as farthest) wins.
+    """
+    image = np.zeros((height, width), np.uint16)
+    order = sorted(range(len(objects)), key=lambda i: -objects[i].depth.depth
+                   if objects[i].depth.valid else -np.inf)
+    for i in order:
+        mask = objects[i].mask
+        if mask is None:
+            continue
+        label = labels[i] if labels is not None else i + 1
+        h, w = mask.pixels.shape
+        window = image[mask.y:mask.y + h, mask.x:mask.x + w]
+        window[mask.pixels[:window.shape[0], :window.shape[1]]] = label
+    return image
 
 
 @dataclass
