@@ -50,7 +50,8 @@ WARN_THROTTLE_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
 # Drivers publish an image and then its CameraInfo: once a camera has shown that it
-# pairs stamps, a frame waits this long for the CameraInfo with its own stamp.
+# pairs stamps (a CameraInfo with the stamp of an image received before), a frame
+# waits this long for the CameraInfo with its own stamp.
 CAMERA_INFO_WAIT_S = 0.1
 # Large images keep only the newest sample per subscriber: an image behind a slow
 # reader is worth less than memory and bandwidth.
@@ -173,6 +174,7 @@ class DepthDetRunner:
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
         self._stamps_paired = False
+        self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
         self._camera_problem = ''                 # why the last frame had no camera
         self._warned_size_mismatch = None
         self._subscriptions = []
@@ -331,14 +333,18 @@ class DepthDetRunner:
             self.stats['bad_camera_info'] += 1
             self.log.warning(f'camera_info ignored: {exc}', throttle_duration_sec=WARN_THROTTLE_S)
             camera = None
+        stamp = _stamp_ns(msg.header)
         with self._info_cond:
-            self._infos.append((_stamp_ns(msg.header), camera))
+            self._infos.append((stamp, camera))
+            if stamp in self._image_stamps:
+                self._stamps_paired = True   # this camera stamps CameraInfo like its images
             self._info_cond.notify_all()
 
     def _on_image(self, msg):
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
+        self._image_stamps.append(_stamp_ns(msg.header))
         worker = self._frame_worker
         if worker is not None:
             worker.put((msg, time.perf_counter()))
