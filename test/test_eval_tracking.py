@@ -117,7 +117,8 @@ def test_ground_truth_depth_replaces_the_networks_along_the_ray():
     stray = ObjectEstimate(Detection2D(Box(*WALKER_BOX), 0.9, 0, 'chair'),
                            ObjectDepth(3.0, 0.1, 1.0), None, None, None, False)
     truth = [gt('8', CHAIR_BOX, 'chair', 4.2, 4.0)]
-    out = with_ground_truth_depth([obj, stray], truth, 0.0, np.random.default_rng(0), 0.5)
+    out = with_ground_truth_depth([obj, stray], truth, 0.0, np.random.default_rng(0), 0.5,
+                                  1.0, {'chair': 4.5})
     assert out[1] is stray  # no GT box of its own
     moved = out[0]
     assert moved.depth.depth == 4.0 and moved.depth.spread == 0.0
@@ -126,3 +127,4 @@ def test_ground_truth_depth_replaces_the_networks_along_the_ray():
     ray = np.array([0.25, 0.0, 1.0])
     assert np.allclose(moved.covariance, covariance * 4 - 0.04 * np.outer(ray, ray))
     assert moved.detection is obj.detection
+    assert moved.alert and not obj.alert  # 4 m is within the chair's 4.5 m

@@ -242,8 +242,9 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         if tracker is not None:
             objects = result.objects
             if gt_depth_noise is not None and frame.gt_objects is not None:
-                objects = with_ground_truth_depth(objects, frame.gt_objects, gt_depth_noise,
-                                                  noise_rng, settings.match_iou)
+                objects = with_ground_truth_depth(
+                    objects, frame.gt_objects, gt_depth_noise, noise_rng, settings.match_iou,
+                    settings.max_depth, settings.class_max_depth)
             t1 = time.perf_counter()
             tracked = tracker.update(objects, frame.stamp_ns * 1e-9, settings.max_depth,
                                      settings.class_max_depth)

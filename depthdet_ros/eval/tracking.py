@@ -96,11 +96,13 @@ def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:
             for stamp, objects in velocities.items()}
 
 
-def with_ground_truth_depth(objects, gt_objects, noise: float, rng, match_iou: float):
+def with_ground_truth_depth(objects, gt_objects, noise: float, rng, match_iou: float,
+                            max_depth: float, class_max_depth: Dict[str, float]):
     """Return `objects` with matched ones ranged at their GT depth x (1 + N(0, noise)).
 
     The 3D point and covariance move along the viewing ray with the depth; the spread
-    becomes noise x depth. Unmatched objects and GT without a depth are left as they are.
+    becomes noise x depth and the proximity alert follows the new depth. Unmatched
+    objects and GT without a depth are left as they are.
     """
     objects = list(objects)
     pairs = match_boxes(boxes_xyxy([o.detection.box for o in objects]),
@@ -122,8 +124,10 @@ def with_ground_truth_depth(objects, gt_objects, noise: float, rng, match_iou: f
                 covariance = np.asarray(obj.covariance) * k * k \
                     - (obj.depth.spread * k) ** 2 * np.outer(ray, ray) \
                     + (noise * z) ** 2 * np.outer(ray, ray)
+        limit = alert_limit(obj.detection.class_name, max_depth, class_max_depth)
         objects[p] = dataclasses.replace(obj, depth=ObjectDepth(z, noise * z, 1.0),
-                                         position=position, covariance=covariance)
+                                         position=position, covariance=covariance,
+                                         alert=bool(z < limit))
     return objects
 
 
