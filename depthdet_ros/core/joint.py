@@ -47,68 +47,22 @@ def box_window(box: Box, height: int, width: int):
     return x1, y1, x2 - x1, y2 - y1
 
 
-class JointModel:
-    """A joint detection / instance-mask / depth ONNX model (metadata task 'joint')."""
+class JointDecoder:
+    """Raw joint outputs of one letterboxed image -> JointOutput in image pixels.
 
-    def __init__(self, path, options=SessionOptions(), names_file='', input_size=None,
-                 config=None):
-        name = os.path.basename(path)
-        model = open_image_model(path, options, 'joint model', metadata.TASK_DEPTH, input_size,
-                                 default_size=(320, 320))
-        self.session, self.provider, meta = model.session, model.provider, model.metadata
-        if meta.get(metadata.TASK) != metadata.TASK_JOINT:
-            raise ModelLoadError(f'{name} is not a joint model (metadata {metadata.TASK} is '
-                                 f'{meta.get(metadata.TASK)!r}, expected '
-                                 f'{metadata.TASK_JOINT!r}); export one with `depthdet '
-                                 'export --arch joint_yolov5n ...`')
-        outputs = [o.name for o in self.session.get_outputs()]
-        if sorted(outputs) != sorted(OUTPUT_NAMES):
-            raise ModelLoadError(f'{name}: a joint model has outputs {list(OUTPUT_NAMES)}, '
-                                 f'this one {outputs}')
-        self._order = [outputs.index(n) for n in OUTPUT_NAMES]
-        self.input_name, self.input_h, self.input_w = model.input_name, model.input_h, \
-            model.input_w
-        self.input_dtype = model.input_dtype
-        self.path = path
+    Shared by the runtime (JointModel) and training validation (train.joint), so both
+    read a network's outputs the same way.
+    """
+
+    def __init__(self, class_names, num_masks, input_hw, proto_hw, depth_hw, config=None):
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.num_masks = int(num_masks)
+        self.input_h, self.input_w = (int(v) for v in input_hw)
+        self.proto_h, self.proto_w = (int(v) for v in proto_hw)
+        self.output_h, self.output_w = (int(v) for v in depth_hw)
         self.config = config or DetectorConfig()
-        try:
-            self.num_masks = int(meta[metadata.MASK_PROTOTYPES])
-        except (KeyError, ValueError):
-            raise ModelLoadError(f'{name}: metadata {metadata.MASK_PROTOTYPES} (number of '
-                                 'prototype masks) missing or not an integer') from None
-        self.canonical_focal = _canonical_focal(meta, name)
-        self._blob = model.input_buffer()
-        rows, protos, depth = self._ordered(model.first_run(self._blob, all_outputs=True))
-        try:
-            layout, columns = detect_layout(rows.shape, self.input_h, self.input_w)
-        except ModelLoadError as exc:
-            raise ModelLoadError(f'{name}: output0 is not YOLOv5 rows: {exc}') from None
-        num_classes = columns - self.num_masks
-        if layout != LAYOUT_YOLOV5 or num_classes < 1 or protos.ndim != 4 \
-                or protos.shape[:2] != (1, self.num_masks) or depth.ndim != 4 \
-                or depth.shape[:2] != (1, 1):
-            raise ModelLoadError(f'{name}: outputs {list(rows.shape)}, {list(protos.shape)}, '
-                                 f'{list(depth.shape)} do not fit a joint model with '
-                                 f'{self.num_masks} prototypes')
-        self.num_classes = num_classes
-        self.proto_h, self.proto_w = protos.shape[2:]
-        self.output_h, self.output_w = depth.shape[2:]
-        if names_file:
-            self.class_names = load_class_names(names_file, num_classes)
-        elif metadata.NAMES in meta:
-            try:
-                self.class_names = metadata.parse_names(meta[metadata.NAMES])
-            except ValueError as exc:
-                raise ModelLoadError(f'{name}: {exc}') from None
-        else:
-            self.class_names = load_class_names('', num_classes)
-        if len(self.class_names) != num_classes:
-            raise ModelLoadError(f'{name} predicts {num_classes} classes but '
-                                 f'{len(self.class_names)} class names were given')
         self._views = {}
-
-    def _ordered(self, outputs):
-        return [outputs[i] for i in self._order]
 
     def views(self, image_h, image_w):
         """(depth view, prototype view) of an image size: the letterbox as a 'fit_pad' view."""
@@ -121,35 +75,7 @@ class JointModel:
                                      (self.proto_h, self.proto_w)))
         return self._views[key]
 
-    def focal_scale(self, image_h, image_w, camera=None, assumed_hfov_deg=None) -> float:
-        """Factor from the model's canonical-camera depth to this camera's metres."""
-        if self.canonical_focal is None:
-            return 1.0
-        return focal_scale(self.views(image_h, image_w)[0], self.canonical_focal, camera,
-                           assumed_hfov_deg)
-
-    def preprocess(self, rgb):
-        """Letterbox `rgb` into the reused input buffer; returns the Letterbox."""
-        boxed, lb = letterbox(rgb, self.input_h, self.input_w)
-        np.multiply(boxed.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._blob[0])
-        return lb
-
-    def infer(self, rgb, timings=None, scale=1.0) -> JointOutput:
-        """Return detections, their masks and the depth map (x `scale`) of an RGB image."""
-        t0 = time.perf_counter()
-        lb = self.preprocess(rgb)
-        t1 = time.perf_counter()
-        rows, protos, depth = self._ordered(
-            self.session.run(None, {self.input_name: self._blob}))
-        t2 = time.perf_counter()
-        result = self.postprocess(rows[0], protos[0], depth[0, 0], lb, scale)
-        if timings is not None:
-            timings['joint_pre'] = (t1 - t0) * 1e3
-            timings['joint'] = (t2 - t1) * 1e3
-            timings['joint_post'] = (time.perf_counter() - t2) * 1e3
-        return result
-
-    def postprocess(self, rows, protos, depth, lb, scale=1.0) -> JointOutput:
+    def __call__(self, rows, protos, depth, lb, scale=1.0) -> JointOutput:
         """Raw outputs of one image ([N, 5 + C + k], [k, h, w], [h, w]) -> JointOutput."""
         rows = np.asarray(rows, dtype=np.float32)
         xyxy, scores, class_ids, index = decode_indexed(rows, LAYOUT_YOLOV5, self.config,
@@ -178,3 +104,115 @@ class JointModel:
             pixels = warp_to_image(grid, view, window) > MASK_THRESHOLD
             out.append(InstanceMask(window[0], window[1], pixels))
         return out
+
+
+class JointModel:
+    """A joint detection / instance-mask / depth ONNX model (metadata task 'joint')."""
+
+    def __init__(self, path, options=SessionOptions(), names_file='', input_size=None,
+                 config=None):
+        name = os.path.basename(path)
+        model = open_image_model(path, options, 'joint model', metadata.TASK_DEPTH, input_size,
+                                 default_size=(320, 320))
+        self.session, self.provider, meta = model.session, model.provider, model.metadata
+        if meta.get(metadata.TASK) != metadata.TASK_JOINT:
+            raise ModelLoadError(f'{name} is not a joint model (metadata {metadata.TASK} is '
+                                 f'{meta.get(metadata.TASK)!r}, expected '
+                                 f'{metadata.TASK_JOINT!r}); export one with `depthdet '
+                                 'export --arch joint_yolov5n ...`')
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(outputs) != sorted(OUTPUT_NAMES):
+            raise ModelLoadError(f'{name}: a joint model has outputs {list(OUTPUT_NAMES)}, '
+                                 f'this one {outputs}')
+        self._order = [outputs.index(n) for n in OUTPUT_NAMES]
+        self.input_name, self.input_h, self.input_w = model.input_name, model.input_h, \
+            model.input_w
+        self.input_dtype = model.input_dtype
+        self.path = path
+        try:
+            self.num_masks = int(meta[metadata.MASK_PROTOTYPES])
+        except (KeyError, ValueError):
+            raise ModelLoadError(f'{name}: metadata {metadata.MASK_PROTOTYPES} (number of '
+                                 'prototype masks) missing or not an integer') from None
+        self.canonical_focal = _canonical_focal(meta, name)
+        self._blob = model.input_buffer()
+        rows, protos, depth = self._ordered(model.first_run(self._blob, all_outputs=True))
+        try:
+            layout, columns = detect_layout(rows.shape, self.input_h, self.input_w)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f'{name}: output0 is not YOLOv5 rows: {exc}') from None
+        num_classes = columns - self.num_masks
+        if layout != LAYOUT_YOLOV5 or num_classes < 1 or protos.ndim != 4 \
+                or protos.shape[:2] != (1, self.num_masks) or depth.ndim != 4 \
+                or depth.shape[:2] != (1, 1):
+            raise ModelLoadError(f'{name}: outputs {list(rows.shape)}, {list(protos.shape)}, '
+                                 f'{list(depth.shape)} do not fit a joint model with '
+                                 f'{self.num_masks} prototypes')
+        if names_file:
+            class_names = load_class_names(names_file, num_classes)
+        elif metadata.NAMES in meta:
+            try:
+                class_names = metadata.parse_names(meta[metadata.NAMES])
+            except ValueError as exc:
+                raise ModelLoadError(f'{name}: {exc}') from None
+        else:
+            class_names = load_class_names('', num_classes)
+        if len(class_names) != num_classes:
+            raise ModelLoadError(f'{name} predicts {num_classes} classes but '
+                                 f'{len(class_names)} class names were given')
+        self.decoder = JointDecoder(class_names, self.num_masks, (self.input_h, self.input_w),
+                                    protos.shape[2:], depth.shape[2:], config)
+
+    def _ordered(self, outputs):
+        return [outputs[i] for i in self._order]
+
+    @property
+    def config(self) -> DetectorConfig:
+        """Decoding settings (changeable between frames, as Detector.config)."""
+        return self.decoder.config
+
+    @config.setter
+    def config(self, value: DetectorConfig):
+        self.decoder.config = value
+
+    @property
+    def class_names(self):
+        """Class names, indexed by class id."""
+        return self.decoder.class_names
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return self.decoder.num_classes
+
+    def views(self, image_h, image_w):
+        """(depth view, prototype view) of an image size (JointDecoder.views)."""
+        return self.decoder.views(image_h, image_w)
+
+    def focal_scale(self, image_h, image_w, camera=None, assumed_hfov_deg=None) -> float:
+        """Factor from the model's canonical-camera depth to this camera's metres."""
+        if self.canonical_focal is None:
+            return 1.0
+        return focal_scale(self.views(image_h, image_w)[0], self.canonical_focal, camera,
+                           assumed_hfov_deg)
+
+    def preprocess(self, rgb):
+        """Letterbox `rgb` into the reused input buffer; returns the Letterbox."""
+        boxed, lb = letterbox(rgb, self.input_h, self.input_w)
+        np.multiply(boxed.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._blob[0])
+        return lb
+
+    def infer(self, rgb, timings=None, scale=1.0) -> JointOutput:
+        """Return detections, their masks and the depth map (x `scale`) of an RGB image."""
+        t0 = time.perf_counter()
+        lb = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        rows, protos, depth = self._ordered(
+            self.session.run(None, {self.input_name: self._blob}))
+        t2 = time.perf_counter()
+        result = self.decoder(rows[0], protos[0], depth[0, 0], lb, scale)
+        if timings is not None:
+            timings['joint_pre'] = (t1 - t0) * 1e3
+            timings['joint'] = (t2 - t1) * 1e3
+            timings['joint_post'] = (time.perf_counter() - t2) * 1e3
+        return result

@@ -1,4 +1,4 @@
-"""`depthdet train depth | detector | evaluate`.
+"""`depthdet train depth | detector | joint | evaluate`.
 
 Training data are split folders written by `depthdet synth dataset` (DIR/SPLIT). Every
 run writes into --out: last.pt (resume with the same command plus --resume), final.pt
@@ -8,7 +8,8 @@ exported ONNX file. torch is imported only when a command runs.
 import argparse
 import json
 
-from depthdet_ros.train.options import DepthTrainOptions, DetectorTrainOptions, TrainOptions
+from depthdet_ros.train.options import DepthTrainOptions, DetectorTrainOptions, \
+    JointTrainOptions, TrainOptions
 
 
 def _json_object(text):
@@ -130,6 +131,7 @@ def add_parser(subparsers):
     model.add_argument('--anchor-t', type=float, default=det_defaults.anchor_t)
     _add_common(detector, det_defaults)
     detector.set_defaults(func=run_detector)
+    _add_joint(commands)
 
     from depthdet_ros.eval import cross_camera
     from depthdet_ros.train import evaluate, from_bag
@@ -140,9 +142,51 @@ def add_parser(subparsers):
     return train
 
 
+def _add_joint(commands):
+    defaults = JointTrainOptions()
+    joint = commands.add_parser(
+        'joint', help='train the joint net (boxes, instance masks and depth, one backbone)',
+        description='Train a joint net (nets.joint) on splits of `depthdet synth dataset` '
+                    '(they hold instance masks): YOLOv5 loss + YOLOv5-seg mask loss + depth '
+                    'loss in canonical-camera targets, one letterbox-view affine per frame '
+                    '(train.joint). The loss weights are options.')
+    model = joint.add_argument_group('model and loss')
+    model.add_argument('--arch', default=defaults.arch,
+                       help='joint_yolov5n | joint_yolov5s | joint_yolov5m')
+    model.add_argument('--depth-multiple', type=float, help='override the variant\'s')
+    model.add_argument('--width-multiple', type=float, help='override the variant\'s')
+    model.add_argument('--num-masks', type=int, default=defaults.num_masks,
+                       help='prototype masks k')
+    model.add_argument('--decoder-width', type=float, default=defaults.decoder_width,
+                       help='depth decoder channel multiplier')
+    model.add_argument('--image-size', type=int, default=defaults.image_size,
+                       help='square training/validation input (multiple of 32)')
+    model.add_argument('--scale-range', type=float, nargs=2, metavar=('LO', 'HI'),
+                       default=list(defaults.scale_range), help='random zoom range')
+    model.add_argument('--translate', type=float, default=defaults.translate,
+                       help='random shift, fraction of the input side')
+    model.add_argument('--ema-decay', type=float, default=defaults.ema_decay,
+                       help='exponential moving average of the weights (0: off)')
+    model.add_argument('--ema-tau', type=float, default=defaults.ema_tau)
+    for name in ('box', 'obj', 'cls', 'mask', 'depth'):
+        model.add_argument(f'--{name}-gain', type=float,
+                           default=getattr(defaults, f'{name}_gain'),
+                           help=f'weight of the {name} loss')
+    model.add_argument('--anchor-t', type=float, default=defaults.anchor_t)
+    model.add_argument('--depth-loss', choices=('berhu', 'l1_grad_ssim', 'silog_grad'),
+                       default=defaults.depth_loss)
+    model.add_argument('--max-depth', type=float, default=defaults.max_depth,
+                       help='ignore target pixels farther than this (m)')
+    model.add_argument('--canonical-focal', type=float, default=defaults.canonical_focal,
+                       metavar='PX', help='learn depth for a camera with this focal length '
+                       'at the network input (0: plain metres)')
+    _add_common(joint, defaults)
+    joint.set_defaults(func=run_joint)
+
+
 def _options(cls, args):
     values = {k: v for k, v in vars(args).items() if k in cls.__dataclass_fields__}
-    for name in ('input_size', 'step_epochs'):
+    for name in ('input_size', 'step_epochs', 'scale_range'):
         if name in values:
             values[name] = tuple(values[name])
     return cls(**values)
@@ -176,6 +220,18 @@ def run_detector(args) -> int:
         train, val = _datasets(args)
         train = FittedBoxFrames(train, args.image_size)
         train_detector(_options(DetectorTrainOptions, args), train, val)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def run_joint(args) -> int:
+    """Run `depthdet train joint`."""
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.train.joint import train_joint
+    try:
+        train, val = _datasets(args)
+        train_joint(_options(JointTrainOptions, args), train, val)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0

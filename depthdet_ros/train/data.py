@@ -99,6 +99,10 @@ class Subset:
         """Intrinsics of frame `index`, where the source has them."""
         return self.source.camera_matrix(self._check(index))
 
+    def instances(self, index: int):
+        """Instance-id image of frame `index`, where the source has one."""
+        return self.source.instances(self._check(index))
+
     def _check(self, index: int) -> int:
         if not 0 <= index < self.count:
             raise IndexError(index)
@@ -146,6 +150,11 @@ class ConcatFrames:
         """Intrinsics of the source frame."""
         source, i = self._locate(index)
         return source.camera_matrix(i)
+
+    def instances(self, index: int):
+        """Instance-id image of the source frame."""
+        source, i = self._locate(index)
+        return source.instances(i)
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,14 @@ class SimDataset:
     def load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """RGB and depth of frame `index`."""
         return self.rgb(index), self.depth(index)
+
+    def instances(self, index: int) -> np.ndarray:
+        """Return the HxW uint16 instance ids of frame `index` (0: none; see objects())."""
+        path = self.directory / self.images[index]['instance_file']
+        ids = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if ids is None or ids.dtype != np.uint16 or ids.ndim != 2:
+            raise OSError(f'cannot read {path} as a 16-bit instance image')
+        return ids
 
     def objects(self, index: int) -> List[Dict]:
         """Kept annotations of frame `index`."""

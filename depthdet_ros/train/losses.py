@@ -198,6 +198,7 @@ class LevelTargets:
     box: torch.Tensor         # [M, 4] (x, y offset from the cell corner, w, h) in cells
     anchor_wh: torch.Tensor   # [M, 2] the matched anchor in cells
     cls: torch.Tensor         # [M] class id
+    target: torch.Tensor      # [M] row of `targets` (its instance mask, train.joint)
 
 
 def build_targets(targets: torch.Tensor, anchors: torch.Tensor,
@@ -240,7 +241,7 @@ def build_targets(targets: torch.Tensor, anchors: torch.Tensor,
         out.append(LevelTargets(image=targets[target_index, 0].long(), anchor=anchor_index,
                                 cell_y=cell_y, cell_x=cell_x, box=box,
                                 anchor_wh=level_anchors[anchor_index],
-                                cls=targets[target_index, 1].long()))
+                                cls=targets[target_index, 1].long(), target=target_index))
     return out
 
 

@@ -64,3 +64,31 @@ class DetectorTrainOptions(TrainOptions):
     obj_gain: float = 1.0
     cls_gain: float = 0.5
     anchor_t: float = 4.0
+
+
+@dataclass
+class JointTrainOptions(TrainOptions):
+    """`depthdet train joint` options (see train.cli for their meaning)."""
+
+    arch: str = 'joint_yolov5n'
+    depth_multiple: Optional[float] = None
+    width_multiple: Optional[float] = None
+    num_masks: int = 32
+    decoder_width: float = 1.0
+    image_size: int = 320
+    scale_range: Tuple[float, float] = (0.6, 1.4)
+    translate: float = 0.1
+    flip_prob: float = 0.5
+    min_instance_pixels: int = 16     # smaller visible parts are no targets
+    ema_decay: float = 0.9999
+    ema_tau: float = 2000.0
+    box_gain: float = 0.05
+    obj_gain: float = 1.0
+    cls_gain: float = 0.5
+    anchor_t: float = 4.0
+    mask_gain: float = 0.05           # YOLOv5-seg weighs its mask loss like the box loss
+    depth_gain: float = 0.1
+    depth_loss: str = 'silog_grad'
+    max_depth: float = 10.0
+    canonical_focal: float = 250.0    # network-input pixels; 0: targets in plain metres
+    canonical_target_margin: float = 3.0
