@@ -173,20 +173,23 @@ class DepthDetRunner:
         self._outputs_lock = threading.Lock()    # debug_image publisher: create/use/destroy
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
-        self._stamps_paired = False
         self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
-        self._camera_problem = ''                 # why the last frame had no camera
-        self._warned_size_mismatch = None
         self._subscriptions = []
         self._publishers = {}
         self._timer = None
         self._frame_worker = self._output_worker = None
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._sim_time_seen = None
-        self._reset_counters()
+        self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def _reset_counters(self):
+    def _reset_run_state(self):
+        """Start statistics and what is known about the camera afresh (at each activation)."""
+        self._infos.clear()
+        self._image_stamps.clear()
+        self._stamps_paired = False
+        self._camera_problem = ''                 # why the last frame had no camera
+        self._warned_size_mismatch = None
         self.stats = collections.Counter()
         self._latency = {s: collections.deque(maxlen=LATENCY_WINDOW) for s in STAGES}
         self._arrivals = collections.deque(maxlen=100)
@@ -214,7 +217,7 @@ class DepthDetRunner:
     def activate(self):
         """Create publishers, start the threads, then subscribe and start diagnostics."""
         node = self.node
-        self._reset_counters()
+        self._reset_run_state()
         self._publishers = {
             'proximity_alert': node.create_publisher(Detection3DArray, 'proximity_alert', 10),
             'detections': node.create_publisher(Detection2DArray, 'detections', 10),
@@ -429,6 +432,7 @@ class DepthDetRunner:
         t1 = time.perf_counter()
         camera = self._camera_for(_stamp_ns(header), rgb.shape[:2])
         result = self.pipeline.process(rgb, camera)
+        self._depth_camera = self._describe_depth_camera(camera, result.depth_scale)
         t2 = time.perf_counter()
         objects = result.objects
         detections, detections_3d, alerts = convert.frame_messages(objects, header)
@@ -451,6 +455,25 @@ class DepthDetRunner:
                              ('messages', (t3 - t2) * 1e3), ('publish', (t4 - t3) * 1e3),
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
+
+    def _describe_depth_camera(self, camera, scale):
+        """Say which camera depth was scaled for; logs once when it is not camera_info."""
+        if camera is not None:
+            return f'camera_info (focal scale {scale:.3f})'
+        depth = self.pipeline.depth
+        hfov = self.params['assumed_hfov_deg']
+        if depth.canonical_focal is None:
+            description = 'as predicted (the depth model names no canonical focal length)'
+        elif hfov:
+            description = (f'an assumed {hfov:g} deg horizontal field of view (focal scale '
+                           f'{scale:.3f}); set camera_info for true metres')
+        else:
+            description = (f"the depth model's own camera ({depth.canonical_hfov_deg:.0f} deg "
+                           'over its input); set camera_info or assumed_hfov_deg')
+        if description != getattr(self, '_depth_camera_logged', None):
+            self._depth_camera_logged = description
+            self.log.warning(f'no camera_info for this frame: depth is scaled for {description}')
+        return description
 
     def _publish_large(self, outputs: LargeOutputs):
         """Build and publish depth, depth/camera_info and debug_image for one frame."""
@@ -531,6 +554,7 @@ class DepthDetRunner:
         values = {
             'detector_provider': self.pipeline.detector.provider,
             'depth_provider': self.pipeline.depth.provider,
+            'depth_scaled_for': getattr(self, '_depth_camera', 'no frame yet'),
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',
