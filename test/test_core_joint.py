@@ -256,3 +256,12 @@ def test_estimate_objects_carries_masks_and_instance_image_layers():
     # Objects without masks (the two-model pair) paint nothing; old call sites still work.
     plain = ObjectEstimate(detections[0], ObjectDepth(1.0, 0.1, 1.0), None, None, None, False)
     assert plain.mask is None and not instance_image([plain], 40, 40).any()
+
+
+def test_a_joint_model_given_as_detector_or_depth_model_says_so(model_path):
+    """Start-up names the mistake instead of a class-count or output-shape puzzle."""
+    from depthdet_ros.core.depth import DepthEstimator
+    from depthdet_ros.core.detector import Detector
+    for role in (Detector, DepthEstimator):
+        with pytest.raises(ModelLoadError, match='is a joint model'):
+            role(model_path)
