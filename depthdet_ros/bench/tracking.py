@@ -4,10 +4,12 @@
 --objects boxes moving across a 640x480 depth map (each at its own depth, with
 noise), runs fusion (core.object_depth.estimate_objects, the node's per-object
 depth and 3D) and the tracker (core.tracking.Tracker.update) on every frame,
-interleaved, and prints per-frame p50 / p90 / p99 of both and their ratio. The
-issue's target is tracking <= 1 ms per frame with 20 objects.
+interleaved, and prints per-frame p50 / p90 / p99 of both and their ratio, in wall
+time and in CPU time of the thread (which other processes on a loaded machine inflate
+far less). The issue's target is tracking <= 1 ms per frame with 20 objects.
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -56,20 +58,28 @@ def frames(n_objects: int, n_frames: int, seed: int = 0):
 
 
 def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: int = 0):
-    """Return per-frame times (ms) of fusion and tracking, measured interleaved."""
+    """Return per-frame (wall, CPU) times in ms of fusion and tracking, interleaved."""
     camera = CameraModel.from_fov(WIDTH, HEIGHT, 70.0)
     tracker = Tracker(TrackerConfig())
-    fusion_ms, tracking_ms, tracks = [], [], []
+    times = []
     for index, (depth_map, detections) in enumerate(frames(n_objects, n_frames, seed)):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.thread_time()
         objects = estimate_objects(detections, depth_map, camera, 'robust', 1.0)
-        t1 = time.perf_counter()
-        tracked = tracker.update(objects, index / rate_hz, 1.0)
-        t2 = time.perf_counter()
-        fusion_ms.append((t1 - t0) * 1e3)
-        tracking_ms.append((t2 - t1) * 1e3)
-        tracks.append(len({t.track_id for t in tracked}))
-    return np.array(fusion_ms), np.array(tracking_ms), tracker
+        w1, c1 = time.perf_counter(), time.thread_time()
+        tracker.update(objects, index / rate_hz, 1.0)
+        w2, c2 = time.perf_counter(), time.thread_time()
+        times.append((w1 - w0, c1 - c0, w2 - w1, c2 - c1))
+    fusion_wall, fusion_cpu, tracking_wall, tracking_cpu = np.array(times).T * 1e3
+    return (fusion_wall, fusion_cpu), (tracking_wall, tracking_cpu), tracker
+
+
+def small_op_us(repeat: int = 100000) -> float:
+    """CPU microseconds of one numpy add of two 3-vectors: how fast this machine is now."""
+    a = np.ones(3)
+    start = time.thread_time()
+    for _ in range(repeat):
+        np.add(a, a)
+    return (time.thread_time() - start) / repeat * 1e6
 
 
 def main(argv=None):
@@ -81,17 +91,24 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=20, help='frames left out of the figures')
     args = parser.parse_args(argv)
     fusion, tracking, tracker = run(args.objects, args.frames + args.warmup)
-    fusion, tracking = fusion[args.warmup:], tracking[args.warmup:]
-    print(f'{args.objects} objects, {len(tracking)} frames (after {args.warmup} warm-up), '
-          f'640x480, interleaved; IDs issued: {tracker._next_id - 1}')
-    print(f'{"stage":<28}{"p50 ms":>9}{"p90 ms":>9}{"p99 ms":>9}')
-    for name, values in (('fusion (depth, 3D)', fusion), ('tracking (Tracker.update)', tracking)):
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
-        print(f'{name:<28}{p50:>9.3f}{p90:>9.3f}{p99:>9.3f}')
-    ratio = np.median(tracking) / np.median(fusion)
-    verdict = 'met' if np.median(tracking) <= 1.0 else 'not met'
-    print(f'tracking / fusion (p50): {ratio:.2f}; tracking p50 {np.median(tracking):.3f} ms '
-          f'per frame, target <= 1 ms: {verdict}')
+    fusion = [v[args.warmup:] for v in fusion]
+    tracking = [v[args.warmup:] for v in tracking]
+    load = os.getloadavg()[0]
+    print(f'{args.objects} objects, {len(tracking[0])} frames (after {args.warmup} warm-up), '
+          f'640x480, interleaved; {os.cpu_count()} CPUs, load average {load:.2f}; a numpy '
+          f'add of two 3-vectors costs {small_op_us():.2f} us of CPU here (the tracker makes '
+          'a few hundred such calls per frame, whatever the number of objects)')
+    print(f'{"stage":<28}{"clock":<6}{"p50 ms":>9}{"p90 ms":>9}{"p99 ms":>9}')
+    for name, (wall, cpu) in (('fusion (depth, 3D)', fusion),
+                              ('tracking (Tracker.update)', tracking)):
+        for clock, values in (('wall', wall), ('cpu', cpu)):
+            p50, p90, p99 = np.percentile(values, [50, 90, 99])
+            print(f'{name:<28}{clock:<6}{p50:>9.3f}{p90:>9.3f}{p99:>9.3f}')
+    for clock, k in (('wall', 0), ('cpu', 1)):
+        ratio = np.median(tracking[k]) / np.median(fusion[k])
+        verdict = 'met' if np.median(tracking[k]) <= 1.0 else 'not met'
+        print(f'{clock}: tracking / fusion (p50) {ratio:.2f}; tracking p50 '
+              f'{np.median(tracking[k]):.3f} ms per frame, target <= 1 ms: {verdict}')
     return 0
 
 

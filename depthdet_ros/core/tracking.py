@@ -72,6 +72,8 @@ OUTLIER_MIN_IOU = 0.5
 MAX_DEPTH_OUTLIERS = 3
 # Box overlap at which an unmatched track is taken for a duplicate of a matched one.
 DUPLICATE_IOU = 0.7
+_RULES = {(False, False): (), (True, False): (PROXIMITY,), (False, True): (TIME_TO_CONTACT,),
+          (True, True): (PROXIMITY, TIME_TO_CONTACT)}
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
@@ -199,17 +201,17 @@ def _box_vectors(xyxy):
 
 def _xyxy(state):
     """Nx4 boxes from Nx(>=4) [cx, cy, inverse w, inverse h, ...] states."""
-    half_w = 0.5 * INVERSE_SIZE / np.maximum(state[:, 2], _MIN_INVERSE)
-    half_h = 0.5 * INVERSE_SIZE / np.maximum(state[:, 3], _MIN_INVERSE)
-    return np.stack([state[:, 0] - half_w, state[:, 1] - half_h,
-                     state[:, 0] + half_w, state[:, 1] + half_h], axis=1)
+    half = (0.5 * INVERSE_SIZE) / np.maximum(state[:, 2:4], _MIN_INVERSE)
+    return np.concatenate([state[:, :2] - half, state[:, :2] + half], axis=1)
 
 
 def _box_units(state):
     """Nx4 units of the box filter's axes: box size (px) for the centre, the values else."""
-    inverse = np.maximum(state[:, 2:4], _MIN_INVERSE)
-    scale = INVERSE_SIZE / np.sqrt(inverse[:, 0] * inverse[:, 1])
-    return np.stack([scale, scale, inverse[:, 0], inverse[:, 1]], axis=1)
+    units = np.empty((len(state), 4))
+    units[:, 2:] = np.maximum(state[:, 2:4], _MIN_INVERSE)
+    units[:, 0] = INVERSE_SIZE / np.sqrt(units[:, 2] * units[:, 3])
+    units[:, 1] = units[:, 0]
+    return units
 
 
 def _iou(a, b):
@@ -221,8 +223,7 @@ def _iou(a, b):
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(union > 0, inter / union, 0.0)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 class _Measurements:
@@ -312,15 +313,18 @@ class Tracker:
         max_depth and class_max_depth are the proximity thresholds (as in
         FusionConfig), passed per frame so run-time changes apply at once.
         """
-        config = self.config
-        stamp = float(stamp)
+        # NaN stands for unknown values throughout: comparisons with it are False.
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return self._update(objects, float(stamp), max_depth, class_max_depth or {})
+
+    def _update(self, objects, stamp, max_depth, class_max_depth):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
         if dt > 0 and len(self):
             self._predict(dt)
-        meas = _Measurements(objects, config)
+        meas = _Measurements(objects, self.config)
         track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
@@ -331,7 +335,7 @@ class Tracker:
         track_of[new] = new_rows
         self._merge_duplicates(track_of)
         new_row = self._remove_old(stamp)
-        return self._outputs(objects, new_row[track_of], max_depth, class_max_depth or {})
+        return self._outputs(objects, new_row[track_of], max_depth, class_max_depth)
 
     # ---- steps -------------------------------------------------------------------
 
@@ -341,7 +345,8 @@ class Tracker:
         self.x = self.x @ F.T
         self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
         F, Q = _constant_velocity(dt, 4)
-        units = np.tile(_box_units(self.box_x), 2)
+        units = _box_units(self.box_x)
+        units = np.concatenate([units, units], axis=1)
         self.box_x = self.box_x @ F.T
         self.box_P = F @ self.box_P @ F.T \
             + config.box_accel_noise ** 2 * Q * units[:, :, None] * units[:, None, :]
@@ -411,6 +416,8 @@ class Tracker:
         fresh &= ~restart
         skip = outlier & ~restart
         for kind, H in ((meas.full, _H_POSITION), (meas.depth_only, _H_DEPTH)):
+            if not kind.any():
+                continue
             has = kind[det] & ~skip
             update = has & fresh
             if update.any():
@@ -516,13 +523,12 @@ class Tracker:
         raw_depth = np.array([o.depth.depth for o in objects], dtype=np.float64).reshape(n)
         depth = np.where(has_3d, x[:, 2], raw_depth)
         distance, rate, rate_var = self._closing_rates(rows, x, P, has_3d, has_xy)
-        with np.errstate(invalid='ignore', divide='ignore'):
-            closing = rate * distance
-            # Closing (faster than min_closing_speed when the range is known).
-            approaching = (rate > 0) & ~(closing <= config.min_closing_speed)
-            ttc = np.where(approaching, 1.0 / rate, np.inf)
-            # An alert also needs the closing to stand out of its noise (2 sigma).
-            significant = rate > 2.0 * np.sqrt(rate_var)
+        closing = rate * distance
+        # Closing (faster than min_closing_speed when the range is known).
+        approaching = (rate > 0) & ~(closing <= config.min_closing_speed)
+        ttc = np.where(approaching, 1.0 / rate, np.inf)
+        # An alert also needs the closing to stand out of its noise (2 sigma).
+        significant = rate > 2.0 * np.sqrt(rate_var)
         ttc[np.isnan(rate)] = np.nan
         self._update_alerts(rows, objects, depth, ttc, significant, max_depth,
                             class_max_depth)
@@ -533,13 +539,12 @@ class Tracker:
         xs = x.tolist()
         depth, distance, closing, ttc = (a.tolist() for a in (depth, distance, closing, ttc))
         out = []
-        for k, obj in enumerate(objects):
+        for k, (obj, located) in enumerate(zip(objects, has_xy.tolist())):
             position = velocity = covariance = velocity_cov = None
-            if has_xy[k]:
+            if located:
                 position, velocity = Point3D(*xs[k][:3]), Point3D(*xs[k][3:])
                 covariance, velocity_cov = P[k, :3, :3], P[k, 3:, 3:]
-            rules = tuple(rule for rule, on in ((PROXIMITY, proximity[k]),
-                                                (TIME_TO_CONTACT, contact[k])) if on)
+            rules = _RULES[proximity[k], contact[k]]
             out.append(TrackedObject(
                 track_id=ids[k], confirmed=hits[k] >= config.min_hits, hits=hits[k], raw=obj,
                 box=Box(*boxes[k]), depth=depth[k], position=position, velocity=velocity,
@@ -585,31 +590,31 @@ class Tracker:
                                      + 2.0 * bP[:, 6, 7] / (iw * ih)))
         if len(rates) == 1:
             return distance, rates[0], variances[0]
-        with np.errstate(invalid='ignore', divide='ignore'):
-            weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]
-            total = weights[0] + weights[1]
-            rate = (weights[0] * np.nan_to_num(rates[0]) + weights[1] * rates[1]) / total
+        weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]
+        total = weights[0] + weights[1]
+        rate = (weights[0] * np.nan_to_num(rates[0]) + weights[1] * rates[1]) / total
         return distance, rate, 1.0 / total
 
     def _update_alerts(self, rows, objects, depth, ttc, significant, max_depth,
                        class_max_depth):
         """Advance each track's alert states (hysteresis) with this frame's values."""
         config = self.config
-        limit = np.array([class_max_depth.get(o.detection.class_name, max_depth)
-                          for o in objects], dtype=np.float64).reshape(len(rows))
+        limit = max_depth
+        if class_max_depth:
+            limit = np.array([class_max_depth.get(o.detection.class_name, max_depth)
+                              for o in objects], dtype=np.float64).reshape(len(rows))
         known = np.isfinite(depth)
-        with np.errstate(invalid='ignore'):
-            proximity = self.in_proximity[rows]
-            proximity[known & (depth < limit)] = True
-            proximity[known & (depth > limit + config.alert_hysteresis)] = False
-            self.in_proximity[rows] = proximity
-            threshold = config.alert_time_to_contact
-            contact = self.in_ttc[rows]
-            contact[(ttc < threshold) & significant] = True
-            contact[ttc > threshold + config.ttc_hysteresis] = False
-            updates = self.hits_3d[rows] if config.ttc_source == 'depth' else self.hits[rows]
-            contact[(threshold <= 0) | np.isnan(ttc) | (updates < config.min_hits)] = False
-            self.in_ttc[rows] = contact
+        proximity = self.in_proximity[rows]
+        proximity[known & (depth < limit)] = True
+        proximity[known & (depth > limit + config.alert_hysteresis)] = False
+        self.in_proximity[rows] = proximity
+        threshold = config.alert_time_to_contact
+        contact = self.in_ttc[rows]
+        contact[(ttc < threshold) & significant] = True
+        contact[ttc > threshold + config.ttc_hysteresis] = False
+        updates = self.hits_3d[rows] if config.ttc_source == 'depth' else self.hits[rows]
+        contact[(threshold <= 0) | np.isnan(ttc) | (updates < config.min_hits)] = False
+        self.in_ttc[rows] = contact
 
 
 def confirmed(tracked: Sequence[TrackedObject]) -> List[TrackedObject]:
