@@ -9,7 +9,9 @@
 # matplotlib, and mujoco (pip wheel). No ROS. Budget knobs (environment):
 #   FRAMES (training frames, default 16000), SHARDS (parallel render processes, 14),
 #   DEPTH_EPOCHS (30), DETECTOR_EPOCHS (60), DEVICE (cuda), WORKERS (data loaders, 12),
-#   DEPTH_BATCH (64), DETECTOR_BATCH (64), OUT_DIR (runs/gpu), MUJOCO_GL (egl).
+#   DEPTH_BATCH (64), DETECTOR_BATCH (64), OUT_DIR (runs/gpu), MUJOCO_GL (egl);
+#   JOINT_EPOCHS (0: off) and JOINT_BATCH (32) for the joint net of issue 14, trained after
+#   the pair on the same shards (docs/joint_model.md).
 # tests/test_train_gpu_script.py runs it on the CPU with a tiny budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,4 +83,19 @@ log "evaluating on the held-out split"
 "${DEPTHDET[@]}" train evaluate --data "$DATA/test" --detector "$OUT_DIR/detector.onnx" \
     --depth "$OUT_DIR/depth.onnx" --json "$OUT_DIR/evaluation.json" \
     > "$OUT_DIR/evaluation.md" 2>>"$OUT_DIR/train_gpu.log"
+
+# --- joint net (issue 14), only with JOINT_EPOCHS > 0 -------------------------------------
+JOINT_EPOCHS=${JOINT_EPOCHS:-0}
+JOINT_BATCH=${JOINT_BATCH:-32}
+if (( JOINT_EPOCHS > 0 )); then
+    log "training the joint net ($JOINT_EPOCHS epochs)"
+    "${DEPTHDET[@]}" train joint --data "${shards[@]}" --out "$OUT_DIR/joint" "${common[@]}" \
+        --arch joint_yolov5n --image-size "$DETECTOR_SIZE" --epochs "$JOINT_EPOCHS" \
+        --batch-size "$JOINT_BATCH" --lr 2e-3 --weight-decay 0.01 --warmup-steps 300 \
+        --max-depth 12 --canonical-focal 250 > "$OUT_DIR/joint.log" 2>&1 \
+        || { log "joint training failed: see $OUT_DIR/joint.log"; exit 1; }
+    bytes=$(stat -c %s "$OUT_DIR/joint/joint.onnx")
+    (( bytes <= MAX_ONNX_BYTES )) || { log "joint.onnx is $bytes bytes, over 16 MiB"; exit 1; }
+    cp "$OUT_DIR/joint/joint.onnx" "$OUT_DIR/"
+fi
 log "done: $OUT_DIR/{depth,detector}.onnx, evaluation.md, depth/ and detector/ metrics"
