@@ -1,6 +1,6 @@
 """proximity_alert latency with and without heavy subscribers on depth and debug_image.
 
-    python -m depthdet_ros.bench.safety_latency [--width 1280 --height 720 --rate 5]
+    python -m depthdet_ros.bench.safety_latency [--width 1280 --height 720 --rate 2]
 
 Starts depthdet_node (depth and debug_image on, reliable input) and a second process
 whose subscriptions to `depth` and `debug_image` are switched on and off between phases.
@@ -231,9 +231,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--width', type=int, default=1280)
     parser.add_argument('--height', type=int, default=720)
-    parser.add_argument('--rate', type=float, default=5.0, help='frames per second sent')
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--seconds', type=float, default=10.0, help='per phase')
+    parser.add_argument('--rate', type=float, default=2.0, help='frames per second sent')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--seconds', type=float, default=15.0, help='per phase')
     parser.add_argument('--providers', default='cpu')
     parser.add_argument('--no-large-data-profile', action='store_true',
                         help="run without the Fast DDS large-data profile the launch applies")

@@ -615,6 +615,11 @@ def run(node_class, args=None):
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Ctrl-C can land while the executor takes a message: rclpy then raises from the
+        # take instead of ExternalShutdownException. Anything else is a real error.
+        if node is None or node.context.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
