@@ -134,10 +134,11 @@ def add_parser(subparsers):
     _add_joint(commands)
 
     from depthdet_ros.eval import cross_camera
-    from depthdet_ros.train import evaluate, from_bag
+    from depthdet_ros.train import calibrate_focal, evaluate, from_bag
     evaluate.add_parser(commands)
     cross_camera.add_parser(commands)
     from_bag.add_parser(commands)
+    calibrate_focal.add_parser(commands)
     train.set_defaults(func=lambda args: train.print_help() or 2)
     return train
 
