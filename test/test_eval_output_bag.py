@@ -10,9 +10,11 @@ from std_msgs.msg import Header
 
 from depthdet_ros.bags import make_typestore
 from depthdet_ros.core.object_depth import estimate_objects
+from depthdet_ros.core.tracking import Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D
 from depthdet_ros.eval import output_bag
 from depthdet_ros.ros import convert
+from depthdet_ros.ros import message_layout as layout
 from depthdet_ros.sim.messages import rosbags_factory
 from eval_bags import pinhole
 
@@ -54,12 +56,36 @@ def test_detection_messages_equal_the_nodes(objects, camera):
          lambda h: convert.detections_2d_msg(estimates, h)),
         (lambda m, h: output_bag.detections_3d(m, h, estimates),
          lambda h: convert.detections_3d_msg(estimates, h)),
-        (lambda m, h: output_bag.detections_3d(m, h, [o for o in estimates if o.alert], True),
-         lambda h: convert.detections_3d_msg([o for o in estimates if o.alert], h, True)),
+        (lambda m, h: output_bag.detections_3d(m, h, [o for o in estimates if o.alert], True,
+                                               alerts=True),
+         lambda h: convert.detections_3d_msg([o for o in estimates if o.alert], h, True,
+                                             alerts=True)),
     ]
     for ours, nodes in cases:
         a, b = _cdr_pair(ours, nodes)
         assert a == b
+
+
+def test_tracked_messages_and_markers_are_the_same_with_rosbags_and_rclpy_types(objects):
+    """One builder (message_layout) fills both type systems alike, tracked fields too."""
+    tracker = Tracker(TrackerConfig(min_hits=1, alert_time_to_contact=5.0))
+    for stamp in (0.0, 0.1, 0.2):
+        tracked = tracker.update(objects[0], stamp, 1.0)
+    outputs = [layout.from_tracked(t) for t in tracked]
+    assert all(o.track_id is not None and o.velocity is not None for o in outputs[:2])
+    assert outputs[0].alert_rules == ('proximity',)
+    cases = [(lambda m, h, i=i: layout.frame_messages(m, h, outputs)[i],
+              lambda h, i=i: convert.frame_messages(outputs, h)[i]) for i in range(3)]
+    cases.append((lambda m, h: layout.markers(m, h, outputs),
+                  lambda h: convert.markers_msg(outputs, h)))
+    for ours, nodes in cases:
+        a, b = _cdr_pair(ours, nodes)
+        assert a == b
+    alert = layout.frame_messages(rosbags_factory(make_typestore()), None, outputs)[2]
+    chair = alert.detections[0]
+    assert chair.id == str(outputs[0].track_id)
+    assert [r.hypothesis.class_id for r in chair.results] == [
+        'chair', 'velocity', 'time_to_contact', 'alert/proximity']
 
 
 def test_output_topics_under_prefix():

@@ -10,22 +10,19 @@ publishes them (prefix 'depthdet' by default):
 - PREFIX/depth             sensor_msgs/Image 32FC1 metres, NaN invalid
 - PREFIX/depth/camera_info sensor_msgs/CameraInfo (frames with camera_info)
 
-Messages are rosbags objects laid out field for field as depthdet_ros.ros.convert
-builds the node's rclpy messages (a test compares their CDR bytes), so no ROS install
-is needed to write them.
+Messages are rosbags objects filled by the node's own builders (ros.message_layout,
+which imports no ROS package) with rosbags types (a test compares their CDR bytes with
+the node's), so no ROS install is needed to write them. Objects are untracked here:
+proximity_alert holds the per-frame rule.
 """
-import math
 from pathlib import Path
 from typing import Dict
 
-import numpy as np
-
 from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image
+from depthdet_ros.ros import message_layout as layout
 from depthdet_ros.sim.messages import rosbags_factory
 
 OUTPUT_TOPICS = ('detections', 'detections_3d', 'proximity_alert', 'depth', 'depth/camera_info')
-# As ros.convert: orientation is not estimated, its variance reads "unknown".
-UNKNOWN_VARIANCE = 1.0e6
 
 
 def output_topics(prefix: str) -> Dict[str, str]:
@@ -34,74 +31,19 @@ def output_topics(prefix: str) -> Dict[str, str]:
     return {name: f'{base}/{name}' for name in OUTPUT_TOPICS}
 
 
-def _point(make, x, y, z):
-    return make('geometry_msgs/msg/Point', x=float(x), y=float(y), z=float(z))
-
-
-def _identity(make):
-    return make('geometry_msgs/msg/Quaternion', x=0.0, y=0.0, z=0.0, w=1.0)
-
-
-def _hypothesis(make, obj):
-    """Return the hypothesis of one estimate, laid out as the node's (ros.convert)."""
-    cov = np.zeros((6, 6))
-    cov[3:, 3:] = np.eye(3) * UNKNOWN_VARIANCE
-    position = _point(make, 0.0, 0.0, 0.0)
-    if obj.position is not None:
-        position = _point(make, obj.position.x, obj.position.y, obj.position.z)
-        cov[:3, :3] = obj.covariance
-    elif obj.depth.valid:
-        position = _point(make, 0.0, 0.0, obj.depth.depth)
-        cov[0, 0] = cov[1, 1] = UNKNOWN_VARIANCE
-        cov[2, 2] = obj.depth.spread ** 2
-    else:
-        cov[:3, :3] = np.eye(3) * UNKNOWN_VARIANCE
-    pose = make('geometry_msgs/msg/PoseWithCovariance',
-                pose=make('geometry_msgs/msg/Pose', position=position,
-                          orientation=_identity(make)),
-                covariance=cov.reshape(-1))
-    hypothesis = make('vision_msgs/msg/ObjectHypothesis', class_id=obj.detection.class_name,
-                      score=float(obj.detection.score))
-    return make('vision_msgs/msg/ObjectHypothesisWithPose', hypothesis=hypothesis, pose=pose)
+def _outputs(objects):
+    return [layout.from_estimate(o) for o in objects]
 
 
 def detections_2d(make, header, objects):
-    """Detection2DArray as the node publishes on `detections`."""
-    detections = []
-    for obj in objects:
-        box = obj.detection.box
-        cx, cy = box.center
-        bbox = make('vision_msgs/msg/BoundingBox2D',
-                    center=make('vision_msgs/msg/Pose2D',
-                                position=make('vision_msgs/msg/Point2D', x=float(cx),
-                                              y=float(cy)), theta=0.0),
-                    size_x=float(box.width), size_y=float(box.height))
-        detections.append(make('vision_msgs/msg/Detection2D', header=header,
-                               results=[_hypothesis(make, obj)], bbox=bbox, id=''))
-    return make('vision_msgs/msg/Detection2DArray', header=header, detections=detections)
+    """Detection2DArray as the node publishes on `detections` (ros.message_layout)."""
+    return layout.detections_2d(make, header, _outputs(objects))
 
 
-def detections_3d(make, header, objects, depth_only_ok=False):
-    """Detection3DArray as the node publishes (see ros.convert.detections_3d_msg)."""
-    detections = []
-    for obj in objects:
-        if obj.position is not None and all(
-                math.isfinite(v) for v in (obj.position.x, obj.position.y, obj.position.z)):
-            size = obj.size
-        elif depth_only_ok and obj.depth.valid:
-            size = None
-        else:
-            continue
-        hypothesis = _hypothesis(make, obj)
-        center = make('geometry_msgs/msg/Pose', position=hypothesis.pose.pose.position,
-                      orientation=_identity(make))
-        extent = make('geometry_msgs/msg/Vector3', x=float(size.x) if size else 0.0,
-                      y=float(size.y) if size else 0.0, z=float(size.z) if size else 0.0)
-        detections.append(make('vision_msgs/msg/Detection3D', header=header,
-                               results=[hypothesis],
-                               bbox=make('vision_msgs/msg/BoundingBox3D', center=center,
-                                         size=extent), id=''))
-    return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
+def detections_3d(make, header, objects, depth_only_ok=False, alerts=False):
+    """Detection3DArray as the node publishes (ros.message_layout.detections_3d)."""
+    return layout.detections_3d(make, header, _outputs(objects), depth_only_ok,
+                                alerts=alerts)
 
 
 class OutputBag:
@@ -166,7 +108,7 @@ class OutputBag:
         self._write('detections', detections_2d(make, header, objects), time_ns)
         self._write('detections_3d', detections_3d(make, header, objects), time_ns)
         self._write('proximity_alert', detections_3d(make, header, [o for o in objects if o.alert],
-                                                     depth_only_ok=True), time_ns)
+                                                     depth_only_ok=True, alerts=True), time_ns)
         if result.depth_map is not None:
             self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
             if frame.camera is not None:

@@ -1,18 +1,12 @@
 """Conversion between ROS messages and the core's arrays and records."""
-import math
+import importlib
 
 import numpy as np
-from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion, Vector3
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from vision_msgs.msg import (BoundingBox2D, BoundingBox3D, Detection2D, Detection2DArray,
-                             Detection3D, Detection3DArray, LabelInfo, ObjectHypothesis,
-                             ObjectHypothesisWithPose, VisionClass)
+from vision_msgs.msg import LabelInfo, VisionClass
 
 from depthdet_ros.core.image import decode_compressed, decode_depth, decode_raw
-
-# Orientation is not estimated: its variance is reported as this (rad^2), which
-# consumers of PoseWithCovariance read as "unknown".
-UNKNOWN_ROTATION_VARIANCE = 1.0e6
+from depthdet_ros.ros import message_layout as layout
 
 
 def image_msg_to_rgb(msg, max_pixels=None):
@@ -64,92 +58,43 @@ def depth_image_to_array(msg):
                         bool(msg.is_bigendian))
 
 
-def _hypothesis(obj):
-    hyp = ObjectHypothesisWithPose()
-    hyp.hypothesis = ObjectHypothesis(class_id=obj.detection.class_name,
-                                      score=float(obj.detection.score))
-    pose = PoseWithCovariance()
-    pose.pose.orientation = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
-    cov = np.zeros((6, 6))
-    cov[3:, 3:] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
-    # Unknown coordinates are NaN (REP 117): 0 would read as an object at the lens.
-    if obj.position is not None:
-        pose.pose.position = Point(x=obj.position.x, y=obj.position.y, z=obj.position.z)
-        cov[:3, :3] = obj.covariance
-    elif obj.depth.valid:
-        # Depth known, direction unknown (no camera_info): z only.
-        pose.pose.position = Point(x=math.nan, y=math.nan, z=float(obj.depth.depth))
-        cov[0, 0] = cov[1, 1] = UNKNOWN_ROTATION_VARIANCE
-        cov[2, 2] = obj.depth.spread ** 2
-    else:
-        pose.pose.position = Point(x=math.nan, y=math.nan, z=math.nan)
-        cov[:3, :3] = np.eye(3) * UNKNOWN_ROTATION_VARIANCE
-    pose.covariance = [float(v) for v in cov.reshape(-1)]
-    hyp.pose = pose
-    return hyp
+_MESSAGE_CLASSES = {}
 
 
-def _bbox2d(box):
-    bbox = BoundingBox2D()
-    cx, cy = box.center
-    bbox.center.position.x, bbox.center.position.y = float(cx), float(cy)
-    bbox.center.theta = 0.0
-    bbox.size_x, bbox.size_y = float(box.width), float(box.height)
-    return bbox
+def make(type_name, **fields):
+    """Build the rclpy message 'package/msg/Name' (message_layout's factory for the node)."""
+    cls = _MESSAGE_CLASSES.get(type_name)
+    if cls is None:
+        package, _, name = type_name.split('/')
+        cls = _MESSAGE_CLASSES[type_name] = getattr(
+            importlib.import_module(f'{package}.msg'), name)
+    return cls(**fields)
 
 
-def detections_2d_msg(objects, header, hypotheses=None):
-    """Detection2DArray: box in input pixels, class name and score, 3D point in pose.
-
-    `hypotheses` (one per object, as frame_messages shares them) saves rebuilding them.
-    """
-    msg = Detection2DArray(header=header)
-    for index, obj in enumerate(objects):
-        det = Detection2D(header=header)
-        det.bbox = _bbox2d(obj.detection.box)
-        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj)]
-        msg.detections.append(det)
-    return msg
+def _outputs(objects):
+    return [o if isinstance(o, layout.OutputObject) else layout.from_estimate(o)
+            for o in objects]
 
 
-def detections_3d_msg(objects, header, depth_only_ok=False, hypotheses=None):
-    """Detection3DArray of the objects that have a 3D position (camera_info known).
-
-    With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
-    (NaN, NaN, depth) with zero size and x/y variances flagged unknown in the results.
-    Objects without a valid depth are never kept.
-    """
-    msg = Detection3DArray(header=header)
-    for index, obj in enumerate(objects):
-        if obj.position is not None and _finite(obj.position):
-            size = obj.size
-        elif depth_only_ok and obj.depth.valid:
-            size = None
-        else:
-            continue
-        det = Detection3D(header=header)
-        det.results = [hypotheses[index] if hypotheses else _hypothesis(obj)]
-        det.bbox = BoundingBox3D()
-        det.bbox.center = Pose(position=det.results[0].pose.pose.position,
-                               orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
-        if size is not None:
-            det.bbox.size = Vector3(x=size.x, y=size.y, z=size.z)
-        msg.detections.append(det)
-    return msg
+def detections_2d_msg(objects, header):
+    """Detection2DArray of ObjectEstimates or OutputObjects (see message_layout)."""
+    return layout.detections_2d(make, header, _outputs(objects))
 
 
-def frame_messages(objects, header):
-    """Build (detections, detections_3d, proximity_alert) for one frame.
+def detections_3d_msg(objects, header, depth_only_ok=False, alerts=False):
+    """Detection3DArray of ObjectEstimates or OutputObjects (see message_layout)."""
+    return layout.detections_3d(make, header, _outputs(objects), depth_only_ok,
+                                alerts=alerts)
 
-    Each object's hypothesis (class, score, pose with covariance) is built once and
-    shared by the three messages, which are serialised separately on publish.
-    """
-    hypotheses = [_hypothesis(obj) for obj in objects]
-    alerted = [i for i, obj in enumerate(objects) if obj.alert]
-    return (detections_2d_msg(objects, header, hypotheses),
-            detections_3d_msg(objects, header, hypotheses=hypotheses),
-            detections_3d_msg([objects[i] for i in alerted], header, depth_only_ok=True,
-                              hypotheses=[hypotheses[i] for i in alerted]))
+
+def frame_messages(objects, header, published=None):
+    """Build (detections, detections_3d, proximity_alert) for one frame (message_layout)."""
+    return layout.frame_messages(make, header, _outputs(objects), published)
+
+
+def markers_msg(objects, header):
+    """Build the MarkerArray of one frame's ObjectEstimates or OutputObjects."""
+    return layout.markers(make, header, _outputs(objects))
 
 
 def label_info_msg(class_names, threshold, header):
@@ -158,7 +103,3 @@ def label_info_msg(class_names, threshold, header):
     msg.class_map = [VisionClass(class_id=i, class_name=name)
                      for i, name in enumerate(class_names)]
     return msg
-
-
-def _finite(point):
-    return all(math.isfinite(v) for v in (point.x, point.y, point.z))

@@ -1,0 +1,321 @@
+"""Field layout of depthdet_node's detection and marker messages, for any message types.
+
+Every builder takes `make(type_name, **fields)`, which returns a message of that ROS
+type ('vision_msgs/msg/Detection3D'), so the node (rclpy classes: ros.convert's
+`make`) and the bag tools (rosbags types: sim.messages.rosbags_factory) fill the same
+fields from one place. rosbags types need every field, so every field is given. This
+module imports no ROS package.
+
+What the fields carry (README, "Tracking, alerts and markers"):
+
+- `Detection2D.id`, `Detection3D.id`: the track ID as a decimal string ('' without
+  tracking).
+- `results[0]`: class name and score; its pose is the object's position (smoothed
+  unless publish_raw) with its covariance, NaN for unknown coordinates (REP 117).
+- Detection3D only, after results[0], hypotheses with reserved class ids and score 0
+  (so a consumer taking the best-scoring hypothesis still reads the class):
+  `velocity` (pose.position = velocity in m/s in the camera optical frame, relative to
+  the camera; covariance[0:3, 0:3] its covariance) and `time_to_contact`
+  (pose.position.x = seconds, inf when not closing, NaN unknown; .y = closing speed in
+  m/s, positive approaching; .z = distance in m), both with tracking only;
+  and on proximity_alert `alert/proximity` and/or `alert/time_to_contact`: the rules
+  that put the object there.
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from depthdet_ros.core.types import Detection2D, Point3D
+
+# Orientation is not estimated: its variance is reported as this (rad^2), which
+# consumers of PoseWithCovariance read as "unknown".
+UNKNOWN_VARIANCE = 1.0e6
+VELOCITY = 'velocity'
+TIME_TO_CONTACT = 'time_to_contact'
+ALERT_PREFIX = 'alert/'
+# The per-frame rule without tracking (core.tracking names the same rule so).
+PROXIMITY = 'proximity'
+# visualization_msgs/Marker constants.
+MARKER_ARROW, MARKER_CUBE, MARKER_TEXT = 0, 1, 9
+MARKER_ADD, MARKER_DELETEALL = 0, 3
+# Marker looks: metres (text height, arrow shaft and head) and seconds of motion drawn.
+LABEL_HEIGHT = 0.12
+ARROW_SHAFT, ARROW_HEAD, ARROW_HEAD_LENGTH = 0.03, 0.07, 0.1
+ARROW_SECONDS = 1.0
+MIN_BOX_SIZE = 0.05
+CLEAR_COLOR = (0.1, 0.9, 0.2)
+ALERT_COLOR = (1.0, 0.15, 0.1)
+
+
+@dataclass(frozen=True)
+class OutputObject:
+    """One object as the node publishes it: the values chosen for the messages."""
+
+    detection: Detection2D
+    depth: float                  # metres along the optical axis, NaN unknown
+    depth_variance: float         # m^2
+    position: Optional[Point3D]   # optical frame, None without camera intrinsics
+    covariance: Optional[np.ndarray]
+    size: Optional[Point3D]
+    track_id: Optional[int] = None
+    velocity: Optional[Point3D] = None
+    velocity_covariance: Optional[np.ndarray] = None
+    time_to_contact: float = math.nan
+    closing_speed: float = math.nan
+    distance: float = math.nan
+    alert_rules: Tuple[str, ...] = ()
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.alert_rules)
+
+
+def from_estimate(obj) -> OutputObject:
+    """Publish an untracked ObjectEstimate: raw values, the per-frame proximity rule."""
+    return OutputObject(
+        detection=obj.detection, depth=obj.depth.depth, depth_variance=obj.depth.spread ** 2,
+        position=obj.position, covariance=obj.covariance, size=obj.size,
+        alert_rules=(PROXIMITY,) if obj.alert else ())
+
+
+def from_tracked(tracked, raw: bool = False) -> OutputObject:
+    """Publish a core.tracking TrackedObject: smoothed position and depth unless `raw`.
+
+    Coordinates the track has not measured yet (no intrinsics so far) come from
+    this frame's estimate.
+    """
+    estimate = tracked.raw
+    position, covariance = estimate.position, estimate.covariance
+    depth = estimate.depth.depth
+    if not raw:
+        if tracked.position is not None:
+            position, covariance = tracked.position, tracked.covariance
+        if math.isfinite(tracked.depth):
+            depth = tracked.depth
+    return OutputObject(
+        detection=estimate.detection, depth=depth,
+        depth_variance=(float(covariance[2, 2]) if covariance is not None
+                        else estimate.depth.spread ** 2),
+        position=position, covariance=covariance, size=estimate.size,
+        track_id=int(tracked.track_id), velocity=tracked.velocity,
+        velocity_covariance=tracked.velocity_covariance,
+        time_to_contact=float(tracked.time_to_contact),
+        closing_speed=float(tracked.closing_speed), distance=float(tracked.distance),
+        alert_rules=tuple(tracked.alert_rules))
+
+
+def _finite(point) -> bool:
+    return point is not None and all(math.isfinite(v) for v in (point.x, point.y, point.z))
+
+
+def _point(make, x, y, z):
+    return make('geometry_msgs/msg/Point', x=float(x), y=float(y), z=float(z))
+
+
+def _identity(make):
+    return make('geometry_msgs/msg/Quaternion', x=0.0, y=0.0, z=0.0, w=1.0)
+
+
+def _pose(make, position, covariance):
+    return make('geometry_msgs/msg/PoseWithCovariance',
+                pose=make('geometry_msgs/msg/Pose', position=position,
+                          orientation=_identity(make)),
+                covariance=np.ascontiguousarray(covariance, np.float64).reshape(-1))
+
+
+def _hypothesis(make, class_id, score, pose):
+    return make('vision_msgs/msg/ObjectHypothesisWithPose',
+                hypothesis=make('vision_msgs/msg/ObjectHypothesis', class_id=class_id,
+                                score=float(score)), pose=pose)
+
+
+def class_hypothesis(make, obj: OutputObject):
+    """Build results[0]: class, score, the position with its covariance (NaN unknown)."""
+    cov = np.zeros((6, 6))
+    cov[3:, 3:] = np.eye(3) * UNKNOWN_VARIANCE
+    if obj.position is not None:
+        position = _point(make, obj.position.x, obj.position.y, obj.position.z)
+        cov[:3, :3] = obj.covariance
+    elif math.isfinite(obj.depth):
+        # Depth known, direction unknown (no camera_info): z only.
+        position = _point(make, math.nan, math.nan, obj.depth)
+        cov[0, 0] = cov[1, 1] = UNKNOWN_VARIANCE
+        cov[2, 2] = obj.depth_variance
+    else:
+        position = _point(make, math.nan, math.nan, math.nan)
+        cov[:3, :3] = np.eye(3) * UNKNOWN_VARIANCE
+    return _hypothesis(make, obj.detection.class_name, obj.detection.score,
+                       _pose(make, position, cov))
+
+
+def motion_hypotheses(make, obj: OutputObject):
+    """Build the `velocity` and `time_to_contact` hypotheses of a tracked object (else [])."""
+    if obj.track_id is None:
+        return []
+    out = []
+    if obj.velocity is not None:
+        cov = np.eye(6) * UNKNOWN_VARIANCE
+        cov[:3, :3] = obj.velocity_covariance
+        out.append(_hypothesis(make, VELOCITY, 0.0, _pose(
+            make, _point(make, obj.velocity.x, obj.velocity.y, obj.velocity.z), cov)))
+    out.append(_hypothesis(make, TIME_TO_CONTACT, 0.0, _pose(
+        make, _point(make, obj.time_to_contact, obj.closing_speed, obj.distance),
+        np.zeros(36))))
+    return out
+
+
+def _alert_hypotheses(make, obj: OutputObject, pose):
+    return [_hypothesis(make, ALERT_PREFIX + rule, 0.0, pose) for rule in obj.alert_rules]
+
+
+def _track_id(obj: OutputObject) -> str:
+    return '' if obj.track_id is None else str(obj.track_id)
+
+
+def _bbox2d(make, box):
+    cx, cy = box.center
+    return make('vision_msgs/msg/BoundingBox2D',
+                center=make('vision_msgs/msg/Pose2D',
+                            position=make('vision_msgs/msg/Point2D', x=float(cx), y=float(cy)),
+                            theta=0.0),
+                size_x=float(box.width), size_y=float(box.height))
+
+
+def detections_2d(make, header, objects, hypotheses=None):
+    """Detection2DArray: box in input pixels, class and score, 3D point in the pose.
+
+    `hypotheses` (one class hypothesis per object, as frame_messages shares them) saves
+    rebuilding them.
+    """
+    detections = []
+    for index, obj in enumerate(objects):
+        hypothesis = hypotheses[index] if hypotheses else class_hypothesis(make, obj)
+        detections.append(make('vision_msgs/msg/Detection2D', header=header,
+                               results=[hypothesis], bbox=_bbox2d(make, obj.detection.box),
+                               id=_track_id(obj)))
+    return make('vision_msgs/msg/Detection2DArray', header=header, detections=detections)
+
+
+def detections_3d(make, header, objects, depth_only_ok=False, hypotheses=None, motion=None,
+                  alerts=False):
+    """Detection3DArray of the objects that have a 3D position (camera_info known).
+
+    With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
+    (NaN, NaN, depth) with zero size and x/y variances flagged unknown. Objects without
+    a valid depth are never kept. `hypotheses` / `motion` are the objects' class and
+    motion hypotheses when already built; with `alerts` the fired rules are added.
+    """
+    detections = []
+    for index, obj in enumerate(objects):
+        if _finite(obj.position):
+            size = obj.size
+        elif depth_only_ok and math.isfinite(obj.depth):
+            size = None
+        else:
+            continue
+        hypothesis = hypotheses[index] if hypotheses else class_hypothesis(make, obj)
+        results = [hypothesis]
+        results += motion[index] if motion else motion_hypotheses(make, obj)
+        if alerts:
+            results += _alert_hypotheses(make, obj, hypothesis.pose)
+        center = make('geometry_msgs/msg/Pose', position=hypothesis.pose.pose.position,
+                      orientation=_identity(make))
+        extent = make('geometry_msgs/msg/Vector3', x=float(size.x) if size else 0.0,
+                      y=float(size.y) if size else 0.0, z=float(size.z) if size else 0.0)
+        detections.append(make('vision_msgs/msg/Detection3D', header=header, results=results,
+                               bbox=make('vision_msgs/msg/BoundingBox3D', center=center,
+                                         size=extent), id=_track_id(obj)))
+    return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
+
+
+def frame_messages(make, header, objects, published=None):
+    """Build (detections, detections_3d, proximity_alert) for one frame.
+
+    `objects` are OutputObjects; proximity_alert carries every alerted one, the other two
+    the indices in `published` (all when None: tracking can hold back tentative
+    tracks). Each object's hypotheses are built once and shared by the messages.
+    """
+    hypotheses = [class_hypothesis(make, obj) for obj in objects]
+    motion = [motion_hypotheses(make, obj) for obj in objects]
+    shown = range(len(objects)) if published is None else published
+    alerted = [i for i, obj in enumerate(objects) if obj.alert]
+
+    def pick(indices, items):
+        return [items[i] for i in indices]
+
+    return (detections_2d(make, header, pick(shown, objects), pick(shown, hypotheses)),
+            detections_3d(make, header, pick(shown, objects), hypotheses=pick(shown, hypotheses),
+                          motion=pick(shown, motion)),
+            detections_3d(make, header, pick(alerted, objects), depth_only_ok=True,
+                          hypotheses=pick(alerted, hypotheses), motion=pick(alerted, motion),
+                          alerts=True))
+
+
+def label_text(obj: OutputObject) -> str:
+    """Return 'chair 1.23 m #7' (+ ' 1.4 s' while closing; the '#' part with tracking)."""
+    text = f'{obj.detection.class_name} {obj.depth:.2f} m'
+    if obj.track_id is not None:
+        text += f' #{obj.track_id}'
+    if math.isfinite(obj.time_to_contact):
+        text += f' {obj.time_to_contact:.1f} s'
+    return text
+
+
+def _marker(make, header, ns, marker_id, kind, action=MARKER_ADD, position=None,
+            scale=(0.0, 0.0, 0.0), color=(0.0, 0.0, 0.0, 0.0), points=(), text=''):
+    position = position if position is not None else _point(make, 0.0, 0.0, 0.0)
+    empty = np.zeros(0, np.uint8)
+    return make(
+        'visualization_msgs/msg/Marker', header=header, ns=ns, id=int(marker_id), type=kind,
+        action=action,
+        pose=make('geometry_msgs/msg/Pose', position=position, orientation=_identity(make)),
+        scale=make('geometry_msgs/msg/Vector3', x=float(scale[0]), y=float(scale[1]),
+                   z=float(scale[2])),
+        color=make('std_msgs/msg/ColorRGBA', r=float(color[0]), g=float(color[1]),
+                   b=float(color[2]), a=float(color[3])),
+        lifetime=make('builtin_interfaces/msg/Duration', sec=0, nanosec=0),
+        frame_locked=False, points=list(points), colors=[], texture_resource='',
+        texture=make('sensor_msgs/msg/CompressedImage', header=header, format='', data=empty),
+        uv_coordinates=[], text=text, mesh_resource='',
+        mesh_file=make('visualization_msgs/msg/MeshFile', filename='', data=empty),
+        mesh_use_embedded_materials=False)
+
+
+def markers(make, header, objects):
+    """Build the MarkerArray for RViz / Foxglove of one frame's objects.
+
+    A DELETEALL, then per located object a box, a label and (tracked, velocity known)
+    an arrow of the motion over ARROW_SECONDS.
+
+    Marker ids are the track IDs (index + 1 without tracking) in the namespaces
+    `boxes`, `labels` and `velocity`; the leading DELETEALL clears the previous frame's
+    markers, so objects that left do not linger.
+    """
+    out = [_marker(make, header, '', 0, MARKER_CUBE, action=MARKER_DELETEALL)]
+    for index, obj in enumerate(objects):
+        if not _finite(obj.position):
+            continue
+        marker_id = obj.track_id if obj.track_id is not None else index + 1
+        p = obj.position
+        rgb = ALERT_COLOR if obj.alert else CLEAR_COLOR
+        size = obj.size if _finite(obj.size) else Point3D(0.0, 0.0, 0.0)
+        scale = tuple(max(v, MIN_BOX_SIZE) for v in (size.x, size.y, size.z))
+        out.append(_marker(make, header, 'boxes', marker_id, MARKER_CUBE,
+                           position=_point(make, p.x, p.y, p.z), scale=scale,
+                           color=(*rgb, 0.35)))
+        # Optical frame: y points down, so the label sits above the box at smaller y.
+        out.append(_marker(make, header, 'labels', marker_id, MARKER_TEXT,
+                           position=_point(make, p.x, p.y - scale[1] / 2 - LABEL_HEIGHT, p.z),
+                           scale=(0.0, 0.0, LABEL_HEIGHT), color=(*rgb, 1.0),
+                           text=label_text(obj)))
+        v = obj.velocity
+        if obj.track_id is not None and _finite(v):
+            end = (p.x + v.x * ARROW_SECONDS, p.y + v.y * ARROW_SECONDS,
+                   p.z + v.z * ARROW_SECONDS)
+            out.append(_marker(make, header, 'velocity', marker_id, MARKER_ARROW,
+                               scale=(ARROW_SHAFT, ARROW_HEAD, ARROW_HEAD_LENGTH),
+                               color=(*rgb, 1.0),
+                               points=[_point(make, p.x, p.y, p.z), _point(make, *end)]))
+    return make('visualization_msgs/msg/MarkerArray', markers=out)
