@@ -523,7 +523,8 @@ def search(quantizer, base, max_nodes, log=print):
 
     1. `base`, fully quantized, timed against FP32;
     2. speed per weighted node from onnxruntime's profiler (FP32 and INT8 kernels, one
-       thread): nodes SLOWER_IN_INT8 times slower in INT8 stay in float;
+       thread): nodes SLOWER_IN_INT8 times slower in INT8 stay in float if the whole
+       model, timed interleaved with the fully quantized one, is faster for it;
     3. each operator type present left in float alone: types whose exclusion lowers the
        output error by >= MIN_EXCLUSION_GAIN of the full model's stay in float;
     4. groups of GROUP_SIZE consecutive weighted nodes left in float, then each node of
@@ -544,14 +545,27 @@ def search(quantizer, base, max_nodes, log=print):
                        kernel_times_ms(quantizer.prepared, quantizer.input_name,
                                        quantizer.check[0]),
                        kernel_times_ms(full_path, quantizer.input_name, quantizer.check[0]))
+    slower = sorted(((name, fp32, int8) for name, (fp32, int8) in speed.items()
+                     if int8 >= SLOWER_IN_INT8 * fp32), key=lambda s: s[1] - s[2])
+    for name, fp32, int8 in slower:
+        log(f'  {name}: {int8:.2f} ms in INT8 vs {fp32:.2f} ms in FP32')
+    chosen = full.settings
+    if slower:
+        # Leaving them in float adds conversions around them: keep that only when the
+        # whole model is faster for it, timed interleaved with the full INT8 model.
+        candidate, candidate_settings = quantizer.build(replace(
+            full.settings, exclude_nodes=full.settings.exclude_nodes + tuple(
+                name for name, _, _ in slower)))
+        fp32_ms, full_ms, candidate_ms = latencies_ms(
+            [quantizer.model_path, full_path, candidate], quantizer.input_name,
+            quantizer.check[0], rounds=30, threads=quantizer.threads)
+        os.remove(candidate)
+        log(f'  the {len(slower)} in float: {candidate_ms:.1f} ms vs all quantized '
+            f'{full_ms:.1f} ms (FP32 {fp32_ms:.1f} ms)')
+        if candidate_ms < full_ms:
+            study.slower_in_int8 = slower
+            chosen = candidate_settings
     os.remove(full_path)
-    study.slower_in_int8 = sorted(((name, fp32, int8) for name, (fp32, int8) in speed.items()
-                                   if int8 >= SLOWER_IN_INT8 * fp32),
-                                  key=lambda s: s[1] - s[2])
-    chosen = replace(full.settings, exclude_nodes=full.settings.exclude_nodes + tuple(
-        name for name, _, _ in study.slower_in_int8))
-    for name, fp32, int8 in study.slower_in_int8:
-        log(f'  {name}: {int8:.2f} ms in INT8 vs {fp32:.2f} ms in FP32: stays in float')
     threshold = MIN_EXCLUSION_GAIN * full.error['error']
     tail = set(tail_nodes(model)) if base.float_tail else set()
     present = sorted({n.op_type for n in model.graph.node if n.name not in tail})
