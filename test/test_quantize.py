@@ -182,3 +182,45 @@ def test_recipes_are_compared_side_by_side(tmp_path):
     assert [row[0] for row in study['recipes']] == [name for name, _ in quantize.RECIPES]
     for _, error, int8_ms, fp32_ms in study['recipes']:
         assert error < 0.05 and int8_ms > 0 and fp32_ms > 0
+
+
+@pytest.mark.ros
+def test_int8_and_fp16_models_run_in_the_node_unchanged(tmp_path):
+    """depthdet_node over DDS with an INT8 depth net and an FP16-I/O detector."""
+    import rclpy
+    from vision_msgs.msg import Detection2DArray
+
+    from onnx_fixtures import constant_detector, float16_io, red_for_depth
+    from ros_harness import NodeProcess, pinhole, Probe, write_params
+
+    detector = float16_io(constant_detector(
+        tmp_path / 'det.onnx', [(200, 355, 200, 250, 0.9, 0.95, 0.1)]), tmp_path / 'det16.onnx')
+    depth = red_depth(tmp_path / 'depth.onnx')
+    # Held-out frames 0 and 4 lie inside the calibrated reds.
+    images = write_images(tmp_path / 'calib', red_frames([128, 16, 240, 64, 96, 200, 32, 160],
+                                                         size=(480, 640)))
+    assert main(['quantize', depth, '--calibration', images, '--frames', '6',
+                 '--check-frames', '2', '--no-search', '--out-dir', str(tmp_path)]) == 0
+    params = write_params(tmp_path / 'params.yaml', detector_model=detector,
+                          depth_model=str(tmp_path / 'depth_int8.onnx'), providers='cpu')
+    red = red_for_depth(3.0)
+    image = red_frames([red], size=(480, 640))[0]
+    rclpy.init()
+    try:
+        with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+            probe = Probe({'detections': Detection2DArray})
+            try:
+                msg = probe.wait_for('detections', lambda m: m.detections and np.isfinite(
+                    m.detections[0].results[0].pose.pose.position.z),
+                    resend=lambda: probe.send(image, pinhole()), timeout=60)
+            finally:
+                probe.destroy_node()
+            assert node.proc.poll() is None, node.output()
+    finally:
+        rclpy.try_shutdown()
+    hypothesis = msg.detections[0].results[0]
+    assert hypothesis.hypothesis.class_id == 'chair'
+    assert hypothesis.hypothesis.score == pytest.approx(0.855, abs=1e-3)
+    step = (FAR - NEAR) / 255.0
+    assert hypothesis.pose.pose.position.z == pytest.approx(float(depth_for_red(red)),
+                                                            abs=2 * step)
