@@ -125,7 +125,8 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
                           depth_model=models['red_depth'], providers='cpu',
                           input_reliability='reliable', camera_info_tolerance=0.1,
-                          diagnostics_period=0.2)
+                          diagnostics_period=0.2, publish_raw=True)
+    # publish_raw: each frame's own x (from its K), not the track's smoothed one.
     image = uniform_scene()
     z = float(depth_for_red(Z_RED))
     topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}

@@ -52,6 +52,11 @@ def depth_to_image_msg(depth, header):
     return _image_msg(np.ascontiguousarray(depth, dtype='<f4'), '32FC1', header)
 
 
+def instance_image_msg(labels, header):
+    """Wrap an HxW uint16 instance image (0 background) as a 16UC1 sensor_msgs/Image."""
+    return _image_msg(np.ascontiguousarray(labels, dtype='<u2'), '16UC1', header)
+
+
 def depth_image_to_array(msg):
     """Read a 32FC1 (metres) or 16UC1 (millimetres) depth Image as metres, NaN invalid."""
     return decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,

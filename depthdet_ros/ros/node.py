@@ -2,14 +2,17 @@
 
 Subscribes `image` (with `use_compressed`, the resolved `image` topic + `/compressed`,
 image_transport's name for it) and `camera_info`; publishes `proximity_alert`,
-`detections`, `detections_3d`, `label_info`, optional `depth` + `depth/camera_info` and
-`debug_image`, and `/diagnostics`.
+`detections`, `detections_3d`, `markers`, `label_info`, optional `depth` +
+`depth/camera_info`, `debug_image` and (joint model) `instance_masks`, and
+`/diagnostics`. With `tracking` (core.tracking) objects carry track IDs, smoothed
+positions, velocity and time to contact, and alerts have hysteresis
+(ros.message_layout says how each is encoded).
 
 Images are processed newest-first on a worker thread: a frame that arrives while another
 is being processed replaces any frame still waiting, and the replaced one counts as
-dropped. That thread publishes the small safety topics first; the large images (depth,
-debug_image) are built and published by a second newest-first thread, so subscribers to
-them never delay or drop the small ones.
+dropped. That thread publishes the small safety topics first; the large outputs (depth,
+debug_image, instance_masks, markers) are built and published by a second newest-first
+thread, so subscribers to them never delay or drop the small ones.
 
 `DepthDetRunner` is everything the node does, in the steps of a managed node: configure
 (load and warm the models), activate (inputs, outputs, threads), deactivate, cleanup.
@@ -34,17 +37,23 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.session import ModelLoadError
+from depthdet_ros.core.tracking import Tracker
+from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
+from depthdet_ros.ros import message_layout as layout
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_value, ConfigError,
-                                     detector_config, fusion_config, Param, PARAMS)
+                                     detector_config, fusion_config, Param, PARAMS,
+                                     tracker_config)
 from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
-STAGES = ('conversion', 'detector', 'depth', 'fusion', 'messages', 'publish', 'total')
+STAGES = ('conversion', 'detector', 'depth', 'fusion', 'tracking', 'messages', 'publish',
+          'total')
 LATENCY_WINDOW = 200
 WARN_THROTTLE_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
@@ -58,6 +67,8 @@ CAMERA_INFO_WAIT_S = 0.1
 LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                               reliability=ReliabilityPolicy.RELIABLE)
 WARMUP_SHAPE = (480, 640, 3)
+# instance_masks is 16UC1: track IDs wrap into 1..65535 (0 is background).
+MAX_INSTANCE_LABEL = 65535
 
 
 def parameter_descriptor(spec: Param) -> ParameterDescriptor:
@@ -150,13 +161,15 @@ class NewestOnlyWorker:
 
 
 class LargeOutputs(NamedTuple):
-    """What the large-image thread needs to build depth and debug_image for one frame."""
+    """What the large-output thread needs for one frame's depth, images and markers."""
 
     header: object
     depth_map: np.ndarray
     camera: Optional[CameraModel]
     rgb: np.ndarray
-    objects: list
+    objects: list           # the frame's ObjectEstimates
+    shown: list             # OutputObjects on detections (markers, instance_masks)
+    shown_estimates: list   # their ObjectEstimates
 
 
 class DepthDetRunner:
@@ -180,6 +193,8 @@ class DepthDetRunner:
         self._frame_worker = self._output_worker = None
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._sim_time_seen = None
+        self._tracker_config = tracker_config(self.params)
+        self._tracker = None
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -195,6 +210,8 @@ class DepthDetRunner:
         self._arrivals = collections.deque(maxlen=100)
         self._last_error = ''
         self._last_image_time = None
+        with self._lock:
+            self._tracker = Tracker(self._tracker_config) if self.params['tracking'] else None
 
     # Transitions ----------------------------------------------------------------------
 
@@ -210,6 +227,10 @@ class DepthDetRunner:
         with self._lock:
             self.pipeline = pipeline
         detector, depth = pipeline.detector, pipeline.depth
+        if pipeline.joint is not None:
+            self.log.info(f'joint model {detector.path} ({len(detector.class_names)} classes, '
+                          f'instance masks) on {detector.provider}')
+            return
         self.log.info(
             f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
             f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
@@ -222,6 +243,7 @@ class DepthDetRunner:
             'proximity_alert': node.create_publisher(Detection3DArray, 'proximity_alert', 10),
             'detections': node.create_publisher(Detection2DArray, 'detections', 10),
             'detections_3d': node.create_publisher(Detection3DArray, 'detections_3d', 10),
+            'markers': node.create_publisher(MarkerArray, 'markers', 10),
             'label_info': node.create_publisher(LabelInfo, 'label_info', QoSProfile(
                 depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)),
             '/diagnostics': node.create_publisher(DiagnosticArray, '/diagnostics', 10),
@@ -230,6 +252,9 @@ class DepthDetRunner:
             self._publishers['depth'] = node.create_publisher(Image, 'depth', LARGE_OUTPUT_QOS)
             self._publishers['depth/camera_info'] = node.create_publisher(
                 CameraInfo, 'depth/camera_info', LARGE_OUTPUT_QOS)
+        if self.pipeline.joint is not None:
+            self._publishers['instance_masks'] = node.create_publisher(
+                Image, 'instance_masks', LARGE_OUTPUT_QOS)
         self._set_debug_publisher(self.params['publish_debug_image'])
         self._publish_label_info()
         self._output_worker = NewestOnlyWorker('depthdet_outputs', self._publish_large)
@@ -312,6 +337,7 @@ class DepthDetRunner:
                 updated[param.name] = check_value(param.name, param.value)
             new_detector_config = detector_config(updated)
             new_fusion_config = fusion_config(updated)
+            new_tracker_config = tracker_config(updated)
         except ConfigError as exc:
             self.log.warning(f'parameter update refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
@@ -320,6 +346,12 @@ class DepthDetRunner:
             if self.pipeline is not None:
                 self.pipeline.detector.config = new_detector_config
                 self.pipeline.fusion = new_fusion_config
+            # The tracker takes its new settings between frames (see _track).
+            self._tracker_config = new_tracker_config
+            if not updated['tracking']:
+                self._tracker = None
+            elif self._tracker is None:
+                self._tracker = Tracker(new_tracker_config)
         if self.active:
             self._set_debug_publisher(updated['publish_debug_image'])
         self.log.info('parameters updated: ' + ', '.join(
@@ -435,16 +467,19 @@ class DepthDetRunner:
         self._depth_camera = self._describe_depth_camera(camera, result.depth_scale)
         t2 = time.perf_counter()
         objects = result.objects
-        detections, detections_3d, alerts = convert.frame_messages(objects, header)
+        outputs, shown = self._track(objects, header)
+        t_track = time.perf_counter()
+        detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
+                                                                  outputs, shown)
         t3 = time.perf_counter()
         publishers = self._publishers
-        # Safety first: the alert, then the small topics; large images go to their thread.
+        # Safety first: the alert, then the small topics; large outputs go to their thread.
         publishers['proximity_alert'].publish(alerts)
         publishers['detections'].publish(detections)
         publishers['detections_3d'].publish(detections_3d)
-        if 'depth' in publishers or 'debug_image' in publishers:
-            self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
-                                                 objects))
+        self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb, objects,
+                                             [outputs[i] for i in shown],
+                                             [objects[i] for i in shown]))
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         timings = result.timings_ms
@@ -452,9 +487,30 @@ class DepthDetRunner:
                              ('detector', timings.get('detector', 0.0)),
                              ('depth', timings.get('depth', 0.0)),
                              ('fusion', timings.get('fusion', 0.0)),
-                             ('messages', (t3 - t2) * 1e3), ('publish', (t4 - t3) * 1e3),
+                             ('tracking', (t_track - t2) * 1e3),
+                             ('messages', (t3 - t_track) * 1e3), ('publish', (t4 - t3) * 1e3),
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
+
+    def _track(self, objects, header):
+        """Return the frame's OutputObjects and the indices published on detections.
+
+        With tracking, the tracker (with any new settings) advances to the image stamp;
+        without, every object is published raw under the per-frame alert rule.
+        """
+        with self._lock:
+            tracker, params, fusion = self._tracker, self.params, self.pipeline.fusion
+            if tracker is not None:
+                tracker.config = self._tracker_config
+        if tracker is None:
+            return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
+        tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
+                                 fusion.class_max_depth)
+        raw = params['publish_raw']
+        outputs = [layout.from_tracked(t, raw) for t in tracked]
+        if params['publish_tentative']:
+            return outputs, list(range(len(outputs)))
+        return outputs, [i for i, t in enumerate(tracked) if t.confirmed]
 
     def _describe_depth_camera(self, camera, scale):
         """Say which camera depth was scaled for; logs once when it is not camera_info."""
@@ -476,9 +532,20 @@ class DepthDetRunner:
         return description
 
     def _publish_large(self, outputs: LargeOutputs):
-        """Build and publish depth, depth/camera_info and debug_image for one frame."""
+        """Build and publish depth, depth/camera_info, debug_image, instance_masks, markers."""
         try:
             publishers = self._publishers
+            markers = publishers.get('markers')
+            if markers is not None and markers.get_subscription_count():
+                markers.publish(layout.markers(convert.make, outputs.header, outputs.shown))
+            if 'instance_masks' in publishers:
+                h, w = outputs.rgb.shape[:2]
+                labels = None
+                if outputs.shown and outputs.shown[0].track_id is not None:
+                    labels = [(o.track_id - 1) % MAX_INSTANCE_LABEL + 1 for o in outputs.shown]
+                publishers['instance_masks'].publish(convert.instance_image_msg(
+                    instance_image(outputs.shown_estimates, h, w, labels=labels),
+                    outputs.header))
             if 'depth' in publishers:
                 publishers['depth'].publish(
                     convert.depth_to_image_msg(outputs.depth_map, outputs.header))
@@ -555,6 +622,7 @@ class DepthDetRunner:
             'detector_provider': self.pipeline.detector.provider,
             'depth_provider': self.pipeline.depth.provider,
             'depth_scaled_for': getattr(self, '_depth_camera', 'no frame yet'),
+            'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from depthdet_ros.core.object_depth import STRATEGIES
 from depthdet_ros.core.session import PROVIDER_CHOICES
+from depthdet_ros.core.tracking import TrackerConfig, TTC_SOURCES
 
 
 # The smallest alert distance (metres); max_depth and class_max_depth entries share it.
@@ -35,6 +36,8 @@ class Param:
 PARAMS = (
     Param('detector_model', '', 'Detector ONNX file; empty: the bundled default.'),
     Param('depth_model', '', 'Depth ONNX file; empty: the bundled default.'),
+    Param('joint_model', '', 'Joint ONNX file (detections, instance masks and depth in one '
+          'network) used instead of detector_model and depth_model; empty: the pair.'),
     Param('class_names_file', '', 'Class names, one per line; empty: from the model.'),
     Param('providers', 'auto', 'Execution provider: auto tries TensorRT, CUDA, then CPU.',
           choices=PROVIDER_CHOICES),
@@ -62,6 +65,30 @@ PARAMS = (
           minimum=0.0, maximum=179.0),
     Param('class_max_depth', [''], 'Per-class alert distances, "name:metres" entries; '
           '[""]: none.', runtime=True),
+    Param('tracking', True, 'Track objects through frames: track IDs, smoothed positions, '
+          'velocity, time to contact, alerts with hysteresis; false: each frame alone.',
+          runtime=True),
+    Param('track_min_hits', 3, 'Matched frames before a track is confirmed (and may alert '
+          'by time to contact).', runtime=True, minimum=1, maximum=1000),
+    Param('track_max_age', 1.0, 'Seconds a track lives on without a match (missed '
+          'detections, short occlusions).', runtime=True, minimum=0.01, maximum=3600.0),
+    Param('track_min_iou', 0.1, 'Least overlap of a detection with a track\'s predicted box.',
+          runtime=True, minimum=0.0, maximum=0.99),
+    Param('track_gate_probability', 0.999, 'Share of true matches the 3D gate keeps '
+          '(chi-square on the predicted position).', runtime=True, minimum=0.5,
+          maximum=0.999999),
+    Param('publish_tentative', True, 'Publish tracks before track_min_hits on detections, '
+          'detections_3d and markers; proximity_alert always carries every alert.',
+          runtime=True),
+    Param('publish_raw', False, 'Publish this frame\'s raw positions and depths instead of '
+          'the tracks\' smoothed ones.', runtime=True),
+    Param('alert_hysteresis', 0.1, 'Metres beyond max_depth (or its class threshold) before '
+          'a proximity alert ends (tracking on).', runtime=True, minimum=0.0, maximum=100.0),
+    Param('alert_time_to_contact', 2.0, 'Alert when the time to contact is below this many '
+          'seconds (tracking on); 0: off.', runtime=True, minimum=0.0, maximum=3600.0),
+    Param('ttc_source', 'depth', 'Closing rate for time to contact: depth (3D track), '
+          'expansion (box growth, needs no metric depth) or fused.', runtime=True,
+          choices=TTC_SOURCES),
     Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
           '(image_transport convention) instead of image.'),
     Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '
@@ -121,7 +148,7 @@ def check_value(name, value):
                               'or [0, 0]')
     if name == 'class_max_depth':
         parse_class_max_depth(value)
-    for path_param in ('detector_model', 'depth_model', 'class_names_file'):
+    for path_param in ('detector_model', 'depth_model', 'joint_model', 'class_names_file'):
         if name == path_param and value and not os.path.isfile(os.path.expanduser(value)):
             raise ConfigError(f'{name}: file not found: {value!r}')
     return value
@@ -187,7 +214,8 @@ def build_pipeline(values, concurrent=True):
     models = PipelineModels(values['detector_model'] or default_model('detector'),
                             values['depth_model'] or default_model('depth'), session,
                             values['class_names_file'], size if any(size) else None,
-                            depth_coverage=values['depth_coverage'])
+                            depth_coverage=values['depth_coverage'],
+                            joint_path=os.path.expanduser(values['joint_model']))
     return Pipeline(models, detector_config(values), fusion_config(values),
                     concurrent=concurrent)
 
@@ -199,6 +227,21 @@ def detector_config(values):
                           iou_threshold=values['iou_threshold'],
                           max_detections=values['max_detections'],
                           class_filter=class_filter_set(values['class_filter']))
+
+
+def tracker_config(values):
+    """Build the TrackerConfig for parameter values (ConfigError when it cannot work)."""
+    config = TrackerConfig(min_hits=values['track_min_hits'], max_age=values['track_max_age'],
+                           min_iou=values['track_min_iou'],
+                           gate_probability=values['track_gate_probability'],
+                           alert_hysteresis=values['alert_hysteresis'],
+                           alert_time_to_contact=values['alert_time_to_contact'],
+                           ttc_source=values['ttc_source'])
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise ConfigError(f'tracking: {exc}') from None
+    return config
 
 
 def fusion_config(values):

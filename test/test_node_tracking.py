@@ -1,0 +1,222 @@
+"""depthdet_node with tracking, markers and a joint model, over DDS on localhost.
+
+The detector fixture sees one chair at image box (100,150)-(300,400) whatever the
+image; the depth fixture reads the red level as metres (onnx_fixtures.red_depth), so
+a uniformly red frame puts the chair at a chosen depth. Frames are sent one at a time
+with stamps 0.1 s apart, each after the node answered the previous one.
+"""
+import math
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import Marker, MarkerArray
+
+from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth
+from ros_harness import NodeProcess, pinhole, Probe, write_params
+import test_core_joint as joint_fixtures
+
+pytestmark = pytest.mark.ros
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                      reliability=ReliabilityPolicy.RELIABLE)
+TOPICS = {'detections': Detection2DArray, 'detections_3d': Detection3DArray,
+          'proximity_alert': Detection3DArray, 'markers': MarkerArray}
+FRAME_S = 0.1
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('models')
+    chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+    return {'detector': constant_detector(root / 'det.onnx', [chair]),
+            'depth': red_depth(root / 'depth.onnx')}
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def stamp_of(k):
+    return (100 + (k // 10), int(round((k % 10) * FRAME_S * 1e9)))
+
+
+def same_stamp(msg, stamp):
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
+
+
+def play(probe, depths, camera):
+    """Send one uniformly red frame per depth; return each frame's three messages."""
+    frames = []
+    for k, depth in enumerate(depths):
+        rgb = np.zeros((480, 640, 3), np.uint8)
+        rgb[..., 0] = red_for_depth(depth)
+        stamp = stamp_of(k)
+        start = {name: len(probe.received[name]) for name in TOPICS}
+        probe.send(rgb, camera, stamp=stamp)
+        got = {name: probe.wait_for(name, lambda m: same_stamp(m, stamp), timeout=30.0,
+                                    start=start[name])
+               for name in ('detections', 'detections_3d', 'proximity_alert')}
+        frames.append(got)
+    return frames
+
+
+def wait_for_node(probe):
+    """Wait until the node subscribes to the inputs and publishes to the probe."""
+    for _ in range(400):
+        rclpy.spin_once(probe, timeout_sec=0.05)
+        if probe.image_pub.get_subscription_count() and probe.info_pub.get_subscription_count() \
+                and all(probe.count_publishers(name) for name in TOPICS):
+            return
+    raise AssertionError('depthdet_node did not come up')
+
+
+def results_by_id(detection):
+    return {r.hypothesis.class_id: r for r in detection.results}
+
+
+def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
+        models, ros, tmp_path):
+    """2 m/s toward the camera from 5 m: one ID, velocity, a time_to_contact alert, markers."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', max_depth=0.5,
+                          alert_time_to_contact=3.0, publish_depth=False)
+    camera = pinhole()
+    speed = 2.0
+    depths = [5.0 - speed * FRAME_S * k for k in range(15)]
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(TOPICS, input_qos=RELIABLE)
+        try:
+            wait_for_node(probe)
+            frames = play(probe, depths, camera)
+            last_stamp = stamp_of(len(depths) - 1)
+            markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], last_stamp))
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    # One track all along, the same ID on the 2D and 3D detections.
+    ids = {d.id for f in frames for d in f['detections'].detections}
+    ids |= {d.id for f in frames for d in f['detections_3d'].detections}
+    assert len(ids) == 1 and ids.pop().isdigit()
+    track_id = frames[0]['detections'].detections[0].id
+    # Velocity (optical frame) converges to the approach: about -2 m/s along z.
+    last = results_by_id(frames[-1]['detections_3d'].detections[0])
+    assert last['chair'].hypothesis.score > 0 and last['velocity'].hypothesis.score == 0.0
+    assert last['velocity'].pose.pose.position.z == pytest.approx(-speed, rel=0.25)
+    # Time to contact: distance over closing speed; the object is 2.2 m away at 2 m/s.
+    ttc, closing, distance = (getattr(last['time_to_contact'].pose.pose.position, a)
+                              for a in 'xyz')
+    # The box centre (200, 275) is 120 px left of and 35 px below the principal point.
+    raw_z = float(depth_for_red(red_for_depth(depths[-1])))
+    true_distance = raw_z * math.hypot(120 / 500, 35 / 500, 1.0)
+    assert distance == pytest.approx(true_distance, rel=0.05)
+    assert ttc == pytest.approx(true_distance / speed, rel=0.25)
+    assert ttc == pytest.approx(distance / closing, rel=1e-6)
+    # Smoothed depth: not the raw one (the filter lags a moving object a little).
+    z = last['chair'].pose.pose.position.z
+    assert z != pytest.approx(raw_z, abs=1e-4) and z == pytest.approx(raw_z, rel=0.1)
+    # The alert: by time to contact (max_depth 0.5 m never fires), once, and it stays.
+    alerted = [bool(f['proximity_alert'].detections) for f in frames]
+    first = alerted.index(True)
+    assert 3 <= first <= 10 and all(alerted[first:]), alerted
+    for f in frames[first:]:
+        (alert,) = f['proximity_alert'].detections
+        assert alert.id == track_id
+        rules = [r.hypothesis.class_id for r in alert.results if r.hypothesis.class_id
+                 .startswith('alert/')]
+        assert rules == ['alert/time_to_contact']
+        assert alert.results[0].hypothesis.class_id == 'chair'
+    # Markers: the input's header, DELETEALL first, then box, label and arrow of the track.
+    first_marker = markers.markers[0]
+    assert first_marker.action == Marker.DELETEALL
+    assert all(m.header.frame_id == 'cam_optical' for m in markers.markers)
+    by_ns = {m.ns: m for m in markers.markers[1:]}
+    assert set(by_ns) == {'boxes', 'labels', 'velocity'}
+    assert all(m.id == int(track_id) for m in by_ns.values())
+    assert by_ns['boxes'].type == Marker.CUBE
+    assert by_ns['boxes'].pose.position.z == pytest.approx(z)
+    assert by_ns['labels'].text.startswith(f'chair {z:.2f} m #{track_id} ')
+    tail, head = by_ns['velocity'].points
+    assert head.z - tail.z == pytest.approx(last['velocity'].pose.pose.position.z)
+
+
+def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
+        models, ros, tmp_path):
+    """Depth alternating 1.9 / 2.1 m around max_depth 2 m: the per-frame rule would flicker."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', max_depth=2.0,
+                          alert_hysteresis=0.3, alert_time_to_contact=0.0,
+                          publish_depth=False)
+    camera = pinhole()
+    depths = [2.0 + (0.12 if k % 2 else -0.1) for k in range(14)]
+    raw = [float(depth_for_red(red_for_depth(d))) for d in depths]
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(TOPICS, input_qos=RELIABLE)
+        try:
+            wait_for_node(probe)
+            frames = play(probe, depths, camera)
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    per_frame_rule = [d < 2.0 for d in raw]
+    assert sum(a != b for a, b in zip(per_frame_rule, per_frame_rule[1:])) == len(raw) - 1
+    alerted = [bool(f['proximity_alert'].detections) for f in frames]
+    assert all(alerted), alerted
+    for f in frames:
+        (alert,) = f['proximity_alert'].detections
+        assert [r.hypothesis.class_id for r in alert.results][-1] == 'alert/proximity'
+    published = [f['detections_3d'].detections[0].results[0].pose.pose.position.z
+                 for f in frames]
+    assert np.std(np.diff(published[4:])) < 0.5 * np.std(np.diff(raw[4:]))
+
+
+def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path):
+    """A joint model: detections as usual plus a 16UC1 instance image aligned to the input."""
+    model = joint_fixtures.joint_model(
+        tmp_path / 'joint.onnx', [joint_fixtures.ROW_A_WEAK, joint_fixtures.ROW_A,
+                                  joint_fixtures.ROW_B], joint_fixtures.prototypes())
+    params = write_params(tmp_path / 'params.yaml', joint_model=model, providers='cpu',
+                          depth_strategy='mask', max_depth=3.0)
+    topics = dict(TOPICS, instance_masks=Image)
+    camera = pinhole(joint_fixtures.IMAGE_W, joint_fixtures.IMAGE_H, 50.0)
+    rgb = joint_fixtures.two_tone_image()
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=RELIABLE)
+        try:
+            wait_for_node(probe)
+            masks = probe.wait_for('instance_masks', resend=lambda: probe.send(rgb, camera))
+            stamp = (masks.header.stamp.sec, masks.header.stamp.nanosec)
+            detections = probe.wait_for('detections', lambda m: same_stamp(m, stamp))
+        finally:
+            probe.destroy_node()
+        log = node.output()
+        assert node.proc.poll() is None, log
+    assert 'joint model' in log
+    assert (masks.encoding, masks.height, masks.width) == ('16UC1', joint_fixtures.IMAGE_H,
+                                                           joint_fixtures.IMAGE_W)
+    assert masks.header.frame_id == 'cam_optical'
+    labels = np.frombuffer(bytes(masks.data), '<u2').reshape(masks.height, masks.width)
+    chair = next(d for d in detections.detections
+                 if d.results[0].hypothesis.class_id == 'chair')
+    # The chair's mask (276 pixels, test_core_joint) carries its track ID; the cup has none.
+    assert np.count_nonzero(labels) == 276
+    assert set(np.unique(labels)) == {0, int(chair.id)}
+    assert labels[20, 30] == int(chair.id) and labels[12, 30] == 0
+
+
+def test_a_model_that_is_not_joint_given_as_joint_model_stops_with_one_line(models, tmp_path):
+    import subprocess
+    import sys
+    params = write_params(tmp_path / 'p.yaml', joint_model=models['depth'], providers='cpu')
+    proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
+                           '--params-file', params], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'not a joint model' in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr
