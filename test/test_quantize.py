@@ -224,3 +224,51 @@ def test_int8_and_fp16_models_run_in_the_node_unchanged(tmp_path):
     step = (FAR - NEAR) / 255.0
     assert hypothesis.pose.pose.position.z == pytest.approx(float(depth_for_red(red)),
                                                             abs=2 * step)
+
+
+def test_output_error_by_hand():
+    f = np.zeros((1, 4, 7), np.float32)
+    f[0, 0] = [100, 100, 20, 30, 0.9, 0.5, 0.1]   # score 0.45: compared
+    f[0, 1] = [10, 10, 5, 5, 0.1, 0.2, 0.1]       # score 0.02: below DETECTOR_ROW_SCORE
+    q = f.copy()
+    q[0, 0, 0] += 1.0                             # cx off by 1 px of a 20 + 30 px box
+    q[0, 0, 4] = 0.8                              # score 0.40
+    error = quantize.output_error(metadata.TASK_DETECTOR, [f], [q])
+    assert error['rows'] == 1
+    assert error['box_rel'] == pytest.approx(1 / 50) and error['score_abs'] == pytest.approx(0.05)
+    assert error['error'] == pytest.approx(0.07)
+    v8 = quantize.output_error(metadata.TASK_DETECTOR, [f[:, :, [0, 1, 2, 3, 5, 6]].transpose(
+        0, 2, 1)], [q[:, :, [0, 1, 2, 3, 5, 6]].transpose(0, 2, 1)], layout='yolov8')
+    # Without objectness the second row scores 0.2 and is compared too (no difference).
+    assert v8['rows'] == 2 and v8['score_abs'] == 0
+    assert v8['box_rel'] == pytest.approx((1 / 50 + 0) / 2)
+    depth = quantize.output_error(metadata.TASK_DEPTH, [np.full((1, 1, 2, 2), 2.0)],
+                                  [np.full((1, 1, 2, 2), 2.2)])
+    assert depth['error'] == pytest.approx(0.1)
+
+
+def test_search_on_a_real_detector(tmp_path):
+    """The whole study on a tiny YOLOv5: every stage measured, exclusions consistent."""
+    pytest.importorskip('torch')
+    from depthdet_ros.nets import export
+    from depthdet_ros.nets.registry import build_model
+
+    path = str(tmp_path / 'det.onnx')
+    export.export_detector(build_model('yolov5n', 2, width_multiple=0.125), path,
+                           ['a', 'b'], input_size=(64, 64))
+    images = write_images(tmp_path / 'calib', red_frames(range(0, 256, 16), size=(48, 64)))
+    assert main(['quantize', path, '--calibration', images, '--frames', '12',
+                 '--check-frames', '4', '--max-float-nodes', '2',
+                 '--out-dir', str(tmp_path / 'out')]) == 0
+    study = json.loads((tmp_path / 'out' / 'det_int8.json').read_text())
+    names = [v['name'] for v in study['variants']]
+    assert names[0] == 'all quantized' and 'Conv in float' in names
+    assert 'speed and type exclusions' in names
+    chosen = study['chosen']['settings']
+    assert {name for name, _, _ in study['slower_in_int8']} <= set(chosen['exclude_nodes'])
+    assert len(chosen['exclude_nodes']) <= len(study['slower_in_int8']) + 2
+    assert study['chosen']['error']['error'] <= study['variants'][0]['error']['error']
+    tail = quantize.tail_nodes(onnx.load(path))
+    int8 = onnx.load(str(tmp_path / 'out' / 'det_int8.onnx'))
+    quantized = {n.input[0] for n in int8.graph.node if n.op_type == 'DequantizeLinear'}
+    assert tail and not any(name.startswith('/model.24/Pow') for name in quantized)

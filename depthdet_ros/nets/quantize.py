@@ -7,9 +7,10 @@ Steps, all with onnxruntime's quantization tools:
    letterbox, the depth net's view), from a `depthdet synth dataset` split, image files or
    folders, or a rosbag2's camera topic; activation ranges are computed once and cached;
 3. quantize (QDQ by default: uint8 activations, int8 per-channel weights with 7-bit range
-   on CPUs without VNNI, see below), leaving in float the operator types and nodes that
-   cost the most accuracy: measured, by excluding each candidate in turn and comparing the
-   model's output with the FP32 model's on held-out calibration frames;
+   on CPUs without VNNI, see below), leaving in float the nodes that are slower in INT8
+   and the operator types and nodes that cost the most accuracy: all measured, by
+   profiling and timing, and by excluding each candidate in turn and comparing the model's
+   output with the FP32 model's on held-out calibration frames (`search`);
 4. copy the ONNX metadata, so the file runs in the node unchanged, and record the recipe.
 
 On x86-64 with AVX2 or AVX-512 but no VNNI, onnxruntime's u8s8 kernels multiply with
@@ -48,10 +49,10 @@ SLOWER_IN_INT8 = 1.2
 # --- what the CPU offers -----------------------------------------------------------------
 
 def cpu_features():
-    """Return the 8-bit dot-product instruction sets of this CPU, best first.
+    """Return this CPU's instruction sets that matter to 8-bit kernels, best first.
 
-    'avx512_vnni' / 'avx_vnni' (u8s8 without saturation), else 'avx2' / 'avx512f', else
-    whatever /proc/cpuinfo does not say (empty list).
+    Those of avx512_vnni, avx_vnni (u8s8 without saturation), avx512f and avx2 that
+    /proc/cpuinfo lists; empty where it cannot be read.
     """
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
@@ -128,26 +129,33 @@ def read_frames(sources: Sequence[str], count: int) -> List:
 
     Each source is a `depthdet synth dataset` split folder (annotations.json), a rosbag2
     folder (metadata.yaml; its camera image topic), an image file, or a folder of images.
+    Only the chosen frames are decoded; a bag is read once more for them.
     """
-    loaders = []   # one callable per frame, read only when chosen
+    items = []   # (source, index, loader or None for a bag message)
     for source in sources:
         if os.path.isfile(os.path.join(source, 'annotations.json')):
             from depthdet_ros.train.data import SimDataset
             dataset = SimDataset(source)
-            loaders += [lambda d=dataset, i=i: d.rgb(i) for i in range(len(dataset))]
+            items += [(source, i, lambda d=dataset, i=i: d.rgb(i)) for i in range(len(dataset))]
         elif os.path.isfile(os.path.join(source, 'metadata.yaml')):
-            loaders += _bag_loaders(source)
+            items += [(source, i, None) for i in range(_bag_image_count(source))]
         elif os.path.isdir(source):
             paths = sorted(p for p in glob.glob(os.path.join(source, '**', '*'), recursive=True)
                            if p.lower().endswith(IMAGE_EXTENSIONS))
-            loaders += [lambda p=p: _read_image(p) for p in paths]
+            items += [(source, i, lambda p=p: _read_image(p)) for i, p in enumerate(paths)]
         elif os.path.isfile(source):
-            loaders.append(lambda p=source: _read_image(p))
+            items.append((source, 0, lambda p=source: _read_image(p)))
         else:
             raise CalibrationError(f'calibration source not found: {source}')
-    if not loaders:
+    if not items:
         raise CalibrationError('no calibration frames in ' + ', '.join(sources))
-    return [load() for load in _evenly(loaders, count)]
+    chosen = _evenly(items, count)
+    bags = {}
+    for source, index, load in chosen:
+        if load is None:
+            bags.setdefault(source, set()).add(index)
+    bag_frames = {source: _bag_images(source, wanted) for source, wanted in bags.items()}
+    return [load() if load else bag_frames[source][index] for source, index, load in chosen]
 
 
 def _read_image(path):
@@ -158,23 +166,33 @@ def _read_image(path):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _bag_loaders(path):
-    """One loader per camera image of a bag (decoded when called)."""
-    from depthdet_ros.bags import make_typestore
+def _bag_messages(path):
+    """Yield (ordinal, raw CDR, message type) of the bag's camera image topic."""
     from depthdet_ros.eval import bag_input
 
     reader = bag_input.open_reader(path)
     try:
         topic_types = {c.topic: c.msgtype for c in reader.connections}
         topic = bag_input.select_topics(topic_types).image
-        raws = [(bytes(raw), topic_types[topic]) for connection, _, raw in
-                reader.messages(connections=[c for c in reader.connections
-                                             if c.topic == topic])]
+        connections = [c for c in reader.connections if c.topic == topic]
+        for ordinal, (_, _, raw) in enumerate(reader.messages(connections=connections)):
+            yield ordinal, raw, topic_types[topic]
     finally:
         reader.close()
+
+
+def _bag_image_count(path):
+    return sum(1 for _ in _bag_messages(path))
+
+
+def _bag_images(path, wanted):
+    """Decode the camera images of a bag whose ordinals are in `wanted`: {ordinal: RGB}."""
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.eval import bag_input
+
     typestore = make_typestore()
-    return [lambda raw=raw, msgtype=msgtype: bag_input.decode_image(
-        typestore.deserialize_cdr(raw, msgtype)) for raw, msgtype in raws]
+    return {ordinal: bag_input.decode_image(typestore.deserialize_cdr(raw, msgtype))
+            for ordinal, raw, msgtype in _bag_messages(path) if ordinal in wanted}
 
 
 def network_inputs(model_path, frames):
@@ -227,7 +245,7 @@ def _calibration_reader(input_name, inputs):
 
 
 def preprocess_model(source, target):
-    """quant_pre_process: symbolic and ONNX shape inference, graph optimisation (BN folding)."""
+    """Run quant_pre_process: shape inference (symbolic, ONNX), optimisation (BN folding)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
     quant_pre_process(source, target, skip_symbolic_shape=False, auto_merge=True)
 
@@ -280,18 +298,19 @@ def tail_nodes(model):
     """Names of the nodes after the last weighted layer (_WEIGHTED); none without such."""
     if not any(node.op_type in _WEIGHTED for node in model.graph.node):
         return []
+    nodes = list(model.graph.node)
     consumers = {}
-    for node in model.graph.node:
+    for index, node in enumerate(nodes):
         for name in node.input:
-            consumers.setdefault(name, []).append(node)
+            consumers.setdefault(name, []).append(index)
     feeds_weights = set()
     # ONNX keeps nodes in topological order: consumers are decided before producers.
-    for node in reversed(model.graph.node):
-        if any(nxt.op_type in _WEIGHTED or nxt.name in feeds_weights
-               for out in node.output for nxt in consumers.get(out, [])):
-            feeds_weights.add(node.name)
-    return [n.name for n in model.graph.node
-            if n.op_type not in _WEIGHTED and n.name not in feeds_weights]
+    for index in reversed(range(len(nodes))):
+        if any(nodes[k].op_type in _WEIGHTED or k in feeds_weights
+               for out in nodes[index].output for k in consumers.get(out, [])):
+            feeds_weights.add(index)
+    return [node.name for index, node in enumerate(nodes) if node.name
+            and node.op_type not in _WEIGHTED and index not in feeds_weights]
 
 
 def copy_metadata(source, target, settings):
@@ -321,13 +340,29 @@ def _session(path, threads=0):
                                                allow_spinning=False))[0]
 
 
-def output_error(task, reference, outputs):
+def _scored_rows(output, layout):
+    """Return (N x 4 boxes, N scores, N box sizes) of one raw detector output."""
+    import numpy as np
+
+    from depthdet_ros.core.detector import LAYOUT_NMS, LAYOUT_YOLOV8
+    if layout == LAYOUT_YOLOV8:
+        rows = output.reshape(output.shape[-2], output.shape[-1]).T
+        return rows[:, :4], rows[:, 4:].max(axis=1), rows[:, 2] + rows[:, 3]
+    rows = output.reshape(-1, output.shape[-1])
+    if layout == LAYOUT_NMS:   # x1, y1, x2, y2, score, class
+        return rows[:, :4], rows[:, 4], np.abs(rows[:, 2] - rows[:, 0]) + \
+            np.abs(rows[:, 3] - rows[:, 1])
+    return rows[:, :4], rows[:, 4] * rows[:, 5:].max(axis=1), rows[:, 2] + rows[:, 3]
+
+
+def output_error(task, reference, outputs, layout=None):
     """How far a model's outputs are from the FP32 model's, as {name: value}, plus 'error'.
 
     Depth: mean relative difference over all output pixels (the REL of the INT8 depth
-    against the FP32 depth). Detector, on the rows either model scores >= DETECTOR_ROW_SCORE
-    (objectness x best class): mean |score difference| and mean box difference over the box
-    size (|dcx| + |dcy| + |dw| + |dh|) / (w + h). 'error' is their sum for the detector.
+    against the FP32 depth). Detector (`layout` as core.detector names them, YOLOv5 when
+    None), on the rows either model scores >= DETECTOR_ROW_SCORE: mean |score difference|
+    and mean box difference over the box size, (|dcx| + |dcy| + |dw| + |dh|) / (w + h).
+    'error' is their sum for the detector.
     """
     import numpy as np
 
@@ -338,16 +373,14 @@ def output_error(task, reference, outputs):
         return {'error': float(np.mean(rel)), 'depth_rel': float(np.mean(rel))}
     score_diffs, box_diffs = [], []
     for f, q in zip(reference, outputs):
-        f, q = f.reshape(-1, f.shape[-1]).astype(np.float64), \
-            q.reshape(-1, q.shape[-1]).astype(np.float64)
-        f_score = f[:, 4] * f[:, 5:].max(axis=1)
-        q_score = q[:, 4] * q[:, 5:].max(axis=1)
+        f_box, f_score, f_size = _scored_rows(f.astype(np.float64), layout)
+        q_box, q_score, _ = _scored_rows(q.astype(np.float64), layout)
         rows = (f_score >= DETECTOR_ROW_SCORE) | (q_score >= DETECTOR_ROW_SCORE)
         if not rows.any():
             continue
         score_diffs.append(np.abs(q_score[rows] - f_score[rows]))
-        size = np.maximum(f[rows, 2] + f[rows, 3], 1.0)
-        box_diffs.append(np.abs(q[rows, :4] - f[rows, :4]).sum(axis=1) / size)
+        size = np.maximum(f_size[rows], 1.0)
+        box_diffs.append(np.abs(q_box[rows] - f_box[rows]).sum(axis=1) / size)
     if not score_diffs:
         return {'error': 0.0, 'score_abs': 0.0, 'box_rel': 0.0, 'rows': 0}
     score = float(np.mean(np.concatenate(score_diffs)))
@@ -485,6 +518,12 @@ class Quantizer:
         preprocess_model(model_path, self.prepared)
         self.cache = os.path.join(workdir, 'ranges')
         self.reference = run_outputs(model_path, input_name, check_inputs, threads)
+        self.layout = None
+        from depthdet_ros.core import metadata
+        if self.task == metadata.TASK_DETECTOR:
+            from depthdet_ros.core.detector import detect_layout
+            self.layout = detect_layout(self.reference[0].shape,
+                                        *check_inputs[0].shape[2:])[0]
         self._count = 0
 
     def build(self, settings, path=None):
@@ -502,7 +541,8 @@ class Quantizer:
         """
         path, settings = self.build(settings)
         outputs = run_outputs(path, self.input_name, self.check, self.threads)
-        variant = Variant(name, settings, output_error(self.task, self.reference, outputs))
+        variant = Variant(name, settings, output_error(self.task, self.reference, outputs,
+                                                       self.layout))
         if timed:
             variant.fp32_latency_ms, variant.latency_ms = latencies_ms(
                 [self.model_path, path], self.input_name, self.check[0], threads=self.threads)
@@ -632,7 +672,8 @@ def compare_recipes(quantizer, base, log=print):
     for name, changes in RECIPES:
         path, settings = quantizer.build(replace(base, **changes))
         outputs = run_outputs(path, quantizer.input_name, quantizer.check, quantizer.threads)
-        rows.append([name, output_error(quantizer.task, quantizer.reference, outputs)['error']])
+        rows.append([name, output_error(quantizer.task, quantizer.reference, outputs,
+                                        quantizer.layout)['error']])
         paths.append(path)
     times = latencies_ms(paths, quantizer.input_name, quantizer.check[0], rounds=30,
                          threads=quantizer.threads)
