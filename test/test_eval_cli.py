@@ -217,7 +217,8 @@ def test_output_bag_holds_input_and_outputs(evaluated):
         by_topic.setdefault(m.topic, []).append(m)
     assert len(by_topic[IMAGE]) == 5 and len(by_topic[GT_3D]) == 5
     for topic in ('/depthdet/detections', '/depthdet/detections_3d',
-                  '/depthdet/proximity_alert', '/depthdet/depth', '/depthdet/depth/camera_info'):
+                  '/depthdet/proximity_alert', '/depthdet/markers', '/depthdet/depth',
+                  '/depthdet/depth/camera_info'):
         assert len(by_topic[topic]) == 5, topic
     stamps = [m.message.header.stamp.sec * 10 ** 9 + m.message.header.stamp.nanosec
               for m in by_topic['/depthdet/detections']]

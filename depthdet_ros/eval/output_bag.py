@@ -7,6 +7,7 @@ publishes them (prefix 'depthdet' by default):
 - PREFIX/detections        vision_msgs/Detection2DArray
 - PREFIX/detections_3d     vision_msgs/Detection3DArray
 - PREFIX/proximity_alert   vision_msgs/Detection3DArray (empty when clear)
+- PREFIX/markers           visualization_msgs/MarkerArray (boxes and labels)
 - PREFIX/depth             sensor_msgs/Image 32FC1 metres, NaN invalid
 - PREFIX/depth/camera_info sensor_msgs/CameraInfo (frames with camera_info)
 
@@ -22,7 +23,8 @@ from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image
 from depthdet_ros.ros import message_layout as layout
 from depthdet_ros.sim.messages import rosbags_factory
 
-OUTPUT_TOPICS = ('detections', 'detections_3d', 'proximity_alert', 'depth', 'depth/camera_info')
+OUTPUT_TOPICS = ('detections', 'detections_3d', 'proximity_alert', 'markers', 'depth',
+                 'depth/camera_info')
 
 
 def output_topics(prefix: str) -> Dict[str, str]:
@@ -109,6 +111,7 @@ class OutputBag:
         self._write('detections_3d', detections_3d(make, header, objects), time_ns)
         self._write('proximity_alert', detections_3d(make, header, [o for o in objects if o.alert],
                                                      depth_only_ok=True, alerts=True), time_ns)
+        self._write('markers', layout.markers(make, header, _outputs(objects)), time_ns)
         if result.depth_map is not None:
             self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
             if frame.camera is not None:
