@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pytest
 import rclpy
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray
@@ -50,10 +52,10 @@ def same_stamp(msg, stamp):
     return (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
 
 
-def play(probe, depths, camera):
+def play(probe, depths, camera, first=0):
     """Send one uniformly red frame per depth; return each frame's three messages."""
     frames = []
-    for k, depth in enumerate(depths):
+    for k, depth in enumerate(depths, start=first):
         rgb = np.zeros((480, 640, 3), np.uint8)
         rgb[..., 0] = red_for_depth(depth)
         stamp = stamp_of(k)
@@ -74,6 +76,16 @@ def wait_for_node(probe):
                 and all(probe.count_publishers(name) for name in TOPICS):
             return
     raise AssertionError('depthdet_node did not come up')
+
+
+def set_param(probe, name, value):
+    """Set one parameter of /depthdet_node with its value's ROS type; the result."""
+    client = probe.create_client(SetParameters, '/depthdet_node/set_parameters')
+    assert client.wait_for_service(timeout_sec=10.0)
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(probe, future, timeout_sec=10.0)
+    return future.result().results[0]
 
 
 def results_by_id(detection):
@@ -160,9 +172,21 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
         try:
             wait_for_node(probe)
             frames = play(probe, depths, camera)
+            # Run-time settings: validated, and tracking off gives today's per-frame output.
+            refused = [set_param(probe, name, value) for name, value in (
+                ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0))]
+            assert not any(r.successful for r in refused), refused
+            assert set_param(probe, 'tracking', False).successful
+            (untracked,) = play(probe, [2.1, 1.9], camera, first=len(depths))[1:]
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
+    assert 'ttc_source' in refused[1].reason and 'track_min_hits' in refused[2].reason
+    (detection,) = untracked['detections_3d'].detections
+    assert detection.id == '' and len(detection.results) == 1
+    assert detection.results[0].pose.pose.position.z == pytest.approx(raw[0], abs=1e-4)
+    (alert,) = untracked['proximity_alert'].detections
+    assert [r.hypothesis.class_id for r in alert.results] == ['chair', 'alert/proximity']
     per_frame_rule = [d < 2.0 for d in raw]
     assert sum(a != b for a, b in zip(per_frame_rule, per_frame_rule[1:])) == len(raw) - 1
     alerted = [bool(f['proximity_alert'].detections) for f in frames]
