@@ -199,6 +199,25 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
     assert np.std(np.diff(published[4:])) < 0.5 * np.std(np.diff(raw[4:]))
 
 
+def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path):
+    """publish_tentative false: detections wait for track_min_hits, the alert does not."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', max_depth=3.0,
+                          publish_tentative=False, track_min_hits=3, publish_depth=False)
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(TOPICS, input_qos=RELIABLE)
+        try:
+            wait_for_node(probe)
+            frames = play(probe, [2.0, 2.0, 2.0, 2.0], pinhole())
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    assert [len(f['detections'].detections) for f in frames] == [0, 0, 1, 1]
+    assert [len(f['detections_3d'].detections) for f in frames] == [0, 0, 1, 1]
+    ids = {f['proximity_alert'].detections[0].id for f in frames}
+    assert ids == {frames[2]['detections'].detections[0].id}
+
+
 def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path):
     """A joint model: detections as usual plus a 16UC1 instance image aligned to the input."""
     model = joint_fixtures.joint_model(
