@@ -157,14 +157,16 @@ def _crop_bands(pipeline, height: int, width: int) -> np.ndarray:
 def evaluate_models(detector_path: str, depth_path: str, dataset,
                     hollow_classes: Sequence[str] = HOLLOW_CLASSES,
                     operating_score: float = OPERATING_SCORE, log=None,
-                    focal_correction: bool = True) -> EvaluationReport:
+                    focal_correction: bool = True,
+                    depth_coverage: str = 'full') -> EvaluationReport:
     """Run the pipeline on every frame of a SimDataset split and measure it."""
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.object_depth import object_depth, STRATEGIES
     from depthdet_ros.core.pipeline import Pipeline, PipelineModels
 
     start = time.perf_counter()
-    pipeline = Pipeline(PipelineModels(detector_path, depth_path),
+    pipeline = Pipeline(PipelineModels(detector_path, depth_path,
+                                       depth_coverage=depth_coverage),
                         DetectorConfig(score_threshold=MAP_DECODE.score_threshold,
                                        iou_threshold=MAP_DECODE.iou_threshold,
                                        max_detections=MAP_DECODE.max_detections),
@@ -264,6 +266,9 @@ def add_parser(commands):
     parser.add_argument('--no-focal-correction', dest='focal_correction', action='store_false',
                         help='use the depth as predicted, without scaling it to each frame\'s '
                              'camera (to measure what the correction does)')
+    parser.add_argument('--depth-coverage', choices=('full', 'crop'), default='full',
+                        help='the depth net\'s view, as the node\'s depth_coverage parameter '
+                             '(default full)')
     parser.set_defaults(func=run)
     return parser
 
@@ -275,7 +280,8 @@ def run(args) -> int:
     try:
         dataset = Subset(SimDataset(args.data), args.max_frames)
         report = evaluate_models(args.detector, args.depth, dataset, log=print,
-                                 focal_correction=args.focal_correction)
+                                 focal_correction=args.focal_correction,
+                                 depth_coverage=args.depth_coverage)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(report.markdown())
