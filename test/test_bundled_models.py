@@ -101,3 +101,23 @@ def test_known_scene_is_detected_and_ranged(scene):
                  - gt / 1000.0) / (gt / 1000.0)
     assert valid.mean() > 0.9
     assert np.nanmedian(rel) <= depth_check['max_median_pixel_rel']
+
+
+def test_int8_pair_sees_the_known_scene_like_the_fp32_pair(scene):
+    rgb, truth = scene
+    detector_check = card_contract('detector')['scene_check']
+    depth_check = card_contract('depth')['scene_check']
+    pipeline = Pipeline(PipelineModels(os.path.join(MODELS, 'detector_int8.onnx'),
+                                       os.path.join(MODELS, 'depth_int8.onnx')),
+                        DetectorConfig(score_threshold=detector_check['score_threshold']),
+                        concurrent=False)
+    try:
+        assert 'depthdet_quantization' in model_metadata(pipeline.depth.session)
+        result = pipeline.process(rgb)
+    finally:
+        pipeline.close()
+    pairs = match_detections([o.detection for o in result.objects], truth['objects'])
+    assert len(pairs) >= detector_check['min_matched']
+    errors = [abs(object_depth(result.depth_map, det.box, 'robust').depth - t['depth'])
+              / t['depth'] for det, t in pairs]
+    assert np.median(errors) <= depth_check['max_median_object_rel'], errors
