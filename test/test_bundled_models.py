@@ -76,24 +76,33 @@ def test_depth_net_matches_its_card():
     assert meta[metadata.ARCH] == contract['arch']
 
 
-def test_known_scene_is_detected_and_ranged(scene):
+def _scene_result(scene, detector_file, depth_file):
+    """Run a model pair on the known scene; returns (result, truth, detector check)."""
     rgb, truth = scene
     detector_check = card_contract('detector')['scene_check']
-    depth_check = card_contract('depth')['scene_check']
-    pipeline = Pipeline(PipelineModels(os.path.join(MODELS, 'detector.onnx'),
-                                       os.path.join(MODELS, 'depth.onnx')),
+    pipeline = Pipeline(PipelineModels(os.path.join(MODELS, detector_file),
+                                       os.path.join(MODELS, depth_file)),
                         DetectorConfig(score_threshold=detector_check['score_threshold']),
                         concurrent=False)
     try:
         result = pipeline.process(rgb)
     finally:
         pipeline.close()
-    objects = truth['objects']
-    pairs = match_detections([o.detection for o in result.objects], objects)
+    return result, truth, detector_check
+
+
+def _object_errors(result, truth, detector_check):
+    pairs = match_detections([o.detection for o in result.objects], truth['objects'])
     assert len(pairs) >= detector_check['min_matched'], \
-        f'{len(pairs)} of {len(objects)} objects found'
-    errors = [abs(object_depth(result.depth_map, det.box, 'robust').depth - t['depth'])
-              / t['depth'] for det, t in pairs]
+        f'{len(pairs)} of {len(truth["objects"])} objects found'
+    return [abs(object_depth(result.depth_map, det.box, 'robust').depth - t['depth'])
+            / t['depth'] for det, t in pairs]
+
+
+def test_known_scene_is_detected_and_ranged(scene):
+    result, truth, detector_check = _scene_result(scene, 'detector.onnx', 'depth.onnx')
+    depth_check = card_contract('depth')['scene_check']
+    errors = _object_errors(result, truth, detector_check)
     assert np.median(errors) <= depth_check['max_median_object_rel'], errors
     valid = np.isfinite(result.depth_map)
     gt = np.asarray(truth['depth_mm'], np.float64)
@@ -104,20 +113,11 @@ def test_known_scene_is_detected_and_ranged(scene):
 
 
 def test_int8_pair_sees_the_known_scene_like_the_fp32_pair(scene):
-    rgb, truth = scene
-    detector_check = card_contract('detector')['scene_check']
-    depth_check = card_contract('depth')['scene_check']
-    pipeline = Pipeline(PipelineModels(os.path.join(MODELS, 'detector_int8.onnx'),
-                                       os.path.join(MODELS, 'depth_int8.onnx')),
-                        DetectorConfig(score_threshold=detector_check['score_threshold']),
-                        concurrent=False)
-    try:
-        assert 'depthdet_quantization' in model_metadata(pipeline.depth.session)
-        result = pipeline.process(rgb)
-    finally:
-        pipeline.close()
-    pairs = match_detections([o.detection for o in result.objects], truth['objects'])
-    assert len(pairs) >= detector_check['min_matched']
-    errors = [abs(object_depth(result.depth_map, det.box, 'robust').depth - t['depth'])
-              / t['depth'] for det, t in pairs]
-    assert np.median(errors) <= depth_check['max_median_object_rel'], errors
+    for name in ('detector_int8.onnx', 'depth_int8.onnx'):
+        assert 'depthdet_quantization' in model_metadata(
+            Detector(os.path.join(MODELS, name)).session if 'detector' in name
+            else DepthEstimator(os.path.join(MODELS, name)).session)
+    result, truth, detector_check = _scene_result(scene, 'detector_int8.onnx',
+                                                  'depth_int8.onnx')
+    errors = _object_errors(result, truth, detector_check)
+    assert np.median(errors) <= card_contract('depth')['scene_check']['max_median_object_rel']

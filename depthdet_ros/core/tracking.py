@@ -56,7 +56,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import chdtri
 
-from depthdet_ros.core.types import Box, ObjectEstimate, Point3D
+from depthdet_ros.core.types import Box, iou_matrix, ObjectEstimate, Point3D
 
 PROXIMITY = 'proximity'
 TIME_TO_CONTACT = 'time_to_contact'
@@ -214,18 +214,6 @@ def _box_units(state):
     return units
 
 
-def _iou(a, b):
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 class _Measurements:
     """One frame's detections as arrays: boxes, 3D or depth-only measurements."""
 
@@ -359,7 +347,7 @@ class Tracker:
         if not n_det or not len(self):
             return track_of, outlier
         config = self.config
-        iou = _iou(_xyxy(self.box_x), _xyxy(meas.boxes))
+        iou = iou_matrix(_xyxy(self.box_x), _xyxy(meas.boxes))
         allowed = (self.classes[:, None] == meas.classes[None, :]) & (iou >= config.min_iou)
         cost = 1.0 - iou
         # 3D gate on the candidate pairs (same class, overlapping) where both sides
@@ -493,7 +481,7 @@ class Tracker:
         idle = np.flatnonzero(~matched)
         if not len(idle) or not len(frame_rows):
             return
-        iou = _iou(_xyxy(self.box_x[idle]), _xyxy(self.box_x[frame_rows]))
+        iou = iou_matrix(_xyxy(self.box_x[idle]), _xyxy(self.box_x[frame_rows]))
         same = self.classes[idle][:, None] == self.classes[frame_rows][None, :]
         for i, j in zip(*np.nonzero(same & (iou >= DUPLICATE_IOU))):
             old, new = idle[i], frame_rows[j]

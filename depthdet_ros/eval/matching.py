@@ -3,7 +3,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.types import Box
+from depthdet_ros.core.types import Box, iou_matrix
 
 
 def nearest_stamp(stamps_ns: np.ndarray, query_ns: int, tolerance_ns: int) -> Optional[int]:
@@ -28,21 +28,6 @@ def latest_at_or_before(stamps_ns: np.ndarray, query_ns: int) -> Optional[int]:
 def boxes_xyxy(boxes: Sequence[Box]) -> np.ndarray:
     """Nx4 float array of boxes."""
     return np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], dtype=np.float64).reshape(-1, 4)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Return the NxM IoU of every box in `a` (Nx4 xyxy) with every box in `b` (Mx4)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def match_boxes(pred_boxes: np.ndarray, pred_classes: Sequence[str], pred_scores: Sequence[float],
