@@ -17,7 +17,6 @@ Eval output: (rows [B, 3 * sum(ny * nx), 5 + C + k], prototypes [B, k, H/4, W/4]
 depth [B, 1, H/2, W/2]). Training output: (raw per-level maps [B, 3, ny, nx, 5 + C + k],
 prototypes, depth).
 """
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,19 +38,8 @@ class MaskDetect(Detect):
 
     def __init__(self, num_classes: int, num_masks: int, anchors_px, in_channels,
                  strides=(8, 16, 32)):
-        super().__init__(num_classes, anchors_px, in_channels, strides)
+        super().__init__(num_classes, anchors_px, in_channels, strides, num_masks)
         self.num_masks = num_masks
-        self.num_outputs = num_classes + 5 + num_masks
-        self.m = nn.ModuleList(nn.Conv2d(channels, self.num_outputs * self.num_anchors, 1)
-                               for channels in in_channels)
-
-    def initialize_biases(self, image_size: int = 640) -> None:
-        """YOLOv5's objectness and class priors; coefficient biases stay zero."""
-        with torch.no_grad():
-            for conv, stride in zip(self.m, self.strides):
-                bias = conv.bias.view(self.num_anchors, -1)
-                bias[:, 4] += math.log(8 / (image_size / stride) ** 2)
-                bias[:, 5:5 + self.num_classes] += math.log(0.6 / (self.num_classes - 0.99999))
 
 
 class Proto(nn.Module):

@@ -120,10 +120,11 @@ class Detect(nn.Module):
     """
 
     def __init__(self, num_classes: int, anchors_px, in_channels: Sequence[int],
-                 strides: Sequence[int] = STRIDES):
+                 strides: Sequence[int] = STRIDES, extra_outputs: int = 0):
         super().__init__()
         self.num_classes = num_classes
-        self.num_outputs = num_classes + 5
+        # extra_outputs: columns after the classes (e.g. mask coefficients, nets.joint).
+        self.num_outputs = num_classes + 5 + extra_outputs
         self.num_levels = len(anchors_px)
         self.num_anchors = len(anchors_px[0])
         self.strides = tuple(strides)
@@ -140,7 +141,8 @@ class Detect(nn.Module):
             for conv, stride in zip(self.m, self.strides):
                 bias = conv.bias.view(self.num_anchors, -1)
                 bias[:, 4] += math.log(8 / (image_size / stride) ** 2)
-                bias[:, 5:] += math.log(0.6 / (self.num_classes - 0.99999))
+                bias[:, 5:5 + self.num_classes] += math.log(
+                    0.6 / (self.num_classes - 0.99999))
 
     def forward(self, features: Sequence[torch.Tensor]
                 ) -> Union[List[torch.Tensor], torch.Tensor]:
