@@ -41,3 +41,15 @@ def test_bag_frames_split_by_time_with_depth_and_intrinsics(rgbd_bag, tmp_path):
     valid = np.isfinite(first.gt_depth)
     np.testing.assert_allclose(depth[valid], first.gt_depth[valid], atol=0.0006)
     np.testing.assert_allclose(train.camera_matrix(0), first.camera.K)
+
+
+def test_a_recording_is_evaluated_for_depth_alone(rgbd_bag, tmp_path):
+    import math
+    from depthdet_ros.assets import default_model
+    from depthdet_ros.train.evaluate import evaluate_models
+    convert(rgbd_bag, str(tmp_path / 'data'), val_seconds=0.6)
+    report = evaluate_models(default_model('detector'), default_model('depth'),
+                             SimDataset(tmp_path / 'data' / 'val'))
+    assert report.frames == 3
+    assert 0 < report.depth['rel'] < 10 and 0 <= report.depth['delta1'] <= 1
+    assert math.isnan(report.map50)  # no boxes in an RGB-D recording
