@@ -31,6 +31,16 @@ def write_params(path, **values):
     return str(path)
 
 
+def interrupt(proc, timeout=10.0):
+    """Stop a node process as Ctrl-C does; kill it if it has not exited in `timeout`."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class NodeProcess:
     """depthdet_node in a subprocess; stderr is kept for assertions."""
 
@@ -54,12 +64,7 @@ class NodeProcess:
             return f.read()
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        interrupt(self.proc)
         if self.log_path:
             self._log.close()
 

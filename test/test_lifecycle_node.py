@@ -14,7 +14,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from vision_msgs.msg import Detection2DArray
 
 from onnx_fixtures import constant_detector, red_depth, red_for_depth
-from ros_harness import pinhole, Probe, write_params
+from ros_harness import interrupt, pinhole, Probe, write_params
 
 pytestmark = pytest.mark.ros
 ROW = (200, 355, 200, 250, 0.9, 0.95, 0.1)
@@ -85,12 +85,7 @@ class LifecycleProcess:
             return f.read()
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        interrupt(self.proc)
         self._log.close()
 
 

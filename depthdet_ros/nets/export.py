@@ -112,6 +112,19 @@ class ExportReport:
         return '\n'.join(lines)
 
 
+def _detector_props(model, names, task, arch, input_size):
+    """Metadata of a YOLOv5-headed export: names, stride, task, arch and input size."""
+    if len(names) != model.num_classes:
+        raise ValueError(f'{len(names)} class names for a {model.num_classes}-class model')
+    return {
+        metadata.NAMES: metadata.format_names(names),
+        metadata.STRIDE: str(int(max(model.detect.strides))),
+        metadata.TASK: task,
+        metadata.ARCH: arch or model.arch,
+        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
+    }
+
+
 def export_detector(model, path: str, names: Sequence[str],
                     input_size: Tuple[int, int] = (640, 640), opset: int = 17,
                     dynamic_batch: bool = False, fp16: bool = False,
@@ -121,15 +134,7 @@ def export_detector(model, path: str, names: Sequence[str],
     `names` must hold one name per class; `arch` defaults to the model's own name.
     Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
     """
-    if len(names) != model.num_classes:
-        raise ValueError(f'{len(names)} class names for a {model.num_classes}-class model')
-    props = {
-        metadata.NAMES: metadata.format_names(names),
-        metadata.STRIDE: str(int(max(model.detect.strides))),
-        metadata.TASK: metadata.TASK_DETECTOR,
-        metadata.ARCH: arch or model.arch,
-        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
-    }
+    props = _detector_props(model, names, metadata.TASK_DETECTOR, arch, input_size)
     return _export(model, path, DETECTOR_IO, input_size, opset, dynamic_batch, fp16, props,
                    _compare_detections, normalise=False)
 
@@ -148,20 +153,14 @@ def export_joint(model, path: str, names: Sequence[str],
     """
     from depthdet_ros.nets.joint import DEPTH_STRIDE, PROTO_STRIDE
 
-    if len(names) != model.num_classes:
-        raise ValueError(f'{len(names)} class names for a {model.num_classes}-class model')
-    props = {
-        metadata.NAMES: metadata.format_names(names),
-        metadata.STRIDE: str(int(max(model.detect.strides))),
-        metadata.TASK: metadata.TASK_JOINT,
-        metadata.ARCH: arch or model.arch,
+    props = _detector_props(model, names, metadata.TASK_JOINT, arch, input_size)
+    props.update({
         metadata.ARCH_KWARGS: json.dumps(arch_kwargs or {}),
-        metadata.INPUT_SIZE: json.dumps([int(v) for v in input_size]),
         metadata.MASK_PROTOTYPES: str(int(model.num_masks)),
         metadata.PROTO_STRIDE: str(PROTO_STRIDE),
         metadata.DEPTH_STRIDE: str(DEPTH_STRIDE),
         metadata.DEPTH_UNITS: 'metres',
-    }
+    })
     if canonical_focal is not None:
         props[metadata.CANONICAL_FOCAL] = _focal_text(canonical_focal)
     num_classes = model.num_classes

@@ -49,15 +49,13 @@ class DepthTrainOptions(TrainOptions):
 
 
 @dataclass
-class DetectorTrainOptions(TrainOptions):
-    """`depthdet train detector` options (see add_arguments for their meaning)."""
+class YoloTrainOptions(TrainOptions):
+    """Options of the trainers with a YOLOv5 backbone and Detect head (detector, joint)."""
 
     arch: str = 'yolov5n'
     depth_multiple: Optional[float] = None
     width_multiple: Optional[float] = None
     image_size: int = 320
-    mosaic_prob: float = 1.0
-    close_mosaic: int = 2
     ema_decay: float = 0.9999
     ema_tau: float = 2000.0
     box_gain: float = 0.05
@@ -67,25 +65,24 @@ class DetectorTrainOptions(TrainOptions):
 
 
 @dataclass
-class JointTrainOptions(TrainOptions):
+class DetectorTrainOptions(YoloTrainOptions):
+    """`depthdet train detector` options (see add_arguments for their meaning)."""
+
+    mosaic_prob: float = 1.0
+    close_mosaic: int = 2
+
+
+@dataclass
+class JointTrainOptions(YoloTrainOptions):
     """`depthdet train joint` options (see train.cli for their meaning)."""
 
     arch: str = 'joint_yolov5n'
-    depth_multiple: Optional[float] = None
-    width_multiple: Optional[float] = None
     num_masks: int = 32
     decoder_width: float = 1.0
-    image_size: int = 320
     scale_range: Tuple[float, float] = (0.6, 1.4)
     translate: float = 0.1
     flip_prob: float = 0.5
     min_instance_pixels: int = 16     # smaller visible parts are no targets
-    ema_decay: float = 0.9999
-    ema_tau: float = 2000.0
-    box_gain: float = 0.05
-    obj_gain: float = 1.0
-    cls_gain: float = 0.5
-    anchor_t: float = 4.0
     mask_gain: float = 0.05           # YOLOv5-seg weighs its mask loss like the box loss
     depth_gain: float = 0.1
     depth_loss: str = 'silog_grad'
