@@ -177,7 +177,13 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
                 ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0))]
             assert not any(r.successful for r in refused), refused
             assert set_param(probe, 'tracking', False).successful
-            (untracked,) = play(probe, [2.1, 1.9], camera, first=len(depths))[1:]
+            # A frame whose CameraInfo arrives late has no 3D position (by design): play
+            # the pair again, at later stamps, until one has.
+            for attempt in range(3):
+                (untracked,) = play(probe, [2.1, 1.9], camera,
+                                    first=len(depths) + 2 * attempt)[1:]
+                if untracked['detections_3d'].detections:
+                    break
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
