@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from depthdet_ros.core import metadata
-from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
+from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
+    SessionOptions
 
 _INTERPOLATION = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
 RESIZE_MODES = ('cover_crop', 'fit_pad', 'stretch')
@@ -148,8 +149,12 @@ class DepthEstimator:
                                  '[1,1,h,w] or [1,h,w]')
         self.output_h, self.output_w = out.shape[-2:]
         self._views = {}
+        self._binding = device_binding(model, self._blob, options)
 
     def _run(self):
+        if self._binding is not None:
+            self._binding.run()
+            return self._binding.output(0)
         return self.session.run(None, {self.input_name: self._blob})[0]
 
     def view_for(self, image_h, image_w):

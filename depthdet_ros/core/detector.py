@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from depthdet_ros.core import metadata
-from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
+from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
+    SessionOptions
 from depthdet_ros.core.types import Box, Detection2D
 
 LAYOUT_YOLOV5 = 'yolov5'      # [1, N, 5 + C]: cx, cy, w, h, objectness, class probs
@@ -208,6 +209,7 @@ class Detector:
         self.config = config or DetectorConfig()
         self._blob = model.input_buffer()
         raw = model.first_run(self._blob)
+        self._binding = device_binding(model, self._blob, options)
         try:
             self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
         except ModelLoadError as exc:
@@ -227,6 +229,9 @@ class Detector:
                 f'{len(self.class_names)} class names were given')
 
     def _run(self):
+        if self._binding is not None:
+            self._binding.run()
+            return self._binding.output(0)
         return self.session.run(None, {self.input_name: self._blob})[0]
 
     def preprocess(self, rgb):

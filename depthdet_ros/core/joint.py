@@ -22,7 +22,8 @@ from depthdet_ros.core.depth import _canonical_focal, DepthEstimator, DepthView,
     warp_to_image
 from depthdet_ros.core.detector import decode_indexed, DetectorConfig, detect_layout, \
     LAYOUT_YOLOV5, letterbox, load_class_names, to_detections
-from depthdet_ros.core.session import ModelLoadError, open_image_model, SessionOptions
+from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
+    SessionOptions
 from depthdet_ros.core.types import Box, Detection2D, InstanceMask
 
 OUTPUT_NAMES = ('output0', 'protos', 'depth')
@@ -106,6 +107,26 @@ class JointDecoder:
         return out
 
 
+class LazyOutput:
+    """The first image of a bound output, copied to the host only when read (then once)."""
+
+    def __init__(self, binding, index):
+        self._binding, self._index, self._host = binding, index, None
+
+    def _fetch(self):
+        if self._host is None:
+            self._host = self._binding.output(self._index)[0]
+        return self._host
+
+    @property
+    def shape(self):
+        """Shape of the image's output (reading it fetches the output)."""
+        return self._fetch().shape
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._fetch(), dtype)
+
+
 class JointModel:
     """A joint detection / instance-mask / depth ONNX model (metadata task 'joint')."""
 
@@ -162,9 +183,25 @@ class JointModel:
                                  f'{len(class_names)} class names were given')
         self.decoder = JointDecoder(class_names, self.num_masks, (self.input_h, self.input_w),
                                     protos.shape[2:], depth.shape[2:], config)
+        self._binding = device_binding(model, self._blob, options)
 
     def _ordered(self, outputs):
         return [outputs[i] for i in self._order]
+
+    def _outputs(self):
+        """Run on the filled input buffer; returns one image's (rows, prototypes, depth).
+
+        With a device binding the prototypes stay on the device unless a detection needs
+        them (LazyOutput).
+        """
+        if self._binding is None:
+            rows, protos, depth = self._ordered(
+                self.session.run(None, {self.input_name: self._blob}))
+            return rows[0], protos[0], depth[0, 0]
+        self._binding.run()
+        rows_at, protos_at, depth_at = self._order
+        return (self._binding.output(rows_at)[0], LazyOutput(self._binding, protos_at),
+                self._binding.output(depth_at)[0, 0])
 
     @property
     def config(self) -> DetectorConfig:
@@ -207,10 +244,9 @@ class JointModel:
         t0 = time.perf_counter()
         lb = self.preprocess(rgb)
         t1 = time.perf_counter()
-        rows, protos, depth = self._ordered(
-            self.session.run(None, {self.input_name: self._blob}))
+        rows, protos, depth = self._outputs()
         t2 = time.perf_counter()
-        result = self.decoder(rows[0], protos[0], depth[0, 0], lb, scale)
+        result = self.decoder(rows, protos, depth, lb, scale)
         if timings is not None:
             timings['joint_pre'] = (t1 - t0) * 1e3
             timings['joint'] = (t2 - t1) * 1e3
