@@ -6,12 +6,13 @@ log10 = mean |log10 y - log10 p|, delta_k = share of pixels with max(y/p, p/y) <
 `DepthAccumulator` pools the sums over every valid pixel of every image, the way the
 hybrid CNN's NYU numbers are computed; `depth_metrics` is the one-image shortcut.
 
-Detection: COCO box mAP@0.5 and mAP@0.5:0.95 via faster-coco-eval, from plain per-image
-arrays (`FrameDetections`), so callers need no COCO JSON.
+Detection: COCO mAP@0.5 and mAP@0.5:0.95 via faster-coco-eval, from plain per-image
+arrays (`FrameDetections`), so callers need no COCO JSON: of boxes ('bbox'), or of
+instance masks ('segm', each mask a COCO RLE from `mask_rle`; IoU is then the masks').
 """
 from dataclasses import asdict, dataclass, field
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -89,13 +90,27 @@ def depth_metrics(pred, gt, mask=None) -> DepthMetrics:
     return acc.result()
 
 
+IOU_TYPES = ('bbox', 'segm')
+
+
+def mask_rle(mask) -> Dict:
+    """COCO run-length encoding of an HxW boolean mask ({'size': [H, W], 'counts': ...})."""
+    from faster_coco_eval.core import mask as mask_utils
+    return mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+
+
 @dataclass
 class FrameDetections:
-    """Boxes of one image: Nx4 xyxy pixels, N class ids, and N scores (predictions only)."""
+    """Objects of one image: Nx4 xyxy pixels, N class ids, N scores (predictions only).
+
+    `masks`: N instance masks as COCO RLE (mask_rle), all of the image's size; needed
+    for 'segm' mAP only.
+    """
 
     boxes: np.ndarray
     classes: np.ndarray
     scores: Optional[np.ndarray] = None
+    masks: Optional[List[Dict]] = None
 
     @classmethod
     def empty(cls, with_scores: bool = False) -> 'FrameDetections':
@@ -106,7 +121,7 @@ class FrameDetections:
 
 @dataclass(frozen=True)
 class DetectionMetrics:
-    """COCO box mAP; `per_class_ap50` maps class name -> AP@0.5 (classes with GT only)."""
+    """COCO mAP; `per_class_ap50` maps class name -> AP@0.5 (classes with GT only)."""
 
     map50: float
     map50_95: float
@@ -118,47 +133,72 @@ class DetectionMetrics:
 
 
 def _coco_dicts(ground_truth: Sequence[FrameDetections],
-                predictions: Sequence[FrameDetections], class_names: Sequence[str]):
+                predictions: Sequence[FrameDetections], class_names: Sequence[str],
+                iou_type: str = 'bbox'):
     images, annotations, results = [], [], []
     for image_id, (gt, pred) in enumerate(zip(ground_truth, predictions), start=1):
-        images.append({'id': image_id, 'width': 1, 'height': 1})
-        for box, cls in zip(np.asarray(gt.boxes, float), np.asarray(gt.classes)):
+        segm = iou_type == 'segm'
+        if segm and (gt.masks is None or pred.masks is None):
+            raise ValueError(f'segm mAP needs masks for every frame; frame {image_id - 1} has '
+                             f'{"none" if gt.masks is None else "no predicted ones"}')
+        gt_masks = gt.masks if segm else [None] * len(gt.classes)
+        pred_masks = pred.masks if segm else [None] * len(pred.classes)
+        height, width = (gt_masks + pred_masks)[0]['size'] if segm and \
+            (gt_masks or pred_masks) else (1, 1)
+        images.append({'id': image_id, 'width': int(width), 'height': int(height)})
+        for box, cls, mask in zip(np.asarray(gt.boxes, float), np.asarray(gt.classes),
+                                  gt_masks):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            annotations.append({'id': len(annotations) + 1, 'image_id': image_id,
-                                'category_id': int(cls) + 1, 'iscrowd': 0, 'area': w * h,
-                                'bbox': [float(box[0]), float(box[1]), w, h]})
-        for box, cls, score in zip(np.asarray(pred.boxes, float), np.asarray(pred.classes),
-                                   np.asarray(pred.scores, float)):
-            results.append({'image_id': image_id, 'category_id': int(cls) + 1,
-                            'score': float(score),
-                            'bbox': [float(box[0]), float(box[1]), float(box[2] - box[0]),
-                                     float(box[3] - box[1])]})
+            annotation = {'id': len(annotations) + 1, 'image_id': image_id,
+                          'category_id': int(cls) + 1, 'iscrowd': 0, 'area': w * h,
+                          'bbox': [float(box[0]), float(box[1]), w, h]}
+            if segm:
+                annotation.update(segmentation=mask, area=_rle_area(mask))
+            annotations.append(annotation)
+        for box, cls, score, mask in zip(np.asarray(pred.boxes, float),
+                                         np.asarray(pred.classes),
+                                         np.asarray(pred.scores, float), pred_masks):
+            result = {'image_id': image_id, 'category_id': int(cls) + 1, 'score': float(score)}
+            if segm:  # faster-coco-eval then takes the area (and box) from the mask
+                result['segmentation'] = mask
+            else:
+                result['bbox'] = [float(box[0]), float(box[1]), float(box[2] - box[0]),
+                                  float(box[3] - box[1])]
+            results.append(result)
     categories = [{'id': i + 1, 'name': str(name)} for i, name in enumerate(class_names)]
     return {'images': images, 'annotations': annotations, 'categories': categories}, results
 
 
+def _rle_area(rle) -> float:
+    from faster_coco_eval.core import mask as mask_utils
+    return float(np.asarray(mask_utils.area(rle)).reshape(-1)[0])
+
+
 def detection_map(ground_truth: Sequence[FrameDetections],
                   predictions: Sequence[FrameDetections],
-                  class_names: Sequence[str]) -> DetectionMetrics:
-    """COCO mAP@0.5 and mAP@0.5:0.95 (101-point, area 'all', up to 100 boxes per image).
+                  class_names: Sequence[str], iou_type: str = 'bbox') -> DetectionMetrics:
+    """COCO mAP@0.5 and mAP@0.5:0.95 (101-point, area 'all', up to 100 objects per image).
 
     `ground_truth[i]` and `predictions[i]` describe the same image; class ids index
-    `class_names`. With no ground-truth box at all both numbers are NaN; with no prediction
-    they are 0.
+    `class_names`. `iou_type` 'bbox' scores boxes, 'segm' the frames' instance masks.
+    With no ground-truth object at all both numbers are NaN; with no prediction they
+    are 0.
     """
     from faster_coco_eval import COCO, COCOeval_faster
 
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f'iou_type {iou_type!r} is not one of {", ".join(IOU_TYPES)}')
     if len(ground_truth) != len(predictions):
         raise ValueError(f'{len(ground_truth)} ground-truth frames but '
                          f'{len(predictions)} prediction frames')
-    gt_dict, results = _coco_dicts(ground_truth, predictions, class_names)
+    gt_dict, results = _coco_dicts(ground_truth, predictions, class_names, iou_type)
     if not gt_dict['annotations']:
         return DetectionMetrics(math.nan, math.nan)
     if not results:
         return DetectionMetrics(0.0, 0.0, {})
     coco_gt = COCO(gt_dict)
     coco_dt = coco_gt.loadRes(results)
-    evaluator = COCOeval_faster(coco_gt, coco_dt, iouType='bbox', print_function=_silent)
+    evaluator = COCOeval_faster(coco_gt, coco_dt, iouType=iou_type, print_function=_silent)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
