@@ -77,10 +77,9 @@ _RULES = {(False, False): (), (True, False): (PROXIMITY,), (False, True): (TIME_
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
-_H_BOX = np.eye(4, 8)  # box filter: centre and size are measured
 _H_POSITION = np.eye(3, 6)  # 3D filter: position measured
 _H_DEPTH = np.eye(3, 6)[2:]  # 3D filter: depth (z) alone
-_EYE3, _EYE4 = np.eye(3), np.eye(4)
+_EYE3 = np.eye(3)
 
 
 @dataclass
@@ -284,8 +283,11 @@ class Tracker:
         self.has_xy = np.zeros(0, dtype=bool)  # x, y measured too
         self.in_proximity = np.zeros(0, dtype=bool)
         self.in_ttc = np.zeros(0, dtype=bool)
+        # Box filter: [cx, cy, inverse w, inverse h] and their rates; the four axes are
+        # independent (diagonal noises), so each covariance is the 2x2 of one axis,
+        # stored as box_P[:, 0] position variance, [:, 1] covariance, [:, 2] rate variance.
         self.box_x = np.zeros((0, 8))
-        self.box_P = np.zeros((0, 8, 8))
+        self.box_P = np.zeros((3, 0, 4))
         self.x = np.zeros((0, 6))
         self.P = np.zeros((0, 6, 6))
 
@@ -332,12 +334,11 @@ class Tracker:
         F, Q = _constant_velocity(dt, 3)
         self.x = self.x @ F.T
         self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
-        F, Q = _constant_velocity(dt, 4)
-        units = _box_units(self.box_x)
-        units = np.concatenate([units, units], axis=1)
-        self.box_x = self.box_x @ F.T
-        self.box_P = F @ self.box_P @ F.T \
-            + config.box_accel_noise ** 2 * Q * units[:, :, None] * units[:, None, :]
+        q = config.box_accel_noise ** 2 * _box_units(self.box_x) ** 2
+        self.box_x[:, :4] += dt * self.box_x[:, 4:]
+        pp, pr, rr = self.box_P
+        self.box_P = np.stack([pp + 2.0 * dt * pr + dt * dt * rr + 0.25 * dt ** 4 * q,
+                               pr + dt * rr + 0.5 * dt ** 3 * q, rr + dt * dt * q])
 
     def _associate(self, meas: _Measurements, stamp: float):
         """Track row of each detection (-1: none), and whether its depth is an outlier."""
@@ -388,11 +389,17 @@ class Tracker:
         if not len(rows):
             return
         config = self.config
-        H_box = _H_BOX
         boxes = meas.boxes[det]
-        R_box = (config.box_noise * _box_units(boxes))[:, :, None] ** 2 * _EYE4
-        self.box_x[rows], self.box_P[rows] = _kf_update(self.box_x[rows], self.box_P[rows],
-                                                        boxes, R_box, H_box)
+        # Scalar Kalman update of each box axis (position measured).
+        r = (config.box_noise * _box_units(boxes)) ** 2
+        x, (pp, pr, rr) = self.box_x[rows], self.box_P[:, rows]
+        s = pp + r
+        gain_p, gain_r = pp / s, pr / s
+        innovation = boxes - x[:, :4]
+        x[:, :4] += gain_p * innovation
+        x[:, 4:] += gain_r * innovation
+        self.box_x[rows] = x
+        self.box_P[:, rows] = np.stack([pp * r / s, pr * r / s, rr - gain_r * pr])
         self.hits[rows] += 1
         self.last_seen[rows] = stamp
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
@@ -444,10 +451,8 @@ class Tracker:
         config = self.config
         boxes = meas.boxes[det]
         units = _box_units(boxes)
-        box_P = np.zeros((n, 8, 8))
-        box_P[:, :4, :4] = (config.box_noise * units)[:, :, None] ** 2 * _EYE4
         # A box's rates are unknown at birth: about its own size per second.
-        box_P[:, 4:, 4:] = units[:, :, None] ** 2 * _EYE4
+        box_P = np.stack([(config.box_noise * units) ** 2, np.zeros((n, 4)), units ** 2])
         self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
         self._next_id += n
         self.classes = np.concatenate([self.classes, meas.classes[det]])
@@ -459,7 +464,7 @@ class Tracker:
         for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
             setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, bool)]))
         self.box_x = np.concatenate([self.box_x, np.concatenate([boxes, np.zeros((n, 4))], 1)])
-        self.box_P = np.concatenate([self.box_P, box_P])
+        self.box_P = np.concatenate([self.box_P, box_P], axis=1)
         self.x = np.concatenate([self.x, np.zeros((n, 6))])
         self.P = np.concatenate([self.P, np.zeros((n, 6, 6))])
         rows = np.arange(start, start + n)
@@ -497,9 +502,9 @@ class Tracker:
         keep = stamp - self.last_seen <= self.config.max_age
         if not keep.all():
             for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
-                         'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'box_P', 'x',
-                         'P'):
+                         'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'x', 'P'):
                 setattr(self, name, getattr(self, name)[keep])
+            self.box_P = self.box_P[:, keep]
         return np.cumsum(keep) - 1
 
     def _outputs(self, objects, rows, max_depth, class_max_depth) -> List[TrackedObject]:
@@ -571,11 +576,10 @@ class Tracker:
             norm = np.linalg.norm(x[:, :3], axis=1)
             distance[has_3d] = np.where(has_xy, norm, np.abs(x[:, 2]))[has_3d]
         if source in ('expansion', 'fused'):
-            b, bP = self.box_x[rows], self.box_P[rows]
+            b, rate_var = self.box_x[rows], self.box_P[2][rows]
             iw, ih = np.maximum(b[:, 2], _MIN_INVERSE), np.maximum(b[:, 3], _MIN_INVERSE)
             rates.append(-0.5 * (b[:, 6] / iw + b[:, 7] / ih))
-            variances.append(0.25 * (bP[:, 6, 6] / iw ** 2 + bP[:, 7, 7] / ih ** 2
-                                     + 2.0 * bP[:, 6, 7] / (iw * ih)))
+            variances.append(0.25 * (rate_var[:, 2] / iw ** 2 + rate_var[:, 3] / ih ** 2))
         if len(rates) == 1:
             return distance, rates[0], variances[0]
         weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]
