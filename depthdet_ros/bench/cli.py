@@ -32,6 +32,8 @@ CAMERA_HFOV_DEG = 60.0
 
 def add_parser(subparsers):
     """Register `depthdet bench`."""
+    from depthdet_ros.tools.options import add_override
+
     parser = subparsers.add_parser(
         'bench', help='measure latency, throughput and memory of the pipeline',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +41,9 @@ def add_parser(subparsers):
                         help='detector ONNX (default: params file, else the bundled model)')
     parser.add_argument('--depth-model', default='',
                         help='depth ONNX (default: params file, else the bundled model)')
+    add_override(parser, 'joint_model', 'joint ONNX (boxes, masks and depth in one network) '
+                 'to compare with the detector + depth pair side by side, interleaved: end to '
+                 'end and each network alone (bench.joint); the other sections run the pair')
     parser.add_argument('--int8-detector-model', default='',
                         help='INT8 detector (depthdet quantize) to compare with the FP32 one; '
                              'adds the int8 section')
@@ -190,6 +195,8 @@ def benchmark(args, sections):
 
     width, height = _frame_size(args.size)
     values = _node_values(args)
+    # The sections run the pair; a joint model (option or params file) is compared with it.
+    joint_path, values['joint_model'] = values['joint_model'], ''
     started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
     environment = system.environment()
     not_measured, notes = [], []
@@ -223,6 +230,11 @@ def benchmark(args, sections):
                                    reference=fastest)
         threading = _threading(sections, args, values, rgb, camera)
         int8 = _int8(sections, args, values, pipeline, frame, camera)
+        joint = None
+        if joint_path:
+            from depthdet_ros.bench.joint import run_section
+            joint = run_section(values, joint_path, pipeline, frame, camera, args.iterations,
+                                args.warmup, _progress('joint'))
         ros_out = _ros(sections, args, pipeline, frame, camera, values, not_measured)
     finally:
         pipeline.close()
@@ -269,6 +281,7 @@ def benchmark(args, sections):
         'baseline': baseline_record,
         'threading': threading,
         'int8': int8,
+        'joint': joint,
         'ros': _ros_record(ros_out),
         'keep_latest': (ros_out or {}).get('keep_latest'),
         'memory': memory,
@@ -317,7 +330,8 @@ def _fps(samples_ms):
 def _argv_of(args):
     """Spell out the command line's options with every value used."""
     parts = []
-    for name in ('detector_model', 'depth_model', 'int8_detector_model', 'int8_depth_model',
+    for name in ('detector_model', 'depth_model', 'joint_model', 'int8_detector_model',
+                 'int8_depth_model',
                  'size', 'encoding', 'iterations', 'warmup',
                  'baseline_iterations', 'ros_iterations', 'threads', 'providers',
                  'score_threshold', 'max_detections', 'sections', 'input_reliability',

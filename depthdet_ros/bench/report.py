@@ -8,8 +8,8 @@ SPEEDUP_TARGET = 2.0            # naive baseline / pipeline, equal models and in
 
 # Every top-level field of a result, and the fields of its nested records.
 RESULT_FIELDS = ('schema', 'command', 'created', 'environment', 'config', 'providers',
-                 'stages_ms', 'throughput_fps', 'ratios', 'baseline', 'threading', 'int8', 'ros',
-                 'keep_latest', 'memory', 'not_measured', 'notes')
+                 'stages_ms', 'throughput_fps', 'ratios', 'baseline', 'threading', 'int8', 'joint',
+                 'ros', 'keep_latest', 'memory', 'not_measured', 'notes')
 RATIO_FIELDS = ('overhead', 'speedup_vs_baseline', 'ros_vs_inprocess')
 MEMORY_FIELDS = ('rss_mb_after_load', 'rss_mb_end', 'peak_rss_mb', 'node_rss_mb',
                  'gpu_memory_mb')
@@ -135,6 +135,9 @@ def render_markdown(result):
                          f'{relative} |')
     if result.get('int8'):
         lines += [''] + render_int8(result['int8'])
+    if result.get('joint'):
+        from depthdet_ros.bench.joint import render_joint
+        lines += [''] + render_joint(result['joint'])
     memory = result['memory']
     lines += ['', f'Memory: RSS {_mb(memory["rss_mb_after_load"])} after loading the models, '
               f'peak {_mb(memory["peak_rss_mb"])} (bench process); node '

@@ -46,9 +46,10 @@ def add_parser(subparsers):
     """Register `depthdet eval`."""
     parser = subparsers.add_parser(
         'eval', help='evaluate the pipeline on a rosbag2 with ground truth',
-        description='Run the detector + depth pipeline with the node\'s parameters on every '
-                    'image of a rosbag2 (MCAP or sqlite3) and score depth, per-object depth, '
-                    'detection and proximity alerts against the ground truth in the bag.')
+        description='Run the detector + depth pipeline (or the joint model, --joint-model) '
+                    'with the node\'s parameters on every image of a rosbag2 (MCAP or '
+                    'sqlite3) and score depth, per-object depth, detection and proximity '
+                    'alerts against the ground truth in the bag.')
     parser.add_argument('bag', help='rosbag2 folder')
     add_pipeline_arguments(parser)
     topics = parser.add_argument_group('topics (found by message type when not given)')
@@ -124,6 +125,7 @@ def run(args, actions=()):
     from depthdet_ros.eval.output_bag import OutputBag
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
 
+    values = pipeline_values(args)
     try:
         tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
         if not 0 < args.match_iou <= 1:
@@ -138,7 +140,6 @@ def run(args, actions=()):
             args.gt_detections_topic, args.gt_detections_3d_topic)
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
-    values = pipeline_values(args)
     tracker = None
     if not args.no_tracking:
         try:
@@ -175,8 +176,11 @@ def run(args, actions=()):
             output_bag.close()
     run_info = {'path': args.bag, 'command': command_line(args, actions),
                 'params_file': args.params_file or None,
-                'detector_model': values['detector_model'] or 'bundled detector.onnx',
-                'depth_model': values['depth_model'] or 'bundled depth.onnx',
+                'detector_model': None if values['joint_model'] else
+                values['detector_model'] or 'bundled detector.onnx',
+                'depth_model': None if values['joint_model'] else
+                values['depth_model'] or 'bundled depth.onnx',
+                'joint_model': values['joint_model'] or None,
                 'providers': pipeline.providers, 'score_threshold': values['score_threshold'],
                 'iou_threshold': values['iou_threshold'],
                 'stamp_tolerance_ms': args.stamp_tolerance,

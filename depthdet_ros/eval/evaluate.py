@@ -7,7 +7,9 @@ frames are assembled) and feeds each result to an `Evaluation`, which accumulate
   the predicted map, the prediction resized to the GT grid by nearest neighbour when
   they differ; again after scaling each frame's prediction by median(GT) / median(pred)
   (the usual protocol for relative-depth models), reported separately;
-- per-object samples for every strategy and box source (object_errors);
+- per-object samples for every strategy and box source (object_errors); the `mask`
+  strategy reads a detection's own instance mask (joint models); GT boxes come without
+  masks (the bags carry no instance images), so there it is `robust`'s fallback;
 - COCO mAP over the frames with GT detections (metrics.detection_map) on the
   detections the node publishes, i.e. after its score threshold;
 - proximity-alert tallies for every strategy (proximity);
@@ -158,7 +160,8 @@ class Evaluation:
 
         gt_alert = [bool(g.depth < limit(g.class_name)) for g in gts]
         for strategy in settings.strategies:
-            estimates = [self._estimate(depth_map, d.box, strategy) for d in detections]
+            estimates = [self._estimate(depth_map, o.detection.box, strategy, o.mask)
+                         for o in objects]
             raised = [bool(e < limit(d.class_name)) for e, d in zip(estimates, detections)]
             self._alerts[strategy].add_frame(raised, gt_alert, pairs)
             for p, g in pairs:
@@ -177,10 +180,10 @@ class Evaluation:
             np.array([d.score for d in detections], np.float64)))
 
     @staticmethod
-    def _estimate(depth_map, box, strategy) -> float:
+    def _estimate(depth_map, box, strategy, mask=None) -> float:
         if depth_map is None:
             return math.nan
-        return object_depth(depth_map, box, strategy).depth
+        return object_depth(depth_map, box, strategy, mask).depth
 
     @staticmethod
     def _sample(source, strategy, gt, estimate, frame_index) -> ObjectSample:

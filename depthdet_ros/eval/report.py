@@ -7,7 +7,8 @@ times in milliseconds, shares in [0, 1]):
 - bag: path, storage ('mcap' | 'sqlite3'), duration_s, message_count,
   topics {topic: type}, invalid_camera_info (CameraInfo messages with unusable K)
 - topics: image, camera_info, depth, gt_detections, gt_detections_3d (null: absent)
-- settings: params_file, detector_model, depth_model, providers {detector, depth},
+- settings: params_file, detector_model, depth_model, joint_model (null: the pair ran;
+  else the pair's are null), providers {detector, depth},
   depth_strategy (the node's), max_depth, class_max_depth {class: m}, score_threshold,
   iou_threshold, stamp_tolerance_ms, match_iou, distance_bands_m, gt_object_depth,
   gt_visibility (in words: how GT object depth and visibility are derived)
@@ -104,7 +105,8 @@ def build_report(results, index, settings, run: Dict) -> Dict:
         'topics': index.topics.as_dict(),
         'settings': {
             'params_file': run['params_file'], 'detector_model': run['detector_model'],
-            'depth_model': run['depth_model'], 'providers': run['providers'],
+            'depth_model': run['depth_model'], 'joint_model': run.get('joint_model'),
+            'providers': run['providers'],
             'depth_strategy': settings.configured_strategy, 'max_depth': settings.max_depth,
             'class_max_depth': dict(settings.class_max_depth),
             'score_threshold': run['score_threshold'], 'iou_threshold': run['iou_threshold'],
@@ -218,8 +220,9 @@ def markdown(report: Dict) -> str:
     settings, frames = report['settings'], report['frames']
     lines = [f'# depthdet eval: `{report["bag"]["path"]}`', '',
              f'Command: `{shlex.join(report["command"])}`', '',
-             f'- detector: `{settings["detector_model"]}`, depth: `{settings["depth_model"]}` '
-             '(execution providers: ' + ', '.join(
+             (f'- joint model: `{settings["joint_model"]}` ' if settings.get('joint_model')
+              else f'- detector: `{settings["detector_model"]}`, depth: '
+              f'`{settings["depth_model"]}` ') + '(execution providers: ' + ', '.join(
                  f'{k} {v}' for k, v in settings['providers'].items()) + ')',
              f'- node strategy `{settings["depth_strategy"]}`, max_depth '
              f'{settings["max_depth"]} m, score threshold {settings["score_threshold"]}, '

@@ -15,8 +15,9 @@ def add_parser(subparsers):
     """Register `depthdet run`."""
     parser = subparsers.add_parser(
         'run', help='detect and range objects in image files',
-        description='Run the detector + depth pipeline on image files or folders of images, '
-                    'with the same parameters file as depthdet_node.')
+        description='Run the detector + depth pipeline (or the joint model, --joint-model) on '
+                    'image files or folders of images, with the same parameters file as '
+                    'depthdet_node.')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
     add_pipeline_arguments(parser)
     camera = parser.add_mutually_exclusive_group()
@@ -138,7 +139,8 @@ def run(args):
     pipeline.close()
     with open(os.path.join(args.out, 'results.json'), 'w', encoding='utf-8') as f:
         json.dump({'params': {k: values[k] for k in ('detector_model', 'depth_model',
-                                                     'depth_strategy', 'max_depth')},
+                                                     'joint_model', 'depth_strategy',
+                                                     'max_depth')},
                    'images': records}, f, indent=1)
     console.print(f'{len(records)} images; results in {args.out}')
     return 0
