@@ -12,6 +12,14 @@ Sections (--sections):
   int8         (with --int8-detector-model / --int8-depth-model) FP32 against INT8 models
                (`depthdet quantize`): each model alone and end to end, interleaved, with
                the CPU's 8-bit instruction set.
+Sections run alone (not with others):
+  multicamera  several cameras on this machine: one process per camera and one process
+               serving all through shared sessions, N = 1 .. --cameras: frames/s and
+               memory per extra camera (bench/multicamera.py);
+  gpu          the GPU figures (bench/gpu.py; tools/bench_gpu.sh runs it): per-stage
+               latency on CUDA FP32 and TensorRT FP16 (and INT8 with --int8-*-model), the
+               CPU in the same run, GPU memory, batched throughput; PyTorch on CUDA where
+               onnxruntime has no GPU provider. Exits 1 with one line on a machine without.
 Variants compared with each other run interleaved in one process, so ratios hold on a
 loaded machine even where absolute times do not.
 """
@@ -23,7 +31,10 @@ import time
 
 from depthdet_ros.bench.frames import ENCODINGS
 
-SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8')
+SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8', 'multicamera',
+            'gpu')
+# Sections with their own measurement and report, requested alone.
+STANDALONE_SECTIONS = ('multicamera', 'gpu')
 DEFAULT_SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest')
 ROS_SECTIONS = ('ros', 'keep_latest')
 # Horizontal field of view of the camera the synthetic frames are said to come from.
@@ -92,6 +103,17 @@ def add_parser(subparsers):
                         metavar='HZ', help='keep_latest input rates (default: 30 60)')
     parser.add_argument('--rate-seconds', type=float, default=4.0,
                         help='seconds of input per keep_latest rate (default: 4)')
+    parser.add_argument('--cameras', type=int, default=3,
+                        help='multicamera: most cameras measured (default: 3)')
+    parser.add_argument('--camera-seconds', type=float, default=20.0,
+                        help='multicamera: seconds of frames per measurement (default: 20)')
+    parser.add_argument('--gpu-batch-sizes', default='4,8', metavar='N,N',
+                        help='gpu: cameras batched per model run for the throughput figure '
+                             '(default: 4,8; needs models exported with --dynamic-batch)')
+    parser.add_argument('--gpu-cache-dir', default='',
+                        help='gpu: TensorRT engine and timing cache folder (default: none)')
+    # Runs the PyTorch half of the gpu section on the CPU (its tests); never a GPU figure.
+    parser.add_argument('--gpu-allow-cpu', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--json', metavar='PATH', help='write the result as JSON')
     parser.add_argument('--table', metavar='JSON',
                         help='print the Markdown performance tables of a result file and exit')
@@ -115,11 +137,15 @@ def run(args):
         print(report.render_markdown(result))
         return 0
     sections = _sections(args)
-    result = benchmark(args, sections)
-    print(report.render_markdown(result))
-    notes = report.render_notes(result)
-    if notes:
-        print('\n' + notes)
+    if sections[0] in STANDALONE_SECTIONS:
+        result, text = _standalone(sections[0], args)
+        print(text)
+    else:
+        result = benchmark(args, sections)
+        print(report.render_markdown(result))
+        notes = report.render_notes(result)
+        if notes:
+            print('\n' + notes)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w', encoding='utf-8') as f:
@@ -140,11 +166,52 @@ def _sections(args):
         sections = [s for s in sections if s not in ROS_SECTIONS]
     if args.no_baseline:
         sections = [s for s in sections if s != 'baseline']
-    if (args.int8_detector_model or args.int8_depth_model) and 'int8' not in sections:
+    if (args.int8_detector_model or args.int8_depth_model) and 'int8' not in sections \
+            and 'gpu' not in sections:  # the gpu section runs them on TensorRT itself
         sections.append('int8')
     if args.iterations < 1 or args.warmup < 0 or args.ros_iterations < 1:
         raise CliError('--iterations and --ros-iterations must be >= 1, --warmup >= 0')
+    standalone = [s for s in sections if s in STANDALONE_SECTIONS]
+    if standalone and len(sections) > 1:
+        raise CliError(f'the {standalone[0]} section runs alone: --sections {standalone[0]}')
+    if not sections:
+        raise CliError('no section to run')
     return sections
+
+
+def _standalone(section, args):
+    """Run a section that runs alone; returns (result dict, Markdown text)."""
+    import tempfile
+
+    from depthdet_ros.bench import system
+    from depthdet_ros.cli import CliError
+
+    if section == 'gpu':
+        from depthdet_ros.bench import gpu
+        return gpu.run(args, _progress('gpu'))
+    from depthdet_ros.bench import multicamera
+
+    if args.cameras < 1 or args.camera_seconds <= 0:
+        raise CliError('--cameras must be >= 1 and --camera-seconds > 0')
+    values = _node_values(args)
+    width, height = _frame_size(args.size)
+    environment = system.environment()
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            record = multicamera.run(values, args.cameras, args.camera_seconds, width, height,
+                                     workdir, lambda text: print(f'  {text}', file=sys.stderr))
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+    argv = _argv_of(args, ('cameras', 'camera_seconds'))
+    result = {'command': 'depthdet bench ' + ' '.join(argv),
+              'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'environment': environment,
+              'models': {k: values[f'{k}_model'] for k in ('detector', 'depth')},
+              'frame_size': f'{width}x{height}', 'multicamera': record}
+    text = (f'Models: {os.path.basename(values["detector_model"])} + '
+            f'{os.path.basename(values["depth_model"])}, {width}x{height} frames, '
+            f'{environment["usable_cores"]} usable cores, {environment["cpu"]}.\n\n'
+            + multicamera.render_markdown(record))
+    return result, text
 
 
 def _frame_size(text):
@@ -327,15 +394,15 @@ def _fps(samples_ms):
     return round(1e3 * len(samples_ms) / sum(samples_ms), 2)
 
 
-def _argv_of(args):
-    """Spell out the command line's options with every value used."""
+def _argv_of(args, extra=()):
+    """Spell out the command line's options with every value used (and `extra` ones)."""
     parts = []
     for name in ('detector_model', 'depth_model', 'joint_model', 'int8_detector_model',
                  'int8_depth_model',
                  'size', 'encoding', 'iterations', 'warmup',
                  'baseline_iterations', 'ros_iterations', 'threads', 'providers',
                  'score_threshold', 'max_detections', 'sections', 'input_reliability',
-                 'rate_seconds', 'params_file', 'json'):
+                 'rate_seconds', 'params_file', 'json') + tuple(extra):
         value = getattr(args, name)
         if value not in (None, ''):
             parts.append(f'--{name.replace("_", "-")} {value}')

@@ -40,6 +40,10 @@ class Samples:
         for name, value in values.items():
             self._series[name].append(value)
 
+    def names(self):
+        """Return the series names, in the order they were first added."""
+        return list(self._series)
+
     def values(self, name):
         """Return the samples of `name` (empty when none)."""
         return list(self._series.get(name, ()))

@@ -20,6 +20,21 @@ def peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def process_memory_mb(pid):
+    """Resident (rss) and proportional (pss) memory of a running process in MB, from /proc.
+
+    PSS splits each shared page between the processes mapping it, so the PSS of several
+    processes adds up to what they hold together.
+    """
+    fields = {}
+    with open(f'/proc/{pid}/smaps_rollup', encoding='utf-8') as f:
+        for line in f:
+            name, _, rest = line.partition(':')
+            if name in ('Rss', 'Pss'):
+                fields[name.lower()] = round(int(rest.split()[0]) / 1024, 1)
+    return fields
+
+
 def gpu_memory_mb(pids):
     """GPU memory used by `pids` per nvidia-smi, in MB; None when it cannot be read."""
     try:
@@ -34,6 +49,17 @@ def gpu_memory_mb(pids):
         if pid.strip().isdigit() and int(pid) in pids:
             used[int(pid)] = float(memory)
     return used
+
+
+def gpu_memory_used_mb():
+    """Memory in use on the first NVIDIA GPU per nvidia-smi, in MB; None when unreadable."""
+    try:
+        out = subprocess.run(['nvidia-smi', '--query-gpu=memory.used',
+                              '--format=csv,noheader,nounits'],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return float(out.strip().splitlines()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def gpu_name():

@@ -151,6 +151,11 @@ class DepthEstimator:
         self._views = {}
         self._binding = device_binding(model, self._blob, options)
 
+    @property
+    def input_buffer(self):
+        """The [1, 3, H, W] network input that preprocess() fills (reused every frame)."""
+        return self._blob
+
     def _run(self):
         if self._binding is not None:
             self._binding.run()

@@ -228,6 +228,11 @@ class Detector:
                 f'{os.path.basename(path)} predicts {num_classes} classes but '
                 f'{len(self.class_names)} class names were given')
 
+    @property
+    def input_buffer(self):
+        """The [1, 3, H, W] network input that preprocess() fills (reused every frame)."""
+        return self._blob
+
     def _run(self):
         if self._binding is not None:
             self._binding.run()

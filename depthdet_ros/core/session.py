@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 PROVIDER_CHOICES = ('auto', 'tensorrt', 'cuda', 'cpu')
+GPU_PROVIDERS = ('tensorrt', 'cuda')
 _ORT_NAMES = {
     'tensorrt': 'TensorrtExecutionProvider',
     'cuda': 'CUDAExecutionProvider',
@@ -75,6 +76,22 @@ def _nvidia_driver_present():
         return True
     except OSError:
         return False
+
+
+def gpu_provider_status():
+    """Return (GPU providers onnxruntime offers here, why none when the list is empty).
+
+    Offered is not started: a provider whose libraries (cuDNN, TensorRT) are missing
+    fails at session creation, which create_session reports.
+    """
+    available = ort.get_available_providers()
+    offered = [name for name in GPU_PROVIDERS if _ORT_NAMES[name] in available]
+    if not offered:
+        return [], (f'onnxruntime {ort.__version__} is a CPU-only build (providers: '
+                    f'{", ".join(available)}); install onnxruntime-gpu')
+    if not _nvidia_driver_present():
+        return [], 'no NVIDIA driver (libcuda.so.1 does not load)'
+    return offered, ''
 
 
 def _provider_chain(choice, options):
@@ -257,9 +274,6 @@ def open_image_model(path, options, kind, other_task, input_size=None, default_s
         size = default_size
     return ImageModel(session, provider, meta, inputs[0].name, int(size[0]), int(size[1]),
                       _FLOAT_TYPES[inputs[0].type], path, kind)
-
-
-GPU_PROVIDERS = ('tensorrt', 'cuda')
 
 
 class DeviceBinding:
