@@ -107,6 +107,9 @@ def add_parser(subparsers):
                         help='multicamera: most cameras measured (default: 3)')
     parser.add_argument('--camera-seconds', type=float, default=20.0,
                         help='multicamera: seconds of frames per measurement (default: 20)')
+    parser.add_argument('--camera-repeats', type=int, default=1,
+                        help='multicamera: runs of the whole sequence; figures are medians '
+                             '(default: 1)')
     parser.add_argument('--gpu-batch-sizes', default='4,8', metavar='N,N',
                         help='gpu: cameras batched per model run for the throughput figure '
                              '(default: 4,8; needs models exported with --dynamic-batch)')
@@ -191,18 +194,19 @@ def _standalone(section, args):
         return gpu.run(args, _progress('gpu'))
     from depthdet_ros.bench import multicamera
 
-    if args.cameras < 1 or args.camera_seconds <= 0:
-        raise CliError('--cameras must be >= 1 and --camera-seconds > 0')
+    if args.cameras < 1 or args.camera_seconds <= 0 or args.camera_repeats < 1:
+        raise CliError('--cameras and --camera-repeats must be >= 1, --camera-seconds > 0')
     values = _node_values(args)
     width, height = _frame_size(args.size)
     environment = system.environment()
     with tempfile.TemporaryDirectory() as workdir:
         try:
             record = multicamera.run(values, args.cameras, args.camera_seconds, width, height,
-                                     workdir, lambda text: print(f'  {text}', file=sys.stderr))
+                                     workdir, args.camera_repeats,
+                                     lambda text: print(f'  {text}', file=sys.stderr))
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
-    argv = _argv_of(args, ('cameras', 'camera_seconds'))
+    argv = _argv_of(args, ('cameras', 'camera_seconds', 'camera_repeats'))
     result = {'command': 'depthdet bench ' + ' '.join(argv),
               'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'environment': environment,
               'models': {k: values[f'{k}_model'] for k in ('detector', 'depth')},

@@ -107,27 +107,48 @@ def measure(values, processes, cameras_each, seconds, width, height, workdir):
     }
 
 
-def run(values, max_cameras, seconds, width, height, workdir, progress=None):
-    """Both modes for N = 1 .. max_cameras; returns {'processes': [...], 'shared': [...]}."""
+def run(values, max_cameras, seconds, width, height, workdir, repeats=1, progress=None):
+    """Both modes for N = 1 .. max_cameras; returns {'processes': [...], 'shared': [...]}.
+
+    The two modes alternate (N cameras one way, then the other) so that both meet about the
+    same load from other processes; with `repeats` the whole sequence runs that many times
+    and each figure is the median, the single runs kept under 'runs'.
+    """
+    import statistics
+
+    runs = {mode: [[] for _ in range(max_cameras)] for mode in MODES}
+    for repeat in range(repeats):
+        for n in range(1, max_cameras + 1):
+            for mode in MODES:
+                if progress is not None:
+                    progress(f'{mode}: {n} camera(s), run {repeat + 1}/{repeats}')
+                processes, each = (n, 1) if mode == 'processes' else (1, n)
+                runs[mode][n - 1].append(measure(values, processes, each, seconds, width,
+                                                 height, workdir))
     out = {}
     for mode in MODES:
         records = []
-        for n in range(1, max_cameras + 1):
-            if progress is not None:
-                progress(f'{mode}: {n} camera(s)')
-            processes, each = (n, 1) if mode == 'processes' else (1, n)
-            records.append(measure(values, processes, each, seconds, width, height, workdir))
+        for measured in runs[mode]:
+            record = dict(measured[0])
+            for key in ('frames_per_s_total', 'frames_per_s_per_camera', 'pss_mb_total'):
+                record[key] = round(statistics.median(r[key] for r in measured), 2)
+            record['load_average'] = [min(r['load_average'][0] for r in measured),
+                                      max(r['load_average'][1] for r in measured)]
+            record['runs'] = measured
+            records.append(record)
         for previous, record in zip(records, records[1:]):
             record['pss_mb_added_by_this_camera'] = round(
                 record['pss_mb_total'] - previous['pss_mb_total'], 1)
         out[mode] = records
+    out['repeats'] = repeats
     return out
 
 
 def render_markdown(result):
-    """Markdown table of a `multicamera` record."""
+    """Return the Markdown table of a `multicamera` record."""
     lines = ['| Cameras | How | frames/s, all cameras | frames/s per camera | PSS MB total '
-             '(RSS per process) | PSS added by this camera | load average (start, end) |',
+             '(RSS per process) | PSS added by this camera | load average (1 min, lowest .. '
+             'highest) |',
              '|---:|---|---:|---:|---:|---:|---|']
     how = {'processes': 'one process per camera', 'shared': 'one process, shared sessions'}
     for mode in MODES:
@@ -138,7 +159,7 @@ def render_markdown(result):
                 f'| {record["cameras"]} | {how[mode]} | {record["frames_per_s_total"]:.1f} | '
                 f'{record["frames_per_s_per_camera"]:.1f} | {record["pss_mb_total"]:.0f} '
                 f'({rss}) | {"" if added is None else f"{added:+.0f}"} | '
-                f'{record["load_average"][0]}, {record["load_average"][1]} |')
+                f'{record["load_average"][0]} .. {record["load_average"][1]} |')
     return '\n'.join(lines)
 
 

@@ -1,0 +1,41 @@
+"""`depthdet bench --sections multicamera`: both ways of serving cameras, memory from /proc.
+
+A short real run with the bundled models: one worker process per camera, and one worker
+serving both cameras through one set of sessions. No timed assertion: the figures are
+only checked to exist and to add up.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from depthdet_ros.bench import system
+
+
+def test_process_memory_reads_rss_and_pss():
+    memory = system.process_memory_mb(os.getpid())
+    assert set(memory) == {'rss', 'pss'}
+    assert 0 < memory['pss'] <= memory['rss']
+
+
+def test_two_cameras_both_ways(tmp_path):
+    out = tmp_path / 'multicamera.json'
+    result = subprocess.run(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'bench', '--sections', 'multicamera',
+         '--cameras', '2', '--camera-seconds', '1', '--json', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(out.read_text())['multicamera']
+    assert record['repeats'] == 1
+    for mode, processes in (('processes', [1, 2]), ('shared', [1, 1])):
+        rows = record[mode]
+        assert [r['cameras'] for r in rows] == [1, 2]
+        assert [len(r['pss_mb_per_process']) for r in rows] == processes
+        for row in rows:
+            assert row['frames_per_s_total'] > 0
+            assert row['pss_mb_total'] == round(sum(row['pss_mb_per_process']), 1)
+            assert all(0 < p <= r for p, r in zip(row['pss_mb_per_process'],
+                                                  row['rss_mb_per_process']))
+        assert rows[1]['pss_mb_added_by_this_camera'] == round(
+            rows[1]['pss_mb_total'] - rows[0]['pss_mb_total'], 1)
+    assert '| 2 | one process, shared sessions |' in result.stdout
