@@ -130,3 +130,23 @@ def test_every_code_path_on_the_cpu(tiny_models, tmp_path):
                and b['frames_per_s'] > 0 for b in batched.values())
     assert [t['met'] for t in record['targets']] == [False, False]
     assert 'n/a (CPU test)' in result.stdout and record['torch']['device'] == 'cpu'
+
+
+def test_variants_on_a_machine_with_both_gpu_providers():
+    """What a GPU machine with onnxruntime-gpu (and PyTorch for the stream) measures."""
+    offered = ['tensorrt', 'cuda']
+    variants = {v.name: v for v in gpu.onnxruntime_variants(offered, True, '/c', stream=5)}
+    assert list(variants) == ['cpu', 'cuda_fp32', 'cuda_fp32_plain_run',
+                              'cuda_fp32_one_stream', 'tensorrt_fp16', 'tensorrt_int8']
+    assert variants['cpu'].options == SessionOptions(providers='cpu')
+    assert variants['cuda_fp32'].options == SessionOptions(providers='cuda')
+    assert variants['cuda_fp32_plain_run'].options.io_binding is False
+    assert variants['cuda_fp32_one_stream'].options == SessionOptions(providers='cuda',
+                                                                      cuda_stream=5)
+    assert variants['tensorrt_fp16'].options == SessionOptions(
+        providers='tensorrt', trt_fp16=True, trt_cache_dir='/c')
+    assert variants['tensorrt_int8'].options == SessionOptions(
+        providers='tensorrt', trt_fp16=True, trt_int8=True, trt_cache_dir='/c')
+    assert variants['tensorrt_int8'].int8 and not variants['tensorrt_fp16'].int8
+    only_cuda = [v.name for v in gpu.onnxruntime_variants(['cuda'], True, '')]
+    assert only_cuda == ['cpu', 'cuda_fp32', 'cuda_fp32_plain_run']

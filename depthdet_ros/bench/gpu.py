@@ -7,6 +7,8 @@ interleaved frame by frame:
   cpu                  the CPU provider, the reference for the ratios (fewer frames);
   cuda_fp32            CUDA provider, inputs and outputs bound on the device;
   cuda_fp32_plain_run  the same without I/O binding (what binding saves);
+  cuda_fp32_one_stream the same with both models on one CUDA stream (needs PyTorch with
+                       CUDA to create the stream: onnxruntime's Python API cannot);
   tensorrt_fp16        TensorRT with FP16 engines (engine and timing cache in
                        --gpu-cache-dir);
   tensorrt_int8        with --int8-detector-model/--int8-depth-model: the QDQ models on
@@ -85,11 +87,12 @@ def _torch_cuda():
     return False, f'PyTorch {torch.__version__} sees no CUDA device'
 
 
-def onnxruntime_variants(offered, int8, cache_dir, stand_in=False):
+def onnxruntime_variants(offered, int8, cache_dir, stand_in=False, stream=0):
     """Return the onnxruntime variants to measure (see the module docstring).
 
     `stand_in` runs every one on the CPU provider (binding as the GPU variant would),
-    so a test exercises the code without a GPU.
+    so a test exercises the code without a GPU. `stream`, a cudaStream_t as an integer,
+    adds a variant with both models on that one stream.
     """
     from depthdet_ros.core.session import SessionOptions
 
@@ -106,6 +109,9 @@ def onnxruntime_variants(offered, int8, cache_dir, stand_in=False):
             Variant('cuda_fp32', 'CUDA FP32, I/O binding', 'cuda', options('cuda')),
             Variant('cuda_fp32_plain_run', 'CUDA FP32, plain run()', 'cuda',
                     options('cuda', io_binding=False))]
+        if stream:
+            variants.append(Variant('cuda_fp32_one_stream', 'CUDA FP32, both on one stream',
+                                    'cuda', options('cuda', cuda_stream=stream)))
     if 'tensorrt' in offered or stand_in:
         variants.append(Variant('tensorrt_fp16', 'TensorRT FP16', 'tensorrt', options(
             'tensorrt', trt_fp16=True, trt_cache_dir=cache_dir)))
@@ -314,8 +320,10 @@ def run(args, progress=None):
                        progress)
     try:
         if backend in ('onnxruntime', 'cpu-test'):
+            stream = session.shared_stream() if backend == 'onnxruntime' else 0
             session.onnxruntime(onnxruntime_variants(
-                offered, bool(int8), args.gpu_cache_dir, stand_in=backend == 'cpu-test'), int8)
+                offered, bool(int8), args.gpu_cache_dir, stand_in=backend == 'cpu-test',
+                stream=stream), int8)
         else:
             session.onnxruntime(onnxruntime_variants([], False, ''), {})
             if int8:
@@ -345,6 +353,23 @@ class _Session:
         self.batched = []      # (variant, factory(batch) -> BatchedPipeline or None)
         self.pipelines = []
         self.reference = None  # the CPU pipeline: pre/post-processing of the torch variants
+        self._stream = None    # the CUDA stream of the one-stream variant, kept alive
+
+    def shared_stream(self):
+        """Return a CUDA stream both models can share, as an integer; 0 when none.
+
+        onnxruntime's Python API takes a stream (user_compute_stream) but cannot make one;
+        PyTorch, where it is installed with CUDA, can. The stream lives as long as this.
+        """
+        ok, detail = _torch_cuda()
+        if not ok:
+            self.result['not_measured'].append(
+                f'both models on one CUDA stream: onnxruntime cannot create a stream and '
+                f'no library here can ({detail})')
+            return 0
+        import torch
+        self._stream = torch.cuda.Stream()
+        return int(self._stream.cuda_stream)
 
     def _say(self, text):
         if self.progress is not None:
@@ -354,14 +379,21 @@ class _Session:
         self.result['variants'][variant.name] = dict(label=variant.label, **fields)
 
     def onnxruntime(self, variants, int8):
-        """Build each onnxruntime variant; skip one that fell back to another provider."""
+        """Build each onnxruntime variant; skip one that fails or falls back to another."""
         from depthdet_ros.bench.inprocess import process_frame
+        from depthdet_ros.core.session import ModelLoadError
 
         for variant in variants:
             self._say(f'building {variant.label}')
             before = _gpu_memory_mb()
             t0 = time.perf_counter()
-            pipeline = _build(self.values, variant.options, int8 if variant.int8 else None)
+            try:
+                pipeline = _build(self.values, variant.options, int8 if variant.int8 else None)
+            except ModelLoadError as exc:
+                if variant.name == 'cpu':
+                    raise
+                self.result['not_measured'].append(f'{variant.label}: {exc}')
+                continue
             load_s = time.perf_counter() - t0
             self.pipelines.append(pipeline)
             if variant.name == 'cpu':
@@ -527,7 +559,8 @@ def ratios(variants):
         if name != 'cpu':
             out[f'cpu_over_{name}'] = ratio(p50('cpu'), p50(name))
     for slower, faster in (('cuda_fp32', 'tensorrt_fp16'), ('tensorrt_fp16', 'tensorrt_int8'),
-                           ('cuda_fp32_plain_run', 'cuda_fp32'), ('torch_fp32', 'torch_fp16')):
+                           ('cuda_fp32_plain_run', 'cuda_fp32'),
+                           ('cuda_fp32', 'cuda_fp32_one_stream'), ('torch_fp32', 'torch_fp16')):
         if p50(slower) is not None and p50(faster) is not None:
             out[f'{slower}_over_{faster}'] = ratio(p50(slower), p50(faster))
     return out
