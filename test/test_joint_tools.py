@@ -193,8 +193,10 @@ def test_bench_compares_the_pair_with_the_joint_model(random_joint, tmp_path, ca
     assert joint['models']['joint'] == random_joint
     assert joint['inputs'] == {'detector': '320x320', 'depth': '320x256', 'joint': '64x64'}
     for series in ('end_to_end_pair', 'end_to_end_joint', 'detector_alone', 'depth_alone',
-                   'joint_alone'):
+                   'joint_alone', 'cpu_pair', 'cpu_joint'):
         assert joint['stages_ms'][series]['n'] == 2
+    assert joint['speedup_cpu_time'] == pytest.approx(
+        joint['stages_ms']['cpu_pair']['p50'] / joint['stages_ms']['cpu_joint']['p50'], abs=1e-3)
     assert joint['speedup_end_to_end'] == pytest.approx(
         joint['stages_ms']['end_to_end_pair']['p50']
         / joint['stages_ms']['end_to_end_joint']['p50'], abs=1e-3)

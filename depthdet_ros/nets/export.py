@@ -151,14 +151,14 @@ def export_joint(model, path: str, names: Sequence[str],
     export_depth records it. The input is the detector's ([0, 1] RGB, letterboxed).
     Raises ExportVerificationError when onnxruntime disagrees with PyTorch.
     """
-    from depthdet_ros.nets.joint import DEPTH_STRIDE, PROTO_STRIDE
+    from depthdet_ros.nets.joint import PROTO_STRIDE
 
     props = _detector_props(model, names, metadata.TASK_JOINT, arch, input_size)
     props.update({
         metadata.ARCH_KWARGS: json.dumps(arch_kwargs or {}),
         metadata.MASK_PROTOTYPES: str(int(model.num_masks)),
         metadata.PROTO_STRIDE: str(PROTO_STRIDE),
-        metadata.DEPTH_STRIDE: str(DEPTH_STRIDE),
+        metadata.DEPTH_STRIDE: str(int(model.depth_stride)),
         metadata.DEPTH_UNITS: 'metres',
     })
     if canonical_focal is not None:

@@ -10,11 +10,17 @@ A YOLOv5 backbone and PAN neck (nets.yolov5, the same layers and indices) feed t
 - metric depth: seed 003's hybrid CNN decoder (nets.hybrid up-projection blocks) from the
   backbone's deepest (SPPF) features, with U-Net lateral connections from the backbone's
   stride 16, 8, 4 and 2 stages; metres (of the canonical camera, see core.depth) at half
-  the input resolution.
+  the input resolution (`depth_stride` 4: three up-projections, no stride-2 skip, a
+  quarter of the resolution; the runtime reads the grid from the output).
+
+Speed options (builder keywords, recorded as `depthdet_arch_kwargs`): `decoder_width`
+scales the decoder's channels (at least 16 per stage), `proto_width` the prototype
+module's hidden channels, `depth_stride` 4 drops the decoder's last (largest) stage.
 
 Input: [B, 3, H, W] RGB in [0, 1], letterboxed like the detector's (H, W multiples of 32).
 Eval output: (rows [B, 3 * sum(ny * nx), 5 + C + k], prototypes [B, k, H/4, W/4],
-depth [B, 1, H/2, W/2]). Training output: (raw per-level maps [B, 3, ny, nx, 5 + C + k],
+depth [B, 1, H/s, W/s], s = depth_stride).
+Training output: (raw per-level maps [B, 3, ny, nx, 5 + C + k],
 prototypes, depth).
 """
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from depthdet_ros.nets.yolov5 import Conv, DEFAULT_ANCHORS, Detect, make_divisib
 DEFAULT_NUM_MASKS = 32
 PROTO_STRIDE = 4
 DEPTH_STRIDE = 2
+DEPTH_STRIDES = (2, 4)
 
 
 class MaskDetect(Detect):
@@ -58,22 +65,26 @@ class Proto(nn.Module):
 
 
 class DepthDecoder(nn.Module):
-    """Seed 003's decoder over a YOLOv5 backbone: bridge, four up-projections, U-Net skips.
+    """Seed 003's decoder over a YOLOv5 backbone: bridge, up-projections, U-Net skips.
 
     `skip_channels` are the backbone's channels at strides 2, 4, 8, 16, 32 (deepest last).
+    Four up-projections give depth at stride 2, three (`output_stride` 4) at stride 4.
     """
 
     def __init__(self, skip_channels, decoder_width: float = 1.0, dropout: float = 0.0,
-                 init_std: float = 1e-3):
+                 init_std: float = 1e-3, output_stride: int = DEPTH_STRIDE):
         super().__init__()
+        if output_stride not in DEPTH_STRIDES:
+            raise ValueError(f'depth_stride must be one of {DEPTH_STRIDES}, got {output_stride}')
+        stages = 5 - output_stride.bit_length() + 1  # stride 2: 4 stages, stride 4: 3
         widths = decoder_widths(skip_channels[4], decoder_width)
         self.bridge = nn.Conv2d(skip_channels[4], widths[0], 1)
         self.bridge_bn = nn.BatchNorm2d(widths[0])
-        self.up = nn.ModuleList(UpProjection(widths[i], widths[i + 1]) for i in range(4))
+        self.up = nn.ModuleList(UpProjection(widths[i], widths[i + 1]) for i in range(stages))
         self.fuse = nn.ModuleList(SkipFusion(skip_channels[3 - i], widths[i + 1], widths[i + 1])
-                                  for i in range(4))
+                                  for i in range(stages))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Conv2d(widths[4], 1, 3, padding=1)
+        self.head = nn.Conv2d(widths[stages], 1, 3, padding=1)
         # The authors' decoder initialisation (nets.hybrid): small weights, zero biases.
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -81,10 +92,10 @@ class DepthDecoder(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, skips) -> torch.Tensor:
-        """Backbone features at strides 2..32 -> [B, 1, H/2, W/2] metres (ReLU)."""
+        """Backbone features at strides 2..32 -> [B, 1, H/s, W/s] metres (ReLU)."""
         x = self.bridge_bn(self.bridge(skips[4]))
-        for stage in range(4):
-            x = self.fuse[stage](skips[3 - stage], self.up[stage](x))
+        for stage, (up, fuse) in enumerate(zip(self.up, self.fuse)):
+            x = fuse(skips[3 - stage], up(x))
         return F.relu(self.head(self.dropout(x)))
 
 
@@ -97,6 +108,8 @@ class JointConfig:
     width_multiple: float = 0.25
     num_masks: int = DEFAULT_NUM_MASKS
     decoder_width: float = 1.0
+    proto_width: float = 1.0     # prototype module's hidden channels, x P3's
+    depth_stride: int = DEPTH_STRIDE
     anchors: tuple = DEFAULT_ANCHORS
     name: str = 'joint_yolov5n'
 
@@ -117,14 +130,21 @@ class JointNet(YoloV5):
         neck = (ch(256), ch(512), ch(1024))
         self.model[24] = MaskDetect(config.num_classes, config.num_masks, config.anchors, neck)
         self.detect.initialize_biases()
-        self.proto = Proto(neck[0], neck[0], config.num_masks)
+        self.proto = Proto(neck[0], make_divisible(neck[0] * config.proto_width, 8),
+                           config.num_masks)
         self.depth_decoder = DepthDecoder((ch(64), ch(128), ch(256), ch(512), ch(1024)),
-                                          config.decoder_width)
+                                          config.decoder_width,
+                                          output_stride=config.depth_stride)
 
     @property
     def num_masks(self) -> int:
         """Number of prototype masks k."""
         return self.joint_config.num_masks
+
+    @property
+    def depth_stride(self) -> int:
+        """Input pixels per depth output cell (2 or 4)."""
+        return self.joint_config.depth_stride
 
     def forward(self, images: torch.Tensor):
         """Images [B, 3, H, W] in [0, 1] -> (detections, prototypes, depth); see module doc."""
@@ -151,6 +171,7 @@ JOINT_ARCHS = tuple(f'joint_yolov5{variant}' for variant in VARIANTS)
 def build_joint(arch: str = 'joint_yolov5n', num_classes: int = 80,
                 depth_multiple: Optional[float] = None, width_multiple: Optional[float] = None,
                 num_masks: int = DEFAULT_NUM_MASKS, decoder_width: float = 1.0,
+                proto_width: float = 1.0, depth_stride: int = DEPTH_STRIDE,
                 anchors=DEFAULT_ANCHORS) -> JointNet:
     """Build 'joint_yolov5n' / 's' / 'm'; multiples override the variant's (name records it)."""
     if arch not in JOINT_ARCHS:
@@ -163,6 +184,9 @@ def build_joint(arch: str = 'joint_yolov5n', num_classes: int = 80,
         name = f'{name}-d{depth:g}-w{width:g}'
     if num_masks < 1:
         raise ValueError(f'num_masks must be >= 1, got {num_masks}')
+    if not proto_width > 0:
+        raise ValueError(f'proto_width must be > 0, got {proto_width}')
     return JointNet(JointConfig(num_classes=num_classes, depth_multiple=depth,
                                 width_multiple=width, num_masks=int(num_masks),
-                                decoder_width=decoder_width, anchors=anchors, name=name))
+                                decoder_width=decoder_width, proto_width=proto_width,
+                                depth_stride=int(depth_stride), anchors=anchors, name=name))
