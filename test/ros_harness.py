@@ -72,15 +72,17 @@ class NodeProcess:
 class Probe(Node):
     """Publishes camera input and records every output of depthdet_node."""
 
-    def __init__(self, topics, input_qos=qos_profile_sensor_data):
-        super().__init__('depthdet_probe')
+    def __init__(self, topics, input_qos=qos_profile_sensor_data, namespace=''):
+        # A namespace of its own keeps a test's topics apart from any other node left
+        # in the domain (its relative names resolve inside it, as the node's do).
+        super().__init__('depthdet_probe', namespace=namespace)
         self.image_pub = self.create_publisher(Image, 'image', input_qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera_info', input_qos)
         self.received = {name: [] for name in topics}
         for name, msg_type in topics.items():
             self.create_subscription(msg_type, name,
                                      lambda m, n=name: self.received[n].append(m), 10)
-        self.param_client = self.create_client(SetParameters, '/depthdet_node/set_parameters')
+        self.param_client = self.create_client(SetParameters, 'depthdet_node/set_parameters')
 
     def send(self, rgb, camera, stamp=(123, 456000000), frame_id='cam_optical', image=None):
         """Publish camera_info and an rgb8 image with the given stamp and frame."""
