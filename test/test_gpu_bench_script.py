@@ -130,6 +130,9 @@ def test_every_code_path_on_the_cpu(tiny_models, tmp_path):
                and b['frames_per_s'] > 0 for b in batched.values())
     assert [t['met'] for t in record['targets']] == [False, False]
     assert 'n/a (CPU test)' in result.stdout and record['torch']['device'] == 'cpu'
+    table = subprocess.run(DEPTHDET + ['bench', '--table', str(out)], capture_output=True,
+                           text=True, timeout=120)
+    assert table.returncode == 0 and table.stdout.startswith('TEST RUN ON THE CPU')
 
 
 def test_variants_on_a_machine_with_both_gpu_providers():

@@ -39,3 +39,7 @@ def test_two_cameras_both_ways(tmp_path):
         assert rows[1]['pss_mb_added_by_this_camera'] == round(
             rows[1]['pss_mb_total'] - rows[0]['pss_mb_total'], 1)
     assert '| 2 | one process, shared sessions |' in result.stdout
+    table = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'bench', '--table',
+                            str(out)], capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[-1].startswith('| 2 | one process, shared sessions |')

@@ -135,9 +135,17 @@ def run(args):
                 result = json.load(f)
         except (OSError, ValueError) as exc:
             raise CliError(f'cannot read {args.table}: {exc}') from None
-        if result.get('schema') != report.SCHEMA:
+        section = result.get('section')
+        if section == 'gpu':
+            from depthdet_ros.bench import gpu
+            print(gpu.render_markdown(result))
+        elif section == 'multicamera':
+            from depthdet_ros.bench import multicamera
+            print(multicamera.render_markdown(result['multicamera']))
+        elif result.get('schema') != report.SCHEMA:
             raise CliError(f'{args.table} is not a `depthdet bench --json` result')
-        print(report.render_markdown(result))
+        else:
+            print(report.render_markdown(result))
         return 0
     sections = _sections(args)
     if sections[0] in STANDALONE_SECTIONS:
@@ -207,7 +215,7 @@ def _standalone(section, args):
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
     argv = _argv_of(args, ('cameras', 'camera_seconds', 'camera_repeats'))
-    result = {'command': 'depthdet bench ' + ' '.join(argv),
+    result = {'section': 'multicamera', 'command': 'depthdet bench ' + ' '.join(argv),
               'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'environment': environment,
               'models': {k: values[f'{k}_model'] for k in ('detector', 'depth')},
               'frame_size': f'{width}x{height}', 'multicamera': record}

@@ -302,6 +302,7 @@ def run(args, progress=None):
     int8 = {kind: os.path.abspath(getattr(args, f'int8_{kind}_model'))
             for kind in ('detector', 'depth') if getattr(args, f'int8_{kind}_model')}
     result = {
+        'section': 'gpu',
         'command': 'depthdet bench ' + ' '.join(cli._argv_of(
             args, ('gpu_batch_sizes', 'gpu_cache_dir'))),
         'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
