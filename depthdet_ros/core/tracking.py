@@ -216,42 +216,47 @@ def _box_units(state):
 class _Measurements:
     """One frame's detections as arrays: boxes, 3D or depth-only measurements."""
 
-    def __init__(self, objects: Sequence[ObjectEstimate], config: TrackerConfig):
+    def __init__(self, objects: Sequence[ObjectEstimate], config: TrackerConfig,
+                 class_codes: Dict[str, int]):
         n = len(objects)
-        # One pass over the objects: class, box edges, depth, whether 3D is given.
-        rows = [(o.detection.class_name, o.detection.box.x1, o.detection.box.y1,
-                 o.detection.box.x2, o.detection.box.y2, o.depth.depth,
-                 o.position is not None and o.covariance is not None) for o in objects]
-        self.classes = np.array([r[0] for r in rows], dtype=object)
-        numbers = np.array([r[1:] for r in rows], dtype=np.float64).reshape(n, 6)
-        self.boxes = _box_vectors(numbers[:, :4])
-        depth = numbers[:, 4]
+        # One pass over the objects (classes as integer codes: cheaper to compare).
+        rows, covariances = [], []
+        for o in objects:
+            box, position, size = o.detection.box, o.position, o.size
+            located = position is not None and o.covariance is not None
+            if located:
+                covariances.append(o.covariance)
+            rows.append((class_codes.setdefault(o.detection.class_name, len(class_codes)),
+                         box.x1, box.y1, box.x2, box.y2, o.depth.depth, o.depth.spread,
+                         located, *((position.x, position.y, position.z) if located
+                                    else (0.0, 0.0, 1.0)),
+                         *((size.x, size.y) if size else (0.0, 0.0))))
+        numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
+        self.classes = numbers[:, 0].astype(np.int64)
+        self.boxes = _box_vectors(numbers[:, 1:5])
+        depth = numbers[:, 5]
         ranged = np.isfinite(depth)
-        self.full = ranged & (numbers[:, 5] > 0)  # 3D position with covariance
+        self.full = ranged & (numbers[:, 7] > 0)  # 3D position with covariance
         self.depth_only = ranged & ~self.full  # depth without intrinsics
         self.z = np.zeros((n, 3))
         self.R = np.zeros((n, 3, 3))
         floor = config.depth_sigma_floor * depth
         full = np.flatnonzero(self.full)
         if len(full):
-            p = np.array([[objects[i].position.x, objects[i].position.y, objects[i].position.z]
-                          for i in full])
-            size = np.array([[objects[i].size.x, objects[i].size.y] if objects[i].size
-                             else [0.0, 0.0] for i in full])
+            p, size = numbers[full, 8:11], numbers[full, 11:13]
             ray = p / p[:, 2:3]
             self.z[full] = p
             # Published covariance, the depth-noise floor along the ray, and the box's
             # noise across it (box_noise of the object's metric width and height).
-            R = np.array([objects[i].covariance for i in full], dtype=np.float64) \
+            R = np.array(covariances, dtype=np.float64) \
                 + (floor[full] ** 2)[:, None, None] * ray[:, :, None] * ray[:, None, :]
             R[:, 0, 0] += (config.box_noise * size[:, 0]) ** 2
             R[:, 1, 1] += (config.box_noise * size[:, 1]) ** 2
             self.R[full] = R
         only = np.flatnonzero(self.depth_only)
         if len(only):
-            spread = np.array([objects[i].depth.spread for i in only])
             self.z[only, 2] = depth[only]
-            self.R[only, 2, 2] = np.nan_to_num(spread) ** 2 + floor[only] ** 2
+            self.R[only, 2, 2] = np.nan_to_num(numbers[only, 6]) ** 2 + floor[only] ** 2
         # A zero variance would make the filter trust one frame completely.
         self.R[ranged] += _EYE3 * 1e-8
 
@@ -272,8 +277,9 @@ class Tracker:
         """Forget every track (IDs continue from where they were)."""
         self._stamp: Optional[float] = None
         self._next_id = getattr(self, '_next_id', 1)
+        self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
-        self.classes = np.zeros(0, dtype=object)
+        self.classes = np.zeros(0, dtype=np.int64)  # class codes (_class_codes)
         self.hits = np.zeros(0, dtype=np.int64)
         self.hits_3d = np.zeros(0, dtype=np.int64)
         self.outliers = np.zeros(0, dtype=np.int64)  # consecutive depth outliers
@@ -314,7 +320,7 @@ class Tracker:
         self._stamp = stamp
         if dt > 0 and len(self):
             self._predict(dt)
-        meas = _Measurements(objects, self.config)
+        meas = _Measurements(objects, self.config, self._class_codes)
         track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
