@@ -62,7 +62,9 @@ def run(args):
 
     console = Console()
     env = ros_environment()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
+    # This process is the camera: it gets the node's DDS settings (large-data profile
+    # included), as a real camera driver should (README, Large images and QoS).
+    os.environ.update(env)
     log_file = tempfile.NamedTemporaryFile('w+', suffix='.log', delete=False)
     node = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
                              '--params-file', args.params_file or default_params_file(),
