@@ -28,7 +28,7 @@ def test_cuda_options_default():
 def test_cuda_options_with_a_shared_stream_and_a_memory_limit():
     options = SessionOptions(device_id=1, cuda_stream=140245, gpu_mem_limit_mb=512)
     assert provider_options('cuda', options) == {
-        'device_id': '1', 'has_user_compute_stream': '1', 'user_compute_stream': '140245',
+        'device_id': '1', 'user_compute_stream': '140245',
         'cudnn_conv_algo_search': 'EXHAUSTIVE', 'cudnn_conv_use_max_workspace': '1',
         'arena_extend_strategy': 'kSameAsRequested', 'do_copy_in_default_stream': '1',
         'gpu_mem_limit': '536870912'}
@@ -37,7 +37,7 @@ def test_cuda_options_with_a_shared_stream_and_a_memory_limit():
 def test_tensorrt_options_fp16_with_engine_and_timing_cache():
     options = SessionOptions(trt_fp16=True, trt_cache_dir='/tmp/engines', cuda_stream=77)
     assert provider_options('tensorrt', options) == {
-        'device_id': '0', 'has_user_compute_stream': '1', 'user_compute_stream': '77',
+        'device_id': '0', 'user_compute_stream': '77',
         'trt_fp16_enable': 'True', 'trt_int8_enable': 'False',
         'trt_engine_cache_enable': 'True', 'trt_engine_cache_path': '/tmp/engines',
         'trt_timing_cache_enable': 'True', 'trt_timing_cache_path': '/tmp/engines'}

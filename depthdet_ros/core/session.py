@@ -130,7 +130,8 @@ def provider_options(name, options):
         return {}
     opts = {'device_id': str(options.device_id)}
     if options.cuda_stream:
-        opts['has_user_compute_stream'] = '1'
+        # Setting the stream implies has_user_compute_stream (whose boolean spelling the
+        # two providers parse differently).
         opts['user_compute_stream'] = str(options.cuda_stream)
     if name == 'cuda':
         # Input shapes are fixed, so the exhaustive search runs once per shape at the
