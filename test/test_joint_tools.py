@@ -15,7 +15,8 @@ import pytest
 from depthdet_ros.cli import main
 from depthdet_ros.train.data import ArrayFrames
 from depthdet_ros.train.evaluate import evaluate_models
-from eval_bags import FrameSpec, object_behind_box, pinhole, write_eval_bag
+from eval_bags import _detections, CAMERA_INFO, DEPTH, GT_2D, GT_3D, IMAGE, \
+    object_behind_box, pinhole, stamp_of
 from test_core_joint import a_mask, IMAGE_H, IMAGE_W, joint_model, NAMES, prototypes, \
     red_depth, ROW_A, ROW_A_WEAK, ROW_B, two_tone_image
 
@@ -155,13 +156,46 @@ def test_run_with_the_joint_model(constant_joint, random_joint, tmp_path):
                  str(tmp_path / 'random')]) == 0
 
 
-def test_eval_with_the_joint_model(constant_joint, tmp_path):
+INSTANCES = '/ground_truth/instances'
+
+
+def write_chair_bag(path, frames=2):
+    """Write a bag of two-tone frames with the chair's GT boxes and its instance image."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image, header, \
+        make_typestore, rgb_image
+    store = make_typestore()
     camera = pinhole(IMAGE_W, IMAGE_H, 75.0)
     depth = np.full((IMAGE_H, IMAGE_W), R200, np.float32)
     depth[:, :42] = R50
-    frames = [FrameSpec(two_tone_image(), depth, [object_behind_box(
-        'chair', (30, 12, 60, 36), R50, 0.1, camera)]) for _ in range(2)]
-    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    chair = [object_behind_box('chair', (30, 12, 60, 36), R50, 0.1, camera, '1')]
+    ids = ChairFrame().ids.astype('<u2')
+    ids[ids > 0] = 1  # the GT Detection2D id
+    writer = Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    connections = {}
+    for i in range(frames):
+        stamp = stamp_of(i)
+        h = header(store, stamp, camera.frame_id)
+        instances = store.types['sensor_msgs/msg/Image'](
+            header=h, height=IMAGE_H, width=IMAGE_W, encoding='16UC1', is_bigendian=0,
+            step=IMAGE_W * 2, data=ids.view(np.uint8).reshape(-1))
+        for topic, msg in ((CAMERA_INFO, camera_info(store, h, camera)),
+                           (IMAGE, rgb_image(store, h, two_tone_image())),
+                           (DEPTH, depth_image(store, h, depth)),
+                           (GT_2D, _detections(store, h, chair, False)),
+                           (GT_3D, _detections(store, h, chair, True)), (INSTANCES, instances)):
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msg.__msgtype__,
+                                                           typestore=store)
+            writer.write(connections[topic], stamp, store.serialize_cdr(msg, msg.__msgtype__))
+    writer.close()
+    return str(path)
+
+
+def test_eval_with_the_joint_model(constant_joint, tmp_path):
+    bag = write_chair_bag(tmp_path / 'bag')
     params = tmp_path / 'params.yaml'
     params.write_text('/**:\n  ros__parameters:\n    providers: cpu\n    threads: 1\n')
     assert main(['eval', str(bag), '--params-file', str(params), '--joint-model',
@@ -171,13 +205,22 @@ def test_eval_with_the_joint_model(constant_joint, tmp_path):
         report = json.load(f)
     settings = report['settings']
     assert settings['joint_model'] == constant_joint and settings['detector_model'] is None
-    assert report['detection']['map50'] == 1.0
-    detected = report['objects']['detected']
-    # Same objects, same truth: the biases differ by what each strategy reads.
-    mask_bias = detected['mask']['overall']['bias_m']
-    box_bias = detected['box_median']['overall']['bias_m']
-    assert box_bias - mask_bias == pytest.approx(R200 - R50, abs=1e-4)
-    assert detected['mask']['overall']['count'] == 2
+    assert report['topics']['gt_instances'] == INSTANCES
+    detection = report['detection']
+    assert detection['map50'] == 1.0
+    # The GT mask is A's predicted mask plus 72 pixels: IoU 276 / 348 = 0.79, matched at
+    # 0.50 .. 0.75 in both frames.
+    assert detection['masks']['map50'] == 1.0 and detection['masks']['frames'] == 2
+    assert detection['masks']['map50_95'] == pytest.approx(0.6)
+    # Same objects, same truth: the biases differ by what each strategy reads; the GT
+    # boxes' `mask` reads the GT mask (276 of its 348 pixels on the chair's depth).
+    for source in ('detected', 'ground_truth'):
+        stats = report['objects'][source]
+        mask_bias = stats['mask']['overall']['bias_m']
+        assert stats['box_median']['overall']['bias_m'] - mask_bias == pytest.approx(
+            R200 - R50, abs=1e-4)
+        assert stats['mask']['overall']['count'] == 2
+    assert 'mask mAP@0.5 1.000' in (tmp_path / 'report' / 'report.md').read_text()
 
 
 def test_bench_compares_the_pair_with_the_joint_model(random_joint, tmp_path, capsys):

@@ -4,10 +4,12 @@ Any rosbag2 folder (MCAP or sqlite3) is read with rosbags, no ROS install needed
 
 Topics (`select_topics`): given ones must exist with a fitting type; missing ones are
 found by message type: camera images are Image/CompressedImage topics without 'depth'
-or 'debug' in their name (raw preferred over compressed), the depth topic is the Image
-topic with 'depth' in its name, camera_info the CameraInfo topic (the one beside the
-image when there are several), ground truth the Detection2DArray / Detection3DArray
-topics under a 'ground_truth' or 'gt' namespace.
+or 'debug' in their name, outside the ground-truth namespaces (raw preferred over
+compressed), the depth topic is the Image topic with 'depth' in its name, camera_info the
+CameraInfo topic (the one beside the image when there are several), ground truth the
+Detection2DArray / Detection3DArray topics under a 'ground_truth' or 'gt' namespace, and
+ground-truth instance masks the Image topic there with 'instance' in its name (16UC1 or
+mono16, 0 = background, else the id of the object's GT Detection2D).
 
 Frames (`read_frames`): two passes. The first deserialises every selected message to
 index header stamps (array fields are views, so images cost little) and keeps the small
@@ -15,8 +17,10 @@ ones (camera_info, GT); the second decodes images and depth maps frame by frame,
 memory holds a few frames, not the bag. Each image is one frame, in bag order. Its GT
 depth and GT detections are the messages whose header stamps are nearest to the
 image's within the tolerance; its camera_info is the nearest within the tolerance, else
-the latest one stamped before it (camera_info often comes at a lower rate). Messages
-that fail to deserialise or decode are reported as CorruptMessage and skipped.
+the latest one stamped before it (camera_info often comes at a lower rate). Instance
+images are read in the first pass and kept as one COCO RLE per instance (a few hundred
+bytes each), matched like the GT detections. Messages that fail to deserialise or decode
+are reported as CorruptMessage and skipped.
 """
 import math
 import time
@@ -53,10 +57,14 @@ class EvalTopics:
     depth: Optional[str] = None
     gt_detections: Optional[str] = None
     gt_detections_3d: Optional[str] = None
+    gt_instances: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Optional[str]]:
-        """Role -> topic."""
-        return dict(self.__dict__)
+        """Role -> topic; gt_instances only when the bag has one (reports before it)."""
+        roles = dict(self.__dict__)
+        if roles['gt_instances'] is None:
+            del roles['gt_instances']
+        return roles
 
 
 def open_reader(path):
@@ -95,9 +103,10 @@ def is_ground_truth_topic(topic: str) -> bool:
 
 
 def camera_image_topics(topic_types: Dict[str, str]) -> List[str]:
-    """Colour/mono camera topics: images not named depth or debug."""
+    """Colour/mono camera topics: images not named depth or debug, nor ground truth."""
     return sorted(t for t, m in topic_types.items() if m in (IMAGE, COMPRESSED_IMAGE)
-                  and not is_depth_topic(t) and 'debug' not in t.lower())
+                  and not is_depth_topic(t) and 'debug' not in t.lower()
+                  and not is_ground_truth_topic(t))
 
 
 def _pick_one(role, option, candidates, topic_types, required):
@@ -122,8 +131,8 @@ def _given(role, option, topic, types, topic_types):
 
 
 def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str = '',
-                  depth: str = '', gt_detections: str = '', gt_detections_3d: str = ''
-                  ) -> EvalTopics:
+                  depth: str = '', gt_detections: str = '', gt_detections_3d: str = '',
+                  gt_instances: str = '') -> EvalTopics:
     """Choose the evaluation topics (see the module doc); raises BagInputError."""
     if image:
         image = _given('image', '--image-topic', image, (IMAGE, COMPRESSED_IMAGE), topic_types)
@@ -159,9 +168,16 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
             found[msgtype] = _pick_one(role, option, sorted(
                 t for t, m in topic_types.items() if m == msgtype and is_ground_truth_topic(t)),
                 topic_types, False)
+    if gt_instances:
+        gt_instances = _given('ground-truth instance masks', '--gt-instances-topic',
+                              gt_instances, (IMAGE,), topic_types)
+    else:
+        gt_instances = _pick_one('ground-truth instance masks', '--gt-instances-topic', sorted(
+            t for t, m in topic_types.items() if m == IMAGE and is_ground_truth_topic(t)
+            and 'instance' in t.lower()), topic_types, False)
     return EvalTopics(image=image, camera_info=camera_info, depth=depth,
                       gt_detections=found[DETECTION_2D_ARRAY],
-                      gt_detections_3d=found[DETECTION_3D_ARRAY])
+                      gt_detections_3d=found[DETECTION_3D_ARRAY], gt_instances=gt_instances)
 
 
 # ---- decoding rosbags messages -------------------------------------------------------
@@ -178,6 +194,20 @@ def decode_depth(msg) -> np.ndarray:
     """Decode a rosbags depth Image to float32 metres, NaN where invalid (core.image)."""
     return image.decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                               bool(msg.is_bigendian))
+
+
+def instance_masks(msg) -> Dict[str, Dict]:
+    """Decode a 16UC1 / mono16 instance image to {instance id: COCO RLE of its pixels}."""
+    from depthdet_ros.eval.metrics import mask_rle
+    if msg.encoding not in ('16UC1', 'mono16'):
+        raise ValueError(f'instance image encoding {msg.encoding!r} is not 16UC1 or mono16')
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(memoryview(msg.data), np.uint8)
+    if step < 2 * w or data.size < step * h:
+        raise ValueError(f'instance image {w}x{h} with step {step} holds {data.size} bytes')
+    dtype = '>u2' if msg.is_bigendian else '<u2'
+    ids = data[:step * h].reshape(h, step)[:, :2 * w].copy().view(dtype)
+    return {str(int(i)): mask_rle(ids == i) for i in np.unique(ids) if i}
 
 
 def camera_from_info(msg) -> Optional[CameraModel]:
@@ -234,6 +264,8 @@ class BagFrame:
     gt_objects: Optional[List[GroundTruthObject]]
     decode_ms: float
     error: str = ''
+    # GT instance masks {instance id: COCO RLE}, with the GT detections; None: none.
+    gt_masks: Optional[Dict[str, Dict]] = None
 
 
 @dataclass
@@ -250,6 +282,7 @@ class BagIndex:
     cameras: List[tuple] = field(default_factory=list)  # (stamp, CameraModel or None)
     gt_2d: List[tuple] = field(default_factory=list)    # (stamp, message)
     gt_3d: List[tuple] = field(default_factory=list)
+    gt_instances: List[tuple] = field(default_factory=list)  # (stamp, {id: RLE})
     corrupt: List[CorruptMessage] = field(default_factory=list)
     invalid_camera_info: int = 0
 
@@ -280,6 +313,8 @@ def index_bag(path, topics: EvalTopics, typestore) -> BagIndex:
             try:
                 msg = typestore.deserialize_cdr(raw, connection.msgtype)
                 stamp = stamp_ns(msg)
+                if topic == topics.gt_instances:
+                    masks = instance_masks(msg)
             except Exception as exc:  # any garbage: rosbags raises assorted errors
                 index.corrupt.append(CorruptMessage(topic, bag_time, _describe(exc)))
                 # Keep the per-topic ordinals in step with the second pass.
@@ -300,6 +335,8 @@ def index_bag(path, topics: EvalTopics, typestore) -> BagIndex:
                 index.gt_2d.append((stamp, msg))
             elif topic == topics.gt_detections_3d:
                 index.gt_3d.append((stamp, msg))
+            elif topic == topics.gt_instances:
+                index.gt_instances.append((stamp, masks))
     finally:
         reader.close()
     return index
@@ -336,6 +373,7 @@ class FramePlan:
     camera: Optional[CameraModel]
     gt_2d: Optional[object]
     gt_3d: Optional[object]
+    gt_masks: Optional[Dict[str, Dict]] = None
 
 
 def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
@@ -343,6 +381,7 @@ def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
     depth = _StampTable([(s, i) for i, s in enumerate(index.depth_stamps)])
     cameras = _StampTable(index.cameras)
     gt_2d, gt_3d = _StampTable(index.gt_2d), _StampTable(index.gt_3d)
+    gt_masks = _StampTable(index.gt_instances)
     plans = []
     for ordinal, (_, stamp, _) in enumerate(index.images):
         if stamp is None:
@@ -353,7 +392,8 @@ def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
             camera = cameras.latest(stamp)
         detections = gt_2d.nearest(stamp, tolerance_ns)
         plans.append(FramePlan(ordinal, depth.nearest(stamp, tolerance_ns), camera, detections,
-                               gt_3d.nearest(stamp, tolerance_ns) if detections else None))
+                               gt_3d.nearest(stamp, tolerance_ns) if detections else None,
+                               gt_masks.nearest(stamp, tolerance_ns) if detections else None))
     return plans
 
 
@@ -441,6 +481,7 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
         depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \
             if gt_depth is not None else None
         frame.gt_objects = frame_ground_truth(plan.gt_2d, plan.gt_3d, gt_depth, depth_camera)
+        frame.gt_masks = plan.gt_masks
     return frame
 
 

@@ -61,6 +61,9 @@ def add_parser(subparsers):
                         help='ground-truth Detection2DArray (class_id = class name)')
     topics.add_argument('--gt-detections-3d-topic', default='',
                         help='ground-truth Detection3DArray (3D boxes, for GT object depth)')
+    topics.add_argument('--gt-instances-topic', default='',
+                        help='ground-truth instance masks: 16UC1 Image, 0 = background, else '
+                             'the object\'s GT Detection2D id (mask mAP with a joint model)')
     parser.add_argument('--stamp-tolerance', type=float, default=5.0, metavar='MS',
                         help='largest header-stamp difference between an image and its '
                              'depth / camera_info / GT messages, ms (default 5)')
@@ -137,7 +140,7 @@ def run(args, actions=()):
         reader.close()
         topics = bag_input.select_topics(
             topic_types, args.image_topic, args.camera_info_topic, args.depth_topic,
-            args.gt_detections_topic, args.gt_detections_3d_topic)
+            args.gt_detections_topic, args.gt_detections_3d_topic, args.gt_instances_topic)
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
     tracker = None
@@ -155,7 +158,8 @@ def run(args, actions=()):
         class_max_depth=parse_class_max_depth(values['class_max_depth']),
         match_iou=args.match_iou,
         distance_edges_m=args.distance_bands or DEFAULT_DISTANCE_EDGES_M,
-        strategies=strategy_order(values['depth_strategy']))
+        strategies=strategy_order(values['depth_strategy']),
+        score_masks=pipeline.joint is not None)
     typestore = make_typestore()
     os.makedirs(args.out, exist_ok=True)
     output_bag = None
@@ -239,6 +243,9 @@ def _print_summary(report):
     if report['detection']:
         d = report['detection']
         print(f'detection: mAP@0.5 {_fmt(d["map50"])}, mAP@0.5:0.95 {_fmt(d["map50_95"])}')
+        if d.get('masks'):
+            print(f'instance masks: mask mAP@0.5 {_fmt(d["masks"]["map50"])}, mAP@0.5:0.95 '
+                  f'{_fmt(d["masks"]["map50_95"])} ({d["masks"]["frames"]} frames)')
     if report.get('tracking'):
         _print_tracking(report['tracking'])
     print(f'report: {report["outputs"]["markdown"]} and {report["outputs"]["json"]}')

@@ -8,10 +8,12 @@ frames are assembled) and feeds each result to an `Evaluation`, which accumulate
   they differ; again after scaling each frame's prediction by median(GT) / median(pred)
   (the usual protocol for relative-depth models), reported separately;
 - per-object samples for every strategy and box source (object_errors); the `mask`
-  strategy reads a detection's own instance mask (joint models); GT boxes come without
-  masks (the bags carry no instance images), so there it is `robust`'s fallback;
+  strategy reads a detection's own instance mask (joint models) and, for GT boxes, the
+  object's GT instance mask where the bag has them (else `robust`'s fallback);
 - COCO mAP over the frames with GT detections (metrics.detection_map) on the
-  detections the node publishes, i.e. after its score threshold;
+  detections the node publishes, i.e. after its score threshold; with a model that
+  gives masks (`EvalSettings.score_masks`) and GT instance masks, mask mAP (COCO segm)
+  over the frames that have both at the image's size;
 - proximity-alert tallies for every strategy (proximity);
 - per-stage latency: image decoding, the pipeline's own stages and their total;
 - with a tracker, tracking scores (eval.tracking) with the tracker run over the
@@ -31,6 +33,7 @@ from depthdet_ros.eval.bag_input import read_frames
 from depthdet_ros.eval.matching import boxes_xyxy, match_boxes
 from depthdet_ros.eval.metrics import DepthAccumulator, DepthMetrics, detection_map
 from depthdet_ros.eval.metrics import DetectionMetrics, FrameDetections, valid_depth_mask
+from depthdet_ros.eval.metrics import instance_mask_rles, mask_rle, rle_instance_mask
 from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M, ObjectSample
 from depthdet_ros.eval.proximity import alert_limit, AlertTally
 from depthdet_ros.eval.tracking import read_motion, TrackingEvaluation
@@ -50,6 +53,7 @@ class EvalSettings:
     match_iou: float = 0.5
     distance_edges_m: Tuple[float, ...] = DEFAULT_DISTANCE_EDGES_M
     strategies: Tuple[str, ...] = STRATEGIES
+    score_masks: bool = False  # the pipeline gives instance masks (a joint model)
 
 
 @dataclass
@@ -79,6 +83,8 @@ class EvalResults:
     alerts: Dict[str, AlertTally]
     latency_ms: Dict[str, List[float]]
     tracking: Optional[Dict] = None
+    masks: Optional[DetectionMetrics] = None  # mask mAP; None: not measured
+    mask_frames: int = 0  # frames it covers
 
 
 def _resized_to(pred: np.ndarray, shape) -> np.ndarray:
@@ -102,6 +108,8 @@ class Evaluation:
         self._class_ids: Dict[str, int] = {}
         self._gt_frames: List[FrameDetections] = []
         self._pred_frames: List[FrameDetections] = []
+        self._gt_mask_frames: List[FrameDetections] = []
+        self._pred_mask_frames: List[FrameDetections] = []
         self._counts = {'gt_objects': 0, 'detections': 0, 'matched': 0}
         self._alerts = {s: AlertTally() for s in settings.strategies}
         self._latency: Dict[str, List[float]] = {DECODE_STAGE: []}
@@ -159,6 +167,7 @@ class Evaluation:
             return alert_limit(name, settings.max_depth, settings.class_max_depth)
 
         gt_alert = [bool(g.depth < limit(g.class_name)) for g in gts]
+        gt_masks = self._gt_masks(frame)
         for strategy in settings.strategies:
             estimates = [self._estimate(depth_map, o.detection.box, strategy, o.mask)
                          for o in objects]
@@ -167,17 +176,49 @@ class Evaluation:
             for p, g in pairs:
                 self._samples.append(self._sample('detected', strategy, gts[g], estimates[p],
                                                   frame.index))
-            for gt in gts:
+            for k, gt in enumerate(gts):
+                mask = rle_instance_mask(gt_masks[k], gt.box) \
+                    if strategy == 'mask' and gt_masks is not None else None
                 self._samples.append(self._sample(
-                    'ground_truth', strategy, gt, self._estimate(depth_map, gt.box, strategy),
-                    frame.index))
-        self._gt_frames.append(FrameDetections(
+                    'ground_truth', strategy, gt,
+                    self._estimate(depth_map, gt.box, strategy, mask), frame.index))
+        gt_frame = FrameDetections(
             boxes_xyxy([g.box for g in gts]),
-            np.array([self._class_id(g.class_name) for g in gts], np.int64)))
-        self._pred_frames.append(FrameDetections(
+            np.array([self._class_id(g.class_name) for g in gts], np.int64))
+        pred_frame = FrameDetections(
             boxes_xyxy([d.box for d in detections]),
             np.array([self._class_id(d.class_name) for d in detections], np.int64),
-            np.array([d.score for d in detections], np.float64)))
+            np.array([d.score for d in detections], np.float64))
+        self._gt_frames.append(gt_frame)
+        self._pred_frames.append(pred_frame)
+        if gt_masks is not None and settings.score_masks:
+            h, w = frame.rgb.shape[:2]
+            gt_frame.masks = gt_masks
+            pred_frame.masks = instance_mask_rles([o.mask for o in objects], h, w)
+            self._gt_mask_frames.append(gt_frame)
+            self._pred_mask_frames.append(pred_frame)
+
+    @staticmethod
+    def _gt_masks(frame: BagFrame):
+        """Each GT object's mask (COCO RLE; empty when its id has no pixels), or None.
+
+        None when the frame has no GT instance image, or one of another size than the
+        camera image (masks are compared pixel for pixel).
+        """
+        if frame.gt_masks is None:
+            return None
+        h, w = frame.rgb.shape[:2]
+        if any(list(rle['size']) != [h, w] for rle in frame.gt_masks.values()):
+            return None
+        empty = None
+        masks = []
+        for gt in frame.gt_objects:
+            rle = frame.gt_masks.get(gt.instance_id)
+            if rle is None:
+                empty = empty or mask_rle(np.zeros((h, w), bool))
+                rle = empty
+            masks.append(rle)
+        return masks
 
     @staticmethod
     def _estimate(depth_map, box, strategy, mask=None) -> float:
@@ -198,6 +239,9 @@ class Evaluation:
         if with_gt:
             names = sorted(self._class_ids, key=self._class_ids.get)
             detection = detection_map(self._gt_frames, self._pred_frames, names)
+        masks = None
+        if self._gt_mask_frames:
+            masks = detection_map(self._gt_mask_frames, self._pred_mask_frames, names, 'segm')
         with_depth = self.frames.with_gt_depth > 0
         return EvalResults(
             frames=self.frames,
@@ -207,7 +251,8 @@ class Evaluation:
             gt_depth_sources=dict(self._gt_sources), detection=detection,
             detection_counts=dict(self._counts),
             alerts=self._alerts if with_gt else {},
-            latency_ms={k: list(v) for k, v in self._latency.items()})
+            latency_ms={k: list(v) for k, v in self._latency.items()},
+            masks=masks, mask_frames=len(self._gt_mask_frames))
 
 
 def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,

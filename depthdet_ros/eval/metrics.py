@@ -99,6 +99,24 @@ def mask_rle(mask) -> Dict:
     return mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
 
 
+def instance_mask_rles(masks, height: int, width: int) -> List[Dict]:
+    """Return the COCO RLE of each core.types.InstanceMask on the HxW image (None: empty)."""
+    empty = np.zeros((height, width), bool)
+    return [mask_rle(empty if m is None else m.full(height, width)) for m in masks]
+
+
+def rle_instance_mask(rle: Dict, box):
+    """Return the pixels of a COCO RLE inside `box` (a Box) as a core.types.InstanceMask."""
+    from faster_coco_eval.core import mask as mask_utils
+
+    from depthdet_ros.core.joint import box_window
+    from depthdet_ros.core.types import InstanceMask
+    height, width = rle['size']
+    x, y, w, h = box_window(box, height, width)
+    pixels = mask_utils.decode(rle).astype(bool).reshape(height, width)
+    return InstanceMask(x, y, pixels[y:y + h, x:x + w])
+
+
 @dataclass
 class FrameDetections:
     """Objects of one image: Nx4 xyxy pixels, N class ids, N scores (predictions only).

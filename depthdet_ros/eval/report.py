@@ -25,7 +25,9 @@ times in milliseconds, shares in [0, 1]):
   by_occlusion {none|partial|heavy|unknown: stats} or null}, stats = {count, missing, mae_m,
   rmse_m, abs_rel, bias_m, over_10pct, over_25pct} (see object_errors)
 - detection: null without GT detections, else map50, map50_95, per_class_ap50
-  {class: AP}, gt_objects, detections, matched (at match_iou, same class)
+  {class: AP}, gt_objects, detections, matched (at match_iou, same class), masks (mask
+  mAP, COCO segm: {map50, map50_95, frames}; null unless the model gives instance masks
+  and the bag GT instance masks)
 - alerts: null without GT detections, else by_strategy {strategy: {objects: {tp, fp,
   fn, precision, recall, f1}, frames: {tp, fp, fn, tn, precision, recall, f1}}}
 - latency_ms: {stage: {n, mean, p50, p90, p99}}; stages: decode, the pipeline's
@@ -141,7 +143,11 @@ def build_report(results, index, settings, run: Dict) -> Dict:
         detection = results.detection
         report['detection'] = {'map50': detection.map50, 'map50_95': detection.map50_95,
                                'per_class_ap50': detection.per_class_ap50,
-                               **results.detection_counts}
+                               **results.detection_counts,
+                               'masks': None if results.masks is None else {
+                                   'map50': results.masks.map50,
+                                   'map50_95': results.masks.map50_95,
+                                   'frames': results.mask_frames}}
         report['alerts'] = {'by_strategy': {
             strategy: {'objects': tally.objects().as_dict(), 'frames': tally.frames().as_dict()}
             for strategy, tally in results.alerts.items()}}
@@ -276,6 +282,11 @@ def markdown(report: Dict) -> str:
                   f'{_num(detection["map50_95"])} on the published detections (score ≥ '
                   f'{settings["score_threshold"]}); {detection["detections"]} detections, '
                   f'{detection["gt_objects"]} GT objects, {detection["matched"]} matched.', '']
+        masks = detection.get('masks')
+        if masks is not None:
+            lines += [f'Instance masks: mask mAP@0.5 {_num(masks["map50"])}, mAP@0.5:0.95 '
+                      f'{_num(masks["map50_95"])} over the {masks["frames"]} frames with GT '
+                      'instance masks.', '']
         if detection['per_class_ap50']:
             lines += _table(['class', 'AP@0.5'], [[k, _num(v)] for k, v in
                                                   sorted(detection['per_class_ap50'].items())])

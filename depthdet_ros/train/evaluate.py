@@ -39,7 +39,7 @@ import numpy as np
 from depthdet_ros.core.detector import DetectorConfig
 from depthdet_ros.core.types import Box, InstanceMask
 from depthdet_ros.eval.metrics import DepthAccumulator, detection_map, FrameDetections, \
-    mask_rle
+    instance_mask_rles
 from depthdet_ros.tools.options import add_override, joint_conflict
 
 # Kinds of the sim whose box is mostly background or seen through (sim.objects: hollow or
@@ -193,12 +193,6 @@ def truth_mask(instances: np.ndarray, truth: Dict) -> InstanceMask:
     return InstanceMask(x, y, instances[y:y + h, x:x + w] == int(truth['instance_id']))
 
 
-def _frame_masks(masks, height: int, width: int) -> List[Dict]:
-    """COCO RLE of each InstanceMask on the HxW image (an empty mask where None)."""
-    empty = np.zeros((height, width), bool)
-    return [mask_rle(empty if m is None else m.full(height, width)) for m in masks]
-
-
 def evaluate_models(detector_path: str, depth_path: str, dataset,
                     hollow_classes: Sequence[str] = HOLLOW_CLASSES,
                     operating_score: float = OPERATING_SCORE, log=None,
@@ -259,11 +253,11 @@ def evaluate_models(detector_path: str, depth_path: str, dataset,
                          np.float64).reshape(-1, 4),
                 np.array([d.class_id for d in detections], np.int64),
                 np.array([d.score for d in detections], np.float64),
-                _frame_masks([o.mask for o in result.objects], h, w) if joint else None))
+                instance_mask_rles([o.mask for o in result.objects], h, w) if joint else None))
             truth_sample = dataset.load_boxes(index)
             truth_frames.append(FrameDetections(
                 truth_sample.boxes, truth_sample.classes,
-                masks=_frame_masks(truth_masks, h, w) if joint else None))
+                masks=instance_mask_rles(truth_masks, h, w) if joint else None))
             own_masks = {id(o.detection): o.mask for o in result.objects}
             operating = [d for d in detections if d.score >= operating_score]
             pairs = match_detections(operating, truths)
