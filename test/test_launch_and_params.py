@@ -13,10 +13,12 @@ import pytest
 import yaml
 
 from depthdet_ros.cli import build_parser, CliError
+from depthdet_ros.core.session import SessionOptions
 from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
                                           LaunchArgumentError)
 from depthdet_ros.ros.launcher import apply_assignments, node_command, settings_of
-from depthdet_ros.ros.params import BY_NAME, check_value, ConfigError
+from depthdet_ros.ros.params import (BY_NAME, check_value, ConfigError, load_params_file,
+                                     session_options)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'pipeline.launch.py')
@@ -214,3 +216,15 @@ def test_depthdet_pipeline_exits_non_zero_when_the_node_refuses_its_configuratio
     assert result.returncode == 2, result.stderr
     assert 'configuration error: max_depth' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_gpu_parameters_reach_the_session_options(tmp_path):
+    params = tmp_path / 'gpu.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    providers: tensorrt\n    trt_fp16: true\n'
+                      '    trt_int8: true\n    trt_cache_dir: /var/cache/engines\n'
+                      '    gpu_device_id: 1\n    gpu_mem_limit_mb: 2048\n    threads: 2\n')
+    assert session_options(load_params_file(str(params))) == SessionOptions(
+        providers='tensorrt', intra_op_threads=2, device_id=1, trt_fp16=True, trt_int8=True,
+        trt_cache_dir='/var/cache/engines', gpu_mem_limit_mb=2048)
+    with pytest.raises(ConfigError, match='gpu_device_id'):
+        check_value('gpu_device_id', -1)

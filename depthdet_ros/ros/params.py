@@ -44,7 +44,12 @@ PARAMS = (
     Param('threads', 0, 'onnxruntime intra-op threads per model; 0: automatic.',
           minimum=0, maximum=256),
     Param('trt_fp16', False, 'Let TensorRT run in FP16.'),
+    Param('trt_int8', False, 'Let TensorRT run INT8 models (depthdet quantize) in INT8, '
+          'with their own scales.'),
     Param('trt_cache_dir', '', 'TensorRT engine cache folder; empty: no cache.'),
+    Param('gpu_device_id', 0, 'CUDA device the GPU providers run on.', minimum=0, maximum=63),
+    Param('gpu_mem_limit_mb', 0, 'Upper bound of the CUDA memory arena per model, MB; '
+          '0: no limit.', minimum=0, maximum=1048576),
     Param('detector_input_size', [0, 0], 'Detector input [height, width] for models with '
           'dynamic size; [0, 0]: from the model.'),
     Param('score_threshold', 0.25, 'Minimum detection score.', runtime=True,
@@ -200,16 +205,22 @@ def load_params_file(path, node_name='depthdet_node'):
     return values
 
 
+def session_options(values):
+    """Return the core SessionOptions of these parameter values."""
+    from depthdet_ros.core.session import SessionOptions
+
+    return SessionOptions(providers=values['providers'], intra_op_threads=values['threads'],
+                          device_id=values['gpu_device_id'], trt_fp16=values['trt_fp16'],
+                          trt_int8=values['trt_int8'], trt_cache_dir=values['trt_cache_dir'],
+                          gpu_mem_limit_mb=values['gpu_mem_limit_mb'])
+
+
 def build_pipeline(values, concurrent=True):
     """Build the core Pipeline that depthdet_node runs for these parameter values."""
     from depthdet_ros.assets import default_model
     from depthdet_ros.core.pipeline import Pipeline, PipelineModels
-    from depthdet_ros.core.session import SessionOptions
 
-    session = SessionOptions(providers=values['providers'],
-                             intra_op_threads=values['threads'],
-                             trt_fp16=values['trt_fp16'],
-                             trt_cache_dir=values['trt_cache_dir'])
+    session = session_options(values)
     size = tuple(values['detector_input_size'])
     models = PipelineModels(values['detector_model'] or default_model('detector'),
                             values['depth_model'] or default_model('depth'), session,
