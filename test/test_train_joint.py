@@ -95,17 +95,36 @@ def test_validation_sample_is_the_runtime_letterbox():
     assert sample.depth[20, 4] == pytest.approx(2.0)
 
 
-def test_losses_reach_every_head_and_empty_frames_are_safe():
+def test_depth_stride_4_samples_depth_on_the_quarter_grid():
+    """--depth-stride 4: the target is 16x16 for a 64 input, cell centres at 4c + 1.5.
+
+    Same frame as above: cell (5, 2) is input pixel (9.5, 21.5), frame (9.5, 13.5), on
+    object 1 (1.5 m x 0.5); cell (0, 0) is padding; cell (10, 1) is input (5.5, 41.5),
+    frame (5.5, 33.5), background (4 m x 0.5).
+    """
+    frames = MaskFrames()
+    rgb, depth = frames.load(0)
+    sample = joint_sample(rgb, depth, frames.instances(0), {1: 0, 2: 1}, 64, None,
+                          options('unused', canonical_focal=30.0, depth_stride=4),
+                          (60.0, 60.0))
+    assert sample.depth.shape == (16, 16)
+    assert sample.depth[5, 2] == pytest.approx(0.75) and sample.depth[0, 0] == 0
+    assert sample.depth[10, 1] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize('depth_stride', [2, 4])
+def test_losses_reach_every_head_and_empty_frames_are_safe(depth_stride):
     """Detection, mask and depth losses are finite and have gradients to their heads."""
-    opts = options('unused')
+    opts = options('unused', depth_stride=depth_stride, proto_width=0.5)
     model = build_model('joint_yolov5n', 2, width_multiple=0.125, num_masks=4,
-                        decoder_width=0.5).train()
+                        decoder_width=0.5, depth_stride=depth_stride, proto_width=0.5).train()
     with torch.no_grad():
         # As train_joint starts it (init_head_bias): a near-zero ReLU output has no gradient.
         model.depth_decoder.head.bias.fill_(2.0)
     images, targets, masks, depths = JointBatches(MaskFrames(), opts)(
         0, np.arange(2), np.arange(4))
     assert targets.shape == (4, 6) and masks.shape == (4, 16, 16)
+    assert depths.shape == (2, 1, 64 // depth_stride, 64 // depth_stride)
     criterion = JointLoss(model, opts)
     loss, parts = criterion(model(images.permute(0, 3, 1, 2).float() / 255), targets, masks,
                             depths)
@@ -148,14 +167,14 @@ def test_cli_trains_exports_and_the_pipeline_runs_it(tmp_path):
                      str(data / 'train'), '--out', str(out), '--epochs', '1', '--batch-size',
                      '2', '--width-multiple', '0.125', '--num-masks', '4', '--decoder-width',
                      '0.5', '--image-size', '64', '--threads', '1', '--mask-gain', '0.1',
-                     '--depth-gain', '0.2'])
+                     '--depth-gain', '0.2', '--proto-width', '0.5', '--depth-stride', '4'])
     assert code == 0
     with open(out / 'metrics.csv') as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and {'train_mask', 'val_map50', 'val_mask_iou', 'val_rel'} <= \
         set(rows[0])
     saved = torch.load(out / 'last.pt', weights_only=True)['train_config']
-    assert (saved['mask_gain'], saved['depth_gain']) == (0.1, 0.2)
+    assert (saved['mask_gain'], saved['depth_gain'], saved['depth_stride']) == (0.1, 0.2, 4)
     config = json.loads((data / 'train' / 'annotations.json').read_text())
     pipeline = Pipeline(PipelineModels(joint_path=str(out / 'joint.onnx')),
                         fusion_config=FusionConfig(strategy='mask'))

@@ -160,6 +160,10 @@ def _add_joint(commands):
                        help='prototype masks k')
     model.add_argument('--decoder-width', type=float, default=defaults.decoder_width,
                        help='depth decoder channel multiplier')
+    model.add_argument('--proto-width', type=float, default=defaults.proto_width,
+                       help='prototype module channel multiplier')
+    model.add_argument('--depth-stride', type=int, choices=(2, 4), default=defaults.depth_stride,
+                       help='depth output at 1/2 or 1/4 of the input (4: faster, coarser)')
     model.add_argument('--image-size', type=int, default=defaults.image_size,
                        help='square training/validation input (multiple of 32)')
     model.add_argument('--scale-range', type=float, nargs=2, metavar=('LO', 'HI'),

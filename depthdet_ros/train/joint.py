@@ -6,7 +6,8 @@ about the centre, shifted and flipped at random, with YOLOv5's HSV jitter. One a
 the image, the depth (nearest, straight onto the half-resolution output grid) and the
 instance-id image (nearest); boxes are the extents of each kept instance's warped pixels,
 and its mask target on the stride-4 prototype grid marks the cells at least half covered
-by them, so boxes, masks and depth stay aligned.
+by them, so boxes, masks and depth stay aligned. The depth target is on the network's
+depth grid (stride 2, or 4 with --depth-stride 4).
 Depth targets are in the canonical camera (train.augment) unless --canonical-focal is 0.
 
 Loss (all x batch size, as YOLOv5 back-propagates): YOLOv5's box/objectness/class loss
@@ -48,7 +49,7 @@ class JointSample:
     boxes: np.ndarray     # N x 4 xyxy input pixels
     classes: np.ndarray   # N
     masks: np.ndarray     # N x S/4 x S/4 uint8, on the prototype grid
-    depth: np.ndarray     # S/2 x S/2 float32 (canonical) metres, 0 invalid
+    depth: np.ndarray     # S/d x S/d float32 (canonical) metres, 0 invalid; d depth stride
 
 
 def _grid(stride: int) -> np.ndarray:
@@ -92,7 +93,9 @@ def joint_sample(rgb: np.ndarray, depth: np.ndarray, instances: np.ndarray,
     if rng is not None:
         out_rgb = hsv_jitter(out_rgb, rng, DetectAugmentConfig())
     clean = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
-    out_depth = cv2.warpAffine(clean, (_grid(2) @ transform)[:2], (size // 2, size // 2),
+    stride = options.depth_stride
+    out_depth = cv2.warpAffine(clean, (_grid(stride) @ transform)[:2],
+                               (size // stride, size // stride),
                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                                borderValue=0.0) * np.float32(factor)
     ids = np.asarray(instances, np.uint16)
@@ -136,7 +139,7 @@ class JointBatches:
     """Deterministic training batches.
 
     Each is (uint8 NHWC images, targets [N, 6], masks [N, S/4, S/4], depth targets
-    [B, 1, S/2, S/2]).
+    [B, 1, S/d, S/d], d the depth stride).
     """
 
     def __init__(self, frames, options: JointTrainOptions):
@@ -249,7 +252,8 @@ def evaluate_joint_model(model, frames, options: JointTrainOptions, names,
     device = device or next(model.parameters()).device
     size = options.image_size
     decoder = JointDecoder(names, model.num_masks, (size, size),
-                           (size // PROTO_STRIDE, size // PROTO_STRIDE), (size // 2, size // 2),
+                           (size // PROTO_STRIDE, size // PROTO_STRIDE),
+                           (size // options.depth_stride, size // options.depth_stride),
                            MAP_DECODE)
     predictions, truth, ious = [], [], []
     depth_acc = DepthAccumulator()
@@ -320,7 +324,9 @@ def train_joint(options: JointTrainOptions, train, val, log=print) -> Dict[str, 
     arch_kwargs = {k: v for k, v in (('depth_multiple', options.depth_multiple),
                                      ('width_multiple', options.width_multiple),
                                      ('num_masks', options.num_masks),
-                                     ('decoder_width', options.decoder_width))
+                                     ('decoder_width', options.decoder_width),
+                                     ('proto_width', options.proto_width),
+                                     ('depth_stride', options.depth_stride))
                    if v is not None}
     model = build_model(options.arch, len(names), **arch_kwargs)
     size = (options.image_size, options.image_size)

@@ -79,6 +79,8 @@ class JointTrainOptions(YoloTrainOptions):
     arch: str = 'joint_yolov5n'
     num_masks: int = 32
     decoder_width: float = 1.0
+    proto_width: float = 1.0          # prototype module's hidden channels, x P3's
+    depth_stride: int = 2             # depth output (and its targets) at 1/2 or 1/4
     scale_range: Tuple[float, float] = (0.6, 1.4)
     translate: float = 0.1
     flip_prob: float = 0.5
