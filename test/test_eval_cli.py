@@ -250,6 +250,19 @@ def test_sqlite3_png_compressed_and_16uc1_give_the_same_figures(models, evaluate
     assert other['alerts'] == report['alerts']
 
 
+def test_start_and_end_score_only_the_frames_stamped_in_between(models, tmp_path):
+    """Frames are 0.1 s apart: --start 0.15 --end 0.35 keeps frames 2 and 3."""
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots', '--start', '0.15',
+                    '--end', '0.35') == 0
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert report['frames']['processed'] == 2
+    expected = expected_dense(frames, [2, 3])
+    for key, value in expected.items():
+        assert report['depth']['metric'][key] == pytest.approx(value, rel=1e-5), key
+
+
 def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, capsys):
     frames, camera = _frames()
     bag = write_eval_bag(tmp_path / 'bag', frames, camera,

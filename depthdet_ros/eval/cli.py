@@ -8,6 +8,7 @@ and stamp matching, evaluate for what is measured.
 """
 import dataclasses
 import functools
+import math
 import os
 
 from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
@@ -67,6 +68,11 @@ def add_parser(subparsers):
     parser.add_argument('--stamp-tolerance', type=float, default=5.0, metavar='MS',
                         help='largest header-stamp difference between an image and its '
                              'depth / camera_info / GT messages, ms (default 5)')
+    parser.add_argument('--start', type=float, default=0.0, metavar='S',
+                        help='score only images stamped at least S seconds after the first '
+                             'image (e.g. the held-out end of a recording)')
+    parser.add_argument('--end', type=float, default=math.inf, metavar='S',
+                        help='score only images stamped less than S seconds after the first')
     parser.add_argument('--match-iou', type=float, default=0.5,
                         help='IoU for matching detections to GT boxes (default 0.5)')
     parser.add_argument('--distance-bands', type=_float_list, default=None, metavar='M,M,...',
@@ -173,7 +179,8 @@ def run(args, actions=()):
         results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
                                       tolerance_ns, values['max_image_pixels'], output_bag,
                                       progress=not args.no_progress, tracker=tracker,
-                                      gt_depth_noise=args.tracker_gt_depth)
+                                      gt_depth_noise=args.tracker_gt_depth,
+                                      window_s=(args.start, args.end))
     finally:
         pipeline.close()
         if output_bag is not None:

@@ -257,7 +257,8 @@ class Evaluation:
 
 def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,
                  tolerance_ns: int, max_pixels: int, output_bag=None,
-                 progress: bool = True, tracker=None, gt_depth_noise: Optional[float] = None
+                 progress: bool = True, tracker=None, gt_depth_noise: Optional[float] = None,
+                 window_s: Tuple[float, float] = (0.0, math.inf)
                  ) -> Tuple[EvalResults, BagIndex]:
     """Run `pipeline` on every image of the bag and score it (see the module doc).
 
@@ -266,6 +267,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     or None) tracks the objects of every frame; its scores need GT detections. With
     `gt_depth_noise`, the tracker gets the GT depth of matched detections with that
     relative noise instead of the network's (eval.tracking.with_ground_truth_depth).
+    Only images stamped within `window_s` (seconds after the first image's stamp, start
+    included, end excluded) are run and scored; the output bag still copies every message.
     """
     from tqdm import tqdm
 
@@ -278,9 +281,15 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         tracking = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
                                       settings.match_iou, read_motion(path, typestore))
     on_message = output_bag.copy if output_bag is not None else None
+    stamps = [stamp for _, stamp, _ in index.images if stamp is not None]
+    first = min(stamps, default=0)
+    start_ns, end_ns = (first + s * 1e9 for s in window_s)
+    in_window = sum(start_ns <= s < end_ns for s in stamps)
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
-    for frame in tqdm(frames, total=len(plans), unit='frame', disable=not progress,
+    for frame in tqdm(frames, total=in_window, unit='frame', disable=not progress,
                       desc='depthdet eval'):
+        if frame.stamp_ns is not None and not start_ns <= frame.stamp_ns < end_ns:
+            continue
         if frame.rgb is None:
             evaluation.add_corrupt()
             continue
