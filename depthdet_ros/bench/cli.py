@@ -95,10 +95,11 @@ def add_parser(subparsers):
                         'sections')
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
     parser.add_argument('--input-reliability', default='',
-                        choices=('', 'best_effort', 'reliable'),
-                        metavar='{best_effort,reliable}',
+                        choices=('', 'auto', 'best_effort', 'reliable'),
+                        metavar='{auto,best_effort,reliable}',
                         help="QoS of the node's image subscription, and of the bench's "
-                             'publisher (default: params file)')
+                             'publisher (auto: the node follows the publisher, which is '
+                             'reliable) (default: params file)')
     parser.add_argument('--rates', type=float, nargs='+', default=[30.0, 60.0],
                         metavar='HZ', help='keep_latest input rates (default: 30 60)')
     parser.add_argument('--rate-seconds', type=float, default=4.0,
