@@ -165,8 +165,17 @@ def depth_image(store, msg_header, depth: np.ndarray):
         step=width * 4, data=data)
 
 
+def mono16_image(store, msg_header, values: np.ndarray):
+    """Return a 16UC1 sensor_msgs/Image (little-endian) of an HxW integer array."""
+    height, width = values.shape
+    data = np.ascontiguousarray(values, dtype='<u2').view(np.uint8).reshape(-1)
+    return store.types['sensor_msgs/msg/Image'](
+        header=msg_header, height=height, width=width, encoding='16UC1', is_bigendian=0,
+        step=width * 2, data=data)
+
+
 def image_to_array(msg) -> np.ndarray:
-    """Decode a rosbags rgb8/32FC1 Image or JPEG/PNG CompressedImage to a numpy array."""
+    """Decode a rosbags rgb8/32FC1/16UC1 Image or JPEG/PNG CompressedImage to an array."""
     if msg.__msgtype__ == 'sensor_msgs/msg/CompressedImage':
         return cv2.cvtColor(cv2.imdecode(np.asarray(msg.data), cv2.IMREAD_COLOR),
                             cv2.COLOR_BGR2RGB)
@@ -177,7 +186,11 @@ def image_to_array(msg) -> np.ndarray:
         dtype = '>f4' if msg.is_bigendian else '<f4'
         return np.ascontiguousarray(rows[:, :msg.width * 4]).view(dtype).reshape(
             msg.height, msg.width).astype(np.float32)
-    raise ValueError(f'image encoding {msg.encoding!r} is not rgb8 or 32FC1')
+    if msg.encoding == '16UC1':
+        dtype = '>u2' if msg.is_bigendian else '<u2'
+        return np.ascontiguousarray(rows[:, :msg.width * 2]).view(dtype).reshape(
+            msg.height, msg.width).astype(np.uint16)
+    raise ValueError(f'image encoding {msg.encoding!r} is not rgb8, 32FC1 or 16UC1')
 
 
 def camera_info(store, msg_header, camera):

@@ -33,7 +33,8 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
         simbag.TOPIC_CAMERA_INFO: 'sensor_msgs/msg/CameraInfo',
         simbag.TOPIC_DEPTH: 'sensor_msgs/msg/Image',
         simbag.TOPIC_DETECTIONS: 'vision_msgs/msg/Detection2DArray',
-        simbag.TOPIC_DETECTIONS_3D: 'vision_msgs/msg/Detection3DArray'}
+        simbag.TOPIC_DETECTIONS_3D: 'vision_msgs/msg/Detection3DArray',
+        simbag.TOPIC_INSTANCES: 'sensor_msgs/msg/Image'}
     by_topic = {}
     for message in read_messages(path):
         # Header stamp and bag timestamp are the same instant.
@@ -49,6 +50,10 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
         depth = by_topic[simbag.TOPIC_DEPTH][i].message
         assert depth.encoding == '32FC1'
         assert np.array_equal(image_to_array(depth), frame.depth, equal_nan=True)
+        instances = image_to_array(by_topic[simbag.TOPIC_INSTANCES][i].message)
+        assert instances.dtype == np.uint16 and np.array_equal(instances, frame.instance_mask)
+        assert {str(v) for v in np.unique(instances) if v} <= \
+            {str(o.instance_id) for o in frame.objects}
         info = by_topic[simbag.TOPIC_CAMERA_INFO][i].message
         assert np.allclose(info.k.reshape(3, 3), frame.camera.K)
         assert (info.width, info.height) == SIZE

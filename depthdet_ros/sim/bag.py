@@ -10,6 +10,8 @@ Per frame, all with the same header stamp (also the bag timestamp) and frame_id:
 - /ground_truth/detections (vision_msgs/Detection2DArray) and
   /ground_truth/detections_3d (Detection3DArray), see depthdet_ros.sim.messages;
   ids are instance ids, stable through the sequence.
+- /ground_truth/instances (sensor_msgs/Image 16UC1): each pixel the id of the
+  detection it shows, 0 for none (what `depthdet eval` scores mask mAP against).
 - with moving objects (frames whose objects carry velocities):
   /ground_truth/object_motion (nav_msgs/Odometry, one per object per frame, optical
   frame: centre and d/dt of it) and /ground_truth/object_motion_world (the same in
@@ -20,7 +22,8 @@ Stamps are start + i / rate, so they increase monotonically with the frame index
 """
 from typing import Callable, Iterable, Optional
 
-from depthdet_ros.bags import BagWriter, camera_info, depth_image, header, jpeg_image, rgb_image
+from depthdet_ros.bags import BagWriter, camera_info, depth_image, header, jpeg_image, \
+    mono16_image, rgb_image
 from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
     rosbags_factory
 
@@ -30,6 +33,7 @@ TOPIC_CAMERA_INFO = '/camera/camera_info'
 TOPIC_DEPTH = '/camera/depth'
 TOPIC_DETECTIONS = '/ground_truth/detections'
 TOPIC_DETECTIONS_3D = '/ground_truth/detections_3d'
+TOPIC_INSTANCES = '/ground_truth/instances'
 TOPIC_MOTION = '/ground_truth/object_motion'
 TOPIC_MOTION_WORLD = '/ground_truth/object_motion_world'
 WORLD_FRAME_ID = 'world'
@@ -63,6 +67,8 @@ def write_bag(path, frames: Iterable, storage: str = 'mcap', compressed: bool = 
             bag.write(TOPIC_DEPTH, depth_image(store, msg_header, frame.depth), stamp)
             bag.write(TOPIC_DETECTIONS, detections_2d(make, msg_header, frame.objects), stamp)
             bag.write(TOPIC_DETECTIONS_3D, detections_3d(make, msg_header, frame.objects), stamp)
+            bag.write(TOPIC_INSTANCES, mono16_image(store, msg_header, frame.instance_mask),
+                      stamp)
             world_header = header(store, stamp, WORLD_FRAME_ID)
             for message in object_motion(make, msg_header, frame.objects):
                 bag.write(TOPIC_MOTION, message, stamp)
