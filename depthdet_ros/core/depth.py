@@ -22,7 +22,7 @@ import numpy as np
 
 from depthdet_ros.core import metadata
 from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
-    SessionOptions
+    SessionOptions, SingleInputModel
 
 _INTERPOLATION = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
 RESIZE_MODES = ('cover_crop', 'fit_pad', 'stretch')
@@ -117,7 +117,7 @@ class DepthView:
         return a, b, a * np.arange(n) + b
 
 
-class DepthEstimator:
+class DepthEstimator(SingleInputModel):
     """A depth network whose output is metric depth (metres) on a grid over its input."""
 
     def __init__(self, path, options=SessionOptions(), input_size=None, coverage='full'):
@@ -150,17 +150,6 @@ class DepthEstimator:
         self.output_h, self.output_w = out.shape[-2:]
         self._views = {}
         self._binding = device_binding(model, self._blob, options)
-
-    @property
-    def input_buffer(self):
-        """The [1, 3, H, W] network input that preprocess() fills (reused every frame)."""
-        return self._blob
-
-    def _run(self):
-        if self._binding is not None:
-            self._binding.run()
-            return self._binding.output(0)
-        return self.session.run(None, {self.input_name: self._blob})[0]
 
     def view_for(self, image_h, image_w):
         """Return the (cached) DepthView for an input image size."""

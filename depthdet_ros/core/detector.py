@@ -10,7 +10,7 @@ import numpy as np
 
 from depthdet_ros.core import metadata
 from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
-    SessionOptions
+    SessionOptions, SingleInputModel
 from depthdet_ros.core.types import Box, Detection2D
 
 LAYOUT_YOLOV5 = 'yolov5'      # [1, N, 5 + C]: cx, cy, w, h, objectness, class probs
@@ -194,7 +194,7 @@ def load_class_names(source, count):
     return [f'class_{i}' for i in range(count or 0)]
 
 
-class Detector:
+class Detector(SingleInputModel):
     """A YOLOv5 / YOLOv8 / end-to-end ONNX detector on onnxruntime."""
 
     def __init__(self, path, options=SessionOptions(), names_file='',
@@ -227,17 +227,6 @@ class Detector:
             raise ModelLoadError(
                 f'{os.path.basename(path)} predicts {num_classes} classes but '
                 f'{len(self.class_names)} class names were given')
-
-    @property
-    def input_buffer(self):
-        """The [1, 3, H, W] network input that preprocess() fills (reused every frame)."""
-        return self._blob
-
-    def _run(self):
-        if self._binding is not None:
-            self._binding.run()
-            return self._binding.output(0)
-        return self.session.run(None, {self.input_name: self._blob})[0]
 
     def preprocess(self, rgb):
         """Letterbox `rgb` into the reused input buffer; returns the Letterbox."""

@@ -327,6 +327,25 @@ class DeviceBinding:
         return self._current[index].numpy()
 
 
+class SingleInputModel:
+    """Mixin of a one-input model run on its reused input buffer `_blob`.
+
+    The class sets `session`, `input_name`, `_blob` and `_binding` (device_binding's
+    result); `_run` returns the first output, through the binding when there is one.
+    """
+
+    @property
+    def input_buffer(self):
+        """The [1, 3, H, W] network input that preprocess() fills (reused every frame)."""
+        return self._blob
+
+    def _run(self):
+        if self._binding is not None:
+            self._binding.run()
+            return self._binding.output(0)
+        return self.session.run(None, {self.input_name: self._blob})[0]
+
+
 def device_binding(model, host_input, options):
     """Return a DeviceBinding for an opened model, or None where it is not wanted.
 
