@@ -156,22 +156,22 @@ def jpeg_image(store, msg_header, rgb: np.ndarray, quality: int = 90):
                                                           data=encoded.reshape(-1))
 
 
+def _one_channel_image(store, msg_header, values: np.ndarray, encoding: str, dtype: str):
+    height, width = values.shape
+    data = np.ascontiguousarray(values, dtype=dtype).view(np.uint8).reshape(-1)
+    return store.types['sensor_msgs/msg/Image'](
+        header=msg_header, height=height, width=width, encoding=encoding, is_bigendian=0,
+        step=width * np.dtype(dtype).itemsize, data=data)
+
+
 def depth_image(store, msg_header, depth: np.ndarray):
     """Return a 32FC1 sensor_msgs/Image (metres, little-endian) of an HxW array."""
-    height, width = depth.shape
-    data = np.ascontiguousarray(depth, dtype='<f4').view(np.uint8).reshape(-1)
-    return store.types['sensor_msgs/msg/Image'](
-        header=msg_header, height=height, width=width, encoding='32FC1', is_bigendian=0,
-        step=width * 4, data=data)
+    return _one_channel_image(store, msg_header, depth, '32FC1', '<f4')
 
 
 def mono16_image(store, msg_header, values: np.ndarray):
     """Return a 16UC1 sensor_msgs/Image (little-endian) of an HxW integer array."""
-    height, width = values.shape
-    data = np.ascontiguousarray(values, dtype='<u2').view(np.uint8).reshape(-1)
-    return store.types['sensor_msgs/msg/Image'](
-        header=msg_header, height=height, width=width, encoding='16UC1', is_bigendian=0,
-        step=width * 2, data=data)
+    return _one_channel_image(store, msg_header, values, '16UC1', '<u2')
 
 
 def image_to_array(msg) -> np.ndarray:
