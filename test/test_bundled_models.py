@@ -19,7 +19,7 @@ from depthdet_ros.core import metadata
 from depthdet_ros.core.depth import DepthEstimator
 from depthdet_ros.core.detector import Detector, DetectorConfig, LAYOUT_YOLOV5
 from depthdet_ros.core.object_depth import object_depth
-from depthdet_ros.core.pipeline import Pipeline, PipelineModels
+from depthdet_ros.core.pipeline import FusionConfig, Pipeline, PipelineModels
 from depthdet_ros.core.session import model_metadata
 from depthdet_ros.sim.objects import CLASS_NAMES
 from depthdet_ros.train.evaluate import match_detections
@@ -110,6 +110,32 @@ def test_known_scene_is_detected_and_ranged(scene):
                  - gt / 1000.0) / (gt / 1000.0)
     assert valid.mean() > 0.9
     assert np.nanmedian(rel) <= depth_check['max_median_pixel_rel']
+
+
+def test_joint_model_matches_its_card_and_sees_the_known_scene(scene):
+    contract = card_contract('joint')
+    rgb, truth = scene
+    check = contract['scene_check']
+    pipeline = Pipeline(PipelineModels(joint_path=os.path.join(MODELS, contract['file'])),
+                        DetectorConfig(score_threshold=check['score_threshold']),
+                        FusionConfig(strategy='mask'), concurrent=False)
+    try:
+        session = pipeline.joint.session
+        meta = model_metadata(session)
+        result = pipeline.process(rgb)
+    finally:
+        pipeline.close()
+    assert meta[metadata.ARCH] == contract['arch']
+    assert json.loads(meta[metadata.ARCH_KWARGS]) == contract['arch_kwargs']
+    assert float(meta[metadata.CANONICAL_FOCAL]) == contract['canonical_focal']
+    assert {o.name: list(o.shape) for o in session.get_outputs()} == contract['output_shapes']
+    pairs = match_detections([o.detection for o in result.objects], truth['objects'])
+    assert len(pairs) >= check['min_matched'], f'{len(pairs)} of {len(truth["objects"])}'
+    assert all(o.mask is not None for o in result.objects)
+    gt = np.asarray(truth['depth_mm'], np.float64) / 1000.0
+    rel = np.abs(cv2.resize(result.depth_map, gt.shape[::-1], interpolation=cv2.INTER_AREA)
+                 - gt) / gt
+    assert np.nanmedian(rel) <= check['max_median_pixel_rel']
 
 
 def test_int8_pair_sees_the_known_scene_like_the_fp32_pair(scene):
