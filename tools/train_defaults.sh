@@ -25,13 +25,8 @@ V1=a16f455
 [[ -f "$RUNS/v1_depth.onnx" ]] || git show "$V1:models/depth.onnx" > "$RUNS/v1_depth.onnx"
 [[ -f "$RUNS/v1_detector.onnx" ]] || git show "$V1:models/detector.onnx" > "$RUNS/v1_detector.onnx"
 
-# 1. Synthetic data (MuJoCo; room and tabletop scenes; 4:3, 16:9, 1:1 and portrait
-#    frames; horizontal fields of view 40-110 degrees). The held-out test split uses seed
-#    900000, which no training or validation split uses.
-SIZES=640x480,640x360,512x512,480x640
-"$DEPTHDET" synth dataset --out "$DATA" --split val --frames 150 --seed 11 --size "$SIZES"
-"$DEPTHDET" synth dataset --out "$DATA" --split train --frames 3000 --seed 11 --size "$SIZES"
-"$DEPTHDET" synth dataset --out "$DATA" --split test --frames 200 --seed 900000 --size "$SIZES"
+# 1. Synthetic data: the v2 splits (tools/v2_data.sh).
+DEPTHDET=$DEPTHDET DATA=$DATA tools/v2_data.sh
 
 resume_flag() { [[ -f "$1/last.pt" ]] && echo --resume || true; }
 

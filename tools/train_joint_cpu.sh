@@ -12,10 +12,7 @@ RUNS=${RUNS:-runs/joint_cpu}
 EPOCHS=${EPOCHS:-5}
 THREADS=${THREADS:-2}
 mkdir -p "$RUNS"
-SIZES=640x480,640x360,512x512,480x640
-"$DEPTHDET" synth dataset --out "$DATA" --split val --frames 150 --seed 11 --size "$SIZES"
-"$DEPTHDET" synth dataset --out "$DATA" --split train --frames 3000 --seed 11 --size "$SIZES"
-"$DEPTHDET" synth dataset --out "$DATA" --split test --frames 200 --seed 900000 --size "$SIZES"
+DEPTHDET=$DEPTHDET DATA=$DATA tools/v2_data.sh
 resume=
 [[ -f "$RUNS/joint/last.pt" ]] && resume=--resume
 "$DEPTHDET" train joint --data "$DATA/train" --val-data "$DATA/val" --out "$RUNS/joint" \
