@@ -77,9 +77,10 @@ _RULES = {(False, False): (), (True, False): (PROXIMITY,), (False, True): (TIME_
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
-_H_POSITION = np.eye(3, 6)  # 3D filter: position measured
-_H_DEPTH = np.eye(3, 6)[2:]  # 3D filter: depth (z) alone
+_POSITION = slice(0, 3)  # 3D filter: position measured
+_DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
+_Z_AXIS = np.array([0.0, 0.0, 1.0])
 
 
 @dataclass
@@ -126,9 +127,12 @@ class TrackerConfig:
                 raise ValueError(f'{name} must be {rule}, got {value!r}')
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrackedObject:
     """One object of a frame with its track: smoothed values beside the raw estimate.
+
+    A read-only record by convention: not frozen, as a frozen dataclass costs four
+    times as much to build and the tracker builds one per object per frame.
 
     depth (smoothed z), position, velocity (optical frame, m and m/s) and their 3x3
     covariances are None / NaN until the track has a 3D measurement; position and
@@ -169,14 +173,17 @@ def _constant_velocity(dt: float, dims: int):
     return F, Q
 
 
-def _kf_update(x, P, z, R, H):
-    """Batched Kalman update: x (K,n), P (K,n,n), z (K,m), R (K,m,m), H (m,n)."""
-    innovation = z - x @ H.T
-    PHt = P @ H.T
-    S = H @ PHt + R
-    gain_t = np.linalg.solve(S, np.swapaxes(PHt, 1, 2))  # K^T, as S is symmetric
-    x = x + np.einsum('kmn,km->kn', gain_t, innovation)
-    P = P - PHt @ gain_t
+def _kf_update(x, P, z, R, axes: slice):
+    """Batched Kalman update of a direct measurement of x[:, axes] (H selects them).
+
+    x (K,n), P (K,n,n), z (K,m), R (K,m,m), with m the length of `axes`.
+    """
+    innovation = z - x[:, axes]
+    PHt = P[:, :, axes]
+    # inv + matmul: cheaper than solve on a few dozen small matrices.
+    gain = PHt @ np.linalg.inv(PHt[:, axes] + R)
+    x = x + (gain @ innovation[..., None])[..., 0]
+    P = P - gain @ np.swapaxes(PHt, 1, 2)
     return x, 0.5 * (P + np.swapaxes(P, 1, 2))
 
 
@@ -241,7 +248,7 @@ class _Measurements:
         self.z = np.zeros((n, 3))
         self.R = np.zeros((n, 3, 3))
         floor = config.depth_sigma_floor * depth
-        full = np.flatnonzero(self.full)
+        full = self.full.nonzero()[0]
         if len(full):
             p, size = numbers[full, 8:11], numbers[full, 11:13]
             ray = p / p[:, 2:3]
@@ -253,7 +260,7 @@ class _Measurements:
             R[:, 0, 0] += (config.box_noise * size[:, 0]) ** 2
             R[:, 1, 1] += (config.box_noise * size[:, 1]) ** 2
             self.R[full] = R
-        only = np.flatnonzero(self.depth_only)
+        only = self.depth_only.nonzero()[0]
         if len(only):
             self.z[only, 2] = depth[only]
             self.R[only, 2, 2] = np.nan_to_num(numbers[only, 6]) ** 2 + floor[only] ** 2
@@ -324,9 +331,9 @@ class Tracker:
         track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
-        det = np.flatnonzero(matched)
+        det = matched.nonzero()[0]
         self._update_matched(rows, det, outlier[matched], meas, stamp)
-        new = np.flatnonzero(~matched)
+        new = (~matched).nonzero()[0]
         new_rows = self._birth(new, meas, stamp)
         track_of[new] = new_rows
         self._merge_duplicates(track_of)
@@ -342,9 +349,10 @@ class Tracker:
         self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
         q = config.box_accel_noise ** 2 * _box_units(self.box_x) ** 2
         self.box_x[:, :4] += dt * self.box_x[:, 4:]
-        pp, pr, rr = self.box_P
-        self.box_P = np.stack([pp + 2.0 * dt * pr + dt * dt * rr + 0.25 * dt ** 4 * q,
-                               pr + dt * rr + 0.5 * dt ** 3 * q, rr + dt * dt * q])
+        pp, pr, rr = self.box_P  # views, updated in place (each from the old values)
+        pp += 2.0 * dt * pr + dt * dt * rr + 0.25 * dt ** 4 * q
+        pr += dt * rr + 0.5 * dt ** 3 * q
+        rr += dt * dt * q
 
     def _associate(self, meas: _Measurements, stamp: float):
         """Track row of each detection (-1: none), and whether its depth is an outlier."""
@@ -370,9 +378,9 @@ class Tracker:
             S = self.P[t, :3, :3] + meas.R[d]
             d2 = y[:, 2] ** 2 / S[:, 2, 2] / gate1
             if both_xy.any():
-                y3, S3 = y[both_xy], S[both_xy]
-                solved = np.linalg.solve(S3, y3[..., None])[..., 0]
-                d2[both_xy] = np.einsum('ki,ki->k', y3, solved) / gate3
+                y3 = y[both_xy]
+                d2[both_xy] = np.einsum('ki,kij,kj->k', y3, np.linalg.inv(S[both_xy]),
+                                        y3) / gate3
             # Outside the gate: another object at another depth, unless the box
             # overlaps well (then a depth outlier, a common monocular failure:
             # the box holds two surfaces and the estimate jumps between them).
@@ -398,14 +406,17 @@ class Tracker:
         boxes = meas.boxes[det]
         # Scalar Kalman update of each box axis (position measured).
         r = (config.box_noise * _box_units(boxes)) ** 2
-        x, (pp, pr, rr) = self.box_x[rows], self.box_P[:, rows]
+        x, P = self.box_x[rows], self.box_P[:, rows]
+        pp, pr, rr = P  # views: updated in place
         s = pp + r
-        gain_p, gain_r = pp / s, pr / s
+        gain_r = pr / s
         innovation = boxes - x[:, :4]
-        x[:, :4] += gain_p * innovation
+        x[:, :4] += (pp / s) * innovation
         x[:, 4:] += gain_r * innovation
+        rr -= gain_r * pr
+        P[:2] *= r / s
         self.box_x[rows] = x
-        self.box_P[:, rows] = np.stack([pp * r / s, pr * r / s, rr - gain_r * pr])
+        self.box_P[:, rows] = P
         self.hits[rows] += 1
         self.last_seen[rows] = stamp
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
@@ -416,15 +427,15 @@ class Tracker:
         self.outliers[rows[restart]] = 0
         fresh &= ~restart
         skip = outlier & ~restart
-        for kind, H in ((meas.full, _H_POSITION), (meas.depth_only, _H_DEPTH)):
+        for kind, axes in ((meas.full, _POSITION), (meas.depth_only, _DEPTH)):
             if not kind.any():
                 continue
             has = kind[det] & ~skip
             update = has & fresh
             if update.any():
                 r, d = rows[update], det[update]
-                z, R = meas.z[d] @ H[:, :3].T, H[:, :3] @ meas.R[d] @ H[:, :3].T
-                self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, H)
+                z, R = meas.z[d, axes], meas.R[d, axes, axes]
+                self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes)
                 self.hits_3d[r] += 1
                 self.last_3d[r] = stamp
                 if kind is meas.full:
@@ -489,7 +500,7 @@ class Tracker:
         """
         matched = np.zeros(len(self), dtype=bool)
         matched[frame_rows] = True
-        idle = np.flatnonzero(~matched)
+        idle = (~matched).nonzero()[0]
         if not len(idle) or not len(frame_rows):
             return
         iou = iou_matrix(_xyxy(self.box_x[idle]), _xyxy(self.box_x[frame_rows]))
@@ -531,24 +542,24 @@ class Tracker:
         ttc[np.isnan(rate)] = np.nan
         self._update_alerts(rows, objects, depth, ttc, significant, max_depth,
                             class_max_depth)
-        proximity, contact = self.in_proximity[rows].tolist(), self.in_ttc[rows].tolist()
-        boxes = _xyxy(self.box_x[rows]).tolist()
+        rules = [_RULES[pair] for pair in zip(self.in_proximity[rows].tolist(),
+                                              self.in_ttc[rows].tolist())]
         hits = self.hits[rows].tolist()
-        ids = self.ids[rows].tolist()
-        xs = x.tolist()
-        depth, distance, closing, ttc = (a.tolist() for a in (depth, distance, closing, ttc))
+        confirmed_flags = (self.hits[rows] >= config.min_hits).tolist()
+        columns = zip(self.ids[rows].tolist(), confirmed_flags, hits, objects,
+                      _xyxy(self.box_x[rows]).tolist(), depth.tolist(), has_xy.tolist(),
+                      x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
+                      closing.tolist(), ttc.tolist(), rules)
         out = []
-        for k, (obj, located) in enumerate(zip(objects, has_xy.tolist())):
-            position = velocity = covariance = velocity_cov = None
+        for (track_id, is_confirmed, n_hits, obj, box, z, located, state, covariance,
+             velocity_cov, dist, closing_speed, time_to_contact, alert_rules) in columns:
             if located:
-                position, velocity = Point3D(*xs[k][:3]), Point3D(*xs[k][3:])
-                covariance, velocity_cov = P[k, :3, :3], P[k, 3:, 3:]
-            rules = _RULES[proximity[k], contact[k]]
+                position, velocity = Point3D(*state[:3]), Point3D(*state[3:])
+            else:
+                position = velocity = covariance = velocity_cov = None
             out.append(TrackedObject(
-                track_id=ids[k], confirmed=hits[k] >= config.min_hits, hits=hits[k], raw=obj,
-                box=Box(*boxes[k]), depth=depth[k], position=position, velocity=velocity,
-                covariance=covariance, velocity_covariance=velocity_cov, distance=distance[k],
-                closing_speed=closing[k], time_to_contact=ttc[k], alert_rules=rules))
+                track_id, is_confirmed, n_hits, obj, Box(*box), z, position, velocity,
+                covariance, velocity_cov, dist, closing_speed, time_to_contact, alert_rules))
         return out
 
     def _closing_rates(self, rows, x, P, has_3d, has_xy):
@@ -561,26 +572,17 @@ class Tracker:
         twice as near looks twice as big); 'fused', both.
         """
         source = self.config.ttc_source
-        n = len(rows)
-        distance = np.full(n, np.nan)
+        # Range along the ray to the position (along the optical axis for a depth alone).
+        p = np.where(has_xy[:, None], x[:, :3], x[:, :3] * _Z_AXIS)
+        norm = np.sqrt(np.einsum('ij,ij->i', p, p))
+        distance = np.where(has_3d, norm, np.nan)
         rates, variances = [], []
         if source in ('depth', 'fused'):
-            rate = np.full(n, np.nan)
-            var = np.full(n, np.inf)
-            direction = np.zeros((n, 3))
-            direction[:, 2] = np.sign(x[:, 2])  # depth only: along the optical axis
-            norm = np.linalg.norm(x[:, :3], axis=1)
-            direction[has_xy] = x[has_xy, :3] / norm[has_xy, None]
-            distance[has_3d] = np.where(has_xy, norm, np.abs(x[:, 2]))[has_3d]
+            direction = p / norm[:, None]
             speed = -np.einsum('ij,ij->i', direction, x[:, 3:])
             speed_var = np.einsum('ij,ijk,ik->i', direction, P[:, 3:, 3:], direction)
-            rate[has_3d] = (speed / distance)[has_3d]
-            var[has_3d] = (speed_var / distance ** 2)[has_3d]
-            rates.append(rate)
-            variances.append(var)
-        else:
-            norm = np.linalg.norm(x[:, :3], axis=1)
-            distance[has_3d] = np.where(has_xy, norm, np.abs(x[:, 2]))[has_3d]
+            rates.append(speed / distance)  # NaN without 3D
+            variances.append(np.where(has_3d, speed_var / distance ** 2, np.inf))
         if source in ('expansion', 'fused'):
             b, rate_var = self.box_x[rows], self.box_P[2][rows]
             iw, ih = np.maximum(b[:, 2], _MIN_INVERSE), np.maximum(b[:, 3], _MIN_INVERSE)
