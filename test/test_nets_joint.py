@@ -106,3 +106,40 @@ def test_cli_exports_a_joint_checkpoint(tmp_path, capsys):
     props, _ = read_back(out)
     assert props[metadata.TASK] == 'joint' and float(props[metadata.CANONICAL_FOCAL]) == 80.0
     assert json.loads(props[metadata.ARCH_KWARGS]) == kwargs
+
+
+def test_mobilenet_variant_shares_its_features_and_exports(tmp_path):
+    """joint_mobilenetv2: the same outputs, every head trains the MobileNetV2 stem, export."""
+    model = randomise(build_model('joint_mobilenetv2', len(NAMES), width_multiple=0.25,
+                                  num_masks=4, depth_stride=4, decoder_width=0.5))
+    assert model.arch == 'joint_mobilenetv2-w0.25'
+    with torch.no_grad():
+        model.depth_decoder.head.bias.fill_(2.0)
+        rows, protos, depth = model(torch.rand(1, 3, 64, 96))
+    assert rows.shape == (1, 3 * (8 * 12 + 4 * 6 + 2 * 3), 5 + 3 + 4)
+    assert protos.shape == (1, 4, 16, 24) and depth.shape == (1, 1, 16, 24)
+    model.train()
+    raw, protos, depth = model(torch.rand(2, 3, 64, 96))
+    stem = model.features[0][0].weight
+    for output in (raw[2].sum(), protos.sum(), depth.sum()):
+        stem.grad = None
+        output.backward(retain_graph=True)
+        assert stem.grad.abs().sum() > 0
+    model.eval()
+    path = tmp_path / 'mobile.onnx'
+    kwargs = {'width_multiple': 0.25, 'num_masks': 4, 'depth_stride': 4, 'decoder_width': 0.5}
+    report = export.export_joint(model, str(path), NAMES, (64, 96), arch='joint_mobilenetv2',
+                                 arch_kwargs=kwargs, canonical_focal=120.0)
+    assert max(report.fraction_used.values()) <= 1.0
+    props, _ = read_back(path)
+    assert props[metadata.ARCH] == 'joint_mobilenetv2'
+    assert props[metadata.DEPTH_STRIDE] == '4'
+    result = JointModel(str(path)).infer(
+        np.random.default_rng(1).integers(0, 255, (90, 70, 3), np.uint8))
+    assert result.depth.shape == (90, 70)
+    # A checkpoint names it by registry name and builder options.
+    rebuilt, _ = model_from_checkpoint({'model': model.state_dict(), 'config': checkpoint_config(
+        'joint_mobilenetv2', kwargs, names=NAMES)})
+    assert type(rebuilt) is type(model)
+    with pytest.raises(ValueError, match='takes no depth_multiple'):
+        build_model('joint_mobilenetv2', 3, depth_multiple=0.5)

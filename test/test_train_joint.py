@@ -139,6 +139,21 @@ def test_losses_reach_every_head_and_empty_frames_are_safe(depth_stride):
     assert parts['mask'] == 0 and np.isfinite(float(loss.detach()))
 
 
+def test_mobilenet_variant_trains_and_exports(tmp_path):
+    """`train_joint` runs joint_mobilenetv2 end to end: finite losses, the ONNX file runs."""
+    metrics = train_joint(options(tmp_path, arch='joint_mobilenetv2', width_multiple=0.25,
+                                  depth_stride=4, epochs=3, export=True),
+                          MaskFrames(), MaskFrames(), log=lambda _: None)
+    rows = list(csv.DictReader(open(tmp_path / 'metrics.csv')))
+    assert len(rows) == 3 and np.isfinite(metrics['val_rel'])
+    assert all(np.isfinite(float(row[k])) for row in rows for k in row if k.startswith('train_'))
+    pipeline = Pipeline(PipelineModels(joint_path=str(tmp_path / 'joint.onnx')))
+    try:
+        assert pipeline.process(np.zeros((48, 64, 3), np.uint8)).depth_map.shape == (48, 64)
+    finally:
+        pipeline.close()
+
+
 def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     """A crash mid-epoch, then --resume: the same final weights, metrics and curves."""
     straight = train_joint(options(tmp_path / 'straight'), MaskFrames(), MaskFrames(),

@@ -377,7 +377,8 @@ def add_parser(subparsers):
                         help='detector, depth net or joint net (default: from --arch)')
     parser.add_argument('--arch', metavar='NAME',
                         help='network: yolov5n|yolov5s|yolov5m, hybrid_resnet50|34|18, '
-                             'hybrid_mobilenetv2, unet_seed000, joint_yolov5n|s|m (default: '
+                             'hybrid_mobilenetv2, unet_seed000, joint_yolov5n|s|m, '
+                             'joint_mobilenetv2 (default: '
                              'from the checkpoint)')
     parser.add_argument('--arch-kwargs', metavar='JSON', default='',
                         help='builder options with --random-weights, e.g. '

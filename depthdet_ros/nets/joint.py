@@ -13,6 +13,12 @@ A YOLOv5 backbone and PAN neck (nets.yolov5, the same layers and indices) feed t
   the input resolution (`depth_stride` 4: three up-projections, no stride-2 skip, a
   quarter of the resolution; the runtime reads the grid from the output).
 
+`joint_mobilenetv2` is the lighter variant of seed 001's efficiency argument: MobileNetV2's
+features (nets.mobilenetv2, `width_multiple` 0.5 by default) replace the YOLOv5 backbone, a
+YOLOv5-style PAN neck (C3 blocks) runs over its stride 8, 16 and 32 taps, and the same three
+heads follow, the depth decoder taking its lateral connections from the taps at strides
+2-16.
+
 Speed options (builder keywords, recorded as `depthdet_arch_kwargs`): `decoder_width`
 scales the decoder's channels (at least 16 per stage), `proto_width` the prototype
 module's hidden channels, `depth_stride` 4 drops the decoder's last (largest) stage.
@@ -31,8 +37,10 @@ from torch import nn
 import torch.nn.functional as F
 
 from depthdet_ros.nets.hybrid import decoder_widths, SkipFusion, UpProjection
-from depthdet_ros.nets.yolov5 import Conv, DEFAULT_ANCHORS, Detect, make_divisible, VARIANTS, \
-    YoloV5, YoloV5Config
+from depthdet_ros.nets.mobilenetv2 import build_mobilenet_v2_features, \
+    init_mobilenet_weights, mobilenet_v2_features
+from depthdet_ros.nets.yolov5 import C3, Conv, DEFAULT_ANCHORS, Detect, make_divisible, \
+    VARIANTS, YoloV5, YoloV5Config
 
 DEFAULT_NUM_MASKS = 32
 PROTO_STRIDE = 4
@@ -165,28 +173,99 @@ class JointNet(YoloV5):
         return detections, self.proto(out_p3), depth
 
 
-JOINT_ARCHS = tuple(f'joint_yolov5{variant}' for variant in VARIANTS)
+class JointMobileNetV2(nn.Module):
+    """MobileNetV2 features shared by a PAN neck, MaskDetect, Proto and the depth decoder.
+
+    The neck is YOLOv5's at a third of the channels it gives a backbone of the same width
+    (P3, P4, P5 widths 64, 128, 256 x `width_multiple`), one C3 block per node.
+    """
+
+    input_multiple = 32
+
+    def __init__(self, config: JointConfig):
+        super().__init__()
+        self.config = self.joint_config = config
+        self.arch = config.name
+        self.features, taps = build_mobilenet_v2_features(config.width_multiple)
+        init_mobilenet_weights(self.features)
+        n3, n4, n5 = (make_divisible(c * config.width_multiple, 8) for c in (64, 128, 256))
+        self.upsample = nn.Upsample(scale_factor=2, mode='nearest')
+        self.lateral_p5 = Conv(taps[4], n4, 1)
+        self.top_down_p4 = C3(n4 + taps[3], n4, 1, False)
+        self.lateral_p4 = Conv(n4, n3, 1)
+        self.top_down_p3 = C3(n3 + taps[2], n3, 1, False)
+        self.down_p3 = Conv(n3, n3, 3, 2)
+        self.bottom_up_p4 = C3(2 * n3, n4, 1, False)
+        self.down_p4 = Conv(n4, n4, 3, 2)
+        self.bottom_up_p5 = C3(2 * n4, n5, 1, False)
+        self.detect = MaskDetect(config.num_classes, config.num_masks, config.anchors,
+                                 (n3, n4, n5))
+        self.detect.initialize_biases()
+        self.proto = Proto(n3, make_divisible(n3 * config.proto_width, 8), config.num_masks)
+        self.depth_decoder = DepthDecoder(taps, config.decoder_width,
+                                          output_stride=config.depth_stride)
+
+    num_masks = JointNet.num_masks
+    depth_stride = JointNet.depth_stride
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return self.config.num_classes
+
+    @property
+    def stride(self) -> torch.Tensor:
+        """Strides of the P3, P4, P5 outputs: tensor([8., 16., 32.])."""
+        return self.detect.stride
+
+    def forward(self, images: torch.Tensor):
+        """Images [B, 3, H, W] in [0, 1] -> (detections, prototypes, depth); see module doc."""
+        taps = mobilenet_v2_features(self.features, images)
+        lateral_p5 = self.lateral_p5(taps[4])
+        lateral_p4 = self.lateral_p4(
+            self.top_down_p4(torch.cat((self.upsample(lateral_p5), taps[3]), 1)))
+        out_p3 = self.top_down_p3(torch.cat((self.upsample(lateral_p4), taps[2]), 1))
+        out_p4 = self.bottom_up_p4(torch.cat((self.down_p3(out_p3), lateral_p4), 1))
+        out_p5 = self.bottom_up_p5(torch.cat((self.down_p4(out_p4), lateral_p5), 1))
+        detections = self.detect((out_p3, out_p4, out_p5))
+        return detections, self.proto(out_p3), self.depth_decoder(taps)
+
+
+MOBILENET_ARCH = 'joint_mobilenetv2'
+MOBILENET_DEFAULT_WIDTH = 0.5
+JOINT_ARCHS = tuple(f'joint_yolov5{variant}' for variant in VARIANTS) + (MOBILENET_ARCH,)
 
 
 def build_joint(arch: str = 'joint_yolov5n', num_classes: int = 80,
                 depth_multiple: Optional[float] = None, width_multiple: Optional[float] = None,
                 num_masks: int = DEFAULT_NUM_MASKS, decoder_width: float = 1.0,
                 proto_width: float = 1.0, depth_stride: int = DEPTH_STRIDE,
-                anchors=DEFAULT_ANCHORS) -> JointNet:
-    """Build 'joint_yolov5n' / 's' / 'm'; multiples override the variant's (name records it)."""
+                anchors=DEFAULT_ANCHORS):
+    """Build 'joint_yolov5n' / 's' / 'm' or 'joint_mobilenetv2'.
+
+    Multiples override the variant's (the name records it); joint_mobilenetv2 takes a
+    width_multiple (of MobileNetV2 and its neck) and no depth_multiple.
+    """
     if arch not in JOINT_ARCHS:
         raise ValueError(f'unknown joint arch {arch!r}; choose from {", ".join(JOINT_ARCHS)}')
-    depth, width = VARIANTS[arch[len('joint_yolov5'):]]
+    if arch == MOBILENET_ARCH:
+        if depth_multiple is not None:
+            raise ValueError(f'{arch} takes no depth_multiple')
+        depth, width = 1.0, MOBILENET_DEFAULT_WIDTH
+    else:
+        depth, width = VARIANTS[arch[len('joint_yolov5'):]]
     name = arch
     if depth_multiple is not None or width_multiple is not None:
         depth = depth if depth_multiple is None else depth_multiple
         width = width if width_multiple is None else width_multiple
-        name = f'{name}-d{depth:g}-w{width:g}'
+        name = f'{name}-w{width:g}' if arch == MOBILENET_ARCH else \
+            f'{name}-d{depth:g}-w{width:g}'
     if num_masks < 1:
         raise ValueError(f'num_masks must be >= 1, got {num_masks}')
     if not proto_width > 0:
         raise ValueError(f'proto_width must be > 0, got {proto_width}')
-    return JointNet(JointConfig(num_classes=num_classes, depth_multiple=depth,
-                                width_multiple=width, num_masks=int(num_masks),
-                                decoder_width=decoder_width, proto_width=proto_width,
-                                depth_stride=int(depth_stride), anchors=anchors, name=name))
+    config = JointConfig(num_classes=num_classes, depth_multiple=depth, width_multiple=width,
+                         num_masks=int(num_masks), decoder_width=decoder_width,
+                         proto_width=proto_width, depth_stride=int(depth_stride),
+                         anchors=anchors, name=name)
+    return JointMobileNetV2(config) if arch == MOBILENET_ARCH else JointNet(config)

@@ -153,7 +153,8 @@ def _add_joint(commands):
                     '(train.joint). The loss weights are options.')
     model = joint.add_argument_group('model and loss')
     model.add_argument('--arch', default=defaults.arch,
-                       help='joint_yolov5n | joint_yolov5s | joint_yolov5m')
+                       help='joint_yolov5n | joint_yolov5s | joint_yolov5m | '
+                            'joint_mobilenetv2')
     model.add_argument('--depth-multiple', type=float, help='override the variant\'s')
     model.add_argument('--width-multiple', type=float, help='override the variant\'s')
     model.add_argument('--num-masks', type=int, default=defaults.num_masks,
