@@ -1,7 +1,8 @@
 """Per-object depth agreement when the same scene is seen through different cameras.
 
 Each synthetic scene is rendered from one camera pose through several cameras (field of
-view and image size) with their own CameraInfo. The depth net runs on every view, each
+view and image size) with their own CameraInfo. The depth net (or a joint net's depth
+output, --joint-model) runs on every view, each
 object's depth is read inside its true visible box (the `robust` strategy), and for every
 pair of cameras the objects seen by both are compared: |log(depth_a / depth_b)|. A model
 whose metres follow its training camera disagrees by about the log of the focal-length
@@ -45,13 +46,24 @@ def _with_camera(layout, hfov_deg: float, width: int, height: int):
 
 def measure(depth_path: str, scenes: int = 12, seed: int = 910000,
             cameras: Sequence[Tuple[float, int, int]] = DEFAULT_CAMERAS,
-            strategy: str = 'robust') -> List[PairAgreement]:
-    """Render `scenes` room scenes through every camera and compare object depths."""
-    from depthdet_ros.core.depth import DepthEstimator
+            strategy: str = 'robust', joint: bool = False) -> List[PairAgreement]:
+    """Render `scenes` room scenes through every camera and compare object depths.
+
+    `depth_path` is a depth model, or with `joint` a joint model (its depth output).
+    """
     from depthdet_ros.core.object_depth import object_depth
     from depthdet_ros.sim.world import frame_layout, SimWorld
 
-    estimator = DepthEstimator(depth_path)
+    if joint:
+        from depthdet_ros.core.joint import JointModel
+        estimator = JointModel(depth_path)
+
+        def predict(rgb):
+            return estimator.infer(rgb).depth
+    else:
+        from depthdet_ros.core.depth import DepthEstimator
+        estimator = DepthEstimator(depth_path)
+        predict = estimator.infer
     width = max(c[1] for c in cameras)
     height = max(c[2] for c in cameras)
     # camera index -> object key -> (corrected, uncorrected) depth
@@ -61,7 +73,7 @@ def measure(depth_path: str, scenes: int = 12, seed: int = 910000,
             base = frame_layout(seed, scene, 'room')
             for k, (hfov, w, h) in enumerate(cameras):
                 frame = world.render(_with_camera(base, hfov, w, h), scene)
-                raw = estimator.infer(frame.rgb)
+                raw = predict(frame.rgb)
                 scale = estimator.focal_scale(h, w, frame.camera)
                 for truth in frame.objects:
                     if truth.visible_pixels < MIN_VISIBLE_PIXELS:
@@ -94,12 +106,15 @@ def markdown(results: Sequence[PairAgreement]) -> str:
 def add_parser(commands):
     """Register `depthdet train cross-camera`."""
     from depthdet_ros.assets import default_model
+    from depthdet_ros.tools.options import add_override
 
     parser = commands.add_parser(
         'cross-camera', help='per-object depth agreement across cameras on the same scenes',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--depth', default=default_model('depth'),
-                        help='depth ONNX (default: the bundled one)')
+    parser.add_argument('--depth', default=None,
+                        help=f'depth ONNX (default: the bundled {default_model("depth")})')
+    add_override(parser, 'joint_model', 'joint ONNX whose depth output is measured instead '
+                 'of a depth net\'s')
     parser.add_argument('--scenes', type=int, default=12, help='scenes to render (default 12)')
     parser.add_argument('--seed', type=int, default=910000,
                         help='scene seed (default 910000, used by no training split)')
@@ -111,11 +126,16 @@ def add_parser(commands):
 def run(args) -> int:
     """Run `depthdet train cross-camera`."""
     from depthdet_ros.cli import CliError
+    from depthdet_ros.assets import default_model
     from depthdet_ros.core.session import ModelLoadError
+    from depthdet_ros.tools.options import joint_conflict
     if args.scenes < 1:
         raise CliError('--scenes must be at least 1')
+    if args.joint_model and args.depth:
+        raise CliError(joint_conflict('--joint-model', '--depth'))
     try:
-        results = measure(args.depth, args.scenes, args.seed)
+        results = measure(args.joint_model or args.depth or default_model('depth'),
+                          args.scenes, args.seed, joint=bool(args.joint_model))
     except (ModelLoadError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(markdown(results))
