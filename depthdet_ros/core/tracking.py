@@ -241,7 +241,7 @@ class _Measurements:
         numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
         self.classes = numbers[:, 0].astype(np.int64)
         self.boxes = _box_vectors(numbers[:, 1:5])
-        depth = numbers[:, 5]
+        self.depth = depth = numbers[:, 5]
         ranged = np.isfinite(depth)
         self.full = ranged & (numbers[:, 7] > 0)  # 3D position with covariance
         self.depth_only = ranged & ~self.full  # depth without intrinsics
@@ -259,13 +259,13 @@ class _Measurements:
                 + (floor[full] ** 2)[:, None, None] * ray[:, :, None] * ray[:, None, :]
             R[:, 0, 0] += (config.box_noise * size[:, 0]) ** 2
             R[:, 1, 1] += (config.box_noise * size[:, 1]) ** 2
-            self.R[full] = R
+            # A zero variance would make the filter trust one frame completely.
+            self.R[full] = R + _EYE3 * 1e-8
         only = self.depth_only.nonzero()[0]
         if len(only):
             self.z[only, 2] = depth[only]
-            self.R[only, 2, 2] = np.nan_to_num(numbers[only, 6]) ** 2 + floor[only] ** 2
-        # A zero variance would make the filter trust one frame completely.
-        self.R[ranged] += _EYE3 * 1e-8
+            # Only the z variance of a depth alone is ever read.
+            self.R[only, 2, 2] = np.nan_to_num(numbers[only, 6]) ** 2 + floor[only] ** 2 + 1e-8
 
 
 class Tracker:
@@ -338,7 +338,8 @@ class Tracker:
         track_of[new] = new_rows
         self._merge_duplicates(track_of)
         new_row = self._remove_old(stamp)
-        return self._outputs(objects, new_row[track_of], max_depth, class_max_depth)
+        return self._outputs(objects, meas.depth, new_row[track_of], max_depth,
+                             class_max_depth)
 
     # ---- steps -------------------------------------------------------------------
 
@@ -386,17 +387,23 @@ class Tracker:
             # the box holds two surfaces and the estimate jumps between them).
             # Pairs inside the gate win when there is a choice.
             outside = d2 > 1.0
-            allowed[t, d] &= ~outside | (iou[t, d] >= OUTLIER_MIN_IOU)
-            cost[t, d] += np.minimum(d2, 1.0) + outside
-            gated = np.zeros_like(allowed)
-            gated[t[outside], d[outside]] = True
+            if outside.any():
+                allowed[t, d] &= ~outside | (iou[t, d] >= OUTLIER_MIN_IOU)
+                cost[t, d] += np.minimum(d2, 1.0) + outside
+                gated = np.zeros_like(allowed)
+                gated[t[outside], d[outside]] = True
+            else:  # the usual frame: every candidate pair is inside its gate
+                cost[t, d] += d2
+                gated = None
         else:
-            gated = np.zeros_like(allowed)
+            gated = None
         cost = np.where(allowed, cost, _FORBIDDEN)
         rows, cols = linear_sum_assignment(cost)
         keep = cost[rows, cols] < _FORBIDDEN
-        track_of[cols[keep]] = rows[keep]
-        outlier[cols[keep]] = gated[rows[keep], cols[keep]]
+        rows, cols = rows[keep], cols[keep]
+        track_of[cols] = rows
+        if gated is not None:
+            outlier[cols] = gated[rows, cols]
         return track_of, outlier
 
     def _update_matched(self, rows, det, outlier, meas: _Measurements, stamp):
@@ -524,13 +531,12 @@ class Tracker:
             self.box_P = self.box_P[:, keep]
         return np.cumsum(keep) - 1
 
-    def _outputs(self, objects, rows, max_depth, class_max_depth) -> List[TrackedObject]:
+    def _outputs(self, objects, raw_depth, rows, max_depth,
+                 class_max_depth) -> List[TrackedObject]:
         config = self.config
-        n = len(rows)
         x = self.x[rows]
         P = self.P[rows]  # a copy: the covariances handed out are views of it
         has_3d, has_xy = self.has_3d[rows], self.has_xy[rows]
-        raw_depth = np.array([o.depth.depth for o in objects], dtype=np.float64).reshape(n)
         depth = np.where(has_3d, x[:, 2], raw_depth)
         distance, rate, rate_var = self._closing_rates(rows, x, P, has_3d, has_xy)
         closing = rate * distance
