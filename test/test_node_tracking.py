@@ -7,6 +7,7 @@ with stamps 0.1 s apart, each after the node answered the previous one.
 """
 import math
 import os
+import time
 
 import numpy as np
 import pytest
@@ -91,11 +92,19 @@ def play(probe, depths, camera, first=0):
 
 
 def wait_for_node(probe):
-    """Wait until the node subscribes to the inputs and publishes to the probe."""
+    """Wait until the node subscribes to the inputs and publishes to the probe.
+
+    The probe sees a match before the node may: discovery is not symmetric, and a
+    CameraInfo sent before the node's side matches is lost (a CI run lost all four of a
+    test's). A second of spinning after the probe's match lets both sides settle.
+    """
     for _ in range(400):
         rclpy.spin_once(probe, timeout_sec=0.05)
         if probe.image_pub.get_subscription_count() and probe.info_pub.get_subscription_count() \
                 and all(probe.count_publishers(name) for name in TOPICS):
+            settle = time.monotonic() + 1.0
+            while time.monotonic() < settle:
+                rclpy.spin_once(probe, timeout_sec=0.05)
             return
     raise AssertionError('depthdet_node did not come up')
 

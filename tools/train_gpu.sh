@@ -12,7 +12,8 @@
 #   DEPTH_BATCH (64), DETECTOR_BATCH (64), OUT_DIR (runs/gpu), MUJOCO_GL (egl);
 #   JOINT_EPOCHS (0: off) and JOINT_BATCH (32) for the joint net of issue 14, trained after
 #   the pair on the same shards (docs/joint_model.md); JOINT_VARIANT (default: the speed
-#   variant that is >= 1.5x faster than the pair on the CPU; empty: the full-width net).
+#   variant that is >= 1.5x faster than the pair on the CPU; empty: the full-width net);
+#   JOINT_ARCH (joint_yolov5n; joint_mobilenetv2 for the MobileNetV2 backbone).
 # tests/test_train_gpu_script.py runs it on the CPU with a tiny budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,11 +89,12 @@ log "evaluating on the held-out split"
 # --- joint net (issue 14), only with JOINT_EPOCHS > 0 -------------------------------------
 JOINT_EPOCHS=${JOINT_EPOCHS:-0}
 JOINT_BATCH=${JOINT_BATCH:-32}
+JOINT_ARCH=${JOINT_ARCH:-joint_yolov5n}
 read -r -a joint_variant <<< "${JOINT_VARIANT---proto-width 0.5 --depth-stride 4 --decoder-width 0.5}"
 if (( JOINT_EPOCHS > 0 )); then
     log "training the joint net ($JOINT_EPOCHS epochs)"
     "${DEPTHDET[@]}" train joint --data "${shards[@]}" --out "$OUT_DIR/joint" "${common[@]}" \
-        --arch joint_yolov5n "${joint_variant[@]}" --image-size "$DETECTOR_SIZE" \
+        --arch "$JOINT_ARCH" "${joint_variant[@]}" --image-size "$DETECTOR_SIZE" \
         --epochs "$JOINT_EPOCHS" \
         --batch-size "$JOINT_BATCH" --lr 2e-3 --weight-decay 0.01 --warmup-steps 300 \
         --max-depth 12 --canonical-focal 250 > "$OUT_DIR/joint.log" 2>&1 \
