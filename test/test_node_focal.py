@@ -57,3 +57,26 @@ def test_depth_follows_camera_info_and_the_assumed_field_of_view(ros, tmp_path):
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
         assert node.output().count('no camera_info for this frame: depth is scaled') == 1
+
+
+def test_joint_model_without_camera_info_uses_its_own_camera(ros, tmp_path):
+    """A joint model names its canonical camera too: frames without CameraInfo keep going."""
+    import test_core_joint as joint
+
+    model = joint.joint_model(tmp_path / 'joint.onnx', [joint.ROW_A], joint.prototypes())
+    params = write_params(tmp_path / 'params.yaml', joint_model=model, providers='cpu',
+                          depth_strategy='mask')
+    image = np.zeros((joint.IMAGE_H, joint.IMAGE_W, 3), np.uint8)
+    image[..., 0] = RED
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe({'detections': Detection2DArray})
+        try:
+            z = _depth_of_first_detection(probe, image, None)
+        finally:
+            probe.destroy_node()
+        log = node.output()
+        assert node.proc.poll() is None, log
+    # Factor 1: the model's own camera, 2 atan(32 / 50) = 65.2 deg over its 64-pixel input.
+    assert z == pytest.approx(joint.red_depth(RED), rel=1e-5)
+    assert "the depth model's own camera (65 deg over its input)" in log
+    assert 'frame failed' not in log

@@ -163,9 +163,7 @@ class DepthEstimator(SingleInputModel):
     @property
     def canonical_hfov_deg(self):
         """Horizontal field of view of the model's canonical camera over the network input."""
-        if self.canonical_focal is None:
-            return None
-        return math.degrees(2.0 * math.atan(0.5 * self.input_w / self.canonical_focal))
+        return canonical_hfov_deg(self.input_w, self.canonical_focal)
 
     def focal_scale(self, image_h, image_w, camera=None, assumed_hfov_deg=None) -> float:
         """Factor from the network's canonical-camera depth to this camera's metres.
@@ -238,6 +236,16 @@ class DepthEstimator(SingleInputModel):
         depth[outside_y, :] = np.nan
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
         return depth
+
+
+def canonical_hfov_deg(input_w, canonical_focal):
+    """Horizontal field of view (degrees) of a canonical camera over an input `input_w` wide.
+
+    None without a canonical focal length.
+    """
+    if canonical_focal is None:
+        return None
+    return math.degrees(2.0 * math.atan(0.5 * input_w / canonical_focal))
 
 
 def focal_scale(view, canonical_focal, camera=None, assumed_hfov_deg=None) -> float:

@@ -18,8 +18,8 @@ from typing import List, Optional
 import numpy as np
 
 from depthdet_ros.core import metadata
-from depthdet_ros.core.depth import _canonical_focal, DepthEstimator, DepthView, focal_scale, \
-    warp_to_image
+from depthdet_ros.core.depth import _canonical_focal, canonical_hfov_deg, DepthEstimator, \
+    DepthView, focal_scale, warp_to_image
 from depthdet_ros.core.detector import decode_indexed, DetectorConfig, detect_layout, \
     LAYOUT_YOLOV5, letterbox, load_class_names, to_detections
 from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
@@ -225,6 +225,11 @@ class JointModel:
     def views(self, image_h, image_w):
         """(depth view, prototype view) of an image size (JointDecoder.views)."""
         return self.decoder.views(image_h, image_w)
+
+    @property
+    def canonical_hfov_deg(self):
+        """Horizontal field of view of the model's canonical camera over the network input."""
+        return canonical_hfov_deg(self.input_w, self.canonical_focal)
 
     def focal_scale(self, image_h, image_w, camera=None, assumed_hfov_deg=None) -> float:
         """Factor from the model's canonical-camera depth to this camera's metres."""
