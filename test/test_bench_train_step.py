@@ -19,3 +19,12 @@ def test_times_each_network_interleaved_and_prints_ratios(capsys):
     out = capsys.readouterr().out
     assert 'joint_mobilenetv2' in out and ' 1.00x joint_mobilenetv2' in out
     assert 'hybrid_mobilenetv2' in out
+
+
+def test_unknown_network_is_one_line(capsys):
+    """A wrong name stops with one line naming the registry's networks, exit 2."""
+    with pytest.raises(SystemExit) as stop:
+        train_step.main(['--archs', 'yolov9'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown arch 'yolov9'" in err[0] and 'joint_mobilenetv2' in err[0]

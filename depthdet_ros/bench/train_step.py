@@ -66,10 +66,13 @@ def main(argv=None):
     parser.add_argument('--iterations', type=int, default=5)
     parser.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     args = parser.parse_args(argv)
-    kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {
-        arch: SPEED_OPTIONS for arch in args.archs if arch.startswith('joint_')}
-    times = measure(args.archs, args.batch, tuple(args.size), args.iterations,
-                    arch_kwargs=kwargs, threads=args.threads)
+    try:
+        kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {
+            arch: SPEED_OPTIONS for arch in args.archs if arch.startswith('joint_')}
+        times = measure(args.archs, args.batch, tuple(args.size), args.iterations,
+                        arch_kwargs=kwargs, threads=args.threads)
+    except (ValueError, TypeError) as exc:  # an unknown arch, bad JSON or builder option
+        parser.exit(2, f'{parser.prog}: error: {exc}\n')
     first = float(np.median(times[args.archs[0]]))
     print(f'forward + backward, batch {args.batch} at {args.size[0]}x{args.size[1]}, '
           f'{args.threads} torch thread(s), {args.iterations} passes each, interleaved; load '
