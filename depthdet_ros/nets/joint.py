@@ -122,7 +122,21 @@ class JointConfig:
     name: str = 'joint_yolov5n'
 
 
-class JointNet(YoloV5):
+class JointHeads:
+    """What the trainer and the exporter read of any joint net's heads (its joint_config)."""
+
+    @property
+    def num_masks(self) -> int:
+        """Number of prototype masks k."""
+        return self.joint_config.num_masks
+
+    @property
+    def depth_stride(self) -> int:
+        """Input pixels per depth output cell (2 or 4)."""
+        return self.joint_config.depth_stride
+
+
+class JointNet(JointHeads, YoloV5):
     """YOLOv5 layers 0-23 shared by MaskDetect (layer 24), Proto and the depth decoder."""
 
     def __init__(self, config: JointConfig = JointConfig()):
@@ -144,16 +158,6 @@ class JointNet(YoloV5):
                                           config.decoder_width,
                                           output_stride=config.depth_stride)
 
-    @property
-    def num_masks(self) -> int:
-        """Number of prototype masks k."""
-        return self.joint_config.num_masks
-
-    @property
-    def depth_stride(self) -> int:
-        """Input pixels per depth output cell (2 or 4)."""
-        return self.joint_config.depth_stride
-
     def forward(self, images: torch.Tensor):
         """Images [B, 3, H, W] in [0, 1] -> (detections, prototypes, depth); see module doc."""
         m = self.model
@@ -173,7 +177,7 @@ class JointNet(YoloV5):
         return detections, self.proto(out_p3), depth
 
 
-class JointMobileNetV2(nn.Module):
+class JointMobileNetV2(JointHeads, nn.Module):
     """MobileNetV2 features shared by a PAN neck, MaskDetect, Proto and the depth decoder.
 
     The neck is YOLOv5's at a third of the channels it gives a backbone of the same width
@@ -204,9 +208,6 @@ class JointMobileNetV2(nn.Module):
         self.proto = Proto(n3, make_divisible(n3 * config.proto_width, 8), config.num_masks)
         self.depth_decoder = DepthDecoder(taps, config.decoder_width,
                                           output_stride=config.depth_stride)
-
-    num_masks = JointNet.num_masks
-    depth_stride = JointNet.depth_stride
 
     @property
     def num_classes(self) -> int:
