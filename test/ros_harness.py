@@ -86,12 +86,17 @@ class Probe(Node):
 
     def send(self, rgb, camera, stamp=(123, 456000000), frame_id='cam_optical', image=None):
         """Publish camera_info and an rgb8 image with the given stamp and frame."""
+        header = self.send_camera_info(camera, stamp, frame_id)
+        self.image_pub.publish(image if image is not None else
+                               convert.rgb_to_image_msg(rgb, header))
+
+    def send_camera_info(self, camera, stamp, frame_id='cam_optical'):
+        """Publish camera_info (none if camera is None); return the header used."""
         header = Header(frame_id=frame_id)
         header.stamp.sec, header.stamp.nanosec = stamp
         if camera is not None:
             self.info_pub.publish(convert.camera_model_to_info(camera, header))
-        self.image_pub.publish(image if image is not None else
-                               convert.rgb_to_image_msg(rgb, header))
+        return header
 
     def wait_for(self, topic, predicate=lambda m: True, timeout=30.0, resend=None, start=0):
         """Spin until a message on `topic` (after index `start`) satisfies `predicate`."""

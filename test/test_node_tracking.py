@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -46,7 +47,8 @@ def node_params(tmp_path, **values):
     stamp can come later than the node waits for it (ros.node.CAMERA_INFO_WAIT_S), and
     the frame then has no 3D position; these tests are about tracking.
     """
-    return write_params(tmp_path / 'params.yaml', camera_info_tolerance=10.0, **values)
+    return write_params(tmp_path / 'params.yaml', camera_info_tolerance=10.0,
+                        diagnostics_period=0.2, **values)
 
 
 @pytest.fixture
@@ -92,21 +94,42 @@ def play(probe, depths, camera, first=0):
 
 
 def wait_for_node(probe):
-    """Wait until the node subscribes to the inputs and publishes to the probe.
+    """Wait until the node subscribes to the inputs, publishes, and has had a CameraInfo.
 
-    The probe sees a match before the node may: discovery is not symmetric, and a
-    CameraInfo sent before the node's side matches is lost (a CI run lost all four of a
-    test's). A second of spinning after the probe's match lets both sides settle.
+    Matching seen from the probe's side does not prove the node's side has matched too
+    (discovery is not symmetric: CI runs lost every CameraInfo of a test after a fixed
+    one-second settle). So a CameraInfo stamped far from the test's frames (unused by
+    them) is sent until the node's /diagnostics count it; with `auto` input QoS this
+    starts once the node holds its reliable subscriptions only.
     """
-    for _ in range(400):
-        rclpy.spin_once(probe, timeout_sec=0.05)
-        if probe.image_pub.get_subscription_count() and probe.info_pub.get_subscription_count() \
-                and all(probe.count_publishers(name) for name in TOPICS):
-            settle = time.monotonic() + 1.0
+    diagnostics = []
+    subscription = probe.create_subscription(DiagnosticArray, '/diagnostics',
+                                             diagnostics.append, 10)
+    status_name = f'{probe.get_namespace()}/depthdet_node: pipeline'
+    camera = pinhole()
+    deadline = time.monotonic() + 60.0
+    try:
+        while time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+            if not (probe.image_pub.get_subscription_count() == 1
+                    and probe.info_pub.get_subscription_count() == 1
+                    and all(probe.count_publishers(name) for name in TOPICS)):
+                continue
+            if any(int(values_of(status).get('camera_info_received', 0))
+                   for msg in diagnostics for status in msg.status
+                   if status.name == status_name):
+                return
+            probe.send_camera_info(camera, stamp=(1, 0))
+            settle = time.monotonic() + 0.2
             while time.monotonic() < settle:
                 rclpy.spin_once(probe, timeout_sec=0.05)
-            return
-    raise AssertionError('depthdet_node did not come up')
+    finally:
+        probe.destroy_subscription(subscription)
+    raise AssertionError('depthdet_node did not come up or never counted a CameraInfo')
+
+
+def values_of(status):
+    return {kv.key: kv.value for kv in status.values}
 
 
 def set_param(probe, name, value):

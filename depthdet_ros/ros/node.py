@@ -361,6 +361,7 @@ class DepthDetRunner:
     # Input ----------------------------------------------------------------------------
 
     def _on_camera_info(self, msg):
+        self.stats['camera_infos'] += 1
         camera = CameraModel.from_camera_info(msg)
         try:
             camera.validate()
@@ -586,7 +587,9 @@ class DepthDetRunner:
 
     def diagnostics(self):
         """Build the current DiagnosticStatus: rates, staleness, drops, latency, providers."""
-        status = DiagnosticStatus(name='depthdet_node: pipeline', hardware_id='depthdet_ros')
+        # Named by the node's full name: two cameras' nodes must not share a status name.
+        status = DiagnosticStatus(name=f'{self.node.get_fully_qualified_name()}: pipeline',
+                                  hardware_id='depthdet_ros')
         now = time.monotonic()
         level, messages = DiagnosticStatus.OK, []
         if self._last_image_time is None:
@@ -631,6 +634,7 @@ class DepthDetRunner:
             'large_outputs_replaced': str(
                 self._output_worker.replaced if self._output_worker else 0),
             'images_refused': str(self.stats['bad_images']),
+            'camera_info_received': str(self.stats['camera_infos']),
             'camera_info_refused': str(self.stats['bad_camera_info']),
             'frames_failed': str(self.stats['errors']),
         }
