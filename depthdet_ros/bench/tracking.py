@@ -7,9 +7,19 @@ depth and 3D) and the tracker (core.tracking.Tracker.update) on every frame,
 interleaved, and prints per-frame p50 / p90 / p99 of both and their ratio, in wall
 time and in CPU time of the thread (which other processes on a loaded machine inflate
 far less). The issue's target is tracking <= 1 ms per frame with 20 objects.
+
+`--compare FILE` also runs another version of core/tracking.py (for example
+`git show REV:depthdet_ros/core/tracking.py > /tmp/tracking_rev.py`) on the same
+frames, and prints both times, their ratio and whether their outputs agree. The two
+alternate which runs first on each frame: whichever runs first pays for bringing the
+frame's objects into the cache (running one always first made identical code look
+1.2x slower).
 """
 import argparse
+import importlib.util
+import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -73,6 +83,57 @@ def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: i
     return (fusion_wall, fusion_cpu), (tracking_wall, tracking_cpu), tracker
 
 
+def load_tracking_module(path: str):
+    """Import a tracking.py from a file under a name of its own."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'--compare {path}: no such file (write one with `git show '
+                                'REV:depthdet_ros/core/tracking.py > FILE`)')
+    spec = importlib.util.spec_from_file_location('depthdet_tracking_compared', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _differences(ours, theirs) -> float:
+    """Largest difference of two frames' outputs; inf when IDs, flags or rules differ."""
+    if len(ours) != len(theirs):
+        return math.inf
+    largest = 0.0
+    for a, b in zip(ours, theirs):
+        if (a.track_id, a.confirmed, a.alert_rules) != (b.track_id, b.confirmed, b.alert_rules):
+            return math.inf
+        with np.errstate(invalid='ignore'):  # inf - inf: equal infinite times to contact
+            values = np.array([a.depth, a.time_to_contact, a.box.x1, a.box.y2]) \
+                - np.array([b.depth, b.time_to_contact, b.box.x1, b.box.y2])
+        if (a.position is None) != (b.position is None):
+            return math.inf
+        if a.position is not None:
+            values = np.concatenate([values, [a.position.z - b.position.z,
+                                              a.velocity.z - b.velocity.z]])
+        values = values[~np.isnan(values) & (values != 0)]  # equal infinities give NaN
+        largest = max(largest, float(np.abs(values).max(initial=0.0)))
+    return largest
+
+
+def compare(module, n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0,
+            seed: int = 0):
+    """CPU ms per frame of this Tracker and `module`'s, alternating; largest difference."""
+    camera = CameraModel.from_fov(WIDTH, HEIGHT, 70.0)
+    ours, theirs = Tracker(TrackerConfig()), module.Tracker(module.TrackerConfig())
+    times, largest = [], 0.0
+    for index, (depth_map, detections) in enumerate(frames(n_objects, n_frames, seed)):
+        objects = estimate_objects(detections, depth_map, camera, 'robust', 1.0)
+        results, spent = {}, {}
+        for tracker in ((ours, theirs) if index % 2 else (theirs, ours)):
+            start = time.thread_time()
+            results[id(tracker)] = tracker.update(objects, index / rate_hz, 1.0)
+            spent[id(tracker)] = time.thread_time() - start
+        times.append((spent[id(ours)], spent[id(theirs)]))
+        largest = max(largest, _differences(results[id(ours)], results[id(theirs)]))
+    ours_ms, theirs_ms = np.array(times).T * 1e3
+    return ours_ms, theirs_ms, largest
+
+
 def small_op_us(repeat: int = 100000) -> float:
     """CPU microseconds of one numpy add of two 3-vectors: how fast this machine is now."""
     a = np.ones(3)
@@ -89,7 +150,25 @@ def main(argv=None):
     parser.add_argument('--objects', type=int, default=20)
     parser.add_argument('--frames', type=int, default=300)
     parser.add_argument('--warmup', type=int, default=20, help='frames left out of the figures')
+    parser.add_argument('--compare', metavar='FILE',
+                        help='another tracking.py to time side by side on the same frames')
     args = parser.parse_args(argv)
+    if args.compare:
+        try:
+            module = load_tracking_module(args.compare)
+        except Exception as exc:  # a file that is not a tracker: one line, not a traceback
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        ours, theirs, largest = compare(module, args.objects, args.frames + args.warmup)
+        ours, theirs = ours[args.warmup:], theirs[args.warmup:]
+        agreement = ('different track IDs, flags or alert rules' if math.isinf(largest)
+                     else f'same IDs and alerts, values within {largest:.1e}')
+        print(f'{args.objects} objects, {len(ours)} frames, CPU time per frame, alternating '
+              f'which runs first; load average {os.getloadavg()[0]:.2f}')
+        ratio = np.median(ours) / np.median(theirs)
+        print(f'this tracker p50 {np.median(ours):.3f} ms; {args.compare} p50 '
+              f'{np.median(theirs):.3f} ms; this / that {ratio:.2f}; outputs: {agreement}')
+        return 0
     fusion, tracking, tracker = run(args.objects, args.frames + args.warmup)
     fusion = [v[args.warmup:] for v in fusion]
     tracking = [v[args.warmup:] for v in tracking]

@@ -1,0 +1,40 @@
+"""python -m depthdet_ros.bench.tracking: figures printed, and --compare side by side."""
+import re
+
+from depthdet_ros.bench import tracking as bench
+from depthdet_ros.core import tracking
+
+
+def test_prints_both_stages_and_the_verdict(capsys):
+    assert bench.main(['--objects', '3', '--frames', '12', '--warmup', '2']) == 0
+    out = capsys.readouterr().out
+    assert '3 objects, 12 frames (after 2 warm-up)' in out
+    for stage in ('fusion (depth, 3D)', 'tracking (Tracker.update)'):
+        assert re.search(re.escape(stage) + r'\s+cpu\s+[\d.]+', out)
+    assert re.search(r'cpu: tracking / fusion \(p50\) [\d.]+; tracking p50 [\d.]+ ms per frame, '
+                     r'target <= 1 ms: (met|not met)', out)
+
+
+def test_compare_with_the_same_module_agrees_exactly(capsys):
+    assert bench.main(['--objects', '4', '--frames', '10', '--warmup', '2',
+                       '--compare', tracking.__file__]) == 0
+    out = capsys.readouterr().out
+    assert 'outputs: same IDs and alerts, values within 0.0e+00' in out
+    assert re.search(r'this / that [\d.]+', out)
+
+
+def test_compare_reports_a_tracker_that_differs(tmp_path, capsys):
+    # Three matched frames confirm a track in ours, one in the altered copy.
+    altered = tmp_path / 'tracking_altered.py'
+    source = open(tracking.__file__).read()
+    assert 'min_hits: int = 3' in source
+    altered.write_text(source.replace('min_hits: int = 3', 'min_hits: int = 1'))
+    assert bench.main(['--objects', '2', '--frames', '6', '--warmup', '0',
+                       '--compare', str(altered)]) == 0
+    assert 'outputs: different track IDs, flags or alert rules' in capsys.readouterr().out
+
+
+def test_compare_with_a_missing_file_is_one_line(tmp_path, capsys):
+    assert bench.main(['--compare', str(tmp_path / 'nope.py')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'no such file' in err and 'git show' in err
