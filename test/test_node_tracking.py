@@ -105,7 +105,7 @@ def wait_for_node(probe):
     diagnostics = []
     subscription = probe.create_subscription(DiagnosticArray, '/diagnostics',
                                              diagnostics.append, 10)
-    status_name = f'{probe.get_namespace()}/depthdet_node: pipeline'
+    status_name = f'{probe.get_namespace().lstrip("/")}/depthdet_node: pipeline'
     camera = pinhole()
     deadline = time.monotonic() + 60.0
     try:

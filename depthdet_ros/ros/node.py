@@ -587,9 +587,10 @@ class DepthDetRunner:
 
     def diagnostics(self):
         """Build the current DiagnosticStatus: rates, staleness, drops, latency, providers."""
-        # Named by the node's full name: two cameras' nodes must not share a status name.
-        status = DiagnosticStatus(name=f'{self.node.get_fully_qualified_name()}: pipeline',
-                                  hardware_id='depthdet_ros')
+        # diagnostic_updater's '<node name>: <task>', with the namespace in front (as in
+        # 'front/depthdet_node: pipeline'): two cameras' nodes must not share a name.
+        full_name = self.node.get_fully_qualified_name().lstrip('/')
+        status = DiagnosticStatus(name=f'{full_name}: pipeline', hardware_id='depthdet_ros')
         now = time.monotonic()
         level, messages = DiagnosticStatus.OK, []
         if self._last_image_time is None:
