@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -208,6 +209,39 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
+
+
+def test_the_first_frame_waits_for_its_camera_info(models, ros, tmp_path):
+    """A driver's first image, then its CameraInfo: the first frame still gets x, y."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          camera_info_tolerance=0.0, publish_raw=True)
+    log_path = tmp_path / 'node.log'
+    with NodeProcess(params, ('-r', '__ns:=/first_info'), log_path=log_path) as node:
+        probe = Probe({'detections': Detection2DArray}, input_qos=RELIABLE,
+                      namespace='/first_info')
+        try:
+            # Until the node's graph shows the probe's publishers (it logs them), an image
+            # may come before the node knows that camera_info has a publisher.
+            deadline = time.monotonic() + 60.0
+            while not all(f'/first_info/{topic}: publisher reliability' in node.output()
+                          for topic in ('image', 'camera_info')):
+                assert time.monotonic() < deadline, node.output()
+                rclpy.spin_once(probe, timeout_sec=0.1)
+            header = Header(frame_id='cam')
+            header.stamp.sec = 7
+            probe.image_pub.publish(convert.rgb_to_image_msg(uniform_scene(), header))
+            time.sleep(0.02)  # the CameraInfo comes after the image, as drivers send it
+            probe.info_pub.publish(convert.camera_model_to_info(pinhole(), header))
+            msg = probe.wait_for('detections', timeout=30)
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    chair = next(d for d in msg.detections if d.results[0].hypothesis.class_id == 'chair')
+    position = chair.results[0].pose.pose.position
+    z = float(depth_for_red(Z_RED))
+    assert position.z == pytest.approx(z, abs=1e-4)
+    assert position.x == pytest.approx((CHAIR_CENTER[0] - 320) * z / 500.0, rel=1e-4)
 
 
 def test_debug_image_is_advertised_only_while_enabled_and_ranges_are_described(

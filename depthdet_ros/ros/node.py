@@ -60,7 +60,9 @@ WARN_THROTTLE_S = 5.0
 CAMERA_INFO_BUFFER = 30
 # Drivers publish an image and then its CameraInfo: once a camera has shown that it
 # pairs stamps (a CameraInfo with the stamp of an image received before), a frame
-# waits this long for the CameraInfo with its own stamp.
+# waits this long for the CameraInfo with its own stamp. Until the first CameraInfo
+# arrives, a frame waits as long if camera_info has a publisher, so that the first
+# frame of a camera that sends one gets its 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
 # Large images keep only the newest sample per subscriber: an image behind a slow
 # reader is worth less than memory and bandwidth.
@@ -314,6 +316,7 @@ class DepthDetRunner:
         info_sub = subscribe_input(node, CameraInfo, 'camera_info', self._on_camera_info,
                                    reliability)
         self._subscriptions = [image_sub, info_sub]
+        self._info_topic = info_sub.topic_name
         self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
 
     def _set_debug_publisher(self, enabled):
@@ -412,8 +415,9 @@ class DepthDetRunner:
         def same_stamp():
             return next((entry for entry in reversed(self._infos) if entry[0] == stamp), None)
 
+        first = not self._infos and self.node.count_publishers(self._info_topic) > 0
         with self._info_cond:
-            wait = CAMERA_INFO_WAIT_S if self._stamps_paired else 0.0
+            wait = CAMERA_INFO_WAIT_S if self._stamps_paired or first else 0.0
             entry = self._info_cond.wait_for(same_stamp, timeout=wait)
             if entry is not None:
                 self._stamps_paired = True
