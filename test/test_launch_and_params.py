@@ -18,7 +18,7 @@ from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
                                           LaunchArgumentError)
 from depthdet_ros.ros.launcher import apply_assignments, node_command, settings_of
 from depthdet_ros.ros.params import (BY_NAME, check_value, ConfigError, load_params_file,
-                                     session_options)
+                                     ros_arguments, session_options)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'pipeline.launch.py')
@@ -216,6 +216,38 @@ def test_depthdet_pipeline_exits_non_zero_when_the_node_refuses_its_configuratio
     assert result.returncode == 2, result.stderr
     assert 'configuration error: max_depth' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_ros_arguments_are_read_as_rcl_reads_them():
+    argv = ['node', '--ros-args', '--params-file', 'a.yaml', '-p', 'max_depth:=2.5',
+            '--param', 'depthdet_node:tracking:=false', '-r', '__ns:=/x', '--', '-p',
+            'not:=ros']
+    assert ros_arguments(argv) == (['a.yaml'], [('max_depth', '2.5'),
+                                                ('depthdet_node:tracking', 'false')])
+
+
+@pytest.mark.parametrize('make_args, message', [
+    (lambda d: ['--params-file', str(d / 'missing.yaml')],
+     "cannot read params file '{d}/missing.yaml': No such file or directory"),
+    (lambda d: ['--params-file', str(d / 'broken.yaml')],
+     "params file '{d}/broken.yaml' is not valid YAML"),
+    # rcl keeps the file's max_depth over a -p of another type, silently: refused here.
+    (lambda d: ['--params-file', str(d / 'good.yaml'), '-p', 'max_depth:=far'],
+     "parameter max_depth must be of the type of its default 1.0, got 'far' "
+     '(from -p max_depth:=far)'),
+    (lambda d: ['--params-file', str(d / 'good.yaml'), '-p', 'track_min_hits:=2.5'],
+     'got 2.5 (from -p track_min_hits:=2.5)'),
+])
+def test_unusable_command_line_stops_the_node_with_one_line(tmp_path, make_args, message):
+    (tmp_path / 'broken.yaml').write_text('/**:\n  ros__parameters: [max_depth\n')
+    (tmp_path / 'good.yaml').write_text('/**:\n  ros__parameters:\n    max_depth: 1.0\n')
+    result = subprocess.run(
+        [sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args', *make_args(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith('[depthdet_node] configuration error: ')
+    assert message.format(d=tmp_path) in result.stderr
+    assert result.stderr.count('\n') == 1  # one line, no traceback
 
 
 def test_gpu_parameters_reach_the_session_options(tmp_path):

@@ -121,6 +121,11 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
     try:
         assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
         assert probe.get_publishers_info_by_topic('/detections') == []
+        # A transition the state does not have, by id (as a lifecycle manager sends
+        # it): refused, and the node lives on (rclpy alone would raise out of spin).
+        assert not node.transition(Transition.TRANSITION_ACTIVATE)
+        assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert 'change_state refused: transition id 3' in node.output()
 
         assert node.transition(Transition.TRANSITION_CONFIGURE)
         assert node.state() == State.PRIMARY_STATE_INACTIVE

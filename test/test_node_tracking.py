@@ -273,6 +273,29 @@ def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_
     assert ids == {frames[2]['detections'].detections[0].id}
 
 
+def test_a_frame_without_usable_camera_info_publishes_no_3d_with_tracking(
+        models, ros, tmp_path, namespace):
+    """The track knows x, y; a frame whose CameraInfo is refused still publishes none."""
+    params = node_params(tmp_path, detector_model=models['detector'],
+                         depth_model=models['depth'], providers='cpu', max_depth=0.5,
+                         publish_depth=False)
+    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
+        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
+        try:
+            wait_for_node(probe)
+            frames = play(probe, [2.0, 2.0, 2.0], pinhole())
+            frames += play(probe, [2.0], pinhole(f=0.0), first=3)  # refused: zero focal
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    assert [len(f['detections_3d'].detections) for f in frames] == [1, 1, 1, 0]
+    ids = {f['detections'].detections[0].id for f in frames}
+    assert len(ids) == 1
+    last = frames[-1]['detections'].detections[0].results[0].pose.pose.position
+    assert math.isnan(last.x) and math.isnan(last.y)
+    assert last.z == pytest.approx(float(depth_for_red(red_for_depth(2.0))), abs=0.05)
+
+
 def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path, namespace):
     """A joint model: detections as usual plus a 16UC1 instance image aligned to the input."""
     model = joint_fixtures.joint_model(

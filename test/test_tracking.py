@@ -118,6 +118,21 @@ def test_track_dies_after_max_age():
     assert out.track_id == 2 and not out.confirmed
 
 
+def test_a_gap_in_the_input_longer_than_max_age_resumes_no_track():
+    """No frame in between: the track is dead by the next stamp, before matching."""
+    tracker = Tracker(TrackerConfig(max_age=0.5, min_hits=2))
+    box = (100, 100, 160, 260)
+    for k in (0, 1, 2):
+        out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 100.0 + k / RATE, 1.0)
+    assert out.track_id == 1 and out.confirmed
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 200.0, 1.0)
+    assert (out.track_id, out.hits, out.confirmed) == (2, 1, False)
+    assert len(tracker) == 1
+    # Exactly max_age unmatched still counts as alive.
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 200.5, 1.0)
+    assert (out.track_id, out.hits, out.confirmed) == (2, 2, True)
+
+
 def test_class_change_starts_a_new_track():
     tracker = Tracker(TrackerConfig(min_hits=1))
     box = (100, 100, 160, 260)

@@ -9,10 +9,15 @@ driver would be (Fast DDS delivers in-process samples without its transports). C
                  pipeline` and the launch file give the node; the camera as it is;
   after+profile  as `after`, and the camera also given config/fastdds_large_data.xml.
 The subscriber starts first and the camera publishes as soon as it is matched, as a
-camera started after the node would. Both use this machine's loopback only.
+camera started after the node would. Like a driver, the camera publishes a CameraInfo
+with each image's stamp right after it (before it with --info-first); a frame whose
+CameraInfo comes more than the node's wait for it (ros.node.CAMERA_INFO_WAIT_S) after
+the image, or never, is counted as late: the node would publish it without 3D
+positions. Both use this machine's loopback only.
 """
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -46,6 +51,9 @@ def add_parser(subparsers):
                         help=f'camera reliabilities from {", ".join(CAMERAS)} (default: both)')
     parser.add_argument('--configs', default=','.join(CONFIGS), metavar='NAME,...',
                         help=f'configs from {", ".join(CONFIGS)} (default: all)')
+    parser.add_argument('--info-first', action='store_true',
+                        help='the camera publishes each CameraInfo before its image, as some '
+                             'drivers do (default: after it)')
     parser.add_argument('--json', metavar='PATH', help='also write the result as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -98,31 +106,41 @@ def environments(config, base=None):
     return camera, with_profile, node_default_reliability()
 
 
-def _role_command(role, reliability, topic, frames, rate, size='640x480'):
+def info_topic(image_topic):
+    """Return the CameraInfo topic beside an image topic (`ns/image` -> `ns/camera_info`)."""
+    namespace = image_topic.rpartition('/')[0]
+    return f'{namespace}/camera_info' if namespace else 'camera_info'
+
+
+def _role_command(role, reliability, topic, frames, rate, size='640x480', info_first=False):
     return [sys.executable, '-m', 'depthdet_ros.bench.qos', '--role', role, '--reliability',
             reliability, '--topic', topic, '--frames', str(frames), '--rate', str(rate),
-            '--size', size]
+            '--size', size] + (['--info-first'] if info_first else [])
 
 
-def start_camera(reliability, width, height, rate, frames, env, topic=TOPIC):
+def start_camera(reliability, width, height, rate, frames, env, topic=TOPIC,
+                 info_first=False):
     """Start a camera process; it publishes once 'go' is written to its stdin.
 
     It then waits for a subscriber, publishes `frames` rgb8 images at `rate`, stays
     DRAIN_S for retransmissions, and prints {"sent", "publish_s", "matched"} as JSON.
     """
     return subprocess.Popen(
-        _role_command('camera', reliability, topic, frames, rate, f'{width}x{height}'),
+        _role_command('camera', reliability, topic, frames, rate, f'{width}x{height}',
+                      info_first),
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def run_case(camera_reliability, width, height, rate, frames, config, topic=TOPIC):
+def run_case(camera_reliability, width, height, rate, frames, config, topic=TOPIC,
+             info_first=False):
     """Run one camera and one subscriber process; returns the case's result dict."""
     camera_env, subscriber_env, reliability = environments(config)
     # Both start at once; the camera creates its publisher when the subscriber is up.
     subscriber = subprocess.Popen(
         _role_command('subscriber', reliability, topic, frames, rate),
         env=subscriber_env, stdout=subprocess.PIPE, text=True)
-    camera = start_camera(camera_reliability, width, height, rate, frames, camera_env, topic)
+    camera = start_camera(camera_reliability, width, height, rate, frames, camera_env, topic,
+                          info_first)
     try:
         if subscriber.stdout.readline().strip() != 'ready':
             raise RuntimeError('the subscriber process did not start')
@@ -137,7 +155,8 @@ def run_case(camera_reliability, width, height, rate, frames, config, topic=TOPI
                 proc.kill()
                 proc.wait()
     return {'camera': camera_reliability, 'size': f'{width}x{height}', 'rate': rate,
-            'config': config, 'subscription': reliability, **sent, **received}
+            'config': config, 'subscription': reliability, 'info_first': info_first, **sent,
+            **received}
 
 
 def render_table(cases, configs):
@@ -153,8 +172,11 @@ def render_table(cases, configs):
         cells = [camera, size, f'{rate:g} Hz', str(sent)]
         for config in configs:
             case = by_config.get(config)
-            cells.append('-' if case is None else
-                         str(case['received']) if case['matched'] else 'no match')
+            if case is None or not case['matched']:
+                cells.append('-' if case is None else 'no match')
+                continue
+            late = case.get('info_late', 0)
+            cells.append(f'{case["received"]}' + (f' ({late} CameraInfo late)' if late else ''))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -169,24 +191,27 @@ def run(args):
     configs = _csv(args.configs, str, CONFIGS, 'configs')
     if args.frames < 1:
         raise CliError('--frames must be >= 1')
-    print(f'camera {args.frames} frames per case; the node\'s default input_reliability: '
-          f'{node_default_reliability()}; ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}',
-          file=sys.stderr)
+    order = 'before' if args.info_first else 'after'
+    print(f'camera {args.frames} frames per case, CameraInfo {order} each image; the '
+          f'node\'s default input_reliability: {node_default_reliability()}; '
+          f'ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}', file=sys.stderr)
     cases = []
     for camera in cameras:
         for width, height in sizes:
             for rate in rates:
                 for config in configs:
-                    case = run_case(camera, width, height, rate, args.frames, config)
+                    case = run_case(camera, width, height, rate, args.frames, config,
+                                    info_first=args.info_first)
+                    never = '' if case['matched'] else ' (never matched)'
                     print(f'  {camera:<11} {width}x{height} {rate:g} Hz {config:<13} '
-                          f'received {case["received"]}/{case["sent"]}'
-                          + ('' if case['matched'] else ' (never matched)'),
-                          file=sys.stderr, flush=True)
+                          f'received {case["received"]}/{case["sent"]}, CameraInfo late '
+                          f'{case["info_late"]}{never}', file=sys.stderr, flush=True)
                     cases.append(case)
     load = os.getloadavg()[0]
     print(render_table(cases, configs))
     print(f'\n{os.cpu_count()} CPUs, load average {load:.1f} at the end; frames a CPU-bound '
-          'machine cannot move in time are lost whatever the QoS')
+          'machine cannot move in time are lost whatever the QoS; "CameraInfo late": frames '
+          f'received whose CameraInfo came over {_info_wait_s():g} s after them or never')
     duplicates = sum(c['delivered'] - c['received'] for c in cases)
     if duplicates:
         print(f'\n{duplicates} frames were delivered twice')
@@ -197,13 +222,18 @@ def run(args):
     return 0
 
 
+def _info_wait_s():
+    from depthdet_ros.ros.node import CAMERA_INFO_WAIT_S
+    return CAMERA_INFO_WAIT_S
+
+
 # Child processes ------------------------------------------------------------------------
 
 def _camera(args):
     """Publish --frames images at --rate once a subscriber is matched; print what was sent."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
 
     width, height = _size(args.size)
     rclpy.init()
@@ -211,20 +241,31 @@ def _camera(args):
     sys.stdin.readline()  # the subscriber is up
     # What camera drivers commonly use: rclpy's default (reliable, keep last 10) or
     # the sensor-data profile (best-effort, keep last 5).
-    publisher = node.create_publisher(Image, args.topic, 10 if args.reliability == 'reliable'
-                                      else qos_profile_sensor_data)
+    qos = 10 if args.reliability == 'reliable' else qos_profile_sensor_data
+    publisher = node.create_publisher(Image, args.topic, qos)
+    info_publisher = node.create_publisher(CameraInfo, info_topic(args.topic), qos)
     msg = Image(width=width, height=height, encoding='rgb8', step=3 * width)
     msg.header.frame_id = 'bench_camera'
     msg.data = bytes(3 * width * height)
+    f = 0.5 * width
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob',
+                      k=[f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0])
+    info.header = msg.header
     deadline = time.monotonic() + MATCH_TIMEOUT_S
-    while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
+    while min(publisher.get_subscription_count(), info_publisher.get_subscription_count()) < 1 \
+            and time.monotonic() < deadline:
         time.sleep(0.01)
     matched = publisher.get_subscription_count() > 0
     sent = 0
     start = time.monotonic()
     for i in range(args.frames if matched else 0):
         msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + i, 0
+        # The CameraInfo shares msg.header: the image's stamp.
+        if args.info_first:
+            info_publisher.publish(info)
         publisher.publish(msg)
+        if not args.info_first:
+            info_publisher.publish(info)
         sent += 1
         time.sleep(max(0.0, start + (i + 1) / args.rate - time.monotonic()))
     time.sleep(DRAIN_S)  # stay to answer retransmission requests
@@ -237,33 +278,43 @@ def _camera(args):
 def _subscriber(args):
     """Subscribe as depthdet_node does; print frames received when all came or SIGUSR1."""
     import rclpy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
 
     from depthdet_ros.ros.qos import subscribe_input
 
     rclpy.init()
     node = rclpy.create_node('bench_qos_node')
-    stamps, delivered, camera_done = set(), [0], []
+    arrivals = {Image: {}, CameraInfo: {}}  # type -> stamp -> first arrival (monotonic)
+    delivered, camera_done = [0], []
 
     def on_image(msg):
-        stamps.add(msg.header.stamp.sec)
+        arrivals[Image].setdefault(msg.header.stamp.sec, time.monotonic())
         delivered[0] += 1
 
+    def on_info(msg):
+        arrivals[CameraInfo].setdefault(msg.header.stamp.sec, time.monotonic())
+
     signal.signal(signal.SIGUSR1, lambda *_: camera_done.append(time.monotonic()))
-    if args.reliability == PREVIOUS_DEFAULT:
-        from rclpy.qos import qos_profile_sensor_data
-        node.create_subscription(Image, args.topic, on_image, qos_profile_sensor_data)
-    else:
-        subscribe_input(node, Image, args.topic, on_image, args.reliability)
+    for msg_type, topic, callback in ((Image, args.topic, on_image),
+                                      (CameraInfo, info_topic(args.topic), on_info)):
+        if args.reliability == PREVIOUS_DEFAULT:
+            from rclpy.qos import qos_profile_sensor_data
+            node.create_subscription(msg_type, topic, callback, qos_profile_sensor_data)
+        else:
+            subscribe_input(node, msg_type, topic, callback, args.reliability)
     print('ready', flush=True)
+    images, infos = arrivals[Image], arrivals[CameraInfo]
     deadline = time.monotonic() + MATCH_TIMEOUT_S + args.frames / args.rate + DRAIN_S + 30
-    while len(stamps) < args.frames and time.monotonic() < deadline:
+    while min(len(images), len(infos)) < args.frames and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
         if camera_done and time.monotonic() > camera_done[0] + 0.5:
             break
-    missing = sorted(set(range(1000, 1000 + args.frames)) - stamps)
-    print(json.dumps({'received': len(stamps), 'delivered': delivered[0],
-                      'missing': [i - 1000 for i in missing]}), flush=True)
+    missing = sorted(set(range(1000, 1000 + args.frames)) - set(images))
+    wait = _info_wait_s()
+    late = sum(1 for stamp, arrived in images.items()
+               if infos.get(stamp, math.inf) - arrived > wait)
+    print(json.dumps({'received': len(images), 'delivered': delivered[0],
+                      'missing': [i - 1000 for i in missing], 'info_late': late}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
 
@@ -277,6 +328,7 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, required=True)
     parser.add_argument('--rate', type=float, required=True)
     parser.add_argument('--size', default='640x480')
+    parser.add_argument('--info-first', action='store_true')
     args = parser.parse_args(argv)
     (_camera if args.role == 'camera' else _subscriber)(args)
     return 0

@@ -325,6 +325,9 @@ class Tracker:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
+        # Tracks unmatched for more than max_age by this stamp are gone before matching:
+        # after a gap in the input (a stalled camera) nothing resumes an old track.
+        self._remove_old(stamp)
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes)
@@ -337,9 +340,10 @@ class Tracker:
         new_rows = self._birth(new, meas, stamp)
         track_of[new] = new_rows
         self._merge_duplicates(track_of)
-        new_row = self._remove_old(stamp)
-        return self._outputs(objects, meas.depth, new_row[track_of], max_depth,
-                             class_max_depth)
+        new_row = self._remove_old(stamp)  # the tracks folded into others
+        if new_row is not None:
+            track_of = new_row[track_of]
+        return self._outputs(objects, meas.depth, track_of, max_depth, class_max_depth)
 
     # ---- steps -------------------------------------------------------------------
 
@@ -521,14 +525,18 @@ class Tracker:
                 self.hits[new] = max(self.hits[new], self.hits[old])
             self.last_seen[old] = -np.inf
 
-    def _remove_old(self, stamp) -> np.ndarray:
-        """Delete tracks unmatched for more than max_age; return each old row's new row."""
+    def _remove_old(self, stamp) -> Optional[np.ndarray]:
+        """Delete tracks unmatched for more than max_age; each old row's new row, or None.
+
+        None when no track was deleted (every row stays where it was).
+        """
         keep = stamp - self.last_seen <= self.config.max_age
-        if not keep.all():
-            for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
-                         'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'x', 'P'):
-                setattr(self, name, getattr(self, name)[keep])
-            self.box_P = self.box_P[:, keep]
+        if keep.all():
+            return None
+        for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
+                     'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'x', 'P'):
+            setattr(self, name, getattr(self, name)[keep])
+        self.box_P = self.box_P[:, keep]
         return np.cumsum(keep) - 1
 
     def _outputs(self, objects, raw_depth, rows, max_depth,

@@ -65,6 +65,25 @@ class DepthDetLifecycleNode(LifecycleNode):
         self.runner.shutdown()
         super().destroy_node()
 
+    def _LifecycleNodeMixin__on_change_state(self, request, response):
+        """Refuse a transition id the current state does not have (success false).
+
+        rclpy's change_state service checks a transition given by label, but one given
+        by id goes straight to rcl, whose error escapes the service callback and ends
+        the node (rclpy 7.1.6). The service is bound to this name, so this runs first.
+        """
+        transition = request.transition
+        if not transition.label:
+            available = {t[0] for t in self._state_machine.available_transitions}
+            if transition.id not in available:
+                state = self._state_machine.current_state[1]
+                self.get_logger().warning(
+                    f'change_state refused: transition id {transition.id} is not available '
+                    f'in state {state!r} (available: {sorted(available)})')
+                response.success = False
+                return response
+        return super()._LifecycleNodeMixin__on_change_state(request, response)
+
 
 def main(args=None):
     """Entry point of depthdet_lifecycle_node."""

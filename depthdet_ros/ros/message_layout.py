@@ -83,14 +83,16 @@ def from_estimate(obj) -> OutputObject:
 def from_tracked(tracked, raw: bool = False) -> OutputObject:
     """Publish a core.tracking TrackedObject: smoothed position and depth unless `raw`.
 
-    Coordinates the track has not measured yet (no intrinsics so far) come from
-    this frame's estimate.
+    A 3D position only where this frame measured one (a valid depth and usable
+    camera_info), as without tracking: a frame without them publishes no x, y and no
+    detections_3d entry, however well the track knows the object (its coasted position
+    would come with no size).
     """
     estimate = tracked.raw
     position, covariance = estimate.position, estimate.covariance
     depth = estimate.depth.depth
     if not raw:
-        if tracked.position is not None:
+        if position is not None and tracked.position is not None:
             position, covariance = tracked.position, tracked.covariance
         if math.isfinite(tracked.depth):
             depth = tracked.depth

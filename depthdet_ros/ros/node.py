@@ -46,9 +46,9 @@ from depthdet_ros.core.tracking import Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
-from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_value, ConfigError,
-                                     detector_config, fusion_config, Param, PARAMS,
-                                     tracker_config)
+from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_command_line,
+                                     check_value, ConfigError, detector_config, fusion_config,
+                                     Param, PARAMS, tracker_config)
 from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
@@ -682,7 +682,16 @@ class DepthDetNode(Node):
 def run(node_class, args=None):
     """Spin `node_class` until shutdown; configuration errors exit 2 with one line."""
     logging.basicConfig(format='[%(levelname)s] [depthdet_node]: %(message)s')
-    rclpy.init(args=args)
+    try:
+        check_command_line(sys.argv if args is None else args)
+        rclpy.init(args=args)
+    except ConfigError as exc:
+        print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)
+        return 2
+    except Exception as exc:  # rcl refused the arguments: its message, not a traceback
+        print(f'[depthdet_node] configuration error: ROS 2 could not start with these '
+              f'arguments: {str(exc).splitlines()[0]}', file=sys.stderr)
+        return 2
     node = None
     try:
         node = node_class()

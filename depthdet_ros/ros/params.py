@@ -205,6 +205,56 @@ def load_params_file(path, node_name='depthdet_node'):
     return values
 
 
+def ros_arguments(argv):
+    """Return the --params-file paths and `-p NAME:=TEXT` pairs in argv's ROS arguments."""
+    files, pairs, in_ros = [], [], False
+    items = iter(argv)
+    for arg in items:
+        if arg == '--ros-args':
+            in_ros = True
+        elif arg == '--':
+            in_ros = False
+        elif in_ros and arg == '--params-file':
+            files.append(next(items, ''))
+        elif in_ros and arg in ('-p', '--param'):
+            name, separator, text = next(items, '').partition(':=')
+            if separator:
+                pairs.append((name, text))
+    return files, pairs
+
+
+def check_command_line(argv, node_name='depthdet_node'):
+    """Raise ConfigError for what rcl would refuse with a traceback, or silently drop.
+
+    A --params-file that cannot be read or is not YAML (rcl's error escapes rclpy.init),
+    and a `-p NAME:=VALUE` of this node whose value is wrong: rcl keeps a params file's
+    value over a `-p` of another type without a word. `-p` values are YAML, as in rcl.
+    """
+    import yaml
+    files, pairs = ros_arguments(argv)
+    for path in files:
+        try:
+            with open(path, encoding='utf-8') as f:
+                yaml.safe_load(f)
+        except OSError as exc:
+            raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
+        except yaml.YAMLError as exc:
+            problem = str(exc).replace('\n', ' ')
+            raise ConfigError(f'params file {path!r} is not valid YAML: {problem}') from None
+    for key, text in pairs:
+        node, _, name = key.rpartition(':')
+        if node not in ('', node_name) or name not in BY_NAME:
+            continue  # another node's, or an unknown name (the node reports those)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        try:
+            check_value(name, value)
+        except ConfigError as exc:
+            raise ConfigError(f'{exc} (from -p {key}:={text})') from None
+
+
 def session_options(values):
     """Return the core SessionOptions of these parameter values."""
     from depthdet_ros.core.session import SessionOptions
