@@ -12,11 +12,21 @@ Topics: the camera images (Image / CompressedImage, not depth) and every CameraI
 default; --with-depth adds depth images, --with-ground-truth the ground-truth topics,
 --topics names them explicitly. --remap FROM:=TO renames (FROM with or without the
 leading slash; a relative TO resolves in the root namespace, as the node's inputs do).
+
+Like a camera driver, the process publishes with the large-data Fast DDS profile (README,
+"Large images and QoS") unless the user names a profile of their own: without it, camera
+images hold up the CameraInfo published beside them, and frames are lost. Before it
+exits, it waits (up to FLUSH_S) for reliable subscribers to acknowledge everything.
+Ctrl-C stops it with the counts so far and exit status 0, as `ros2 bag play`.
 """
 import importlib
+import math
+import os
 import time
 
 DEFAULT_CLOCK_HZ = 100.0
+# Seconds the last messages may take to be acknowledged by reliable subscribers.
+FLUSH_S = 5.0
 
 
 def message_class(msgtype):
@@ -115,8 +125,12 @@ class Replayer:
             except (AttributeError, ImportError, ValueError):
                 raise ValueError(f'{topic}: message type {self._types[topic]} is not '
                                  'installed for rclpy') from None
-            self.publishers[topic] = node.create_publisher(msg_class,
-                                                           remaps.get(topic, topic), qos)
+            target = remaps.get(topic, topic)
+            try:
+                self.publishers[topic] = node.create_publisher(msg_class, target, qos)
+            except Exception as exc:  # rclpy's name and type errors have no common base
+                reason = str(exc).splitlines()[0]
+                raise ValueError(f'cannot publish {topic} as {target!r}: {reason}') from None
         self.clock_period = 1.0 / clock_hz if clock_hz > 0 else 0.0
         self.clock_pub = None
         if self.clock_period:
@@ -133,6 +147,15 @@ class Replayer:
                 return True
             time.sleep(0.05)
         return False
+
+    def flush(self, timeout_s=FLUSH_S):
+        """Wait until reliable subscribers have every message (False if some have not)."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        return all(publisher.wait_for_all_acked(
+            Duration(seconds=max(0.0, deadline - time.monotonic())))
+            for publisher in self.publishers.values())
 
     def _publish_clock(self, bag_time_ns):
         from rosgraph_msgs.msg import Clock
@@ -185,6 +208,8 @@ def run(args):
     from depthdet_ros.eval.bag_input import camera_image_topics, open_reader
 
     try:
+        if args.clock and not (math.isfinite(args.clock_hz) and args.clock_hz > 0):
+            raise ValueError(f'--clock-hz must be a number > 0, got {args.clock_hz}')
         remaps = parse_remaps(args.remap)
         reader = open_reader(args.bag)
         topic_types = {c.topic: c.msgtype for c in reader.connections}
@@ -193,14 +218,19 @@ def run(args):
                                args.with_ground_truth)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    rclpy.init(args=[])  # our own options are not ROS arguments
+    from rclpy.signals import SignalHandlerOptions
+
+    from depthdet_ros.ros.qos import large_data_environment
+
+    os.environ.update(large_data_environment())  # read when the participant is created
+    # Ctrl-C as Python's KeyboardInterrupt: rclpy's own handler would invalidate the
+    # context under a publish in progress (a traceback instead of the counts).
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('depthdet_replay')
+    replayer, rounds, note = None, 0, ''
     try:
-        try:
-            replayer = Replayer(node, args.bag, topics, remaps, args.rate,
-                                args.clock_hz if args.clock else 0.0, args.reliability)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
+        replayer = Replayer(node, args.bag, topics, remaps, args.rate,
+                            args.clock_hz if args.clock else 0.0, args.reliability)
         images = [t for t in topics if t in camera_image_topics(topic_types)]
         if args.wait_for_subscribers > 0 and not replayer.wait_for_subscribers(
                 images, args.wait_for_subscribers):
@@ -208,19 +238,22 @@ def run(args):
                   'publishing anyway', flush=True)
         print('publishing ' + ', '.join(f'{t} -> {remaps.get(t, t)}' for t in topics),
               flush=True)
-        status, rounds = 0, 0
-        try:
-            while True:
-                replayer.play_once()
-                rounds += 1
-                if not args.loop:
-                    break
-        except KeyboardInterrupt:
-            status = 130  # stopped by the user, as `depthdet` reports Ctrl-C
+        while True:
+            replayer.play_once()
+            rounds += 1
+            if not args.loop:
+                break
+        if not replayer.flush():
+            note = f'; some subscribers had not received everything after {FLUSH_S:g} s'
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        note = '; stopped by Ctrl-C'
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    counts = ', '.join(f'{t}: {n}' for t, n in replayer.published.items())
-    print(f'published {counts} ({rounds} full pass{"es" if rounds != 1 else ""}); '
-          f'{replayer.corrupt} corrupt messages skipped', flush=True)
-    return status
+    if replayer is not None:
+        counts = ', '.join(f'{t}: {n}' for t, n in replayer.published.items())
+        print(f'published {counts} ({rounds} full pass{"es" if rounds != 1 else ""}); '
+              f'{replayer.corrupt} corrupt messages skipped{note}', flush=True)
+    return 0
