@@ -226,11 +226,29 @@ def test_output_bag_holds_input_and_outputs(evaluated):
     first = by_topic['/depthdet/detections'][0].message.detections
     assert [d.results[0].hypothesis.class_id for d in first] == ['chair', 'bottle']
     assert first[0].results[0].pose.pose.position.z == pytest.approx(predicted(0), abs=1e-5)
-    alerts = [len(m.message.detections) for m in by_topic['/depthdet/proximity_alert']]
-    assert alerts == [2, 0, 0, 2, 0]  # predicted 1.2, 2.5, 2.6, 1.5, 2.2 vs 2 m
+    # Tracked (eval's default, as the node's): the same two IDs in every frame, and the
+    # smoothed depths stay below 2 m + alert_hysteresis, so both alert throughout.
+    ids = [[d.id for d in m.message.detections] for m in by_topic['/depthdet/detections']]
+    assert ids == [['1', '2']] * 5
+    alerts = [[(d.id, d.results[-1].hypothesis.class_id) for d in m.message.detections]
+              for m in by_topic['/depthdet/proximity_alert']]
+    assert alerts == [[('1', 'alert/proximity'), ('2', 'alert/proximity')]] * 5
     depth = by_topic['/depthdet/depth'][2].message
     values = np.frombuffer(depth.data, '<f4')
     assert depth.encoding == '32FC1' and np.allclose(values, predicted(2))
+
+
+def test_untracked_output_bag_alerts_frame_by_frame(models, tmp_path):
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots', '--no-tracking',
+                    '--output-bag', str(tmp_path / 'out_bag')) == 0
+    by_topic = {}
+    for m in read_messages(tmp_path / 'out_bag', typestore=make_typestore()):
+        by_topic.setdefault(m.topic, []).append(m.message)
+    alerts = [len(m.detections) for m in by_topic['/depthdet/proximity_alert']]
+    assert alerts == [2, 0, 0, 2, 0]  # predicted 1.2, 2.5, 2.6, 1.5, 2.2 vs 2 m
+    assert all(d.id == '' for m in by_topic['/depthdet/detections'] for d in m.detections)
 
 
 def test_sqlite3_png_compressed_and_16uc1_give_the_same_figures(models, evaluated, tmp_path):
@@ -295,3 +313,16 @@ def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, ca
     assert 'cannot read bag' in capsys.readouterr().err
     assert run_eval(tmp_path / 'nothing', models, tmp_path / 'r') == 2
     assert 'no such bag' in capsys.readouterr().err
+
+
+def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100') == 2
+    assert ('no frame was evaluated: no image of /camera/image is stamped between --start '
+            '100 s and --end inf s') in capsys.readouterr().err
+    assert run_eval(bag, models, tmp_path / 'r', '--start', '1.5', '--end', '0.5') == 2
+    assert 'need a finite start before the end' in capsys.readouterr().err
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--image-topic', DEPTH) == 2
+    assert 'no frame was evaluated: every image in the window was unreadable, e.g. ' \
+        f'{DEPTH}: ' in capsys.readouterr().err

@@ -51,13 +51,13 @@ def _cdr_pair(build_rosbags, build_rclpy):
 def test_detection_messages_equal_the_nodes(objects, camera):
     estimates = objects[0] if camera else objects[1]
     assert any(o.alert for o in estimates) and any(not o.depth.valid for o in estimates)
+    outputs = [layout.from_estimate(o) for o in estimates]  # the output bag's, untracked
     cases = [
-        (lambda m, h: output_bag.detections_2d(m, h, estimates),
+        (lambda m, h: layout.frame_messages(m, h, outputs)[0],
          lambda h: convert.detections_2d_msg(estimates, h)),
-        (lambda m, h: output_bag.detections_3d(m, h, estimates),
+        (lambda m, h: layout.frame_messages(m, h, outputs)[1],
          lambda h: convert.detections_3d_msg(estimates, h)),
-        (lambda m, h: output_bag.detections_3d(m, h, [o for o in estimates if o.alert], True,
-                                               alerts=True),
+        (lambda m, h: layout.frame_messages(m, h, outputs)[2],
          lambda h: convert.detections_3d_msg([o for o in estimates if o.alert], h, True,
                                              alerts=True)),
     ]
@@ -92,3 +92,8 @@ def test_output_topics_under_prefix():
     assert output_bag.output_topics('depthdet')['depth/camera_info'] == \
         '/depthdet/depth/camera_info'
     assert output_bag.output_topics('/eval/run1/')['detections'] == '/eval/run1/detections'
+
+    assert output_bag.output_topics('')['markers'] == '/markers'
+    for bad in ('bad name!', '1st', 'a//b'):
+        with pytest.raises(ValueError, match='is not a ROS topic namespace'):
+            output_bag.output_topics(bad)

@@ -136,6 +136,9 @@ def run(args, actions=()):
 
     values = pipeline_values(args)
     try:
+        if not (math.isfinite(args.start) and args.start < args.end):
+            raise ValueError(f'--start {args.start} --end {args.end}: need a finite start '
+                             'before the end (seconds after the first image)')
         tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
         if not 0 < args.match_iou <= 1:
             raise ValueError(f'--match-iou must be in (0, 1], got {args.match_iou}')
@@ -173,7 +176,8 @@ def run(args, actions=()):
         if args.output_bag:
             try:
                 output_bag = OutputBag(args.output_bag, args.output_format, args.output_prefix,
-                                       typestore, topic_types, values['default_frame_id'])
+                                       typestore, topic_types, values['default_frame_id'],
+                                       values['publish_raw'], values['publish_tentative'])
             except (ValueError, OSError) as exc:
                 raise CliError(str(exc)) from None
         results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
@@ -209,6 +213,15 @@ def run(args, actions=()):
     with open(md_path, 'w', encoding='utf-8') as f:
         f.write(report_module.markdown(report))
     _print_summary(report)
+    frames = report['frames']
+    if not frames['processed']:
+        items = [c for c in report['corrupt_messages']['items'] if c['topic'] == topics.image]
+        why = (f'every image in the window was unreadable, e.g. {items[0]["topic"]}: '
+               f'{items[0]["error"]}' if frames['corrupt_images'] and items else
+               f'no image of {topics.image} is stamped between --start {args.start:g} s and '
+               f'--end {args.end:g} s after the first' if args.start or math.isfinite(args.end)
+               else f'{topics.image} has no images')
+        raise CliError(f'no frame was evaluated: {why}')
     return 0
 
 

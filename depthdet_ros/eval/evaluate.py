@@ -296,6 +296,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         t0 = time.perf_counter()
         result = pipeline.process(frame.rgb, frame.camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
+        tracked = None
         if tracker is not None:
             objects = result.objects
             if gt_depth_noise is not None and frame.gt_objects is not None:
@@ -311,7 +312,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
                 tracking.add(frame.index, frame.stamp_ns, frame.gt_objects, tracked)
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
-            output_bag.add_frame(frame, result)
+            output_bag.add_frame(frame, result, tracked)
     results = evaluation.results()
     if tracking is not None:
         results.tracking = tracking.summary()

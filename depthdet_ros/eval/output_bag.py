@@ -13,9 +13,12 @@ publishes them (prefix 'depthdet' by default):
 
 Messages are rosbags objects filled by the node's own builders (ros.message_layout,
 which imports no ROS package) with rosbags types (a test compares their CDR bytes with
-the node's), so no ROS install is needed to write them. Objects are untracked here:
-proximity_alert holds the per-frame rule.
+the node's), so no ROS install is needed to write them. With the evaluation's tracker
+(the default), objects carry their track IDs and smoothed values and alerts follow the
+tracked rules, with the node's publish_raw and publish_tentative; without it
+(--no-tracking), each frame stands alone, as the node with tracking off.
 """
+import re
 from pathlib import Path
 from typing import Dict
 
@@ -28,31 +31,24 @@ OUTPUT_TOPICS = ('detections', 'detections_3d', 'proximity_alert', 'markers', 'd
 
 
 def output_topics(prefix: str) -> Dict[str, str]:
-    """Return {role: topic} of the added topics under `prefix`."""
-    base = '/' + prefix.strip('/') if prefix.strip('/') else ''
-    return {name: f'{base}/{name}' for name in OUTPUT_TOPICS}
+    """Return {role: topic} of the added topics under `prefix`; ValueError if not a name.
 
-
-def _outputs(objects):
-    return [layout.from_estimate(o) for o in objects]
-
-
-def detections_2d(make, header, objects):
-    """Detection2DArray as the node publishes on `detections` (ros.message_layout)."""
-    return layout.detections_2d(make, header, _outputs(objects))
-
-
-def detections_3d(make, header, objects, depth_only_ok=False, alerts=False):
-    """Detection3DArray as the node publishes (ros.message_layout.detections_3d)."""
-    return layout.detections_3d(make, header, _outputs(objects), depth_only_ok,
-                                alerts=alerts)
+    Each part of the prefix must be a ROS name token: letters, digits and underscores,
+    not starting with a digit.
+    """
+    parts = prefix.strip('/').split('/') if prefix.strip('/') else []
+    if not all(re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', part) for part in parts):
+        raise ValueError(f'--output-prefix {prefix!r} is not a ROS topic namespace (letters, '
+                         'digits and _ between slashes, not starting with a digit)')
+    return {name: '/'.join(['', *parts, name]) for name in OUTPUT_TOPICS}
 
 
 class OutputBag:
     """A new bag: a copy of the input plus the pipeline's outputs (see the module doc)."""
 
     def __init__(self, path, storage: str, prefix: str, typestore, input_topics,
-                 default_frame_id: str = 'camera_optical_frame'):
+                 default_frame_id: str = 'camera_optical_frame', publish_raw: bool = False,
+                 publish_tentative: bool = True):
         from rosbags.rosbag2 import StoragePlugin, Writer
         self.path = Path(path)
         if self.path.exists():
@@ -65,6 +61,7 @@ class OutputBag:
         self.store = typestore
         self._make = rosbags_factory(typestore)
         self.default_frame_id = default_frame_id
+        self.publish_raw, self.publish_tentative = publish_raw, publish_tentative
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
         self._writer.open()
@@ -99,19 +96,27 @@ class OutputBag:
                            self.store.serialize_cdr(message, message.__msgtype__))
         self.count += 1
 
-    def add_frame(self, frame, result) -> None:
-        """Write the outputs of one frame (a bag_input.BagFrame and its FrameResult)."""
+    def add_frame(self, frame, result, tracked=None) -> None:
+        """Write one frame's outputs (TrackedObjects `tracked` with a tracker).
+
+        `frame` is a bag_input.BagFrame, `result` its FrameResult.
+        """
         make, time_ns = self._make, frame.bag_time_ns
         header = frame.header
         if not header.frame_id:
             header = make('std_msgs/msg/Header', stamp=header.stamp,
                           frame_id=self.default_frame_id)
-        objects = result.objects
-        self._write('detections', detections_2d(make, header, objects), time_ns)
-        self._write('detections_3d', detections_3d(make, header, objects), time_ns)
-        self._write('proximity_alert', detections_3d(make, header, [o for o in objects if o.alert],
-                                                     depth_only_ok=True, alerts=True), time_ns)
-        self._write('markers', layout.markers(make, header, _outputs(objects)), time_ns)
+        if tracked is None:
+            outputs = [layout.from_estimate(o) for o in result.objects]
+            shown = list(range(len(outputs)))
+        else:
+            outputs, shown = layout.tracked_outputs(tracked, self.publish_raw,
+                                                    self.publish_tentative)
+        messages = layout.frame_messages(make, header, outputs, shown)
+        for role, message in zip(('detections', 'detections_3d', 'proximity_alert'), messages):
+            self._write(role, message, time_ns)
+        self._write('markers', layout.markers(make, header, [outputs[i] for i in shown]),
+                    time_ns)
         if result.depth_map is not None:
             self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
             if frame.camera is not None:

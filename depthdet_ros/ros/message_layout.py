@@ -108,6 +108,18 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
         alert_rules=tuple(tracked.alert_rules))
 
 
+def tracked_outputs(tracked, raw: bool = False, tentative: bool = True):
+    """Return a frame's OutputObjects from its TrackedObjects, and those on `detections`.
+
+    All of them with `tentative` (publish_tentative), else the confirmed tracks' only;
+    proximity_alert carries every alert whichever (frame_messages).
+    """
+    outputs = [from_tracked(t, raw) for t in tracked]
+    if tentative:
+        return outputs, list(range(len(outputs)))
+    return outputs, [i for i, t in enumerate(tracked) if t.confirmed]
+
+
 def _finite(point) -> bool:
     return point is not None and all(math.isfinite(v) for v in (point.x, point.y, point.z))
 

@@ -511,11 +511,8 @@ class DepthDetRunner:
             return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
                                  fusion.class_max_depth)
-        raw = params['publish_raw']
-        outputs = [layout.from_tracked(t, raw) for t in tracked]
-        if params['publish_tentative']:
-            return outputs, list(range(len(outputs)))
-        return outputs, [i for i, t in enumerate(tracked) if t.confirmed]
+        return layout.tracked_outputs(tracked, params['publish_raw'],
+                                      params['publish_tentative'])
 
     def _describe_depth_camera(self, camera, scale):
         """Say which camera depth was scaled for; logs once when it is not camera_info."""
