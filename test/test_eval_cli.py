@@ -313,6 +313,9 @@ def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, ca
     assert 'cannot read bag' in capsys.readouterr().err
     assert run_eval(tmp_path / 'nothing', models, tmp_path / 'r') == 2
     assert 'no such bag' in capsys.readouterr().err
+    (tmp_path / 'no_metadata').mkdir()
+    assert run_eval(tmp_path / 'no_metadata', models, tmp_path / 'r') == 2
+    assert 'the folder has no metadata.yaml' in capsys.readouterr().err
 
 
 def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):

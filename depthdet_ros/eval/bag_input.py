@@ -73,11 +73,15 @@ def open_reader(path):
     bag = Path(path)
     if not bag.exists():
         raise BagInputError(f'no such bag: {bag}')
+    if bag.is_dir() and not (bag / 'metadata.yaml').is_file():
+        raise BagInputError(f'cannot read bag {bag}: the folder has no metadata.yaml (a '
+                            'recording cut short? `ros2 bag reindex` writes it again)')
     try:
         reader = Reader(bag)
         reader.open()
     except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
-        raise BagInputError(f'cannot read bag {bag}: {exc}') from None
+        problem = ' '.join(str(exc).split())  # YAML errors come over several lines
+        raise BagInputError(f'cannot read bag {bag}: {problem}') from None
     return reader
 
 
