@@ -39,3 +39,116 @@ def test_run_reports_bad_arguments_in_one_line(tmp_path, capsys):
     assert main(['run', str(tmp_path / 'a.png'), '--detector-model',
                  str(tmp_path / 'nope.onnx')]) == 2
     assert 'file not found' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    """Build a detector seeing one chair centred at u = 200 and a depth net reading red."""
+    folder = tmp_path_factory.mktemp('models')
+    return ['--detector-model',
+            constant_detector(folder / 'det.onnx', [(200, 355, 200, 250, 0.9, 0.95, 0.1)]),
+            '--depth-model', red_depth(folder / 'depth.onnx')]
+
+
+def scene_image(path, size=(640, 480)):
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    image[..., 2] = red_for_depth(3.0)
+    assert cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def one_error_line(capsys, *words):
+    """Check that a refused command said one error line holding every word."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('depthdet run: error: '), lines
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+def test_run_gives_inputs_sharing_a_name_their_own_outputs(tmp_path, models):
+    (tmp_path / 'one').mkdir()
+    (tmp_path / 'two').mkdir()
+    inputs = [scene_image(tmp_path / 'one' / 'x.png'), scene_image(tmp_path / 'one' / 'x.jpg'),
+              scene_image(tmp_path / 'two' / 'x.png')]
+    out = tmp_path / 'out'
+    argv = ['run', str(tmp_path / 'one'), str(tmp_path / 'two'), *models, '--save-depth',
+            '--out', str(out)]
+    assert main(argv) == 0
+    records = json.loads((out / 'results.json').read_text())['images']
+    assert sorted(r['image'] for r in records) == sorted(inputs)
+    files = [r['files'] for r in records]
+    # Folder order, sorted within a folder; later repeats of a name get -2, -3.
+    assert [f['annotated'] for f in files] == ['x_annotated.png', 'x-2_annotated.png',
+                                               'x-3_annotated.png']
+    assert [f['depth'] for f in files] == ['x_depth.npy', 'x-2_depth.npy', 'x-3_depth.npy']
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ['results.json'] + [name for f in files for name in f.values()])
+    # The same inputs get the same names on a rerun.
+    assert main(argv) == 0
+    assert [r['files'] for r in json.loads((out / 'results.json').read_text())['images']] \
+        == files
+
+
+@pytest.mark.parametrize('text, words', [
+    ('foo: [\n', ['not valid YAML']),
+    ('image_width: 640\nimage_height: 480\n', ['has no camera_matrix']),
+    ('- just a list\n', ['has no image_width, image_height, camera_matrix']),
+    ('image_width: 640\nimage_height: 480\ncamera_matrix: {data: [1, 2, 3]}\n',
+     ['9 numbers']),
+    ('image_width: 640\nimage_height: 480\ncamera_matrix: {data: [0, 0, 319.5, 0, 0, 239.5, '
+     '0, 0, 1]}\n', ['focal lengths must be positive']),
+    ('image_width: 0\nimage_height: 480\ncamera_matrix: {data: [320, 0, 319.5, 0, 320, 239.5, '
+     '0, 0, 1]}\n', ['image_width and image_height must be positive']),
+])
+def test_run_refuses_a_bad_camera_info_in_one_line(tmp_path, capsys, models, text, words):
+    calibration = tmp_path / 'calib.yaml'
+    calibration.write_text(text)
+    assert main(['run', scene_image(tmp_path / 'a.png'), *models, '--camera-info',
+                 str(calibration), '--out', str(tmp_path / 'out')]) == 2
+    one_error_line(capsys, str(calibration), *words)
+
+
+def test_run_scales_a_camera_info_of_another_size_with_one_warning(tmp_path, capsys, models):
+    # The same camera calibrated at 1280x960: halved, f = 320 and cx = 319.5 at 640x480.
+    calibration = tmp_path / 'calib.yaml'
+    calibration.write_text('image_width: 1280\nimage_height: 960\ncamera_matrix:\n  data: '
+                           '[640, 0, 639.5, 0, 640, 479.5, 0, 0, 1]\n')
+    out = tmp_path / 'out'
+    assert main(['run', scene_image(tmp_path / 'a.png'), scene_image(tmp_path / 'b.png'),
+                 *models, '--camera-info', str(calibration), '--out', str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if 'warning' in line]
+    assert len(warnings) == 1 and '1280x960' in warnings[0] and '640x480' in warnings[0]
+    for record in json.loads((out / 'results.json').read_text())['images']:
+        (obj,) = record['objects']
+        assert obj['position_m'][0] == pytest.approx((200 - 319.5) * obj['depth_m'] / 320,
+                                                     abs=1e-3)
+
+
+@pytest.mark.parametrize('hfov', ['nan', 'inf', '200', '180', '-30', '0'])
+def test_run_refuses_a_field_of_view_outside_0_to_180_degrees(tmp_path, capsys, models, hfov):
+    out = tmp_path / 'out'
+    assert main(['run', scene_image(tmp_path / 'a.png'), *models, '--hfov', hfov,
+                 '--out', str(out)]) == 2
+    one_error_line(capsys, f'--hfov {float(hfov):g}', 'between 0 and 180')
+    assert not out.exists()
+
+
+def test_run_says_why_the_output_folder_cannot_be_created(tmp_path, capsys, models):
+    (tmp_path / 'file').write_text('')
+    out = tmp_path / 'file' / 'out'
+    assert main(['run', scene_image(tmp_path / 'a.png'), *models, '--out', str(out)]) == 2
+    one_error_line(capsys, f'cannot create output folder {out}: Not a directory')
+
+
+def test_run_counts_skipped_inputs_and_fails_when_none_is_readable(tmp_path, capsys, models):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not an image')
+    good = scene_image(tmp_path / 'a.png')
+    assert main(['run', good, str(notes), *models, '--out', str(tmp_path / 'some')]) == 0
+    assert '1 image processed, 1 skipped (not readable)' in capsys.readouterr().out
+    out = tmp_path / 'none'
+    assert main(['run', str(notes), *models, '--out', str(out)]) == 2
+    one_error_line(capsys, 'no readable image in 1 input')
+    (record,) = json.loads((out / 'results.json').read_text())['images']
+    assert record == {'image': str(notes), 'error': 'not a readable image'}

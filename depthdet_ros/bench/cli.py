@@ -19,7 +19,7 @@ Sections run alone (not with others):
   gpu          the GPU figures (bench/gpu.py; tools/bench_gpu.sh runs it): per-stage
                latency on CUDA FP32 and TensorRT FP16 (and INT8 with --int8-*-model), the
                CPU in the same run, GPU memory, batched throughput; PyTorch on CUDA where
-               onnxruntime has no GPU provider. Exits 1 with one line on a machine without.
+               onnxruntime has no GPU provider. Exits 2 with one line on a machine without.
 Variants compared with each other run interleaved in one process, so ratios hold on a
 loaded machine even where absolute times do not.
 """

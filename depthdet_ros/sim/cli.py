@@ -4,6 +4,9 @@ MuJoCo, rosbags and the renderer are imported inside the run functions, so build
 the parser stays cheap.
 """
 import argparse
+import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,8 +36,8 @@ def _non_negative_int(text):
 
 def _positive_float(text):
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text} is not positive')
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive number')
     return value
 
 
@@ -102,7 +105,8 @@ def add_parser(subparsers):
                      help='objects move too: people walk (one toward the camera), objects '
                           'slide on the table; adds their velocities (nav_msgs/Odometry)')
     bag.add_argument('--start-time', type=float, default=None,
-                     help='first stamp, seconds since epoch (default 1700000000)')
+                     help='first stamp, seconds since epoch (default 1700000000); every '
+                          'stamp must stay below 2^31 s, the end of ROS Time')
     _common(bag, 'room', 'standard', sizes=False)
     bag.set_defaults(func=run_bag)
 
@@ -153,20 +157,53 @@ def run_dataset(args):
     return 0
 
 
+def _start_ns(args):
+    """Return the first stamp in ns; raise CliError unless every stamp fits a ROS Time."""
+    from depthdet_ros.sim.bag import DEFAULT_START_NS
+    if args.start_time is None:
+        return DEFAULT_START_NS
+    # builtin_interfaces/Time holds the seconds in an int32.
+    last = args.start_time + (args.frames - 1) / args.rate
+    if not (math.isfinite(args.start_time) and args.start_time >= 0 and last < 2**31):
+        frames = f'{args.frames} frame{"s" if args.frames > 1 else ""}'
+        raise _user_error(f'--start-time {args.start_time:.17g}: every stamp ({frames} at '
+                          f'{args.rate:g} Hz) must lie in 0 .. 2^31 s, the range of a ROS Time; '
+                          'give seconds since the epoch, e.g. --start-time 1700000000')
+    return int(args.start_time * 1e9)
+
+
+def _check_new_folder(path):
+    """Raise CliError unless `path` is new and can be created (its parents included)."""
+    if path.exists():
+        raise _user_error(f'{path} exists; rosbag2 writes a new folder')
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise _user_error(f'cannot create {path}: {existing} is not a writable folder; '
+                          'choose another --out')
+
+
 def run_bag(args):
-    from depthdet_ros.sim.bag import DEFAULT_START_NS, write_bag
+    from depthdet_ros.sim.bag import write_bag
     from depthdet_ros.sim.world import generate_sequence
-    if args.out.exists():
-        raise _user_error(f'{args.out} exists; rosbag2 writes a new folder')
+    _check_new_folder(args.out)
     if len(args.size) != 1:
         raise _user_error('a bag has one image size')
-    start_ns = DEFAULT_START_NS if args.start_time is None else int(args.start_time * 1e9)
+    start_ns = _start_ns(args)
     frames = generate_sequence(args.seed, args.frames, args.scene, args.size[0], args.rate,
                                args.speed, quality=args.quality, moving=args.moving)
     began = time.perf_counter()
-    with _progress_bar(args.frames, 'synth bag') as bar:
-        count = write_bag(args.out, frames, args.format, args.compressed, args.rate, start_ns,
-                          progress=bar.update)
+    try:
+        with _progress_bar(args.frames, 'synth bag') as bar:
+            count = write_bag(args.out, frames, args.format, args.compressed, args.rate,
+                              start_ns, progress=bar.update)
+    except BaseException as exc:
+        # A partly written bag cannot be read and would block a rerun.
+        shutil.rmtree(args.out, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _user_error(f'cannot write {args.out}: {exc.strerror or exc}') from None
+        raise
     seconds = time.perf_counter() - began
     print(f'{args.out}: {count} frames at {args.rate:g} Hz ({args.format}, '
           f'{"jpeg" if args.compressed else "rgb8"}), {count / seconds:.1f} frames/s')

@@ -1,6 +1,7 @@
 """`depthdet run`: the pipeline on image files, with the node's parameters file.
 
-Writes annotated images and a JSON record per run; every file is processed.
+Writes annotated images and a JSON record per run; an input that is not a readable
+image is skipped and listed as such.
 """
 import glob
 import json
@@ -9,6 +10,8 @@ import os
 from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+# What a camera_calibration YAML must hold for 3D output.
+CALIBRATION_KEYS = ('image_width', 'image_height', 'camera_matrix')
 
 
 def add_parser(subparsers):
@@ -22,10 +25,17 @@ def add_parser(subparsers):
     add_pipeline_arguments(parser)
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument('--camera-info', default='',
-                        help='camera calibration YAML (camera_calibration format) for 3D output')
-    camera.add_argument('--hfov', type=float, default=0.0,
-                        help='horizontal field of view in degrees for an ideal pinhole camera')
-    parser.add_argument('--out', default='out/run', help='output folder (default: out/run)')
+                        help='camera calibration YAML (camera_calibration format) for 3D '
+                             'output; intrinsics of another image size are scaled to the '
+                             'image, with a warning')
+    camera.add_argument('--hfov', type=float, default=None,
+                        help='horizontal field of view in degrees (0 < hfov < 180) for an '
+                             'ideal pinhole camera')
+    parser.add_argument('--out', default='out/run',
+                        help='output folder (default: out/run): NAME_annotated.png per image '
+                             '(and NAME_depth.npy with --save-depth), NAME being the file name '
+                             'without extension, with -2, -3, ... added in input order when '
+                             'names repeat; results.json lists each image\'s files')
     parser.add_argument('--save-depth', action='store_true',
                         help='also save each depth map as float32 .npy (metres, NaN invalid)')
     parser.set_defaults(func=run)
@@ -49,19 +59,75 @@ def collect_images(inputs):
     return paths
 
 
+def output_names(paths):
+    """Return one output base name per path: its file name without extension, made unique.
+
+    A name an earlier path already took gets -2, -3, ... so that outputs never
+    overwrite each other and the same inputs always get the same names. Names are
+    compared ignoring case, as a case-insensitive file system would.
+    """
+    taken, names = set(), []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, number = stem, 1
+        while name.casefold() in taken:
+            number += 1
+            name = f'{stem}-{number}'
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
 def load_camera_yaml(path):
-    """Read a camera_calibration YAML (image_width, camera_matrix, distortion_coefficients)."""
+    """Read a camera_calibration YAML (image_width, camera_matrix, distortion_coefficients).
+
+    Raises CliError naming the file and what is wrong with it.
+    """
     import numpy as np
     import yaml
 
-    from depthdet_ros.core.camera import CameraModel
-    with open(path, encoding='utf-8') as f:
-        data = yaml.safe_load(f)
-    K = np.array(data['camera_matrix']['data'], dtype=np.float64).reshape(3, 3)
-    D = np.array(data.get('distortion_coefficients', {}).get('data', []), dtype=np.float64)
-    camera = CameraModel(K=K, width=int(data['image_width']), height=int(data['image_height']),
-                         D=D, frame_id=data.get('camera_name', ''))
-    camera.validate()
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core.camera import CameraModel, CameraModelError
+    expected = 'a camera_calibration YAML has image_width, image_height and camera_matrix'
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise CliError(f'cannot read --camera-info {path}: {exc.strerror}') from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' (line {mark.line + 1})' if mark is not None else ''
+        raise CliError(f'--camera-info {path} is not valid YAML{where}; {expected}') from None
+    missing = [key for key in CALIBRATION_KEYS if key not in data] \
+        if isinstance(data, dict) else list(CALIBRATION_KEYS)
+    if missing:
+        raise CliError(f'--camera-info {path} has no {", ".join(missing)}; {expected}')
+
+    def numbers(key):
+        try:
+            return np.asarray(data[key]['data'], dtype=np.float64).reshape(-1)
+        except (KeyError, TypeError, ValueError):
+            raise CliError(f'--camera-info {path}: {key} must have data: [numbers]') from None
+
+    K = numbers('camera_matrix')
+    if K.size != 9:
+        raise CliError(f'--camera-info {path}: camera_matrix data must hold 9 numbers '
+                       f'(3x3, row by row), not {K.size}')
+    D = numbers('distortion_coefficients') if 'distortion_coefficients' in data \
+        else np.zeros(0)
+    try:
+        width, height = int(data['image_width']), int(data['image_height'])
+    except (TypeError, ValueError):
+        width = height = 0
+    if width <= 0 or height <= 0:
+        raise CliError(f'--camera-info {path}: image_width and image_height must be positive '
+                       'integers')
+    camera = CameraModel(K=K.reshape(3, 3), width=width, height=height, D=D,
+                         frame_id=str(data.get('camera_name') or ''))
+    try:
+        camera.validate()
+    except CameraModelError as exc:
+        raise CliError(f'--camera-info {path}: {exc}') from None
     return camera
 
 
@@ -81,66 +147,108 @@ def object_record(obj):
     return record
 
 
+def make_output_folder(out):
+    """Create the output folder; raise CliError saying why it cannot be used."""
+    from depthdet_ros.cli import CliError
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f'cannot create output folder {out}: {exc.strerror or exc}; '
+                       'choose another --out') from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CliError(f'output folder {out} is not writable; choose another --out')
+
+
+def count(number, noun):
+    """'1 image', '2 images'."""
+    return f'{number} {noun}{"" if number == 1 else "s"}'
+
+
 def run(args):
     """Process every image; print a table per image; write results.json."""
     import cv2
     import numpy as np
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from depthdet_ros.cli import CliError
-    from depthdet_ros.core.camera import CameraModel, CameraModelError
+    from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.ros.params import build_pipeline
     from depthdet_ros.ros.visualize import draw_objects
 
+    if args.hfov is not None and not 0 < args.hfov < 180:
+        raise CliError(f'--hfov {args.hfov:g} is not a horizontal field of view: give degrees '
+                       'between 0 and 180, e.g. --hfov 70')
     paths = collect_images(args.inputs)
     values = pipeline_values(args)
+    camera = load_camera_yaml(args.camera_info) if args.camera_info else None
+    make_output_folder(args.out)
     try:
         pipeline = build_pipeline(values)
-        camera = load_camera_yaml(args.camera_info) if args.camera_info else None
-    except (ModelLoadError, CameraModelError, OSError, KeyError) as exc:
+    except (ModelLoadError, OSError) as exc:
         raise CliError(str(exc)) from None
-    console = Console()
-    os.makedirs(args.out, exist_ok=True)
+    # soft_wrap: a message stays one line whatever the terminal width.
+    console = Console(soft_wrap=True)
+    warned_camera_size = False
     records = []
-    for path in paths:
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            console.print(f'[yellow]skipped {path}: not a readable image[/yellow]')
-            records.append({'image': path, 'error': 'not a readable image'})
-            continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
-        frame_camera = camera
-        if args.hfov:
-            frame_camera = CameraModel.from_fov(w, h, args.hfov)
-        elif camera is not None and (camera.width, camera.height) != (w, h):
-            frame_camera = camera.scaled(w / camera.width, h / camera.height)
-        result = pipeline.process(rgb, frame_camera)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        cv2.imwrite(os.path.join(args.out, stem + '_annotated.png'),
-                    cv2.cvtColor(draw_objects(rgb, result.objects), cv2.COLOR_RGB2BGR))
-        if args.save_depth:
-            np.save(os.path.join(args.out, stem + '_depth.npy'), result.depth_map)
-        objects = [object_record(o) for o in result.objects]
-        records.append({'image': path, 'width': w, 'height': h, 'objects': objects,
-                        'timings_ms': {k: round(v, 2) for k, v in result.timings_ms.items()}})
-        table = Table(title=f'{path}  ({result.timings_ms["inference"]:.0f} ms)')
-        for column in ('class', 'score', 'depth m', 'position m', 'alert'):
-            table.add_column(column, justify='right')
-        for o in objects:
-            position = ', '.join(f'{v:+.2f}' for v in o['position_m']) \
-                if o['position_m'] else '-'
-            depth = f'{o["depth_m"]:.2f}' if o['depth_m'] is not None else '?'
-            table.add_row(o['class'], f'{o["score"]:.2f}', depth, position,
-                          'ALERT' if o['alert'] else '')
-        console.print(table)
-    pipeline.close()
-    with open(os.path.join(args.out, 'results.json'), 'w', encoding='utf-8') as f:
+    try:
+        for path, name in zip(paths, output_names(paths)):
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+            if bgr is None:
+                console.print(f'[yellow]skipped {escape(path)}: not a readable image[/yellow]')
+                records.append({'image': path, 'error': 'not a readable image'})
+                continue
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            h, w = rgb.shape[:2]
+            frame_camera = camera
+            if args.hfov is not None:
+                frame_camera = CameraModel.from_fov(w, h, args.hfov)
+            elif camera is not None and (camera.width, camera.height) != (w, h):
+                # As depthdet_node does for a camera_info of another resolution.
+                if not warned_camera_size:
+                    warned_camera_size = True
+                    console.print(
+                        f'[yellow]warning: --camera-info {escape(args.camera_info)} is '
+                        f'{camera.width}x{camera.height} but {escape(path)} is {w}x{h}: '
+                        'scaling the intrinsics to each image\'s size[/yellow]')
+                frame_camera = camera.scaled(w / camera.width, h / camera.height)
+            result = pipeline.process(rgb, frame_camera)
+            files = {'annotated': name + '_annotated.png'}
+            if not cv2.imwrite(os.path.join(args.out, files['annotated']),
+                               cv2.cvtColor(draw_objects(rgb, result.objects),
+                                            cv2.COLOR_RGB2BGR)):
+                raise CliError(f'could not write {os.path.join(args.out, files["annotated"])}')
+            if args.save_depth:
+                files['depth'] = name + '_depth.npy'
+                np.save(os.path.join(args.out, files['depth']), result.depth_map)
+            objects = [object_record(o) for o in result.objects]
+            records.append({'image': path, 'width': w, 'height': h, 'files': files,
+                            'objects': objects,
+                            'timings_ms': {k: round(v, 2) for k, v in result.timings_ms.items()}})
+            table = Table(title=f'{escape(path)}  ({result.timings_ms["inference"]:.0f} ms)')
+            for column in ('class', 'score', 'depth m', 'position m', 'alert'):
+                table.add_column(column, justify='right')
+            for o in objects:
+                position = ', '.join(f'{v:+.2f}' for v in o['position_m']) \
+                    if o['position_m'] else '-'
+                depth = f'{o["depth_m"]:.2f}' if o['depth_m'] is not None else '?'
+                table.add_row(o['class'], f'{o["score"]:.2f}', depth, position,
+                              'ALERT' if o['alert'] else '')
+            console.print(table)
+    finally:
+        pipeline.close()
+    results_file = os.path.join(args.out, 'results.json')
+    with open(results_file, 'w', encoding='utf-8') as f:
         json.dump({'params': {k: values[k] for k in ('detector_model', 'depth_model',
                                                      'joint_model', 'depth_strategy',
                                                      'max_depth')},
                    'images': records}, f, indent=1)
-    console.print(f'{len(records)} images; results in {args.out}')
+    processed = sum('error' not in r for r in records)
+    if not processed:
+        raise CliError(f'no readable image in {count(len(records), "input")} (listed in '
+                       f'{results_file}); give image files or folders of images')
+    console.print(f'{count(processed, "image")} processed, {len(records) - processed} skipped '
+                  f'(not readable); results in {escape(results_file)}')
     return 0

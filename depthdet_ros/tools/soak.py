@@ -6,11 +6,15 @@ warm-up, latency drift (first vs last quarter), dropped frames, refused and fail
 frames, stalls (gaps in output longer than --stall-seconds) and error log lines.
 """
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+
+# Seconds between samples of the node's memory.
+MEMORY_SAMPLE_S = 5.0
 
 
 def add_parser(subparsers):
@@ -43,8 +47,43 @@ def _frames(width, height, count=8):
                                            sizes=((width, height),))]
 
 
+def check_arguments(args):
+    """Raise CliError with the one-line reason when a numeric option cannot be used."""
+    from depthdet_ros.cli import CliError
+    for option, value in (('--minutes', args.minutes), ('--rate', args.rate),
+                          ('--stall-seconds', args.stall_seconds), ('--width', args.width),
+                          ('--height', args.height)):
+        if not 0 < value < math.inf:
+            raise CliError(f'{option} {value:g} must be a positive number')
+    if not 0 <= args.warmup_fraction < 1:
+        raise CliError(f'--warmup-fraction {args.warmup_fraction:g} must be in [0, 1), '
+                       'e.g. 0.2')
+    # Memory growth needs two samples after warm-up; a third interval absorbs timing slack.
+    measured_s = args.minutes * 60 * (1 - args.warmup_fraction)
+    if measured_s < 3 * MEMORY_SAMPLE_S:
+        shortest = 3 * MEMORY_SAMPLE_S / 60 / (1 - args.warmup_fraction)
+        raise CliError(f'--minutes {args.minutes:g} leaves {measured_s:.1f} s after warm-up, too '
+                       f'short to measure memory growth (a sample every {MEMORY_SAMPLE_S:g} s); '
+                       f'give --minutes {math.ceil(shortest * 100) / 100:g} or more')
+
+
+def failures(result):
+    """Return why the soak failed, one phrase per reason (empty when it passed)."""
+    growth = result['rss_growth_percent']
+    checks = (
+        (result['node_crashed'], 'the node crashed'),
+        (result['frames_failed'], f'{result["frames_failed"]} frames failed'),
+        (result['error_log_lines'], f'{result["error_log_lines"]} error lines in the node log'),
+        (result['stalls'], f'{result["stalls"]} output stalls'),
+        (growth is None, 'memory growth not measured'),
+        (growth is not None and growth >= 5.0, f'memory grew {growth} % (limit 5 %)'),
+    )
+    return [reason for failed, reason in checks if failed]
+
+
 def run(args):
     """Run the soak and print a summary; exit 1 if an error, a stall or >5 % growth is seen."""
+    check_arguments(args)
     import numpy as np
     import psutil
     import rclpy
@@ -107,7 +146,7 @@ def run(args):
                 next_frame += 1.0 / args.rate
             if now >= next_sample:
                 memory.append((now - start, process.memory_info().rss / 2**20))
-                next_sample += 5.0
+                next_sample += MEMORY_SAMPLE_S
             rclpy.spin_once(probe, timeout_sec=max(0.0, min(next_frame, next_sample)
                                                    - time.monotonic()))
     finally:
@@ -120,7 +159,7 @@ def run(args):
     log_file.seek(0)
     log = log_file.read()
     warm = [m for t, m in memory if t >= duration * args.warmup_fraction]
-    growth = (warm[-1] - warm[0]) / warm[0] * 100 if len(warm) > 1 else float('nan')
+    growth = round((warm[-1] - warm[0]) / warm[0] * 100, 2) if len(warm) > 1 else None
     quarter = duration / 4
     early = [float(d['latency_total_p50_ms']) for t, d in diagnostics
              if 'latency_total_p50_ms' in d and t - start < quarter + duration * 0.05]
@@ -137,7 +176,7 @@ def run(args):
         'lost_in_transport': None,
         'rss_mb_after_warmup': round(warm[0], 1) if warm else None,
         'rss_mb_end': round(warm[-1], 1) if warm else None,
-        'rss_growth_percent': round(growth, 2),
+        'rss_growth_percent': growth,
         'latency_p50_ms_first_quarter': round(float(np.median(early)), 2) if early else None,
         'latency_p50_ms_last_quarter': round(float(np.median(late)), 2) if late else None,
         'frames_dropped': int(last.get('frames_dropped', 0)),
@@ -155,6 +194,7 @@ def run(args):
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=1)
-    failed = (crashed or result['frames_failed'] or result['error_log_lines']
-              or result['stalls'] or not growth < 5.0)
-    return 1 if failed else 0
+    reasons = failures(result)
+    if reasons:
+        console.print('soak failed: ' + '; '.join(reasons), soft_wrap=True)
+    return 1 if reasons else 0
