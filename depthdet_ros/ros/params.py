@@ -182,20 +182,26 @@ def class_filter_set(entries):
     return frozenset(e for e in entries if e)
 
 
+def _read_params_yaml(path):
+    """Return a params file's YAML content; ConfigError (one line) when it cannot be read."""
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
+    except yaml.YAMLError as exc:
+        problem = ' '.join(str(exc).split())
+        raise ConfigError(f'params file {path!r} is not valid YAML: {problem}') from None
+
+
 def load_params_file(path, node_name='depthdet_node'):
     """Read and validate depthdet_node's parameters from a ROS parameters YAML.
 
     Values under `/**` and under the node's name are merged (node name wins) over the
     defaults; used by the offline tools so they run with the node's configuration.
     """
-    import yaml
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'params file {path!r} is not valid YAML: {exc}') from None
+    data = _read_params_yaml(path) or {}
     values = {p.name: p.default for p in PARAMS}
     for key in ('/**', node_name, '/' + node_name):
         section = data.get(key, {}) if isinstance(data, dict) else {}
@@ -233,14 +239,7 @@ def check_command_line(argv, node_name='depthdet_node'):
     import yaml
     files, pairs = ros_arguments(argv)
     for path in files:
-        try:
-            with open(path, encoding='utf-8') as f:
-                yaml.safe_load(f)
-        except OSError as exc:
-            raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
-        except yaml.YAMLError as exc:
-            problem = str(exc).replace('\n', ' ')
-            raise ConfigError(f'params file {path!r} is not valid YAML: {problem}') from None
+        _read_params_yaml(path)
     for key, text in pairs:
         node, _, name = key.rpartition(':')
         if node not in ('', node_name) or name not in BY_NAME:
