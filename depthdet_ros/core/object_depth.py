@@ -62,7 +62,7 @@ def _median(values):
     if values.size % 2:
         return np.partition(values, half)[half]
     middle = np.partition(values, (half - 1, half))
-    return (middle[half - 1] + middle[half]) / 2
+    return (float(middle[half - 1]) + float(middle[half])) / 2  # float32 sums can overflow
 
 
 def center_mean(depth_map, box):
@@ -70,7 +70,9 @@ def center_mean(depth_map, box):
     values = _valid(_window(depth_map, box, CENTER_FRACTION))
     if values.size < MIN_VALID_PIXELS:
         return INVALID
-    return ObjectDepth(float(values.mean()), float(values.std()), 1.0)
+    # In float64: float32 squares of large (if absurd) depths overflow to an infinite spread.
+    return ObjectDepth(float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64)),
+                       1.0)
 
 
 def box_median(depth_map, box):
