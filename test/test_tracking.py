@@ -292,6 +292,28 @@ def test_time_to_contact_from_box_expansion_needs_no_depth():
         TrackerConfig(ttc_source='guess').validate()
 
 
+def test_box_expansion_leaves_out_a_size_cut_by_the_image_border():
+    # A 0.5 m wide person at 1 m/s, f = 500 px, head 1.2 m above the optical axis: from
+    # z = 2.5 m on, the top of the box is cut at y = 0 and its height grows far more
+    # slowly than 1 / z. The width alone still gives z / 1 m/s.
+    def run(image_size):
+        tracker = Tracker(TrackerConfig(ttc_source='expansion', alert_time_to_contact=0.0))
+        for k in range(40):
+            t = k / RATE
+            z = 5.05 - t
+            box = (320 - 125 / z, max(0.0, 240 - 600 / z), 320 + 125 / z, 240 + 250 / z)
+            out, = tracker.update([unranged(box)], t, 1.0, image_size=image_size)
+        return out.time_to_contact
+
+    assert run((640, 480)) == pytest.approx(1.15, rel=0.03)
+    assert run(None) > 1.4  # the cut height taken as a size: the approach looks slower
+    # Cut on both axes: the box says nothing of the approach.
+    tracker = Tracker(TrackerConfig(ttc_source='expansion'))
+    for k in range(5):
+        out, = tracker.update([unranged((0, 0, 640, 480))], k / RATE, 1.0, image_size=(640, 480))
+    assert math.isnan(out.time_to_contact) and not out.alert
+
+
 def test_a_duplicate_track_is_folded_into_the_older_id():
     tracker = Tracker(TrackerConfig())
     box = (100, 100, 160, 260)

@@ -38,7 +38,11 @@ rate at which that distance shrinks), infinite when it is not closing faster tha
 `min_closing_speed`. `ttc_source` picks where the closing rate comes from: 'depth'
 (the 3D filter), 'expansion' (the box growing: an object twice as near looks twice
 as big, so this needs no metric depth and works without a valid depth too) or
-'fused' (both, weighted by their variances).
+'fused' (both, weighted by their variances). A box cut by the image border
+(`image_size` given to update) does not grow with nearness along the cut axis: a
+person walking at a low camera loses the head above the top edge long before the
+width stops growing. The expansion rate uses only the axes the track's last
+detection left uncut, and is unknown when both are cut.
 
 Alerts, each naming the rule that fired: 'proximity' once the (smoothed) depth is
 below the class threshold, until it rises above threshold + alert_hysteresis;
@@ -77,6 +81,8 @@ _RULES = {(False, False): (), (True, False): (PROXIMITY,), (False, True): (TIME_
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
+# A box edge this near the image border (px) is taken as cut by it.
+BORDER_MARGIN_PX = 1.0
 _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
@@ -224,7 +230,7 @@ class _Measurements:
     """One frame's detections as arrays: boxes, 3D or depth-only measurements."""
 
     def __init__(self, objects: Sequence[ObjectEstimate], config: TrackerConfig,
-                 class_codes: Dict[str, int]):
+                 class_codes: Dict[str, int], image_size: Optional[Tuple[int, int]]):
         n = len(objects)
         # One pass over the objects (classes as integer codes: cheaper to compare).
         rows, covariances = [], []
@@ -241,6 +247,12 @@ class _Measurements:
         numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
         self.classes = numbers[:, 0].astype(np.int64)
         self.boxes = _box_vectors(numbers[:, 1:5])
+        # Axes (width, height) along which the box touches the image border.
+        self.cut = np.zeros((n, 2), dtype=bool)
+        if image_size is not None:
+            corners = numbers[:, 1:5]
+            self.cut |= corners[:, :2] <= BORDER_MARGIN_PX
+            self.cut |= corners[:, 2:] >= np.asarray(image_size, np.float64) - BORDER_MARGIN_PX
         self.depth = depth = numbers[:, 5]
         ranged = np.isfinite(depth)
         self.full = ranged & (numbers[:, 7] > 0)  # 3D position with covariance
@@ -296,6 +308,7 @@ class Tracker:
         self.has_xy = np.zeros(0, dtype=bool)  # x, y measured too
         self.in_proximity = np.zeros(0, dtype=bool)
         self.in_ttc = np.zeros(0, dtype=bool)
+        self.box_cut = np.zeros((0, 2), dtype=bool)  # last detection cut by the border
         # Box filter: [cx, cy, inverse w, inverse h] and their rates; the four axes are
         # independent (diagonal noises), so each covariance is the 2x2 of one axis,
         # stored as box_P[:, 0] position variance, [:, 1] covariance, [:, 2] rate variance.
@@ -310,17 +323,21 @@ class Tracker:
     # ---- the stage ---------------------------------------------------------------
 
     def update(self, objects: Sequence[ObjectEstimate], stamp: float, max_depth: float,
-               class_max_depth: Optional[Dict[str, float]] = None) -> List[TrackedObject]:
+               class_max_depth: Optional[Dict[str, float]] = None,
+               image_size: Optional[Tuple[int, int]] = None) -> List[TrackedObject]:
         """Track one frame's objects (stamp in seconds); one TrackedObject per object.
 
         max_depth and class_max_depth are the proximity thresholds (as in
         FusionConfig), passed per frame so run-time changes apply at once.
+        image_size (width, height in pixels) lets the box expansion leave out sizes
+        cut by the image border; without it no box is taken as cut.
         """
         # NaN stands for unknown values throughout: comparisons with it are False.
         with np.errstate(invalid='ignore', divide='ignore'):
-            return self._update(objects, float(stamp), max_depth, class_max_depth or {})
+            return self._update(objects, float(stamp), max_depth, class_max_depth or {},
+                                image_size)
 
-    def _update(self, objects, stamp, max_depth, class_max_depth):
+    def _update(self, objects, stamp, max_depth, class_max_depth, image_size):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
@@ -330,7 +347,7 @@ class Tracker:
         self._remove_old(stamp)
         if dt > 0 and len(self):
             self._predict(dt)
-        meas = _Measurements(objects, self.config, self._class_codes)
+        meas = _Measurements(objects, self.config, self._class_codes, image_size)
         track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
@@ -430,6 +447,7 @@ class Tracker:
         self.box_P[:, rows] = P
         self.hits[rows] += 1
         self.last_seen[rows] = stamp
+        self.box_cut[rows] = meas.cut[det]
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
         # A depth outlier leaves the 3D state alone; MAX_DEPTH_OUTLIERS in a row mean
         # the depth has really moved (or the state was wrong): start it again.
@@ -491,6 +509,7 @@ class Tracker:
         self.last_3d = np.concatenate([self.last_3d, np.full(n, -np.inf)])
         for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
             setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, bool)]))
+        self.box_cut = np.concatenate([self.box_cut, meas.cut[det]])
         self.box_x = np.concatenate([self.box_x, np.concatenate([boxes, np.zeros((n, 4))], 1)])
         self.box_P = np.concatenate([self.box_P, box_P], axis=1)
         self.x = np.concatenate([self.x, np.zeros((n, 6))])
@@ -534,7 +553,8 @@ class Tracker:
         if keep.all():
             return None
         for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
-                     'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_x', 'x', 'P'):
+                     'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_cut', 'box_x', 'x',
+                     'P'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
         return np.cumsum(keep) - 1
@@ -583,7 +603,8 @@ class Tracker:
         (-d/dt r / r), combined by inverse variance as `ttc_source` says: 'depth',
         the 3D filter's closing speed over its distance; 'expansion', the box's
         relative growth (w'/w + h'/h) / 2, which needs no metric depth (an object
-        twice as near looks twice as big); 'fused', both.
+        twice as near looks twice as big), from the axes not cut by the image border;
+        'fused', both.
         """
         source = self.config.ttc_source
         # Range along the ray to the position (along the optical axis for a depth alone).
@@ -599,9 +620,12 @@ class Tracker:
             variances.append(np.where(has_3d, speed_var / distance ** 2, np.inf))
         if source in ('expansion', 'fused'):
             b, rate_var = self.box_x[rows], self.box_P[2][rows]
-            iw, ih = np.maximum(b[:, 2], _MIN_INVERSE), np.maximum(b[:, 3], _MIN_INVERSE)
-            rates.append(-0.5 * (b[:, 6] / iw + b[:, 7] / ih))
-            variances.append(0.25 * (rate_var[:, 2] / iw ** 2 + rate_var[:, 3] / ih ** 2))
+            inverse = np.maximum(b[:, 2:4], _MIN_INVERSE)
+            uncut = ~self.box_cut[rows]
+            axes = uncut.sum(axis=1)  # 0: both sizes cut, the rate is unknown
+            rates.append(np.where(uncut, -b[:, 6:8] / inverse, 0.0).sum(axis=1) / axes)
+            variances.append(np.where(uncut, rate_var[:, 2:4] / inverse ** 2, 0.0).sum(axis=1)
+                             / np.where(axes > 0, axes ** 2, 0.0))
         if len(rates) == 1:
             return distance, rates[0], variances[0]
         weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]

@@ -305,7 +305,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
                     settings.max_depth, settings.class_max_depth)
             t1 = time.perf_counter()
             tracked = tracker.update(objects, frame.stamp_ns * 1e-9, settings.max_depth,
-                                     settings.class_max_depth)
+                                     settings.class_max_depth, frame.rgb.shape[1::-1])
             result.timings_ms['tracking'] = (time.perf_counter() - t1) * 1e3
             total_ms += result.timings_ms['tracking']
             if tracking is not None and frame.gt_objects is not None:

@@ -472,7 +472,7 @@ class DepthDetRunner:
         self._depth_camera = self._describe_depth_camera(camera, result.depth_scale)
         t2 = time.perf_counter()
         objects = result.objects
-        outputs, shown = self._track(objects, header)
+        outputs, shown = self._track(objects, header, rgb.shape)
         t_track = time.perf_counter()
         detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
                                                                   outputs, shown)
@@ -497,7 +497,7 @@ class DepthDetRunner:
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    def _track(self, objects, header):
+    def _track(self, objects, header, image_shape):
         """Return the frame's OutputObjects and the indices published on detections.
 
         With tracking, the tracker (with any new settings) advances to the image stamp;
@@ -510,7 +510,7 @@ class DepthDetRunner:
         if tracker is None:
             return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
-                                 fusion.class_max_depth)
+                                 fusion.class_max_depth, image_shape[1::-1])
         return layout.tracked_outputs(tracked, params['publish_raw'],
                                       params['publish_tentative'])
 
