@@ -57,9 +57,10 @@ def main(argv=None):
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2
+    from depthdet_ros.ros.params import ConfigError  # what a subcommand's settings raise
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
+    except (CliError, ConfigError) as exc:
         print(f'depthdet {args.command}: error: {exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

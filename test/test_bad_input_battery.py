@@ -3,6 +3,7 @@
 Each case either works correctly (detections for its stamp) or is refused with a
 log line; after every refused case a good frame proves the node still serves.
 """
+import math
 import os
 import signal
 import time
@@ -178,6 +179,11 @@ def test_raw_image_battery_and_header_cases(ros, models, tmp_path):
         log = node.output()
         assert 'image refused' in log and 'Traceback' not in log
         assert 'empty frame_id' in log
+        # Refused within seconds of each other, each kind of problem still has its line.
+        for words in ('is a depth/scalar image', 'unsupported encoding', 'does not match '
+                      'step*height', 'smaller than width*bytes_per_pixel', 'empty image',
+                      'needs an even width', 'exceeds the limit'):
+            assert words in log, words
 
 
 def test_compressed_input_cases(ros, models, tmp_path):
@@ -272,6 +278,14 @@ def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models,
                                  start=0)
             # camera_info at half the image size is scaled up to the image: x stays finite.
             assert np.isfinite(out.detections[0].bbox.center.position.x)
+            # One of another aspect ratio (640x360 for 640x480) does not describe the
+            # image: no 3D, and diagnostics say why.
+            wide = CameraModel(K=pinhole().K, width=640, height=360)
+            out = probe.wait_for('detections', _has_stamp((55, 0)), timeout=20, start=0,
+                                 resend=lambda: probe.send(scene(), wide, stamp=(55, 0)))
+            assert math.isnan(out.detections[0].results[0].pose.pose.position.x)
+            probe.wait_for('/diagnostics',
+                           lambda m: 'another aspect ratio' in m.status[0].message, timeout=10)
             assert len(probe.received['detections']) > start
             # Shut down in the middle of a stream of frames: clean exit, no traceback.
             for i in range(10):

@@ -7,6 +7,7 @@ parameter ranges in the descriptors, alerts that never wait behind large images.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -304,8 +305,10 @@ def test_start_up_bounds_match_the_descriptor_bounds(models, tmp_path):
     for value in (-1.0, 0.0):
         with pytest.raises(ConfigError, match=f'max_depth is {value}; it must be >= {minimum}'):
             check_value('max_depth', value)
-    with pytest.raises(ConfigError, match=f'metres >= {minimum}'):
-        check_value('class_max_depth', ['chair:0.0'])
+    maximum = BY_NAME['max_depth'].maximum
+    for entry in ('chair:0.0', 'chair:inf', f'chair:{2 * maximum}'):
+        with pytest.raises(ConfigError, match=re.escape(f'metres in [{minimum}, {maximum}]')):
+            check_value('class_max_depth', [entry])
     params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
                           depth_model=models['red_depth'], max_depth=0.0)
     proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
@@ -313,6 +316,19 @@ def test_start_up_bounds_match_the_descriptor_bounds(models, tmp_path):
                           timeout=60)
     assert proc.returncode == 2
     assert f'max_depth is 0.0; it must be >= {minimum}' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_a_class_the_model_lacks_stops_the_node_with_one_line(models, tmp_path):
+    """A misspelt class_filter would keep nothing, silently; the model's classes are named."""
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu')
+    proc = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args',
+                           '--params-file', params, '-p', 'class_filter:=[Chair]'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert ("configuration error: class_filter names 'Chair', which the model does not "
+            'detect; its classes: chair, bottle') in proc.stderr
     assert 'Traceback' not in proc.stderr
 
 

@@ -207,6 +207,8 @@ def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
     assert by_ns['boxes'].type == Marker.CUBE
     assert by_ns['boxes'].pose.position.z == pytest.approx(z)
     assert by_ns['labels'].text.startswith(f'chair {z:.2f} m #{track_id} ')
+    # They expire after stale_input_timeout (2 s): a stopped camera leaves no boxes.
+    assert all((m.lifetime.sec, m.lifetime.nanosec) == (2, 0) for m in by_ns.values())
     tail, head = by_ns['velocity'].points
     assert head.z - tail.z == pytest.approx(last['velocity'].pose.pose.position.z)
 
@@ -228,14 +230,24 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
             frames = play(probe, depths, camera)
             # Run-time settings: validated, and tracking off gives today's per-frame output.
             refused = [set_param(probe, name, value) for name, value in (
-                ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0))]
+                ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0),
+                ('class_filter', ['Chair']), ('class_max_depth', ['chair:inf']),
+                ('class_max_depth', ['chair:1', 'chair:2']))]
             assert not any(r.successful for r in refused), refused
             assert set_param(probe, 'tracking', False).successful
             (untracked,) = play(probe, [2.1, 1.9], camera, first=len(depths))[1:]
+            # Back on: a new track, under an ID never given before.
+            assert set_param(probe, 'tracking', True).successful
+            (retracked,) = play(probe, [2.0], camera, first=len(depths) + 2)
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
     assert 'ttc_source' in refused[1].reason and 'track_min_hits' in refused[2].reason
+    # A misspelt class would filter out everything, silently: refused with the model's.
+    assert "class_filter names 'Chair'" in refused[3].reason and 'chair' in refused[3].reason
+    assert '1000.0' in refused[4].reason and "'chair' twice" in refused[5].reason
+    track_id = int(frames[-1]['detections'].detections[0].id)
+    assert int(retracked['detections'].detections[0].id) > track_id
     (detection,) = untracked['detections_3d'].detections
     assert detection.id == '' and len(detection.results) == 1
     assert detection.results[0].pose.pose.position.z == pytest.approx(raw[0], abs=1e-4)

@@ -278,7 +278,8 @@ def label_text(obj: OutputObject) -> str:
 
 
 def _marker(make, header, ns, marker_id, kind, action=MARKER_ADD, position=None,
-            scale=(0.0, 0.0, 0.0), color=(0.0, 0.0, 0.0, 0.0), points=(), text=''):
+            scale=(0.0, 0.0, 0.0), color=(0.0, 0.0, 0.0, 0.0), points=(), text='',
+            lifetime=(0, 0)):
     position = position if position is not None else _point(make, 0.0, 0.0, 0.0)
     empty = np.zeros(0, np.uint8)
     return make(
@@ -289,7 +290,7 @@ def _marker(make, header, ns, marker_id, kind, action=MARKER_ADD, position=None,
                    z=float(scale[2])),
         color=make('std_msgs/msg/ColorRGBA', r=float(color[0]), g=float(color[1]),
                    b=float(color[2]), a=float(color[3])),
-        lifetime=make('builtin_interfaces/msg/Duration', sec=0, nanosec=0),
+        lifetime=make('builtin_interfaces/msg/Duration', sec=lifetime[0], nanosec=lifetime[1]),
         frame_locked=False, points=list(points), colors=[], texture_resource='',
         texture=make('sensor_msgs/msg/CompressedImage', header=header, format='', data=empty),
         uv_coordinates=[], text=text, mesh_resource='',
@@ -297,7 +298,7 @@ def _marker(make, header, ns, marker_id, kind, action=MARKER_ADD, position=None,
         mesh_use_embedded_materials=False)
 
 
-def markers(make, header, objects):
+def markers(make, header, objects, lifetime_s: float = 0.0):
     """Build the MarkerArray for RViz / Foxglove of one frame's objects.
 
     A DELETEALL, then per located object a box, a label and (tracked, velocity known)
@@ -305,8 +306,12 @@ def markers(make, header, objects):
 
     Marker ids are the track IDs (index + 1 without tracking) in the namespaces
     `boxes`, `labels` and `velocity`; the leading DELETEALL clears the previous frame's
-    markers, so objects that left do not linger.
+    markers, so objects that left do not linger. With lifetime_s > 0 the viewer also
+    drops them on its own that long after they arrive: the last frame's boxes do not
+    stay on screen when the camera or the node stops.
     """
+    nanoseconds = int(round(max(lifetime_s, 0.0) * 1e9))
+    life = (nanoseconds // 1_000_000_000, nanoseconds % 1_000_000_000)
     out = [_marker(make, header, '', 0, MARKER_CUBE, action=MARKER_DELETEALL)]
     for index, obj in enumerate(objects):
         if not _finite(obj.position):
@@ -318,12 +323,12 @@ def markers(make, header, objects):
         scale = tuple(max(v, MIN_BOX_SIZE) for v in (size.x, size.y, size.z))
         out.append(_marker(make, header, 'boxes', marker_id, MARKER_CUBE,
                            position=_point(make, p.x, p.y, p.z), scale=scale,
-                           color=(*rgb, 0.35)))
+                           color=(*rgb, 0.35), lifetime=life))
         # Optical frame: y points down, so the label sits above the box at smaller y.
         out.append(_marker(make, header, 'labels', marker_id, MARKER_TEXT,
                            position=_point(make, p.x, p.y - scale[1] / 2 - LABEL_HEIGHT, p.z),
                            scale=(0.0, 0.0, LABEL_HEIGHT), color=(*rgb, 1.0),
-                           text=label_text(obj)))
+                           text=label_text(obj), lifetime=life))
         v = obj.velocity
         if obj.track_id is not None and _finite(v):
             end = (p.x + v.x * ARROW_SECONDS, p.y + v.y * ARROW_SECONDS,
@@ -331,5 +336,6 @@ def markers(make, header, objects):
             out.append(_marker(make, header, 'velocity', marker_id, MARKER_ARROW,
                                scale=(ARROW_SHAFT, ARROW_HEAD, ARROW_HEAD_LENGTH),
                                color=(*rgb, 1.0),
-                               points=[_point(make, p.x, p.y, p.z), _point(make, *end)]))
+                               points=[_point(make, p.x, p.y, p.z), _point(make, *end)],
+                               lifetime=life))
     return make('visualization_msgs/msg/MarkerArray', markers=out)

@@ -20,6 +20,8 @@ thread, so subscribers to them never delay or drop the small ones.
 """
 import collections
 import logging
+import math
+import re
 import sys
 import threading
 import time
@@ -46,9 +48,10 @@ from depthdet_ros.core.tracking import Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
-from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_command_line,
-                                     check_value, ConfigError, detector_config, fusion_config,
-                                     Param, PARAMS, tracker_config)
+from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
+                                     check_command_line, check_value, ConfigError,
+                                     detector_config, fusion_config, Param, PARAMS,
+                                     tracker_config)
 from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
@@ -69,6 +72,10 @@ CAMERA_INFO_WAIT_S = 0.1
 LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                               reliability=ReliabilityPolicy.RELIABLE)
 WARMUP_SHAPE = (480, 640, 3)
+# A camera_info of another size is scaled to the image when the two aspect ratios agree
+# to within this share (a resized stream); beyond it the image is a crop or another
+# camera's, and no 3D is computed from it.
+ASPECT_TOLERANCE = 0.01
 # instance_masks is 16UC1: track IDs wrap into 1..65535 (0 is background).
 MAX_INSTANCE_LABEL = 65535
 
@@ -196,6 +203,9 @@ class DepthDetRunner:
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._sim_time_seen = None
         self._tracker_config = tracker_config(self.params)
+        # One tracker for the node's life: its IDs keep counting up through tracking
+        # switched off and on and through re-activation, so an ID never names two objects.
+        self._tracker_instance = Tracker(self._tracker_config)
         self._tracker = None
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
@@ -211,9 +221,16 @@ class DepthDetRunner:
         self._latency = {s: collections.deque(maxlen=LATENCY_WINDOW) for s in STAGES}
         self._arrivals = collections.deque(maxlen=100)
         self._last_error = ''
+        self._refusals_logged = {}                # problem kind -> when last logged
         self._last_image_time = None
         with self._lock:
-            self._tracker = Tracker(self._tracker_config) if self.params['tracking'] else None
+            self._tracker = self._start_tracker() if self.params['tracking'] else None
+
+    def _start_tracker(self):
+        """Return the node's tracker with no tracks (IDs go on from the last one given)."""
+        self._tracker_instance.reset()
+        self._tracker_instance.config = self._tracker_config
+        return self._tracker_instance
 
     # Transitions ----------------------------------------------------------------------
 
@@ -338,6 +355,8 @@ class DepthDetRunner:
                 if param.name == 'use_sim_time':
                     continue
                 updated[param.name] = check_value(param.name, param.value)
+            if self.pipeline is not None:
+                check_class_names(updated, self.pipeline.detector.class_names)
             new_detector_config = detector_config(updated)
             new_fusion_config = fusion_config(updated)
             new_tracker_config = tracker_config(updated)
@@ -354,7 +373,7 @@ class DepthDetRunner:
             if not updated['tracking']:
                 self._tracker = None
             elif self._tracker is None:
-                self._tracker = Tracker(new_tracker_config)
+                self._tracker = self._start_tracker()
         if self.active:
             self._set_debug_publisher(updated['publish_debug_image'])
         self.log.info('parameters updated: ' + ', '.join(
@@ -394,9 +413,22 @@ class DepthDetRunner:
         except ImageDecodeError as exc:
             self.stats['bad_images'] += 1
             self._last_error = f'image refused: {exc}'
-            self.log.warning(self._last_error, throttle_duration_sec=WARN_THROTTLE_S)
+            self._warn_refusal(self._last_error)
         except Exception as exc:  # keep serving: one bad frame must not stop the node
             self._frame_failed(exc)
+
+    def _warn_refusal(self, text):
+        """Log a refused image once per WARN_THROTTLE_S for each kind of problem.
+
+        One throttle for all would hide a second problem behind the first; the kind is
+        the message without its numbers.
+        """
+        kind, now = re.sub(r'\d+', '#', text), time.monotonic()
+        if now - self._refusals_logged.get(kind, -math.inf) >= WARN_THROTTLE_S:
+            if len(self._refusals_logged) > 100:
+                self._refusals_logged.clear()
+            self._refusals_logged[kind] = now
+            self.log.warning(text)
 
     def _frame_failed(self, exc):
         if not self.node.context.ok():
@@ -447,6 +479,14 @@ class DepthDetRunner:
         h, w = shape
         if (camera.height, camera.width) == (h, w):
             return camera
+        if abs((w / camera.width) / (h / camera.height) - 1.0) > ASPECT_TOLERANCE:
+            # Not a resized image of this camera (a crop, or another camera's info).
+            self._camera_problem = (
+                f'camera_info is {camera.width}x{camera.height} but the image is {w}x{h}, '
+                'another aspect ratio: its intrinsics do not describe the image, 3D '
+                'positions not published (publish the camera_info of this image size)')
+            self.log.warning(self._camera_problem, throttle_duration_sec=30.0)
+            return None
         mismatch = (camera.width, camera.height, w, h)
         if self._warned_size_mismatch != mismatch:
             self._warned_size_mismatch = mismatch
@@ -539,7 +579,8 @@ class DepthDetRunner:
             publishers = self._publishers
             markers = publishers.get('markers')
             if markers is not None and markers.get_subscription_count():
-                markers.publish(layout.markers(convert.make, outputs.header, outputs.shown))
+                markers.publish(layout.markers(convert.make, outputs.header, outputs.shown,
+                                               self.params['stale_input_timeout']))
             if 'instance_masks' in publishers:
                 h, w = outputs.rgb.shape[:2]
                 labels = None

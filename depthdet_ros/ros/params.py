@@ -12,8 +12,9 @@ from depthdet_ros.core.session import PROVIDER_CHOICES
 from depthdet_ros.core.tracking import TrackerConfig, TTC_SOURCES
 
 
-# The smallest alert distance (metres); max_depth and class_max_depth entries share it.
+# Alert distances (metres): max_depth and class_max_depth entries share the range.
 MIN_ALERT_DISTANCE = 0.01
+MAX_ALERT_DISTANCE = 1000.0
 
 
 class ConfigError(ValueError):
@@ -57,11 +58,13 @@ PARAMS = (
     Param('iou_threshold', 0.45, 'NMS IoU threshold.', runtime=True, minimum=0.0, maximum=1.0),
     Param('max_detections', 100, 'Most detections kept per frame.', runtime=True,
           minimum=1, maximum=10000),
-    Param('class_filter', [''], 'Class names to keep; [""]: all.', runtime=True),
+    Param('class_filter', [''], 'Class names (the model\'s) to keep; [""]: all.',
+          runtime=True),
     Param('depth_strategy', 'robust', 'Per-object depth statistic.', runtime=True,
           choices=STRATEGIES),
     Param('max_depth', 1.0, 'Objects nearer than this (metres) are published on '
-          'proximity_alert.', runtime=True, minimum=MIN_ALERT_DISTANCE, maximum=1000.0),
+          'proximity_alert.', runtime=True, minimum=MIN_ALERT_DISTANCE,
+          maximum=MAX_ALERT_DISTANCE),
     Param('depth_coverage', 'full', 'full: the depth net sees the whole image (padded to its '
           'aspect ratio), every pixel gets depth; crop: the model\'s own centre crop, NaN '
           'outside it.', choices=('full', 'crop')),
@@ -107,7 +110,8 @@ PARAMS = (
           runtime=True, minimum=0.0, maximum=10.0),
     Param('default_frame_id', 'camera_optical_frame', 'frame_id used when an image has '
           'none.'),
-    Param('stale_input_timeout', 2.0, 'Seconds without images before diagnostics warn.',
+    Param('stale_input_timeout', 2.0, 'Seconds without images before diagnostics warn; '
+          'also the lifetime of markers.',
           runtime=True, minimum=0.1, maximum=3600.0),
     Param('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
           minimum=0.1, maximum=60.0),
@@ -170,11 +174,30 @@ def parse_class_max_depth(entries):
             value = float(metres)
         except ValueError:
             value = float('nan')
-        if not sep or not name or not value >= MIN_ALERT_DISTANCE:
+        if not sep or not name or not MIN_ALERT_DISTANCE <= value <= MAX_ALERT_DISTANCE:
             raise ConfigError(f'class_max_depth entry {entry!r} must look like "person:1.5" '
-                              f'with metres >= {MIN_ALERT_DISTANCE}')
+                              f'with metres in [{MIN_ALERT_DISTANCE}, {MAX_ALERT_DISTANCE}]')
+        if name in limits:
+            raise ConfigError(f'class_max_depth names {name!r} twice; give each class one '
+                              'distance')
         limits[name] = value
     return limits
+
+
+def check_class_names(values, class_names):
+    """Raise ConfigError when class_filter or class_max_depth names a class the model lacks.
+
+    A misspelt name would otherwise keep nothing (class_filter) or never apply
+    (class_max_depth), silently.
+    """
+    known = set(class_names)
+    named = [('class_filter', n) for n in class_filter_set(values['class_filter'])]
+    named += [('class_max_depth', n) for n in parse_class_max_depth(values['class_max_depth'])]
+    unknown = [(param, n) for param, n in named if n not in known]
+    if unknown:
+        param, name = unknown[0]
+        raise ConfigError(f'{param} names {name!r}, which the model does not detect; its '
+                          f'classes: {", ".join(class_names)}')
 
 
 def class_filter_set(entries):
@@ -276,8 +299,14 @@ def build_pipeline(values, concurrent=True):
                             values['class_names_file'], size if any(size) else None,
                             depth_coverage=values['depth_coverage'],
                             joint_path=os.path.expanduser(values['joint_model']))
-    return Pipeline(models, detector_config(values), fusion_config(values),
-                    concurrent=concurrent)
+    pipeline = Pipeline(models, detector_config(values), fusion_config(values),
+                        concurrent=concurrent)
+    try:
+        check_class_names(values, pipeline.detector.class_names)
+    except ConfigError:
+        pipeline.close()
+        raise
+    return pipeline
 
 
 def detector_config(values):
