@@ -328,3 +328,37 @@ def test_model_and_parameter_faults_at_start_up(models, tmp_path):
         assert proc.returncode == 2, (values, proc.stderr)
         assert expected in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize('module', ['depthdet_ros.ros.node', 'depthdet_ros.ros.lifecycle_node'])
+def test_ctrl_c_twice_stops_cleanly(ros, models, tmp_path, module):
+    """A terminal's Ctrl-C reaches the node, then `ros2 launch` forwards another SIGINT."""
+    import subprocess
+    import sys
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu')
+    namespace = f'/ctrl_c_{os.getpid()}'
+    log_path = tmp_path / 'node.log'
+    probe = rclpy.create_node('ctrl_c_probe', namespace=namespace)
+    with open(log_path, 'w+') as log:
+        proc = subprocess.Popen([sys.executable, '-m', module, '--ros-args', '-r',
+                                 f'__ns:={namespace}', '--params-file', params],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        try:
+            deadline = time.monotonic() + 60
+            while ('depthdet_node', namespace) not in probe.get_node_names_and_namespaces():
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    log_path.read_text()
+                rclpy.spin_once(probe, timeout_sec=0.1)
+            time.sleep(0.5)
+            for _ in range(3):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.05)
+            assert proc.wait(timeout=20) == 0, log_path.read_text()
+        finally:
+            probe.destroy_node()
+            if proc.poll() is None:
+                proc.kill()
+    output = log_path.read_text()
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output

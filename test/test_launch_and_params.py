@@ -134,6 +134,22 @@ def test_depthdet_pipeline_refuses_bad_values_with_one_line(name, value, words):
     assert result.stdout == ''
 
 
+@pytest.mark.parametrize('args,words', [
+    (['--demo', '0'], ['--demo is 0', '> 0']), (['--demo', '-5'], ['--demo is -5']),
+    (['--demo', 'nan'], ['--demo is nan']),
+    (['--demo', '3', '--camera-rate', '0'], ['--camera-rate is 0', '(0, 1000]'])])
+def test_depthdet_pipeline_refuses_a_demo_that_cannot_run(args, words):
+    # Before the fix --demo 0 ran the node alone, forever, and --camera-rate 0 ended in
+    # the camera's error and the node's traceback.
+    result = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('depthdet pipeline: error: '), lines
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
 def _load_link_share():
     spec = importlib.util.spec_from_file_location(
         'link_share', os.path.join(ROOT, 'tools', 'link_share.py'))

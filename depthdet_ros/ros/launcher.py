@@ -4,6 +4,7 @@ pip-only ROS installs have no launch/launch_ros, so this builds the same node
 command line from the same arguments (ros/launch_args.py) and parameters file.
 With --demo it also starts the synthetic camera and prints what the node sees.
 """
+import math
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ def add_parser(subparsers):
         parser.add_argument('--' + arg.name.replace('_', '-'), dest=arg.name,
                             default=arg.default, help=f'{arg.description} '
                             f'(default: {arg.default!r})')
-    parser.add_argument('--demo', type=float, metavar='SECONDS', default=0.0,
+    parser.add_argument('--demo', type=float, metavar='SECONDS', default=None,
                         help='also start synthetic_camera, print detections for this long, '
                              'then stop')
     parser.add_argument('--demo-out', default='out/demo',
@@ -116,14 +117,21 @@ def run(args):
     """Start the node (and, with --demo, the synthetic camera and the monitor)."""
     apply_assignments(args)
     settings = settings_of(args)
-    if settings.lifecycle and args.demo > 0:
+    demo = args.demo is not None
+    if demo and not (math.isfinite(args.demo) and args.demo > 0):
+        raise CliError(f'--demo is {args.demo:g}; give the seconds to run, > 0 (e.g. --demo '
+                       '20), or leave it out to run the node alone')
+    if demo and not (math.isfinite(args.camera_rate) and 0 < args.camera_rate <= 1000):
+        raise CliError(f'--camera-rate is {args.camera_rate:g}; give frames per second in '
+                       '(0, 1000], e.g. --camera-rate 5')
+    if settings.lifecycle and demo:
         raise CliError('--demo needs the node active at once; drop lifecycle:=true (a '
                        'managed node waits to be configured and activated)')
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []
     try:
-        if args.demo > 0:
+        if demo:
             ns = '/' + args.namespace.strip('/') if args.namespace else ''
             # The camera gets the node's environment, large-data profile included.
             camera = _executable('synthetic_camera') + [
@@ -133,10 +141,10 @@ def run(args):
                 camera += ['-r', f'__ns:={ns}']
             processes.append(subprocess.Popen(camera, env=env))
         node = node_command(settings)
-        if args.demo > 0:
+        if demo:
             node += ['-p', 'publish_debug_image:=true']
         processes.append(subprocess.Popen(node, env=env))
-        if args.demo > 0:
+        if demo:
             from depthdet_ros.ros.monitor import run_monitor
             return run_monitor(args.namespace, args.demo, args.demo_out, processes)
         while all(p.poll() is None for p in processes):

@@ -22,6 +22,7 @@ import collections
 import logging
 import math
 import re
+import signal
 import sys
 import threading
 import time
@@ -745,6 +746,10 @@ def run(node_class, args=None):
         if node is None or node.context.ok():
             raise
     finally:
+        # Ctrl-C in a terminal signals the whole process group and `ros2 launch` then
+        # forwards another SIGINT: that one must not break the cleanup into a traceback.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
