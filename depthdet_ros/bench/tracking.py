@@ -6,7 +6,11 @@ noise), runs fusion (core.object_depth.estimate_objects, the node's per-object
 depth and 3D) and the tracker (core.tracking.Tracker.update) on every frame,
 interleaved, and prints per-frame p50 / p90 / p99 of both and their ratio, in wall
 time and in CPU time of the thread (which other processes on a loaded machine inflate
-far less). The issue's target is tracking <= 1 ms per frame with 20 objects.
+far less). The issue's target is tracking <= 1 ms per frame with 20 objects, judged in
+that order, as the node runs it. A second tracker then runs alone over the same objects,
+back to back: the image-sized work between two updates in the node's order (here the
+frame's depth map and the fusion stage) pushes the tracker's code and data out of the
+CPU caches, and the gap between the two rows is what that costs.
 
 `--compare FILE` also runs another version of core/tracking.py (for example
 `git show REV:depthdet_ros/core/tracking.py > /tmp/tracking_rev.py`) on the same
@@ -68,10 +72,10 @@ def frames(n_objects: int, n_frames: int, seed: int = 0):
 
 
 def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: int = 0):
-    """Return per-frame (wall, CPU) times in ms of fusion and tracking, interleaved."""
+    """Per-frame (wall, CPU) ms of fusion, of tracking after it, and of tracking alone."""
     camera = CameraModel.from_fov(WIDTH, HEIGHT, 70.0)
     tracker = Tracker(TrackerConfig())
-    times = []
+    times, frame_objects = [], []
     for index, (depth_map, detections) in enumerate(frames(n_objects, n_frames, seed)):
         w0, c0 = time.perf_counter(), time.thread_time()
         objects = estimate_objects(detections, depth_map, camera, 'robust', 1.0)
@@ -79,8 +83,15 @@ def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: i
         tracker.update(objects, index / rate_hz, 1.0)
         w2, c2 = time.perf_counter(), time.thread_time()
         times.append((w1 - w0, c1 - c0, w2 - w1, c2 - c1))
+        frame_objects.append(objects)
+    alone, alone_times = Tracker(TrackerConfig()), []
+    for index, objects in enumerate(frame_objects):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        alone.update(objects, index / rate_hz, 1.0)
+        alone_times.append((time.perf_counter() - w0, time.thread_time() - c0))
     fusion_wall, fusion_cpu, tracking_wall, tracking_cpu = np.array(times).T * 1e3
-    return (fusion_wall, fusion_cpu), (tracking_wall, tracking_cpu), tracker
+    alone_wall, alone_cpu = np.array(alone_times).T * 1e3
+    return (fusion_wall, fusion_cpu), (tracking_wall, tracking_cpu), (alone_wall, alone_cpu)
 
 
 def load_tracking_module(path: str):
@@ -169,9 +180,10 @@ def main(argv=None):
         print(f'this tracker p50 {np.median(ours):.3f} ms; {args.compare} p50 '
               f'{np.median(theirs):.3f} ms; this / that {ratio:.2f}; outputs: {agreement}')
         return 0
-    fusion, tracking, tracker = run(args.objects, args.frames + args.warmup)
+    fusion, tracking, alone = run(args.objects, args.frames + args.warmup)
     fusion = [v[args.warmup:] for v in fusion]
     tracking = [v[args.warmup:] for v in tracking]
+    alone = [v[args.warmup:] for v in alone]
     load = os.getloadavg()[0]
     print(f'{args.objects} objects, {len(tracking[0])} frames (after {args.warmup} warm-up), '
           f'640x480, interleaved; {os.cpu_count()} CPUs, load average {load:.2f}; a numpy '
@@ -179,7 +191,8 @@ def main(argv=None):
           'a few hundred such calls per frame, whatever the number of objects)')
     print(f'{"stage":<28}{"clock":<6}{"p50 ms":>9}{"p90 ms":>9}{"p99 ms":>9}')
     for name, (wall, cpu) in (('fusion (depth, 3D)', fusion),
-                              ('tracking (Tracker.update)', tracking)):
+                              ('tracking (Tracker.update)', tracking),
+                              ('tracking alone (no fusion)', alone)):
         for clock, values in (('wall', wall), ('cpu', cpu)):
             p50, p90, p99 = np.percentile(values, [50, 90, 99])
             print(f'{name:<28}{clock:<6}{p50:>9.3f}{p90:>9.3f}{p99:>9.3f}')
@@ -187,7 +200,8 @@ def main(argv=None):
         ratio = np.median(tracking[k]) / np.median(fusion[k])
         verdict = 'met' if np.median(tracking[k]) <= 1.0 else 'not met'
         print(f'{clock}: tracking / fusion (p50) {ratio:.2f}; tracking p50 '
-              f'{np.median(tracking[k]):.3f} ms per frame, target <= 1 ms: {verdict}')
+              f'{np.median(tracking[k]):.3f} ms per frame, target <= 1 ms: {verdict} '
+              f'(alone: {np.median(alone[k]):.3f} ms)')
     return 0
 
 
