@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from depthdet_ros.arg_types import non_negative_int, positive_float, positive_int
+
 
 def _sizes(text):
     from depthdet_ros.sim.dataset import parse_sizes
@@ -18,27 +20,6 @@ def _sizes(text):
         return parse_sizes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive number')
-    return value
 
 
 def _progress_bar(total, description):
@@ -49,7 +30,7 @@ def _progress_bar(total, description):
 
 
 def _common(parser, default_scene, default_quality, sizes=True):
-    parser.add_argument('--seed', type=_non_negative_int, default=0, help='random seed (>= 0)')
+    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed (>= 0)')
     parser.add_argument('--scene', default=default_scene,
                         choices=('room', 'tabletop', 'mixed') if sizes else ('room', 'tabletop'),
                         help=f'scene kind (default {default_scene})')
@@ -77,7 +58,7 @@ def add_parser(subparsers):
         description='Write a dataset split (layout in docs/synthetic_dataset.md). Re-running '
                     'the same command resumes: complete frames are kept.')
     dataset.add_argument('--out', type=Path, required=True, help='dataset folder')
-    dataset.add_argument('--frames', type=_positive_int, required=True, help='frames in the split')
+    dataset.add_argument('--frames', type=positive_int, required=True, help='frames in the split')
     dataset.add_argument('--split', default='train', help='split name (default train); '
                          'each split draws different frames from the same seed')
     dataset.add_argument('--size', type=_sizes, default=((640, 480),),
@@ -94,13 +75,13 @@ def add_parser(subparsers):
         'bag', help='write a rosbag2 of a camera moving through one scene',
         description='Write a rosbag2 (image, camera_info, depth, ground-truth detections).')
     bag.add_argument('--out', type=Path, required=True, help='bag folder to create')
-    bag.add_argument('--frames', type=_positive_int, required=True)
+    bag.add_argument('--frames', type=positive_int, required=True)
     bag.add_argument('--format', choices=('mcap', 'sqlite3'), default='mcap',
                      help='storage (default mcap)')
     bag.add_argument('--compressed', action='store_true', help='JPEG CompressedImage images')
-    bag.add_argument('--rate', type=_positive_float, default=10.0, help='frame rate, Hz')
+    bag.add_argument('--rate', type=positive_float, default=10.0, help='frame rate, Hz')
     bag.add_argument('--size', type=_sizes, default=((640, 480),), help='WxH (default 640x480)')
-    bag.add_argument('--speed', type=_positive_float, default=0.4, help='camera speed, m/s')
+    bag.add_argument('--speed', type=positive_float, default=0.4, help='camera speed, m/s')
     bag.add_argument('--moving', action='store_true',
                      help='objects move too: people walk (one toward the camera), objects '
                           'slide on the table; adds their velocities (nav_msgs/Odometry)')
@@ -115,7 +96,7 @@ def add_parser(subparsers):
         description='Print statistics of a dataset split (a folder with annotations.json), '
                     'or of --frames freshly generated frames.')
     stats.add_argument('dataset', nargs='?', type=Path, help='split folder, e.g. DIR/train')
-    stats.add_argument('--frames', type=_positive_int, default=200)
+    stats.add_argument('--frames', type=positive_int, default=200)
     stats.add_argument('--size', type=_sizes, default=((320, 240),),
                        help='size of fresh frames (default 320x240)')
     _common(stats, 'mixed', 'fast')
@@ -125,8 +106,8 @@ def add_parser(subparsers):
         'preview', help='picture of a few frames with labelled boxes and depth',
         description='Save a montage of frames (RGB with ground-truth boxes | depth).')
     preview.add_argument('--out', type=Path, required=True, help='PNG file')
-    preview.add_argument('--frames', type=_positive_int, default=4)
-    preview.add_argument('--columns', type=_positive_int, default=2)
+    preview.add_argument('--frames', type=positive_int, default=4)
+    preview.add_argument('--columns', type=positive_int, default=2)
     preview.add_argument('--size', type=_sizes, default=((640, 480),))
     _common(preview, 'mixed', 'high')
     preview.set_defaults(func=run_preview)

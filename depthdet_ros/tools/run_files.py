@@ -7,6 +7,7 @@ import glob
 import json
 import os
 
+from depthdet_ros.arg_types import output_folder
 from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -147,18 +148,6 @@ def object_record(obj):
     return record
 
 
-def make_output_folder(out):
-    """Create the output folder; raise CliError saying why it cannot be used."""
-    from depthdet_ros.cli import CliError
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f'cannot create output folder {out}: {exc.strerror or exc}; '
-                       'choose another --out') from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise CliError(f'output folder {out} is not writable; choose another --out')
-
-
 def count(number, noun):
     """'1 image', '2 images'."""
     return f'{number} {noun}{"" if number == 1 else "s"}'
@@ -184,7 +173,7 @@ def run(args):
     paths = collect_images(args.inputs)
     values = pipeline_values(args)
     camera = load_camera_yaml(args.camera_info) if args.camera_info else None
-    make_output_folder(args.out)
+    output_folder(args.out)
     try:
         pipeline = build_pipeline(values)
     except (ModelLoadError, OSError) as exc:

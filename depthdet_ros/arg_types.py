@@ -1,0 +1,65 @@
+"""Checked argparse types and output paths shared by the `depthdet` commands.
+
+A value outside its range is refused by argparse itself (exit 2, naming the option), so
+no command trains on a NaN learning rate or loops forever on a rate of 0.
+"""
+import argparse
+import math
+import os
+
+
+def _number(kind, text):
+    try:
+        return kind(text)
+    except ValueError:
+        name = 'an integer' if kind is int else 'a number'
+        raise argparse.ArgumentTypeError(f'must be {name}, got {text!r}') from None
+
+
+def _checked(kind, ok, rule):
+    def parse(text):
+        value = _number(kind, text)
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f'must be {rule}, got {text!r}')
+        return value
+    parse.__name__ = rule  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _checked(int, lambda v: v > 0, 'an integer > 0')
+non_negative_int = _checked(int, lambda v: v >= 0, 'an integer >= 0')
+positive_float = _checked(float, lambda v: v > 0, 'a number > 0')
+non_negative_float = _checked(float, lambda v: v >= 0, 'a number >= 0')
+fraction = _checked(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
+finite_float = _checked(float, lambda v: True, 'a finite number')
+
+
+def output_file(path: str, option: str) -> str:
+    """Make the folder of an output file; CliError when the path cannot take a file.
+
+    Called before the work, so that a bad path does not cost a whole run.
+    """
+    from depthdet_ros.cli import CliError
+    if os.path.isdir(path):
+        raise CliError(f'{option} {path}: is a folder; give a file name')
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f'{option} {path}: cannot create its folder ({exc.strerror})') from None
+    if not os.access(folder, os.W_OK):
+        raise CliError(f'{option} {path}: its folder is not writable')
+    return path
+
+
+def output_folder(path: str, option: str = '--out') -> str:
+    """Make an output folder; CliError when it is a file, cannot be made or written."""
+    from depthdet_ros.cli import CliError
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f'cannot create output folder {path}: {exc.strerror or exc}; '
+                       f'choose another {option}') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CliError(f'output folder {path} is not writable; choose another {option}')
+    return path
