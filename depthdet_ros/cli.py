@@ -29,8 +29,19 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument error is one line naming the option (no usage block), exit code 2.
+
+    Subcommand parsers are of the same class (add_subparsers takes the parent's).
+    """
+
+    def error(self, message):
+        print(f'{self.prog}: error: {message} (see {self.prog} --help)', file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog='depthdet',
         description='Object detection with per-object metric depth from one camera.')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')

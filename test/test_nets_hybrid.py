@@ -312,3 +312,11 @@ def test_unknown_arch_is_rejected():
     """An unknown registry name raises ValueError."""
     with pytest.raises(ValueError, match='unknown depth arch'):
         build_depth_net('hybrid_vgg16')
+
+
+@pytest.mark.parametrize('arch, options', [('hybrid_mobilenetv2', 'decoder_width'),
+                                           ('unet_seed000', 'filters')])
+def test_an_unknown_builder_option_names_the_known_ones(arch, options):
+    # Before: a TypeError traceback from the config dataclass (`train depth --arch-kwargs`).
+    with pytest.raises(ValueError, match=f'{arch} has no option nosuch; its options: .*{options}'):
+        build_depth_net(arch, nosuch=1)

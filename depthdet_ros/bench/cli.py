@@ -29,6 +29,8 @@ import os
 import sys
 import time
 
+from depthdet_ros.arg_types import fraction, non_negative_int, output_file, positive_float, \
+    positive_int
 from depthdet_ros.bench.frames import ENCODINGS
 
 SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8', 'multicamera',
@@ -68,25 +70,25 @@ def add_parser(subparsers):
                         help='input frame size (default: 640x480)')
     parser.add_argument('--encoding', default='rgb8', choices=ENCODINGS,
                         help='image encoding of the input frames (default: rgb8)')
-    parser.add_argument('--iterations', type=int, default=50,
+    parser.add_argument('--iterations', type=positive_int, default=50,
                         help='measured frames per variant (default: 50)')
-    parser.add_argument('--warmup', type=int, default=5,
+    parser.add_argument('--warmup', type=non_negative_int, default=5,
                         help='unmeasured frames per variant first (default: 5)')
-    parser.add_argument('--baseline-iterations', type=int, default=10,
+    parser.add_argument('--baseline-iterations', type=positive_int, default=10,
                         help='baseline frames, spread over the pipeline rounds (default: 10)')
-    parser.add_argument('--ros-iterations', type=int, default=30,
+    parser.add_argument('--ros-iterations', type=positive_int, default=30,
                         help='node round trips (and in-process frames) (default: 30)')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--threads', type=non_negative_int, default=None,
                         help='onnxruntime intra-op threads per model (default: params file; '
                              '0: automatic)')
     parser.add_argument('--providers', default='', choices=('', 'auto', 'tensorrt', 'cuda',
                                                             'cpu'),
                         metavar='{auto,tensorrt,cuda,cpu}',
                         help='execution provider (default: params file)')
-    parser.add_argument('--score-threshold', type=float, default=None,
+    parser.add_argument('--score-threshold', type=fraction, default=None,
                         help='detection score threshold (default: params file); lower it to '
                              'exercise fusion and message building with untrained models')
-    parser.add_argument('--max-detections', type=int, default=None,
+    parser.add_argument('--max-detections', type=positive_int, default=None,
                         help='most detections kept per frame (default: params file)')
     parser.add_argument('--sections', default=','.join(DEFAULT_SECTIONS),
                         help=f'comma-separated sections from {", ".join(SECTIONS)} '
@@ -100,15 +102,15 @@ def add_parser(subparsers):
                         help="QoS of the node's image subscription, and of the bench's "
                              'publisher (auto: the node follows the publisher, which is '
                              'reliable) (default: params file)')
-    parser.add_argument('--rates', type=float, nargs='+', default=[30.0, 60.0],
+    parser.add_argument('--rates', type=positive_float, nargs='+', default=[30.0, 60.0],
                         metavar='HZ', help='keep_latest input rates (default: 30 60)')
-    parser.add_argument('--rate-seconds', type=float, default=4.0,
+    parser.add_argument('--rate-seconds', type=positive_float, default=4.0,
                         help='seconds of input per keep_latest rate (default: 4)')
-    parser.add_argument('--cameras', type=int, default=3,
+    parser.add_argument('--cameras', type=positive_int, default=3,
                         help='multicamera: most cameras measured (default: 3)')
-    parser.add_argument('--camera-seconds', type=float, default=20.0,
+    parser.add_argument('--camera-seconds', type=positive_float, default=20.0,
                         help='multicamera: seconds of frames per measurement (default: 20)')
-    parser.add_argument('--camera-repeats', type=int, default=1,
+    parser.add_argument('--camera-repeats', type=positive_int, default=1,
                         help='multicamera: runs of the whole sequence; figures are medians '
                              '(default: 1)')
     parser.add_argument('--gpu-batch-sizes', default='4,8', metavar='N,N',
@@ -149,6 +151,8 @@ def run(args):
             print(report.render_markdown(result))
         return 0
     sections = _sections(args)
+    if args.json:
+        output_file(args.json, '--json')  # before the run, not after it
     if sections[0] in STANDALONE_SECTIONS:
         result, text = _standalone(sections[0], args)
         print(text)
@@ -159,7 +163,6 @@ def run(args):
         if notes:
             print('\n' + notes)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=1)
         print(f'\nwrote {args.json}')
@@ -181,8 +184,9 @@ def _sections(args):
     if (args.int8_detector_model or args.int8_depth_model) and 'int8' not in sections \
             and 'gpu' not in sections:  # the gpu section runs them on TensorRT itself
         sections.append('int8')
-    if args.iterations < 1 or args.warmup < 0 or args.ros_iterations < 1:
-        raise CliError('--iterations and --ros-iterations must be >= 1, --warmup >= 0')
+    if 'int8' in sections and not (args.int8_detector_model or args.int8_depth_model):
+        raise CliError('the int8 section needs --int8-detector-model and/or '
+                       '--int8-depth-model')
     standalone = [s for s in sections if s in STANDALONE_SECTIONS]
     if standalone and len(sections) > 1:
         raise CliError(f'the {standalone[0]} section runs alone: --sections {standalone[0]}')
@@ -469,8 +473,6 @@ def _int8(sections, args, values, pipeline, frame, camera):
     from depthdet_ros.nets.quantize import cpu_features
     from depthdet_ros.ros.params import build_pipeline
 
-    if not (args.int8_detector_model or args.int8_depth_model):
-        raise CliError('the int8 section needs --int8-detector-model and/or --int8-depth-model')
     int8_values = dict(values)
     for kind in ('detector', 'depth'):
         path = getattr(args, f'int8_{kind}_model')

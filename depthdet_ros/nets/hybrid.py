@@ -13,7 +13,7 @@ ImageNet mean/std (`core.metadata.HYBRID_PREPROCESS`), H and W multiples of `inp
 output [B, 1, H/2, W/2] depth in metres.
 """
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Dict, List, Mapping
 
 import torch
@@ -269,6 +269,12 @@ def build_depth_net(arch: str, **kwargs) -> nn.Module:
     if arch not in DEPTH_ARCHS:
         raise ValueError(f'unknown depth arch {arch!r}; choose from {sorted(DEPTH_ARCHS)}')
     encoder = DEPTH_ARCHS[arch]
+    config = UNetConfig if encoder is None else HybridConfig
+    options = sorted(f.name for f in fields(config) if f.name != 'encoder')
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ValueError(f'{arch} has no option {", ".join(unknown)}; its options: '
+                         f'{", ".join(options)}')
     if encoder is None:
         return UNetDepthNet(UNetConfig(**kwargs))
     return HybridDepthNet(HybridConfig(encoder=encoder, **kwargs))

@@ -8,6 +8,8 @@ exported ONNX file. torch is imported only when a command runs.
 import argparse
 import json
 
+from depthdet_ros.arg_types import fraction, non_negative_float, non_negative_int, \
+    positive_float, positive_int
 from depthdet_ros.train.options import DepthTrainOptions, DetectorTrainOptions, \
     JointTrainOptions, TrainOptions
 
@@ -29,32 +31,33 @@ def _add_common(parser, defaults: TrainOptions):
                            'several are used one after another')
     data.add_argument('--val-data', required=True, metavar='SPLIT_DIR',
                       help='validation split (never the held-out test split)')
-    data.add_argument('--max-train-frames', type=int, default=0, metavar='N',
+    data.add_argument('--max-train-frames', type=non_negative_int, default=0, metavar='N',
                       help='use only the first N training frames (0: all)')
-    data.add_argument('--max-val-frames', type=int, default=0, metavar='N',
+    data.add_argument('--max-val-frames', type=non_negative_int, default=0, metavar='N',
                       help='use only the first N validation frames (0: all)')
     run = parser.add_argument_group('run')
     run.add_argument('--out', required=True, help='output folder (checkpoints, metrics, ONNX)')
-    run.add_argument('--epochs', type=int, default=defaults.epochs)
-    run.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    run.add_argument('--epochs', type=positive_int, default=defaults.epochs)
+    run.add_argument('--batch-size', type=positive_int, default=defaults.batch_size)
     run.add_argument('--optimizer', choices=('adamw', 'sgd'), default=defaults.optimizer)
-    run.add_argument('--lr', type=float, default=defaults.lr, help='peak learning rate')
-    run.add_argument('--momentum', type=float, default=defaults.momentum, help='SGD momentum')
-    run.add_argument('--weight-decay', type=float, default=defaults.weight_decay)
-    run.add_argument('--warmup-steps', type=int, default=defaults.warmup_steps,
+    run.add_argument('--lr', type=positive_float, default=defaults.lr, help='peak learning rate')
+    run.add_argument('--momentum', type=fraction, default=defaults.momentum, help='SGD momentum')
+    run.add_argument('--weight-decay', type=non_negative_float, default=defaults.weight_decay)
+    run.add_argument('--warmup-steps', type=non_negative_int, default=defaults.warmup_steps,
                      help='linear LR warm-up (batches)')
     run.add_argument('--schedule', choices=('cosine', 'step'), default=defaults.schedule,
                      help='cosine decay to --final-lr-fraction, or halving at --step-epochs')
-    run.add_argument('--step-epochs', type=int, nargs='*', default=list(defaults.step_epochs),
+    run.add_argument('--step-epochs', type=positive_int, nargs='*',
+                     default=list(defaults.step_epochs),
                      metavar='E', help='epochs at which the step schedule halves the LR')
-    run.add_argument('--final-lr-fraction', type=float, default=defaults.final_lr_fraction)
-    run.add_argument('--seed', type=int, default=defaults.seed)
+    run.add_argument('--final-lr-fraction', type=fraction, default=defaults.final_lr_fraction)
+    run.add_argument('--seed', type=non_negative_int, default=defaults.seed)
     run.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=defaults.device)
-    run.add_argument('--threads', type=int, default=defaults.threads,
+    run.add_argument('--threads', type=non_negative_int, default=defaults.threads,
                      help='torch CPU threads (0: torch default)')
-    run.add_argument('--workers', type=int, default=defaults.workers,
+    run.add_argument('--workers', type=non_negative_int, default=defaults.workers,
                      help='data-loading worker processes (0: in the training process)')
-    run.add_argument('--checkpoint-every', type=int, default=defaults.checkpoint_every,
+    run.add_argument('--checkpoint-every', type=positive_int, default=defaults.checkpoint_every,
                      metavar='STEPS', help='also save last.pt every STEPS batches')
     run.add_argument('--init-from', default=defaults.init_from, metavar='ONNX',
                      help='start from the weights of an ONNX file exported from the same '
@@ -88,22 +91,23 @@ def add_parser(subparsers):
                        help='builder options, e.g. \'{"decoder_width": 0.5}\'')
     model.add_argument('--loss', choices=('berhu', 'l1_grad_ssim', 'silog_grad'),
                        default=depth_defaults.loss)
-    model.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
+    model.add_argument('--input-size', type=positive_int, nargs=2, metavar=('H', 'W'),
                        default=list(depth_defaults.input_size))
     model.add_argument('--no-augment', dest='augment', action='store_false',
                        help='train on the runtime view of each frame, unaugmented')
-    model.add_argument('--max-depth', type=float, default=depth_defaults.max_depth,
+    model.add_argument('--max-depth', type=positive_float, default=depth_defaults.max_depth,
                        help='ignore target pixels farther than this (m)')
-    model.add_argument('--canonical-focal', type=float, default=depth_defaults.canonical_focal,
+    model.add_argument('--canonical-focal', type=non_negative_float,
+                       default=depth_defaults.canonical_focal,
                        metavar='PX', help='learn depth for a camera with this focal length '
                        'at the network input; the runtime rescales for the real camera '
                        '(needs frames with intrinsics; 0: plain metres, one camera only)')
-    model.add_argument('--pad-prob', type=float, default=depth_defaults.pad_prob,
+    model.add_argument('--pad-prob', type=fraction, default=depth_defaults.pad_prob,
                        help='share of training samples in the runtime\'s padded full-image '
                        'view instead of the centre crop')
-    model.add_argument('--ema-decay', type=float, default=depth_defaults.ema_decay,
+    model.add_argument('--ema-decay', type=fraction, default=depth_defaults.ema_decay,
                        help='exponential moving average of the weights (0: off)')
-    model.add_argument('--ema-tau', type=float, default=depth_defaults.ema_tau,
+    model.add_argument('--ema-tau', type=positive_float, default=depth_defaults.ema_tau,
                        help='EMA warm-up in updates: decay * (1 - exp(-n / tau))')
     _add_common(depth, depth_defaults)
     depth.set_defaults(func=run_depth)
@@ -115,20 +119,20 @@ def add_parser(subparsers):
                     'assignment, CIoU/objectness/class losses, mosaic and EMA.')
     model = detector.add_argument_group('model and loss')
     model.add_argument('--arch', default=det_defaults.arch, help='yolov5n | yolov5s | yolov5m')
-    model.add_argument('--depth-multiple', type=float, help='override the variant\'s')
-    model.add_argument('--width-multiple', type=float, help='override the variant\'s')
-    model.add_argument('--image-size', type=int, default=det_defaults.image_size,
+    model.add_argument('--depth-multiple', type=positive_float, help='override the variant\'s')
+    model.add_argument('--width-multiple', type=positive_float, help='override the variant\'s')
+    model.add_argument('--image-size', type=positive_int, default=det_defaults.image_size,
                        help='square training/validation input (multiple of 32)')
-    model.add_argument('--mosaic-prob', type=float, default=det_defaults.mosaic_prob)
-    model.add_argument('--close-mosaic', type=int, default=det_defaults.close_mosaic,
+    model.add_argument('--mosaic-prob', type=fraction, default=det_defaults.mosaic_prob)
+    model.add_argument('--close-mosaic', type=non_negative_int, default=det_defaults.close_mosaic,
                        metavar='EPOCHS', help='train the last EPOCHS without mosaic')
-    model.add_argument('--ema-decay', type=float, default=det_defaults.ema_decay)
-    model.add_argument('--ema-tau', type=float, default=det_defaults.ema_tau,
+    model.add_argument('--ema-decay', type=fraction, default=det_defaults.ema_decay)
+    model.add_argument('--ema-tau', type=positive_float, default=det_defaults.ema_tau,
                        help='EMA warm-up in updates: decay * (1 - exp(-n / tau))')
-    model.add_argument('--box-gain', type=float, default=det_defaults.box_gain)
-    model.add_argument('--obj-gain', type=float, default=det_defaults.obj_gain)
-    model.add_argument('--cls-gain', type=float, default=det_defaults.cls_gain)
-    model.add_argument('--anchor-t', type=float, default=det_defaults.anchor_t)
+    model.add_argument('--box-gain', type=non_negative_float, default=det_defaults.box_gain)
+    model.add_argument('--obj-gain', type=non_negative_float, default=det_defaults.obj_gain)
+    model.add_argument('--cls-gain', type=non_negative_float, default=det_defaults.cls_gain)
+    model.add_argument('--anchor-t', type=positive_float, default=det_defaults.anchor_t)
     _add_common(detector, det_defaults)
     detector.set_defaults(func=run_detector)
     _add_joint(commands)
@@ -155,35 +159,36 @@ def _add_joint(commands):
     model.add_argument('--arch', default=defaults.arch,
                        help='joint_yolov5n | joint_yolov5s | joint_yolov5m | '
                             'joint_mobilenetv2')
-    model.add_argument('--depth-multiple', type=float, help='override the variant\'s')
-    model.add_argument('--width-multiple', type=float, help='override the variant\'s')
-    model.add_argument('--num-masks', type=int, default=defaults.num_masks,
+    model.add_argument('--depth-multiple', type=positive_float, help='override the variant\'s')
+    model.add_argument('--width-multiple', type=positive_float, help='override the variant\'s')
+    model.add_argument('--num-masks', type=positive_int, default=defaults.num_masks,
                        help='prototype masks k')
-    model.add_argument('--decoder-width', type=float, default=defaults.decoder_width,
+    model.add_argument('--decoder-width', type=positive_float, default=defaults.decoder_width,
                        help='depth decoder channel multiplier')
-    model.add_argument('--proto-width', type=float, default=defaults.proto_width,
+    model.add_argument('--proto-width', type=positive_float, default=defaults.proto_width,
                        help='prototype module channel multiplier')
     model.add_argument('--depth-stride', type=int, choices=(2, 4), default=defaults.depth_stride,
                        help='depth output at 1/2 or 1/4 of the input (4: faster, coarser)')
-    model.add_argument('--image-size', type=int, default=defaults.image_size,
+    model.add_argument('--image-size', type=positive_int, default=defaults.image_size,
                        help='square training/validation input (multiple of 32)')
-    model.add_argument('--scale-range', type=float, nargs=2, metavar=('LO', 'HI'),
+    model.add_argument('--scale-range', type=positive_float, nargs=2, metavar=('LO', 'HI'),
                        default=list(defaults.scale_range), help='random zoom range')
-    model.add_argument('--translate', type=float, default=defaults.translate,
+    model.add_argument('--translate', type=fraction, default=defaults.translate,
                        help='random shift, fraction of the input side')
-    model.add_argument('--ema-decay', type=float, default=defaults.ema_decay,
+    model.add_argument('--ema-decay', type=fraction, default=defaults.ema_decay,
                        help='exponential moving average of the weights (0: off)')
-    model.add_argument('--ema-tau', type=float, default=defaults.ema_tau)
+    model.add_argument('--ema-tau', type=positive_float, default=defaults.ema_tau)
     for name in ('box', 'obj', 'cls', 'mask', 'depth'):
-        model.add_argument(f'--{name}-gain', type=float,
+        model.add_argument(f'--{name}-gain', type=non_negative_float,
                            default=getattr(defaults, f'{name}_gain'),
                            help=f'weight of the {name} loss')
-    model.add_argument('--anchor-t', type=float, default=defaults.anchor_t)
+    model.add_argument('--anchor-t', type=positive_float, default=defaults.anchor_t)
     model.add_argument('--depth-loss', choices=('berhu', 'l1_grad_ssim', 'silog_grad'),
                        default=defaults.depth_loss)
-    model.add_argument('--max-depth', type=float, default=defaults.max_depth,
+    model.add_argument('--max-depth', type=positive_float, default=defaults.max_depth,
                        help='ignore target pixels farther than this (m)')
-    model.add_argument('--canonical-focal', type=float, default=defaults.canonical_focal,
+    model.add_argument('--canonical-focal', type=non_negative_float,
+                       default=defaults.canonical_focal,
                        metavar='PX', help='learn depth for a camera with this focal length '
                        'at the network input (0: plain metres)')
     _add_common(joint, defaults)
