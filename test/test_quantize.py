@@ -149,8 +149,77 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert 'no calibration frames' in capsys.readouterr().err
 
 
-def _report(map50, delta1, median_rel):
-    return {'frames': 10, 'map50': map50, 'depth': {'delta1': delta1},
+def test_unquantizable_model_is_refused_at_once(quantized_red_depth, tmp_path, capsys):
+    """Already INT8, not ONNX, a joint model: one line before any frame is read."""
+    _, int8, _ = quantized_red_depth
+    not_onnx, empty = tmp_path / 'text.onnx', tmp_path / 'empty.onnx'
+    not_onnx.write_text('hi\n')
+    empty.write_bytes(b'')
+    joint = onnx.load(red_depth(tmp_path / 'joint.onnx', input_hw=(32, 40)))
+    onnx.helper.set_model_props(joint, {metadata.TASK: metadata.TASK_JOINT})
+    onnx.save(joint, str(tmp_path / 'joint.onnx'))
+    already = ('depth_int8.onnx is already quantized (it has DequantizeLinear, '
+               'QuantizeLinear); give the FP32 model')
+    for model, message in ((int8, already), (not_onnx, 'is not an ONNX model;'),
+                           (empty, 'is not an ONNX model'),
+                           (tmp_path / 'joint.onnx', 'joint.onnx is a joint model')):
+        assert main(['quantize', str(model), '--calibration', str(tmp_path / 'none'),
+                     '--out-dir', str(tmp_path / 'out')]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1 and 'joint_path' not in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_recipe_names_absent_from_the_model_are_refused(tmp_path, capsys):
+    model = red_depth(tmp_path / 'd.onnx', input_hw=(32, 40))
+    images = write_images(tmp_path / 'calib', red_frames([16, 128, 240]))
+    common = ['quantize', model, '--calibration', images, '--no-search',
+              '--out-dir', str(tmp_path / 'out')]
+    assert main(common + ['--op-types', 'Mul', 'Bogus']) == 2
+    assert 'error: --op-types Bogus: not in d.onnx, whose quantizable op types are: ' \
+        'Add AveragePool Mul Slice' in capsys.readouterr().err
+    assert main(common + ['--float-op-types', 'Conv']) == 2
+    assert 'error: --float-op-types Conv: not in d.onnx' in capsys.readouterr().err
+    assert main(common + ['--float-nodes', 'nosuch_node']) == 2
+    assert 'error: --float-nodes nosuch_node: no such node in d.onnx' in \
+        capsys.readouterr().err
+    assert not (tmp_path / 'out' / 'd_int8.onnx').exists()
+
+
+def test_fewer_frames_than_asked_are_said_once(tmp_path, capsys, caplog):
+    """The frames used are those asked when there are enough, else one line says so."""
+    model = red_depth(tmp_path / 'd.onnx', input_hw=(32, 40))
+    images = write_images(tmp_path / 'calib', red_frames(range(16, 240, 16)))   # 14
+    out = tmp_path / 'out'
+    assert main(['quantize', model, '--calibration', images, '--frames', '10',
+                 '--check-frames', '3', '--no-search', '--out-dir', str(out)]) == 0
+    study = json.loads((out / 'd_int8.json').read_text())
+    assert (study['calibration_frames'], study['check_frames']) == (10, 3)
+    output = capsys.readouterr().out
+    assert 'only' not in output
+    # The measured line once (not again after "wrote"), the model's metadata warning once.
+    assert output.count('as given: output error') == 1
+    assert sum('canonical_focal' in r.getMessage() for r in caplog.records) == 1
+    assert main(['quantize', model, '--calibration', images, '--frames', '64',
+                 '--check-frames', '16', '--no-search', '--out-dir', str(out)]) == 0
+    assert f'only 14 frames in {images} (asked --frames 64 + --check-frames 16): ' \
+        'calibrating on 7, comparing on 7' in capsys.readouterr().out
+    study = json.loads((out / 'd_int8.json').read_text())
+    assert (study['calibration_frames'], study['check_frames']) == (7, 7)
+
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    model = red_depth(tmp_path / 'd.onnx', input_hw=(32, 40))
+    images = write_images(tmp_path / 'calib', red_frames([16, 128, 240]))
+    (tmp_path / 'afile').write_text('')
+    assert main(['quantize', model, '--calibration', images, '--no-search',
+                 '--out-dir', str(tmp_path / 'afile')]) == 2
+    err = capsys.readouterr().err
+    assert 'choose another --out-dir' in err and len(err.splitlines()) == 1
+
+
+def _report(map50, delta1, median_rel, frames=10):
+    return {'frames': frames, 'map50': map50, 'depth': {'delta1': delta1},
             'objects': {'pipeline': {'all': {'robust': {'median_rel': median_rel}}}}}
 
 
@@ -169,6 +238,18 @@ def test_accuracy_cost_against_the_bounds(tmp_path, capsys):
     assert '| mAP@0.5 | 0.6500 | 0.6400 | -0.0100 | -0.015 | yes |' in capsys.readouterr().out
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[2])]) == 1
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(tmp_path / 'x.json')]) == 2
+    capsys.readouterr()
+
+
+def test_accuracy_cost_refuses_reports_of_different_frames(tmp_path, capsys):
+    paths = []
+    for frames in (2, 1):
+        paths.append(tmp_path / f'{frames}.json')
+        paths[-1].write_text(json.dumps(_report(0.65, 0.4, 0.1, frames=frames)))
+    assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[1])]) == 2
+    out, err = capsys.readouterr()
+    assert not out and len(err.splitlines()) == 1
+    assert 'different held-out sets (2 and 1 frames)' in err
 
 
 def test_recipes_are_compared_side_by_side(tmp_path):

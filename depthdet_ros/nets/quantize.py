@@ -212,6 +212,70 @@ def network_inputs(model_path, frames):
     return model.input_name, inputs
 
 
+# Operators of a model that is already quantized: QDQ pairs, QOperator (QLinear*) and the
+# integer ops of dynamic quantization; quantizing such a model again makes onnxruntime
+# run for minutes and gives nothing usable.
+_QUANTIZED_OPS = ('QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear',
+                  'DynamicQuantizeMatMul', 'QGemm', 'QAttention')
+
+
+def check_fp32_model(path):
+    """Raise CliError unless `path` is an ONNX detector or depth net not yet quantized."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core import metadata
+    name = os.path.basename(path)
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except OSError as exc:
+        raise CliError(f'cannot read {path}: {exc.strerror or exc}') from None
+    except DecodeError:
+        raise CliError(f'{path} is not an ONNX model; give an FP32 model from depthdet '
+                       'export') from None
+    # Almost any bytes parse as an empty ModelProto.
+    if not model.graph.node:
+        raise CliError(f'{path} is not an ONNX model (no graph); give an FP32 model from '
+                       'depthdet export')
+    props = {p.key: p.value for p in model.metadata_props}
+    if props.get(metadata.TASK) == metadata.TASK_JOINT:
+        raise CliError(f'{name} is a joint model (boxes, masks and depth in one): depthdet '
+                       'quantize takes a detector or a depth net')
+    quantized = sorted({node.op_type for node in model.graph.node
+                        if node.op_type in _QUANTIZED_OPS or node.op_type.startswith('QLinear')
+                        or node.op_type.endswith(('Integer', 'IntegerToFloat'))})
+    if quantized:
+        raise CliError(f'{name} is already quantized (it has {", ".join(quantized)}); give the '
+                       'FP32 model (depthdet export)')
+
+
+def check_settings(settings, prepared_models, model_names):
+    """Raise CliError for op types and nodes of the recipe that none of the models has.
+
+    The models are the pre-processed ones the quantizer sees (their node names are those
+    the study JSON lists).
+    """
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    from depthdet_ros.cli import CliError
+    nodes = [node for model in prepared_models for node in model.graph.node]
+    present = {node.op_type for node in nodes}
+    where = ' or '.join(model_names)
+    quantizable = sorted(present & (set(QDQRegistry) | set(QLinearOpsRegistry)))
+    for option, op_types in (('--op-types', settings.op_types),
+                             ('--float-op-types', settings.exclude_op_types)):
+        absent = [op_type for op_type in op_types if op_type not in present]
+        if absent:
+            raise CliError(f'{option} {" ".join(absent)}: not in {where}, whose quantizable op '
+                           f'types are: {" ".join(quantizable)}')
+    names = {node.name for node in nodes}
+    absent = [name for name in settings.exclude_nodes if name not in names]
+    if absent:
+        raise CliError(f'--float-nodes {" ".join(absent)}: no such node in {where} (names as '
+                       'the study JSON <model>_int8.json lists them)')
+
+
 def model_task(path):
     """Return the model's depthdet task ('detector' or 'depth') from its metadata."""
     import onnx
@@ -712,6 +776,12 @@ def print_accuracy_cost(fp32_path, int8_path, strategy):
         fp32 = json.load(f)
     with open(int8_path, encoding='utf-8') as f:
         int8 = json.load(f)
+    # A report names its set only by its frame count; a different set changes the numbers
+    # by more than INT8 does.
+    if fp32['frames'] != int8['frames']:
+        raise ValueError(f'they were made on different held-out sets ({fp32["frames"]} and '
+                         f'{int8["frames"]} frames); run depthdet train evaluate with the '
+                         'same --data and --max-frames for both')
     rows = accuracy_cost(fp32, int8, strategy)
     labels = {'map50': 'mAP@0.5', 'delta1': 'δ1',
               'object_median_rel': f'per-object median REL ({strategy}, pipeline)'}
@@ -796,6 +866,9 @@ def settings_from_args(args):
 
 def run(args) -> int:
     """Run `depthdet quantize`; returns the exit code."""
+    import onnx
+
+    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
 
@@ -815,41 +888,58 @@ def run(args) -> int:
     for path in args.models:
         if not os.path.isfile(path):
             raise CliError(f'model not found: {path}')
+        check_fp32_model(path)
     if args.frames < 1 or args.check_frames < 1:
         raise CliError('--frames and --check-frames must be >= 1')
+    output_folder(args.out_dir, '--out-dir')
     try:
         frames = read_frames(args.calibration, args.frames + args.check_frames)
     except (CalibrationError, OSError) as exc:
         raise CliError(str(exc)) from None
     if len(frames) < 2:
         raise CliError(f'{len(frames)} calibration frame(s) found; need at least 2')
-    # Every k-th frame is held out for the comparison, the rest calibrate.
-    step = max(2, round(len(frames) / min(args.check_frames, len(frames) // 2)))
-    check = frames[::step]
-    calibration = [f for i, f in enumerate(frames) if i % step]
+    check_count = min(args.check_frames, len(frames) // 2)
+    if len(frames) < args.frames + args.check_frames:
+        print(f'only {len(frames)} frames in {" ".join(args.calibration)} (asked --frames '
+              f'{args.frames} + --check-frames {args.check_frames}): calibrating on '
+              f'{len(frames) - check_count}, comparing on {check_count}')
+    # Frames spread evenly are held out for the comparison, the rest calibrate.
+    held_out = set(_evenly(range(len(frames)), check_count))
+    check = [f for i, f in enumerate(frames) if i in held_out]
+    calibration = [f for i, f in enumerate(frames) if i not in held_out]
     base = settings_from_args(args)
-    os.makedirs(args.out_dir, exist_ok=True)
-    for path in args.models:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        target = os.path.join(args.out_dir, f'{stem}_int8.onnx')
-        try:
-            input_name, calibration_inputs = network_inputs(path, calibration)
-            _, check_inputs = network_inputs(path, check)
-        except ModelLoadError as exc:
-            raise CliError(str(exc)) from None
-        with tempfile.TemporaryDirectory() as workdir:
-            quantizer = Quantizer(path, workdir, calibration_inputs, check_inputs, input_name,
-                                  threads=args.threads)
+    with tempfile.TemporaryDirectory() as workdir:
+        quantizers = []
+        for index, path in enumerate(args.models):
+            try:
+                # One model load for both sets: it warns once about what its metadata lacks.
+                input_name, inputs = network_inputs(path, calibration + check)
+            except ModelLoadError as exc:
+                raise CliError(str(exc)) from None
+            model_dir = os.path.join(workdir, str(index))
+            os.mkdir(model_dir)
+            quantizers.append(Quantizer(path, model_dir, inputs[:len(calibration)],
+                                        inputs[len(calibration):], input_name,
+                                        threads=args.threads))
+        # Node names exist only once onnxruntime has pre-processed the models.
+        check_settings(base, [onnx.load(q.prepared, load_external_data=False)
+                              for q in quantizers],
+                       [os.path.basename(path) for path in args.models])
+        for path, quantizer in zip(args.models, quantizers):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            target = os.path.join(args.out_dir, f'{stem}_int8.onnx')
             recipes = compare_recipes(quantizer, base) if args.compare_recipes else []
             if args.no_search:
                 study = Study(os.path.basename(path), quantizer.task, features,
-                              len(calibration_inputs), len(check_inputs))
+                              len(calibration), len(check))
                 study.chosen = quantizer.measure('as given', base, timed=True)
             else:
                 study = search(quantizer, base, args.max_float_nodes)
             study.recipes = recipes
             quantizer.build(study.chosen.settings, target)
-        with open(os.path.join(args.out_dir, f'{stem}_int8.json'), 'w', encoding='utf-8') as f:
-            f.write(study.to_json())
-        print(f'wrote {target}: {study.chosen.settings.describe()}\n  {study.chosen.line()}')
+            with open(os.path.join(args.out_dir, f'{stem}_int8.json'), 'w',
+                      encoding='utf-8') as f:
+                f.write(study.to_json())
+            # The chosen variant's measurements were just logged.
+            print(f'wrote {target}: {study.chosen.settings.describe()}')
     return 0
