@@ -1,10 +1,14 @@
-"""Bad arguments to `depthdet synth bag`, `soak` and `bench`: one line, exit code 2."""
+"""Bad arguments to `depthdet synth`, `soak`, `bench` and `train`: one line, exit code 2."""
 import errno
+import json
+import os
 
+import numpy as np
 import pytest
 
 from depthdet_ros.cli import main
 from depthdet_ros.sim import bag as simbag
+from eval_bags import DEPTH, FrameSpec, IMAGE, pinhole, write_eval_bag
 
 TINY_BAG = ['--frames', '1', '--size', '64x48', '--quality', 'fast']
 
@@ -79,3 +83,182 @@ def test_bench_help_gives_the_exit_code_of_the_gpu_section_without_a_gpu(capsys)
     help_text = ' '.join(capsys.readouterr().out.split())
     # A refused section is a CliError, which the command turns into exit code 2.
     assert 'Exits 2 with one line on a machine without.' in help_text
+
+
+def not_reached(*args, **kwargs):
+    raise AssertionError('the work started before the arguments were checked')
+
+
+@pytest.fixture(scope='module')
+def rgbd_bag(tmp_path_factory):
+    """Ten 64x48 frames at 10 Hz: /camera/image rgb8 and /camera/depth 32FC1 (0.9 s)."""
+    frame = FrameSpec(np.full((48, 64, 3), 90, np.uint8), np.full((48, 64), 2.0, np.float32))
+    return write_eval_bag(tmp_path_factory.mktemp('bag') / 'rgbd', [frame] * 10,
+                          pinhole(64, 48, 40.0))
+
+
+def from_bag(bag, out, *args):
+    return main(['train', 'from-bag', bag, '--out', str(out), *args])
+
+
+def assert_split_files_are_the_listed_ones(out, frames):
+    for split, count in zip(('train', 'val'), frames):
+        images = json.loads((out / split / 'annotations.json').read_text())['images']
+        listed = {image[key] for image in images for key in ('file_name', 'depth_file')}
+        on_disk = {f'{sub}/{path.name}' for sub in ('rgb', 'depth')
+                   for path in (out / split / sub).iterdir()}
+        assert (on_disk, len(images)) == (listed, count)
+
+
+@pytest.mark.parametrize('option, topic, words', [
+    ('--depth-topic', IMAGE, ['depth topic /camera/image carries rgb8 images', '32FC1']),
+    ('--image-topic', DEPTH, ['image topic /camera/depth carries 32FC1 images', 'rgb8']),
+])
+def test_from_bag_names_the_encoding_of_a_topic_of_the_wrong_kind(
+        rgbd_bag, tmp_path, capsys, option, topic, words):
+    # Before: every frame was skipped, and the error blamed --val-seconds.
+    out = tmp_path / 'data'
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0.25', option, topic) == 2
+    one_error_line(capsys, 'train', *words, option)
+    assert not out.exists()
+
+
+def test_from_bag_finds_an_empty_split_before_writing(rgbd_bag, tmp_path, capsys):
+    out = tmp_path / 'data'
+    assert from_bag(rgbd_bag, out) == 2  # the default 10 s of validation: all 0.9 s of it
+    one_error_line(capsys, 'train', '--val-seconds 10 leaves 0 training and 10 validation',
+                   'below 0.90')
+    assert not out.exists()
+
+
+def test_from_bag_rerun_replaces_the_dataset_and_a_failed_one_keeps_it(rgbd_bag, tmp_path):
+    out = tmp_path / 'data'
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0.25') == 0
+    # Before, the 7 + 3 frames of the first run stayed beside the 4 + 1 listed.
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0.25', '--every', '2') == 0
+    assert_split_files_are_the_listed_ones(out, (4, 1))
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0') == 2
+    assert_split_files_are_the_listed_ones(out, (4, 1))
+    assert sorted(os.listdir(out)) == ['train', 'val']  # no staging folder left behind
+
+
+def test_from_bag_does_not_replace_a_split_folder_it_did_not_write(rgbd_bag, tmp_path, capsys):
+    notes = tmp_path / 'data' / 'train' / 'notes.txt'
+    notes.parent.mkdir(parents=True)
+    notes.write_text('mine')
+    assert from_bag(rgbd_bag, tmp_path / 'data', '--val-seconds', '0.25') == 2
+    one_error_line(capsys, 'train', 'holds notes.txt', 'choose another --out')
+    assert os.listdir(notes.parent) == ['notes.txt']
+
+
+@pytest.mark.parametrize('command, args, words', [
+    ('train from-bag', ['bag', '--out', 'o', '--val-seconds', '-1'],
+     ['--val-seconds: must be a number >= 0']),
+    ('train from-bag', ['bag', '--out', 'o', '--every', '0'], ['--every: must be an integer > 0']),
+    # Before: taken as all frames.
+    ('train evaluate', ['--data', 'd', '--max-frames', '-1'], ['--max-frames', '>= 0']),
+    ('train calibrate-focal', ['--depth', 'x.onnx', '--data', 'd', '-o', 'y.onnx',
+                               '--max-frames', '-3'], ['--max-frames', '>= 0']),
+    # Before: a ValueError traceback after the model had loaded.
+    ('train cross-camera', ['--seed', '-5'], ['--seed: must be an integer >= 0']),
+])
+def test_train_tools_refuse_numbers_out_of_range(monkeypatch, capsys, command, args, words):
+    from depthdet_ros.eval import cross_camera
+    monkeypatch.setattr(cross_camera, 'measure', not_reached)
+    with pytest.raises(SystemExit) as stop:
+        main([*command.split(), *args])
+    assert stop.value.code == 2
+    one_error_line(capsys, command, *words)
+
+
+@pytest.mark.parametrize('args, option', [
+    (['evaluate', '--data', 'no-data', '--json', '{out}'], '--json'),
+    (['calibrate-focal', '--depth', 'x.onnx', '--data', 'no-data', '-o', '{out}'], '--output'),
+    (['cross-camera', '--json', '{out}'], '--json'),
+])
+@pytest.mark.parametrize('out, problem', [
+    ('.', 'is a folder; give a file name'),
+    ('file/report', 'cannot create its folder'),
+])
+def test_train_tools_check_the_output_path_first(
+        tmp_path, monkeypatch, capsys, args, option, out, problem):
+    from depthdet_ros.eval import cross_camera
+    monkeypatch.setattr(cross_camera, 'measure', not_reached)
+    (tmp_path / 'file').write_text('')
+    path = os.path.normpath(tmp_path / out)
+    assert main(['train', *(a.format(out=path) for a in args)]) == 2
+    one_error_line(capsys, 'train', f'{option} {path}: {problem}')
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--params-file', '{tmp}/missing.yaml'], ['cannot read params file', 'No such file']),
+    (['--params-file', '{tmp}/bad.yaml'], ['is not valid YAML']),
+    (['--params-file', '{tmp}/list.yaml'], ['is not a ROS parameters file']),
+    (['--json', '{tmp}'], ['--json {tmp}: is a folder']),
+])
+def test_soak_checks_its_files_before_starting_the_node(
+        tmp_path, monkeypatch, capsys, args, words):
+    # Before: the node crashed on the params file ("soak failed: the node crashed",
+    # exit 1), or the result was lost to an IsADirectoryError after the whole soak.
+    from depthdet_ros.ros import launcher
+    monkeypatch.setattr(launcher, 'ros_environment', not_reached)
+    (tmp_path / 'bad.yaml').write_text('foo: [unclosed\n')
+    (tmp_path / 'list.yaml').write_text('/**: 5\n')
+    assert main(['soak', *(a.format(tmp=tmp_path) for a in args)]) == 2
+    one_error_line(capsys, 'soak', *(w.format(tmp=tmp_path) for w in words))
+
+
+@pytest.mark.parametrize('out, words', [
+    ('.', ['is a folder']),
+    ('montage.xyz', ["no picture format '.xyz'", '.png']),
+    ('montage', ['no extension', '.png']),
+    ('file/montage.png', ['cannot create its folder']),
+])
+def test_synth_preview_checks_its_out_before_rendering(
+        tmp_path, monkeypatch, capsys, out, words):
+    pytest.importorskip('mujoco')
+    monkeypatch.setattr('depthdet_ros.sim.world.generate_frames', not_reached)
+    (tmp_path / 'file').write_text('')
+    assert main(['synth', 'preview', '--out', str(tmp_path / out), '--frames', '1']) == 2
+    one_error_line(capsys, 'synth', *words)
+
+
+def test_synth_dataset_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / 'file').write_text('')
+    out = tmp_path / 'file'
+    assert main(['synth', 'dataset', '--out', str(out), '--frames', '1', '--size', '64x48']) == 2
+    one_error_line(capsys, 'synth', f'cannot create output folder {out / "train"}',
+                   'choose another --out')
+
+
+def write_split(folder, coco):
+    folder.mkdir()
+    (folder / 'annotations.json').write_text(coco if isinstance(coco, str) else json.dumps(coco))
+    return folder
+
+
+def test_synth_stats_reads_a_split_folder_or_its_annotations_json(tmp_path, capsys):
+    split = write_split(tmp_path / 'val', {
+        'images': [{'id': 0, 'scene': 'room'}], 'categories': [{'id': 1, 'name': 'person'}],
+        'annotations': [{'category_id': 1, 'depth': 2.5, 'visibility': 1.0, 'area': 900}]})
+    assert main(['synth', 'stats', str(split)]) == 0
+    by_folder = capsys.readouterr().out
+    assert main(['synth', 'stats', str(split / 'annotations.json')]) == 0
+    assert capsys.readouterr().out == by_folder
+
+
+@pytest.mark.parametrize('coco, words', [
+    (None, ['is a file; give a split folder']),
+    ({'images': [], 'annotations': []}, ['has no categories list']),
+    ('{"images": ', ['cannot read']),
+    ({'images': [], 'categories': [], 'annotations': [{'category_id': 3}]},
+     ['missing key 3']),
+])
+def test_synth_stats_refuses_what_is_not_a_split(tmp_path, capsys, coco, words):
+    if coco is None:
+        path = tmp_path / 'notes.txt'
+        path.write_text('')
+    else:
+        path = write_split(tmp_path / 'split', coco)
+    assert main(['synth', 'stats', str(path)]) == 2
+    one_error_line(capsys, 'synth', *words)

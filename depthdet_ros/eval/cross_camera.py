@@ -17,6 +17,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from depthdet_ros.arg_types import non_negative_int, output_file, positive_int
+
 # (horizontal field of view in degrees, width, height): the issue's three cameras.
 DEFAULT_CAMERAS = ((50.0, 640, 480), (70.0, 1280, 720), (95.0, 960, 960))
 MIN_VISIBLE_PIXELS = 400
@@ -115,9 +117,10 @@ def add_parser(commands):
                         help=f'depth ONNX (default: the bundled {default_model("depth")})')
     add_override(parser, 'joint_model', 'joint ONNX whose depth output is measured instead '
                  'of a depth net\'s')
-    parser.add_argument('--scenes', type=int, default=12, help='scenes to render (default 12)')
-    parser.add_argument('--seed', type=int, default=910000,
-                        help='scene seed (default 910000, used by no training split)')
+    parser.add_argument('--scenes', type=positive_int, default=12,
+                        help='scenes to render (default 12)')
+    parser.add_argument('--seed', type=non_negative_int, default=910000,
+                        help='scene seed, >= 0 (default 910000, used by no training split)')
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -129,10 +132,10 @@ def run(args) -> int:
     from depthdet_ros.assets import default_model
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.tools.options import joint_conflict
-    if args.scenes < 1:
-        raise CliError('--scenes must be at least 1')
     if args.joint_model and args.depth:
         raise CliError(joint_conflict('--joint-model', '--depth'))
+    if args.json:
+        output_file(args.json, '--json')
     try:
         results = measure(args.joint_model or args.depth or default_model('depth'),
                           args.scenes, args.seed, joint=bool(args.joint_model))

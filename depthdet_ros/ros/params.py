@@ -228,7 +228,12 @@ def load_params_file(path, node_name='depthdet_node'):
     values = {p.name: p.default for p in PARAMS}
     for key in ('/**', node_name, '/' + node_name):
         section = data.get(key, {}) if isinstance(data, dict) else {}
-        for name, value in (section or {}).get('ros__parameters', {}).items():
+        parameters = (section or {}).get('ros__parameters', {}) \
+            if isinstance(section or {}, dict) else None
+        if not isinstance(parameters, dict):
+            raise ConfigError(f'params file {path!r} is not a ROS parameters file: {key} '
+                              'must hold ros__parameters: NAME: VALUE')
+        for name, value in parameters.items():
             if name != 'use_sim_time':
                 values[name] = check_value(name, value)
     return values

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from depthdet_ros.arg_types import non_negative_int, positive_float, positive_int
+from depthdet_ros.arg_types import non_negative_int, output_file, output_folder, positive_float, \
+    positive_int
 
 
 def _sizes(text):
@@ -95,7 +96,8 @@ def add_parser(subparsers):
         'stats', help='objects per class, depth range, occlusion of a dataset or of fresh frames',
         description='Print statistics of a dataset split (a folder with annotations.json), '
                     'or of --frames freshly generated frames.')
-    stats.add_argument('dataset', nargs='?', type=Path, help='split folder, e.g. DIR/train')
+    stats.add_argument('dataset', nargs='?', type=Path,
+                       help='split folder, e.g. DIR/train, or its annotations.json')
     stats.add_argument('--frames', type=positive_int, default=200)
     stats.add_argument('--size', type=_sizes, default=((320, 240),),
                        help='size of fresh frames (default 320x240)')
@@ -105,7 +107,8 @@ def add_parser(subparsers):
     preview = commands.add_parser(
         'preview', help='picture of a few frames with labelled boxes and depth',
         description='Save a montage of frames (RGB with ground-truth boxes | depth).')
-    preview.add_argument('--out', type=Path, required=True, help='PNG file')
+    preview.add_argument('--out', type=Path, required=True,
+                         help='picture file: PNG, or another format OpenCV writes (.jpg, ...)')
     preview.add_argument('--frames', type=positive_int, default=4)
     preview.add_argument('--columns', type=positive_int, default=2)
     preview.add_argument('--size', type=_sizes, default=((640, 480),))
@@ -124,11 +127,14 @@ def run_dataset(args):
     config = DatasetConfig(seed=args.seed, frames=args.frames, split=args.split,
                            scene=args.scene, sizes=tuple(args.size), quality=args.quality,
                            image_format=args.image_format, depth_format=args.depth_format)
+    output_folder(str(args.out / args.split), '--out')
     with _progress_bar(args.frames, f'synth {args.split}') as bar:
         try:
             summary = generate_dataset(args.out, config, progress=bar.update)
         except ValueError as exc:
             raise _user_error(str(exc)) from None
+        except OSError as exc:
+            raise _user_error(f'cannot write {args.out}: {exc.strerror or exc}') from None
     print(f'{summary.directory}: {summary.frames_total} frames '
           f'({summary.frames_written} rendered, {summary.frames_skipped} already there), '
           f'{summary.annotations} annotations')
@@ -192,14 +198,9 @@ def run_bag(args):
 
 
 def run_stats(args):
-    from depthdet_ros.sim.stats import compute_stats, format_stats, samples_from_coco, \
-        samples_from_frames
+    from depthdet_ros.sim.stats import compute_stats, format_stats, samples_from_frames
     if args.dataset is not None:
-        from depthdet_ros.sim.dataset import load_annotations
-        try:
-            samples = samples_from_coco(load_annotations(args.dataset))
-        except FileNotFoundError:
-            raise _user_error(f'{args.dataset} has no annotations.json') from None
+        samples = _coco_samples(args.dataset)
     else:
         from depthdet_ros.sim.world import generate_frames
         frames = generate_frames(args.seed, args.frames, args.scene, tuple(args.size),
@@ -208,6 +209,35 @@ def run_stats(args):
             samples = samples_from_frames(_counted(frames, bar))
     print(format_stats(compute_stats(*samples)))
     return 0
+
+
+def _coco_samples(path):
+    """Return stats samples of a split folder or its annotations.json; CliError if unusable."""
+    from depthdet_ros.sim.dataset import load_annotations
+    from depthdet_ros.sim.stats import samples_from_coco
+    folder = path.parent if path.name == 'annotations.json' and path.is_file() else path
+    file = folder / 'annotations.json'
+    if folder.is_file():
+        raise _user_error(f'{path} is a file; give a split folder holding annotations.json, '
+                          'e.g. DIR/train')
+    try:
+        coco = load_annotations(folder)
+    except FileNotFoundError:
+        raise _user_error(f'{path} has no annotations.json') from None
+    except (OSError, ValueError) as exc:  # unreadable, or not JSON (UnicodeDecodeError too)
+        raise _user_error(f'cannot read {file}: {getattr(exc, "strerror", None) or exc}') from None
+    lists = ('images', 'annotations', 'categories')
+    missing = [key for key in lists if not isinstance(coco, dict)
+               or not isinstance(coco.get(key), list)]
+    if missing:
+        raise _user_error(f'{file} is not a COCO dataset: it has no {", ".join(missing)} list '
+                          '(`depthdet synth dataset` writes one)')
+    try:
+        return samples_from_coco(coco)
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f'missing key {exc}' if isinstance(exc, KeyError) else str(exc)
+        raise _user_error(f'{file}: an image, annotation or category is not as `depthdet synth '
+                          f'dataset` writes it ({problem})') from None
 
 
 def _counted(frames, bar):
@@ -219,11 +249,16 @@ def _counted(frames, bar):
 def run_preview(args):
     import cv2
 
+    # Checked before rendering, which takes a while at high quality.
+    if not args.out.is_dir() and not cv2.haveImageWriter(str(args.out)):
+        kind = f'no picture format {args.out.suffix!r} in OpenCV' if args.out.suffix \
+            else 'no extension to name the picture format'
+        raise _user_error(f'--out {args.out}: {kind}; give a .png file')
+    output_file(str(args.out), '--out')
     from depthdet_ros.sim.preview import montage
     from depthdet_ros.sim.world import generate_frames
     frames = list(generate_frames(args.seed, args.frames, args.scene, tuple(args.size),
                                   quality=args.quality))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.out), montage(frames, args.columns),
                        [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise _user_error(f'could not write {args.out}')

@@ -48,8 +48,14 @@ def _frames(width, height, count=8):
 
 
 def check_arguments(args):
-    """Raise CliError with the one-line reason when a numeric option cannot be used."""
+    """Raise CliError (ConfigError: the params file) with the reason an option cannot be used.
+
+    Called before the node starts, so that a bad params file is not reported as a crash
+    and a bad --json path does not cost the whole soak.
+    """
+    from depthdet_ros.arg_types import output_file
     from depthdet_ros.cli import CliError
+    from depthdet_ros.ros.params import load_params_file
     for option, value in (('--minutes', args.minutes), ('--rate', args.rate),
                           ('--stall-seconds', args.stall_seconds), ('--width', args.width),
                           ('--height', args.height)):
@@ -65,6 +71,10 @@ def check_arguments(args):
         raise CliError(f'--minutes {args.minutes:g} leaves {measured_s:.1f} s after warm-up, too '
                        f'short to measure memory growth (a sample every {MEMORY_SAMPLE_S:g} s); '
                        f'give --minutes {math.ceil(shortest * 100) / 100:g} or more')
+    if args.params_file:
+        load_params_file(args.params_file)
+    if args.json:
+        output_file(args.json, '--json')
 
 
 def failures(result):

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from depthdet_ros.arg_types import non_negative_int, output_file
+
 
 def calibrate(depth_path: str, frames, coverage: str = 'full', max_depth: float = 12.0):
     """Return (canonical focal, per-frame focal lengths) for a model on RGB-D frames."""
@@ -64,7 +66,7 @@ def add_parser(commands):
     parser.add_argument('-o', '--output', required=True, help='ONNX file to write')
     parser.add_argument('--coverage', choices=('full', 'crop'), default='full',
                         help='the view the node will run the model with (default full)')
-    parser.add_argument('--max-frames', type=int, default=0, help='0: all')
+    parser.add_argument('--max-frames', type=non_negative_int, default=0, help='0: all')
     parser.set_defaults(func=run)
     return parser
 
@@ -74,6 +76,7 @@ def run(args) -> int:
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.train.data import SimDataset, Subset
+    output_file(args.output, '--output')
     try:
         frames = Subset(SimDataset(args.data), args.max_frames)
         focal, per_frame = calibrate(args.depth, frames, args.coverage)

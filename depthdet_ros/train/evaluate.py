@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from depthdet_ros.arg_types import non_negative_int, output_file
 from depthdet_ros.core.detector import DetectorConfig
 from depthdet_ros.core.types import Box, InstanceMask
 from depthdet_ros.eval.metrics import DepthAccumulator, detection_map, FrameDetections, \
@@ -336,7 +337,7 @@ def add_parser(commands):
     add_override(parser, 'joint_model', 'joint ONNX (boxes, instance masks and depth in one '
                  'network) evaluated instead of the --detector / --depth pair; adds mask mAP '
                  'and the hollow-object ratios')
-    parser.add_argument('--max-frames', type=int, default=0, metavar='N',
+    parser.add_argument('--max-frames', type=non_negative_int, default=0, metavar='N',
                         help='evaluate only the first N frames (0: all; card numbers use all)')
     parser.add_argument('--json', metavar='PATH', help='also write the report as JSON')
     parser.add_argument('--no-focal-correction', dest='focal_correction', action='store_false',
@@ -357,6 +358,8 @@ def run(args) -> int:
     pair = [f'--{kind}' for kind in ('detector', 'depth') if getattr(args, kind)]
     if args.joint_model and pair:
         raise CliError(joint_conflict('--joint-model', pair[0]))
+    if args.json:
+        output_file(args.json, '--json')
     try:
         dataset = Subset(SimDataset(args.data), args.max_frames)
         report = evaluate_models(args.detector or default_model('detector'),

@@ -7,17 +7,28 @@ that `depthdet train depth --init-from models/depth.onnx` fine-tunes the bundled
 in canonical-camera metres. The last --val-seconds of the recording (by header stamp)
 become the validation split: held out in time, not shuffled in, so validation frames are
 not near-copies of training frames. Frames without depth or camera_info are skipped.
+A re-run into the same --out replaces OUT/train and OUT/val (only when they hold
+nothing but what this command writes); nothing is replaced when it fails.
 """
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
+import shutil
+import tempfile
 from typing import Dict, List
 
 import cv2
 import numpy as np
 
+from depthdet_ros.arg_types import non_negative_float, output_folder, positive_int
+
 TRAIN, VAL = 'train', 'val'
+# What core.image.decode_depth reads: 32FC1 metres, 16UC1 / mono16 millimetres.
+DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
+# All that a split folder of this command holds; a folder with more is not replaced.
+SPLIT_ENTRIES = {'rgb', 'depth', 'annotations.json'}
 
 
 def _write_split(directory: Path, records: List[Dict]) -> None:
@@ -27,16 +38,99 @@ def _write_split(directory: Path, records: List[Dict]) -> None:
     os.replace(tmp, directory / 'annotations.json')
 
 
+def _check_split_folders(out: str) -> None:
+    """Refuse to replace OUT/train or OUT/val when they hold what this command did not write."""
+    for split in (TRAIN, VAL):
+        folder = Path(out) / split
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f'{folder} is a file, not a split folder; choose another --out')
+        others = sorted(set(os.listdir(folder)) - SPLIT_ENTRIES) if folder.is_dir() else []
+        if others:
+            raise ValueError(f'{folder} holds {", ".join(others[:3])}, not written by `depthdet '
+                             'train from-bag`; not replacing it: choose another --out')
+
+
+def _first_message(bag: str, topic: str, typestore):
+    """Return the first message on `topic` that deserialises, or None."""
+    from depthdet_ros.eval.bag_input import open_reader
+    reader = open_reader(bag)
+    try:
+        connections = [c for c in reader.connections if c.topic == topic]
+        for connection, _, raw in reader.messages(connections=connections):
+            try:
+                return typestore.deserialize_cdr(raw, connection.msgtype)
+            except Exception:  # a corrupt message (rosbags raises assorted errors): try the next
+                continue
+    finally:
+        reader.close()
+    return None
+
+
+def _check_encodings(bag: str, topics, typestore) -> None:
+    """Refuse an image topic that carries depth, or a depth topic that carries colour.
+
+    Otherwise every frame would be skipped, and the run would end in empty splits.
+    """
+    from depthdet_ros.core.image import SUPPORTED_ENCODINGS
+    from depthdet_ros.eval.bag_input import BagInputError, IMAGE
+    image = _first_message(bag, topics.image, typestore)
+    if image is not None and image.__msgtype__ == IMAGE \
+            and image.encoding not in SUPPORTED_ENCODINGS:
+        raise BagInputError(f'image topic {topics.image} carries {image.encoding} images, not '
+                            'camera images (rgb8, bgr8, mono8, ...): choose the camera topic '
+                            'with --image-topic')
+    depth = _first_message(bag, topics.depth, typestore)
+    if depth is not None and depth.encoding not in DEPTH_ENCODINGS:
+        raise BagInputError(f'depth topic {topics.depth} carries {depth.encoding} images, not '
+                            'depth (32FC1 metres or 16UC1 millimetres): choose the depth topic '
+                            'with --depth-topic')
+    if topics.image == topics.depth:
+        raise BagInputError(f'{topics.image} is both the image and the depth topic: choose '
+                            'them with --image-topic and --depth-topic')
+
+
+def _check_planned_splits(bag, index, plans, every, split_ns, val_seconds, tolerance_ms):
+    """Raise BagInputError when a split gets no frame with image, depth and camera_info.
+
+    Checked before anything is written; frames whose depth turns out corrupt or not aligned
+    are found only while writing.
+    """
+    from depthdet_ros.eval.bag_input import BagInputError
+    topics = index.topics
+    usable = [index.images[p.image_ordinal][1] for p in plans
+              if index.images[p.image_ordinal][1] is not None and not p.image_ordinal % every
+              and p.depth_ordinal is not None and p.camera is not None]
+    if not usable:
+        if all(p.depth_ordinal is None for p in plans):
+            raise BagInputError(f'{bag}: no image on {topics.image} has a depth map on '
+                                f'{topics.depth} stamped within {tolerance_ms:g} ms of it')
+        raise BagInputError(f'{bag}: no image on {topics.image} has both a depth map and a '
+                            f'usable camera_info on {topics.camera_info}')
+    counts = {VAL: sum(s > split_ns for s in usable)}
+    counts[TRAIN] = len(usable) - counts[VAL]
+    if not counts[TRAIN] or not counts[VAL]:
+        span = (max(usable) - min(usable)) / 1e9
+        raise BagInputError(f'{bag}: --val-seconds {val_seconds:g} leaves {counts[TRAIN]} '
+                            f'training and {counts[VAL]} validation frames of the {len(usable)} '
+                            f'usable ones (spanning {span:.2f} s); both splits need frames: '
+                            f'record longer or give a --val-seconds above 0 and below {span:.2f}')
+
+
 def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
             image_topic: str = '', depth_topic: str = '', camera_info_topic: str = '',
             tolerance_ms: float = 20.0) -> Dict[str, int]:
-    """Write OUT/train and OUT/val from a bag; returns frames written per split."""
+    """Write OUT/train and OUT/val from a bag; returns frames written per split.
+
+    The splits are written to a staging folder in OUT; they replace OUT/train and OUT/val
+    only when both have frames, so a failed run leaves an earlier dataset as it was.
+    """
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval.bag_input import (BagInputError, index_bag, open_reader,
                                              plan_frames, read_frames, select_topics,
                                              stamp_tolerance_ns)
     if every < 1:
         raise ValueError('--every must be at least 1')
+    _check_split_folders(out)
     reader = open_reader(bag)
     try:
         topic_types = {c.topic: c.msgtype for c in reader.connections}
@@ -47,42 +141,58 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
         raise BagInputError(f'{bag}: fine-tuning needs a depth image topic and camera_info; '
                             f'found {topics.as_dict()}')
     typestore = make_typestore()
+    _check_encodings(bag, topics, typestore)
     index = index_bag(bag, topics, typestore)
     stamps = [s for _, s, _ in index.images if s is not None]
     if not stamps:
         raise BagInputError(f'{bag}: no stamped images on {topics.image}')
     split_ns = max(stamps) - int(val_seconds * 1e9)
     plans = plan_frames(index, stamp_tolerance_ns(tolerance_ms))
-    records = {TRAIN: [], VAL: []}
-    for split in records:
-        for sub in ('rgb', 'depth'):
-            (Path(out) / split / sub).mkdir(parents=True, exist_ok=True)
-    for frame in read_frames(bag, index, plans, typestore):
-        if frame.index % every or frame.rgb is None or frame.gt_depth is None \
-                or frame.camera is None:
-            continue
-        split = VAL if frame.stamp_ns > split_ns else TRAIN
-        name = f'{frame.index:06d}'
-        directory = Path(out) / split
-        h, w = frame.rgb.shape[:2]
-        if frame.gt_depth.shape != (h, w):
-            continue  # not aligned to the image: unusable as a per-pixel target
-        millimetres = np.where(np.isfinite(frame.gt_depth) & (frame.gt_depth > 0),
-                               np.round(frame.gt_depth * 1000.0), 0)
-        cv2.imwrite(str(directory / 'rgb' / f'{name}.png'),
-                    cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(directory / 'depth' / f'{name}.png'),
-                    np.clip(millimetres, 0, 65535).astype(np.uint16))
-        camera = frame.camera if (frame.camera.width, frame.camera.height) == (w, h) \
-            else frame.camera.scaled(w / frame.camera.width, h / frame.camera.height)
-        records[split].append({
-            'id': frame.index, 'file_name': f'rgb/{name}.png', 'width': w, 'height': h,
-            'depth_file': f'depth/{name}.png', 'stamp_ns': int(frame.stamp_ns),
-            'camera': {'K': [float(v) for v in np.asarray(camera.K).reshape(-1)],
-                       'D': [float(v) for v in camera.D]}})
-    for split, entries in records.items():
-        _write_split(Path(out) / split, entries)
-    return {split: len(entries) for split, entries in records.items()}
+    _check_planned_splits(bag, index, plans, every, split_ns, val_seconds, tolerance_ms)
+    os.makedirs(out, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix='.from-bag-', dir=out))
+    try:
+        records = {TRAIN: [], VAL: []}
+        for split in records:
+            for sub in ('rgb', 'depth'):
+                (staging / split / sub).mkdir(parents=True)
+        for frame in read_frames(bag, index, plans, typestore):
+            if frame.index % every or frame.rgb is None or frame.gt_depth is None \
+                    or frame.camera is None:
+                continue
+            split = VAL if frame.stamp_ns > split_ns else TRAIN
+            name = f'{frame.index:06d}'
+            directory = staging / split
+            h, w = frame.rgb.shape[:2]
+            if frame.gt_depth.shape != (h, w):
+                continue  # not aligned to the image: unusable as a per-pixel target
+            millimetres = np.where(np.isfinite(frame.gt_depth) & (frame.gt_depth > 0),
+                                   np.round(frame.gt_depth * 1000.0), 0)
+            cv2.imwrite(str(directory / 'rgb' / f'{name}.png'),
+                        cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(directory / 'depth' / f'{name}.png'),
+                        np.clip(millimetres, 0, 65535).astype(np.uint16))
+            camera = frame.camera if (frame.camera.width, frame.camera.height) == (w, h) \
+                else frame.camera.scaled(w / frame.camera.width, h / frame.camera.height)
+            records[split].append({
+                'id': frame.index, 'file_name': f'rgb/{name}.png', 'width': w, 'height': h,
+                'depth_file': f'depth/{name}.png', 'stamp_ns': int(frame.stamp_ns),
+                'camera': {'K': [float(v) for v in np.asarray(camera.K).reshape(-1)],
+                           'D': [float(v) for v in camera.D]}})
+        counts = {split: len(entries) for split, entries in records.items()}
+        if not counts[TRAIN] or not counts[VAL]:
+            raise BagInputError(f'{bag}: {counts[TRAIN]} training and {counts[VAL]} validation '
+                                'frames could be decoded (corrupt or unaligned depth maps); '
+                                'both splits need frames')
+        for split, entries in records.items():
+            _write_split(staging / split, entries)
+            target = Path(out) / split
+            if target.exists():
+                os.replace(target, staging / f'{split}.old')  # removed with the staging folder
+            os.replace(staging / split, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return counts
 
 
 def add_parser(commands):
@@ -91,10 +201,12 @@ def add_parser(commands):
         'from-bag', help='turn an RGB-D bag into depth training data (train + held-out val)',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3)')
-    parser.add_argument('--out', required=True, help='dataset folder: writes OUT/train, OUT/val')
-    parser.add_argument('--val-seconds', type=float, default=10.0,
+    parser.add_argument('--out', required=True,
+                        help='dataset folder: writes OUT/train and OUT/val, replacing those of '
+                             'an earlier run (other files in OUT are kept)')
+    parser.add_argument('--val-seconds', type=non_negative_float, default=10.0,
                         help='the last this many seconds become validation (default 10)')
-    parser.add_argument('--every', type=int, default=1, metavar='N',
+    parser.add_argument('--every', type=positive_int, default=1, metavar='N',
                         help='keep every N-th image (default 1)')
     parser.add_argument('--image-topic', default='', help='default: found by type')
     parser.add_argument('--depth-topic', default='', help='default: the Image topic named depth')
@@ -106,14 +218,17 @@ def add_parser(commands):
 def run(args) -> int:
     """Run `depthdet train from-bag`."""
     from depthdet_ros.cli import CliError
+    created = not os.path.exists(args.out)
+    output_folder(args.out, '--out')
     try:
         counts = convert(args.bag, args.out, args.val_seconds, args.every, args.image_topic,
                          args.depth_topic, args.camera_info_topic)
     except (ValueError, OSError) as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(args.out)  # made by this run, and empty: a failed run leaves nothing
         raise CliError(str(exc)) from exc
     print(f'{args.out}: {counts[TRAIN]} training and {counts[VAL]} validation frames')
-    if not counts[TRAIN] or not counts[VAL]:
-        raise CliError('both splits need frames: record longer or change --val-seconds')
     print(f'fine-tune: depthdet train depth --data {args.out}/train --val-data {args.out}/val '
           '--init-from models/depth.onnx --out runs/finetune ...')
     return 0
