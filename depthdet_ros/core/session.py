@@ -254,7 +254,8 @@ def open_image_model(path, options, kind, other_task, input_size=None, default_s
     meta = model_metadata(session)
     if meta.get(metadata.TASK) == metadata.TASK_JOINT and kind != 'joint model':
         raise ModelLoadError(f'{name} is a joint model (boxes, masks and depth in one), not a '
-                             f'{kind}: give it as the joint model (joint_path) instead')
+                             f'{kind}: give it as the joint model instead (the joint_model '
+                             'parameter, or --joint-model)')
     if meta.get(metadata.TASK) == other_task:
         other = 'depth model' if other_task == metadata.TASK_DEPTH else other_task
         raise ModelLoadError(f'{name} is a {other}, not a {kind}')
