@@ -15,6 +15,12 @@ import time
 
 # Seconds between samples of the node's memory.
 MEMORY_SAMPLE_S = 5.0
+# Longest wait for the node to load its models and subscribe before frames are sent:
+# frames published before that reach nobody and would count as lost.
+STARTUP_TIMEOUT_S = 120.0
+# After the last frame: time for the node to answer the frames in flight and publish
+# diagnostics that count them (its diagnostics_period is 1 s).
+DRAIN_S = 2.5
 
 
 def add_parser(subparsers):
@@ -142,9 +148,13 @@ def run(args):
                 for f in frames]
     duration = args.minutes * 60.0
     memory = []
-    start = time.monotonic()
-    next_frame, next_sample, sent = start, start, 0
     try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not image_pub.get_subscription_count() and node.poll() is None \
+                and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.1)
+        start = time.monotonic()
+        next_frame, next_sample, sent = start, start, 0
         while time.monotonic() - start < duration and node.poll() is None:
             now = time.monotonic()
             if now >= next_frame:
@@ -159,6 +169,9 @@ def run(args):
                 next_sample += MEMORY_SAMPLE_S
             rclpy.spin_once(probe, timeout_sec=max(0.0, min(next_frame, next_sample)
                                                    - time.monotonic()))
+        drained = time.monotonic() + DRAIN_S
+        while time.monotonic() < drained and node.poll() is None:
+            rclpy.spin_once(probe, timeout_sec=0.1)
     finally:
         crashed = node.poll() is not None
         if not crashed:
@@ -181,8 +194,8 @@ def run(args):
         'minutes': args.minutes, 'rate_hz': args.rate, 'frames_sent': sent,
         'input_reliability': args.input_reliability,
         'outputs': len(arrivals), 'node_crashed': crashed,
-        # Frames neither answered nor counted as dropped by the node were lost in
-        # transport (best-effort sensor-data QoS).
+        # Frames neither answered nor counted as dropped or refused by the node were
+        # lost in transport (best-effort QoS, or a reliable writer's full queue).
         'lost_in_transport': None,
         'rss_mb_after_warmup': round(warm[0], 1) if warm else None,
         'rss_mb_end': round(warm[-1], 1) if warm else None,
