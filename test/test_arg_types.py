@@ -87,3 +87,10 @@ def test_output_paths(tmp_path):
     with pytest.raises(CliError, match='cannot create output folder'):
         arg_types.output_folder(str(blocker), '--out-dir')
     assert arg_types.output_folder(str(tmp_path / 'made'), '--out') == str(tmp_path / 'made')
+
+
+def test_bench_qos_refuses_a_json_path_that_is_a_folder_before_any_case(tmp_path, capsys):
+    # Before: every case ran (minutes), then a traceback lost the results.
+    assert main(['bench-qos', '--sizes', '64x48', '--frames', '1', '--json',
+                 str(tmp_path)]) == 2
+    one_error_line(capsys, 'bench-qos', f'--json {tmp_path}: is a folder')

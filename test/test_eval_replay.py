@@ -139,6 +139,10 @@ def test_node_fed_by_replay_matches_bag_ground_truth(tmp_path):
     (['--remap', 'camera/image:=bad name'], "cannot publish /camera/image as 'bad name': "),
     (['--clock', '--clock-hz', '0'], '--clock-hz must be a number > 0, got 0.0'),
     (['--clock', '--clock-hz', 'nan'], '--clock-hz must be a number > 0, got nan'),
+    # A typo in FROM used to replay under the bag's names, exit 0: the node got nothing.
+    (['--remap', '/camera/imag:=image'], '--remap /camera/imag: not a topic being replayed'),
+    (['--rate', 'inf'], "argument --rate: must be a number > 0, got 'inf'"),
+    (['--wait-for-subscribers', '-1'], 'argument --wait-for-subscribers: must be a number'),
 ])
 def test_unusable_replay_options_are_one_line(tmp_path, options, message):
     bag, _ = _scene(tmp_path)

@@ -95,3 +95,22 @@ def test_moving_objects_publish_their_motion():
     assert int(optical.child_frame_id) >= 1 and int(world.child_frame_id) >= 1
     assert all(int(d.id) >= 1 for d in received['ground_truth/detections_3d'].detections)
     assert 'moving objects' in output and process.returncode == 0, output
+
+
+@pytest.mark.parametrize('arguments, message', [
+    # Before: a 23-line InvalidParameterTypeException traceback, or a value taken silently.
+    (['-p', 'width:=abc'], 'width must be of type int (default 640)'),
+    (['-p', 'publish_depth:=1'], 'publish_depth must be of type bool (default True)'),
+    (['-p', 'rate:=abc'], "rate must be a finite number, got 'abc'"),
+    (['-p', 'rate:=true'], 'rate must be a finite number, got True'),
+    (['-p', 'speed:=inf'], 'speed must be a finite number, got inf'),
+    # Before: exit 0, so scripts and CI saw no failure.
+    (['--params-file', '/nonexistent/params.yaml'], 'could not start with these arguments'),
+])
+def test_unusable_parameters_stop_the_camera_with_one_line(arguments, message):
+    result = subprocess.run([sys.executable, '-m', 'depthdet_ros.ros.synthetic_camera',
+                             '--ros-args', *arguments], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert 'synthetic_camera: ' in result.stderr and message in result.stderr, result.stderr
+    assert 'Traceback' not in result.stderr

@@ -183,6 +183,7 @@ def render_table(cases, configs):
 
 def run(args):
     """Run every case; print the table (and write JSON)."""
+    from depthdet_ros.arg_types import output_file
     from depthdet_ros.cli import CliError
 
     sizes = _csv(args.sizes, _size, what='WIDTHxHEIGHT sizes')
@@ -191,6 +192,8 @@ def run(args):
     configs = _csv(args.configs, str, CONFIGS, 'configs')
     if args.frames < 1:
         raise CliError('--frames must be >= 1')
+    if args.json:
+        output_file(args.json, '--json')  # before the cases, not after them
     order = 'before' if args.info_first else 'after'
     print(f'camera {args.frames} frames per case, CameraInfo {order} each image; the '
           f'node\'s default input_reliability: {node_default_reliability()}; '

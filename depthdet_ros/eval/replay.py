@@ -24,6 +24,8 @@ import math
 import os
 import time
 
+from depthdet_ros.arg_types import non_negative_float, positive_float
+
 DEFAULT_CLOCK_HZ = 100.0
 # Seconds the last messages may take to be acknowledged by reliable subscribers.
 FLUSH_S = 5.0
@@ -43,7 +45,8 @@ def add_parser(subparsers):
                     'recorded timing, optionally with /clock, so that depthdet_node can be '
                     'evaluated live as `ros2 bag play` would feed it.')
     parser.add_argument('bag', help='rosbag2 folder')
-    parser.add_argument('--rate', type=float, default=1.0, help='speed factor (default 1)')
+    parser.add_argument('--rate', type=positive_float, default=1.0,
+                        help='speed factor (default 1)')
     parser.add_argument('--loop', action='store_true', help='start over at the end')
     parser.add_argument('--clock', action='store_true',
                         help='publish /clock with the bag time (for use_sim_time)')
@@ -59,7 +62,8 @@ def add_parser(subparsers):
                              'camera/image:=image')
     parser.add_argument('--reliability', choices=('reliable', 'best_effort'),
                         default='reliable', help='publisher QoS reliability (default reliable)')
-    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
+    parser.add_argument('--wait-for-subscribers', type=non_negative_float, default=0.0,
+                        metavar='SECONDS',
                         help='before starting, wait up to this long for a subscriber on '
                              'every image topic')
     parser.set_defaults(func=run)
@@ -216,6 +220,11 @@ def run(args):
         reader.close()
         topics = replay_topics(topic_types, args.topics, args.with_depth,
                                args.with_ground_truth)
+        # A FROM the replay does not publish is a typo: the node would get nothing there.
+        unused = [source for source in remaps if source not in topics]
+        if unused:
+            raise ValueError(f'--remap {", ".join(unused)}: not a topic being replayed; '
+                             f'replayed: {", ".join(topics)}')
     except ValueError as exc:
         raise CliError(str(exc)) from None
     from rclpy.signals import SignalHandlerOptions

@@ -19,6 +19,7 @@ matches best-effort subscribers; false = sensor-data QoS). Stamps come from the 
 clock, so use_sim_time is honoured. One frame is rendered per timer tick; when
 rendering takes longer than the period the rate drops instead of queueing.
 """
+import math
 import signal
 import sys
 
@@ -33,6 +34,7 @@ _default_sigint = signal.signal(signal.SIGINT, _leave_quietly)
 
 import rclpy  # noqa: E402
 from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.exceptions import InvalidParameterTypeException  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
@@ -63,8 +65,18 @@ class SyntheticCamera(Node):
             # Numbers accept ints or floats alike (`-p rate:=5` must not be a type error).
             descriptor = ParameterDescriptor(description=description, read_only=True,
                                              dynamic_typing=isinstance(default, float))
-            value = self.declare_parameter(name, default, descriptor).value
-            return float(value) if isinstance(default, float) else value
+            kind = type(default).__name__
+            try:
+                value = self.declare_parameter(name, default, descriptor).value
+            except InvalidParameterTypeException:
+                raise ValueError(f'{name} must be of type {kind} (default {default!r})') \
+                    from None
+            if isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or not math.isfinite(value):
+                    raise ValueError(f'{name} must be a finite number, got {value!r}')
+                return float(value)
+            return value
 
         seed = param('seed', 0, 'random seed of the scene (>= 0)')
         rate = param('rate', 10.0, 'frames per second')
@@ -169,6 +181,11 @@ def main(args=None):
     status = 0
     try:
         rclpy.init(args=args)
+    except Exception as exc:  # rcl refused the arguments: its message, not a traceback
+        print(f'synthetic_camera: ROS 2 could not start with these arguments: '
+              f'{str(exc).splitlines()[0]}', file=sys.stderr)
+        return 2
+    try:
         node = SyntheticCamera()
         rclpy.spin_until_future_complete(node, node.finished)
     except (KeyboardInterrupt, ExternalShutdownException):
