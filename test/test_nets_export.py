@@ -227,6 +227,11 @@ def test_cli_random_weights_with_names_file(tmp_path):
     (['--random-weights', '--arch', 'unet_seed000', '--input-size', '40', '40'], 'multiple'),
     (['--random-weights', '--arch', 'unet_seed000', '--num-classes', '3'], 'detectors only'),
     (['--random-weights', '--arch', 'unet_seed000', '--arch-kwargs', '[1]'], 'JSON object'),
+    (['--random-weights', '--arch', 'yolov5n', '--arch-kwargs', '{"nope": 1}'],
+     'yolov5n has no option nope; its options: anchors, depth_multiple, width_multiple'),
+    (['--random-weights', '--arch', 'joint_yolov5n', '--arch-kwargs', '{"nope": 1}'],
+     'joint_yolov5n has no option nope; its options: anchors, decoder_width'),
+    (['--weights', 'last.pt', '--arch-kwargs', '{}'], '--arch-kwargs is for --random-weights'),
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     """User mistakes exit 2 with a one-line message and write nothing."""
@@ -234,6 +239,67 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     assert depthdet(['export', *argv, '-o', str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--input-size', '0', '0'], '--input-size: must be an integer > 0'),
+    (['--input-size', '-32', '320'], '--input-size: must be an integer > 0'),
+    (['--num-classes', '0'], '--num-classes: must be an integer > 0'),
+    (['--opset', '5'], 'choose from 9, 10'),
+    (['--opset', '21'], '19, 20)'),
+])
+def test_cli_refuses_out_of_range_numbers(tmp_path, capsys, argv, message):
+    """Sizes, class counts and opsets out of range are argparse errors, not torch's."""
+    with pytest.raises(SystemExit) as exit_info:
+        depthdet(['export', '--random-weights', '--arch', 'yolov5n', *argv,
+                  '-o', str(tmp_path / 'x.onnx')])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count('\n') == 1
+
+
+@pytest.mark.parametrize('name', ['folder', 'file/x.onnx'])
+def test_cli_checks_the_output_before_exporting(tmp_path, capsys, monkeypatch, name):
+    """-o a folder, or below a file, is refused naming -o before any model is loaded."""
+    (tmp_path / 'folder').mkdir()
+    (tmp_path / 'file').write_text('')
+    monkeypatch.setattr(export, '_load_model', lambda args: pytest.fail('model loaded'))
+    out = tmp_path / name
+    argv = ['export', '--random-weights', '--arch', 'yolov5n', '-o', str(out)]
+    assert depthdet(argv) == 2
+    assert f'-o {out}: ' in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['file', 'folder']
+
+
+@pytest.mark.parametrize('option', ['--weights', '--authors-hybrid'])
+@pytest.mark.parametrize('content', [b'hello\n', b''])
+def test_cli_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys, option, content):
+    """Text or empty files: one line naming the option, not torch.load's traceback."""
+    weights = tmp_path / 'notatorch.pt'
+    weights.write_bytes(content)
+    assert depthdet(['export', option, str(weights), '-o', str(tmp_path / 'x.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert f'{option} {weights}: not a PyTorch checkpoint' in err and err.count('\n') == 1
+
+
+def test_cli_names_a_checkpoint_of_the_wrong_kind_or_arch(tmp_path, capsys):
+    """A training checkpoint to --authors-hybrid, and weights unlike their config's arch.
+
+    Each gives one line instead of load_state_dict's list of every differing key.
+    """
+    weights = tmp_path / 'last.pt'
+    # Config says yolov5n at width 0.25; the weights are of width 0.125.
+    config = checkpoint_config('yolov5n', {'width_multiple': 0.25}, NAMES)
+    torch.save({'model': tiny_detector().state_dict(), 'config': config}, weights)
+    out = str(tmp_path / 'x.onnx')
+    assert depthdet(['export', '--authors-hybrid', str(weights), '-o', out]) == 2
+    err = capsys.readouterr().err
+    assert 'this is a depthdet training checkpoint; use --weights' in err
+    assert err.count('\n') == 1
+    assert depthdet(['export', '--weights', str(weights), '-o', out]) == 2
+    err = capsys.readouterr().err
+    assert 'size mismatch for ' in err and 'the weights are not of arch yolov5n' in err
+    assert err.count('\n') == 1
 
 
 def test_cli_module_imports_without_torch():

@@ -168,3 +168,13 @@ def test_every_frame_of_a_reliable_or_best_effort_camera_reaches_the_default_nod
         rclpy.try_shutdown()
     assert [r[2] for r in results] == [c[4] for c in cameras], results
     assert all(received == sent for _, _, sent, received in results), results
+
+
+@pytest.mark.parametrize('camera, config', [('reliable', 'before'), ('reliable', 'after')])
+def test_bench_qos_loses_no_first_frame_to_one_sided_matching(camera, config):
+    # Before: the camera started when it saw the subscriber, which had not yet matched
+    # the camera: frame 0 of a reliable camera was missing in every `before` run.
+    from depthdet_ros.bench.qos import run_case
+    result = run_case(camera, 320, 240, 10.0, 10, config)
+    assert result['matched'] and result['sent'] == 10, result
+    assert result['missing'] == [] and result['received'] == 10, result

@@ -29,6 +29,9 @@ CAMERAS = ('reliable', 'best_effort')
 DEFAULT_SIZES = ('640x480', '1280x720', '1920x1080')
 DEFAULT_RATES = (10.0, 30.0)
 MATCH_TIMEOUT_S = 15.0
+# The subscriber's side must see the camera this long before frames start: `auto`
+# input QoS may still replace its first subscription (it re-reads the graph every 0.2 s).
+MATCH_SETTLE_S = 0.6
 # After the last frame: how long the subscriber waits for stragglers (retransmissions).
 DRAIN_S = 1.0
 TOPIC = 'bench_qos/image'
@@ -120,10 +123,11 @@ def _role_command(role, reliability, topic, frames, rate, size='640x480', info_f
 
 def start_camera(reliability, width, height, rate, frames, env, topic=TOPIC,
                  info_first=False):
-    """Start a camera process; it publishes once 'go' is written to its stdin.
+    """Start a camera process: a first stdin line creates its publishers, a second starts.
 
     It then waits for a subscriber, publishes `frames` rgb8 images at `rate`, stays
     DRAIN_S for retransmissions, and prints {"sent", "publish_s", "matched"} as JSON.
+    Closing stdin after the first line starts it once it sees a subscriber.
     """
     return subprocess.Popen(
         _role_command('camera', reliability, topic, frames, rate, f'{width}x{height}',
@@ -144,7 +148,14 @@ def run_case(camera_reliability, width, height, rate, frames, config, topic=TOPI
     try:
         if subscriber.stdout.readline().strip() != 'ready':
             raise RuntimeError('the subscriber process did not start')
-        out, _ = camera.communicate('go\n', timeout=MATCH_TIMEOUT_S + frames / rate + 30)
+        camera.stdin.write('go\n')  # create the publishers
+        camera.stdin.flush()
+        # Matching is not symmetric: the camera seeing the subscriber does not mean the
+        # subscriber has matched the camera, and a first frame sent in between is lost
+        # to a startup effect, not to QoS or size. Publishing starts once both sides see
+        # each other (or the subscriber gave up: then the camera's own wait decides).
+        subscriber.stdout.readline()
+        out, _ = camera.communicate('start\n', timeout=MATCH_TIMEOUT_S + frames / rate + 30)
         sent = json.loads(out.strip().splitlines()[-1])
         subscriber.send_signal(signal.SIGUSR1)  # the camera is done and has drained
         out, _ = subscriber.communicate(timeout=30)
@@ -254,6 +265,7 @@ def _camera(args):
     info = CameraInfo(width=width, height=height, distortion_model='plumb_bob',
                       k=[f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0])
     info.header = msg.header
+    sys.stdin.readline()  # the subscriber has matched these publishers (or gave up)
     deadline = time.monotonic() + MATCH_TIMEOUT_S
     while min(publisher.get_subscription_count(), info_publisher.get_subscription_count()) < 1 \
             and time.monotonic() < deadline:
@@ -278,6 +290,30 @@ def _camera(args):
     rclpy.try_shutdown()
 
 
+def _publisher_count(subscription):
+    counter = getattr(subscription, 'publisher_count', None) or subscription.get_publisher_count
+    return counter()
+
+
+def _wait_for_publishers(node, subscriptions):
+    """Spin until every subscription has matched a publisher and `auto` has settled.
+
+    `auto` may replace its first subscription once it sees the camera's QoS: matched
+    means matched for MATCH_SETTLE_S on end.
+    """
+    import rclpy
+    deadline = time.monotonic() + MATCH_TIMEOUT_S
+    since = None
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.02)
+        if all(_publisher_count(s) for s in subscriptions):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= MATCH_SETTLE_S:
+                return
+        else:
+            since = None
+
+
 def _subscriber(args):
     """Subscribe as depthdet_node does; print frames received when all came or SIGUSR1."""
     import rclpy
@@ -298,14 +334,19 @@ def _subscriber(args):
         arrivals[CameraInfo].setdefault(msg.header.stamp.sec, time.monotonic())
 
     signal.signal(signal.SIGUSR1, lambda *_: camera_done.append(time.monotonic()))
+    subscriptions = []
     for msg_type, topic, callback in ((Image, args.topic, on_image),
                                       (CameraInfo, info_topic(args.topic), on_info)):
         if args.reliability == PREVIOUS_DEFAULT:
             from rclpy.qos import qos_profile_sensor_data
-            node.create_subscription(msg_type, topic, callback, qos_profile_sensor_data)
+            subscriptions.append(node.create_subscription(msg_type, topic, callback,
+                                                          qos_profile_sensor_data))
         else:
-            subscribe_input(node, msg_type, topic, callback, args.reliability)
+            subscriptions.append(subscribe_input(node, msg_type, topic, callback,
+                                                 args.reliability))
     print('ready', flush=True)
+    _wait_for_publishers(node, subscriptions)
+    print('matched', flush=True)
     images, infos = arrivals[Image], arrivals[CameraInfo]
     deadline = time.monotonic() + MATCH_TIMEOUT_S + args.frames / args.rate + DRAIN_S + 30
     while min(len(images), len(infos)) < args.frames and time.monotonic() < deadline:

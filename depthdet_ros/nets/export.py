@@ -18,6 +18,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+from depthdet_ros.arg_types import output_file, positive_int
 from depthdet_ros.core import metadata
 
 DETECTOR_IO = ('images', 'output0')
@@ -29,6 +30,10 @@ AUTHORS_CANONICAL_FOCAL = 518.86 * 0.55
 # Boxes are compared on the rows a detector would keep (score >= this) plus the best ones.
 BOX_CHECK_MIN_SCORE = 1e-3
 BOX_CHECK_TOP_ROWS = 100
+# ONNX opsets the TorchScript exporter of torch 2.13 handles (ONNX_BASE_OPSET to
+# ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET); tiny yolov5n, hybrid_mobilenetv2, unet_seed000 and
+# joint_mobilenetv2 verified at 9-14, 18 and 20. Below, it prints pages of errors.
+OPSET_RANGE = (9, 20)
 
 
 @dataclass(frozen=True)
@@ -381,17 +386,20 @@ def add_parser(subparsers):
                              'joint_mobilenetv2 (default: '
                              'from the checkpoint)')
     parser.add_argument('--arch-kwargs', metavar='JSON', default='',
-                        help='builder options with --random-weights, e.g. '
-                             '\'{"decoder_width": 0.5}\' or \'{"width_multiple": 0.125}\'')
-    parser.add_argument('--num-classes', type=int, metavar='N',
+                        help='builder options, --random-weights only (a checkpoint\'s config '
+                             'holds its own), e.g. \'{"decoder_width": 0.5}\' or '
+                             '\'{"width_multiple": 0.125}\'')
+    parser.add_argument('--num-classes', type=positive_int, metavar='N',
                         help='detector classes when neither --names nor the checkpoint name '
                              'them (names become class_0 ...); default 80')
     parser.add_argument('--names', metavar='FILE',
                         help='detector class names, one per line (overrides the checkpoint)')
-    parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
+    parser.add_argument('--input-size', type=positive_int, nargs=2, metavar=('H', 'W'),
                         help='input height and width, multiples of the net\'s stride '
                              '(default: checkpoint, else 640 640 detector / 256 320 depth)')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    parser.add_argument('--opset', type=int, default=17, metavar='N',
+                        choices=range(OPSET_RANGE[0], OPSET_RANGE[1] + 1),
+                        help=f'ONNX opset, {OPSET_RANGE[0]} to {OPSET_RANGE[1]} (default 17)')
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='make the batch dimension dynamic (verified with batch 2)')
     parser.add_argument('--canonical-focal', type=float, metavar='PX',
@@ -427,14 +435,13 @@ def run(args) -> int:
     sources = [bool(args.weights), bool(args.authors_hybrid), args.random_weights]
     if sum(sources) != 1:
         raise CliError('give exactly one of --weights, --authors-hybrid, --random-weights')
-    import pickle
-
+    if args.arch_kwargs and not args.random_weights:
+        raise CliError("--arch-kwargs is for --random-weights only: a checkpoint's config "
+                       'holds its own builder options')
+    output_file(args.output, '-o')
     try:
         model, arch, config = _load_model(args)
         report = _export_loaded(args, model, arch, config)
-    except pickle.UnpicklingError as exc:
-        raise CliError(f'cannot read the checkpoint with weights_only=True (plain tensors, '
-                       f'dicts, lists, numbers and strings only): {exc}') from exc
     except (ValueError, OSError, RuntimeError) as exc:
         raise CliError(str(exc)) from exc
     print(report.summary())
@@ -442,32 +449,109 @@ def run(args) -> int:
 
 
 def _load_model(args):
-    import torch
-
     from depthdet_ros.nets import registry
-    from depthdet_ros.nets.hybrid import load_authors_checkpoint
 
     if args.authors_hybrid:
         if args.arch not in (None, 'hybrid_resnet50'):
             raise ValueError('--authors-hybrid is a hybrid_resnet50 checkpoint')
-        return load_authors_checkpoint(args.authors_hybrid), 'hybrid_resnet50', {
+        return _load_authors(args.authors_hybrid), 'hybrid_resnet50', {
             'canonical_focal': AUTHORS_CANONICAL_FOCAL}
     if args.weights:
-        checkpoint = torch.load(args.weights, map_location='cpu', weights_only=True)
-        model, config = registry.model_from_checkpoint(checkpoint)
+        checkpoint = _load_checkpoint(args.weights, '--weights')
+        try:
+            model, config = registry.model_from_checkpoint(checkpoint)
+        except ValueError as exc:
+            raise ValueError(f'--weights {args.weights}: {exc}') from None
+        except RuntimeError as exc:  # load_state_dict's, listing every key that differs
+            raise ValueError(f'--weights {args.weights}: {_first_mismatch(exc)}; the weights '
+                             f"are not of arch {checkpoint['config']['arch']}") from None
         if args.arch not in (None, config['arch']):
             raise ValueError(f"--arch {args.arch} but the checkpoint holds {config['arch']}")
         return model, config['arch'], config
     if not args.arch:
         raise ValueError('--random-weights needs --arch')
-    kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
+    try:
+        kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
+    except ValueError as exc:
+        raise ValueError(f'--arch-kwargs is not JSON ({exc})') from None
     if not isinstance(kwargs, dict):
         raise ValueError('--arch-kwargs must be a JSON object')
     num_classes = None
     if registry.task_of(args.arch) != metadata.TASK_DEPTH:
+        _check_builder_options(args.arch, kwargs)  # build_depth_net checks its own
         num_classes = len(_read_names(args.names)) if args.names else args.num_classes
     model = registry.build_model(args.arch, num_classes, **kwargs).eval()
     return model, args.arch, {'arch_kwargs': kwargs}
+
+
+def _check_builder_options(arch, kwargs):
+    """Refuse options a detector or joint builder does not take, naming those it does."""
+    import inspect
+
+    from depthdet_ros.nets import registry
+
+    builder = registry.build_joint if registry.task_of(arch) == metadata.TASK_JOINT \
+        else registry.build_yolov5
+    # Its first two parameters, the arch and num_classes, come from --arch and the names.
+    options = sorted(list(inspect.signature(builder).parameters)[2:])
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ValueError(f'--arch-kwargs: {arch} has no option {", ".join(unknown)}; its '
+                         f'options: {", ".join(options)}')
+
+
+def _load_checkpoint(path, option):
+    """Return torch.load(path) of plain types; CliError naming `option` when it fails."""
+    import pickle
+
+    import torch
+
+    from depthdet_ros.cli import CliError
+
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except OSError as exc:
+        raise CliError(f'{option} {path}: {exc.strerror or exc}') from None
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, RuntimeError) as exc:
+        # What torch.load raises on text, empty, truncated or arbitrary pickled files.
+        raise CliError(f'{option} {path}: not a PyTorch checkpoint of plain tensors, dicts, '
+                       f'lists, numbers and strings ({type(exc).__name__} from torch.load '
+                       'with weights_only=True)') from None
+
+
+def _load_authors(path):
+    """Return the authors' hybrid_resnet50; CliError naming --authors-hybrid on a wrong file."""
+    import pickle
+
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.nets.hybrid import load_authors_checkpoint
+
+    try:
+        return load_authors_checkpoint(path)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, RuntimeError,
+            OSError) as exc:
+        error = exc
+    # Read again only to explain the failure, so that a good file is read once.
+    checkpoint = _load_checkpoint(path, '--authors-hybrid')
+    if isinstance(checkpoint, dict) and {'model', 'config'} <= set(checkpoint):
+        raise CliError(f'--authors-hybrid {path}: this is a depthdet training checkpoint; '
+                       'use --weights')
+    if not isinstance(error, RuntimeError):  # not a state_dict; the message names the path
+        raise CliError(f'--authors-hybrid {error}')
+    raise CliError(f'--authors-hybrid {path}: {_first_mismatch(error)}; the weights are not '
+                   'of arch hybrid_resnet50')
+
+
+def _first_mismatch(error):
+    """First problem of a load_state_dict error (the whole can list hundreds of keys)."""
+    lines = str(error).splitlines()
+    if len(lines) < 2 or not lines[0].startswith('Error(s) in loading state_dict'):
+        return lines[0] if lines else type(error).__name__
+    problem, _, keys = lines[1].strip().partition(': ')
+    names = keys.split(', ')
+    if problem.startswith('size mismatch') or len(names) == 1:
+        return lines[1].strip().rstrip('.')
+    return f'{problem}: {names[0]} and {len(names) - 1} more'
 
 
 def _read_names(path):

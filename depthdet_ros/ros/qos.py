@@ -137,6 +137,10 @@ class InputSubscription:
         """Return the reliabilities of the subscriptions held now."""
         return frozenset(self._subscriptions)
 
+    def publisher_count(self):
+        """Return the publishers matched by the subscriptions held now (this side's view)."""
+        return sum(s.get_publisher_count() for s in self._subscriptions.values())
+
     def destroy(self):
         """Remove the subscriptions and the graph timer."""
         if self._timer is not None:
