@@ -478,26 +478,9 @@ def _load_model(args):
         raise ValueError('--arch-kwargs must be a JSON object')
     num_classes = None
     if registry.task_of(args.arch) != metadata.TASK_DEPTH:
-        _check_builder_options(args.arch, kwargs)  # build_depth_net checks its own
         num_classes = len(_read_names(args.names)) if args.names else args.num_classes
     model = registry.build_model(args.arch, num_classes, **kwargs).eval()
     return model, args.arch, {'arch_kwargs': kwargs}
-
-
-def _check_builder_options(arch, kwargs):
-    """Refuse options a detector or joint builder does not take, naming those it does."""
-    import inspect
-
-    from depthdet_ros.nets import registry
-
-    builder = registry.build_joint if registry.task_of(arch) == metadata.TASK_JOINT \
-        else registry.build_yolov5
-    # Its first two parameters, the arch and num_classes, come from --arch and the names.
-    options = sorted(list(inspect.signature(builder).parameters)[2:])
-    unknown = sorted(set(kwargs) - set(options))
-    if unknown:
-        raise ValueError(f'--arch-kwargs: {arch} has no option {", ".join(unknown)}; its '
-                         f'options: {", ".join(options)}')
 
 
 def _load_checkpoint(path, option):

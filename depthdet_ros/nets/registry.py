@@ -12,6 +12,7 @@ A training checkpoint is a dict saved with torch.save, loadable with weights_onl
 
 `checkpoint_config` writes such a 'config'; `model_from_checkpoint` rebuilds the model.
 """
+import inspect
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
@@ -47,10 +48,16 @@ def build_model(arch: str, num_classes: Optional[int] = None, **arch_kwargs) -> 
     decoder_width (see nets.joint.build_joint).
     """
     task = task_of(arch)
-    if task == metadata.TASK_DETECTOR:
-        return build_yolov5(arch, 80 if num_classes is None else num_classes, **arch_kwargs)
-    if task == metadata.TASK_JOINT:
-        return build_joint(arch, 80 if num_classes is None else num_classes, **arch_kwargs)
+    if task in (metadata.TASK_DETECTOR, metadata.TASK_JOINT):
+        builder = build_yolov5 if task == metadata.TASK_DETECTOR else build_joint
+        # Its first two parameters are the arch and num_classes (build_depth_net checks
+        # its own options against its config).
+        options = sorted(list(inspect.signature(builder).parameters)[2:])
+        unknown = sorted(set(arch_kwargs) - set(options))
+        if unknown:
+            raise ValueError(f'{arch} has no option {", ".join(unknown)}; its options: '
+                             f'{", ".join(options)}')
+        return builder(arch, 80 if num_classes is None else num_classes, **arch_kwargs)
     if num_classes is not None:
         raise ValueError(f'{arch} is a depth net: it takes no num_classes')
     return build_depth_net(arch, **arch_kwargs)
