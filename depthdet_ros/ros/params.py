@@ -227,12 +227,11 @@ def load_params_file(path, node_name='depthdet_node'):
     data = _read_params_yaml(path) or {}
     values = {p.name: p.default for p in PARAMS}
     for key in ('/**', node_name, '/' + node_name):
-        section = data.get(key, {}) if isinstance(data, dict) else {}
-        parameters = (section or {}).get('ros__parameters', {}) \
-            if isinstance(section or {}, dict) else None
+        section = data.get(key) or {} if isinstance(data, dict) else None
+        parameters = section.get('ros__parameters') or {} if isinstance(section, dict) else None
         if not isinstance(parameters, dict):
-            raise ConfigError(f'params file {path!r} is not a ROS parameters file: {key} '
-                              'must hold ros__parameters: NAME: VALUE')
+            raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
+                              f'hold {key}: ros__parameters: NAME: VALUE')
         for name, value in parameters.items():
             if name != 'use_sim_time':
                 values[name] = check_value(name, value)
