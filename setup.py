@@ -36,9 +36,9 @@ setup(
     entry_points={
         'console_scripts': [
             'depthdet = depthdet_ros.cli:main',
-            'depthdet_node = depthdet_ros.ros.node:main',
-            'depthdet_lifecycle_node = depthdet_ros.ros.lifecycle_node:main',
-            'synthetic_camera = depthdet_ros.ros.synthetic_camera:main',
+            'depthdet_node = depthdet_ros.ros.entry:depthdet_node',
+            'depthdet_lifecycle_node = depthdet_ros.ros.entry:depthdet_lifecycle_node',
+            'synthetic_camera = depthdet_ros.ros.entry:synthetic_camera',
         ],
     },
 )

@@ -362,3 +362,30 @@ def test_ctrl_c_twice_stops_cleanly(ros, models, tmp_path, module):
                 proc.kill()
     output = log_path.read_text()
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
+
+
+@pytest.mark.parametrize('executable', ['depthdet_node', 'depthdet_lifecycle_node',
+                                        'synthetic_camera'])
+def test_ctrl_c_while_loading_stops_quietly(executable):
+    """Ctrl-C while the node's modules load: exit 0, no traceback.
+
+    The entry point is what the console scripts (and `ros2 launch`) run. The signal is
+    sent as soon as rclpy's library is mapped into the process, while the heavier
+    modules after it still load; before the entry points guarded loading, it broke the
+    import with a KeyboardInterrupt traceback and exit -2.
+    """
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.ros.entry', executable],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while 'rclpy' not in open(f'/proc/{proc.pid}/maps').read():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output

@@ -47,9 +47,10 @@ def test_launch_file_uses_the_shared_argument_table_and_launch_ros_api():
                      'use_sim_time', 'lifecycle'}
 
 
-def _runs(cmd, executable, module):
-    """Whether a node command line starts `executable` (or its module, when not on PATH)."""
-    return os.path.basename(cmd[0]) == executable or cmd[1:3] == ['-m', module]
+def _runs(cmd, executable):
+    """Whether a node command line starts `executable` (or its entry point, when not on PATH)."""
+    return os.path.basename(cmd[0]) == executable or \
+        cmd[1:4] == ['-m', 'depthdet_ros.ros.entry', executable]
 
 
 def _pipeline_settings(*argv):
@@ -63,7 +64,7 @@ def test_pipeline_command_accepts_the_same_arguments():
     settings = _pipeline_settings('image:=/cam/image_raw', '--namespace', 'front',
                                   'max_depth:=0.8', 'use_sim_time:=True')
     cmd = node_command(settings)
-    assert _runs(cmd, 'depthdet_node', 'depthdet_ros.ros.node')
+    assert _runs(cmd, 'depthdet_node')
     assert os.path.samefile(cmd[cmd.index('--params-file') + 1], PARAMS_FILE)
     joined = ' '.join(cmd)
     assert '-r __ns:=/front' in joined
@@ -78,7 +79,7 @@ def test_lifecycle_argument_starts_the_managed_node():
     settings = _pipeline_settings('lifecycle:=true', 'image:=/cam/image_raw')
     assert settings.executable == 'depthdet_lifecycle_node'
     cmd = node_command(settings)
-    assert _runs(cmd, 'depthdet_lifecycle_node', 'depthdet_ros.ros.lifecycle_node')
+    assert _runs(cmd, 'depthdet_lifecycle_node')
     assert '-r image:=/cam/image_raw' in ' '.join(cmd)
     args = build_parser().parse_args(['pipeline', '--demo', '1', 'lifecycle:=true'])
     with pytest.raises(CliError, match='lifecycle:=true'):

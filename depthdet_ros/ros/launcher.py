@@ -15,8 +15,7 @@ import time
 from depthdet_ros.assets import default_params_file
 from depthdet_ros.cli import CliError
 from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
-                                          LaunchArgumentError, LIFECYCLE_NODE_EXECUTABLE,
-                                          NODE_NAME)
+                                          LaunchArgumentError, NODE_NAME)
 
 
 def add_parser(subparsers):
@@ -58,10 +57,7 @@ def _executable(name):
     found = shutil.which(name)
     if found:
         return [found]
-    return [sys.executable, '-m', {
-        'depthdet_node': 'depthdet_ros.ros.node',
-        LIFECYCLE_NODE_EXECUTABLE: 'depthdet_ros.ros.lifecycle_node',
-        'synthetic_camera': 'depthdet_ros.ros.synthetic_camera'}[name]]
+    return [sys.executable, '-m', 'depthdet_ros.ros.entry', name]
 
 
 def settings_of(args):

@@ -20,36 +20,24 @@ clock, so use_sim_time is honoured. One frame is rendered per timer tick; when
 rendering takes longer than the period the rate drops instead of queueing.
 """
 import math
-import signal
 import sys
 
-
-def _leave_quietly(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-# Ctrl-C during the slow imports below exits without a traceback; afterwards rclpy
-# handles signals.
-_default_sigint = signal.signal(signal.SIGINT, _leave_quietly)
-
-import rclpy  # noqa: E402
-from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
-from rclpy.exceptions import InvalidParameterTypeException  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from rclpy.task import Future  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-from nav_msgs.msg import Odometry  # noqa: E402
-from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.task import Future
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from nav_msgs.msg import Odometry
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
-    rgb_to_image_msg  # noqa: E402
+    rgb_to_image_msg
 from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
-    rclpy_factory  # noqa: E402
-
-signal.signal(signal.SIGINT, _default_sigint)
+    rclpy_factory
 
 SCENES = ('room', 'tabletop')
 QUALITIES = ('fast', 'standard', 'high')

@@ -1,0 +1,52 @@
+"""Entry points of the package's ROS executables, quiet when stopped while loading.
+
+Ctrl-C in a node's first seconds, while rclpy, onnxruntime and OpenCV load, would break
+the import with a KeyboardInterrupt traceback (and `ros2 launch` would report the node
+as died). Each entry point imports its node's module under a SIGINT handler that exits
+with status 0, as the nodes do for a Ctrl-C once running; then the node's own handling
+takes over.
+
+Console scripts call the functions; `python -m depthdet_ros.ros.entry NAME [ARGS]` runs
+executable NAME the same way where the scripts are not on PATH (depthdet pipeline).
+"""
+import importlib
+import signal
+import sys
+
+MODULES = {
+    'depthdet_node': 'depthdet_ros.ros.node',
+    'depthdet_lifecycle_node': 'depthdet_ros.ros.lifecycle_node',
+    'synthetic_camera': 'depthdet_ros.ros.synthetic_camera',
+}
+
+
+def _leave_quietly(signum, frame):
+    raise SystemExit(0)
+
+
+def run(executable: str) -> int:
+    """Import the module of `executable` with Ctrl-C leaving quietly, then run its main."""
+    previous = signal.signal(signal.SIGINT, _leave_quietly)
+    try:
+        module = importlib.import_module(MODULES[executable])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return module.main()
+
+
+def depthdet_node() -> int:
+    return run('depthdet_node')
+
+
+def depthdet_lifecycle_node() -> int:
+    return run('depthdet_lifecycle_node')
+
+
+def synthetic_camera() -> int:
+    return run('synthetic_camera')
+
+
+if __name__ == '__main__':
+    if len(sys.argv) < 2 or sys.argv[1] not in MODULES:
+        sys.exit(f'usage: python -m depthdet_ros.ros.entry {{{",".join(MODULES)}}} [ARGS]')
+    sys.exit(run(sys.argv.pop(1)))
