@@ -4,6 +4,7 @@ import pytest
 
 from depthdet_ros.bags import bag_topics, read_messages
 from depthdet_ros.sim import bag as simbag
+from depthdet_ros.sim.motion import layout_at
 from depthdet_ros.sim.world import CameraSequence, generate_sequence, SimWorld
 
 SIZE = (96, 72)
@@ -65,6 +66,35 @@ def test_approaching_walker_velocity_truth(world):
     still = [o for o in frames[1].objects if o.instance_id != instance]
     assert still and all(o.world_velocity.x == o.world_velocity.y == 0.0 for o in still)
     assert any(abs(o.velocity.z) > 0.01 for o in still)
+
+
+def test_walkers_turn_about_their_centre(world):
+    """A person turning round at the end of a walk: the box centre stays put.
+
+    The GT centre is the bounding box's centre; turning about the model's origin made it
+    jump 0.1-0.2 m in one frame while the published velocity said zero.
+    """
+    sequence = CameraSequence(7, 'room', SIZE, RATE, world=world, moving=True)
+    walkers = [s for s in sequence.shuttles if s.face_motion]
+    assert walkers
+
+    def world_centre(shuttle, t):
+        item = layout_at(sequence.layout, sequence.shuttles, t).items[shuttle.item]
+        low, high = item.shape.bounds()
+        return (item.world_from_object() @ np.append(0.5 * (low + high), 1.0))[:3]
+
+    for walker in walkers:
+        low, high = sequence.layout.items[walker.item].shape.bounds()
+        assert np.hypot(*(low + high)[:2]) > 0.02  # the centre is off the origin
+        arrive = walker.pause + walker.leg_s - walker.phase  # turns round, then waits
+        for t in (arrive, arrive + walker.period_s / 2):  # at the far end, then back home
+            before, after = world_centre(walker, t - 1e-6), world_centre(walker, t + 1e-6)
+            assert np.linalg.norm(after - before) < 1e-4, (walker, t)
+        # Walking back: the centre moves at the velocity the shuttle publishes.
+        t = arrive + walker.pause + 0.5 * walker.leg_s
+        _, velocity = walker.state(t)
+        moved = (world_centre(walker, t + 0.01) - world_centre(walker, t - 0.01)) / 0.02
+        assert np.allclose(moved, velocity, atol=1e-6)
 
 
 def test_tabletop_objects_slide(world):

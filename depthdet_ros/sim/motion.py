@@ -31,7 +31,10 @@ class Shuttle:
     """Item `item` of the layout moving start -> end -> start at `speed` m/s, periodic.
 
     It waits `pause` s at each end; `phase` s shifts the cycle. People turn to face
-    the way they walk (their model faces +x); other objects keep their yaw.
+    the way they walk (their model faces +x); other objects keep their yaw. The path
+    is that of the item's origin while it faces the first leg's way; an item turns
+    about its bounding box's centre (layout_at), so that centre never jumps and moves
+    at the velocity `state` gives.
     """
 
     item: int
@@ -65,15 +68,25 @@ class Shuttle:
             return end, np.zeros(3)
         return end - step * (tau - 2 * pause - leg), -step
 
+    @property
+    def first_yaw(self) -> float:
+        """Heading about world z on the first leg (and the pause before it)."""
+        if not self.face_motion:
+            return self.base_yaw
+        return float(np.arctan2(self.end[1] - self.start[1], self.end[0] - self.start[0]))
+
     def yaw(self, t: float) -> float:
         """Heading about world z at time t."""
         if not self.face_motion:
             return self.base_yaw
-        start, end = np.asarray(self.start), np.asarray(self.end)
-        out = float(np.arctan2(end[1] - start[1], end[0] - start[0]))
         tau = (t + self.phase) % self.period_s
         # Walking back (and waiting at the far end) faces the other way.
-        return out if tau < self.pause + self.leg_s else out + np.pi
+        return self.first_yaw + (0.0 if tau < self.pause + self.leg_s else np.pi)
+
+
+def _rotated_xy(yaw: float, point) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([c * point[0] - s * point[1], s * point[0] + c * point[1], 0.0])
 
 
 def layout_at(layout: SceneLayout, shuttles: Sequence[Shuttle], t: float) -> SceneLayout:
@@ -83,9 +96,14 @@ def layout_at(layout: SceneLayout, shuttles: Sequence[Shuttle], t: float) -> Sce
     items = list(layout.items)
     for shuttle in shuttles:
         position, _ = shuttle.state(t)
-        items[shuttle.item] = replace(items[shuttle.item],
-                                      position=tuple(float(v) for v in position),
-                                      yaw=float(shuttle.yaw(t)))
+        item, yaw = items[shuttle.item], shuttle.yaw(t)
+        # Turning about the bounding box's centre, not the model's origin: a person
+        # turning round at the end of a walk stays where they are.
+        low, high = item.shape.bounds()
+        centre = 0.5 * (low + high)
+        position = position + _rotated_xy(shuttle.first_yaw, centre) - _rotated_xy(yaw, centre)
+        items[shuttle.item] = replace(item, position=tuple(float(v) for v in position),
+                                      yaw=float(yaw))
     return replace(layout, items=tuple(items))
 
 
