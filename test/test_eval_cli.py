@@ -236,6 +236,10 @@ def test_output_bag_holds_input_and_outputs(evaluated):
     depth = by_topic['/depthdet/depth'][2].message
     values = np.frombuffer(depth.data, '<f4')
     assert depth.encoding == '32FC1' and np.allclose(values, predicted(2))
+    # Markers expire as the node's do, stale_input_timeout (2 s) after they arrive.
+    markers = by_topic['/depthdet/markers'][0].message.markers
+    assert markers[0].action == 3  # DELETEALL
+    assert {(m.lifetime.sec, m.lifetime.nanosec) for m in markers[1:]} == {(2, 0)}
 
 
 def test_untracked_output_bag_alerts_frame_by_frame(models, tmp_path):
@@ -299,6 +303,22 @@ def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, cap
     assert '3 corrupt messages skipped' in capsys.readouterr().out
 
 
+@pytest.mark.parametrize('option, value, message', [
+    ('--max-depth', 'nan', 'max_depth is nan; give a number'),  # passed every range check
+    ('--out', 'FILE', 'cannot create output folder'),  # was a traceback after inference
+])
+def test_unusable_eval_options_are_one_line(models, tmp_path, capsys, option, value, message):
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames[:1], camera)
+    (tmp_path / 'FILE').write_text('')
+    value = str(tmp_path / 'FILE') if value == 'FILE' else value
+    args = ['--out', str(tmp_path / 'r')] if option != '--out' else []
+    assert cli.main(['eval', str(bag), '--params-file', models, '--no-progress', *args,
+                     option, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err and err.strip().count('\n') == 0, err
+
+
 def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, capsys):
     frames, camera = _frames()
     bag = write_eval_bag(tmp_path / 'bag', frames[:1], camera)
@@ -321,9 +341,17 @@ def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, ca
 def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
     frames, camera = _frames()
     bag = write_eval_bag(tmp_path / 'bag', frames, camera)
-    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100') == 2
+    out_bag = tmp_path / 'out_bag'
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100',
+                    '--output-bag', str(out_bag)) == 2
     assert ('no frame was evaluated: no image of /camera/image is stamped between --start '
             '100 s and --end inf s') in capsys.readouterr().err
+    # The output bag, a copy without outputs, is not left to block the re-run.
+    assert not out_bag.exists()
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--output-bag', str(out_bag)) == 0
+    assert out_bag.is_dir()
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--output-bag', str(out_bag)) == 2
+    assert f'--output-bag {out_bag} exists' in capsys.readouterr().err
     assert run_eval(bag, models, tmp_path / 'r', '--start', '1.5', '--end', '0.5') == 2
     assert 'need a finite start before the end' in capsys.readouterr().err
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--image-topic', DEPTH) == 2

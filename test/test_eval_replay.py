@@ -151,3 +151,22 @@ def test_unusable_replay_options_are_one_line(tmp_path, options, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and 'Traceback' not in result.stderr
     assert result.stderr.strip().count('\n') == 0, result.stderr
+
+
+@pytest.mark.parametrize('loop', [False, True])
+def test_a_bag_without_messages_is_refused(tmp_path, loop):
+    """Topics declared, no messages: one line, exit 2 (with --loop it used to spin forever)."""
+    from rosbags.rosbag2 import Writer
+
+    from depthdet_ros.bags import BAG_VERSION, make_typestore
+    store = make_typestore()
+    with Writer(tmp_path / 'empty', version=BAG_VERSION) as writer:
+        writer.add_connection('/camera/image', 'sensor_msgs/msg/Image', typestore=store)
+        writer.add_connection('/camera/camera_info', 'sensor_msgs/msg/CameraInfo',
+                              typestore=store)
+    result = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'replay',
+                             str(tmp_path / 'empty'), *(['--loop'] if loop else [])],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert 'has no messages on /camera/camera_info, /camera/image' in result.stderr
+    assert result.stderr.strip().count('\n') == 0, result.stderr

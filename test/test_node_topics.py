@@ -305,6 +305,8 @@ def test_start_up_bounds_match_the_descriptor_bounds(models, tmp_path):
     for value in (-1.0, 0.0):
         with pytest.raises(ConfigError, match=f'max_depth is {value}; it must be >= {minimum}'):
             check_value('max_depth', value)
+    with pytest.raises(ConfigError, match='max_depth is nan; give a number'):
+        check_value('max_depth', float('nan'))  # NaN passes every range comparison
     maximum = BY_NAME['max_depth'].maximum
     for entry in ('chair:0.0', 'chair:inf', f'chair:{2 * maximum}'):
         with pytest.raises(ConfigError, match=re.escape(f'metres in [{minimum}, {maximum}]')):

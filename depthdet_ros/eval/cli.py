@@ -125,6 +125,7 @@ def command_line(args, actions) -> list:
 def run(args, actions=()):
     """Evaluate the bag; print where the report went and its headline figures."""
     from depthdet_ros.bags import make_typestore
+    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.core.tracking import Tracker, TrackerConfig
@@ -152,6 +153,10 @@ def run(args, actions=()):
             args.gt_detections_topic, args.gt_detections_3d_topic, args.gt_instances_topic)
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
+    output_folder(args.out)
+    if args.output_bag and os.path.exists(args.output_bag):
+        raise CliError(f'--output-bag {args.output_bag} exists; rosbag2 writes a new folder, '
+                       'choose another name')
     tracker = None
     if not args.no_tracking:
         try:
@@ -170,14 +175,14 @@ def run(args, actions=()):
         strategies=strategy_order(values['depth_strategy']),
         score_masks=pipeline.joint is not None)
     typestore = make_typestore()
-    os.makedirs(args.out, exist_ok=True)
     output_bag = None
     try:
         if args.output_bag:
             try:
                 output_bag = OutputBag(args.output_bag, args.output_format, args.output_prefix,
                                        typestore, topic_types, values['default_frame_id'],
-                                       values['publish_raw'], values['publish_tentative'])
+                                       values['publish_raw'], values['publish_tentative'],
+                                       values['stale_input_timeout'])
             except (ValueError, OSError) as exc:
                 raise CliError(str(exc)) from None
         results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
@@ -185,10 +190,18 @@ def run(args, actions=()):
                                       progress=not args.no_progress, tracker=tracker,
                                       gt_depth_noise=args.tracker_gt_depth,
                                       window_s=(args.start, args.end))
+    except BaseException:
+        # Nothing half-written stays behind to block the re-run (rosbag2 will not
+        # write into an existing folder).
+        if output_bag is not None:
+            output_bag.discard()
+        raise
     finally:
         pipeline.close()
-        if output_bag is not None:
-            output_bag.close()
+    if output_bag is not None and results.frames.processed:
+        output_bag.close()
+    elif output_bag is not None:  # holds no outputs
+        output_bag.discard()
     run_info = {'path': args.bag, 'command': command_line(args, actions),
                 'params_file': args.params_file or None,
                 'detector_model': None if values['joint_model'] else

@@ -19,6 +19,7 @@ tracked rules, with the node's publish_raw and publish_tentative; without it
 (--no-tracking), each frame stands alone, as the node with tracking off.
 """
 import re
+import shutil
 from pathlib import Path
 from typing import Dict
 
@@ -48,7 +49,7 @@ class OutputBag:
 
     def __init__(self, path, storage: str, prefix: str, typestore, input_topics,
                  default_frame_id: str = 'camera_optical_frame', publish_raw: bool = False,
-                 publish_tentative: bool = True):
+                 publish_tentative: bool = True, marker_lifetime_s: float = 0.0):
         from rosbags.rosbag2 import StoragePlugin, Writer
         self.path = Path(path)
         if self.path.exists():
@@ -62,6 +63,7 @@ class OutputBag:
         self._make = rosbags_factory(typestore)
         self.default_frame_id = default_frame_id
         self.publish_raw, self.publish_tentative = publish_raw, publish_tentative
+        self.marker_lifetime_s = marker_lifetime_s  # as the node: its stale_input_timeout
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
         self._writer.open()
@@ -115,8 +117,8 @@ class OutputBag:
         messages = layout.frame_messages(make, header, outputs, shown)
         for role, message in zip(('detections', 'detections_3d', 'proximity_alert'), messages):
             self._write(role, message, time_ns)
-        self._write('markers', layout.markers(make, header, [outputs[i] for i in shown]),
-                    time_ns)
+        self._write('markers', layout.markers(make, header, [outputs[i] for i in shown],
+                                              self.marker_lifetime_s), time_ns)
         if result.depth_map is not None:
             self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
             if frame.camera is not None:
@@ -126,3 +128,10 @@ class OutputBag:
     def close(self) -> None:
         """Finish the bag (writes its metadata)."""
         self._writer.close()
+
+    def discard(self) -> None:
+        """Close and delete the bag: a failed run leaves nothing that blocks its re-run."""
+        try:
+            self._writer.close()
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -217,9 +217,15 @@ def run(args):
         remaps = parse_remaps(args.remap)
         reader = open_reader(args.bag)
         topic_types = {c.topic: c.msgtype for c in reader.connections}
+        counts = {}
+        for c in reader.connections:
+            counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
         reader.close()
         topics = replay_topics(topic_types, args.topics, args.with_depth,
                                args.with_ground_truth)
+        # Nothing to publish: a --loop over it would spin without end.
+        if not any(counts[t] for t in topics):
+            raise ValueError(f'{args.bag} has no messages on {", ".join(topics)}')
         # A FROM the replay does not publish is a typo: the node would get nothing there.
         unused = [source for source in remaps if source not in topics]
         if unused:

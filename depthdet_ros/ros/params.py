@@ -3,6 +3,7 @@
 The table drives declaration, start-up validation and run-time updates, and
 config/depthdet.yaml documents the same names (a test keeps them in step).
 """
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -145,6 +146,8 @@ def check_value(name, value):
                           f'{param.default!r}, got {value!r}')
     if isinstance(param.default, float):
         value = float(value)
+        if math.isnan(value):  # passes every range comparison
+            raise ConfigError(f'{name} is nan; give a number')
     if param.choices and value not in param.choices:
         raise ConfigError(f'{name} is {value!r}; choose one of {", ".join(param.choices)}')
     if param.minimum is not None and value < param.minimum:
