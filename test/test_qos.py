@@ -178,3 +178,30 @@ def test_bench_qos_loses_no_first_frame_to_one_sided_matching(camera, config):
     result = run_case(camera, 320, 240, 10.0, 10, config)
     assert result['matched'] and result['sent'] == 10, result
     assert result['missing'] == [] and result['received'] == 10, result
+
+
+def test_ctrl_c_of_bench_qos_stops_its_children_quietly():
+    """A terminal's Ctrl-C reaches bench-qos and its camera and subscriber processes.
+
+    The children used to print KeyboardInterrupt tracebacks; the parent stops them.
+    """
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'bench-qos', '--frames', '200', '--rates',
+         '5', '--sizes', '320x240', '--cameras', 'reliable', '--configs', 'after'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        # Both children are up once the subscriber reports its subscription.
+        for line in proc.stdout:
+            if 'subscribed reliable' in line:
+                break
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output

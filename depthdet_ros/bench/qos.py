@@ -246,11 +246,12 @@ def _info_wait_s():
 def _camera(args):
     """Publish --frames images at --rate once a subscriber is matched; print what was sent."""
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
     width, height = _size(args.size)
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('bench_qos_camera')
     sys.stdin.readline()  # the subscriber is up
     # What camera drivers commonly use: rclpy's default (reliable, keep last 10) or
@@ -317,11 +318,12 @@ def _wait_for_publishers(node, subscriptions):
 def _subscriber(args):
     """Subscribe as depthdet_node does; print frames received when all came or SIGUSR1."""
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import CameraInfo, Image
 
     from depthdet_ros.ros.qos import subscribe_input
 
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('bench_qos_node')
     arrivals = {Image: {}, CameraInfo: {}}  # type -> stamp -> first arrival (monotonic)
     delivered, camera_done = [0], []
@@ -374,6 +376,9 @@ def main(argv=None):
     parser.add_argument('--size', default='640x480')
     parser.add_argument('--info-first', action='store_true')
     args = parser.parse_args(argv)
+    # Ctrl-C in a terminal reaches these children too; `depthdet bench-qos` stops them
+    # itself, so they stay quiet instead of printing KeyboardInterrupt tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     (_camera if args.role == 'camera' else _subscriber)(args)
     return 0
 
