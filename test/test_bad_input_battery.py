@@ -389,3 +389,28 @@ def test_ctrl_c_while_loading_stops_quietly(executable):
         proc.kill()
     assert proc.returncode == 0, output
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
+
+
+def test_ctrl_c_while_the_node_is_built_stops_quietly():
+    """The SIGINT handler of rclpy shuts the context down while the node is built.
+
+    Creating a publisher then fails ("context is invalid"): a requested stop, exit 0.
+    It used to end in that RCLError's traceback, and `ros2 launch` in "process has died".
+    """
+    import subprocess
+    import sys
+    code = '\n'.join([
+        'import sys',
+        'import rclpy',
+        'from rclpy.node import Node',
+        'from std_msgs.msg import String',
+        'from depthdet_ros.ros.node import run',
+        'class StoppedWhileBuilt(Node):',
+        '    def __init__(self):',
+        '        super().__init__("stopped_while_built")',
+        '        rclpy.shutdown()  # what the SIGINT handler does',
+        '        self.create_publisher(String, "x", 1)',
+        'sys.exit(run(StoppedWhileBuilt, args=[]))'])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and 'Traceback' not in proc.stderr, proc.stderr

@@ -6,8 +6,10 @@ The real launch file under the real `ros2 launch` is tested in test_launch_real.
 import ast
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -96,6 +98,11 @@ BAD_VALUES = [
     ('lifecycle', 'maybe', ['lifecycle:=maybe', 'true', 'false']),
     ('params_file', '/nonexistent/depthdet.yaml', ['params_file:=/nonexistent/depthdet.yaml',
                                                    'no such file']),
+    # rcl's lexer refused these with several lines (and "error not set" for the empty one).
+    ('namespace', '1cam', ['namespace:=1cam', 'not a ROS namespace', 'number']),
+    ('namespace', 'bad-ns', ['namespace:=bad-ns', 'alphanumerics']),
+    ('image', 'bad topic', ['image:=bad topic', 'not a ROS topic name']),
+    ('camera_info', '', ['camera_info:=', 'empty']),
 ]
 
 
@@ -119,7 +126,7 @@ def test_good_launch_argument_values_are_read():
         launch_settings({'max_dept': '1'}, PARAMS_FILE)
 
 
-@pytest.mark.parametrize('name,value,words', [BAD_VALUES[i] for i in (0, 3, 5, 6)])
+@pytest.mark.parametrize('name,value,words', [BAD_VALUES[i] for i in (0, 3, 5, 6, 7, 9)])
 def test_depthdet_pipeline_refuses_bad_values_with_one_line(name, value, words):
     # Before the fix max_depth:=abc was a traceback and use_sim_time:=maybe started the
     # node (the timeout catches that).
@@ -277,3 +284,38 @@ def test_gpu_parameters_reach_the_session_options(tmp_path):
         trt_cache_dir='/var/cache/engines', gpu_mem_limit_mb=2048)
     with pytest.raises(ConfigError, match='gpu_device_id'):
         check_value('gpu_device_id', -1)
+
+
+def _running(pid):
+    """Whether process `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rpartition(')')[2].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.ros
+def test_sigterm_to_depthdet_pipeline_stops_the_node_too():
+    """A supervisor's SIGTERM (kill, systemd) used to leave the node running, orphaned."""
+    parent = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.cli', 'pipeline'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    children_file = f'/proc/{parent.pid}/task/{parent.pid}/children'
+    try:
+        deadline = time.monotonic() + 60
+        children = []
+        while not children:
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = [int(pid) for pid in open(children_file).read().split()]
+        time.sleep(3.0)  # the node is loading or running
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 15
+        while any(_running(pid) for pid in children):
+            assert time.monotonic() < deadline, 'the node outlived depthdet pipeline'
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)

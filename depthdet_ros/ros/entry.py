@@ -20,15 +20,28 @@ MODULES = {
 }
 
 
-def _leave_quietly(signum, frame):
-    raise SystemExit(0)
+class _Interrupted:
+    """SIGINT handler during the imports: remembers the signal and unwinds them."""
+
+    def __init__(self):
+        self.signalled = False
+
+    def __call__(self, signum, frame):
+        self.signalled = True
+        raise SystemExit(0)
 
 
 def run(executable: str) -> int:
     """Import the module of `executable` with Ctrl-C leaving quietly, then run its main."""
-    previous = signal.signal(signal.SIGINT, _leave_quietly)
+    interrupted = _Interrupted()
+    previous = signal.signal(signal.SIGINT, interrupted)
     try:
         module = importlib.import_module(MODULES[executable])
+    except BaseException:
+        # A C extension being initialised turns the exit into its own ImportError.
+        if interrupted.signalled:
+            raise SystemExit(0) from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     return module.main()

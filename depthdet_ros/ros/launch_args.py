@@ -1,8 +1,9 @@
-"""Arguments shared by launch/pipeline.launch.py and `depthdet pipeline` (no ROS imports).
+"""Arguments shared by launch/pipeline.launch.py and `depthdet pipeline`.
 
 Both read this table and check the values with `launch_settings`, so the launch file on
 a ROS install and the launcher on a pip-only install accept the same arguments with the
-same defaults, and refuse the same bad values with the same one-line message.
+same defaults, and refuse the same bad values with the same one-line message. Only the
+name checks import rclpy (its validators: rcl's own rules).
 """
 from collections import namedtuple
 from dataclasses import dataclass
@@ -89,6 +90,27 @@ def parse_max_depth(text):
     return value
 
 
+def check_name(argument, text, kind):
+    """Return `text` if rcl can use it as a topic name or namespace, else refuse it.
+
+    rcl would stop the node with its lexer's multi-line error (and an empty name with
+    "error not set").
+    """
+    from rclpy.exceptions import NameValidationException
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_topic_name import validate_topic_name
+    try:
+        if kind == 'namespace':
+            validate_namespace('/' + text.strip('/'))
+        else:
+            validate_topic_name(text)
+    except NameValidationException as exc:
+        reason = str(exc).splitlines()[0].partition(': ')[2].rstrip(':')
+        raise LaunchArgumentError(f'{argument}:={text} is not a ROS {kind}: {reason}') \
+            from None
+    return text
+
+
 def resolve_params_file(text, default):
     """Return the parameters file to load: `text`, or `default` when empty; it must exist."""
     path = os.path.expanduser(str(text).strip()) or default
@@ -111,9 +133,9 @@ def launch_settings(values: Mapping[str, str], default_params_file: str) -> Laun
             f'{", ".join(a.name for a in LAUNCH_ARGUMENTS)}')
     text = {a.name: str(values.get(a.name, a.default)) for a in LAUNCH_ARGUMENTS}
     return LaunchSettings(
-        image=text['image'],
-        camera_info=text['camera_info'],
-        namespace=text['namespace'],
+        image=check_name('image', text['image'], 'topic name'),
+        camera_info=check_name('camera_info', text['camera_info'], 'topic name'),
+        namespace=check_name('namespace', text['namespace'], 'namespace'),
         params_file=resolve_params_file(text['params_file'], default_params_file),
         max_depth=parse_max_depth(text['max_depth']),
         use_sim_time=parse_bool('use_sim_time', text['use_sim_time']),

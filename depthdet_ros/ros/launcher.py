@@ -109,6 +109,10 @@ def _stop(processes):
             proc.kill()
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run(args):
     """Start the node (and, with --demo, the synthetic camera and the monitor)."""
     apply_assignments(args)
@@ -123,6 +127,9 @@ def run(args):
     if settings.lifecycle and demo:
         raise CliError('--demo needs the node active at once; drop lifecycle:=true (a '
                        'managed node waits to be configured and activated)')
+    # A supervisor's SIGTERM (kill, systemd) stops the started processes as Ctrl-C does,
+    # instead of leaving them running without their parent.
+    signal.signal(signal.SIGTERM, _terminated)
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []

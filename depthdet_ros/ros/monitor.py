@@ -97,16 +97,22 @@ class Monitor(Node):
 
 def run_monitor(namespace, seconds, out_dir, processes):
     """Spin a Monitor for `seconds`, printing a table about once a second."""
+    from rclpy.signals import SignalHandlerOptions
+
     console = Console()
-    rclpy.init()
+    # Ctrl-C as KeyboardInterrupt, which the caller turns into stopping the processes;
+    # rclpy's own handler would break spin_once with ExternalShutdownException.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     monitor = Monitor(namespace, out_dir)
     start = last_print = time.monotonic()
     printed = set()
     try:
         while time.monotonic() - start < seconds:
-            if any(p.poll() is not None for p in processes):
+            exited = [p.returncode for p in processes if p.poll() is not None]
+            if exited:
                 console.print('[red]a pipeline process exited early[/red]')
-                return 1
+                # The node's own status (2: a configuration error), as without --demo.
+                return next((code for code in exited if code > 0), 1)
             rclpy.spin_once(monitor, timeout_sec=0.1)
             # The newest frame whose detections and alerts have both arrived.
             complete = [k for k in monitor.frames if k in monitor.alerts]

@@ -740,10 +740,11 @@ def run(node_class, args=None):
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
-        # Ctrl-C can land while the executor takes a message: rclpy then raises from the
-        # take instead of ExternalShutdownException. Anything else is a real error.
-        if node is None or node.context.ok():
+    except Exception:
+        # Ctrl-C shuts the context down wherever the node is: while it is being built
+        # (creating a publisher then fails) or while the executor takes a message.
+        # That is a requested stop; with the context still up it is a real error.
+        if rclpy.ok():
             raise
     finally:
         # Ctrl-C in a terminal signals the whole process group and `ros2 launch` then
