@@ -319,3 +319,20 @@ def test_sigterm_to_depthdet_pipeline_stops_the_node_too():
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
+
+
+@pytest.mark.ros
+def test_ctrl_c_during_the_demo_exits_quietly(tmp_path):
+    """Ctrl-C in a terminal running `make demo` used to end in a traceback and exit 1."""
+    proc = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', '--demo',
+                             '60', '--demo-out', str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        time.sleep(5.0)  # the monitor is spinning
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output
+    assert 'Traceback' not in output, output
