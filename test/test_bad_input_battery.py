@@ -414,3 +414,38 @@ def test_ctrl_c_while_the_node_is_built_stops_quietly():
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and 'Traceback' not in proc.stderr, proc.stderr
+
+
+def test_diagnostics_are_error_while_every_image_is_refused(ros, models, tmp_path):
+    """A camera sending only unusable frames: the node publishes nothing, so not OK.
+
+    It used to report OK (images arrive, the input is not stale) with images_refused
+    counting up. Once frames are processed again and refusals stop, it is OK again.
+    """
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu',
+                          stale_input_timeout=1.0)
+    camera = pinhole()
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe({'detections': Detection2DArray, '/diagnostics': DiagnosticArray})
+        bad = raw('foo8', 480, 640, bytes(480 * 640))
+        try:
+            diag = probe.wait_for('/diagnostics', lambda m: m.status[0].level ==
+                                  DiagnosticStatus.ERROR, timeout=30,
+                                  resend=lambda: probe.image_pub.publish(bad))
+            assert diag.status[0].message.startswith('every image refused: '), diag
+            assert 'foo8' in diag.status[0].message
+            assert _diag_values(diag)['frames_processed'] == '0'
+            stamps = iter(range(100, 10 ** 6))
+
+            def good():
+                probe.send(scene(), camera, stamp=(next(stamps), 0))
+
+            probe.wait_for('detections', timeout=30, resend=good)
+            diag = probe.wait_for('/diagnostics', lambda m: m.status[0].level ==
+                                  DiagnosticStatus.OK, timeout=30, resend=good,
+                                  start=len(probe.received['/diagnostics']))
+            assert int(_diag_values(diag)['images_refused']) >= 1
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None

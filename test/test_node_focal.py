@@ -48,6 +48,8 @@ def test_depth_follows_camera_info_and_the_assumed_field_of_view(ros, tmp_path):
                 v.key == 'depth_scaled_for' and 'assumed 90' in v.value
                 for v in m.status[0].values))
             assert diag.status[0].level == DiagnosticStatus.WARN  # no camera_info
+            assert int({v.key: v.value for v in diag.status[0].values}[
+                'images_without_camera_info']) >= 1
             # With camera_info fx = 600 px -> 300 px at the input: 1.2 x the prediction.
             camera = pinhole(f=600.0)
             z = _depth_of_first_detection(probe, image, camera,

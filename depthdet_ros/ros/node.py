@@ -224,6 +224,8 @@ class DepthDetRunner:
         self._last_error = ''
         self._refusals_logged = {}                # problem kind -> when last logged
         self._last_image_time = None
+        self._last_processed = None  # monotonic time
+        self._last_refused = None  # (monotonic time, why)
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
 
@@ -413,6 +415,7 @@ class DepthDetRunner:
             self._process(*item)
         except ImageDecodeError as exc:
             self.stats['bad_images'] += 1
+            self._last_refused = (time.monotonic(), str(exc))
             self._last_error = f'image refused: {exc}'
             self._warn_refusal(self._last_error)
         except Exception as exc:  # keep serving: one bad frame must not stop the node
@@ -509,6 +512,8 @@ class DepthDetRunner:
                              throttle_duration_sec=60.0)
         t1 = time.perf_counter()
         camera = self._camera_for(_stamp_ns(header), rgb.shape[:2])
+        if camera is None:
+            self.stats['no_camera'] += 1
         result = self.pipeline.process(rgb, camera)
         self._depth_camera = self._describe_depth_camera(camera, result.depth_scale)
         t2 = time.perf_counter()
@@ -528,6 +533,7 @@ class DepthDetRunner:
                                              [objects[i] for i in shown]))
         t4 = time.perf_counter()
         self.stats['frames'] += 1
+        self._last_processed = time.monotonic()
         timings = result.timings_ms
         for stage, value in (('conversion', (t1 - t0) * 1e3),
                              ('detector', timings.get('detector', 0.0)),
@@ -657,6 +663,15 @@ class DepthDetRunner:
                 'cpu', 'auto'):
             level = max(level, DiagnosticStatus.WARN)
             messages.append('requested GPU provider unavailable, running on CPU')
+        recent = now - self.params['stale_input_timeout']
+        if self._last_refused is not None and self._last_refused[0] >= recent:
+            # Images keep coming but are refused: a node with no output is not OK.
+            if self._last_processed is not None and self._last_processed >= recent:
+                level = max(level, DiagnosticStatus.WARN)
+                messages.append(f'some images refused: {self._last_refused[1]}')
+            else:
+                level = DiagnosticStatus.ERROR
+                messages.insert(0, f'every image refused: {self._last_refused[1]}')
         if self.stats['errors']:
             level = DiagnosticStatus.ERROR
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')
@@ -678,6 +693,7 @@ class DepthDetRunner:
             'large_outputs_replaced': str(
                 self._output_worker.replaced if self._output_worker else 0),
             'images_refused': str(self.stats['bad_images']),
+            'images_without_camera_info': str(self.stats['no_camera']),
             'camera_info_received': str(self.stats['camera_infos']),
             'camera_info_refused': str(self.stats['bad_camera_info']),
             'frames_failed': str(self.stats['errors']),
