@@ -20,6 +20,7 @@ from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
                                           LaunchArgumentError)
 from depthdet_ros.ros.launcher import apply_assignments, node_command, settings_of
 from depthdet_ros.ros.params import (BY_NAME, check_value, ConfigError, load_params_file,
+                                     node_key_matches, params_files_not_applied,
                                      ros_arguments, session_options)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -336,3 +337,28 @@ def test_ctrl_c_during_the_demo_exits_quietly(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, output
     assert 'Traceback' not in output, output
+
+
+@pytest.mark.parametrize('key, name, applies', [
+    ('/**', '/front/depthdet_node', True),
+    ('depthdet_node', '/depthdet_node', True),
+    ('depthdet_node', '/front/depthdet_node', False),  # rcl: under the root namespace only
+    ('/*/depthdet_node', '/front/depthdet_node', True),
+    ('/*/depthdet_node', '/depthdet_node', False),
+    ('/**/depthdet_node', '/a/b/depthdet_node', True),
+    ('my_detector', '/depthdet_node', False),
+])
+def test_params_file_sections_apply_as_rcl_applies_them(key, name, applies):
+    # Each case was checked against rclpy: a node given such a file gets its values or not.
+    assert node_key_matches(key, name) is applies
+
+
+def test_a_params_file_for_another_node_is_reported(tmp_path):
+    ours = tmp_path / 'ours.yaml'
+    ours.write_text('/**:\n  ros__parameters:\n    max_depth: 2.0\n')
+    other = tmp_path / 'other.yaml'
+    other.write_text('my_detector:\n  ros__parameters:\n    max_depth: 2.0\n')
+    argv = ['node', '--ros-args', '--params-file', str(ours), '--params-file', str(other)]
+    (warning,) = params_files_not_applied(argv, '/depthdet_node')
+    assert warning.startswith(f'params file {other} has no section for /depthdet_node (its '
+                              'sections: my_detector): none of its values apply')

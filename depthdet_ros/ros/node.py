@@ -52,7 +52,7 @@ from depthdet_ros.ros import message_layout as layout
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
                                      check_command_line, check_value, ConfigError,
                                      detector_config, fusion_config, Param, PARAMS,
-                                     tracker_config)
+                                     params_files_not_applied, tracker_config)
 from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
@@ -750,6 +750,9 @@ def run(node_class, args=None):
     node = None
     try:
         node = node_class()
+        for warning in params_files_not_applied(sys.argv if args is None else args,
+                                                node.get_fully_qualified_name()):
+            node.get_logger().warning(warning)
         rclpy.spin(node)
     except (ConfigError, ModelLoadError) as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)

@@ -5,6 +5,7 @@ config/depthdet.yaml documents the same names (a test keeps them in step).
 """
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -257,6 +258,34 @@ def ros_arguments(argv):
             if separator:
                 pairs.append((name, text))
     return files, pairs
+
+
+def node_key_matches(key, fully_qualified_name):
+    """Whether a params-file section key applies to the node, by rcl's rules.
+
+    A key without a leading slash is under the root namespace; `*` stands for one
+    name token and `**` for any number of them.
+    """
+    key = key if key.startswith('/') else '/' + key
+    pattern = re.escape(key).replace(r'/\*\*', '(/[^/]+)*').replace(r'\*', '[^/]+')
+    return re.fullmatch(pattern, fully_qualified_name) is not None
+
+
+def params_files_not_applied(argv, fully_qualified_name):
+    """One warning per --params-file in argv that has no section for the node.
+
+    rcl skips such a file without a word, so the node would run on its defaults.
+    """
+    warnings = []
+    for path in ros_arguments(argv)[0]:
+        data = _read_params_yaml(path)
+        keys = [str(k) for k in data] if isinstance(data, dict) else []
+        if not any(node_key_matches(k, fully_qualified_name) for k in keys):
+            warnings.append(
+                f'params file {path} has no section for {fully_qualified_name} (its '
+                f'sections: {", ".join(keys) or "none"}): none of its values apply; key '
+                f'them under /** or {fully_qualified_name}')
+    return warnings
 
 
 def check_command_line(argv, node_name='depthdet_node'):
