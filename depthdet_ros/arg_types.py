@@ -34,6 +34,17 @@ fraction = _checked(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
 finite_float = _checked(float, lambda v: True, 'a finite number')
 
 
+def parse_size(text: str, smallest: int = 1, largest: int = 1 << 16):
+    """Read "WIDTHxHEIGHT" into (width, height); ValueError if malformed or out of range."""
+    try:
+        width, height = (int(v) for v in text.lower().strip().split('x'))
+    except ValueError:
+        raise ValueError(f'size {text!r} is not WIDTHxHEIGHT') from None
+    if not (smallest <= width <= largest and smallest <= height <= largest):
+        raise ValueError(f'size {text!r} is outside {smallest}x{smallest} .. {largest}x{largest}')
+    return width, height
+
+
 def output_file(path: str, option: str) -> str:
     """Make the folder of an output file; CliError when the path cannot take a file.
 

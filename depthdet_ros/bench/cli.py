@@ -232,14 +232,12 @@ def _standalone(section, args):
 
 
 def _frame_size(text):
+    from depthdet_ros.arg_types import parse_size
     from depthdet_ros.cli import CliError
     try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise CliError(f'--size {text!r} is not WIDTHxHEIGHT') from None
-    if width < 32 or height < 32:
-        raise CliError(f'--size {text}: at least 32x32')
-    return width, height
+        return parse_size(text, 32)
+    except ValueError as exc:
+        raise CliError(f'--size: {exc}') from None
 
 
 def _node_values(args):

@@ -75,10 +75,8 @@ def _csv(text, parse, allowed=None, what='value'):
 
 
 def _size(text):
-    width, height = (int(v) for v in text.lower().split('x'))
-    if width < 1 or height < 1:
-        raise ValueError(text)
-    return width, height
+    from depthdet_ros.arg_types import parse_size
+    return parse_size(text)
 
 
 def _rate(text):

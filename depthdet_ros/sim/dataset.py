@@ -248,13 +248,5 @@ def load_annotations(directory: Path) -> Dict:
 
 def parse_sizes(text: str) -> Tuple[Tuple[int, int], ...]:
     """Parse '640x480' or '640x480,320x240' into ((640, 480), ...)."""
-    sizes = []
-    for part in text.split(','):
-        try:
-            width, height = (int(v) for v in part.lower().strip().split('x'))
-        except ValueError:
-            raise ValueError(f'size {part!r} is not WIDTHxHEIGHT') from None
-        if width < 16 or height < 16 or width > 4096 or height > 4096:
-            raise ValueError(f'size {part!r} is outside 16x16 .. 4096x4096')
-        sizes.append((width, height))
-    return tuple(sizes)
+    from depthdet_ros.arg_types import parse_size
+    return tuple(parse_size(part, 16, 4096) for part in text.split(','))
