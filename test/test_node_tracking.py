@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -353,3 +353,33 @@ def test_a_model_that_is_not_joint_given_as_joint_model_stops_with_one_line(mode
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and 'not a joint model' in lines[0], proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_track_max_age_shorter_than_the_frame_interval_is_reported(
+        models, ros, tmp_path, namespace):
+    """Every track dies between frames then (no IDs kept, no velocity): diagnostics WARN.
+
+    An outsider found 0.05 s at 10 Hz accepted in silence, every object a new ID per frame.
+    """
+    params = node_params(tmp_path, detector_model=models['detector'],
+                         depth_model=models['depth'], providers='cpu', track_max_age=0.05,
+                         publish_depth=False)
+    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
+        probe = Probe({**TOPICS, '/diagnostics': DiagnosticArray}, input_qos=RELIABLE,
+                      namespace=namespace)
+        try:
+            wait_for_node(probe)
+            frames = play(probe, [2.0] * 4, pinhole())  # one frame at a time, > 0.05 s apart
+            ids = [f['detections'].detections[0].id for f in frames]
+            assert len(set(ids)) == 4, ids  # what the warning is about
+            probe.wait_for('/diagnostics', lambda m: any(
+                'track_max_age 0.05 s is shorter than the' in s.message and
+                s.level == DiagnosticStatus.WARN for s in m.status), timeout=10,
+                start=len(probe.received['/diagnostics']))
+            assert set_param(probe, 'track_max_age', 5.0).successful
+            probe.wait_for('/diagnostics', lambda m: all(
+                'track_max_age' not in s.message for s in m.status), timeout=10,
+                start=len(probe.received['/diagnostics']))
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()

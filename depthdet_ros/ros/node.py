@@ -224,7 +224,8 @@ class DepthDetRunner:
         self._last_error = ''
         self._refusals_logged = {}                # problem kind -> when last logged
         self._last_image_time = None
-        self._last_processed = None  # monotonic time
+        self._first_image_time = None  # monotonic times
+        self._last_processed = None
         self._last_refused = None  # (monotonic time, why)
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
@@ -405,6 +406,8 @@ class DepthDetRunner:
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
+        if self._first_image_time is None:
+            self._first_image_time = now
         self._image_stamps.append(_stamp_ns(msg.header))
         worker = self._frame_worker
         if worker is not None:
@@ -664,7 +667,26 @@ class DepthDetRunner:
             level = max(level, DiagnosticStatus.WARN)
             messages.append('requested GPU provider unavailable, running on CPU')
         recent = now - self.params['stale_input_timeout']
-        if self._last_refused is not None and self._last_refused[0] >= recent:
+        arrivals = list(self._arrivals)
+        # The tracker ages tracks on the image stamps (a bag may play faster or slower).
+        steps = np.diff(np.array(list(self._image_stamps), np.int64)) * 1e-9
+        steps = steps[steps > 0]
+        interval = float(np.median(steps)) if len(steps) > 1 else 0.0
+        refusing = self._last_refused is not None and self._last_refused[0] >= recent
+        last_output = self._last_processed or self._first_image_time
+        if age <= self.params['stale_input_timeout'] and not refusing and \
+                last_output is not None and last_output < recent:
+            # Images arrive but no frame finishes: settings that make each frame very
+            # slow (e.g. max_detections with score_threshold 0) stall the outputs.
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(f'no frame finished for {now - last_output:.1f} s while images '
+                            'arrive')
+        if self._tracker is not None and interval > self.params['track_max_age']:
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(f'track_max_age {self.params["track_max_age"]:g} s is shorter than '
+                            f'the {interval:.2f} s between images: every track ends before '
+                            'the next frame')
+        if refusing:
             # Images keep coming but are refused: a node with no output is not OK.
             if self._last_processed is not None and self._last_processed >= recent:
                 level = max(level, DiagnosticStatus.WARN)
@@ -677,7 +699,6 @@ class DepthDetRunner:
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')
         status.level = level
         status.message = '; '.join(messages) or 'ok'
-        arrivals = list(self._arrivals)
         rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) \
             if len(arrivals) > 1 and arrivals[-1] > arrivals[0] else 0.0
         values = {

@@ -59,7 +59,7 @@ PARAMS = (
           minimum=0.0, maximum=1.0),
     Param('iou_threshold', 0.45, 'NMS IoU threshold.', runtime=True, minimum=0.0, maximum=1.0),
     Param('max_detections', 100, 'Most detections kept per frame.', runtime=True,
-          minimum=1, maximum=10000),
+          minimum=1, maximum=1000),
     Param('class_filter', [''], 'Class names (the model\'s) to keep; [""]: all.',
           runtime=True),
     Param('depth_strategy', 'robust', 'Per-object depth statistic.', runtime=True,
