@@ -86,6 +86,29 @@ def test_detector_end_to_end_on_onnx_fixture(tmp_path):
     assert detector.infer(np.zeros((480, 640, 3), np.uint8)) == []
 
 
+def test_class_filter_applies_before_the_max_detections_cap(tmp_path):
+    """The cap counts kept classes only: a better-scoring chair left the bottle out.
+
+    An outsider found `class_filter: [box]` with `max_detections: 1` dropping every box.
+    """
+    rows = [(200, 355, 200, 250, 0.9, 0.95, 0.1), (500, 355, 100, 100, 0.9, 0.1, 0.6)]
+    path = constant_detector(tmp_path / 'det.onnx', rows)
+    detector = Detector(path)
+    detector.config = DetectorConfig(max_detections=1)
+    assert [d.class_name for d in detector.infer(np.zeros((480, 640, 3), np.uint8))] == \
+        ['chair']
+    detector.config = DetectorConfig(max_detections=1, class_filter=frozenset({'bottle'}))
+    (bottle,) = detector.infer(np.zeros((480, 640, 3), np.uint8))
+    assert bottle.class_name == 'bottle' and bottle.score == pytest.approx(0.54, abs=1e-6)
+    # The end-to-end layout ([k, 6] rows) caps after the filter too.
+    table = np.array([[10, 20, 30, 40, 0.9, 0], [0, 0, 5, 5, 0.5, 1]], np.float32)
+    config = DetectorConfig(max_detections=1, class_filter=frozenset({'bottle'}))
+    _, _, classes = decode(table, LAYOUT_NMS, config, ['chair', 'bottle'])
+    assert classes.tolist() == [1]
+    with pytest.raises(ValueError, match='class_filter needs the class names'):
+        decode(table, LAYOUT_NMS, config)
+
+
 def test_detector_yolov8_fixture_and_names_mismatch(tmp_path):
     path = constant_detector(tmp_path / 'v8.onnx', [(320, 320, 64, 64, 0.2, 0.9)],
                              layout='yolov8')

@@ -117,27 +117,41 @@ def _finite(values):
     return np.where(np.isfinite(values), values, values.dtype.type(0))
 
 
-def decode(output, layout, config):
+def decode(output, layout, config, class_names=None):
     """Decode one image's raw output into (xyxy letterboxed, score, class_id) arrays.
 
     Non-finite values count as 0. Rows are screened on their score column before
     that cleaning, so only the few candidate rows are cleaned (a NaN or infinite
     score fails the screen or becomes 0 and fails the threshold after it).
     """
-    return decode_indexed(output, layout, config)[:3]
+    return decode_indexed(output, layout, config, class_names=class_names)[:3]
 
 
-def decode_indexed(output, layout, config, num_classes=None):
+def _kept_classes(class_ids, config, class_names):
+    """Mask of the class ids config.class_filter keeps (all when it is empty)."""
+    if not config.class_filter:
+        return np.ones(len(class_ids), dtype=bool)
+    if class_names is None:
+        raise ValueError('a class_filter needs the class names to decode with')
+    allowed = np.array([name in config.class_filter for name in class_names] + [False])
+    return allowed[np.clip(class_ids, -1, len(class_names))]
+
+
+def decode_indexed(output, layout, config, num_classes=None, class_names=None):
     """Decode like decode(), adding each result's row in `output` (column for YOLOv8).
 
     `num_classes` limits the class columns of a YOLOv5 layout whose rows carry more after
-    them (a joint model's mask coefficients, nets.joint).
+    them (a joint model's mask coefficients, nets.joint). Classes outside
+    config.class_filter (names from `class_names`) are dropped before NMS and the
+    max_detections cap, so other classes never crowd out the kept ones.
     """
     thr = config.score_threshold
     if layout == LAYOUT_NMS:
         index = np.flatnonzero(output[:, 4] > thr)
         rows = _finite(output[index])
-        index, rows = index[rows[:, 4] > thr], rows[rows[:, 4] > thr]
+        classes = rows[:, 5].astype(np.int64)
+        keep = (rows[:, 4] > thr) & _kept_classes(classes, config, class_names)
+        index, rows = index[keep], rows[keep]
         order = np.argsort(-rows[:, 4])[:config.max_detections]
         rows, index = rows[order], index[order]
         return rows[:, :4].astype(np.float64), rows[:, 4], rows[:, 5].astype(np.int64), index
@@ -154,7 +168,7 @@ def decode_indexed(output, layout, config, num_classes=None):
         class_scores = rows[:, 4:]
     class_ids = np.argmax(class_scores, axis=1) if len(rows) else np.zeros(0, np.int64)
     scores = class_scores[np.arange(len(rows)), class_ids]
-    keep = scores > thr
+    keep = (scores > thr) & _kept_classes(class_ids, config, class_names)
     rows, scores, class_ids, index = rows[keep], scores[keep], class_ids[keep], index[keep]
     cxcy, half = rows[:, :2].astype(np.float64), rows[:, 2:4].astype(np.float64) / 2.0
     xyxy = np.concatenate([cxcy - half, cxcy + half], axis=1)
@@ -164,11 +178,11 @@ def decode_indexed(output, layout, config, num_classes=None):
     return xyxy[kept], scores[kept], class_ids[kept], index[kept]
 
 
-def to_detections(xyxy, scores, class_ids, lb, class_names, config):
+def to_detections(xyxy, scores, class_ids, lb, class_names):
     """Map decoded letterboxed boxes to (Detection2D list in input pixels, their positions).
 
-    Drops unknown class ids, empty boxes after clipping and classes outside
-    config.class_filter; `positions` index the decoded arrays of the kept ones.
+    Drops unknown class ids and empty boxes after clipping (decode has applied
+    config.class_filter); `positions` index the decoded arrays of the kept ones.
     """
     boxes = lb.to_image(xyxy) if len(xyxy) else xyxy
     out, positions = [], []
@@ -176,8 +190,6 @@ def to_detections(xyxy, scores, class_ids, lb, class_names, config):
         if not 0 <= cls < len(class_names) or x2 <= x1 or y2 <= y1:
             continue
         name = class_names[cls]
-        if config.class_filter and name not in config.class_filter:
-            continue
         out.append(Detection2D(Box(float(x1), float(y1), float(x2), float(y2)),
                                float(score), int(cls), name))
         positions.append(position)
@@ -251,5 +263,5 @@ class Detector(SingleInputModel):
     def postprocess(self, raw, lb) -> List[Detection2D]:
         """Decode a raw output for one image and map boxes to input pixels."""
         xyxy, scores, class_ids = decode(np.asarray(raw, dtype=np.float32), self.layout,
-                                         self.config)
-        return to_detections(xyxy, scores, class_ids, lb, self.class_names, self.config)[0]
+                                         self.config, self.class_names)
+        return to_detections(xyxy, scores, class_ids, lb, self.class_names)[0]

@@ -80,9 +80,8 @@ class JointDecoder:
         """Raw outputs of one image ([N, 5 + C + k], [k, h, w], [h, w]) -> JointOutput."""
         rows = np.asarray(rows, dtype=np.float32)
         xyxy, scores, class_ids, index = decode_indexed(rows, LAYOUT_YOLOV5, self.config,
-                                                        self.num_classes)
-        detections, positions = to_detections(xyxy, scores, class_ids, lb, self.class_names,
-                                              self.config)
+                                                        self.num_classes, self.class_names)
+        detections, positions = to_detections(xyxy, scores, class_ids, lb, self.class_names)
         depth_view, proto_view = self.views(lb.height, lb.width)
         coefficients = rows[index[positions], 5 + self.num_classes:]
         masks = self.masks(coefficients, protos, detections, proto_view)
