@@ -125,6 +125,21 @@ def test_run_scales_a_camera_info_of_another_size_with_one_warning(tmp_path, cap
                                                      abs=1e-3)
 
 
+def test_run_gives_no_3d_for_a_camera_info_of_another_aspect_ratio(tmp_path, capsys, models):
+    """As the node: 640x360 intrinsics do not describe a 640x480 image (it stretched them)."""
+    calibration = tmp_path / 'calib.yaml'
+    calibration.write_text('image_width: 640\nimage_height: 360\ncamera_matrix:\n  data: '
+                           '[320, 0, 319.5, 0, 320, 179.5, 0, 0, 1]\n')
+    out = tmp_path / 'out'
+    assert main(['run', scene_image(tmp_path / 'a.png'), *models, '--camera-info',
+                 str(calibration), '--out', str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if 'warning' in line]
+    assert len(warnings) == 1 and 'another aspect ratio' in warnings[0], warnings
+    (record,) = json.loads((out / 'results.json').read_text())['images']
+    (obj,) = record['objects']
+    assert obj['position_m'] is None and obj['depth_m'] is not None
+
+
 @pytest.mark.parametrize('hfov', ['nan', 'inf', '200', '180', '-30', '0'])
 def test_run_refuses_a_field_of_view_outside_0_to_180_degrees(tmp_path, capsys, models, hfov):
     out = tmp_path / 'out'

@@ -5,6 +5,11 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+# Intrinsics of another image size are scaled to the image when the two aspect ratios
+# agree to within this share (a resized stream); beyond it the image is a crop or
+# another camera's, and nothing 3D is computed from them.
+ASPECT_TOLERANCE = 0.01
+
 
 class CameraModelError(ValueError):
     """Intrinsics that cannot be used for back-projection."""
@@ -86,6 +91,19 @@ class CameraModel:
         rays = self.normalized_rays(uv)
         z = np.asarray(depth, dtype=np.float64).reshape(-1)
         return np.stack([rays[:, 0] * z, rays[:, 1] * z, z], axis=1)
+
+    def for_image(self, width: int, height: int) -> Optional['CameraModel']:
+        """Return the model for a width x height image of this camera, or None.
+
+        Scaled when the image is this camera's resized; None when the aspect ratios
+        differ by more than ASPECT_TOLERANCE: a crop, or another camera's intrinsics,
+        which do not describe the image.
+        """
+        if (self.width, self.height) == (width, height):
+            return self
+        if abs((width / self.width) / (height / self.height) - 1.0) > ASPECT_TOLERANCE:
+            return None
+        return self.scaled(width / self.width, height / self.height)
 
     def scaled(self, sx: float, sy: float) -> 'CameraModel':
         """Return the model for the same camera with the image resized by (sx, sy)."""

@@ -73,10 +73,6 @@ CAMERA_INFO_WAIT_S = 0.1
 LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                               reliability=ReliabilityPolicy.RELIABLE)
 WARMUP_SHAPE = (480, 640, 3)
-# A camera_info of another size is scaled to the image when the two aspect ratios agree
-# to within this share (a resized stream); beyond it the image is a crop or another
-# camera's, and no 3D is computed from it.
-ASPECT_TOLERANCE = 0.01
 # instance_masks is 16UC1: track IDs wrap into 1..65535 (0 is background).
 MAX_INSTANCE_LABEL = 65535
 
@@ -484,10 +480,8 @@ class DepthDetRunner:
         if camera is None:
             return None
         h, w = shape
-        if (camera.height, camera.width) == (h, w):
-            return camera
-        if abs((w / camera.width) / (h / camera.height) - 1.0) > ASPECT_TOLERANCE:
-            # Not a resized image of this camera (a crop, or another camera's info).
+        fitted = camera.for_image(w, h)
+        if fitted is None:
             self._camera_problem = (
                 f'camera_info is {camera.width}x{camera.height} but the image is {w}x{h}, '
                 'another aspect ratio: its intrinsics do not describe the image, 3D '
@@ -495,12 +489,12 @@ class DepthDetRunner:
             self.log.warning(self._camera_problem, throttle_duration_sec=30.0)
             return None
         mismatch = (camera.width, camera.height, w, h)
-        if self._warned_size_mismatch != mismatch:
+        if fitted is not camera and self._warned_size_mismatch != mismatch:
             self._warned_size_mismatch = mismatch
             self.log.warning(
                 f'camera_info is {camera.width}x{camera.height} but images are {w}x{h}: '
                 'scaling the intrinsics to the image size')
-        return camera.scaled(w / camera.width, h / camera.height)
+        return fitted
 
     # Processing -----------------------------------------------------------------------
 

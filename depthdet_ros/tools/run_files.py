@@ -28,7 +28,8 @@ def add_parser(subparsers):
     camera.add_argument('--camera-info', default='',
                         help='camera calibration YAML (camera_calibration format) for 3D '
                              'output; intrinsics of another image size are scaled to the '
-                             'image, with a warning')
+                             'image when the aspect ratios agree, else not used for it '
+                             '(no 3D), with a warning, as depthdet_node does')
     camera.add_argument('--hfov', type=float, default=None,
                         help='horizontal field of view in degrees (0 < hfov < 180) for an '
                              'ideal pinhole camera')
@@ -180,7 +181,7 @@ def run(args):
         raise CliError(str(exc)) from None
     # soft_wrap: a message stays one line whatever the terminal width.
     console = Console(soft_wrap=True)
-    warned_camera_size = False
+    warned_sizes = set()
     records = []
     try:
         for path, name in zip(paths, output_names(paths)):
@@ -194,15 +195,18 @@ def run(args):
             frame_camera = camera
             if args.hfov is not None:
                 frame_camera = CameraModel.from_fov(w, h, args.hfov)
-            elif camera is not None and (camera.width, camera.height) != (w, h):
+            elif camera is not None:
                 # As depthdet_node does for a camera_info of another resolution.
-                if not warned_camera_size:
-                    warned_camera_size = True
+                frame_camera = camera.for_image(w, h)
+                if frame_camera is not camera and (w, h) not in warned_sizes:
+                    warned_sizes.add((w, h))
+                    what = ('scaling the intrinsics to it' if frame_camera is not None else
+                            'another aspect ratio: its intrinsics do not describe the image, '
+                            'no 3D positions for it')
                     console.print(
                         f'[yellow]warning: --camera-info {escape(args.camera_info)} is '
                         f'{camera.width}x{camera.height} but {escape(path)} is {w}x{h}: '
-                        'scaling the intrinsics to each image\'s size[/yellow]')
-                frame_camera = camera.scaled(w / camera.width, h / camera.height)
+                        f'{what}[/yellow]')
             result = pipeline.process(rgb, frame_camera)
             files = {'annotated': name + '_annotated.png'}
             if not cv2.imwrite(os.path.join(args.out, files['annotated']),
