@@ -117,11 +117,17 @@ def test_bench_without_ros_reports_what_it_could_not_measure(tmp_path, capsys, m
     assert 'not measured' in table
 
 
-def test_table_refuses_other_json(tmp_path, capsys):
+@pytest.mark.parametrize('text, words', [
+    ('{"images": []}', 'not a `depthdet bench --json` result'),
+    ('[1, 2]', 'not a `depthdet bench --json` result'),  # was an AttributeError traceback
+    ('{"schema": "depthdet-bench/1"}', 'not a complete'),  # was a KeyError traceback
+])
+def test_table_refuses_other_json(tmp_path, capsys, text, words):
     path = tmp_path / 'other.json'
-    path.write_text('{"images": []}')
+    path.write_text(text)
     assert depthdet(['bench', '--table', str(path)]) == 2
-    assert 'not a `depthdet bench --json` result' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert words in err and err.strip().count('\n') == 0, err
 
 
 def test_missing_model_is_a_one_line_error(tmp_path, capsys):

@@ -167,3 +167,19 @@ def test_run_counts_skipped_inputs_and_fails_when_none_is_readable(tmp_path, cap
     one_error_line(capsys, 'no readable image in 1 input')
     (record,) = json.loads((out / 'results.json').read_text())['images']
     assert record == {'image': str(notes), 'error': 'not a readable image'}
+
+
+def test_a_folder_gives_every_image_format_opencv_reads(tmp_path, models):
+    """WebP, PPM and Sun raster files in a folder were passed over without a word."""
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    rgb = cv2.imread(scene_image(tmp_path / 'a.png'))
+    for name in ('a.webp', 'b.ppm', 'c.ras'):
+        assert cv2.imwrite(str(folder / name), rgb)
+    (folder / 'notes.txt').write_text('not an image')
+    out = tmp_path / 'out'
+    assert main(['run', str(folder), *models, '--out', str(out)]) == 0
+    results = json.loads((out / 'results.json').read_text())
+    assert sorted(r['image'].rsplit('/', 1)[1] for r in results['images']) == \
+        ['a.webp', 'b.ppm', 'c.ras']
+    assert results['params']['class_filter'] == [''] and 'class_max_depth' in results['params']

@@ -232,6 +232,10 @@ def test_cli_random_weights_with_names_file(tmp_path):
     (['--random-weights', '--arch', 'joint_yolov5n', '--arch-kwargs', '{"nope": 1}'],
      'joint_yolov5n has no option nope; its options: anchors, decoder_width'),
     (['--weights', 'last.pt', '--arch-kwargs', '{}'], '--arch-kwargs is for --random-weights'),
+    # Was ignored without a word (an outsider's check).
+    (['--random-weights', '--arch', 'yolov5n', '--arch-kwargs', '{"width_multiple": 0.125}',
+      '--input-size', '32', '32', '--canonical-focal', '250'],
+     '--canonical-focal applies to depth and joint nets'),
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     """User mistakes exit 2 with a one-line message and write nothing."""

@@ -147,6 +147,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
     assert main(['quantize', model, '--calibration', str(tmp_path / 'empty')]) == 2
     assert 'no calibration frames' in capsys.readouterr().err
+    # Negative counts started the study (an outsider's check).
+    for option, value in (('--max-float-nodes', '-5'), ('--threads', '-2'),
+                          ('--frames', '0')):
+        with pytest.raises(SystemExit) as exit_info:
+            main(['quantize', model, '--calibration', str(tmp_path), option, value])
+        assert exit_info.value.code == 2
+        assert f'argument {option}: must be an integer' in capsys.readouterr().err
 
 
 def test_unquantizable_model_is_refused_at_once(quantized_red_depth, tmp_path, capsys):

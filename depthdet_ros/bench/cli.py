@@ -138,17 +138,26 @@ def run(args):
                 result = json.load(f)
         except (OSError, ValueError) as exc:
             raise CliError(f'cannot read {args.table}: {exc}') from None
+        not_ours = CliError(f'{args.table} is not a `depthdet bench --json` result')
+        if not isinstance(result, dict):
+            raise not_ours
         section = result.get('section')
-        if section == 'gpu':
-            from depthdet_ros.bench import gpu
-            print(gpu.render_markdown(result))
-        elif section == 'multicamera':
-            from depthdet_ros.bench import multicamera
-            print(multicamera.render_markdown(result['multicamera']))
-        elif result.get('schema') != report.SCHEMA:
-            raise CliError(f'{args.table} is not a `depthdet bench --json` result')
-        else:
-            print(report.render_markdown(result))
+        try:
+            if section == 'gpu':
+                from depthdet_ros.bench import gpu
+                text = gpu.render_markdown(result)
+            elif section == 'multicamera':
+                from depthdet_ros.bench import multicamera
+                text = multicamera.render_markdown(result['multicamera'])
+            elif result.get('schema') != report.SCHEMA:
+                raise not_ours
+            else:
+                text = report.render_markdown(result)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            # The right kind, but parts are missing or of the wrong type (edited by hand).
+            raise CliError(f'{args.table} is not a complete `depthdet bench --json` result '
+                           f'({type(exc).__name__}: {exc})') from None
+        print(text)
         return 0
     sections = _sections(args)
     if args.json:

@@ -570,6 +570,9 @@ def _export_loaded(args, model, arch, config):
     if args.num_classes is not None and args.num_classes != model.num_classes:
         raise ValueError(f'--num-classes {args.num_classes} but the model has '
                          f'{model.num_classes}')
+    if args.canonical_focal is not None and task != metadata.TASK_JOINT:
+        raise ValueError(f'--canonical-focal applies to depth and joint nets, not to the '
+                         f'{task} network {arch}')
     if task == metadata.TASK_JOINT:
         return export_joint(model, args.output, names, arch=model.arch,
                             arch_kwargs=config.get('arch_kwargs'),

@@ -798,6 +798,7 @@ def print_accuracy_cost(fp32_path, int8_path, strategy):
 
 def add_parser(subparsers):
     """Register `depthdet quantize`."""
+    from depthdet_ros.arg_types import non_negative_int, positive_int
     parser = subparsers.add_parser(
         'quantize', help='static INT8 quantization of a detector or depth net (CPU)',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -806,9 +807,9 @@ def add_parser(subparsers):
     parser.add_argument('--calibration', nargs='+', metavar='SOURCE', default=[],
                         help='calibration frames: `depthdet synth dataset` split folders, '
                              'image files or folders, rosbag2 folders (camera image topic)')
-    parser.add_argument('--frames', type=int, default=DEFAULT_FRAMES,
+    parser.add_argument('--frames', type=positive_int, default=DEFAULT_FRAMES,
                         help=f'calibration frames, spread evenly (default {DEFAULT_FRAMES})')
-    parser.add_argument('--check-frames', type=int, default=DEFAULT_CHECK_FRAMES,
+    parser.add_argument('--check-frames', type=positive_int, default=DEFAULT_CHECK_FRAMES,
                         help='further frames, not calibrated on, on which INT8 outputs are '
                              f'compared with FP32 (default {DEFAULT_CHECK_FRAMES})')
     parser.add_argument('--out-dir', default='.', metavar='DIR',
@@ -834,9 +835,9 @@ def add_parser(subparsers):
                         help='also quantize the nodes after the last weighted layer')
     parser.add_argument('--no-search', action='store_true',
                         help='quantize with the recipe as given; skip the sensitivity study')
-    parser.add_argument('--max-float-nodes', type=int, default=8,
+    parser.add_argument('--max-float-nodes', type=non_negative_int, default=8,
                         help='most nodes the study keeps in float for accuracy (default 8)')
-    parser.add_argument('--threads', type=int, default=1,
+    parser.add_argument('--threads', type=positive_int, default=1,
                         help='onnxruntime threads for the study\'s runs and timings '
                              '(default 1: steadier on a shared machine)')
     parser.add_argument('--compare-recipes', action='store_true',
@@ -889,8 +890,6 @@ def run(args) -> int:
         if not os.path.isfile(path):
             raise CliError(f'model not found: {path}')
         check_fp32_model(path)
-    if args.frames < 1 or args.check_frames < 1:
-        raise CliError('--frames and --check-frames must be >= 1')
     output_folder(args.out_dir, '--out-dir')
     try:
         frames = read_frames(args.calibration, args.frames + args.check_frames)

@@ -10,7 +10,9 @@ import os
 from depthdet_ros.arg_types import output_folder
 from depthdet_ros.tools.options import add_pipeline_arguments, pipeline_values
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+# What cv2.imread reads (without optional codecs): a folder's other files are not images.
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.jpe', '.bmp', '.dib', '.tif', '.tiff', '.webp',
+                    '.jp2', '.pbm', '.pgm', '.ppm', '.pnm', '.sr', '.ras')
 # What a camera_calibration YAML must hold for 3D output.
 CALIBRATION_KEYS = ('image_width', 'image_height', 'camera_matrix')
 
@@ -234,9 +236,11 @@ def run(args):
         pipeline.close()
     results_file = os.path.join(args.out, 'results.json')
     with open(results_file, 'w', encoding='utf-8') as f:
-        json.dump({'params': {k: values[k] for k in ('detector_model', 'depth_model',
-                                                     'joint_model', 'depth_strategy',
-                                                     'max_depth')},
+        # The settings that decide what is detected and what alerts.
+        json.dump({'params': {k: values[k] for k in (
+                       'detector_model', 'depth_model', 'joint_model', 'score_threshold',
+                       'iou_threshold', 'max_detections', 'class_filter', 'depth_strategy',
+                       'max_depth', 'class_max_depth', 'assumed_hfov_deg')},
                    'images': records}, f, indent=1)
     processed = sum('error' not in r for r in records)
     if not processed:
