@@ -27,7 +27,7 @@ def _float_list(text):
     return values
 
 
-def _tracker_setting(text):
+def tracker_setting(text):
     import argparse
     import dataclasses
     from depthdet_ros.core.tracking import TrackerConfig
@@ -87,7 +87,7 @@ def add_parser(subparsers):
                         help='storage of --output-bag (default mcap)')
     parser.add_argument('--no-tracking', action='store_true',
                         help='do not run the tracker (core.tracking) or score tracking')
-    parser.add_argument('--tracker', type=_tracker_setting, action='append', default=[],
+    parser.add_argument('--tracker', type=tracker_setting, action='append', default=[],
                         metavar='NAME=VALUE',
                         help='tracker setting (core.tracking.TrackerConfig field), repeatable, '
                              'e.g. --tracker alert_hysteresis=0.2')

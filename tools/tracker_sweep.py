@@ -1,0 +1,102 @@
+"""Tracker settings tried in seconds: the pipeline runs once per bag, the tracker many times.
+
+    python tools/tracker_sweep.py cache bags/moving_s7 /tmp/moving_s7.pkl
+    python tools/tracker_sweep.py run /tmp/moving_s7.pkl [--gt-depth 0.05] [NAME=VALUE ...]
+
+`cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
+ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
+stamp and image size with the bag's motion truth. `run` feeds them to a Tracker with the
+TrackerConfig settings given (e.g. accel_noise=3 ttc_source=expansion) and prints the
+tracking section `depthdet eval` would report for them: the same figures as `depthdet
+eval BAG --tracker NAME=VALUE` (and `--tracker-gt-depth`), without running the networks.
+The pickle belongs to this machine and this version of the code; it is not an exchange
+format.
+"""
+import argparse
+import json
+import pickle
+import sys
+
+import numpy as np
+
+
+def cache(bag, out, params_file=''):
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.eval import bag_input
+    from depthdet_ros.eval.tracking import read_motion
+    from depthdet_ros.ros.params import build_pipeline
+    from depthdet_ros.tools.options import pipeline_values
+
+    values = pipeline_values(argparse.Namespace(params_file=params_file))
+    store = make_typestore()
+    reader = bag_input.open_reader(bag)
+    topic_types = {c.topic: c.msgtype for c in reader.connections}
+    reader.close()
+    topics = bag_input.select_topics(topic_types)
+    index = bag_input.index_bag(bag, topics, store)
+    plans = bag_input.plan_frames(index, bag_input.stamp_tolerance_ns(5.0))
+    pipeline = build_pipeline(values)
+    frames = []
+    try:
+        for frame in bag_input.read_frames(bag, index, plans, store,
+                                           values['max_image_pixels']):
+            if frame.rgb is not None:
+                result = pipeline.process(frame.rgb, frame.camera)
+                frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
+                               result.objects, frame.rgb.shape[1::-1]))
+    finally:
+        pipeline.close()
+    with open(out, 'wb') as f:
+        pickle.dump({'frames': frames, 'motion': read_motion(bag, store),
+                     'max_depth': values['max_depth']}, f)
+    return len(frames)
+
+
+def run(cached, settings, gt_depth=None):
+    """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames."""
+    from depthdet_ros.core.tracking import Tracker, TrackerConfig
+    from depthdet_ros.eval.tracking import TrackingEvaluation, with_ground_truth_depth
+
+    with open(cached, 'rb') as f:
+        data = pickle.load(f)
+    max_depth = data['max_depth']
+    tracker = Tracker(TrackerConfig(**settings))
+    evaluation = TrackingEvaluation(max_depth, {}, 0.5, data['motion'])
+    rng = np.random.default_rng(0)  # as depthdet eval: the same noise for the same bag
+    for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
+        if gt_depth is not None and gt_objects is not None:
+            objects = with_ground_truth_depth(objects, gt_objects, gt_depth, rng, 0.5,
+                                              max_depth, {})
+        tracked = tracker.update(objects, stamp_ns * 1e-9, max_depth, {}, image_size)
+        if gt_objects is not None:
+            evaluation.add(index, stamp_ns, gt_objects, tracked)
+    return evaluation.summary()
+
+
+def main(argv=None):
+    from depthdet_ros.eval.cli import tracker_setting
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest='command', required=True)
+    to_cache = commands.add_parser('cache', help='run the pipeline over a bag once')
+    to_cache.add_argument('bag')
+    to_cache.add_argument('out', help='pickle to write')
+    to_cache.add_argument('--params-file', default='')
+    to_run = commands.add_parser('run', help='track cached frames with settings')
+    to_run.add_argument('cached')
+    to_run.add_argument('settings', nargs='*', type=tracker_setting, metavar='NAME=VALUE')
+    to_run.add_argument('--gt-depth', type=float, default=None, metavar='NOISE',
+                        help='as depthdet eval --tracker-gt-depth')
+    args = parser.parse_args(argv)
+    if args.command == 'cache':
+        print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
+    else:
+        summary = run(args.cached, dict(args.settings), args.gt_depth)
+        print(json.dumps({k: summary[k] for k in ('identity', 'jitter', 'time_to_contact')},
+                         indent=1, default=str))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
