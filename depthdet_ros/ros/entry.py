@@ -28,6 +28,8 @@ class _Interrupted:
 
     def __call__(self, signum, frame):
         self.signalled = True
+        # The launcher forwards another SIGINT: it must not interrupt the way out.
+        ignore_further_ctrl_c()
         raise SystemExit(0)
 
 
@@ -41,10 +43,36 @@ def run(executable: str) -> int:
         # A C extension being initialised turns the exit into its own ImportError.
         if interrupted.signalled:
             raise SystemExit(0) from None
-        raise
-    finally:
         signal.signal(signal.SIGINT, previous)
+        raise
+    signal.signal(signal.SIGINT, previous)
     return module.main()
+
+
+def interrupt_once():
+    """Make Ctrl-C raise KeyboardInterrupt once; every later SIGINT is ignored.
+
+    Call it before rclpy.init: rclpy's handler shuts the context down and then hands
+    the signal to this one. Ignoring from inside the handler leaves no moment in which
+    the SIGINT that `ros2 launch` forwards could break the cleanup.
+    """
+    def first_only(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first_only)
+
+
+def ignore_further_ctrl_c():
+    """Ignore SIGINT from now on: called once a node has begun to shut down.
+
+    Ctrl-C in a terminal signals the whole process group, and `ros2 launch` or `depthdet
+    pipeline` then forwards another SIGINT: that one must not break the cleanup into a
+    KeyboardInterrupt traceback.
+    """
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def depthdet_node() -> int:

@@ -22,7 +22,6 @@ import collections
 import logging
 import math
 import re
-import signal
 import sys
 import threading
 import time
@@ -49,6 +48,7 @@ from depthdet_ros.core.tracking import Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
+from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
                                      check_command_line, check_value, ConfigError,
                                      detector_config, fusion_config, Param, PARAMS,
@@ -754,6 +754,8 @@ def run(node_class, args=None):
     logging.basicConfig(format='[%(levelname)s] [depthdet_node]: %(message)s')
     try:
         check_command_line(sys.argv if args is None else args)
+        if threading.current_thread() is threading.main_thread():
+            interrupt_once()
         rclpy.init(args=args)
     except ConfigError as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)
@@ -781,10 +783,7 @@ def run(node_class, args=None):
         if rclpy.ok():
             raise
     finally:
-        # Ctrl-C in a terminal signals the whole process group and `ros2 launch` then
-        # forwards another SIGINT: that one must not break the cleanup into a traceback.
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_further_ctrl_c()
         if node is not None:
             node.destroy_node()
         if rclpy.ok():

@@ -34,6 +34,7 @@ from std_msgs.msg import Header
 from nav_msgs.msg import Odometry
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
+from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg
 from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
@@ -167,6 +168,7 @@ def main(args=None):
     """Run the node until Ctrl-C (or until a non-looping sequence ends)."""
     node = None
     status = 0
+    interrupt_once()
     try:
         rclpy.init(args=args)
     except Exception as exc:  # rcl refused the arguments: its message, not a traceback
@@ -187,6 +189,7 @@ def main(args=None):
         if rclpy.ok():
             raise
     finally:
+        ignore_further_ctrl_c()
         if node is not None:
             node.close()
             node.destroy_node()
