@@ -8,7 +8,7 @@ import pytest
 
 from depthdet_ros.cli import main
 from depthdet_ros.sim import bag as simbag
-from eval_bags import DEPTH, FrameSpec, IMAGE, pinhole, write_eval_bag
+from eval_bags import CAMERA_INFO, DEPTH, FrameSpec, IMAGE, pinhole, write_eval_bag
 
 TINY_BAG = ['--frames', '1', '--size', '64x48', '--quality', 'fast']
 
@@ -137,7 +137,7 @@ def test_from_bag_rerun_replaces_the_dataset_and_a_failed_one_keeps_it(rgbd_bag,
     # Before, the 7 + 3 frames of the first run stayed beside the 4 + 1 listed.
     assert from_bag(rgbd_bag, out, '--val-seconds', '0.25', '--every', '2') == 0
     assert_split_files_are_the_listed_ones(out, (4, 1))
-    assert from_bag(rgbd_bag, out, '--val-seconds', '0') == 2
+    assert from_bag(rgbd_bag, out, '--val-seconds', '5') == 2  # no training frame left
     assert_split_files_are_the_listed_ones(out, (4, 1))
     assert sorted(os.listdir(out)) == ['train', 'val']  # no staging folder left behind
 
@@ -151,9 +151,33 @@ def test_from_bag_does_not_replace_a_split_folder_it_did_not_write(rgbd_bag, tmp
     assert os.listdir(notes.parent) == ['notes.txt']
 
 
+def test_from_bag_does_not_replace_a_split_with_files_of_the_user_inside(
+        rgbd_bag, tmp_path, capsys):
+    """Files one level down (train/rgb/README.txt) were deleted by a re-run, exit 0."""
+    out = tmp_path / 'data'
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0.25') == 0
+    mine = out / 'train' / 'rgb' / 'README.txt'
+    mine.write_text('mine')
+    assert from_bag(rgbd_bag, out, '--val-seconds', '0.25', '--every', '2') == 2
+    one_error_line(capsys, 'train', 'holds rgb/README.txt', 'choose another --out')
+    assert mine.read_text() == 'mine'
+
+
+def test_from_bag_skips_frames_without_their_own_camera_info(tmp_path):
+    """They were written with the K of an earlier frame; each frame needs its own."""
+    frame = FrameSpec(np.full((48, 64, 3), 90, np.uint8), np.full((48, 64), 2.0, np.float32))
+    bag = write_eval_bag(tmp_path / 'gaps', [frame] * 10, pinhole(64, 48, 40.0),
+                         corrupt={(CAMERA_INFO, 3), (CAMERA_INFO, 4)})
+    out = tmp_path / 'data'
+    assert from_bag(bag, out, '--val-seconds', '0.25') == 0
+    ids = [image['id'] for split in ('train', 'val')
+           for image in json.loads((out / split / 'annotations.json').read_text())['images']]
+    assert ids == [0, 1, 2, 5, 6, 7, 8, 9]
+
+
 @pytest.mark.parametrize('command, args, words', [
     ('train from-bag', ['bag', '--out', 'o', '--val-seconds', '-1'],
-     ['--val-seconds: must be a number >= 0']),
+     ['--val-seconds: must be a number > 0']),
     ('train from-bag', ['bag', '--out', 'o', '--every', '0'], ['--every: must be an integer > 0']),
     # Before: taken as all frames.
     ('train evaluate', ['--data', 'd', '--max-frames', '-1'], ['--max-frames', '>= 0']),

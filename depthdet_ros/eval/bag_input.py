@@ -380,8 +380,13 @@ class FramePlan:
     gt_masks: Optional[Dict[str, Dict]] = None
 
 
-def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
-    """Match every image to its depth, camera_info and GT messages by header stamp."""
+def plan_frames(index: BagIndex, tolerance_ns: int,
+                latest_camera: bool = True) -> List[FramePlan]:
+    """Match every image to its depth, camera_info and GT messages by header stamp.
+
+    With `latest_camera`, an image without a CameraInfo of its stamp gets the latest one
+    before it (a camera that publishes CameraInfo less often); else none.
+    """
     depth = _StampTable([(s, i) for i, s in enumerate(index.depth_stamps)])
     cameras = _StampTable(index.cameras)
     gt_2d, gt_3d = _StampTable(index.gt_2d), _StampTable(index.gt_3d)
@@ -392,7 +397,7 @@ def plan_frames(index: BagIndex, tolerance_ns: int) -> List[FramePlan]:
             plans.append(FramePlan(ordinal, None, None, None, None))
             continue
         camera = cameras.nearest(stamp, tolerance_ns)
-        if camera is None:
+        if camera is None and latest_camera:
             camera = cameras.latest(stamp)
         detections = gt_2d.nearest(stamp, tolerance_ns)
         plans.append(FramePlan(ordinal, depth.nearest(stamp, tolerance_ns), camera, detections,

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 import shutil
 import tempfile
@@ -22,13 +23,14 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from depthdet_ros.arg_types import non_negative_float, output_folder, positive_int
+from depthdet_ros.arg_types import output_folder, positive_float, positive_int
 
 TRAIN, VAL = 'train', 'val'
 # What core.image.decode_depth reads: 32FC1 metres, 16UC1 / mono16 millimetres.
 DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
 # All that a split folder of this command holds; a folder with more is not replaced.
 SPLIT_ENTRIES = {'rgb', 'depth', 'annotations.json'}
+FRAME_FILE = re.compile(r'\d{6}\.png')  # in rgb/ and depth/
 
 
 def _write_split(directory: Path, records: List[Dict]) -> None:
@@ -45,6 +47,12 @@ def _check_split_folders(out: str) -> None:
         if folder.exists() and not folder.is_dir():
             raise ValueError(f'{folder} is a file, not a split folder; choose another --out')
         others = sorted(set(os.listdir(folder)) - SPLIT_ENTRIES) if folder.is_dir() else []
+        for sub in ('rgb', 'depth'):
+            if (folder / sub).is_file():
+                others.append(sub)
+            elif (folder / sub).is_dir():
+                others += sorted(f'{sub}/{name}' for name in os.listdir(folder / sub)
+                                 if not FRAME_FILE.fullmatch(name))
         if others:
             raise ValueError(f'{folder} holds {", ".join(others[:3])}, not written by `depthdet '
                              'train from-bag`; not replacing it: choose another --out')
@@ -147,7 +155,8 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
     if not stamps:
         raise BagInputError(f'{bag}: no stamped images on {topics.image}')
     split_ns = max(stamps) - int(val_seconds * 1e9)
-    plans = plan_frames(index, stamp_tolerance_ns(tolerance_ms))
+    # Each frame with its own K: a frame without a CameraInfo of its stamp is skipped.
+    plans = plan_frames(index, stamp_tolerance_ns(tolerance_ms), latest_camera=False)
     _check_planned_splits(bag, index, plans, every, split_ns, val_seconds, tolerance_ms)
     os.makedirs(out, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix='.from-bag-', dir=out))
@@ -204,7 +213,7 @@ def add_parser(commands):
     parser.add_argument('--out', required=True,
                         help='dataset folder: writes OUT/train and OUT/val, replacing those of '
                              'an earlier run (other files in OUT are kept)')
-    parser.add_argument('--val-seconds', type=non_negative_float, default=10.0,
+    parser.add_argument('--val-seconds', type=positive_float, default=10.0,
                         help='the last this many seconds become validation (default 10)')
     parser.add_argument('--every', type=positive_int, default=1, metavar='N',
                         help='keep every N-th image (default 1)')
