@@ -29,3 +29,32 @@ def test_a_short_reliable_soak_accounts_for_every_frame(tmp_path):
     assert result['lost_in_transport'] == 0, result
     # The node keeps the newest frame: what it did not answer, it counted as dropped.
     assert result['outputs'] + result['frames_dropped'] == result['frames_sent'], result
+
+
+@pytest.mark.parametrize('signal_name, said, code', [('SIGTERM', 'SIGTERM', 143),
+                                                     ('SIGINT', 'Ctrl-C', 130)])
+def test_a_soak_stopped_early_reports_the_counts_so_far(tmp_path, signal_name, said, code):
+    """timeout(1), CI or systemd stop it with SIGTERM: it gave a traceback and no report."""
+    import signal
+    import time
+    chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+    params = write_params(tmp_path / 'p.yaml',
+                          detector_model=constant_detector(tmp_path / 'det.onnx', [chair]),
+                          depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
+    result_path = tmp_path / 'soak.json'
+    proc = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.cli', 'soak', '--minutes', '5',
+                             '--rate', '5', '--width', '160', '--height', '120',
+                             '--params-file', params, '--json', str(result_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(12.0)  # the node is up and frames flow
+        proc.send_signal(getattr(signal, signal_name))
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, output
+    assert 'Traceback' not in output and f'stopped early by {said}' in output, output
+    result = json.loads(result_path.read_text())
+    assert result['stopped_early'].startswith(f'{said} after ')
+    assert result['frames_sent'] > 0 and not result['node_crashed']

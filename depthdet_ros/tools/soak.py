@@ -8,6 +8,7 @@ frames, stalls (gaps in output longer than --stall-seconds) and error log lines.
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,10 @@ def run(args):
                              '-p', f'input_reliability:={args.input_reliability}'],
                             env=env, stdout=log_file, stderr=subprocess.STDOUT)
     process = psutil.Process(node.pid)
-    rclpy.init()
+    # Ctrl-C and SIGTERM (timeout, CI, systemd) end the soak early with the counts so far.
+    from rclpy.signals import SignalHandlerOptions
+    signal.signal(signal.SIGTERM, _stop_early)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     probe = rclpy.create_node('depthdet_soak')
     qos = qos_profile_sensor_data if args.input_reliability == 'best_effort' else \
         QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -147,7 +151,9 @@ def run(args):
     messages = [convert.rgb_to_image_msg(f, Header(frame_id='camera_optical_frame'))
                 for f in frames]
     duration = args.minutes * 60.0
-    memory = []
+    memory, stopped_by = [], None
+    start = time.monotonic()
+    sent = 0
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not image_pub.get_subscription_count() and node.poll() is None \
@@ -172,6 +178,9 @@ def run(args):
         drained = time.monotonic() + DRAIN_S
         while time.monotonic() < drained and node.poll() is None:
             rclpy.spin_once(probe, timeout_sec=0.1)
+    except KeyboardInterrupt as exc:
+        stopped_by = str(exc) or 'Ctrl-C'
+        duration = time.monotonic() - start
     finally:
         crashed = node.poll() is not None
         if not crashed:
@@ -181,6 +190,7 @@ def run(args):
         rclpy.try_shutdown()
     log_file.seek(0)
     log = log_file.read()
+    log_file.close()
     warm = [m for t, m in memory if t >= duration * args.warmup_fraction]
     growth = round((warm[-1] - warm[0]) / warm[0] * 100, 2) if len(warm) > 1 else None
     quarter = duration / 4
@@ -213,11 +223,24 @@ def run(args):
     }
     result['lost_in_transport'] = max(0, sent - len(arrivals) - result['frames_dropped']
                                       - result['images_refused'])
+    if stopped_by:
+        result['stopped_early'] = f'{stopped_by} after {duration / 60:.2f} of {args.minutes:g} min'
     console.print_json(json.dumps(result))
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=1)
     reasons = failures(result)
+    if reasons or crashed:
+        console.print(f'node log: {log_file.name}', soft_wrap=True)
+    else:
+        os.unlink(log_file.name)
     if reasons:
         console.print('soak failed: ' + '; '.join(reasons), soft_wrap=True)
+    if stopped_by:
+        console.print(f'soak stopped early by {stopped_by}', soft_wrap=True)
+        return 143 if stopped_by == 'SIGTERM' else 130
     return 1 if reasons else 0
+
+
+def _stop_early(signum, frame):
+    raise KeyboardInterrupt('SIGTERM')
