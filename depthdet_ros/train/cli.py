@@ -212,8 +212,10 @@ def _datasets(args):
 
 def run_depth(args) -> int:
     """Run `depthdet train depth`."""
+    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.depth import train_depth
+    output_folder(args.out)  # before the data loads, not after
     try:
         train, val = _datasets(args)
         train_depth(_options(DepthTrainOptions, args), train, val)
@@ -224,9 +226,11 @@ def run_depth(args) -> int:
 
 def run_detector(args) -> int:
     """Run `depthdet train detector`."""
+    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.data import FittedBoxFrames
     from depthdet_ros.train.detector import train_detector
+    output_folder(args.out)  # before the data loads, not after
     try:
         train, val = _datasets(args)
         train = FittedBoxFrames(train, args.image_size)
@@ -238,8 +242,10 @@ def run_detector(args) -> int:
 
 def run_joint(args) -> int:
     """Run `depthdet train joint`."""
+    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.joint import train_joint
+    output_folder(args.out)  # before the data loads, not after
     try:
         train, val = _datasets(args)
         train_joint(_options(JointTrainOptions, args), train, val)
