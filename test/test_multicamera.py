@@ -43,3 +43,29 @@ def test_two_cameras_both_ways(tmp_path):
                             str(out)], capture_output=True, text=True, timeout=120)
     assert table.returncode == 0
     assert table.stdout.splitlines()[-1].startswith('| 2 | one process, shared sessions |')
+
+
+def test_repeats_keep_one_runs_memory_figures_together(monkeypatch):
+    """Medians of speed; PSS total and per-process figures from one run (the median one).
+
+    They mixed the median PSS total with run 1's per-process values, and the load column
+    said 'lowest .. highest' while it showed the first start and the last end.
+    """
+    from depthdet_ros.bench import multicamera
+    runs = iter([(10.0, 300.0, [2.0, 2.5]), (12.0, 280.0, [1.5, 3.5]),
+                 (11.0, 320.0, [3.0, 0.2])] * 2)
+
+    def measure(values, processes, each, seconds, width, height, workdir):
+        fps, pss, load = next(runs)
+        return {'cameras': processes * each, 'frames_per_s_total': fps,
+                'frames_per_s_per_camera': fps, 'pss_mb_total': pss,
+                'pss_mb_per_process': [pss], 'rss_mb_per_process': [pss + 40],
+                'load_average': load}
+
+    monkeypatch.setattr(multicamera, 'measure', measure)
+    result = multicamera.run({}, 1, 1.0, 64, 48, '/unused', repeats=3)
+    for record in (result['processes'][0], result['shared'][0]):
+        assert record['pss_mb_total'] == 300.0 and record['pss_mb_per_process'] == [300.0]
+        assert record['rss_mb_per_process'] == [340.0]
+        assert record['frames_per_s_total'] == 11.0
+        assert record['load_average'] == [0.2, 3.5]  # the load fell during one run

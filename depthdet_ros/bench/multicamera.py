@@ -16,6 +16,7 @@ them) memory from /proc; the PSS sum is what N cameras add to the machine.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,9 @@ def worker(values, cameras, seconds, width, height):
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.ros.params import build_pipeline
 
+    # Ctrl-C in a terminal reaches the workers too; the bench stops them itself, so they
+    # stay quiet instead of printing KeyboardInterrupt tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pipeline = build_pipeline(values)
     builder, _ = message_builder()
     camera = CameraModel.from_fov(width, height, CAMERA_HFOV_DEG)
@@ -112,7 +116,9 @@ def run(values, max_cameras, seconds, width, height, workdir, repeats=1, progres
 
     The two modes alternate (N cameras one way, then the other) so that both meet about the
     same load from other processes; with `repeats` the whole sequence runs that many times
-    and each figure is the median, the single runs kept under 'runs'.
+    and each figure is the median (the memory figures, PSS total and per-process RSS and
+    PSS, those of the run with the median PSS total), the single runs kept under 'runs';
+    load_average is the lowest and highest 1-minute load seen at the runs' starts and ends.
     """
     import statistics
 
@@ -129,11 +135,13 @@ def run(values, max_cameras, seconds, width, height, workdir, repeats=1, progres
     for mode in MODES:
         records = []
         for measured in runs[mode]:
-            record = dict(measured[0])
-            for key in ('frames_per_s_total', 'frames_per_s_per_camera', 'pss_mb_total'):
+            # One run's memory figures together: the run with the median PSS total.
+            middle = statistics.median_low(r['pss_mb_total'] for r in measured)
+            record = dict(next(r for r in measured if r['pss_mb_total'] == middle))
+            for key in ('frames_per_s_total', 'frames_per_s_per_camera'):
                 record[key] = round(statistics.median(r[key] for r in measured), 2)
-            record['load_average'] = [min(r['load_average'][0] for r in measured),
-                                      max(r['load_average'][1] for r in measured)]
+            loads = [v for r in measured for v in r['load_average']]
+            record['load_average'] = [min(loads), max(loads)]
             record['runs'] = measured
             records.append(record)
         for previous, record in zip(records, records[1:]):
