@@ -1,5 +1,6 @@
 """Run depthdet_node as a real process and talk to it over DDS on localhost."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,20 @@ def interrupt(proc, timeout=10.0):
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def ctrl_c_group(proc, timeout=60.0):
+    """Ctrl-C a process started with start_new_session as a terminal does: its whole group.
+
+    Returns its output (stdout piped, stderr merged); kills the group if it hangs.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return output
 
 
 class NodeProcess:

@@ -22,6 +22,7 @@ from depthdet_ros.ros.launcher import apply_assignments, node_command, settings_
 from depthdet_ros.ros.params import (BY_NAME, check_value, ConfigError, load_params_file,
                                      node_key_matches, params_files_not_applied,
                                      ros_arguments, session_options)
+from ros_harness import ctrl_c_group
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'pipeline.launch.py')
@@ -328,13 +329,8 @@ def test_ctrl_c_during_the_demo_exits_quietly(tmp_path):
     proc = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', '--demo',
                              '60', '--demo-out', str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        time.sleep(5.0)  # the monitor is spinning
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(5.0)  # the monitor is spinning
+    output = ctrl_c_group(proc)
     assert proc.returncode == 0, output
     assert 'Traceback' not in output, output
 

@@ -15,7 +15,7 @@ from depthdet_ros.ros.params import BY_NAME
 from depthdet_ros.ros.qos import (DuplicateFilter, large_data_environment, PROFILE_ENV_VARS,
                                   profile_file, wanted_reliabilities)
 from onnx_fixtures import constant_detector, red_depth
-from ros_harness import NodeProcess, write_params
+from ros_harness import ctrl_c_group, NodeProcess, write_params
 
 RELIABLE, BEST_EFFORT = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
 
@@ -185,23 +185,17 @@ def test_ctrl_c_of_bench_qos_stops_its_children_quietly():
 
     The children used to print KeyboardInterrupt tracebacks; the parent stops them.
     """
-    import signal
     import subprocess
     import sys
     proc = subprocess.Popen(
         [sys.executable, '-m', 'depthdet_ros.cli', 'bench-qos', '--frames', '200', '--rates',
          '5', '--sizes', '320x240', '--cameras', 'reliable', '--configs', 'after'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        # Both children are up once the subscriber reports its subscription.
-        for line in proc.stdout:
-            if 'subscribed reliable' in line:
-                break
-        time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    # Both children are up once the subscriber reports its subscription.
+    for line in proc.stdout:
+        if 'subscribed reliable' in line:
+            break
+    time.sleep(1.0)
+    output = ctrl_c_group(proc)
     assert proc.returncode == 130, output
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output

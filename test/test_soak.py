@@ -11,13 +11,18 @@ from ros_harness import write_params
 pytestmark = pytest.mark.ros
 
 
+def fixture_params(tmp_path):
+    """Parameters with tiny fixture models: one chair, depth from the red channel."""
+    chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+    return write_params(tmp_path / 'p.yaml',
+                        detector_model=constant_detector(tmp_path / 'det.onnx', [chair]),
+                        depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
+
+
 def test_a_short_reliable_soak_accounts_for_every_frame(tmp_path):
     # Before: frames sent while the node still loaded its models, and those in flight at
     # the end, were counted as lost in transport (3 of 150 at 5 Hz, reliable QoS).
-    chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
-    params = write_params(tmp_path / 'p.yaml',
-                          detector_model=constant_detector(tmp_path / 'det.onnx', [chair]),
-                          depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
+    params = fixture_params(tmp_path)
     result_path = tmp_path / 'soak.json'
     run = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'soak', '--minutes', '0.5',
                           '--rate', '5', '--width', '320', '--height', '240', '--params-file',
@@ -37,10 +42,7 @@ def test_a_soak_stopped_early_reports_the_counts_so_far(tmp_path, signal_name, s
     """timeout(1), CI or systemd stop it with SIGTERM: it gave a traceback and no report."""
     import signal
     import time
-    chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
-    params = write_params(tmp_path / 'p.yaml',
-                          detector_model=constant_detector(tmp_path / 'det.onnx', [chair]),
-                          depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
+    params = fixture_params(tmp_path)
     result_path = tmp_path / 'soak.json'
     proc = subprocess.Popen([sys.executable, '-m', 'depthdet_ros.cli', 'soak', '--minutes', '5',
                              '--rate', '5', '--width', '160', '--height', '120',

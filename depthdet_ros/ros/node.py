@@ -220,8 +220,8 @@ class DepthDetRunner:
         self._last_error = ''
         self._refusals_logged = {}                # problem kind -> when last logged
         self._last_image_time = None
-        self._first_image_time = None  # monotonic times
-        self._last_processed = None
+        self._waiting_since = None  # monotonic: the oldest image no frame has answered since
+        self._last_processed = None  # monotonic
         self._last_refused = None  # (monotonic time, why)
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
@@ -402,8 +402,8 @@ class DepthDetRunner:
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
-        if self._first_image_time is None:
-            self._first_image_time = now
+        if self._waiting_since is None:
+            self._waiting_since = now
         self._image_stamps.append(_stamp_ns(msg.header))
         worker = self._frame_worker
         if worker is not None:
@@ -419,6 +419,8 @@ class DepthDetRunner:
             self._warn_refusal(self._last_error)
         except Exception as exc:  # keep serving: one bad frame must not stop the node
             self._frame_failed(exc)
+        finally:
+            self._waiting_since = None
 
     def _warn_refusal(self, text):
         """Log a refused image once per WARN_THROTTLE_S for each kind of problem.
@@ -667,13 +669,12 @@ class DepthDetRunner:
         steps = steps[steps > 0]
         interval = float(np.median(steps)) if len(steps) > 1 else 0.0
         refusing = self._last_refused is not None and self._last_refused[0] >= recent
-        last_output = self._last_processed or self._first_image_time
-        if age <= self.params['stale_input_timeout'] and not refusing and \
-                last_output is not None and last_output < recent:
+        waiting = self._waiting_since
+        if waiting is not None and waiting < recent:
             # Images arrive but no frame finishes: settings that make each frame very
             # slow (e.g. max_detections with score_threshold 0) stall the outputs.
             level = max(level, DiagnosticStatus.WARN)
-            messages.append(f'no frame finished for {now - last_output:.1f} s while images '
+            messages.append(f'no frame finished for {now - waiting:.1f} s while images '
                             'arrive')
         if self._tracker is not None and interval > self.params['track_max_age']:
             level = max(level, DiagnosticStatus.WARN)
