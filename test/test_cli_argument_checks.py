@@ -131,6 +131,28 @@ def test_from_bag_finds_an_empty_split_before_writing(rgbd_bag, tmp_path, capsys
     assert not out.exists()
 
 
+@pytest.mark.parametrize('width, height, expected_f', [(128, 96, 40.0), (128, 72, None)])
+def test_from_bag_scales_camera_info_as_the_node_does(tmp_path, capsys, width, height,
+                                                      expected_f):
+    # A CameraInfo of 128x96 for 64x48 images is the same camera resized (f 80 -> 40);
+    # one of 128x72 (16:9) describes another camera or a crop: its frames are skipped,
+    # where the frames used to get its K stretched onto them.
+    frame = FrameSpec(np.full((48, 64, 3), 90, np.uint8), np.full((48, 64), 2.0, np.float32))
+    bag = write_eval_bag(tmp_path / 'bag', [frame] * 10, pinhole(width, height, 80.0))
+    out = tmp_path / 'data'
+    status = from_bag(bag, out, '--val-seconds', '0.25')
+    if expected_f is None:
+        assert status == 2
+        one_error_line(capsys, 'train', '0 training and 0 validation frames',
+                       'camera_info of another aspect ratio: 10')
+        assert not out.exists()
+        return
+    assert status == 0
+    K = json.loads((out / 'train' / 'annotations.json').read_text())['images'][0]['camera']['K']
+    # Pixel centres: c' + 0.5 = (c + 0.5) / 2, c = (128 - 1) / 2.
+    assert K == pytest.approx([expected_f, 0, 31.5, 0, expected_f, 23.5, 0, 0, 1])
+
+
 def test_from_bag_rerun_replaces_the_dataset_and_a_failed_one_keeps_it(rgbd_bag, tmp_path):
     out = tmp_path / 'data'
     assert from_bag(rgbd_bag, out, '--val-seconds', '0.25') == 0

@@ -105,7 +105,8 @@ def evaluated(models, tmp_path_factory):
 def test_every_frame_processed_and_matched_by_stamp(evaluated):
     report, _, _ = evaluated
     assert report['frames'] == {'images': 5, 'processed': 5, 'corrupt_images': 0,
-                                'with_camera_info': 5, 'with_gt_depth': 4,
+                                'with_camera_info': 5, 'camera_info_refused': 0,
+                                'with_gt_depth': 4,
                                 'with_gt_detections': 4}
     assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
                                 'gt_detections': GT_2D, 'gt_detections_3d': GT_3D}
@@ -297,10 +298,25 @@ def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, cap
     assert [c['bag_time_ns'] for c in corrupt['items'] if c['topic'] == IMAGE] == [stamp_of(2)]
     # Every other frame is processed; frame 1 loses its GT depth, frame 3 its GT boxes.
     assert report['frames'] == {'images': 5, 'processed': 4, 'corrupt_images': 1,
-                                'with_camera_info': 4, 'with_gt_depth': 2,
+                                'with_camera_info': 4, 'camera_info_refused': 0,
+                                'with_gt_depth': 2,
                                 'with_gt_detections': 2}
     assert report['latency_ms']['total']['n'] == 4
     assert '3 corrupt messages skipped' in capsys.readouterr().out
+
+
+def test_camera_info_of_another_aspect_ratio_gives_no_3d_as_in_the_node(models, tmp_path):
+    # A CameraInfo for a 16:9 crop of this 4:3 camera: the node refuses it (no 3D);
+    # eval used to stretch it onto the image, placing every object 3D off.
+    frames, camera = _frames()
+    wide = pinhole(W, int(round(W * 9 / 16)))
+    bag = write_eval_bag(tmp_path / 'bag', frames, wide)
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert (report['frames']['with_camera_info'], report['frames']['camera_info_refused']) \
+        == (0, 5)
+    markdown = (tmp_path / 'report' / 'report.md').read_text()
+    assert 'with camera_info 0 (5 more refused: another aspect ratio)' in markdown
 
 
 @pytest.mark.parametrize('option, value, message', [

@@ -249,6 +249,22 @@ def test_object_without_depth_is_tracked_in_2d_then_ranged():
     assert out.velocity.z == 0.0  # a fresh 3D state has no velocity yet
 
 
+def test_a_coasting_track_stops_short_of_the_camera():
+    # Exact measurements closing at 2 m/s, then the depth is lost while the box is
+    # still seen: the prediction goes 0.3, 0.1, and would then pass through the camera
+    # (-0.1 m); it stops closing at 0.1 m instead.
+    tracker = Tracker(exact_config())
+    box = (300, 200, 340, 280)
+    depths = []
+    for k, z in enumerate((0.9, 0.7, 0.5, None, None, None, None)):
+        out, = tracker.update([estimate(0.0, 0.0, z, box) if z else unranged(box)],
+                              k / RATE, 1.0)
+        depths.append(out.depth)
+    assert depths == pytest.approx([0.9, 0.7, 0.5, 0.3, 0.1, 0.1, 0.1], abs=1e-3)
+    assert out.position.z == pytest.approx(0.1, abs=1e-3) and out.velocity.z == 0.0
+    assert out.alert_rules == (PROXIMITY,)  # still near; no longer closing
+
+
 def test_depth_without_intrinsics_smooths_depth_only():
     tracker = Tracker(exact_config(init_velocity_sigma=0.0))
     depth_only = [ObjectEstimate(Detection2D(Box(0, 0, 50, 50), 0.9, 0, 'cup'),

@@ -23,9 +23,9 @@ def test_bag_frames_split_by_time_with_depth_and_intrinsics(rgbd_bag, tmp_path):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval.bag_input import (index_bag, plan_frames, read_frames, select_topics,
                                              stamp_tolerance_ns)
-    counts = convert(rgbd_bag, str(tmp_path / 'data'), val_seconds=0.6)
+    counts, skipped = convert(rgbd_bag, str(tmp_path / 'data'), val_seconds=0.6)
     # 12 frames at 4 Hz span 2.75 s: stamps within the last 0.6 s are the last 3 frames.
-    assert counts == {'train': 9, 'val': 3}
+    assert counts == {'train': 9, 'val': 3} and skipped == {}
     train, val = SimDataset(tmp_path / 'data' / 'train'), SimDataset(tmp_path / 'data' / 'val')
     assert (len(train), len(val)) == (9, 3)
     # The first training frame holds the bag's first image and depth (to the millimetre).

@@ -27,9 +27,9 @@ measurement's noise is the object's published covariance (its depth spread along
 viewing ray, pixel noise across it) plus a floor of `depth_sigma_floor` x depth
 along the ray, so an uncertain depth moves the estimate less. Without camera
 intrinsics the depth alone updates z; without a valid depth only the box is updated
-and the 3D state coasts. No maintained library fits these filters (filterpy is
-unmaintained and per-object; these are a few lines of numpy, batched over tracks),
-so they are written here.
+and the 3D state coasts, but never closer than MIN_PREDICTED_DEPTH. No maintained
+library fits these filters (filterpy is unmaintained and per-object; these are a few
+lines of numpy, batched over tracks), so they are written here.
 
 Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a
 moving camera's own motion shows up as the velocity of static objects. Time to
@@ -81,6 +81,8 @@ _RULES = {(False, False): (), (True, False): (PROXIMITY,), (False, True): (TIME_
 # Box sizes are filtered as INVERSE_SIZE / pixels (about 1 for a 100 px box).
 INVERSE_SIZE = 100.0
 _MIN_INVERSE = 1e-3
+# Least depth (m) a prediction reaches: see Tracker._predict.
+MIN_PREDICTED_DEPTH = 0.05
 # A box edge this near the image border (px) is taken as cut by it.
 BORDER_MARGIN_PX = 1.0
 _POSITION = slice(0, 3)  # 3D filter: position measured
@@ -366,6 +368,12 @@ class Tracker:
 
     def _predict(self, dt):
         config = self.config
+        # A track closing so fast that it would pass MIN_PREDICTED_DEPTH by this stamp
+        # stops closing (SORT's rule for a box area predicted through zero): whatever the
+        # camera still sees is in front of it, and a coasting track (no depth for a few
+        # frames) must not be published at a depth of zero or behind the camera.
+        through = self.x[:, 2] + dt * self.x[:, 5] < MIN_PREDICTED_DEPTH
+        self.x[through, 5] = 0.0
         F, Q = _constant_velocity(dt, 3)
         self.x = self.x @ F.T
         self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
@@ -585,15 +593,19 @@ class Tracker:
                       x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
                       closing.tolist(), ttc.tolist(), rules)
         out = []
-        for (track_id, is_confirmed, n_hits, obj, box, z, located, state, covariance,
-             velocity_cov, dist, closing_speed, time_to_contact, alert_rules) in columns:
+        # Unpacked in the loop header and passed positionally: star-args of slices
+        # cost twice as much per record.
+        for (track_id, is_confirmed, n_hits, obj, (x1, y1, x2, y2), z, located,
+             (px, py, pz, vx, vy, vz), covariance, velocity_cov, dist, closing_speed,
+             time_to_contact, alert_rules) in columns:
             if located:
-                position, velocity = Point3D(*state[:3]), Point3D(*state[3:])
+                position, velocity = Point3D(px, py, pz), Point3D(vx, vy, vz)
             else:
                 position = velocity = covariance = velocity_cov = None
             out.append(TrackedObject(
-                track_id, is_confirmed, n_hits, obj, Box(*box), z, position, velocity,
-                covariance, velocity_cov, dist, closing_speed, time_to_contact, alert_rules))
+                track_id, is_confirmed, n_hits, obj, Box(x1, y1, x2, y2), z, position,
+                velocity, covariance, velocity_cov, dist, closing_speed, time_to_contact,
+                alert_rules))
         return out
 
     def _closing_rates(self, rows, x, P, has_3d, has_xy):

@@ -225,13 +225,12 @@ def camera_from_info(msg) -> Optional[CameraModel]:
 
 
 def camera_for_shape(camera: Optional[CameraModel], shape) -> Optional[CameraModel]:
-    """Return the camera for an image of `shape` (h, w), scaled as the node does."""
-    if camera is None:
-        return None
-    h, w = shape[:2]
-    if (camera.height, camera.width) == (h, w):
-        return camera
-    return camera.scaled(w / camera.width, h / camera.height)
+    """Return the camera for an image of `shape` (h, w) by the node's rule, or None.
+
+    CameraModel.for_image: scaled for the same camera resized, None for a CameraInfo
+    of another aspect ratio (the node publishes no 3D then).
+    """
+    return None if camera is None else camera.for_image(shape[1], shape[0])
 
 
 def stamp_ns(msg) -> int:
@@ -268,6 +267,8 @@ class BagFrame:
     gt_objects: Optional[List[GroundTruthObject]]
     decode_ms: float
     error: str = ''
+    # A CameraInfo was matched but has another aspect ratio than the image: camera None.
+    camera_info_refused: bool = False
     # GT instance masks {instance id: COCO RLE}, with the GT detections; None: none.
     gt_masks: Optional[Dict[str, Dict]] = None
 
@@ -486,6 +487,7 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
         return frame
     frame.decode_ms = (time.perf_counter() - t0) * 1e3
     frame.camera = camera_for_shape(plan.camera, frame.rgb.shape)
+    frame.camera_info_refused = plan.camera is not None and frame.camera is None
     if plan.gt_2d is not None:
         depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \
             if gt_depth is not None else None

@@ -64,6 +64,7 @@ class FrameCounts:
     processed: int = 0
     corrupt_images: int = 0
     with_camera_info: int = 0
+    camera_info_refused: int = 0  # of another aspect ratio than the image: no 3D
     with_gt_depth: int = 0
     with_gt_detections: int = 0
 
@@ -125,6 +126,7 @@ class Evaluation:
         counts.images += 1
         counts.processed += 1
         counts.with_camera_info += frame.camera is not None
+        counts.camera_info_refused += frame.camera_info_refused
         self._latency[DECODE_STAGE].append(frame.decode_ms)
         for stage, value in result.timings_ms.items():
             self._latency.setdefault(stage, []).append(value)

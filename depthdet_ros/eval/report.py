@@ -12,8 +12,9 @@ times in milliseconds, shares in [0, 1]):
   depth_strategy (the node's), max_depth, class_max_depth {class: m}, score_threshold,
   iou_threshold, stamp_tolerance_ms, match_iou, distance_bands_m, gt_object_depth,
   gt_visibility (in words: how GT object depth and visibility are derived)
-- frames: images, processed, corrupt_images, with_camera_info, with_gt_depth,
-  with_gt_detections
+- frames: images, processed, corrupt_images, with_camera_info, camera_info_refused
+  (a CameraInfo of another aspect ratio than the image: no 3D, as in the node),
+  with_gt_depth, with_gt_detections
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
 - depth: null without GT depth, else
@@ -238,7 +239,10 @@ def markdown(report: Dict) -> str:
                  f'{k}=`{v}`' for k, v in report['topics'].items() if v),
              f'- frames: {frames["images"]} images, {frames["processed"]} processed, '
              f'{frames["corrupt_images"]} corrupt; with camera_info '
-             f'{frames["with_camera_info"]}, GT depth {frames["with_gt_depth"]}, '
+             f'{frames["with_camera_info"]}'
+             + (f' ({frames["camera_info_refused"]} more refused: another aspect ratio)'
+                if frames['camera_info_refused'] else '')
+             + f', GT depth {frames["with_gt_depth"]}, '
              f'GT detections {frames["with_gt_detections"]}',
              f'- corrupt messages skipped: {report["corrupt_messages"]["count"]}'
              + (' (' + ', '.join(f'{t}: {n}' for t, n in

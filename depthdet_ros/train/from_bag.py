@@ -11,6 +11,7 @@ A re-run into the same --out replaces OUT/train and OUT/val (only when they hold
 nothing but what this command writes); nothing is replaced when it fails.
 """
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ import re
 from pathlib import Path
 import shutil
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -126,8 +127,8 @@ def _check_planned_splits(bag, index, plans, every, split_ns, val_seconds, toler
 
 def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
             image_topic: str = '', depth_topic: str = '', camera_info_topic: str = '',
-            tolerance_ms: float = 20.0) -> Dict[str, int]:
-    """Write OUT/train and OUT/val from a bag; returns frames written per split.
+            tolerance_ms: float = 20.0) -> Tuple[Dict[str, int], Dict[str, int]]:
+    """Write OUT/train and OUT/val from a bag; return frames per split, skipped per reason.
 
     The splits are written to a staging folder in OUT; they replace OUT/train and OUT/val
     only when both have frames, so a failed run leaves an earlier dataset as it was.
@@ -162,10 +163,16 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
     staging = Path(tempfile.mkdtemp(prefix='.from-bag-', dir=out))
     try:
         records = {TRAIN: [], VAL: []}
+        skipped = collections.Counter()
         for split in records:
             for sub in ('rgb', 'depth'):
                 (staging / split / sub).mkdir(parents=True)
         for frame in read_frames(bag, index, plans, typestore):
+            if frame.camera_info_refused:
+                # The node's rule (CameraModel.for_image): a CameraInfo of another aspect
+                # ratio (a crop, another camera's) does not describe the image.
+                skipped['camera_info of another aspect ratio'] += 1
+                continue
             if frame.index % every or frame.rgb is None or frame.gt_depth is None \
                     or frame.camera is None:
                 continue
@@ -174,15 +181,15 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
             directory = staging / split
             h, w = frame.rgb.shape[:2]
             if frame.gt_depth.shape != (h, w):
-                continue  # not aligned to the image: unusable as a per-pixel target
+                skipped['depth map of another size'] += 1  # unusable as a per-pixel target
+                continue
+            camera = frame.camera  # scaled for a resized image by read_frames
             millimetres = np.where(np.isfinite(frame.gt_depth) & (frame.gt_depth > 0),
                                    np.round(frame.gt_depth * 1000.0), 0)
             cv2.imwrite(str(directory / 'rgb' / f'{name}.png'),
                         cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
             cv2.imwrite(str(directory / 'depth' / f'{name}.png'),
                         np.clip(millimetres, 0, 65535).astype(np.uint16))
-            camera = frame.camera if (frame.camera.width, frame.camera.height) == (w, h) \
-                else frame.camera.scaled(w / frame.camera.width, h / frame.camera.height)
             records[split].append({
                 'id': frame.index, 'file_name': f'rgb/{name}.png', 'width': w, 'height': h,
                 'depth_file': f'depth/{name}.png', 'stamp_ns': int(frame.stamp_ns),
@@ -190,9 +197,9 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                            'D': [float(v) for v in camera.D]}})
         counts = {split: len(entries) for split, entries in records.items()}
         if not counts[TRAIN] or not counts[VAL]:
+            reasons = ''.join(f'; skipped, {reason}: {n}' for reason, n in skipped.items())
             raise BagInputError(f'{bag}: {counts[TRAIN]} training and {counts[VAL]} validation '
-                                'frames could be decoded (corrupt or unaligned depth maps); '
-                                'both splits need frames')
+                                f'frames could be used{reasons}; both splits need frames')
         for split, entries in records.items():
             _write_split(staging / split, entries)
             target = Path(out) / split
@@ -201,7 +208,7 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
             os.replace(staging / split, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return counts
+    return counts, dict(skipped)
 
 
 def add_parser(commands):
@@ -230,14 +237,16 @@ def run(args) -> int:
     created = not os.path.exists(args.out)
     output_folder(args.out, '--out')
     try:
-        counts = convert(args.bag, args.out, args.val_seconds, args.every, args.image_topic,
-                         args.depth_topic, args.camera_info_topic)
+        counts, skipped = convert(args.bag, args.out, args.val_seconds, args.every,
+                                  args.image_topic, args.depth_topic, args.camera_info_topic)
     except (ValueError, OSError) as exc:
         if created:
             with contextlib.suppress(OSError):
                 os.rmdir(args.out)  # made by this run, and empty: a failed run leaves nothing
         raise CliError(str(exc)) from exc
     print(f'{args.out}: {counts[TRAIN]} training and {counts[VAL]} validation frames')
+    for reason, n in skipped.items():
+        print(f'skipped {n} frames: {reason}')
     print(f'fine-tune: depthdet train depth --data {args.out}/train --val-data {args.out}/val '
           '--init-from models/depth.onnx --out runs/finetune ...')
     return 0
