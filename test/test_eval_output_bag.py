@@ -88,6 +88,22 @@ def test_tracked_messages_and_markers_are_the_same_with_rosbags_and_rclpy_types(
         'chair', 'velocity', 'time_to_contact', 'alert/proximity']
 
 
+def test_a_tentative_track_says_so_on_every_message(objects):
+    """Before min_hits a track carries a last hypothesis 'track/tentative' (score 0)."""
+    tracker = Tracker(TrackerConfig(min_hits=2))
+    store = rosbags_factory(make_typestore())
+    for stamp, tentative in ((0.0, True), (0.1, False)):
+        outputs = [layout.from_tracked(t) for t in tracker.update(objects[0], stamp, 1.0)]
+        messages = layout.frame_messages(store, None, outputs)
+        assert all(message.detections for message in messages)  # an alert among them
+        for message in messages:
+            for detection in message.detections:
+                kinds = [r.hypothesis.class_id for r in detection.results]
+                assert kinds[0] != 'track/tentative'
+                assert (kinds[-1] == 'track/tentative') == tentative, kinds
+                assert all(r.hypothesis.score == 0.0 for r in detection.results[1:])
+
+
 def test_output_topics_under_prefix():
     assert output_bag.output_topics('depthdet')['depth/camera_info'] == \
         '/depthdet/depth/camera_info'

@@ -257,9 +257,18 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
     assert sum(a != b for a, b in zip(per_frame_rule, per_frame_rule[1:])) == len(raw) - 1
     alerted = [bool(f['proximity_alert'].detections) for f in frames]
     assert all(alerted), alerted
-    for f in frames:
+    # The track is tentative until track_min_hits (3) frames: said on every topic.
+    for index, f in enumerate(frames):
         (alert,) = f['proximity_alert'].detections
-        assert [r.hypothesis.class_id for r in alert.results][-1] == 'alert/proximity'
+        (detection,) = f['detections'].detections
+        kinds = [r.hypothesis.class_id for r in alert.results]
+        if index < 2:
+            assert kinds[-2:] == ['alert/proximity', 'track/tentative']
+            assert [r.hypothesis.class_id for r in detection.results] == [
+                'chair', 'track/tentative']
+        else:
+            assert kinds[-1] == 'alert/proximity'
+            assert [r.hypothesis.class_id for r in detection.results] == ['chair']
     # From detections: the first frame may beat its CameraInfo (z known, no 3D detection).
     published = [f['detections'].detections[0].results[0].pose.pose.position.z
                  for f in frames]

@@ -20,6 +20,9 @@ What the fields carry (README, "Tracking, alerts and markers"):
   m/s, positive approaching; .z = distance in m), both with tracking only;
   and on proximity_alert `alert/proximity` and/or `alert/time_to_contact`: the rules
   that put the object there.
+- Detection2D and Detection3D, last: `track/tentative` (score 0) on a track that has not
+  yet passed track_min_hits (published with publish_tentative, and on proximity_alert
+  always), so that a reader of a topic or a bag can tell it from a confirmed one.
 """
 import math
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ UNKNOWN_VARIANCE = 1.0e6
 VELOCITY = 'velocity'
 TIME_TO_CONTACT = 'time_to_contact'
 ALERT_PREFIX = 'alert/'
+TENTATIVE = 'track/tentative'
 # The per-frame rule without tracking (core.tracking names the same rule so).
 PROXIMITY = 'proximity'
 # visualization_msgs/Marker constants.
@@ -66,6 +70,7 @@ class OutputObject:
     closing_speed: float = math.nan
     distance: float = math.nan
     alert_rules: Tuple[str, ...] = ()
+    confirmed: bool = True  # False: a tentative track (before track_min_hits)
 
     @property
     def alert(self) -> bool:
@@ -105,7 +110,7 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
         velocity_covariance=tracked.velocity_covariance,
         time_to_contact=float(tracked.time_to_contact),
         closing_speed=float(tracked.closing_speed), distance=float(tracked.distance),
-        alert_rules=tuple(tracked.alert_rules))
+        alert_rules=tuple(tracked.alert_rules), confirmed=bool(tracked.confirmed))
 
 
 def tracked_outputs(tracked, raw: bool = False, tentative: bool = True):
@@ -184,6 +189,10 @@ def _alert_hypotheses(make, obj: OutputObject, pose):
     return [_hypothesis(make, ALERT_PREFIX + rule, 0.0, pose) for rule in obj.alert_rules]
 
 
+def _status_hypotheses(make, obj: OutputObject, pose):
+    return [] if obj.confirmed else [_hypothesis(make, TENTATIVE, 0.0, pose)]
+
+
 def _track_id(obj: OutputObject) -> str:
     return '' if obj.track_id is None else str(obj.track_id)
 
@@ -206,8 +215,9 @@ def detections_2d(make, header, objects, hypotheses=None):
     detections = []
     for index, obj in enumerate(objects):
         hypothesis = hypotheses[index] if hypotheses else class_hypothesis(make, obj)
+        results = [hypothesis] + _status_hypotheses(make, obj, hypothesis.pose)
         detections.append(make('vision_msgs/msg/Detection2D', header=header,
-                               results=[hypothesis], bbox=_bbox2d(make, obj.detection.box),
+                               results=results, bbox=_bbox2d(make, obj.detection.box),
                                id=_track_id(obj)))
     return make('vision_msgs/msg/Detection2DArray', header=header, detections=detections)
 
@@ -234,6 +244,7 @@ def detections_3d(make, header, objects, depth_only_ok=False, hypotheses=None, m
         results += motion[index] if motion else motion_hypotheses(make, obj)
         if alerts:
             results += _alert_hypotheses(make, obj, hypothesis.pose)
+        results += _status_hypotheses(make, obj, hypothesis.pose)
         center = make('geometry_msgs/msg/Pose', position=hypothesis.pose.pose.position,
                       orientation=_identity(make))
         extent = make('geometry_msgs/msg/Vector3', x=float(size.x) if size else 0.0,
