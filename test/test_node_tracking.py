@@ -325,6 +325,7 @@ def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path
     params = node_params(tmp_path, joint_model=model, providers='cpu',
                          depth_strategy='mask', max_depth=3.0)
     topics = dict(TOPICS, instance_masks=Image)
+    topics['/diagnostics'] = DiagnosticArray
     camera = pinhole(joint_fixtures.IMAGE_W, joint_fixtures.IMAGE_H, 50.0)
     rgb = joint_fixtures.two_tone_image()
     with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
@@ -334,11 +335,20 @@ def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path
             masks = probe.wait_for('instance_masks', resend=lambda: probe.send(rgb, camera))
             stamp = (masks.header.stamp.sec, masks.header.stamp.nanosec)
             detections = probe.wait_for('detections', lambda m: same_stamp(m, stamp))
+            # The network's time is reported as the joint stage (it read 0 ms as the
+            # detector and depth stages, which a joint model does not have).
+            diagnostics = probe.wait_for('/diagnostics', lambda m: any(
+                v.key == 'latency_joint_p50_ms' for s in m.status for v in s.values),
+                timeout=10)
         finally:
             probe.destroy_node()
         log = node.output()
         assert node.proc.poll() is None, log
     assert 'joint model' in log
+    latency = {v.key: float(v.value) for s in diagnostics.status for v in s.values
+               if v.key.startswith('latency_')}
+    assert latency['latency_joint_p50_ms'] > 0
+    assert not any(key.startswith(('latency_detector', 'latency_depth')) for key in latency)
     assert (masks.encoding, masks.height, masks.width) == ('16UC1', joint_fixtures.IMAGE_H,
                                                            joint_fixtures.IMAGE_W)
     assert masks.header.frame_id == 'cam_optical'

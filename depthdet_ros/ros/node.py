@@ -56,8 +56,9 @@ from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
 from depthdet_ros.ros.qos import subscribe_input
 from depthdet_ros.ros.visualize import draw_objects
 
-STAGES = ('conversion', 'detector', 'depth', 'fusion', 'tracking', 'messages', 'publish',
-          'total')
+# The networks' stages: detector and depth for a pair of models, joint for a joint model.
+INFERENCE_STAGES = ('detector', 'depth', 'joint')
+STAGES = ('conversion', *INFERENCE_STAGES, 'fusion', 'tracking', 'messages', 'publish', 'total')
 LATENCY_WINDOW = 200
 WARN_THROTTLE_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
@@ -535,8 +536,7 @@ class DepthDetRunner:
         self._last_processed = time.monotonic()
         timings = result.timings_ms
         for stage, value in (('conversion', (t1 - t0) * 1e3),
-                             ('detector', timings.get('detector', 0.0)),
-                             ('depth', timings.get('depth', 0.0)),
+                             *((s, timings[s]) for s in INFERENCE_STAGES if s in timings),
                              ('fusion', timings.get('fusion', 0.0)),
                              ('tracking', (t_track - t2) * 1e3),
                              ('messages', (t3 - t_track) * 1e3), ('publish', (t4 - t3) * 1e3),
