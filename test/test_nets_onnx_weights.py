@@ -37,7 +37,19 @@ def test_detector_weights_round_trip_through_onnx(tmp_path):
 
 def test_another_architecture_is_refused(tmp_path):
     path = str(tmp_path / 'depth.onnx')
-    export.export_depth(tiny_depth(), path, 'hybrid_mobilenetv2', (64, 96))
+    export.export_depth(tiny_depth(), path, 'hybrid_mobilenetv2', (64, 96),
+                        arch_kwargs={'width': 0.35, 'decoder_width': 0.25})
     wider = build_model('hybrid_mobilenetv2', width=0.5, decoder_width=0.25)
-    with pytest.raises(OnnxWeightsError):
+    # The message names what the file was built with (an outsider tried `train joint
+    # --init-from models/joint.onnx` without the bundled model's half-width options).
+    with pytest.raises(OnnxWeightsError, match='exported as hybrid_mobilenetv2 with builder '
+                       r'options \{"width": 0.35, "decoder_width": 0.25\} \(its metadata\)'):
         load_onnx_weights(wider, path, (64, 96))
+
+
+def test_the_files_own_input_size_is_used_for_the_check(tmp_path):
+    # A training image size other than the export's was an onnxruntime traceback.
+    path = str(tmp_path / 'det.onnx')
+    export.export_detector(tiny_detector(), path, NAMES, (64, 64))
+    fresh = build_model('yolov5n', len(NAMES), width_multiple=0.125)
+    assert load_onnx_weights(fresh, path, (32, 32)) < 1e-2

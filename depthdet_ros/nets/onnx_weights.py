@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from depthdet_ros.core import metadata
+
 MAX_ABS_DIFF = 1e-3
 
 
@@ -55,16 +57,41 @@ def _identity_batchnorm(bn: nn.BatchNorm2d, bias) -> None:
 def load_onnx_weights(model: nn.Module, path: str, input_hw) -> float:
     """Copy the weights of ONNX file `path` into `model` (built with the same options).
 
-    `input_hw` is a valid input size. Returns the largest |ONNX - PyTorch| output
-    difference on a random input; raises OnnxWeightsError when the file does not fit.
+    `input_hw` is a valid input size (the file's own, when its input size is fixed, is
+    used instead: convolution weights do not depend on it). Returns the largest
+    |ONNX - PyTorch| output difference on a random input; raises OnnxWeightsError when
+    the file does not fit, naming the architecture options in its metadata.
     Tensors the exporter kept under their PyTorch names load by name; folded
     convolutions load in order (ONNX graph order against PyTorch execution order).
     """
     import onnx
+
+    proto = onnx.load(path)
+    input_hw = _fixed_input_hw(proto.graph) or tuple(input_hw)
+    try:
+        return _load(model, path, proto.graph, input_hw)
+    except OnnxWeightsError as exc:
+        built = {p.key: p.value for p in proto.metadata_props}
+        if metadata.ARCH in built:
+            raise OnnxWeightsError(
+                f'{exc}; {path} was exported as {built[metadata.ARCH]} with builder options '
+                f'{built.get(metadata.ARCH_KWARGS, "{}")} (its metadata): train with the '
+                'same architecture and options') from exc
+        raise
+
+
+def _fixed_input_hw(graph):
+    """(height, width) of the graph's image input when both are fixed numbers, else None."""
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) == 4 and all(d.HasField('dim_value') for d in dims[2:]):
+        return int(dims[2].dim_value), int(dims[3].dim_value)
+    return None
+
+
+def _load(model, path, graph, input_hw) -> float:
     from onnx import numpy_helper
     import onnxruntime as ort
 
-    graph = onnx.load(path).graph
     weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     state = model.state_dict()
     for name, value in weights.items():
