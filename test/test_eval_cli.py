@@ -231,9 +231,13 @@ def test_output_bag_holds_input_and_outputs(evaluated):
     # smoothed depths stay below 2 m + alert_hysteresis, so both alert throughout.
     ids = [[d.id for d in m.message.detections] for m in by_topic['/depthdet/detections']]
     assert ids == [['1', '2']] * 5
-    alerts = [[(d.id, d.results[-1].hypothesis.class_id) for d in m.message.detections]
-              for m in by_topic['/depthdet/proximity_alert']]
-    assert alerts == [[('1', 'alert/proximity'), ('2', 'alert/proximity')]] * 5
+    # Tentative for the first two frames (track_min_hits 3), and said so.
+    alerts = [[(d.id, [r.hypothesis.class_id for r in d.results][-2:])
+               for d in m.message.detections] for m in by_topic['/depthdet/proximity_alert']]
+    tentative, confirmed = ['alert/proximity', 'track/tentative'], [
+        'time_to_contact', 'alert/proximity']
+    assert alerts == [[('1', tentative), ('2', tentative)]] * 2 \
+        + [[('1', confirmed), ('2', confirmed)]] * 3
     depth = by_topic['/depthdet/depth'][2].message
     values = np.frombuffer(depth.data, '<f4')
     assert depth.encoding == '32FC1' and np.allclose(values, predicted(2))

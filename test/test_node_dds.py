@@ -168,6 +168,7 @@ def test_bad_configuration_is_one_clear_line(models, tmp_path):
     import sys
     cases = [
         (dict(detector_model=str(tmp_path / 'nope.onnx')), 'file not found'),
+        (dict(joint_model=str(tmp_path)), 'joint_model: a folder, not a file'),
         (dict(detector_model=models[0], depth_model=models[1], depth_strategy='mean'),
          "choose one of center_mean, box_median, robust"),
         (dict(detector_model=models[0], depth_model=models[1], score_threshold=-0.1),

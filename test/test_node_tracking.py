@@ -322,8 +322,10 @@ def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path
     model = joint_fixtures.joint_model(
         tmp_path / 'joint.onnx', [joint_fixtures.ROW_A_WEAK, joint_fixtures.ROW_A,
                                   joint_fixtures.ROW_B], joint_fixtures.prototypes())
+    # detector_model and depth_coverage crop do not apply to a joint model: said once.
     params = node_params(tmp_path, joint_model=model, providers='cpu',
-                         depth_strategy='mask', max_depth=3.0)
+                         depth_strategy='mask', max_depth=3.0, detector_model=model,
+                         depth_coverage='crop')
     topics = dict(TOPICS, instance_masks=Image)
     topics['/diagnostics'] = DiagnosticArray
     camera = pinhole(joint_fixtures.IMAGE_W, joint_fixtures.IMAGE_H, 50.0)
@@ -345,6 +347,8 @@ def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path
         log = node.output()
         assert node.proc.poll() is None, log
     assert 'joint model' in log
+    assert 'joint_model is set: detector_model not used' in log
+    assert 'depth_coverage crop does not apply to a joint model' in log
     latency = {v.key: float(v.value) for s in diagnostics.status for v in s.values
                if v.key.startswith('latency_')}
     assert latency['latency_joint_p50_ms'] > 0

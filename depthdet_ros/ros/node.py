@@ -250,6 +250,13 @@ class DepthDetRunner:
         if pipeline.joint is not None:
             self.log.info(f'joint model {detector.path} ({len(detector.class_names)} classes, '
                           f'instance masks) on {detector.provider}')
+            unused = [name for name in ('detector_model', 'depth_model') if self.params[name]]
+            if unused:
+                self.log.warning(f'joint_model is set: {" and ".join(unused)} not used')
+            if self.params['depth_coverage'] == 'crop':
+                self.log.warning('depth_coverage crop does not apply to a joint model: it sees '
+                                 'the whole image, letterboxed as it was trained, and every '
+                                 'pixel gets a depth')
             return
         self.log.info(
             f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '

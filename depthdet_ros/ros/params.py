@@ -163,7 +163,9 @@ def check_value(name, value):
         parse_class_max_depth(value)
     for path_param in ('detector_model', 'depth_model', 'joint_model', 'class_names_file'):
         if name == path_param and value and not os.path.isfile(os.path.expanduser(value)):
-            raise ConfigError(f'{name}: file not found: {value!r}')
+            what = 'a folder, not a file' if os.path.isdir(os.path.expanduser(value)) \
+                else 'file not found'
+            raise ConfigError(f'{name}: {what}: {value!r}')
     return value
 
 
