@@ -349,13 +349,15 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
                       _num(depth['tracked_mae_m']),
                       _num(depth['tracked_mae_m'] / depth['raw_mae_m'])
                       if depth['raw_mae_m'] else '-'],
-                     [f'depth jitter m, {kind} (median of {jitter["objects"]})',
+                     [f'depth jitter m, {kind} (median of {jitter["objects"]}; the ratio '
+                      'is the median of per-object ratios)',
                       _num(jitter['raw_m']), _num(jitter['tracked_m']),
                       _num(jitter['ratio'])]]) + ['']
     lines += [f'Time to contact, approaching objects (GT closing speed '
               f'{ttc.get("approach_speed_m_s", "-")} m/s, range {ttc.get("approach_range_m", "-")}'
               f' m, confirmed tracks): {ttc["samples"]} samples of {ttc["objects"]} objects, '
-              f'median relative error {_pct(ttc["median_rel_error"])}, mean '
+              f'median relative error {_pct(ttc["median_rel_error"])} (errors capped at '
+              f'100 %, as no estimate), mean '
               f'{_pct(ttc["mean_rel_error"])}, no estimate {ttc["no_estimate"]}; of them, '
               f'objects moving in the world: {ttc["moving_objects"]["samples"]} samples, '
               f'median relative error {_pct(ttc["moving_objects"]["median_rel_error"])}.', '']

@@ -18,8 +18,9 @@ optical-frame velocity, and world velocity to tell static objects from moving on
 - Time to contact of approaching objects (GT closing speed APPROACH_SPEED_M_S, range
   APPROACH_RANGE_M, confirmed tracks): relative error |TTC - GT| / GT, with the GT
   TTC = range to the GT surface (|centre| x GT depth / centre z) over the GT closing
-  speed (-centre . velocity / |centre|); an estimate of no contact (infinite) or
-  unknown counts as an error of 1 (100 %).
+  speed (-centre . velocity / |centre|). Errors are capped at 1 (100 %), the error
+  of an estimate of no contact (infinite) or none (unknown): an estimate off by more
+  than the truth itself is as useless as none, and the median stays defined.
 - With `gt_depth_noise` (evaluate_bag), the tracker is fed each detection's matched GT
   depth times (1 + N(0, noise)) instead of the network's, its 3D point and
   covariance scaled along the ray to match (`with_ground_truth_depth`): the tracker
