@@ -277,6 +277,27 @@ def test_synth_dataset_refuses_an_out_that_is_a_file(tmp_path, capsys):
                    'choose another --out')
 
 
+@pytest.mark.parametrize('split', ['', '..', '../escape', 'a/b'])
+def test_synth_dataset_split_is_one_folder_name(tmp_path, capsys, split):
+    # These wrote into --out itself, outside it, or into nested folders, with exit 0.
+    out = tmp_path / 'data'
+    with pytest.raises(SystemExit) as exited:
+        main(['synth', 'dataset', '--out', str(out), '--frames', '1', '--size', '64x48',
+              '--split', split])
+    assert exited.value.code == 2
+    one_error_line(capsys, 'synth dataset', 'argument --split', 'not a split name')
+    assert not out.exists() and not (tmp_path / 'escape').exists()
+
+
+def test_synth_dataset_names_a_broken_generator_json(tmp_path, capsys):
+    split = tmp_path / 'data' / 'train'
+    split.mkdir(parents=True)
+    (split / 'generator.json').write_text('{broken')
+    assert main(['synth', 'dataset', '--out', str(tmp_path / 'data'), '--frames', '1',
+                 '--size', '64x48', '--quality', 'fast']) == 2
+    one_error_line(capsys, 'synth', f'{split / "generator.json"} is not valid JSON')
+
+
 def write_split(folder, coco):
     folder.mkdir()
     (folder / 'annotations.json').write_text(coco if isinstance(coco, str) else json.dumps(coco))

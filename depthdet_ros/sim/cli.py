@@ -6,6 +6,7 @@ the parser stays cheap.
 import argparse
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -21,6 +22,14 @@ def _sizes(text):
         return parse_sizes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _split_name(text):
+    """A split is one folder inside --out: '', '..', or a path would write elsewhere."""
+    if not re.fullmatch(r'[A-Za-z0-9_.-]+', text) or set(text) == {'.'}:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a split name: one folder name of letters, digits, _ - and .')
+    return text
 
 
 def _progress_bar(total, description):
@@ -60,8 +69,10 @@ def add_parser(subparsers):
                     'the same command resumes: complete frames are kept.')
     dataset.add_argument('--out', type=Path, required=True, help='dataset folder')
     dataset.add_argument('--frames', type=positive_int, required=True, help='frames in the split')
-    dataset.add_argument('--split', default='train', help='split name (default train); '
-                         'each split draws different frames from the same seed')
+    dataset.add_argument('--split', type=_split_name, default='train',
+                         help='split name (default train), a folder of --out: letters, '
+                              'digits, _ - and .; each split draws different frames from '
+                              'the same seed')
     dataset.add_argument('--size', type=_sizes, default=((640, 480),),
                          help='WxH, or several comma-separated (each frame picks one); '
                               'default 640x480')

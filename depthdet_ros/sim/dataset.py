@@ -160,7 +160,11 @@ def _check_or_store_config(directory: Path, config: DatasetConfig):
     stored_path = directory / 'generator.json'
     identity = config.identity()
     if stored_path.exists():
-        stored = json.loads(stored_path.read_text())
+        try:
+            stored = json.loads(stored_path.read_text())
+        except ValueError as exc:
+            raise ValueError(f'{stored_path} is not valid JSON ({exc}): delete it to start '
+                             'the split again, or use another --out or --split') from None
         if stored != identity:
             changed = sorted(k for k in set(stored) | set(identity)
                              if stored.get(k) != identity.get(k))
