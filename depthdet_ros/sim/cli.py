@@ -25,7 +25,7 @@ def _sizes(text):
 
 
 def _split_name(text):
-    """A split is one folder inside --out: '', '..', or a path would write elsewhere."""
+    """Check a split name: one folder inside --out ('', '..' or a path write elsewhere)."""
     if not re.fullmatch(r'[A-Za-z0-9_.-]+', text) or set(text) == {'.'}:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not a split name: one folder name of letters, digits, _ - and .')
