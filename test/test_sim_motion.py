@@ -39,6 +39,19 @@ def test_static_scene_is_unchanged_and_moving_is_deterministic(world):
     assert all(o.velocity is not None for o in a.objects)
 
 
+def test_a_frame_shows_the_scene_at_the_time_given(world):
+    # synthetic_camera renders at its stamps (a late tick), not at index / rate.
+    sequence = CameraSequence(3, 'room', SIZE, RATE, world=world, moving=True)
+    late, on_time = sequence.frame(4, t=0.53), sequence.frame(4)
+    assert sequence.frame(4, t=0.4).objects == on_time.objects
+    moved = [o for o in late.objects if not np.allclose(centre(o), centre(by_id(on_time)[
+        o.instance_id]))]
+    assert moved  # the camera and the walkers went on for 0.13 s
+    walker = by_id(late)[moved[0].instance_id]
+    assert centre(walker) == pytest.approx(
+        centre(by_id(sequence.frame(53, t=0.53))[walker.instance_id]))
+
+
 def test_approaching_walker_velocity_truth(world):
     sequence = CameraSequence(3, 'room', SIZE, RATE, world=world, moving=True)
     walker = sequence.shuttles[0]

@@ -16,8 +16,10 @@ and exit), speed (m/s), moving (people walk, one toward the camera, and table
 objects slide; see depthdet_ros.sim.motion), quality ('fast' | 'standard' | 'high'), publish_depth,
 publish_detections, reliable_images (reliable QoS for image/depth, which also
 matches best-effort subscribers; false = sensor-data QoS). Stamps come from the node
-clock, so use_sim_time is honoured. One frame is rendered per timer tick; when
-rendering takes longer than the period the rate drops instead of queueing.
+clock, so use_sim_time is honoured, and each frame shows the scene at its stamp (time
+since the pass began), so the ground-truth motion agrees with the stamps even when a
+tick comes late. One frame is rendered per timer tick; when rendering takes longer
+than the period the rate drops instead of queueing.
 """
 import math
 import sys
@@ -119,6 +121,7 @@ class SyntheticCamera(Node):
                     Odometry, 'ground_truth/object_motion_world', 50)
         self.finished = Future()
         self._index = 0
+        self._pass_start = None  # node-clock time of the current pass's first frame
         self._timer = self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f'{scene} scene (seed {seed}), {width}x{height} at {rate:g} Hz, quality {quality}, '
@@ -134,9 +137,12 @@ class SyntheticCamera(Node):
                 self.finished.set_result(True)
                 return
             self._index = 0
-        frame = self._sequence.frame(self._index)
+        now = self.get_clock().now()
+        if self._index == 0:
+            self._pass_start = now
+        frame = self._sequence.frame(self._index, (now - self._pass_start).nanoseconds * 1e-9)
         self._index += 1
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame.camera.frame_id)
+        header = Header(stamp=now.to_msg(), frame_id=frame.camera.frame_id)
         messages = [(self._info_pub, camera_model_to_info(frame.camera, header)),
                     (self._image_pub, rgb_to_image_msg(frame.rgb, header))]
         if self._depth_pub is not None:

@@ -447,8 +447,8 @@ def generate_frames(seed: int, n_frames: int, scene: str = 'room',
 class CameraSequence:
     """A scene seen by a camera moving smoothly along a periodic path.
 
-    frame(i) renders the view at t = i / rate_hz for any i >= 0 (the path repeats
-    after `period_s` seconds). With `moving`, people walk and table objects slide
+    frame(i) renders the view at t = i / rate_hz for any i >= 0, or at the `t` given
+    (a live camera's clock; the path repeats after `period_s` seconds). With `moving`, people walk and table objects slide
     (see sim.motion; drawn from a stream of their own, so the static scene is the
     same as without) and every ObjectTruth carries its velocities.
     """
@@ -473,8 +473,8 @@ class CameraSequence:
     def period_s(self) -> float:
         return float(2 * np.pi / self.path.angular_speed)
 
-    def frame(self, index: int) -> SimFrame:
-        t = index / self.rate_hz
+    def frame(self, index: int, t: Optional[float] = None) -> SimFrame:
+        t = index / self.rate_hz if t is None else float(t)
         position, rotation = self.path.pose(t)
         layout = layout_at(self.layout, self.shuttles, t)
         frame = self.world.render(with_camera_pose(layout, position, rotation), index, t)
