@@ -448,9 +448,10 @@ class CameraSequence:
     """A scene seen by a camera moving smoothly along a periodic path.
 
     frame(i) renders the view at t = i / rate_hz for any i >= 0, or at the `t` given
-    (a live camera's clock; the path repeats after `period_s` seconds). With `moving`, people walk and table objects slide
-    (see sim.motion; drawn from a stream of their own, so the static scene is the
-    same as without) and every ObjectTruth carries its velocities.
+    (a live camera's clock; the path repeats after `period_s` seconds). With `moving`,
+    people walk and table objects slide (see sim.motion; drawn from a stream of their
+    own, so the static scene is the same as without) and every ObjectTruth carries its
+    velocities.
     """
 
     def __init__(self, seed: int, scene: str = 'room', size: Tuple[int, int] = (640, 480),
