@@ -55,6 +55,14 @@ def test_depth_follows_camera_info_and_the_assumed_field_of_view(ros, tmp_path):
             z = _depth_of_first_detection(probe, image, camera,
                                           lambda z: abs(z - raw * 1.2) < 1e-3)
             assert z == pytest.approx(raw * 1.2, rel=1e-4)
+            # A frame whose camera_info is late or lost: no 3D, but the depth keeps the
+            # scale of the last camera_info (it used to fall back to the assumed 90 deg,
+            # 0.53x, which an outsider saw as objects suddenly nearer).
+            late = probe.wait_for('detections', lambda m: m.header.stamp.sec == 200,
+                                  resend=lambda: probe.send(image, None, stamp=(200, 0)),
+                                  timeout=60)
+            position = late.detections[0].results[0].pose.pose.position
+            assert np.isnan(position.x) and position.z == pytest.approx(raw * 1.2, rel=1e-4)
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()

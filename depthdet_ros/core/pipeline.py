@@ -101,17 +101,18 @@ class Pipeline:
         """Active execution provider of each model."""
         return {'detector': self.detector.provider, 'depth': self.depth.provider}
 
-    def process(self, rgb, camera=None) -> FrameResult:
+    def process(self, rgb, camera=None, depth_camera=None) -> FrameResult:
         """Detect and range the objects in an RGB uint8 image.
 
         `camera` is a validated CameraModel for this image size, or None for depth
-        without 3D positions. Depth is scaled to the camera's focal length (its own, or
-        the fusion config's assumed field of view without one).
+        without 3D positions. Depth is scaled to the camera's focal length: `camera`'s,
+        else `depth_camera`'s (the same camera's intrinsics from another frame, when
+        this frame's did not come), else the fusion config's assumed field of view.
         """
         timings = {}
         t0 = time.perf_counter()
         fusion = self.fusion
-        scale = self.depth.focal_scale(rgb.shape[0], rgb.shape[1], camera,
+        scale = self.depth.focal_scale(rgb.shape[0], rgb.shape[1], camera or depth_camera,
                                        fusion.assumed_hfov_deg)
         masks = None
         if self.joint is not None:

@@ -485,6 +485,12 @@ class DepthDetRunner:
             return None
         return entry[1]
 
+    def _latest_camera(self, shape):
+        """Return the newest accepted camera_info fitted to an image size, or None."""
+        with self._info_cond:
+            entry = next((e for e in reversed(self._infos) if e[1] is not None), None)
+        return None if entry is None else entry[1].for_image(shape[1], shape[0])
+
     def _camera_for(self, stamp, shape):
         camera = self._camera_info_for(stamp)
         if camera is None:
@@ -519,10 +525,14 @@ class DepthDetRunner:
                              throttle_duration_sec=60.0)
         t1 = time.perf_counter()
         camera = self._camera_for(_stamp_ns(header), rgb.shape[:2])
+        depth_camera = camera
         if camera is None:
             self.stats['no_camera'] += 1
-        result = self.pipeline.process(rgb, camera)
-        self._depth_camera = self._describe_depth_camera(camera, result.depth_scale)
+            # A late or lost camera_info: no 3D, but the depth keeps this camera's scale.
+            depth_camera = self._latest_camera(rgb.shape[:2])
+        result = self.pipeline.process(rgb, camera, depth_camera)
+        self._depth_camera = self._describe_depth_camera(camera, depth_camera,
+                                                         result.depth_scale)
         t2 = time.perf_counter()
         objects = result.objects
         outputs, shown = self._track(objects, header, rgb.shape)
@@ -567,10 +577,13 @@ class DepthDetRunner:
         return layout.tracked_outputs(tracked, params['publish_raw'],
                                       params['publish_tentative'])
 
-    def _describe_depth_camera(self, camera, scale):
+    def _describe_depth_camera(self, camera, depth_camera, scale):
         """Say which camera depth was scaled for; logs once when it is not camera_info."""
         if camera is not None:
             return f'camera_info (focal scale {scale:.3f})'
+        if depth_camera is not None:
+            return (f'the last camera_info received (focal scale {scale:.3f}); none matched '
+                    'this image')
         depth = self.pipeline.depth
         hfov = self.params['assumed_hfov_deg']
         if depth.canonical_focal is None:
