@@ -24,6 +24,7 @@ def test_run_on_files_writes_results_and_annotations(tmp_path):
     results = json.loads((out / 'results.json').read_text())
     good, broken = results['images']
     assert broken['error'] == 'not a readable image'
+    assert results['camera'] == {'camera_info': None, 'hfov_deg': 90.0}  # was not recorded
     (obj,) = good['objects']
     assert obj['class'] == 'chair' and obj['alert'] is True
     assert obj['depth_m'] == pytest.approx(float(depth_for_red(red_for_depth(3.0))), abs=1e-3)

@@ -24,9 +24,11 @@ def test_calibrated_focal_by_hand(tmp_path):
     assert focal == pytest.approx(125.0, rel=1e-4)
     assert len(per_frame) == 3
     out = tmp_path / 'calibrated.onnx'
-    write_with_focal(str(path), str(out), focal)
+    assert write_with_focal(str(path), str(out), focal) is None
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props[metadata.CANONICAL_FOCAL] == '125.0'
+    # A model that named one already: replaced, and said so (it was silent).
+    assert write_with_focal(str(out), str(tmp_path / 'again.onnx'), 130.0) == '125.0'
     estimator = DepthEstimator(str(out))
     camera = CameraModel(K=K, width=640, height=480)
     scale = estimator.focal_scale(480, 640, camera)

@@ -881,8 +881,9 @@ def run(args) -> int:
     features = cpu_features()
     vnni = 'VNNI: u8s8 without saturation' if has_vnni(features) else \
         'no VNNI: 7-bit weights (reduce_range) by default'
-    print(f'CPU: {", ".join(features) or "no AVX2/AVX-512 flags found"}; {vnni}')
+    cpu_line = f'CPU: {", ".join(features) or "no AVX2/AVX-512 flags found"}; {vnni}'
     if args.cpu_features:
+        print(cpu_line)
         return 0
     if not args.models or not args.calibration:
         raise CliError('give the models to quantize and --calibration frames')
@@ -924,6 +925,7 @@ def run(args) -> int:
         check_settings(base, [onnx.load(q.prepared, load_external_data=False)
                               for q in quantizers],
                        [os.path.basename(path) for path in args.models])
+        print(cpu_line)  # once the arguments are good: an error stays one line
         for path, quantizer in zip(args.models, quantizers):
             stem = os.path.splitext(os.path.basename(path))[0]
             target = os.path.join(args.out_dir, f'{stem}_int8.onnx')

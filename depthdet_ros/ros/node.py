@@ -596,7 +596,9 @@ class DepthDetRunner:
                            'over its input); set camera_info or assumed_hfov_deg')
         if description != getattr(self, '_depth_camera_logged', None):
             self._depth_camera_logged = description
-            self.log.warning(f'no camera_info for this frame: depth is scaled for {description}')
+            how = 'depth is used ' if depth.canonical_focal is None else \
+                'depth is scaled for '
+            self.log.warning(f'no camera_info for this frame: {how}{description}')
         return description
 
     def _publish_large(self, outputs: LargeOutputs):

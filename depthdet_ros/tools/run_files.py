@@ -241,6 +241,8 @@ def run(args):
                        'detector_model', 'depth_model', 'joint_model', 'score_threshold',
                        'iou_threshold', 'max_detections', 'class_filter', 'depth_strategy',
                        'max_depth', 'class_max_depth', 'assumed_hfov_deg')},
+                   # The camera 3D positions and the depth scale came from.
+                   'camera': {'camera_info': args.camera_info or None, 'hfov_deg': args.hfov},
                    'images': records}, f, indent=1)
     processed = sum('error' not in r for r in records)
     if not processed:

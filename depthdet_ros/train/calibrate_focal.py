@@ -11,6 +11,7 @@ The ONNX file is copied with that metadata added; the weights are untouched.
 """
 import argparse
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -40,19 +41,24 @@ def calibrate(depth_path: str, frames, coverage: str = 'full', max_depth: float 
     return float(np.exp(np.median(np.log(per_frame)))), per_frame
 
 
-def write_with_focal(source: str, target: str, focal: float) -> None:
-    """Copy an ONNX model, setting its canonical focal length metadata."""
+def write_with_focal(source: str, target: str, focal: float) -> Optional[str]:
+    """Copy an ONNX model, setting its canonical focal length metadata.
+
+    Returns the canonical focal length the source named (replaced), or None.
+    """
     import onnx
 
     from depthdet_ros.core import metadata
     model = onnx.load(source)
     props = {p.key: p.value for p in model.metadata_props}
+    replaced = props.get(metadata.CANONICAL_FOCAL)
     props[metadata.CANONICAL_FOCAL] = f'{focal:.1f}'
     del model.metadata_props[:]
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, target)
+    return replaced
 
 
 def add_parser(commands):
@@ -80,10 +86,11 @@ def run(args) -> int:
     try:
         frames = Subset(SimDataset(args.data), args.max_frames)
         focal, per_frame = calibrate(args.depth, frames, args.coverage)
-        write_with_focal(args.depth, args.output, focal)
+        replaced = write_with_focal(args.depth, args.output, focal)
     except (ModelLoadError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     low, high = np.percentile(per_frame, [25, 75])
     print(f'{args.output}: canonical focal {focal:.1f} px at the network input '
-          f'(per-frame interquartile range {low:.1f} .. {high:.1f}, {len(per_frame)} frames)')
+          f'(per-frame interquartile range {low:.1f} .. {high:.1f}, {len(per_frame)} frames)'
+          + (f'; replaces the {replaced} px {args.depth} named' if replaced else ''))
     return 0
