@@ -6,6 +6,7 @@ The real launch file under the real `ros2 launch` is tested in test_launch_real.
 import ast
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -358,3 +359,30 @@ def test_a_params_file_for_another_node_is_reported(tmp_path):
     (warning,) = params_files_not_applied(argv, '/depthdet_node')
     assert warning.startswith(f'params file {other} has no section for /depthdet_node (its '
                               'sections: my_detector): none of its values apply')
+
+
+@pytest.mark.parametrize('text, max_depth', [
+    ('/**:\n  ros__parameters:\n    max_depth: 2.0\n', 2.0),
+    # A namespaced node's file: the offline tools used to drop it without a word.
+    ('/front/depthdet_node:\n  ros__parameters:\n    max_depth: 2.5\n', 2.5),
+    ('/**:\n  ros__parameters:\n    max_depth: 2.0\n'
+     'depthdet_node:\n  ros__parameters:\n    max_depth: 3.0\n', 3.0),
+])
+def test_offline_tools_read_the_sections_the_node_would(tmp_path, text, max_depth):
+    params = tmp_path / 'params.yaml'
+    params.write_text(text)
+    assert load_params_file(str(params))['max_depth'] == max_depth
+
+
+@pytest.mark.parametrize('text, words', [
+    ('my_detector:\n  ros__parameters:\n    max_depth: 2.0\n',
+     'has no section for depthdet_node (its sections: my_detector)'),
+    ('/front/depthdet_node:\n  ros__parameters:\n    max_depth: 2.0\n'
+     '/rear/depthdet_node:\n  ros__parameters:\n    max_depth: 3.0\n',
+     'sections for depthdet_node in several namespaces'),
+])
+def test_offline_tools_refuse_a_params_file_that_applies_nothing(tmp_path, text, words):
+    params = tmp_path / 'params.yaml'
+    params.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_params_file(str(params))

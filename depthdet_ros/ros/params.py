@@ -227,13 +227,33 @@ def _read_params_yaml(path):
 def load_params_file(path, node_name='depthdet_node'):
     """Read and validate depthdet_node's parameters from a ROS parameters YAML.
 
-    Values under `/**` and under the node's name are merged (node name wins) over the
-    defaults; used by the offline tools so they run with the node's configuration.
+    Used by the offline tools so they run with the node's configuration. The sections
+    that apply are those rcl would apply to a node of that name at the root (`/**`,
+    `node_name`, wildcards), and a section for it in a namespace (`/front/depthdet_node`,
+    the file of a namespaced node), in file order over the defaults. A file with no
+    such section, or with sections for it in several namespaces, is refused: the tool
+    would otherwise run on values the user did not mean.
     """
     data = _read_params_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
+                          'hold NODE: ros__parameters: NAME: VALUE')
+    root_name = '/' + node_name
+    keys = [str(k) for k in data]
+    applying = [k for k in keys if node_key_matches(k, root_name)]
+    namespaced = [k for k in keys if k not in applying
+                  and k.rstrip('/').rsplit('/', 1)[-1] == node_name]
+    if len(namespaced) > 1:
+        raise ConfigError(f'params file {path} has sections for {node_name} in several '
+                          f'namespaces ({", ".join(namespaced)}): give a file with one')
+    applying = [k for k in keys if k in applying or k in namespaced]
+    if not applying:
+        raise ConfigError(f'params file {path} has no section for {node_name} (its sections: '
+                          f'{", ".join(keys) or "none"}): none of its values would apply; '
+                          f'key them under /** or {node_name}')
     values = {p.name: p.default for p in PARAMS}
-    for key in ('/**', node_name, '/' + node_name):
-        section = data.get(key) or {} if isinstance(data, dict) else None
+    for key in applying:
+        section = data[key] or {}
         parameters = section.get('ros__parameters') or {} if isinstance(section, dict) else None
         if not isinstance(parameters, dict):
             raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
