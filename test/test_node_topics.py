@@ -365,6 +365,33 @@ def test_diagnostics_run_under_sim_time_without_clock(models, ros, tmp_path):
         assert node.proc.poll() is None, node.output()
 
 
+def test_a_wrong_image_topic_is_said_in_the_log_and_diagnostics(models, ros, tmp_path):
+    """image:= pointing where no camera publishes: the console was silent."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          diagnostics_period=0.5)
+    with NodeProcess(params, ['-r', 'image:=/nobody/publishes/here'],
+                     log_path=tmp_path / 'node.log') as node:
+        probe = Probe({'/diagnostics': DiagnosticArray})
+        try:
+            msg = probe.wait_for('/diagnostics', lambda m: 'no image received yet on '
+                                 '/nobody/publishes/here (0 publishers)'
+                                 in diagnostic_status(m).message, timeout=60)
+            assert 'no camera_info received yet on /camera_info' in \
+                diagnostic_status(msg).message
+            deadline = time.monotonic() + 30
+            while 'no image received on' not in node.output() and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            probe.destroy_node()
+        log = node.output()
+        assert node.proc.poll() is None, log
+    assert re.search(r'no image received on /nobody/publishes/here in \d+ s \(0 publishers '
+                     r'on it\): is the camera publishing there\? Remap it with '
+                     'image:=YOUR_TOPIC', log)
+    assert log.count('no image received on') == 1
+
+
 class GatedPublisher:
     """Stands in for the depth publisher: publish() blocks until the gate opens."""
 

@@ -60,6 +60,8 @@ from depthdet_ros.ros.visualize import draw_objects
 INFERENCE_STAGES = ('detector', 'depth', 'joint')
 STAGES = ('conversion', *INFERENCE_STAGES, 'fusion', 'tracking', 'messages', 'publish', 'total')
 LATENCY_WINDOW = 200
+# Seconds after activation without an image before the log says so (once).
+NO_IMAGE_WARNING_S = 5.0
 WARN_THROTTLE_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
@@ -224,6 +226,8 @@ class DepthDetRunner:
         self._waiting_since = None  # monotonic: the oldest image no frame has answered since
         self._last_processed = None  # monotonic
         self._last_refused = None  # (monotonic time, why)
+        self._started = time.monotonic()
+        self._said_no_image = False
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
 
@@ -341,7 +345,7 @@ class DepthDetRunner:
         info_sub = subscribe_input(node, CameraInfo, 'camera_info', self._on_camera_info,
                                    reliability)
         self._subscriptions = [image_sub, info_sub]
-        self._info_topic = info_sub.topic_name
+        self._info_topic, self._image_topic = info_sub.topic_name, image_sub.topic_name
         self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
 
     def _set_debug_publisher(self, enabled):
@@ -472,7 +476,8 @@ class DepthDetRunner:
             nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
         if entry is None:
             self._camera_problem = (
-                'no camera_info received yet' if nearest is None else
+                f'no camera_info received yet on {self._info_topic}: 3D positions not '
+                'published' if nearest is None else
                 f'no camera_info within camera_info_tolerance '
                 f'({self.params["camera_info_tolerance"]} s) of the image stamp; nearest '
                 f'{nearest / 1e9:.3f} s away: 3D positions not published')
@@ -665,14 +670,24 @@ class DepthDetRunner:
         level, messages = DiagnosticStatus.OK, []
         if self._last_image_time is None:
             level, age = DiagnosticStatus.WARN, float('inf')
-            messages.append('no image received yet')
+            publishers = self.node.count_publishers(self._image_topic)
+            messages.append(f'no image received yet on {self._image_topic} ({publishers} '
+                            'publishers)')
+            waited = now - self._started
+            if waited >= NO_IMAGE_WARNING_S and not self._said_no_image:
+                # Otherwise a wrong image:= remapping is silent in the console.
+                self._said_no_image = True
+                self.log.warning(
+                    f'no image received on {self._image_topic} in {waited:.0f} s '
+                    f'({publishers} publishers on it): is the camera publishing there? '
+                    'Remap it with image:=YOUR_TOPIC')
         else:
             age = now - self._last_image_time
             if age > self.params['stale_input_timeout']:
                 level = DiagnosticStatus.WARN
                 messages.append(f'input stale for {age:.1f} s')
-        camera_problem = self._camera_problem or ('' if self._infos else
-                                                  'no camera_info received yet')
+        camera_problem = self._camera_problem or (
+            '' if self._infos else f'no camera_info received yet on {self._info_topic}')
         if camera_problem:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(camera_problem)
