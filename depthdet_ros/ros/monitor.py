@@ -85,13 +85,18 @@ class Monitor(Node):
                 best = max(same, key=lambda t: _iou(t.bbox, det.bbox), default=None)
                 if best is not None and _iou(best.bbox, det.bbox) > 0.3:
                     true_depth = f'{best.results[0].pose.pose.position.z:.2f}'
-            alert = alerts is not None and any(
-                a.results[0].hypothesis.class_id == hyp.hypothesis.class_id
-                and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6
-                for a in alerts.detections)
+            # The same object on proximity_alert: by track ID, or class and depth
+            # without tracking; the rules it names (alert/proximity, ...) say why.
+            alert = next((a for a in (alerts.detections if alerts else ())
+                          if (a.id == det.id if det.id else
+                              a.results[0].hypothesis.class_id == hyp.hypothesis.class_id
+                              and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6)), None)
+            rules = [r.hypothesis.class_id.split('/', 1)[1].replace('_', ' ')
+                     for r in (alert.results if alert else ())
+                     if r.hypothesis.class_id.startswith('alert/')]
             table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
                           f'{p.z:.2f}', true_depth, f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
-                          'ALERT' if alert else '')
+                          ('ALERT: ' + ', '.join(rules)) if alert else '')
         return table
 
 
