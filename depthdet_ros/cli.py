@@ -64,7 +64,11 @@ def main(argv=None):
     if extra and hasattr(args, 'assignments') and all(':=' in e for e in extra):
         args.assignments = list(args.assignments) + extra
     elif extra:
-        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+        # Name the subcommand whose --help lists what it takes.
+        prog = f'depthdet {args.command}' if getattr(args, 'command', None) else 'depthdet'
+        print(f'{prog}: error: unrecognized arguments: {" ".join(extra)} (see {prog} --help)',
+              file=sys.stderr)
+        sys.exit(2)
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2

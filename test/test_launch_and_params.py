@@ -146,6 +146,22 @@ def test_depthdet_pipeline_refuses_bad_values_with_one_line(name, value, words):
 
 
 @pytest.mark.parametrize('args,words', [
+    (['imge:=/cam/image'], ["unknown launch argument 'imge:=/cam/image'", 'camera_info']),
+    (['score_threshold:=0.5'], ['score_threshold is a node parameter, not a launch argument',
+                                '--params-file']),
+    (['--bogus'], ['unrecognized arguments: --bogus (see depthdet pipeline --help)']),
+])
+def test_depthdet_pipeline_names_what_a_wrong_argument_is(args, words):
+    result = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', *args],
+                            capture_output=True, text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith('depthdet pipeline: error: ')
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize('args,words', [
     (['--demo', '0'], ['--demo is 0', '> 0']), (['--demo', '-5'], ['--demo is -5']),
     (['--demo', 'nan'], ['--demo is nan']),
     (['--demo', '3', '--camera-rate', '0'], ['--camera-rate is 0', '(0, 1000]'])])

@@ -44,13 +44,19 @@ def add_parser(subparsers):
 
 def apply_assignments(args):
     """Set launch-style NAME:=VALUE assignments on the parsed arguments."""
+    from depthdet_ros.ros.params import BY_NAME
     names = {a.name for a in LAUNCH_ARGUMENTS}
     for item in args.assignments:
         name, sep, value = item.partition(':=')
-        if not sep or name not in names:
-            raise CliError(f'{item!r} is not NAME:=VALUE with NAME one of '
-                           f'{", ".join(sorted(names))}')
-        setattr(args, name, value)
+        if sep and name in names:
+            setattr(args, name, value)
+            continue
+        if sep and name in BY_NAME:
+            raise CliError(f'{name} is a node parameter, not a launch argument: set it in a '
+                           f'--params-file (or {name}:=VALUE when it is one of the launch '
+                           f'arguments: {", ".join(sorted(names))})')
+        raise CliError(f'unknown launch argument {item!r}; the launch arguments are '
+                       f'{", ".join(sorted(names))}, each as NAME:=VALUE')
 
 
 def _executable(name):
