@@ -370,15 +370,15 @@ def test_a_wrong_image_topic_is_said_in_the_log_and_diagnostics(models, ros, tmp
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
                           depth_model=models['red_depth'], providers='cpu',
                           diagnostics_period=0.5)
-    with NodeProcess(params, ['-r', 'image:=/nobody/publishes/here'],
+    with NodeProcess(params, ['-r', 'image:=/nobody/publishes/here', '-r', '__ns:=/front'],
                      log_path=tmp_path / 'node.log') as node:
         probe = Probe({'/diagnostics': DiagnosticArray})
         try:
-            msg = probe.wait_for('/diagnostics', lambda m: 'no image received yet on '
-                                 '/nobody/publishes/here (0 publishers)'
-                                 in diagnostic_status(m).message, timeout=60)
-            assert 'no camera_info received yet on /camera_info' in \
-                diagnostic_status(msg).message
+            msg = probe.wait_for('/diagnostics', lambda m: any(
+                s.name == 'front/depthdet_node: pipeline' and 'no image received yet on '
+                '/nobody/publishes/here (0 publishers)' in s.message for s in m.status),
+                timeout=60)
+            assert 'no camera_info received yet on /front/camera_info' in msg.status[0].message
             deadline = time.monotonic() + 30
             while 'no image received on' not in node.output() and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -390,6 +390,10 @@ def test_a_wrong_image_topic_is_said_in_the_log_and_diagnostics(models, ros, tmp
                      r'on it\): is the camera publishing there\? Remap it with '
                      'image:=YOUR_TOPIC', log)
     assert log.count('no image received on') == 1
+    # The core's Python log lines come through the node's logger, with its namespace
+    # (they read "[WARNING] [depthdet_node]: ..." whatever the node's name).
+    assert re.search(r'\[WARN\] \[[\d.]+\] \[front\.depthdet_node\]: depth\.onnx has no '
+                     'depthdet_canonical_focal metadata', log), log
 
 
 class GatedPublisher:

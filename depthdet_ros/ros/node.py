@@ -187,6 +187,7 @@ class DepthDetRunner:
     def __init__(self, node):
         self.node = node
         self.log = node.get_logger()
+        forward_package_logging(self.log)
         declare_parameters(node)
         self.params = {p.name: node.get_parameter(p.name).value for p in PARAMS}
         self.pipeline = None
@@ -785,6 +786,34 @@ class DepthDetNode(Node):
         """Stop the worker after the frame in progress, then destroy the node."""
         self.runner.shutdown()
         super().destroy_node()
+
+
+class _NodeLogHandler(logging.Handler):
+    """Pass the package's Python log records (core, model loading) to the node's logger."""
+
+    def __init__(self, node_logger):
+        super().__init__()
+        self.node_logger = node_logger
+
+    def emit(self, record):
+        if record.levelno >= logging.ERROR:
+            self.node_logger.error(record.getMessage())
+        elif record.levelno >= logging.WARNING:
+            self.node_logger.warning(record.getMessage())
+        else:
+            self.node_logger.info(record.getMessage())
+
+
+def forward_package_logging(node_logger):
+    """Route depthdet_ros's Python logging through the node's logger.
+
+    The core logs with Python's logging (it imports no ROS); in the node those lines
+    then carry the node's name (with its namespace), a time stamp and ROS's log
+    routing like every other line of the node.
+    """
+    package = logging.getLogger('depthdet_ros')
+    package.handlers[:] = [_NodeLogHandler(node_logger)]
+    package.propagate = False
 
 
 def run(node_class, args=None):
