@@ -136,6 +136,22 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert 'file not found' in capsys.readouterr().err
 
 
+def test_unusable_int8_models_and_batch_sizes_are_refused_before_any_work(
+        tmp_path, capsys, monkeypatch):
+    # A missing INT8 model failed after the other sections had run, unnamed; a negative
+    # GPU batch size passed when the gpu section did not run.
+    from depthdet_ros.bench import cli as bench_cli
+    monkeypatch.setattr(bench_cli, 'benchmark', lambda *a, **k: pytest.fail('work started'))
+    assert depthdet(['bench', '--int8-depth-model', str(tmp_path / 'none.onnx'),
+                     '--no-ros']) == 2
+    err = capsys.readouterr().err
+    assert f'--int8-depth-model {tmp_path / "none.onnx"}: file not found' in err
+    with pytest.raises(SystemExit) as exited:
+        depthdet(['bench', '--gpu-batch-sizes', '0,-4', '--no-ros'])
+    assert exited.value.code == 2
+    assert "argument --gpu-batch-sizes: '0,-4' is not N,N,..." in capsys.readouterr().err
+
+
 def test_int8_section_compares_fp32_and_int8_side_by_side(tmp_path, capsys):
     """An INT8 depth net from depthdet quantize against its FP32 source, in one run."""
     import cv2

@@ -113,7 +113,7 @@ def add_parser(subparsers):
     parser.add_argument('--camera-repeats', type=positive_int, default=1,
                         help='multicamera: runs of the whole sequence; figures are medians '
                              '(default: 1)')
-    parser.add_argument('--gpu-batch-sizes', default='4,8', metavar='N,N',
+    parser.add_argument('--gpu-batch-sizes', type=_batch_sizes, default='4,8', metavar='N,N',
                         help='gpu: cameras batched per model run for the throughput figure '
                              '(default: 4,8; needs models exported with --dynamic-batch)')
     parser.add_argument('--gpu-cache-dir', default='',
@@ -178,6 +178,17 @@ def run(args):
     return 0
 
 
+def _batch_sizes(text):
+    """Check N,N,... (whole numbers >= 1) when the command line is read, whatever runs."""
+    try:
+        sizes = [int(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not N,N,... with whole numbers >= 1')
+    return ','.join(str(v) for v in sizes)
+
+
 def _sections(args):
     from depthdet_ros.cli import CliError
 
@@ -196,6 +207,10 @@ def _sections(args):
     if 'int8' in sections and not (args.int8_detector_model or args.int8_depth_model):
         raise CliError('the int8 section needs --int8-detector-model and/or '
                        '--int8-depth-model')
+    for option in ('int8_detector_model', 'int8_depth_model'):
+        path = getattr(args, option)
+        if path and not os.path.isfile(path):
+            raise CliError(f'--{option.replace("_", "-")} {path}: file not found')
     standalone = [s for s in sections if s in STANDALONE_SECTIONS]
     if standalone and len(sections) > 1:
         raise CliError(f'the {standalone[0]} section runs alone: --sections {standalone[0]}')

@@ -143,8 +143,10 @@ class SyntheticCamera(Node):
         frame = self._sequence.frame(self._index, (now - self._pass_start).nanoseconds * 1e-9)
         self._index += 1
         header = Header(stamp=now.to_msg(), frame_id=frame.camera.frame_id)
-        messages = [(self._info_pub, camera_model_to_info(frame.camera, header)),
-                    (self._image_pub, rgb_to_image_msg(frame.rgb, header))]
+        # Image first, then its CameraInfo, as camera drivers publish them (a CameraInfo
+        # sent ahead of a large image waits behind it; README, Large images and QoS).
+        messages = [(self._image_pub, rgb_to_image_msg(frame.rgb, header)),
+                    (self._info_pub, camera_model_to_info(frame.camera, header))]
         if self._depth_pub is not None:
             messages.append((self._depth_pub, depth_to_image_msg(frame.depth, header)))
         if self._det_pub is not None:
