@@ -56,11 +56,14 @@ def interrupt_once():
     the signal to this one. Ignoring from inside the handler leaves no moment in which
     the SIGINT that `ros2 launch` forwards could break the cleanup.
     """
+    import threading
+
     def first_only(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, first_only)
+    if threading.current_thread() is threading.main_thread():  # signals: main thread only
+        signal.signal(signal.SIGINT, first_only)
 
 
 def ignore_further_ctrl_c():

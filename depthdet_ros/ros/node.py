@@ -821,8 +821,7 @@ def run(node_class, args=None):
     logging.basicConfig(format='[%(levelname)s] [depthdet_node]: %(message)s')
     try:
         check_command_line(sys.argv if args is None else args)
-        if threading.current_thread() is threading.main_thread():
-            interrupt_once()
+        interrupt_once()
         rclpy.init(args=args)
     except ConfigError as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)

@@ -238,15 +238,14 @@ def load_params_file(path, node_name='depthdet_node'):
     if not isinstance(data, dict):
         raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
                           'hold NODE: ros__parameters: NAME: VALUE')
-    root_name = '/' + node_name
     keys = [str(k) for k in data]
-    applying = [k for k in keys if node_key_matches(k, root_name)]
-    namespaced = [k for k in keys if k not in applying
+    at_root = {k for k in keys if node_key_matches(k, '/' + node_name)}
+    namespaced = [k for k in keys if k not in at_root
                   and k.rstrip('/').rsplit('/', 1)[-1] == node_name]
     if len(namespaced) > 1:
         raise ConfigError(f'params file {path} has sections for {node_name} in several '
                           f'namespaces ({", ".join(namespaced)}): give a file with one')
-    applying = [k for k in keys if k in applying or k in namespaced]
+    applying = [k for k in keys if k in at_root or k in namespaced]
     if not applying:
         raise ConfigError(f'params file {path} has no section for {node_name} (its sections: '
                           f'{", ".join(keys) or "none"}): none of its values would apply; '
