@@ -17,8 +17,6 @@ import json
 import pickle
 import sys
 
-import numpy as np
-
 
 def cache(bag, out, params_file=''):
     from depthdet_ros.bags import make_typestore
@@ -55,21 +53,16 @@ def cache(bag, out, params_file=''):
 def run(cached, settings, gt_depth=None):
     """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames."""
     from depthdet_ros.core.tracking import Tracker, TrackerConfig
-    from depthdet_ros.eval.tracking import TrackingEvaluation, with_ground_truth_depth
+    from depthdet_ros.eval.tracking import BagTracking, TrackingEvaluation
 
     with open(cached, 'rb') as f:
         data = pickle.load(f)
     max_depth = data['max_depth']
-    tracker = Tracker(TrackerConfig(**settings))
     evaluation = TrackingEvaluation(max_depth, {}, 0.5, data['motion'])
-    rng = np.random.default_rng(0)  # as depthdet eval: the same noise for the same bag
+    tracking = BagTracking(Tracker(TrackerConfig(**settings)), evaluation, gt_depth,
+                           max_depth, {}, 0.5)
     for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
-        if gt_depth is not None and gt_objects is not None:
-            objects = with_ground_truth_depth(objects, gt_objects, gt_depth, rng, 0.5,
-                                              max_depth, {})
-        tracked = tracker.update(objects, stamp_ns * 1e-9, max_depth, {}, image_size)
-        if gt_objects is not None:
-            evaluation.add(index, stamp_ns, gt_objects, tracked)
+        tracking.step(index, stamp_ns, objects, gt_objects, image_size)
     return evaluation.summary()
 
 

@@ -36,8 +36,7 @@ from depthdet_ros.eval.metrics import DetectionMetrics, FrameDetections, valid_d
 from depthdet_ros.eval.metrics import instance_mask_rles, mask_rle, rle_instance_mask
 from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M, ObjectSample
 from depthdet_ros.eval.proximity import alert_limit, AlertTally
-from depthdet_ros.eval.tracking import read_motion, TrackingEvaluation
-from depthdet_ros.eval.tracking import with_ground_truth_depth
+from depthdet_ros.eval.tracking import BagTracking, read_motion, TrackingEvaluation
 
 # Latency stages reported, in pipeline order; others the pipeline reports follow.
 DECODE_STAGE, TOTAL_STAGE = 'decode', 'total'
@@ -278,10 +277,13 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     plans = plan_frames(index, tolerance_ns)
     evaluation = Evaluation(settings)
     tracking = None
-    noise_rng = np.random.default_rng(0)  # fixed: the same bag gives the same figures
-    if tracker is not None and topics.gt_detections:
-        tracking = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
-                                      settings.match_iou, read_motion(path, typestore))
+    if tracker is not None:
+        scores = None
+        if topics.gt_detections:
+            scores = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
+                                        settings.match_iou, read_motion(path, typestore))
+        tracking = BagTracking(tracker, scores, gt_depth_noise, settings.max_depth,
+                               settings.class_max_depth, settings.match_iou)
     on_message = output_bag.copy if output_bag is not None else None
     stamps = [stamp for _, stamp, _ in index.images if stamp is not None]
     first = min(stamps, default=0)
@@ -299,25 +301,17 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         result = pipeline.process(frame.rgb, frame.camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
         tracked = None
-        if tracker is not None:
-            objects = result.objects
-            if gt_depth_noise is not None and frame.gt_objects is not None:
-                objects = with_ground_truth_depth(
-                    objects, frame.gt_objects, gt_depth_noise, noise_rng, settings.match_iou,
-                    settings.max_depth, settings.class_max_depth)
-            t1 = time.perf_counter()
-            tracked = tracker.update(objects, frame.stamp_ns * 1e-9, settings.max_depth,
-                                     settings.class_max_depth, frame.rgb.shape[1::-1])
-            result.timings_ms['tracking'] = (time.perf_counter() - t1) * 1e3
-            total_ms += result.timings_ms['tracking']
-            if tracking is not None and frame.gt_objects is not None:
-                tracking.add(frame.index, frame.stamp_ns, frame.gt_objects, tracked)
+        if tracking is not None:
+            tracked, tracking_ms = tracking.step(frame.index, frame.stamp_ns, result.objects,
+                                                 frame.gt_objects, frame.rgb.shape[1::-1])
+            result.timings_ms['tracking'] = tracking_ms
+            total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
             output_bag.add_frame(frame, result, tracked)
     results = evaluation.results()
-    if tracking is not None:
-        results.tracking = tracking.summary()
+    if tracking is not None and tracking.evaluation is not None:
+        results.tracking = tracking.evaluation.summary()
     return results, index
 
 

@@ -33,6 +33,7 @@ optical-frame velocity, and world velocity to tell static objects from moving on
 """
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -130,6 +131,43 @@ def with_ground_truth_depth(objects, gt_objects, noise: float, rng, match_iou: f
                                          position=position, covariance=covariance,
                                          alert=bool(z < limit))
     return objects
+
+
+class BagTracking:
+    """The tracker over a bag's frames as `depthdet eval` runs it, one frame at a time.
+
+    Per frame: with `gt_depth_noise`, the GT depth in place of the network's
+    (with_ground_truth_depth, from a fixed seed: the same bag gives the same figures);
+    the tracker's update on the frame's header stamp; and, with an `evaluation` and GT
+    objects, the frame's scores. evaluate_bag and tools/tracker_sweep.py both step
+    through frames with it, so their figures agree.
+    """
+
+    def __init__(self, tracker, evaluation: Optional['TrackingEvaluation'],
+                 gt_depth_noise: Optional[float], max_depth: float,
+                 class_max_depth: Dict[str, float], match_iou: float):
+        self.tracker = tracker
+        self.evaluation = evaluation
+        self._noise = gt_depth_noise
+        self._noise_rng = np.random.default_rng(0)
+        self._max_depth = max_depth
+        self._class_max_depth = dict(class_max_depth)
+        self._match_iou = match_iou
+
+    def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
+             image_size: Tuple[int, int]) -> Tuple[list, float]:
+        """Track one frame's objects; return the tracker's output and its update time (ms)."""
+        if self._noise is not None and gt_objects is not None:
+            objects = with_ground_truth_depth(objects, gt_objects, self._noise,
+                                              self._noise_rng, self._match_iou,
+                                              self._max_depth, self._class_max_depth)
+        start = time.perf_counter()
+        tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
+                                      self._class_max_depth, image_size)
+        update_ms = (time.perf_counter() - start) * 1e3
+        if self.evaluation is not None and gt_objects is not None:
+            self.evaluation.add(frame_index, stamp_ns, gt_objects, tracked)
+        return tracked, update_ms
 
 
 @dataclass
