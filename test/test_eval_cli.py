@@ -323,6 +323,40 @@ def test_camera_info_of_another_aspect_ratio_gives_no_3d_as_in_the_node(models, 
     assert 'with camera_info 0 (5 more refused: another aspect ratio)' in markdown
 
 
+def test_the_params_files_tracking_settings_reach_the_tracker(models, tmp_path, capsys):
+    # As the node: the file's tracking / track_* / alert settings, --tracker on top.
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    base = open(models).read()
+    tuned = tmp_path / 'tuned.yaml'
+    tuned.write_text(base + '    track_min_hits: 1\n    alert_hysteresis: 0.3\n'
+                     '    ttc_source: expansion\n')
+    assert run_eval(bag, str(tuned), tmp_path / 'r1', '--no-plots', '--tracker',
+                    'min_hits=2') == 0
+    settings = json.loads((tmp_path / 'r1' / 'report.json').read_text())['settings']['tracker']
+    assert (settings['min_hits'], settings['alert_hysteresis'], settings['ttc_source']) \
+        == (2, 0.3, 'expansion')
+    untracked = tmp_path / 'untracked.yaml'
+    untracked.write_text(base + '    tracking: false\n')
+    assert run_eval(bag, str(untracked), tmp_path / 'r2', '--no-plots', '--output-bag',
+                    str(tmp_path / 'out_bag')) == 0
+    report = json.loads((tmp_path / 'r2' / 'report.json').read_text())
+    assert report['settings']['tracker'] is None and not report.get('tracking')
+    detections = [d for m in read_messages(tmp_path / 'out_bag', typestore=make_typestore())
+                  if m.topic == '/depthdet/detections' for d in m.message.detections]
+    assert detections and all(d.id == '' for d in detections)
+    # Tracker options that would do nothing are refused, before any work.
+    for params, extra, message in (
+            (models, ['--no-tracking', '--tracker', 'min_hits=2'],
+             '--tracker has no effect with --no-tracking'),
+            (str(untracked), ['--tracker-gt-depth', '0.05'],
+             '--tracker-gt-depth has no effect with the params file\'s tracking: false')):
+        assert run_eval(bag, params, tmp_path / 'r3', *extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.strip().count('\n') == 0, err
+    assert not (tmp_path / 'r3').exists()
+
+
 @pytest.mark.parametrize('option, value, message', [
     ('--max-depth', 'nan', 'max_depth is nan; give a number'),  # passed every range check
     ('--out', 'FILE', 'cannot create output folder'),  # was a traceback after inference
@@ -364,8 +398,14 @@ def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
     out_bag = tmp_path / 'out_bag'
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100',
                     '--output-bag', str(out_bag)) == 2
-    assert ('no frame was evaluated: no image of /camera/image is stamped between --start '
-            '100 s and --end inf s') in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert ('no frame to evaluate: no image of /camera/image is stamped 100 s or more after '
+            'the first (its images span ') in err and '(see --start / --end)' in err, err
+    # Refused before any frame is read: no report either.
+    assert not (tmp_path / 'r' / 'report.json').exists()
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100', '--end',
+                    '120') == 2
+    assert 'is stamped between 100 s and 120 s after the first' in capsys.readouterr().err
     # The output bag, a copy without outputs, is not left to block the re-run.
     assert not out_bag.exists()
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--output-bag', str(out_bag)) == 0

@@ -21,13 +21,17 @@ def _tool():
 def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # noqa: F811
     frames, camera = _frames()
     bag = str(write_eval_bag(tmp_path / 'bag', frames, camera))
-    settings = {'min_hits': 1, 'alert_hysteresis': 0.3}
-    assert cli.main(['eval', bag, '--params-file', models, '--out', str(tmp_path / 'r'),
+    # One setting from the params file (both read it), one given on top.
+    params = tmp_path / 'params.yaml'
+    params.write_text(open(models).read() + '    track_min_hits: 1\n')
+    params = str(params)
+    settings = {'alert_hysteresis': 0.3}
+    assert cli.main(['eval', bag, '--params-file', params, '--out', str(tmp_path / 'r'),
                      '--no-progress', '--no-plots', '--tracker-gt-depth', '0.05',
                      *(f'--tracker={k}={v}' for k, v in settings.items())]) == 0
     expected = json.loads((tmp_path / 'r' / 'report.json').read_text())['tracking']
     tool = _tool()
-    assert tool.cache(bag, str(tmp_path / 'frames.pkl'), models) == len(frames)
+    assert tool.cache(bag, str(tmp_path / 'frames.pkl'), params) == len(frames)
     got = tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05)
     assert got['identity']['gt_object_frames'] > 0
     for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts'):

@@ -5,14 +5,16 @@
 
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
-stamp and image size with the bag's motion truth. `run` feeds them to a Tracker with the
-TrackerConfig settings given (e.g. accel_noise=3 ttc_source=expansion) and prints the
-tracking section `depthdet eval` would report for them: the same figures as `depthdet
-eval BAG --tracker NAME=VALUE` (and `--tracker-gt-depth`), without running the networks.
+stamp and image size with the bag's motion truth and the file's tracker settings. `run`
+feeds them to a Tracker with those settings and the NAME=VALUE ones on top (e.g.
+accel_noise=3 ttc_source=expansion) and prints the tracking section `depthdet eval`
+would report for them: the same figures as `depthdet eval BAG --tracker NAME=VALUE` (and
+`--tracker-gt-depth`), without running the networks.
 The pickle belongs to this machine and this version of the code; it is not an exchange
 format.
 """
 import argparse
+import dataclasses
 import json
 import pickle
 import sys
@@ -22,7 +24,7 @@ def cache(bag, out, params_file=''):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval import bag_input
     from depthdet_ros.eval.tracking import read_motion
-    from depthdet_ros.ros.params import build_pipeline
+    from depthdet_ros.ros.params import build_pipeline, tracker_config
     from depthdet_ros.tools.options import pipeline_values
 
     values = pipeline_values(argparse.Namespace(params_file=params_file))
@@ -46,7 +48,8 @@ def cache(bag, out, params_file=''):
         pipeline.close()
     with open(out, 'wb') as f:
         pickle.dump({'frames': frames, 'motion': read_motion(bag, store),
-                     'max_depth': values['max_depth']}, f)
+                     'max_depth': values['max_depth'],
+                     'tracker': dataclasses.asdict(tracker_config(values))}, f)
     return len(frames)
 
 
@@ -59,7 +62,9 @@ def run(cached, settings, gt_depth=None):
         data = pickle.load(f)
     max_depth = data['max_depth']
     evaluation = TrackingEvaluation(max_depth, {}, 0.5, data['motion'])
-    tracking = BagTracking(Tracker(TrackerConfig(**settings)), evaluation, gt_depth,
+    # The params file's tracker settings (as depthdet eval), `settings` on top.
+    config = TrackerConfig(**{**data.get('tracker', {}), **settings})
+    tracking = BagTracking(Tracker(config), evaluation, gt_depth,
                            max_depth, {}, 0.5)
     for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
         tracking.step(index, stamp_ns, objects, gt_objects, image_size)

@@ -407,11 +407,12 @@ def plan_frames(index: BagIndex, tolerance_ns: int,
     return plans
 
 
-def read_frames(path, index: BagIndex, plans: List[FramePlan], typestore,
+def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typestore,
                 max_pixels: int = DEFAULT_MAX_PIXELS,
                 on_message: Optional[Callable] = None) -> Iterator[BagFrame]:
     """Second pass: yield a BagFrame per image, in bag order (see the module doc).
 
+    An image whose plan is None is skipped unread (outside the window evaluated).
     `on_message(connection, bag_time, raw)` sees every message of the bag, in order,
     before the frames it completes are yielded (used to copy a bag). Corrupt depth maps
     and images are appended to index.corrupt.
@@ -419,7 +420,7 @@ def read_frames(path, index: BagIndex, plans: List[FramePlan], typestore,
     topics = index.topics
     needed_depth: Dict[int, int] = {}
     for plan in plans:
-        if plan.depth_ordinal is not None:
+        if plan is not None and plan.depth_ordinal is not None:
             needed_depth[plan.depth_ordinal] = needed_depth.get(plan.depth_ordinal, 0) + 1
     depth_raw: Dict[int, bytes] = {}
     pending: List[tuple] = []  # (plan, raw image), in bag order
@@ -439,7 +440,8 @@ def read_frames(path, index: BagIndex, plans: List[FramePlan], typestore,
             ordinal = ordinals[topic]
             ordinals[topic] += 1
             if topic == topics.image:
-                pending.append((plans[next_plan], bytes(raw)))
+                if plans[next_plan] is not None:
+                    pending.append((plans[next_plan], bytes(raw)))
                 next_plan += 1
             elif ordinal in needed_depth:
                 depth_raw[ordinal] = bytes(raw)

@@ -86,11 +86,13 @@ def add_parser(subparsers):
     parser.add_argument('--output-format', choices=('mcap', 'sqlite3'), default='mcap',
                         help='storage of --output-bag (default mcap)')
     parser.add_argument('--no-tracking', action='store_true',
-                        help='do not run the tracker (core.tracking) or score tracking')
+                        help='do not run the tracker (core.tracking) or score tracking (as '
+                             'the params file\'s tracking: false)')
     parser.add_argument('--tracker', type=tracker_setting, action='append', default=[],
                         metavar='NAME=VALUE',
-                        help='tracker setting (core.tracking.TrackerConfig field), repeatable, '
-                             'e.g. --tracker alert_hysteresis=0.2')
+                        help='tracker setting (core.tracking.TrackerConfig field) over the '
+                             'params file\'s track_* / alert settings, repeatable, e.g. '
+                             '--tracker alert_hysteresis=0.2')
     parser.add_argument('--tracker-gt-depth', type=float, default=None, metavar='NOISE',
                         help='feed the tracker the GT depth of matched detections times '
                              '(1 + N(0, NOISE)) instead of the network\'s: scores the tracker '
@@ -122,15 +124,43 @@ def command_line(args, actions) -> list:
     return words
 
 
+def _tracker(args, values):
+    """Build the node's tracker as the params file sets it, --tracker on top (or None).
+
+    None with --no-tracking or the file's `tracking: false`; tracker options given
+    with either are refused, as they would silently do nothing.
+    """
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.ros.params import ConfigError, tracker_config
+
+    off = '--no-tracking' if args.no_tracking else \
+        'the params file\'s tracking: false' if not values['tracking'] else None
+    if off:
+        given = [o for o, v in (('--tracker', args.tracker),
+                                ('--tracker-gt-depth', args.tracker_gt_depth is not None)) if v]
+        if given:
+            raise CliError(f'{given[0]} has no effect with {off}: drop one of them')
+        return None
+    try:
+        config = tracker_config(values)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return Tracker(dataclasses.replace(config, **dict(args.tracker)))
+    except ValueError as exc:
+        raise CliError(f'--tracker: {exc}') from None
+
+
 def run(args, actions=()):
     """Evaluate the bag; print where the report went and its headline figures."""
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
-    from depthdet_ros.core.tracking import Tracker, TrackerConfig
     from depthdet_ros.eval import bag_input, plots, report as report_module
-    from depthdet_ros.eval.evaluate import EvalSettings, evaluate_bag, strategy_order
+    from depthdet_ros.eval.evaluate import EvalSettings, evaluate_bag, NothingToEvaluate
+    from depthdet_ros.eval.evaluate import strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
     from depthdet_ros.eval.output_bag import OutputBag
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
@@ -153,16 +183,11 @@ def run(args, actions=()):
             args.gt_detections_topic, args.gt_detections_3d_topic, args.gt_instances_topic)
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
+    tracker = _tracker(args, values)
     output_folder(args.out)
     if args.output_bag and os.path.exists(args.output_bag):
         raise CliError(f'--output-bag {args.output_bag} exists; rosbag2 writes a new folder, '
                        'choose another name')
-    tracker = None
-    if not args.no_tracking:
-        try:
-            tracker = Tracker(TrackerConfig(**dict(args.tracker)))
-        except ValueError as exc:
-            raise CliError(f'--tracker: {exc}') from None
     try:
         pipeline = build_pipeline(values)
     except (ModelLoadError, OSError) as exc:
@@ -185,11 +210,16 @@ def run(args, actions=()):
                                        values['stale_input_timeout'])
             except (ValueError, OSError) as exc:
                 raise CliError(str(exc)) from None
-        results, index = evaluate_bag(args.bag, topics, pipeline, settings, typestore,
-                                      tolerance_ns, values['max_image_pixels'], output_bag,
-                                      progress=not args.no_progress, tracker=tracker,
-                                      gt_depth_noise=args.tracker_gt_depth,
-                                      window_s=(args.start, args.end))
+        try:
+            results, index = evaluate_bag(
+                args.bag, topics, pipeline, settings, typestore, tolerance_ns,
+                values['max_image_pixels'], output_bag, progress=not args.no_progress,
+                tracker=tracker, gt_depth_noise=args.tracker_gt_depth,
+                window_s=(args.start, args.end))
+        except NothingToEvaluate as exc:
+            raise CliError(f'no frame to evaluate: {exc} (see --start / --end)'
+                           if args.start or math.isfinite(args.end) else
+                           f'no frame to evaluate: {exc}') from None
     except BaseException:
         # Nothing half-written stays behind to block the re-run (rosbag2 will not
         # write into an existing folder).
@@ -227,14 +257,11 @@ def run(args, actions=()):
         f.write(report_module.markdown(report))
     _print_summary(report)
     frames = report['frames']
-    if not frames['processed']:
+    if not frames['processed']:  # images in the window, all unreadable
         items = [c for c in report['corrupt_messages']['items'] if c['topic'] == topics.image]
-        why = (f'every image in the window was unreadable, e.g. {items[0]["topic"]}: '
-               f'{items[0]["error"]}' if frames['corrupt_images'] and items else
-               f'no image of {topics.image} is stamped between --start {args.start:g} s and '
-               f'--end {args.end:g} s after the first' if args.start or math.isfinite(args.end)
-               else f'{topics.image} has no images')
-        raise CliError(f'no frame was evaluated: {why}')
+        example = f', e.g. {items[0]["topic"]}: {items[0]["error"]}' if items else ''
+        raise CliError(f'no frame was evaluated: every image in the window was '
+                       f'unreadable{example}')
     return 0
 
 

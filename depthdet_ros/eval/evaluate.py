@@ -38,6 +38,11 @@ from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M, ObjectSamp
 from depthdet_ros.eval.proximity import alert_limit, AlertTally
 from depthdet_ros.eval.tracking import BagTracking, read_motion, TrackingEvaluation
 
+
+class NothingToEvaluate(ValueError):
+    """The bag, or the window asked for, holds no image to evaluate."""
+
+
 # Latency stages reported, in pipeline order; others the pipeline reports follow.
 DECODE_STAGE, TOTAL_STAGE = 'decode', 'total'
 
@@ -269,7 +274,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     `gt_depth_noise`, the tracker gets the GT depth of matched detections with that
     relative noise instead of the network's (eval.tracking.with_ground_truth_depth).
     Only images stamped within `window_s` (seconds after the first image's stamp, start
-    included, end excluded) are run and scored; the output bag still copies every message.
+    included, end excluded) are read, run and scored; the output bag still copies every
+    message. NothingToEvaluate, before any frame is read, when no image is in the window.
     """
     from tqdm import tqdm
 
@@ -288,12 +294,23 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     stamps = [stamp for _, stamp, _ in index.images if stamp is not None]
     first = min(stamps, default=0)
     start_ns, end_ns = (first + s * 1e9 for s in window_s)
-    in_window = sum(start_ns <= s < end_ns for s in stamps)
+    # Images outside the window are not decoded; unreadable ones are counted wherever
+    # they are (their stamp is unknown).
+    plans = [p if index.images[p.image_ordinal][1] is None
+             or start_ns <= index.images[p.image_ordinal][1] < end_ns else None
+             for p in plans]
+    selected = sum(p is not None for p in plans)
+    if not selected:
+        if not index.images:
+            raise NothingToEvaluate(f'{topics.image} has no images')
+        start, end = window_s
+        when = f'{start:g} s or more' if math.isinf(end) else \
+            f'between {start:g} s and {end:g} s'
+        raise NothingToEvaluate(f'no image of {topics.image} is stamped {when} after the '
+                                f'first (its images span {(max(stamps) - first) * 1e-9:.1f} s)')
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
-    for frame in tqdm(frames, total=in_window, unit='frame', disable=not progress,
+    for frame in tqdm(frames, total=selected, unit='frame', disable=not progress,
                       desc='depthdet eval'):
-        if frame.stamp_ns is not None and not start_ns <= frame.stamp_ns < end_ns:
-            continue
         if frame.rgb is None:
             evaluation.add_corrupt()
             continue
