@@ -91,6 +91,10 @@ def test_bench_all_sections_on_tiny_exported_models(tmp_path, capsys):
     table = render_table(out, capsys)
     assert 'speed-up over the naive baseline' in table and 'Input rate' in table
     assert 'Thread settings' in table
+    # The through-ROS ratio's denominator is printed: the in-process sample beside it.
+    p50 = ros['inprocess_end_to_end_ms']['p50']
+    p50 = f'{p50:.1f}' if p50 >= 10 else f'{p50:.2f}'
+    assert f'| end to end, in process, interleaved with the round trips | {p50} |' in table
 
 
 def test_bench_without_ros_reports_what_it_could_not_measure(tmp_path, capsys, monkeypatch):
