@@ -32,6 +32,9 @@ positive_float = _checked(float, lambda v: v > 0, 'a number > 0')
 non_negative_float = _checked(float, lambda v: v >= 0, 'a number >= 0')
 fraction = _checked(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
 finite_float = _checked(float, lambda v: True, 'a finite number')
+# An image width or height a synthetic benchmark frame can have (as parse_size's default
+# bounds in `depthdet bench`).
+image_side = _checked(int, lambda v: 32 <= v <= 1 << 16, 'an integer in [32, 65536] px')
 
 
 def parse_size(text: str, smallest: int = 1, largest: int = 1 << 16):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from depthdet_ros.bench import report
+from depthdet_ros.bench import report, safety_latency, tracking, train_step
 from depthdet_ros.bench.stats import PERCENTILES
 from depthdet_ros.cli import main as depthdet
 from onnx_fixtures import constant_detector, red_depth
@@ -185,3 +185,23 @@ def test_int8_section_compares_fp32_and_int8_side_by_side(tmp_path, capsys):
     table = render_table(out, capsys)
     assert '| Interleaved, p50 ms | FP32 | INT8 | FP32 / INT8 |' in table
     assert 'CPU 8-bit instruction sets' in table
+
+
+@pytest.mark.parametrize('module, args, message', [
+    (tracking, ['--frames', '0'], 'argument --frames: must be an integer > 0'),
+    (tracking, ['--objects', '-1'], 'argument --objects: must be an integer > 0'),
+    (safety_latency, ['--rate', 'nan'], 'argument --rate: must be a number > 0'),
+    (safety_latency, ['--rounds', '-1'], 'argument --rounds: must be an integer > 0'),
+    (safety_latency, ['--height', '0'], 'argument --height: must be an integer in [32'),
+    (safety_latency, ['--providers', 'bogus'], "providers is 'bogus'; choose one of"),
+    (safety_latency, ['--json', '/'], '--json /: is a folder'),
+    (train_step, ['--threads', '0'], 'argument --threads: must be an integer > 0'),
+    (train_step, ['--iterations', '0'], 'argument --iterations: must be an integer > 0'),
+])
+def test_bench_modules_refuse_unusable_options_before_any_work(module, args, message, capsys):
+    # Before: tracebacks, a node started first, or minutes of work printing None / nan.
+    with pytest.raises(SystemExit) as stop:
+        module.main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err, err

@@ -6,14 +6,21 @@ from depthdet_ros.core import tracking
 
 
 def test_prints_both_stages_and_the_verdict(capsys):
-    assert bench.main(['--objects', '3', '--frames', '12', '--warmup', '2']) == 0
+    assert bench.main(['--objects', '20', '--frames', '12', '--warmup', '2']) == 0
     out = capsys.readouterr().out
-    assert '3 objects, 12 frames (after 2 warm-up)' in out
+    assert '20 objects, 12 frames (after 2 warm-up)' in out
     for stage in ('fusion (depth, 3D)', 'tracking (Tracker.update)',
                   'tracking alone (no fusion)'):
         assert re.search(re.escape(stage) + r'\s+cpu\s+[\d.]+', out)
     assert re.search(r'cpu: tracking / fusion \(p50\) [\d.]+; tracking p50 [\d.]+ ms per frame, '
-                     r'target <= 1 ms: (met|not met) \(alone: [\d.]+ ms\)', out)
+                     r'target <= 1 ms with 20 objects: (met|not met) \(alone: [\d.]+ ms\)', out)
+
+
+def test_no_verdict_for_another_number_of_objects(capsys):
+    # The target is set for 20 objects: 3 objects meeting it would say nothing.
+    assert bench.main(['--objects', '3', '--frames', '5', '--warmup', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'tracking p50' in out and 'target' not in out, out
 
 
 def test_compare_with_the_same_module_agrees_exactly(capsys):

@@ -17,9 +17,12 @@ import sys
 import tempfile
 import time
 
+from depthdet_ros.arg_types import image_side, output_file, positive_float, positive_int
 from depthdet_ros.bench.frames import synthetic_rgb
 from depthdet_ros.bench.ros_bench import isolate_dds, NodeUnderTest
 from depthdet_ros.bench.stats import ratio, summarize
+from depthdet_ros.cli import CliError
+from depthdet_ros.ros.params import check_value, ConfigError
 
 REPLY_TIMEOUT_S = 3.0
 SETTLE_S = 2.0          # after switching the heavy subscriptions (discovery, matching)
@@ -226,15 +229,23 @@ def print_result(result):
           '(target p99 <= 1.2)')
 
 
+def _providers(text):
+    """Check a `providers` value as the node would, before the node starts."""
+    try:
+        return check_value('providers', text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv=None):
     """Entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--width', type=int, default=1280)
-    parser.add_argument('--height', type=int, default=720)
-    parser.add_argument('--rate', type=float, default=2.0, help='frames per second sent')
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--seconds', type=float, default=15.0, help='per phase')
-    parser.add_argument('--providers', default='cpu')
+    parser.add_argument('--width', type=image_side, default=1280)
+    parser.add_argument('--height', type=image_side, default=720)
+    parser.add_argument('--rate', type=positive_float, default=2.0, help='frames per second sent')
+    parser.add_argument('--rounds', type=positive_int, default=5)
+    parser.add_argument('--seconds', type=positive_float, default=15.0, help='per phase')
+    parser.add_argument('--providers', type=_providers, default='cpu')
     parser.add_argument('--no-large-data-profile', action='store_true',
                         help="run without the Fast DDS large-data profile the launch applies")
     parser.add_argument('--json', help='also write the result here')
@@ -243,10 +254,14 @@ def main(argv=None):
     if args.heavy_subscriber:
         heavy_subscriber()
         return 0
+    if args.json:
+        try:
+            output_file(args.json, '--json')
+        except CliError as exc:
+            parser.error(str(exc))
     result = run_benchmark(args)
     print_result(result)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=2)
     return 0

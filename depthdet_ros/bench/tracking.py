@@ -28,12 +28,15 @@ import time
 
 import numpy as np
 
+from depthdet_ros.arg_types import non_negative_int, positive_int
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.object_depth import estimate_objects
 from depthdet_ros.core.tracking import Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D
 
 WIDTH, HEIGHT = 640, 480
+# The issue's target: tracking adds <= TARGET_MS per frame with TARGET_OBJECTS objects.
+TARGET_MS, TARGET_OBJECTS = 1.0, 20
 CLASSES = ('person', 'chair', 'bottle', 'cup', 'box')
 
 
@@ -158,9 +161,10 @@ def main(argv=None):
     """Print the side-by-side figures."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--objects', type=int, default=20)
-    parser.add_argument('--frames', type=int, default=300)
-    parser.add_argument('--warmup', type=int, default=20, help='frames left out of the figures')
+    parser.add_argument('--objects', type=positive_int, default=TARGET_OBJECTS)
+    parser.add_argument('--frames', type=positive_int, default=300)
+    parser.add_argument('--warmup', type=non_negative_int, default=20,
+                        help='frames left out of the figures')
     parser.add_argument('--compare', metavar='FILE',
                         help='another tracking.py to time side by side on the same frames')
     args = parser.parse_args(argv)
@@ -198,9 +202,12 @@ def main(argv=None):
             print(f'{name:<28}{clock:<6}{p50:>9.3f}{p90:>9.3f}{p99:>9.3f}')
     for clock, k in (('wall', 0), ('cpu', 1)):
         ratio = np.median(tracking[k]) / np.median(fusion[k])
-        verdict = 'met' if np.median(tracking[k]) <= 1.0 else 'not met'
+        # The target is for TARGET_OBJECTS objects: with others there is no verdict.
+        verdict = '' if args.objects != TARGET_OBJECTS else \
+            f', target <= {TARGET_MS:g} ms with {TARGET_OBJECTS} objects: ' + \
+            ('met' if np.median(tracking[k]) <= TARGET_MS else 'not met')
         print(f'{clock}: tracking / fusion (p50) {ratio:.2f}; tracking p50 '
-              f'{np.median(tracking[k]):.3f} ms per frame, target <= 1 ms: {verdict} '
+              f'{np.median(tracking[k]):.3f} ms per frame{verdict} '
               f'(alone: {np.median(alone[k]):.3f} ms)')
     return 0
 

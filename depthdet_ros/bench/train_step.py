@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from depthdet_ros.arg_types import positive_int
+
 # The joint networks' speed options, as tools/train_joint_cpu.sh trains them.
 SPEED_OPTIONS = {'proto_width': 0.5, 'depth_stride': 4, 'decoder_width': 0.5}
 
@@ -61,10 +63,12 @@ def main(argv=None):
     parser.add_argument('--arch-kwargs', default='',
                         help='JSON {arch: {builder options}} (default: the joint speed '
                              'options for joint networks)')
-    parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--size', type=int, nargs=2, default=[320, 320], metavar=('H', 'W'))
-    parser.add_argument('--iterations', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
+    parser.add_argument('--batch', type=positive_int, default=8)
+    parser.add_argument('--size', type=positive_int, nargs=2, default=[320, 320],
+                        metavar=('H', 'W'))
+    parser.add_argument('--iterations', type=positive_int, default=5)
+    parser.add_argument('--threads', type=positive_int, default=1,
+                        help='torch threads (default 1)')
     args = parser.parse_args(argv)
     try:
         kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {
