@@ -194,15 +194,14 @@ def image_to_array(msg) -> np.ndarray:
 
 
 def camera_info(store, msg_header, camera):
-    """Return sensor_msgs/CameraInfo for a CameraModel (plumb_bob, R = I, P = [K|0])."""
+    """Return sensor_msgs/CameraInfo for a CameraModel (its distortion, R = I, P = [K|0])."""
     types = store.types
     projection = np.zeros((3, 4))
     projection[:, :3] = camera.K
-    distortion = np.zeros(5) if camera.D.size == 0 else np.asarray(camera.D, dtype=np.float64)
     roi = types['sensor_msgs/msg/RegionOfInterest'](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types['sensor_msgs/msg/CameraInfo'](
         header=msg_header, height=int(camera.height), width=int(camera.width),
-        distortion_model='plumb_bob', d=distortion,
+        distortion_model=camera.distortion_model, d=camera.info_coefficients(),
         k=np.asarray(camera.K, dtype=np.float64).reshape(-1), r=np.eye(3).reshape(-1),
         p=projection.reshape(-1), binning_x=0, binning_y=0, roi=roi)

@@ -287,6 +287,18 @@ def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models,
             probe.wait_for('/diagnostics',
                            lambda m: 'another aspect ratio' in m.status[0].message, timeout=10)
             assert len(probe.received['detections']) > start
+            # Unusable camera_info (no size; a D OpenCV cannot take) is refused: the frame
+            # keeps its detections, depth and alert check, without 3D. Before, every
+            # frame failed (ZeroDivisionError, an OpenCV assertion): nothing published.
+            sizeless = CameraModel(K=pinhole().K, width=0, height=0)
+            short_d = CameraModel(K=pinhole().K, width=640, height=480,
+                                  D=np.array([0.1, 0.01, 0.0]))
+            for stamp, bad in (((56, 0), sizeless), ((57, 0), short_d)):
+                out = probe.wait_for('detections', _has_stamp(stamp), timeout=20, start=0,
+                                     resend=lambda b=bad, s=stamp: probe.send(scene(), b,
+                                                                              stamp=s))
+                position = out.detections[0].results[0].pose.pose.position
+                assert math.isnan(position.x) and position.z > 0
             # Shut down in the middle of a stream of frames: clean exit, no traceback.
             for i in range(10):
                 probe.send(scene(), camera, stamp=(60 + i, 0))
@@ -298,6 +310,8 @@ def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models,
         log = node.output()
         assert 'Traceback' not in log and '[ERROR]' not in log
         assert 'scaling the intrinsics' in log
+        # (The next refusal's line falls in the same rate-limit window.)
+        assert 'camera_info ignored: width and height must be positive' in log
         assert log.count('could not start') + log.count('no NVIDIA driver') == 1, log
 
 

@@ -4,6 +4,7 @@ Compressed topic naming, CameraInfo matched by stamp, NaN for unknown positions,
 debug_image advertised only when enabled, diagnostics under sim time without /clock,
 parameter ranges in the descriptors, alerts that never wait behind large images.
 """
+import dataclasses
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
@@ -143,7 +144,8 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
     # publish_raw: each frame's own x (from its K), not the track's smoothed one.
     image = uniform_scene()
     z = float(depth_for_red(Z_RED))
-    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray,
+              'depth/camera_info': CameraInfo}
 
     def focal_of(msg):
         """Return the focal length the node used, from the chair's x."""
@@ -207,6 +209,29 @@ def test_camera_info_is_matched_to_the_image_by_stamp(models, ros, tmp_path):
                 '/diagnostics', lambda m: 'camera_info_tolerance' in diagnostic_status(m).message,
                 start=start, timeout=10)
             assert diagnostic_status(diag).level == DiagnosticStatus.WARN
+
+            # A fisheye (equidistant) camera: its rays, not a pinhole's, and its model
+            # kept on depth/camera_info. A pixel r px from the centre is r / f rad off the
+            # axis: x / z = du / r * tan(r / f) (before, the plumb_bob formula was used).
+            fisheye = dataclasses.replace(pinhole(f=400.0), distortion_model='equidistant')
+            header = Header(frame_id='cam')
+            header.stamp.sec = 200
+            du, dv = CHAIR_CENTER[0] - 320.0, CHAIR_CENTER[1] - 240.0
+            r = math.hypot(du, dv)
+            expected_x = z * du / r * math.tan(r / 400.0)
+            start = len(probe.received['detections'])
+            # (As above, a frame whose CameraInfo came late has no x: it is sent again.)
+            msg = probe.wait_for(
+                'detections', lambda m: m.header.stamp.sec == 200
+                and math.isfinite(focal_of(m)), start=start, timeout=20,
+                resend=lambda: (probe.image_pub.publish(convert.rgb_to_image_msg(image, header)),
+                                probe.info_pub.publish(convert.camera_model_to_info(fisheye,
+                                                                                    header))))
+            chair = next(d for d in msg.detections
+                         if d.results[0].hypothesis.class_id == 'chair')
+            assert chair.results[0].pose.pose.position.x == pytest.approx(expected_x, rel=1e-4)
+            info = probe.wait_for('depth/camera_info', lambda m: m.header.stamp.sec == 200)
+            assert info.distortion_model == 'equidistant'
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()

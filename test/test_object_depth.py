@@ -73,6 +73,37 @@ def test_back_projection_with_and_without_distortion():
         CameraModel(K=np.full((3, 3), np.nan), width=640, height=480).validate()
 
 
+def test_fisheye_rays_and_unusable_distortion():
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    # Equidistant (fisheye): a pixel r px from the centre is theta = r / f off the axis,
+    # so x/z = tan(theta), even with all coefficients 0 (it is no pinhole). 250 px right
+    # of cx: theta = 0.5 rad, x/z = tan(0.5) = 0.5463 (a pinhole would give 0.5).
+    fisheye = CameraModel(K=K, width=640, height=480, distortion_model='equidistant')
+    fisheye.validate()
+    (x, y, z), = fisheye.back_project(np.array([[570.0, 240.0]]), [2.0])
+    assert (x, y, z) == pytest.approx((2.0 * np.tan(0.5), 0.0, 2.0), abs=1e-6)
+    # With k1: theta_d = theta (1 + k1 theta^2) = 0.5 at theta 0.482075 for k1 = 0.16.
+    theta = 0.482075
+    assert theta * (1 + 0.16 * theta ** 2) == pytest.approx(0.5, abs=1e-5)
+    curved = CameraModel(K=K, width=640, height=480, D=np.array([0.16, 0.0, 0.0, 0.0]),
+                         distortion_model='equidistant')
+    (x, _, _), = curved.back_project(np.array([[570.0, 240.0]]), [1.0])
+    assert x == pytest.approx(np.tan(theta), abs=1e-4)
+    # Refused (before: a ZeroDivisionError or an OpenCV assertion on every frame).
+    for camera, message in (
+            (CameraModel(K=K, width=0, height=0), 'width and height must be positive'),
+            (CameraModel(K=K, width=640, height=480, D=np.array([0.1, 0.01, 0.0])),
+             'plumb_bob takes 4 / 5 / 8 / 12 / 14 coefficients in D, got 3'),
+            (CameraModel(K=K, width=640, height=480, D=np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
+                         distortion_model='kannala_brandt'),
+             "distortion_model 'kannala_brandt' is not supported")):
+        with pytest.raises(CameraModelError, match=message):
+            camera.validate()
+    # Rectified images of any model (D = 0) are pinhole.
+    CameraModel(K=K, width=640, height=480, D=np.zeros(5),
+                distortion_model='kannala_brandt').validate()
+
+
 def test_estimate_objects_position_size_covariance_and_alerts():
     depth, box = hollow_chair()
     camera = CameraModel(K=np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]),

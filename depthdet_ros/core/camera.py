@@ -11,6 +11,15 @@ import numpy as np
 ASPECT_TOLERANCE = 0.01
 
 
+# sensor_msgs/distortion_models.hpp: the models CameraInfo names, with the numbers of
+# coefficients OpenCV takes for each (plumb_bob is usually 5, rational_polynomial 8;
+# equidistant is OpenCV's fisheye model, 4, and not a pinhole even with all of them 0).
+# An empty name is taken as plumb_bob, as drivers that leave it blank mean.
+PLUMB_BOB, RATIONAL_POLYNOMIAL, EQUIDISTANT = 'plumb_bob', 'rational_polynomial', 'equidistant'
+DISTORTION_COEFFICIENTS = {PLUMB_BOB: (4, 5, 8, 12, 14), RATIONAL_POLYNOMIAL: (4, 5, 8, 12, 14),
+                           EQUIDISTANT: (0, 4)}
+
+
 class CameraModelError(ValueError):
     """Intrinsics that cannot be used for back-projection."""
 
@@ -19,8 +28,8 @@ class CameraModelError(ValueError):
 class CameraModel:
     """Intrinsics of the camera that took the image (as in sensor_msgs/CameraInfo).
 
-    K is the 3x3 matrix, D the plumb_bob/rational_polynomial coefficients (may be
-    empty), width/height the image size the intrinsics belong to.
+    K is the 3x3 matrix, D the coefficients of `distortion_model` (may be empty),
+    width/height the image size the intrinsics belong to.
     """
 
     K: np.ndarray
@@ -28,13 +37,15 @@ class CameraModel:
     height: int
     D: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frame_id: str = ''
+    distortion_model: str = PLUMB_BOB
 
     @classmethod
     def from_camera_info(cls, msg):
         """Build a model from a sensor_msgs/CameraInfo (rclpy or rosbags; not validated)."""
         return cls(K=np.asarray(msg.k, dtype=np.float64).reshape(3, 3), width=int(msg.width),
                    height=int(msg.height), D=np.asarray(msg.d, dtype=np.float64),
-                   frame_id=msg.header.frame_id)
+                   frame_id=msg.header.frame_id,
+                   distortion_model=msg.distortion_model or PLUMB_BOB)
 
     @classmethod
     def from_fov(cls, width, height, hfov_deg, frame_id=''):
@@ -62,14 +73,27 @@ class CameraModel:
         return float(self.K[1, 2])
 
     def validate(self, image_shape: Optional[Tuple[int, int]] = None):
-        """Raise CameraModelError when K is unusable or the size does not match."""
+        """Raise CameraModelError when K, the size or D is unusable, or the size differs."""
         K = np.asarray(self.K, dtype=np.float64)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)):
             raise CameraModelError('K must be a finite 3x3 matrix')
         if self.fx <= 0 or self.fy <= 0:
             raise CameraModelError(f'focal lengths must be positive (fx={self.fx}, fy={self.fy})')
+        if self.width <= 0 or self.height <= 0:
+            raise CameraModelError(f'width and height must be positive, got {self.width}x'
+                                   f'{self.height}')
         if self.D.size and not np.all(np.isfinite(self.D)):
             raise CameraModelError('distortion coefficients D must be finite')
+        if self._distorted():
+            counts = DISTORTION_COEFFICIENTS.get(self.distortion_model)
+            if counts is None:
+                raise CameraModelError(
+                    f'distortion_model {self.distortion_model!r} is not supported (use '
+                    f'{", ".join(DISTORTION_COEFFICIENTS)}, or rectified images with D = 0)')
+            if self.D.size not in counts:
+                raise CameraModelError(
+                    f'{self.distortion_model} takes {" / ".join(map(str, counts))} '
+                    f'coefficients in D, got {self.D.size}')
         if image_shape is not None and (self.height, self.width) != tuple(image_shape):
             raise CameraModelError(
                 f'camera_info is {self.width}x{self.height} but the image is '
@@ -78,13 +102,25 @@ class CameraModel:
     def normalized_rays(self, uv: np.ndarray) -> np.ndarray:
         """Map Nx2 pixel coordinates to Nx2 normalised coordinates (x/z, y/z).
 
-        Distortion is removed when D has non-zero coefficients.
+        Distortion is removed when D has non-zero coefficients, by its model.
         """
         uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
-        if self.D.size and np.any(self.D != 0):
-            pts = cv2.undistortPoints(uv.reshape(-1, 1, 2), self.K, self.D)
-            return pts.reshape(-1, 2)
+        if self.distortion_model == EQUIDISTANT:
+            D = self.D if self.D.size else np.zeros(4)
+            return cv2.fisheye.undistortPoints(uv.reshape(-1, 1, 2), self.K, D).reshape(-1, 2)
+        if self._distorted():
+            return cv2.undistortPoints(uv.reshape(-1, 1, 2), self.K, self.D).reshape(-1, 2)
         return np.stack([(uv[:, 0] - self.cx) / self.fx, (uv[:, 1] - self.cy) / self.fy], axis=1)
+
+    def info_coefficients(self) -> np.ndarray:
+        """D as a CameraInfo carries it: when empty, the model's usual number of zeros."""
+        if self.D.size:
+            return np.asarray(self.D, dtype=np.float64)
+        return np.zeros({EQUIDISTANT: 4, RATIONAL_POLYNOMIAL: 8}.get(self.distortion_model, 5))
+
+    def _distorted(self) -> bool:
+        """Pixels are not those of a pinhole camera with K."""
+        return self.distortion_model == EQUIDISTANT or bool(self.D.size and np.any(self.D != 0))
 
     def back_project(self, uv: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Nx3 optical-frame points for pixels `uv` at z-depths `depth` (metres)."""
@@ -114,4 +150,4 @@ class CameraModel:
         K[1, 2] = sy * (self.cy + 0.5) - 0.5
         return CameraModel(K=K, width=int(round(self.width * sx)),
                            height=int(round(self.height * sy)), D=self.D,
-                           frame_id=self.frame_id)
+                           frame_id=self.frame_id, distortion_model=self.distortion_model)

@@ -23,9 +23,8 @@ def camera_model_to_info(camera, header):
     msg = CameraInfo()
     msg.header = header
     msg.width, msg.height = int(camera.width), int(camera.height)
-    msg.distortion_model = 'plumb_bob'
-    d = np.zeros(5) if camera.D.size == 0 else camera.D
-    msg.d = [float(v) for v in d]
+    msg.distortion_model = camera.distortion_model
+    msg.d = [float(v) for v in camera.info_coefficients()]
     msg.k = [float(v) for v in np.asarray(camera.K).reshape(-1)]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     P = np.zeros((3, 4))

@@ -91,7 +91,7 @@ def load_camera_yaml(path):
     import yaml
 
     from depthdet_ros.cli import CliError
-    from depthdet_ros.core.camera import CameraModel, CameraModelError
+    from depthdet_ros.core.camera import CameraModel, CameraModelError, PLUMB_BOB
     expected = 'a camera_calibration YAML has image_width, image_height and camera_matrix'
     try:
         with open(path, encoding='utf-8') as f:
@@ -127,7 +127,8 @@ def load_camera_yaml(path):
         raise CliError(f'--camera-info {path}: image_width and image_height must be positive '
                        'integers')
     camera = CameraModel(K=K.reshape(3, 3), width=width, height=height, D=D,
-                         frame_id=str(data.get('camera_name') or ''))
+                         frame_id=str(data.get('camera_name') or ''),
+                         distortion_model=str(data.get('distortion_model') or PLUMB_BOB))
     try:
         camera.validate()
     except CameraModelError as exc:
