@@ -88,6 +88,26 @@ def test_tracked_messages_and_markers_are_the_same_with_rosbags_and_rclpy_types(
         'chair', 'velocity', 'time_to_contact', 'alert/proximity']
 
 
+def test_the_published_size_is_taken_at_the_published_depth():
+    """Width and height are box px x z / f: with a smoothed z, at that z (as the centre)."""
+    camera = pinhole()
+    box = Box(100, 60, 180, 160)  # 80 x 100 px
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    for stamp, z in ((0.0, 2.0), (0.1, 2.0), (0.2, 2.0), (0.3, 3.0)):  # a one-frame jump
+        depth = np.full((256, 320), z, np.float32)
+        estimate = estimate_objects([Detection2D(box, 0.9, 0, 'chair')], depth, camera,
+                                    'robust', 1.0)
+        tracked, = tracker.update(estimate, stamp, 1.0)
+    smoothed, raw = layout.from_tracked(tracked), layout.from_tracked(tracked, raw=True)
+    assert raw.position.z == pytest.approx(3.0) and 2.0 < smoothed.position.z < 3.0
+    z = smoothed.position.z
+    assert (smoothed.size.x, smoothed.size.y) == pytest.approx(
+        (80 * z / camera.fx, 100 * z / camera.fy))
+    assert (raw.size.x, raw.size.y) == pytest.approx((80 * 3.0 / camera.fx,
+                                                      100 * 3.0 / camera.fy))
+    assert smoothed.size.z == raw.size.z  # the depth extent measured this frame
+
+
 def test_a_tentative_track_says_so_on_every_message(objects):
     """Before min_hits a track carries a last hypothesis 'track/tentative' (score 0)."""
     tracker = Tracker(TrackerConfig(min_hits=2))

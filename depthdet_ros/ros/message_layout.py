@@ -94,18 +94,23 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
     would come with no size).
     """
     estimate = tracked.raw
-    position, covariance = estimate.position, estimate.covariance
+    position, covariance, size = estimate.position, estimate.covariance, estimate.size
     depth = estimate.depth.depth
     if not raw:
         if position is not None and tracked.position is not None:
             position, covariance = tracked.position, tracked.covariance
+            if size is not None and estimate.position.z > 0:
+                # The box's metric width and height grow with the depth they are taken
+                # at (box px x z / f): at the smoothed depth, as the centre is.
+                k = position.z / estimate.position.z
+                size = Point3D(size.x * k, size.y * k, size.z)
         if math.isfinite(tracked.depth):
             depth = tracked.depth
     return OutputObject(
         detection=estimate.detection, depth=depth,
         depth_variance=(float(covariance[2, 2]) if covariance is not None
                         else estimate.depth.spread ** 2),
-        position=position, covariance=covariance, size=estimate.size,
+        position=position, covariance=covariance, size=size,
         track_id=int(tracked.track_id), velocity=tracked.velocity,
         velocity_covariance=tracked.velocity_covariance,
         time_to_contact=float(tracked.time_to_contact),
@@ -279,8 +284,12 @@ def frame_messages(make, header, objects, published=None):
 
 
 def label_text(obj: OutputObject) -> str:
-    """Return 'chair 1.23 m #7' (+ ' 1.4 s' while closing; the '#' part with tracking)."""
-    text = f'{obj.detection.class_name} {obj.depth:.2f} m'
+    """Return 'chair 1.23 m #7' (+ ' 1.4 s' while closing; the '#' part with tracking).
+
+    An unknown depth reads '? m'.
+    """
+    depth = f'{obj.depth:.2f}' if math.isfinite(obj.depth) else '?'
+    text = f'{obj.detection.class_name} {depth} m'
     if obj.track_id is not None:
         text += f' #{obj.track_id}'
     if math.isfinite(obj.time_to_contact):

@@ -176,8 +176,7 @@ class LargeOutputs(NamedTuple):
     depth_map: np.ndarray
     camera: Optional[CameraModel]
     rgb: np.ndarray
-    objects: list           # the frame's ObjectEstimates
-    shown: list             # OutputObjects on detections (markers, instance_masks)
+    shown: list             # OutputObjects on detections (markers, debug_image, masks)
     shown_estimates: list   # their ObjectEstimates
 
 
@@ -551,7 +550,7 @@ class DepthDetRunner:
         publishers['proximity_alert'].publish(alerts)
         publishers['detections'].publish(detections)
         publishers['detections_3d'].publish(detections_3d)
-        self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb, objects,
+        self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
                                              [outputs[i] for i in shown],
                                              [objects[i] for i in shown]))
         t4 = time.perf_counter()
@@ -631,7 +630,7 @@ class DepthDetRunner:
                         convert.camera_model_to_info(outputs.camera, outputs.header))
             if 'debug_image' in publishers:
                 debug = convert.rgb_to_image_msg(
-                    draw_objects(outputs.rgb, outputs.objects), outputs.header)
+                    draw_objects(outputs.rgb, outputs.shown), outputs.header)
                 with self._outputs_lock:
                     publisher = self._publishers.get('debug_image')
                     if publisher is not None:

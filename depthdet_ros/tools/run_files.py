@@ -169,6 +169,7 @@ def run(args):
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.ros.params import build_pipeline
+    from depthdet_ros.ros.message_layout import from_estimate
     from depthdet_ros.ros.visualize import draw_objects
 
     if args.hfov is not None and not 0 < args.hfov < 180:
@@ -213,7 +214,8 @@ def run(args):
             result = pipeline.process(rgb, frame_camera)
             files = {'annotated': name + '_annotated.png'}
             if not cv2.imwrite(os.path.join(args.out, files['annotated']),
-                               cv2.cvtColor(draw_objects(rgb, result.objects),
+                               cv2.cvtColor(draw_objects(rgb, [from_estimate(o) for o in
+                                                               result.objects]),
                                             cv2.COLOR_RGB2BGR)):
                 raise CliError(f'could not write {os.path.join(args.out, files["annotated"])}')
             if args.save_depth:
