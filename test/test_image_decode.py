@@ -75,3 +75,8 @@ def test_compressed_round_trip_and_corruption():
         decode_compressed(b'')
     with pytest.raises(ImageDecodeError, match='could not be decoded'):
         decode_compressed(jpeg.tobytes()[:20] + b'garbage' * 10)
+    # A depth camera's compressedDepth topic wired to `image`: said so (it was "could not
+    # be decoded").
+    with pytest.raises(ImageDecodeError, match=r"'32FC1; compressedDepth png' is a depth "
+                                               r'stream \(compressedDepth\)'):
+        decode_compressed(bytes(12) + jpeg.tobytes(), image_format='32FC1; compressedDepth png')

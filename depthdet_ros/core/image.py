@@ -103,8 +103,13 @@ def decode_raw(encoding, height, width, step, data, is_bigendian=False,
     return cv2.cvtColor(image, code)
 
 
-def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS):
-    """Decode a JPEG/PNG (sensor_msgs/CompressedImage data) into RGB uint8."""
+def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS, image_format=''):
+    """Decode a JPEG/PNG (sensor_msgs/CompressedImage data and format) into RGB uint8."""
+    if 'compresseddepth' in image_format.lower():
+        # image_transport's compressedDepth: a depth camera's stream, wired by mistake.
+        raise ImageDecodeError(f'compressed image format {image_format!r} is a depth stream '
+                               '(compressedDepth), not a camera image: remap image to the '
+                               'colour camera')
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageDecodeError('compressed image is empty')

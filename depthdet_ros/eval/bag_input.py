@@ -189,7 +189,7 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
 def decode_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a rosbags Image or CompressedImage to RGB uint8 (core.image decoders)."""
     if msg.__msgtype__ == COMPRESSED_IMAGE:
-        return decode_compressed(msg.data, max_pixels)
+        return decode_compressed(msg.data, max_pixels, msg.format)
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                       bool(msg.is_bigendian), max_pixels)
 

@@ -13,7 +13,7 @@ def image_msg_to_rgb(msg, max_pixels=None):
     """Decode sensor_msgs/Image or CompressedImage to RGB uint8 (a view for rgb8)."""
     kwargs = {} if max_pixels is None else {'max_pixels': max_pixels}
     if isinstance(msg, CompressedImage):
-        return decode_compressed(msg.data, **kwargs)
+        return decode_compressed(msg.data, image_format=msg.format, **kwargs)
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                       bool(msg.is_bigendian), **kwargs)
 

@@ -114,7 +114,8 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
         track_id=int(tracked.track_id), velocity=tracked.velocity,
         velocity_covariance=tracked.velocity_covariance,
         time_to_contact=float(tracked.time_to_contact),
-        closing_speed=float(tracked.closing_speed), distance=float(tracked.distance),
+        # + 0.0: a track with no velocity yet closes at 0, not -0.0, in the messages.
+        closing_speed=float(tracked.closing_speed) + 0.0, distance=float(tracked.distance),
         alert_rules=tuple(tracked.alert_rules), confirmed=bool(tracked.confirmed))
 
 
