@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Reproduce the bundled models/detector.onnx and models/depth.onnx and their card numbers.
+# Fine-tune the bundled v1 models/detector.onnx and models/depth.onnx on the wider-camera v2
+# world (the "fine-tune" experiments of models/detector.md and models/depth.md; not shipped).
+# The v1 models themselves came from this script as of commit a16f455
+# (`git show a16f455:tools/train_defaults.sh`). --install would replace the bundled models
+# and the known scene of test/test_bundled_models.py: every figure of the bundled pair in the
+# README and the cards would then need regenerating.
 #
 # CPU only: both nets train at the same time with one torch thread each (one to two hours
 # of wall time on 2 cores, depending on what else runs). Everything lands under data/v2 (datasets) and runs/v2

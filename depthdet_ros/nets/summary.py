@@ -25,6 +25,12 @@ DEFAULT_ROWS = (
     ('yolov5n', {}, (640, 640)),
     ('yolov5s', {}, (640, 640)),
     ('yolov5m', {}, (640, 640)),
+    # The bundled and candidate models as shipped (10 classes; the joint speed options).
+    ('yolov5n', {'num_classes': 10}, (320, 320)),
+    ('joint_yolov5n', {'num_classes': 10, 'proto_width': 0.5, 'depth_stride': 4,
+                       'decoder_width': 0.5}, (320, 320)),
+    ('joint_mobilenetv2', {'num_classes': 10, 'proto_width': 0.5, 'depth_stride': 4,
+                           'decoder_width': 0.5}, (320, 320)),
 )
 
 
@@ -69,10 +75,12 @@ def measure(arch: str, input_size: Sequence[int], **arch_kwargs) -> ModelCost:
 
 def format_table(costs: Sequence[ModelCost]) -> str:
     """Format costs as a fixed-width table of params (M), GFLOPs and GMACs."""
-    lines = [f'{"network":<40} {"input HxW":>10} {"params M":>9} {"GFLOPs":>8} {"GMACs":>7}']
+    width = max([len('network')] + [len(cost.name) for cost in costs])
+    lines = [f'{"network":<{width}} {"input HxW":>10} {"params M":>9} {"GFLOPs":>8} '
+             f'{"GMACs":>7}']
     for cost in costs:
         size = f'{cost.input_size[0]}x{cost.input_size[1]}'
-        lines.append(f'{cost.name:<40} {size:>10} {cost.params / 1e6:>9.2f} '
+        lines.append(f'{cost.name:<{width}} {size:>10} {cost.params / 1e6:>9.2f} '
                      f'{cost.flops / 1e9:>8.2f} {cost.macs / 1e9:>7.2f}')
     return '\n'.join(lines)
 
