@@ -390,6 +390,42 @@ def test_diagnostics_run_under_sim_time_without_clock(models, ros, tmp_path):
         assert node.proc.poll() is None, node.output()
 
 
+def test_image_stamps_from_another_clock_are_said(models, ros, tmp_path):
+    """A bag played without --clock: outputs keep its stamps, so TF fails downstream."""
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          diagnostics_period=0.2)
+    topics = {'/diagnostics': DiagnosticArray, 'detections': Detection2DArray}
+    image, camera = uniform_scene(), pinhole()
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics)
+        try:
+            # Stamped 1000 s after the epoch, on a node whose clock reads now.
+            probe.wait_for('detections', timeout=60,
+                           resend=lambda: probe.send(image, camera, stamp=(1000, 0)))
+            msg = probe.wait_for('/diagnostics', lambda m: 'image stamps are'
+                                 in diagnostic_status(m).message, timeout=10)
+            status = diagnostic_status(msg)
+            assert status.level == DiagnosticStatus.WARN
+            offset = float({kv.key: kv.value for kv in status.values}['input_stamp_offset_s'])
+            assert offset == pytest.approx(time.time() - 1000, abs=30)
+            assert re.search(r"image stamps are \d+ s behind this node's clock", status.message)
+            # Stamped now: the warning goes.
+            start = len(probe.received['/diagnostics'])
+
+            def now_stamp():
+                t = time.time()
+                probe.send(image, camera, stamp=(int(t), int(t % 1 * 1e9)))
+
+            probe.wait_for('/diagnostics', lambda m: 'image stamps' not in
+                           diagnostic_status(m).message, resend=now_stamp, start=start,
+                           timeout=20)
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+        assert node.output().count("s behind this node's clock") == 1  # logged once
+
+
 def test_a_wrong_image_topic_is_said_in_the_log_and_diagnostics(models, ros, tmp_path):
     """image:= pointing where no camera publishes: the console was silent."""
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],

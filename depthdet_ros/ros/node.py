@@ -62,6 +62,10 @@ STAGES = ('conversion', *INFERENCE_STAGES, 'fusion', 'tracking', 'messages', 'pu
 LATENCY_WINDOW = 200
 # Seconds after activation without an image before the log says so (once).
 NO_IMAGE_WARNING_S = 5.0
+# Image stamps this far (s) from the node's clock are from another clock: a bag played
+# without --clock and use_sim_time, or an unsynchronised camera. Outputs keep the input
+# stamps, so transform lookups on them fail downstream: say so.
+STAMP_OFFSET_WARNING_S = 10.0
 WARN_THROTTLE_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
@@ -228,6 +232,8 @@ class DepthDetRunner:
         self._last_refused = None  # (monotonic time, why)
         self._started = time.monotonic()
         self._said_no_image = False
+        self._stamp_offset_s = None  # node clock - the last image's stamp
+        self._said_stamp_offset = False
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
 
@@ -417,6 +423,8 @@ class DepthDetRunner:
         if self._waiting_since is None:
             self._waiting_since = now
         self._image_stamps.append(_stamp_ns(msg.header))
+        self._stamp_offset_s = (self.node.get_clock().now().nanoseconds
+                                - _stamp_ns(msg.header)) * 1e-9
         worker = self._frame_worker
         if worker is not None:
             worker.put((msg, time.perf_counter()))
@@ -695,6 +703,17 @@ class DepthDetRunner:
         if sim_time_problem:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(sim_time_problem)
+        offset = self._stamp_offset_s
+        if offset is not None and abs(offset) > STAMP_OFFSET_WARNING_S:
+            level = max(level, DiagnosticStatus.WARN)
+            where = 'behind' if offset > 0 else 'ahead of'
+            problem = (f'image stamps are {abs(offset):.0f} s {where} this node\'s clock: a bag '
+                       'played without --clock and use_sim_time:=true, or a camera clock '
+                       'not synchronised? Outputs keep the input stamps')
+            messages.append(problem)
+            if not self._said_stamp_offset:
+                self._said_stamp_offset = True
+                self.log.warning(problem)
         if 'cpu' in self.pipeline.providers.values() and self.params['providers'] not in (
                 'cpu', 'auto'):
             level = max(level, DiagnosticStatus.WARN)
@@ -741,6 +760,7 @@ class DepthDetRunner:
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',
+            'input_stamp_offset_s': 'no image yet' if offset is None else f'{offset:.3f}',
             'frames_processed': str(self.stats['frames']),
             'frames_dropped': str(self._frame_worker.replaced if self._frame_worker else 0),
             'large_outputs_replaced': str(
