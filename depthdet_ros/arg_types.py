@@ -32,9 +32,13 @@ positive_float = _checked(float, lambda v: v > 0, 'a number > 0')
 non_negative_float = _checked(float, lambda v: v >= 0, 'a number >= 0')
 fraction = _checked(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
 finite_float = _checked(float, lambda v: True, 'a finite number')
-# An image width or height a synthetic benchmark frame can have (as parse_size's default
-# bounds in `depthdet bench`).
-image_side = _checked(int, lambda v: 32 <= v <= 1 << 16, 'an integer in [32, 65536] px')
+# The least width or height of a benchmark's synthetic frame (`depthdet bench --size`,
+# bench.safety_latency).
+MIN_BENCH_IMAGE_SIDE = 32
+image_side = _checked(int, lambda v: MIN_BENCH_IMAGE_SIDE <= v <= 1 << 16,
+                      f'an integer in [{MIN_BENCH_IMAGE_SIDE}, 65536] px')
+# A network input side the YOLOv5-style strides (up to 32) divide.
+multiple_of_32 = _checked(int, lambda v: v > 0 and v % 32 == 0, 'a positive multiple of 32')
 
 
 def parse_size(text: str, smallest: int = 1, largest: int = 1 << 16):

@@ -197,6 +197,7 @@ def test_int8_section_compares_fp32_and_int8_side_by_side(tmp_path, capsys):
     (safety_latency, ['--json', '/'], '--json /: is a folder'),
     (train_step, ['--threads', '0'], 'argument --threads: must be an integer > 0'),
     (train_step, ['--iterations', '0'], 'argument --iterations: must be an integer > 0'),
+    (train_step, ['--size', '50', '64'], 'argument --size: must be a positive multiple of 32'),
 ])
 def test_bench_modules_refuse_unusable_options_before_any_work(module, args, message, capsys):
     # Before: tracebacks, a node started first, or minutes of work printing None / nan.

@@ -99,6 +99,27 @@ def test_fisheye_rays_and_unusable_distortion():
              "distortion_model 'kannala_brandt' is not supported")):
         with pytest.raises(CameraModelError, match=message):
             camera.validate()
+    # Size from the box's edges through the lens: 150 and 250 px right of the centre are
+    # 0.3 and 0.5 rad off the axis, so the box is 2 (tan 0.5 - tan 0.3) = 0.474 m wide at
+    # 2 m (a pinhole formula would say 100 px x 2 / 500 = 0.4 m).
+    depth = np.full((480, 640), 2.0, np.float32)
+
+    def off_axis(du, dv):  # x/z, y/z of an equidistant pixel (du, dv) px from the centre
+        r = np.hypot(du, dv)
+        return np.array([du, dv]) / r * np.tan(r / 500.0)
+    box = Box(470, 190, 570, 290)
+    (obj,) = estimate_objects([Detection2D(box, 0.9, 0, 'box')], depth, fisheye, 'robust', 9.0)
+    assert obj.position.x == pytest.approx(2.0 * off_axis(200, 0)[0], abs=1e-5)
+    assert obj.size.x == pytest.approx(2.0 * (np.tan(0.5) - np.tan(0.3)), abs=1e-5)
+    assert obj.size.y == pytest.approx(2.0 * (off_axis(200, 50)[1] - off_axis(200, -50)[1]),
+                                       abs=1e-5)
+    # Beyond 85 deg off the axis (here 1.6 rad: behind the image plane) there is no ray.
+    wide = CameraModel(K=np.array([[100.0, 0, 320], [0, 100.0, 240], [0, 0, 1]]), width=640,
+                       height=480, distortion_model='equidistant')
+    assert np.isnan(wide.normalized_rays(np.array([[480.0, 240.0]]))).all()
+    (far_out,) = estimate_objects([Detection2D(Box(470, 200, 490, 280), 0.9, 0, 'box')],
+                                  depth, wide, 'robust', 9.0)
+    assert far_out.position is None and far_out.depth.depth == pytest.approx(2.0)
     # Rectified images of any model (D = 0) are pinhole.
     CameraModel(K=K, width=640, height=480, D=np.zeros(5),
                 distortion_model='kannala_brandt').validate()

@@ -21,9 +21,11 @@ def _tool():
 def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # noqa: F811
     frames, camera = _frames()
     bag = str(write_eval_bag(tmp_path / 'bag', frames, camera))
-    # One setting from the params file (both read it), one given on top.
+    # Settings from the params file (both read it: a tracker one and an alert threshold),
+    # one given on top.
     params = tmp_path / 'params.yaml'
-    params.write_text(open(models).read() + '    track_min_hits: 1\n')
+    params.write_text(open(models).read() + '    track_min_hits: 1\n'
+                      '    class_max_depth: ["chair:3.0"]\n')
     params = str(params)
     settings = {'alert_hysteresis': 0.3}
     assert cli.main(['eval', bag, '--params-file', params, '--out', str(tmp_path / 'r'),

@@ -19,12 +19,15 @@ import json
 import pickle
 import sys
 
+# depthdet eval's default --match-iou, which these figures assume.
+MATCH_IOU = 0.5
+
 
 def cache(bag, out, params_file=''):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval import bag_input
     from depthdet_ros.eval.tracking import read_motion
-    from depthdet_ros.ros.params import build_pipeline, tracker_config
+    from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth, tracker_config
     from depthdet_ros.tools.options import pipeline_values
 
     values = pipeline_values(argparse.Namespace(params_file=params_file))
@@ -49,6 +52,7 @@ def cache(bag, out, params_file=''):
     with open(out, 'wb') as f:
         pickle.dump({'frames': frames, 'motion': read_motion(bag, store),
                      'max_depth': values['max_depth'],
+                     'class_max_depth': parse_class_max_depth(values['class_max_depth']),
                      'tracker': dataclasses.asdict(tracker_config(values))}, f)
     return len(frames)
 
@@ -60,12 +64,12 @@ def run(cached, settings, gt_depth=None):
 
     with open(cached, 'rb') as f:
         data = pickle.load(f)
-    max_depth = data['max_depth']
-    evaluation = TrackingEvaluation(max_depth, {}, 0.5, data['motion'])
+    max_depth, class_max_depth = data['max_depth'], data.get('class_max_depth', {})
+    evaluation = TrackingEvaluation(max_depth, class_max_depth, MATCH_IOU, data['motion'])
     # The params file's tracker settings (as depthdet eval), `settings` on top.
     config = TrackerConfig(**{**data.get('tracker', {}), **settings})
-    tracking = BagTracking(Tracker(config), evaluation, gt_depth,
-                           max_depth, {}, 0.5)
+    tracking = BagTracking(Tracker(config), evaluation, gt_depth, max_depth, class_max_depth,
+                           MATCH_IOU)
     for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
         tracking.step(index, stamp_ns, objects, gt_objects, image_size)
     return evaluation.summary()

@@ -256,10 +256,10 @@ def _standalone(section, args):
 
 
 def _frame_size(text):
-    from depthdet_ros.arg_types import parse_size
+    from depthdet_ros.arg_types import MIN_BENCH_IMAGE_SIDE, parse_size
     from depthdet_ros.cli import CliError
     try:
-        return parse_size(text, 32)
+        return parse_size(text, MIN_BENCH_IMAGE_SIDE)
     except ValueError as exc:
         raise CliError(f'--size: {exc}') from None
 

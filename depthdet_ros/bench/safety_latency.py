@@ -21,8 +21,6 @@ from depthdet_ros.arg_types import image_side, output_file, positive_float, posi
 from depthdet_ros.bench.frames import synthetic_rgb
 from depthdet_ros.bench.ros_bench import isolate_dds, NodeUnderTest
 from depthdet_ros.bench.stats import ratio, summarize
-from depthdet_ros.cli import CliError
-from depthdet_ros.ros.params import check_value, ConfigError
 
 REPLY_TIMEOUT_S = 3.0
 SETTLE_S = 2.0          # after switching the heavy subscriptions (discovery, matching)
@@ -231,6 +229,7 @@ def print_result(result):
 
 def _providers(text):
     """Check a `providers` value as the node would, before the node starts."""
+    from depthdet_ros.ros.params import check_value, ConfigError
     try:
         return check_value('providers', text)
     except ConfigError as exc:
@@ -255,6 +254,7 @@ def main(argv=None):
         heavy_subscriber()
         return 0
     if args.json:
+        from depthdet_ros.cli import CliError
         try:
             output_file(args.json, '--json')
         except CliError as exc:

@@ -14,10 +14,7 @@ import time
 
 import numpy as np
 
-from depthdet_ros.arg_types import positive_int
-
-# The joint networks' speed options, as tools/train_joint_cpu.sh trains them.
-SPEED_OPTIONS = {'proto_width': 0.5, 'depth_stride': 4, 'decoder_width': 0.5}
+from depthdet_ros.arg_types import multiple_of_32, positive_int
 
 
 def _loss(outputs):
@@ -64,12 +61,13 @@ def main(argv=None):
                         help='JSON {arch: {builder options}} (default: the joint speed '
                              'options for joint networks)')
     parser.add_argument('--batch', type=positive_int, default=8)
-    parser.add_argument('--size', type=positive_int, nargs=2, default=[320, 320],
+    parser.add_argument('--size', type=multiple_of_32, nargs=2, default=[320, 320],
                         metavar=('H', 'W'))
     parser.add_argument('--iterations', type=positive_int, default=5)
     parser.add_argument('--threads', type=positive_int, default=1,
                         help='torch threads (default 1)')
     args = parser.parse_args(argv)
+    from depthdet_ros.nets.joint import SPEED_OPTIONS
     try:
         kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {
             arch: SPEED_OPTIONS for arch in args.archs if arch.startswith('joint_')}

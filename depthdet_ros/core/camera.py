@@ -1,4 +1,7 @@
-"""Pinhole camera model from CameraInfo-like intrinsics, and back-projection."""
+"""Camera model from CameraInfo-like intrinsics, and back-projection.
+
+Pinhole with plumb_bob / rational_polynomial distortion, or equidistant (fisheye).
+"""
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -11,13 +14,17 @@ import numpy as np
 ASPECT_TOLERANCE = 0.01
 
 
-# sensor_msgs/distortion_models.hpp: the models CameraInfo names, with the numbers of
-# coefficients OpenCV takes for each (plumb_bob is usually 5, rational_polynomial 8;
-# equidistant is OpenCV's fisheye model, 4, and not a pinhole even with all of them 0).
-# An empty name is taken as plumb_bob, as drivers that leave it blank mean.
+# sensor_msgs/distortion_models.hpp: the models CameraInfo names, each with its usual
+# number of coefficients and those OpenCV takes (equidistant is OpenCV's fisheye model, and
+# no pinhole even with all of its coefficients 0). An empty name is taken as plumb_bob, as
+# drivers that leave it blank mean.
 PLUMB_BOB, RATIONAL_POLYNOMIAL, EQUIDISTANT = 'plumb_bob', 'rational_polynomial', 'equidistant'
-DISTORTION_COEFFICIENTS = {PLUMB_BOB: (4, 5, 8, 12, 14), RATIONAL_POLYNOMIAL: (4, 5, 8, 12, 14),
-                           EQUIDISTANT: (0, 4)}
+DISTORTION_COEFFICIENTS = {PLUMB_BOB: (5, (4, 5, 8, 12, 14)),
+                           RATIONAL_POLYNOMIAL: (8, (4, 5, 8, 12, 14)),
+                           EQUIDISTANT: (4, (0, 4))}
+# A fisheye ray further than this off the optical axis has no usable z-depth (at 90 deg
+# none at all): such pixels get no 3D point (NaN).
+MAX_RAY_ANGLE_RAD = np.radians(85.0)
 
 
 class CameraModelError(ValueError):
@@ -39,13 +46,16 @@ class CameraModel:
     frame_id: str = ''
     distortion_model: str = PLUMB_BOB
 
+    def __post_init__(self):
+        if not self.distortion_model:  # drivers that leave it blank mean plumb_bob
+            object.__setattr__(self, 'distortion_model', PLUMB_BOB)
+
     @classmethod
     def from_camera_info(cls, msg):
         """Build a model from a sensor_msgs/CameraInfo (rclpy or rosbags; not validated)."""
         return cls(K=np.asarray(msg.k, dtype=np.float64).reshape(3, 3), width=int(msg.width),
                    height=int(msg.height), D=np.asarray(msg.d, dtype=np.float64),
-                   frame_id=msg.header.frame_id,
-                   distortion_model=msg.distortion_model or PLUMB_BOB)
+                   frame_id=msg.header.frame_id, distortion_model=msg.distortion_model)
 
     @classmethod
     def from_fov(cls, width, height, hfov_deg, frame_id=''):
@@ -85,7 +95,7 @@ class CameraModel:
         if self.D.size and not np.all(np.isfinite(self.D)):
             raise CameraModelError('distortion coefficients D must be finite')
         if self._distorted():
-            counts = DISTORTION_COEFFICIENTS.get(self.distortion_model)
+            counts = DISTORTION_COEFFICIENTS.get(self.distortion_model, (None, None))[1]
             if counts is None:
                 raise CameraModelError(
                     f'distortion_model {self.distortion_model!r} is not supported (use '
@@ -102,12 +112,20 @@ class CameraModel:
     def normalized_rays(self, uv: np.ndarray) -> np.ndarray:
         """Map Nx2 pixel coordinates to Nx2 normalised coordinates (x/z, y/z).
 
-        Distortion is removed when D has non-zero coefficients, by its model.
+        Distortion is removed by its model: equidistant always (no pinhole even with D =
+        0), the others when D has non-zero coefficients. A fisheye pixel more than
+        MAX_RAY_ANGLE_RAD off the axis gets NaN (z-depth does not place it).
         """
         uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
         if self.distortion_model == EQUIDISTANT:
-            D = self.D if self.D.size else np.zeros(4)
-            return cv2.fisheye.undistortPoints(uv.reshape(-1, 1, 2), self.K, D).reshape(-1, 2)
+            # cv2.fisheye gives finite nonsense from 90 deg on (tan of the angle).
+            theta_d = np.hypot((uv[:, 0] - self.cx) / self.fx, (uv[:, 1] - self.cy) / self.fy)
+            rays = cv2.fisheye.undistortPoints(uv.reshape(-1, 1, 2), self.K,
+                                               self.info_coefficients()).reshape(-1, 2)
+            wide = (theta_d >= np.pi / 2) | ~(np.hypot(rays[:, 0], rays[:, 1])
+                                              <= np.tan(MAX_RAY_ANGLE_RAD))
+            rays[wide] = np.nan
+            return rays
         if self._distorted():
             return cv2.undistortPoints(uv.reshape(-1, 1, 2), self.K, self.D).reshape(-1, 2)
         return np.stack([(uv[:, 0] - self.cx) / self.fx, (uv[:, 1] - self.cy) / self.fy], axis=1)
@@ -116,7 +134,7 @@ class CameraModel:
         """D as a CameraInfo carries it: when empty, the model's usual number of zeros."""
         if self.D.size:
             return np.asarray(self.D, dtype=np.float64)
-        return np.zeros({EQUIDISTANT: 4, RATIONAL_POLYNOMIAL: 8}.get(self.distortion_model, 5))
+        return np.zeros(DISTORTION_COEFFICIENTS.get(self.distortion_model, (5, None))[0])
 
     def _distorted(self) -> bool:
         """Pixels are not those of a pinhole camera with K."""

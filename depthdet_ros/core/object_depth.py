@@ -178,19 +178,27 @@ def estimate_objects(detections: Sequence[Detection2D], depth_map, camera, strat
     ranged = [i for i, est in enumerate(estimates) if est.valid]
     points = {}
     if ranged and camera is not None:
-        # One back-projection for all objects: the same per-point arithmetic.
-        xyz = camera.back_project(np.array([detections[i].box.center for i in ranged]),
-                                  np.array([estimates[i].depth for i in ranged]))
-        points = dict(zip(ranged, xyz))
+        # The box centre and its four edge midpoints at the object's depth, in one
+        # back-projection for all objects: width and height follow the lens (a fisheye
+        # box is wider in metres than box px x z / f off the axis).
+        uv = []
+        for i in ranged:
+            box = detections[i].box
+            (u, v) = box.center
+            uv += [(u, v), (box.x1, v), (box.x2, v), (u, box.y1), (u, box.y2)]
+        depths = np.repeat([estimates[i].depth for i in ranged], 5)
+        xyz = camera.back_project(np.array(uv), depths).reshape(-1, 5, 3)
+        for i, (centre, left, right, top, bottom) in zip(ranged, xyz):
+            # No 3D where the lens gives no ray (a fisheye pixel beyond MAX_RAY_ANGLE).
+            if np.isfinite([centre, left, right, top, bottom]).all():
+                points[i] = (centre, right[0] - left[0], bottom[1] - top[1])
     results = []
     for i, (det, est) in enumerate(zip(detections, estimates)):
         position = size = covariance = None
         if i in points:
-            x, y, z = points[i]
+            (x, y, z), width, height = points[i]
             position = Point3D(float(x), float(y), float(z))
-            size = Point3D(float(det.box.width * z / camera.fx),
-                           float(det.box.height * z / camera.fy),
-                           float(max(2.0 * est.spread, 0.0)))
+            size = Point3D(float(width), float(height), float(max(2.0 * est.spread, 0.0)))
             covariance = position_covariance(x, y, z, est.spread, camera)
         limit = class_max_depth.get(det.class_name, max_depth)
         alert = bool(est.valid and est.depth < limit)

@@ -280,7 +280,23 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     from tqdm import tqdm
 
     index = index_bag(path, topics, typestore)
-    plans = plan_frames(index, tolerance_ns)
+    stamps = [stamp for _, stamp, _ in index.images if stamp is not None]
+    first = min(stamps, default=0)
+    start_ns, end_ns = (first + s * 1e9 for s in window_s)
+    # Images outside the window are not decoded; unreadable ones are counted wherever
+    # they are (their stamp is unknown), but do not make an empty window worth reading.
+    plans = [p if index.images[p.image_ordinal][1] is None
+             or start_ns <= index.images[p.image_ordinal][1] < end_ns else None
+             for p in plan_frames(index, tolerance_ns)]
+    if not index.images:
+        raise NothingToEvaluate(f'{topics.image} has no images')
+    if stamps and not any(start_ns <= s < end_ns for s in stamps):
+        start, end = window_s
+        when = f'{start:g} s or more' if math.isinf(end) else \
+            f'between {start:g} s and {end:g} s'
+        raise NothingToEvaluate(f'no image of {topics.image} is stamped {when} after the '
+                                f'first (its images span {(max(stamps) - first) * 1e-9:.1f} s)')
+    selected = sum(p is not None for p in plans)
     evaluation = Evaluation(settings)
     tracking = None
     if tracker is not None:
@@ -291,23 +307,6 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         tracking = BagTracking(tracker, scores, gt_depth_noise, settings.max_depth,
                                settings.class_max_depth, settings.match_iou)
     on_message = output_bag.copy if output_bag is not None else None
-    stamps = [stamp for _, stamp, _ in index.images if stamp is not None]
-    first = min(stamps, default=0)
-    start_ns, end_ns = (first + s * 1e9 for s in window_s)
-    # Images outside the window are not decoded; unreadable ones are counted wherever
-    # they are (their stamp is unknown).
-    plans = [p if index.images[p.image_ordinal][1] is None
-             or start_ns <= index.images[p.image_ordinal][1] < end_ns else None
-             for p in plans]
-    selected = sum(p is not None for p in plans)
-    if not selected:
-        if not index.images:
-            raise NothingToEvaluate(f'{topics.image} has no images')
-        start, end = window_s
-        when = f'{start:g} s or more' if math.isinf(end) else \
-            f'between {start:g} s and {end:g} s'
-        raise NothingToEvaluate(f'no image of {topics.image} is stamped {when} after the '
-                                f'first (its images span {(max(stamps) - first) * 1e-9:.1f} s)')
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
     for frame in tqdm(frames, total=selected, unit='frame', disable=not progress,
                       desc='depthdet eval'):

@@ -235,6 +235,8 @@ class JointMobileNetV2(JointHeads, nn.Module):
 MOBILENET_ARCH = 'joint_mobilenetv2'
 MOBILENET_DEFAULT_WIDTH = 0.5
 JOINT_ARCHS = tuple(f'joint_yolov5{variant}' for variant in VARIANTS) + (MOBILENET_ARCH,)
+# The speed options the bundled joint model was trained with (tools/train_joint_cpu.sh).
+SPEED_OPTIONS = {'proto_width': 0.5, 'depth_stride': 4, 'decoder_width': 0.5}
 
 
 def build_joint(arch: str = 'joint_yolov5n', num_classes: int = 80,

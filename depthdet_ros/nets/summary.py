@@ -11,6 +11,7 @@ from typing import Sequence, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from depthdet_ros.nets.joint import SPEED_OPTIONS
 from depthdet_ros.nets.registry import build_model
 
 # (arch, builder kwargs, input [height, width]) rows of the default table.
@@ -27,10 +28,8 @@ DEFAULT_ROWS = (
     ('yolov5m', {}, (640, 640)),
     # The bundled and candidate models as shipped (10 classes; the joint speed options).
     ('yolov5n', {'num_classes': 10}, (320, 320)),
-    ('joint_yolov5n', {'num_classes': 10, 'proto_width': 0.5, 'depth_stride': 4,
-                       'decoder_width': 0.5}, (320, 320)),
-    ('joint_mobilenetv2', {'num_classes': 10, 'proto_width': 0.5, 'depth_stride': 4,
-                           'decoder_width': 0.5}, (320, 320)),
+    ('joint_yolov5n', {'num_classes': 10, **SPEED_OPTIONS}, (320, 320)),
+    ('joint_mobilenetv2', {'num_classes': 10, **SPEED_OPTIONS}, (320, 320)),
 )
 
 

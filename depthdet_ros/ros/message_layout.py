@@ -100,8 +100,8 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
         if position is not None and tracked.position is not None:
             position, covariance = tracked.position, tracked.covariance
             if size is not None and estimate.position.z > 0:
-                # The box's metric width and height grow with the depth they are taken
-                # at (box px x z / f): at the smoothed depth, as the centre is.
+                # The box's metric width and height are proportional to the depth they
+                # are taken at: at the smoothed depth, as the centre is.
                 k = position.z / estimate.position.z
                 size = Point3D(size.x * k, size.y * k, size.z)
         if math.isfinite(tracked.depth):

@@ -423,8 +423,9 @@ class DepthDetRunner:
         if self._waiting_since is None:
             self._waiting_since = now
         self._image_stamps.append(_stamp_ns(msg.header))
-        self._stamp_offset_s = (self.node.get_clock().now().nanoseconds
-                                - _stamp_ns(msg.header)) * 1e-9
+        now_ns = self.node.get_clock().now().nanoseconds
+        if now_ns:  # 0: sim time before the first /clock, nothing to compare with
+            self._stamp_offset_s = (now_ns - _stamp_ns(msg.header)) * 1e-9
         worker = self._frame_worker
         if worker is not None:
             worker.put((msg, time.perf_counter()))
@@ -707,9 +708,12 @@ class DepthDetRunner:
         if offset is not None and abs(offset) > STAMP_OFFSET_WARNING_S:
             level = max(level, DiagnosticStatus.WARN)
             where = 'behind' if offset > 0 else 'ahead of'
-            problem = (f'image stamps are {abs(offset):.0f} s {where} this node\'s clock: a bag '
-                       'played without --clock and use_sim_time:=true, or a camera clock '
-                       'not synchronised? Outputs keep the input stamps')
+            why = ('is /clock from the same source as the images?'
+                   if self.node.get_parameter('use_sim_time').value else
+                   'a bag played without --clock and use_sim_time:=true, or a camera clock '
+                   'not synchronised?')
+            problem = (f'image stamps are {abs(offset):.0f} s {where} this node\'s clock: '
+                       f'{why} Outputs keep the input stamps')
             messages.append(problem)
             if not self._said_stamp_offset:
                 self._said_stamp_offset = True

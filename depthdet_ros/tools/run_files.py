@@ -91,7 +91,7 @@ def load_camera_yaml(path):
     import yaml
 
     from depthdet_ros.cli import CliError
-    from depthdet_ros.core.camera import CameraModel, CameraModelError, PLUMB_BOB
+    from depthdet_ros.core.camera import CameraModel, CameraModelError
     expected = 'a camera_calibration YAML has image_width, image_height and camera_matrix'
     try:
         with open(path, encoding='utf-8') as f:
@@ -128,7 +128,7 @@ def load_camera_yaml(path):
                        'integers')
     camera = CameraModel(K=K.reshape(3, 3), width=width, height=height, D=D,
                          frame_id=str(data.get('camera_name') or ''),
-                         distortion_model=str(data.get('distortion_model') or PLUMB_BOB))
+                         distortion_model=str(data.get('distortion_model') or ''))
     try:
         camera.validate()
     except CameraModelError as exc:
@@ -168,8 +168,8 @@ def run(args):
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.session import ModelLoadError
-    from depthdet_ros.ros.params import build_pipeline
     from depthdet_ros.ros.message_layout import from_estimate
+    from depthdet_ros.ros.params import build_pipeline
     from depthdet_ros.ros.visualize import draw_objects
 
     if args.hfov is not None and not 0 < args.hfov < 180:

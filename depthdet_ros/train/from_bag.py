@@ -194,7 +194,8 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                 'id': frame.index, 'file_name': f'rgb/{name}.png', 'width': w, 'height': h,
                 'depth_file': f'depth/{name}.png', 'stamp_ns': int(frame.stamp_ns),
                 'camera': {'K': [float(v) for v in np.asarray(camera.K).reshape(-1)],
-                           'D': [float(v) for v in camera.D]}})
+                           'D': [float(v) for v in camera.D],
+                           'distortion_model': camera.distortion_model}})
         counts = {split: len(entries) for split, entries in records.items()}
         if not counts[TRAIN] or not counts[VAL]:
             reasons = ''.join(f'; skipped, {reason}: {n}' for reason, n in skipped.items())
