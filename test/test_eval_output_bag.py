@@ -108,6 +108,26 @@ def test_the_published_size_is_taken_at_the_published_depth():
     assert smoothed.size.z == raw.size.z  # the depth extent measured this frame
 
 
+def test_a_held_alert_is_on_proximity_alert_only_and_says_so(objects):
+    """A track in alert that this frame missed: on the safety topic, marked coasting."""
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    store = rosbags_factory(make_typestore())
+    for stamp in (0.0, 0.1):
+        tracker.update(objects[0], stamp, 1.0)
+    tracked = tracker.update(objects[0][1:], 0.2, 1.0)  # the chair in alert is missed
+    held = tracker.held_alerts()
+    assert [h.raw.detection.class_name for h in held] == ['chair']
+    outputs, shown = layout.tracked_outputs(tracked, held=held)
+    detections, detections_3d, alerts = layout.frame_messages(store, None, outputs, shown)
+    assert len(detections.detections) == len(tracked) == len(detections_3d.detections) + 1
+    held_id = str(held[0].track_id)
+    assert held_id not in {d.id for d in detections.detections}
+    alert, = [d for d in alerts.detections if d.id == held_id]
+    kinds = [r.hypothesis.class_id for r in alert.results]
+    assert kinds[0] == 'chair' and kinds[-2:] == ['alert/proximity', 'track/coasting']
+    assert alert.bbox.center.position.z == pytest.approx(held[0].position.z)
+
+
 def test_a_tentative_track_says_so_on_every_message(objects):
     """Before min_hits a track carries a last hypothesis 'track/tentative' (score 0)."""
     tracker = Tracker(TrackerConfig(min_hits=2))

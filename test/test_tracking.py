@@ -193,6 +193,36 @@ def test_proximity_hysteresis_enter_and_leave_counts():
     assert transitions(raw) == (3, 2)
 
 
+def test_an_alert_is_held_while_its_track_misses_frames():
+    """A missed detection must not take a near object off the safety topic for a frame."""
+    tracker = Tracker(exact_config(max_age=0.25))
+    box = (0, 0, 50, 50)
+    for k in range(3):  # approaching at 1 m/s: 0.9, 0.8, 0.7 m, in alert from the start
+        near, = tracker.update([estimate(0.0, 0.0, 0.9 - 0.1 * k, box, sigma=1e-4)],
+                               k / RATE, 1.0)
+        assert near.alert_rules == (PROXIMITY,) and tracker.held_alerts() == []
+    far = estimate(1.0, 0.0, 5.0, (300, 0, 350, 50), 'chair')
+    tracker.update([far], 0.3, 1.0)  # the near object missed: its alert is held
+    held, = tracker.held_alerts()
+    assert (held.track_id, held.held, held.alert_rules) == (near.track_id, True, (PROXIMITY,))
+    # At its predicted state: 0.7 m - 1 m/s x 0.1 s (exact filter, no process noise).
+    assert held.depth == pytest.approx(0.6, abs=1e-6)
+    assert held.position.z == pytest.approx(0.6, abs=1e-6)
+    assert held.raw is near.raw  # its last matched estimate
+    # Matched again: on the frame's own list, no longer held.
+    out = tracker.update([estimate(0.0, 0.0, 0.5, box, sigma=1e-4), far], 0.4, 1.0)
+    assert out[0].track_id == near.track_id and not out[0].held
+    assert tracker.held_alerts() == []
+    # Missed for longer than max_age: the track is gone and its alert with it.
+    tracker.update([far], 0.5, 1.0)
+    assert [h.track_id for h in tracker.held_alerts()] == [near.track_id]
+    tracker.update([far], 0.7, 1.0)
+    assert tracker.held_alerts() == []
+    # A track not in alert is never held.
+    assert not any(o.alert for o in tracker.update([], 0.8, 1.0))
+    assert tracker.held_alerts() == []
+
+
 def test_class_threshold_applies():
     tracker = Tracker(exact_config())
     out, = tracker.update([estimate(0.0, 0.0, 1.5, (0, 0, 50, 50), 'chair')], 0.0, 1.0,

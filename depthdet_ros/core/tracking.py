@@ -44,6 +44,11 @@ person walking at a low camera loses the head above the top edge long before the
 width stops growing. The expansion rate uses only the axes the track's last
 detection left uncut, and is unknown when both are cut.
 
+A track in alert that a frame's detections do not match (the detector missed it, or
+called it another class, for a frame) keeps its alert until it is deleted after max_age:
+`held_alerts()` returns them after each update, at their predicted state, for the
+safety topic, where an object must not drop out and come back.
+
 Alerts, each naming the rule that fired: 'proximity' once the (smoothed) depth is
 below the class threshold, until it rises above threshold + alert_hysteresis;
 'time_to_contact' once a track with at least min_hits updates (3D updates for the
@@ -162,6 +167,7 @@ class TrackedObject:
     closing_speed: float  # m/s, positive when approaching, NaN unknown
     time_to_contact: float
     alert_rules: Tuple[str, ...]
+    held: bool = False  # not matched this frame: an alert held (Tracker.held_alerts)
 
     @property
     def alert(self) -> bool:
@@ -318,6 +324,10 @@ class Tracker:
         self.box_P = np.zeros((3, 0, 4))
         self.x = np.zeros((0, 6))
         self.P = np.zeros((0, 6, 6))
+        # Per row: the ObjectEstimate of the track's last matched detection; and the
+        # rows the last frame's objects went to (held_alerts holds the others' alerts).
+        self._last_raw: List[ObjectEstimate] = []
+        self._frame_rows = np.zeros(0, dtype=np.int64)
 
     def __len__(self):
         return len(self.ids)
@@ -358,11 +368,34 @@ class Tracker:
         new = (~matched).nonzero()[0]
         new_rows = self._birth(new, meas, stamp)
         track_of[new] = new_rows
+        for row, obj in zip(track_of.tolist(), objects):
+            self._last_raw[row] = obj
         self._merge_duplicates(track_of)
         new_row = self._remove_old(stamp)  # the tracks folded into others
         if new_row is not None:
             track_of = new_row[track_of]
+        self._frame_rows = track_of
         return self._outputs(objects, meas.depth, track_of, max_depth, class_max_depth)
+
+    def held_alerts(self) -> List[TrackedObject]:
+        """Return the tracks in alert that the last update's objects did not match.
+
+        A detector misses an object for a frame, or calls it another class for one: its
+        track lives on (until max_age) and so does its alert, which a safety consumer
+        must not see drop and return. Each is a TrackedObject at the track's predicted
+        state for the last stamp, with `raw` its last matched estimate and `held` set;
+        its alert rules stay as they were (no measurement to end them).
+        """
+        alerted = self.in_proximity | self.in_ttc
+        alerted[self._frame_rows] = False
+        rows = alerted.nonzero()[0]
+        if not len(rows):
+            return []
+        raw = [self._last_raw[r] for r in rows.tolist()]
+        raw_depth = np.array([o.depth.depth for o in raw], dtype=np.float64)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            values = self._values(rows, raw_depth)
+        return self._records(rows, raw, values, held=True)
 
     # ---- steps -------------------------------------------------------------------
 
@@ -522,6 +555,7 @@ class Tracker:
         self.box_P = np.concatenate([self.box_P, box_P], axis=1)
         self.x = np.concatenate([self.x, np.zeros((n, 6))])
         self.P = np.concatenate([self.P, np.zeros((n, 6, 6))])
+        self._last_raw.extend([None] * n)  # set by _update
         rows = np.arange(start, start + n)
         ranged = meas.full[det] | meas.depth_only[det]
         if ranged.any():
@@ -565,10 +599,23 @@ class Tracker:
                      'P'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
+        self._last_raw = [obj for obj, kept in zip(self._last_raw, keep.tolist()) if kept]
         return np.cumsum(keep) - 1
 
     def _outputs(self, objects, raw_depth, rows, max_depth,
                  class_max_depth) -> List[TrackedObject]:
+        values = self._values(rows, raw_depth)
+        depth, ttc, significant = values[3], values[6], values[7]
+        self._update_alerts(rows, objects, depth, ttc, significant, max_depth,
+                            class_max_depth)
+        return self._records(rows, objects, values)
+
+    def _values(self, rows, raw_depth):
+        """Return the published values of tracks `rows`, from their state at the last stamp.
+
+        (x, P, has_xy, depth, distance, closing speed, time to contact, whether the
+        closing stands out of its noise); depth is `raw_depth` where a track has no 3D.
+        """
         config = self.config
         x = self.x[rows]
         P = self.P[rows]  # a copy: the covariances handed out are views of it
@@ -582,12 +629,15 @@ class Tracker:
         # An alert also needs the closing to stand out of its noise (2 sigma).
         significant = rate > 2.0 * np.sqrt(rate_var)
         ttc[np.isnan(rate)] = np.nan
-        self._update_alerts(rows, objects, depth, ttc, significant, max_depth,
-                            class_max_depth)
+        return x, P, has_xy, depth, distance, closing, ttc, significant
+
+    def _records(self, rows, objects, values, held=False) -> List[TrackedObject]:
+        """One TrackedObject per row, with `objects` its raw estimates."""
+        x, P, has_xy, depth, distance, closing, ttc, _ = values
         rules = [_RULES[pair] for pair in zip(self.in_proximity[rows].tolist(),
                                               self.in_ttc[rows].tolist())]
         hits = self.hits[rows].tolist()
-        confirmed_flags = (self.hits[rows] >= config.min_hits).tolist()
+        confirmed_flags = (self.hits[rows] >= self.config.min_hits).tolist()
         columns = zip(self.ids[rows].tolist(), confirmed_flags, hits, objects,
                       _xyxy(self.box_x[rows]).tolist(), depth.tolist(), has_xy.tolist(),
                       x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
@@ -605,7 +655,7 @@ class Tracker:
             out.append(TrackedObject(
                 track_id, is_confirmed, n_hits, obj, Box(x1, y1, x2, y2), z, position,
                 velocity, covariance, velocity_cov, dist, closing_speed, time_to_contact,
-                alert_rules))
+                alert_rules, held))
         return out
 
     def _closing_rates(self, rows, x, P, has_3d, has_xy):

@@ -324,7 +324,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
             total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
-            output_bag.add_frame(frame, result, tracked)
+            output_bag.add_frame(frame, result, tracked,
+                                 tracking.tracker.held_alerts() if tracking else ())
     results = evaluation.results()
     if tracking is not None and tracking.evaluation is not None:
         results.tracking = tracking.evaluation.summary()

@@ -98,8 +98,8 @@ class OutputBag:
                            self.store.serialize_cdr(message, message.__msgtype__))
         self.count += 1
 
-    def add_frame(self, frame, result, tracked=None) -> None:
-        """Write one frame's outputs (TrackedObjects `tracked` with a tracker).
+    def add_frame(self, frame, result, tracked=None, held=()) -> None:
+        """Write one frame's outputs (TrackedObjects `tracked` and `held` with a tracker).
 
         `frame` is a bag_input.BagFrame, `result` its FrameResult.
         """
@@ -113,7 +113,7 @@ class OutputBag:
             shown = list(range(len(outputs)))
         else:
             outputs, shown = layout.tracked_outputs(tracked, self.publish_raw,
-                                                    self.publish_tentative)
+                                                    self.publish_tentative, held)
         messages = layout.frame_messages(make, header, outputs, shown)
         for role, message in zip(('detections', 'detections_3d', 'proximity_alert'), messages):
             self._write(role, message, time_ns)

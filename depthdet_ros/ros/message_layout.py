@@ -22,7 +22,9 @@ What the fields carry (README, "Tracking, alerts and markers"):
   that put the object there.
 - Detection2D and Detection3D, last: `track/tentative` (score 0) on a track that has not
   yet passed track_min_hits (published with publish_tentative, and on proximity_alert
-  always), so that a reader of a topic or a bag can tell it from a confirmed one.
+  always), so that a reader of a topic or a bag can tell it from a confirmed one; and on
+  proximity_alert `track/coasting` (score 0) on an alert held for a track no detection
+  of this frame matched (missed for a frame or more; at its predicted position).
 """
 import math
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ VELOCITY = 'velocity'
 TIME_TO_CONTACT = 'time_to_contact'
 ALERT_PREFIX = 'alert/'
 TENTATIVE = 'track/tentative'
+COASTING = 'track/coasting'
 # The per-frame rule without tracking (core.tracking names the same rule so).
 PROXIMITY = 'proximity'
 # visualization_msgs/Marker constants.
@@ -71,6 +74,7 @@ class OutputObject:
     distance: float = math.nan
     alert_rules: Tuple[str, ...] = ()
     confirmed: bool = True  # False: a tentative track (before track_min_hits)
+    held: bool = False  # an alert held for a track this frame did not detect
 
     @property
     def alert(self) -> bool:
@@ -116,19 +120,21 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
         time_to_contact=float(tracked.time_to_contact),
         # + 0.0: a track with no velocity yet closes at 0, not -0.0, in the messages.
         closing_speed=float(tracked.closing_speed) + 0.0, distance=float(tracked.distance),
-        alert_rules=tuple(tracked.alert_rules), confirmed=bool(tracked.confirmed))
+        alert_rules=tuple(tracked.alert_rules), confirmed=bool(tracked.confirmed),
+        held=bool(tracked.held))
 
 
-def tracked_outputs(tracked, raw: bool = False, tentative: bool = True):
+def tracked_outputs(tracked, raw: bool = False, tentative: bool = True, held=()):
     """Return a frame's OutputObjects from its TrackedObjects, and those on `detections`.
 
-    All of them with `tentative` (publish_tentative), else the confirmed tracks' only;
-    proximity_alert carries every alert whichever (frame_messages).
+    All of the frame's with `tentative` (publish_tentative), else the confirmed tracks'
+    only; the `held` alerts (Tracker.held_alerts) follow them, for proximity_alert only,
+    which carries every alert whichever (frame_messages).
     """
     outputs = [from_tracked(t, raw) for t in tracked]
-    if tentative:
-        return outputs, list(range(len(outputs)))
-    return outputs, [i for i, t in enumerate(tracked) if t.confirmed]
+    shown = list(range(len(outputs))) if tentative else \
+        [i for i, t in enumerate(tracked) if t.confirmed]
+    return outputs + [from_tracked(t, raw) for t in held], shown
 
 
 def _finite(point) -> bool:
@@ -196,7 +202,8 @@ def _alert_hypotheses(make, obj: OutputObject, pose):
 
 
 def _status_hypotheses(make, obj: OutputObject, pose):
-    return [] if obj.confirmed else [_hypothesis(make, TENTATIVE, 0.0, pose)]
+    return [_hypothesis(make, kind, 0.0, pose) for kind, flagged in (
+        (TENTATIVE, not obj.confirmed), (COASTING, obj.held)) if flagged]
 
 
 def _track_id(obj: OutputObject) -> str:

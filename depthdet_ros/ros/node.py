@@ -588,8 +588,9 @@ class DepthDetRunner:
             return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
                                  fusion.class_max_depth, image_shape[1::-1])
+        # Tracks in alert that missed this frame keep their alert on proximity_alert.
         return layout.tracked_outputs(tracked, params['publish_raw'],
-                                      params['publish_tentative'])
+                                      params['publish_tentative'], tracker.held_alerts())
 
     def _describe_depth_camera(self, camera, depth_camera, scale):
         """Say which camera depth was scaled for; logs once when it is not camera_info."""
