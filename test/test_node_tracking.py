@@ -275,6 +275,39 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
     assert np.std(np.diff(published[4:])) < 0.5 * np.std(np.diff(raw[4:]))
 
 
+def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
+        models, ros, tmp_path, namespace):
+    """The detector misses the near chair for a frame: its alert is held, marked coasting."""
+    params = node_params(tmp_path, detector_model=models['detector'],
+                         depth_model=models['depth'], providers='cpu', max_depth=3.0,
+                         alert_time_to_contact=0.0, publish_depth=False)
+    camera = pinhole()
+    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
+        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
+        try:
+            wait_for_node(probe)
+            seen = play(probe, [2.0] * 4, camera)
+            # The chair scores 0.9 x 0.95: above 0.9 nothing is detected (a missed frame).
+            assert set_param(probe, 'score_threshold', 0.9).successful
+            (missed,) = play(probe, [2.0], camera, first=4)
+            assert set_param(probe, 'score_threshold', 0.25).successful
+            (again,) = play(probe, [2.0], camera, first=5)
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    track_id = seen[-1]['proximity_alert'].detections[0].id
+    assert missed['detections'].detections == [] and missed['detections_3d'].detections == []
+    (held,) = missed['proximity_alert'].detections
+    kinds = [r.hypothesis.class_id for r in held.results]
+    assert held.id == track_id and kinds[0] == 'chair'
+    assert kinds[-2:] == ['alert/proximity', 'track/coasting']
+    assert held.bbox.center.position.z == pytest.approx(
+        seen[-1]['proximity_alert'].detections[0].bbox.center.position.z, abs=0.05)
+    (alert,) = again['proximity_alert'].detections
+    assert alert.id == track_id
+    assert 'track/coasting' not in [r.hypothesis.class_id for r in alert.results]
+
+
 def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path, namespace):
     """publish_tentative false: detections wait for track_min_hits, the alert does not."""
     params = node_params(tmp_path, detector_model=models['detector'],
