@@ -94,6 +94,8 @@ def test_fisheye_rays_and_unusable_distortion():
             (CameraModel(K=K, width=0, height=0), 'width and height must be positive'),
             (CameraModel(K=K, width=640, height=480, D=np.array([0.1, 0.01, 0.0])),
              'plumb_bob takes 4 / 5 / 8 / 12 / 14 coefficients in D, got 3'),
+            (CameraModel(K=K, width=640, height=480, D=np.zeros(3)),  # zeros, still malformed
+             'plumb_bob takes 4 / 5 / 8 / 12 / 14 coefficients in D, got 3'),
             (CameraModel(K=K, width=640, height=480, D=np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
                          distortion_model='kannala_brandt'),
              "distortion_model 'kannala_brandt' is not supported")):

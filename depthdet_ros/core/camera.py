@@ -94,16 +94,16 @@ class CameraModel:
                                    f'{self.height}')
         if self.D.size and not np.all(np.isfinite(self.D)):
             raise CameraModelError('distortion coefficients D must be finite')
-        if self._distorted():
-            counts = DISTORTION_COEFFICIENTS.get(self.distortion_model, (None, None))[1]
-            if counts is None:
-                raise CameraModelError(
-                    f'distortion_model {self.distortion_model!r} is not supported (use '
-                    f'{", ".join(DISTORTION_COEFFICIENTS)}, or rectified images with D = 0)')
-            if self.D.size not in counts:
-                raise CameraModelError(
-                    f'{self.distortion_model} takes {" / ".join(map(str, counts))} '
-                    f'coefficients in D, got {self.D.size}')
+        counts = DISTORTION_COEFFICIENTS.get(self.distortion_model, (None, None))[1]
+        if counts is None and self._distorted():
+            raise CameraModelError(
+                f'distortion_model {self.distortion_model!r} is not supported (use '
+                f'{", ".join(DISTORTION_COEFFICIENTS)}, or rectified images with D = 0)')
+        # A known model's D is checked even when all zero: a malformed message.
+        if counts is not None and self.D.size and self.D.size not in counts:
+            raise CameraModelError(f'{self.distortion_model} takes '
+                                   f'{" / ".join(map(str, counts))} coefficients in D, got '
+                                   f'{self.D.size}')
         if image_shape is not None and (self.height, self.width) != tuple(image_shape):
             raise CameraModelError(
                 f'camera_info is {self.width}x{self.height} but the image is '

@@ -20,11 +20,11 @@ What the fields carry (README, "Tracking, alerts and markers"):
   m/s, positive approaching; .z = distance in m), both with tracking only;
   and on proximity_alert `alert/proximity` and/or `alert/time_to_contact`: the rules
   that put the object there.
-- Detection2D and Detection3D, last: `track/tentative` (score 0) on a track that has not
+- Detection2D and Detection3D, after those: `track/tentative` (score 0) on a track that has not
   yet passed track_min_hits (published with publish_tentative, and on proximity_alert
-  always), so that a reader of a topic or a bag can tell it from a confirmed one; and on
-  proximity_alert `track/coasting` (score 0) on an alert held for a track no detection
-  of this frame matched (missed for a frame or more; at its predicted position).
+  always), so that a reader of a topic or a bag can tell it from a confirmed one; and,
+  last, on proximity_alert `track/coasting` (score 0) on an alert held for a track no
+  detection of this frame matched (missed for a frame or more; at its predicted position).
 """
 import math
 from dataclasses import dataclass
