@@ -92,10 +92,11 @@ def from_estimate(obj) -> OutputObject:
 def from_tracked(tracked, raw: bool = False) -> OutputObject:
     """Publish a core.tracking TrackedObject: smoothed position and depth unless `raw`.
 
-    A 3D position only where this frame measured one (a valid depth and usable
+    A 3D position only where the track's raw estimate has one (a valid depth and usable
     camera_info), as without tracking: a frame without them publishes no x, y and no
     detections_3d entry, however well the track knows the object (its coasted position
-    would come with no size).
+    would come with no size). For a held alert (Tracker.held_alerts) the raw estimate is
+    the track's last matched one: its predicted position, with that estimate's size.
     """
     estimate = tracked.raw
     position, covariance, size = estimate.position, estimate.covariance, estimate.size
