@@ -352,6 +352,59 @@ def test_ctrl_c_during_the_demo_exits_quietly(tmp_path):
     assert 'Traceback' not in output, output
 
 
+@pytest.mark.ros
+@pytest.mark.parametrize('signum, status, said', [(signal.SIGINT, 0, 'Ctrl-C'),
+                                                  (signal.SIGTERM, 143, 'SIGTERM')])
+def test_the_demo_monitor_stops_quietly_while_messages_arrive(tmp_path, signum, status, said):
+    """A signal while rclpy converted a received message ended in a pybind11 traceback.
+
+    The exception a Python signal handler raised there left take_message as 'RuntimeError:
+    Unable to convert call argument' (CI, once). Large messages arriving without pause
+    keep the monitor converting most of the time: each stop hit it before the fix.
+    """
+    import threading
+
+    import rclpy
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('truth_flood', context=context)
+    publisher = node.create_publisher(Detection2DArray, 'ground_truth/detections', 10)
+    big = Detection2DArray(detections=[Detection2D(results=[ObjectHypothesisWithPose()])] * 2000)
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood():
+        while flooding.is_set():
+            publisher.publish(big)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    proc = subprocess.Popen([sys.executable, '-c', 'import sys; from depthdet_ros.ros.monitor '
+                             f'import run_monitor; sys.exit(run_monitor("", 60, "{tmp_path}", '
+                             '[]))'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not publisher.get_subscription_count():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(1.5)  # messages arrive
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        flooding.clear()
+        thread.join()
+        if proc.poll() is None:
+            proc.kill()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert proc.returncode == status, output
+    assert 'Traceback' not in output, output
+    assert output.rstrip().endswith(f'stopped by {said}'), output
+
+
 @pytest.mark.parametrize('key, name, applies', [
     ('/**', '/front/depthdet_node', True),
     ('depthdet_node', '/depthdet_node', True),

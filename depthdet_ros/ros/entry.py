@@ -66,6 +66,29 @@ def interrupt_once():
         signal.signal(signal.SIGINT, first_only)
 
 
+class StopSignals:
+    """Ctrl-C and SIGTERM recorded for a spinning loop to poll, never raised.
+
+    An exception raised by a signal handler while rclpy turns a received message into a
+    Python object leaves pybind11 as 'RuntimeError: Unable to convert call argument',
+    not as itself: Ctrl-C during `depthdet pipeline --demo` ended in that traceback
+    (CI). Loops that take messages check `received` between spin_once calls instead.
+    Create it before rclpy.init with SignalHandlerOptions.NO, in the main thread.
+    """
+
+    NAMES = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
+
+    def __init__(self):
+        self.received = None  # the first signal's name
+        self.exit_status = 0  # a shell's for that signal: 128 + its number
+        for signum in self.NAMES:
+            signal.signal(signum, self._record)
+
+    def _record(self, signum, frame):
+        if self.received is None:
+            self.received, self.exit_status = self.NAMES[signum], 128 + signum
+
+
 def ignore_further_ctrl_c():
     """Ignore SIGINT from now on: called once a node has begun to shut down.
 

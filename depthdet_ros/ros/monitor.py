@@ -104,15 +104,18 @@ def run_monitor(namespace, seconds, out_dir, processes):
     """Spin a Monitor for `seconds`, printing a table about once a second."""
     from rclpy.signals import SignalHandlerOptions
 
+    from depthdet_ros.ros.entry import StopSignals
+
     console = Console()
-    # Ctrl-C as KeyboardInterrupt, which the caller turns into stopping the processes;
-    # rclpy's own handler would break spin_once with ExternalShutdownException.
+    # Ctrl-C and SIGTERM end the loop; the caller then stops the processes. rclpy's own
+    # handler would break spin_once with ExternalShutdownException.
+    stop = StopSignals()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     monitor = Monitor(namespace, out_dir)
     start = last_print = time.monotonic()
     printed = set()
     try:
-        while time.monotonic() - start < seconds:
+        while time.monotonic() - start < seconds and not stop.received:
             exited = [p.returncode for p in processes if p.poll() is not None]
             if exited:
                 console.print('[red]a pipeline process exited early[/red]')
@@ -132,5 +135,9 @@ def run_monitor(namespace, seconds, out_dir, processes):
         monitor.destroy_node()
         rclpy.try_shutdown()
     console.print(f'{frames} detection messages received; {saved} annotated frames saved '
-                  f'in {out_dir}')
+                  f'in {out_dir}' + (f'; stopped by {stop.received}' if stop.received else ''),
+                  soft_wrap=True)  # a path broken over lines cannot be copied
+    # Ctrl-C is how a demo is ended early (0); SIGTERM is reported as a shell would.
+    if stop.received:
+        return 0 if stop.received == 'Ctrl-C' else stop.exit_status
     return 0 if frames else 1

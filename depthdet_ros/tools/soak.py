@@ -8,7 +8,6 @@ frames, stalls (gaps in output longer than --stall-seconds) and error log lines.
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -130,7 +129,9 @@ def run(args):
     process = psutil.Process(node.pid)
     # Ctrl-C and SIGTERM (timeout, CI, systemd) end the soak early with the counts so far.
     from rclpy.signals import SignalHandlerOptions
-    signal.signal(signal.SIGTERM, _stop_early)
+
+    from depthdet_ros.ros.entry import StopSignals
+    stop = StopSignals()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     probe = rclpy.create_node('depthdet_soak')
     qos = qos_profile_sensor_data if args.input_reliability == 'best_effort' else \
@@ -151,17 +152,18 @@ def run(args):
     messages = [convert.rgb_to_image_msg(f, Header(frame_id='camera_optical_frame'))
                 for f in frames]
     duration = args.minutes * 60.0
-    memory, stopped_by = [], None
+    memory = []
     start = time.monotonic()
     sent = 0
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not image_pub.get_subscription_count() and node.poll() is None \
-                and time.monotonic() < deadline:
+                and time.monotonic() < deadline and not stop.received:
             rclpy.spin_once(probe, timeout_sec=0.1)
         start = time.monotonic()
         next_frame, next_sample, sent = start, start, 0
-        while time.monotonic() - start < duration and node.poll() is None:
+        while time.monotonic() - start < duration and node.poll() is None \
+                and not stop.received:
             now = time.monotonic()
             if now >= next_frame:
                 msg = messages[sent % len(messages)]
@@ -176,11 +178,10 @@ def run(args):
             rclpy.spin_once(probe, timeout_sec=max(0.0, min(next_frame, next_sample)
                                                    - time.monotonic()))
         drained = time.monotonic() + DRAIN_S
-        while time.monotonic() < drained and node.poll() is None:
+        while time.monotonic() < drained and node.poll() is None and not stop.received:
             rclpy.spin_once(probe, timeout_sec=0.1)
-    except KeyboardInterrupt as exc:
-        stopped_by = str(exc) or 'Ctrl-C'
-        duration = time.monotonic() - start
+        if stop.received:
+            duration = time.monotonic() - start
     finally:
         crashed = node.poll() is not None
         if not crashed:
@@ -223,8 +224,9 @@ def run(args):
     }
     result['lost_in_transport'] = max(0, sent - len(arrivals) - result['frames_dropped']
                                       - result['images_refused'])
-    if stopped_by:
-        result['stopped_early'] = f'{stopped_by} after {duration / 60:.2f} of {args.minutes:g} min'
+    if stop.received:
+        result['stopped_early'] = (f'{stop.received} after {duration / 60:.2f} of '
+                                   f'{args.minutes:g} min')
     console.print_json(json.dumps(result))
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
@@ -236,11 +238,7 @@ def run(args):
         os.unlink(log_file.name)
     if reasons:
         console.print('soak failed: ' + '; '.join(reasons), soft_wrap=True)
-    if stopped_by:
-        console.print(f'soak stopped early by {stopped_by}', soft_wrap=True)
-        return 143 if stopped_by == 'SIGTERM' else 130
+    if stop.received:
+        console.print(f'soak stopped early by {stop.received}', soft_wrap=True)
+        return stop.exit_status
     return 1 if reasons else 0
-
-
-def _stop_early(signum, frame):
-    raise KeyboardInterrupt('SIGTERM')
