@@ -202,11 +202,11 @@ def test_report_schema_markdown_and_plots(evaluated):
     # The tracker ran on all 5 frames; 4 have GT (one chair each), scored by motmetrics.
     tracking = report['tracking']
     assert set(tracking) == {'frames', 'gt_object_frames', 'matched_samples', 'identity',
-                             'depth', 'jitter', 'time_to_contact', 'alerts'}
+                             'depth', 'jitter', 'time_to_contact', 'alerts', 'alert_topic'}
     assert tracking['frames'] == 4 and tracking['identity']['gt_object_frames'] == 4
     assert tracking['identity']['gt_objects'] == 1
     assert report['settings']['tracker']['min_hits'] == 3
-    assert '## Tracking' in text
+    assert '## Tracking' in text and 'proximity_alert as published' in text
 
 
 def test_output_bag_holds_input_and_outputs(evaluated):

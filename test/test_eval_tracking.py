@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from depthdet_ros.core.tracking import PROXIMITY, TrackedObject
+from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackedObject, \
+    TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 from depthdet_ros.eval.ground_truth import DEPTH_FROM_BOX3D, GroundTruthObject
 from depthdet_ros.eval.tracking import motion_topics, MotionTruth, TrackingEvaluation
@@ -91,6 +92,74 @@ def test_alert_transitions_and_flicker(summary):
     assert alerts['transitions'] == {'raw': 4, 'tracked': 2, 'time_to_contact': 0,
                                      'ground_truth': 2}
     assert alerts['flickering_objects'] == {'raw': 1, 'tracked': 0}
+
+
+def test_the_alert_topic_over_the_same_stream(summary):
+    # The chair's tracked alert is on the topic exactly while its GT is in alert.
+    topic = summary['alert_topic']
+    assert (topic['gt_alert_object_frames'], topic['on_topic'], topic['recall']) == (3, 3, 1.0)
+    assert (topic['entries'], topic['entries_due'], topic['entries_on_no_gt_object']) == \
+        (3, 3, 0)
+    assert topic['per_object'] == {'8': {'topic': {'enters': 1, 'leaves': 1},
+                                         'ground_truth': {'enters': 1, 'leaves': 1}}}
+    assert topic['flickering_objects'] == 0
+
+
+def test_the_alert_topic_counts_every_frame_and_the_held_alerts():
+    """What proximity_alert gives, over the frames a detector missed too.
+
+    The chair is nearer than 1 m in frames 1-4. Its alert is on the topic in frames 1
+    and 2 (held through a missed detection), off in 3 (its track gone), on in 4 and 5,
+    off in 6: 3 of 4 GT-alert frames, two enters and two leaves against one of each,
+    so it flickers. Due by the GT: frames 1, 2, 4, and 5 (GT 1.05 m, within the
+    hysteresis' 1.1 m). A person alert in frame 5 matches no GT object; the walker's
+    time-to-contact alert in frame 6 is due (GT 3.9 m closing at 2 m/s: 1.95 s < 2 s).
+    """
+    chair_gt = [1.2, 0.9, 0.9, 0.9, 0.9, 1.05, 1.2]
+    closing = {STAMP0 + 6 * PERIOD: {'7': MotionTruth(np.array([0.0, 0.0, -2.0]), 2.0)}}
+    evaluation = TrackingEvaluation(max_depth=1.0, motion=closing, tracker=TrackerConfig(
+        alert_hysteresis=0.1, alert_time_to_contact=1.5, ttc_hysteresis=0.5))
+    near = tracked(1, CHAIR_BOX, 'chair', 0.9, 0.9, rules=(PROXIMITY,))
+    clear = tracked(1, CHAIR_BOX, 'chair', 1.2, 1.2)
+    stray = tracked(5, (500, 300, 560, 400), 'person', 0.5, 0.5, rules=(PROXIMITY,))
+    walker = tracked(2, WALKER_BOX, 'person', 3.9, 3.9, ttc=1.9, rules=(TIME_TO_CONTACT,))
+    frames = [([clear], []), ([near], []), ([], [near]), ([], []), ([near], []),
+              ([near, stray], []), ([clear, walker], [])]
+    for k, (outputs, held) in enumerate(frames):
+        gts = [gt('8', CHAIR_BOX, 'chair', chair_gt[k] + 0.2, chair_gt[k]),
+               gt('7', WALKER_BOX, 'person', 4.0, 3.9)]
+        evaluation.add(k, STAMP0 + k * PERIOD, gts, outputs, held)
+    topic = evaluation.summary()['alert_topic']
+    assert (topic['gt_alert_object_frames'], topic['on_topic']) == (4, 3)
+    assert topic['recall'] == pytest.approx(0.75)
+    assert (topic['entries'], topic['entries_due'], topic['entries_on_no_gt_object']) == \
+        (6, 5, 1)
+    assert topic['per_object'] == {'7': {'topic': {'enters': 1, 'leaves': 0},
+                                         'ground_truth': {'enters': 0, 'leaves': 0}},
+                                   '8': {'topic': {'enters': 2, 'leaves': 2},
+                                         'ground_truth': {'enters': 1, 'leaves': 1}}}
+    assert topic['transitions'] == {'topic': 5, 'ground_truth': 2}
+    assert (topic['objects_with_alerts'], topic['flickering_objects']) == (2, 1)
+
+
+def test_the_bag_loop_puts_the_trackers_held_alerts_on_the_topic():
+    """The bag loop (BagTracking) scores what the node publishes: held alerts too."""
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.eval.tracking import BagTracking
+    evaluation = TrackingEvaluation(max_depth=1.0)
+    loop = BagTracking(Tracker(TrackerConfig()), evaluation, None, 1.0, {}, 0.5)
+    chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
+                           ObjectDepth(0.8, 0.01, 1.0), Point3D(0.0, 0.0, 0.8),
+                           Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
+    truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
+    held_per_frame = []
+    for k, objects in enumerate([[chair], [chair], [chair], [], [chair]]):  # frame 3 missed
+        _, held, _ = loop.step(k, STAMP0 + k * PERIOD, objects, truth, (640, 480))
+        held_per_frame.append(len(held))
+    assert held_per_frame == [0, 0, 0, 1, 0]
+    topic = evaluation.summary()['alert_topic']
+    assert (topic['gt_alert_object_frames'], topic['on_topic'], topic['flickering_objects']) \
+        == (5, 5, 0)
 
 
 def test_motion_topics_are_found_by_type_and_name():

@@ -36,5 +36,5 @@ def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # n
     assert tool.cache(bag, str(tmp_path / 'frames.pkl'), params) == len(frames)
     got = tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05)
     assert got['identity']['gt_object_frames'] > 0
-    for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts'):
+    for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts', 'alert_topic'):
         assert json.loads(json.dumps(got[section])) == expected[section], section

@@ -65,9 +65,10 @@ def run(cached, settings, gt_depth=None):
     with open(cached, 'rb') as f:
         data = pickle.load(f)
     max_depth, class_max_depth = data['max_depth'], data.get('class_max_depth', {})
-    evaluation = TrackingEvaluation(max_depth, class_max_depth, MATCH_IOU, data['motion'])
     # The params file's tracker settings (as depthdet eval), `settings` on top.
     config = TrackerConfig(**{**data.get('tracker', {}), **settings})
+    evaluation = TrackingEvaluation(max_depth, class_max_depth, MATCH_IOU, data['motion'],
+                                    tracker=config)
     tracking = BagTracking(Tracker(config), evaluation, gt_depth, max_depth, class_max_depth,
                            MATCH_IOU)
     for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
@@ -95,8 +96,7 @@ def main(argv=None):
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
         summary = run(args.cached, dict(args.settings), args.gt_depth)
-        print(json.dumps({k: summary[k] for k in ('identity', 'jitter', 'time_to_contact')},
-                         indent=1, default=str))
+        print(json.dumps(summary, indent=1, default=str))
     return 0
 
 

@@ -303,7 +303,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         scores = None
         if topics.gt_detections:
             scores = TrackingEvaluation(settings.max_depth, dict(settings.class_max_depth),
-                                        settings.match_iou, read_motion(path, typestore))
+                                        settings.match_iou, read_motion(path, typestore),
+                                        tracker=tracker.config)
         tracking = BagTracking(tracker, scores, gt_depth_noise, settings.max_depth,
                                settings.class_max_depth, settings.match_iou)
     on_message = output_bag.copy if output_bag is not None else None
@@ -316,16 +317,16 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         t0 = time.perf_counter()
         result = pipeline.process(frame.rgb, frame.camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
-        tracked = None
+        tracked, held = None, ()
         if tracking is not None:
-            tracked, tracking_ms = tracking.step(frame.index, frame.stamp_ns, result.objects,
-                                                 frame.gt_objects, frame.rgb.shape[1::-1])
+            tracked, held, tracking_ms = tracking.step(
+                frame.index, frame.stamp_ns, result.objects, frame.gt_objects,
+                frame.rgb.shape[1::-1])
             result.timings_ms['tracking'] = tracking_ms
             total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
-            output_bag.add_frame(frame, result, tracked,
-                                 tracking.tracker.held_alerts() if tracking else ())
+            output_bag.add_frame(frame, result, tracked, held)
     results = evaluation.results()
     if tracking is not None and tracking.evaluation is not None:
         results.tracking = tracking.evaluation.summary()

@@ -43,7 +43,11 @@ times in milliseconds, shares in [0, 1]):
   median_rel_error, mean_rel_error, no_estimate, approach_speed_m_s,
   approach_range_m, moving_objects {the same five figures for objects moving in the
   world}}; alerts {objects_with_alerts, transitions {raw, tracked,
-  time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object}
+  time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object};
+  alert_topic (proximity_alert as published, every frame of each GT object)
+  {gt_alert_object_frames, on_topic, recall, entries, entries_due,
+  entries_on_no_gt_object, objects_with_alerts, transitions {topic, ground_truth},
+  flickering_objects, per_object}
 - settings.tracker: the TrackerConfig used (null without tracking);
   settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
   instead of the network's (null: the network's depth)
@@ -368,4 +372,16 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
               f'objects flickering (more enters or leaves than their GT, at least one allowed): '
               f'raw {alerts["flickering_objects"]["raw"]}, tracked '
               f'{alerts["flickering_objects"]["tracked"]}.', '']
+    topic = t['alert_topic']
+    lines += ['proximity_alert as published (alerts held through missed detections included),'
+              ' over every frame of each GT object: '
+              f'{topic["on_topic"]} of {topic["gt_alert_object_frames"]} GT-alert '
+              f'object-frames on the topic (recall {_pct(topic["recall"])}); '
+              f'of its {topic["entries"]} entries, {topic["entries_due"]} due by the GT '
+              '(depth below threshold + alert_hysteresis, or time to contact below '
+              f'alert_time_to_contact + ttc_hysteresis) and {topic["entries_on_no_gt_object"]}'
+              f' on no GT object; enters + leaves {topic["transitions"]["topic"]} against the '
+              'GT\'s '
+              f'{topic["transitions"]["ground_truth"]} over {topic["objects_with_alerts"]} '
+              f'objects, {topic["flickering_objects"]} flickering.', '']
     return lines

@@ -30,6 +30,15 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   raw proximity alert, of the tracked 'proximity' rule, and of the GT (GT depth
   below the threshold); an object flickers when its alert enters or leaves more often
   than its GT does (at least once allowed: at most one enter and one leave per pass).
+- The proximity_alert topic as a consumer sees it, over every frame of each GT object
+  (matched or not): the entries the node publishes (tracks in alert by any rule, and
+  alerts held through missed detections) matched to GT objects (greedy, same class,
+  IoU >= match_iou). Recall: the share of GT-alert object-frames with an entry. Each
+  entry is due when its object's GT would keep the tracker's alert on (GT depth below
+  threshold + alert_hysteresis, or GT time to contact below alert_time_to_contact +
+  ttc_hysteresis where the bag has motion truth), or on no GT object at all (a false
+  detection). Enters and leaves per object of its being on the topic, against its
+  GT's, and the objects that flicker so.
 """
 import dataclasses
 import math
@@ -39,7 +48,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT
+from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
@@ -155,8 +164,12 @@ class BagTracking:
         self._match_iou = match_iou
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
-             image_size: Tuple[int, int]) -> Tuple[list, float]:
-        """Track one frame's objects; return the tracker's output and its update time (ms)."""
+             image_size: Tuple[int, int]) -> Tuple[list, list, float]:
+        """Track one frame's objects.
+
+        Returns the tracker's output, the alerts it holds for tracks the frame missed
+        (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
+        """
         if self._noise is not None and gt_objects is not None:
             objects = with_ground_truth_depth(objects, gt_objects, self._noise,
                                               self._noise_rng, self._match_iou,
@@ -164,10 +177,11 @@ class BagTracking:
         start = time.perf_counter()
         tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
                                       self._class_max_depth, image_size)
+        held = self.tracker.held_alerts()
         update_ms = (time.perf_counter() - start) * 1e3
         if self.evaluation is not None and gt_objects is not None:
-            self.evaluation.add(frame_index, stamp_ns, gt_objects, tracked)
-        return tracked, update_ms
+            self.evaluation.add(frame_index, stamp_ns, gt_objects, tracked, held)
+        return tracked, held, update_ms
 
 
 @dataclass
@@ -207,6 +221,7 @@ class TrackingEvaluation:
     match_iou: float = 0.5
     motion: Dict[int, Dict[str, MotionTruth]] = field(default_factory=dict)
     samples: List[TrackSample] = field(default_factory=list)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # its alert rules
 
     def __post_init__(self):
         import motmetrics
@@ -214,9 +229,18 @@ class TrackingEvaluation:
         self._gt_object_frames = 0
         self._frames = 0
         self._world_speed: Dict[str, float] = {}
+        # proximity_alert as published: per GT object, (GT alert, on the topic) per frame.
+        self._on_topic: Dict[str, List[Tuple[bool, bool]]] = {}
+        self._entries = {'all': 0, 'due': 0, 'no_gt_object': 0}
 
-    def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked) -> None:
-        """Score one frame: its GT objects (eval.ground_truth) and Tracker output."""
+    def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked, held=()) -> None:
+        """Score one frame: its GT objects (eval.ground_truth) and Tracker output.
+
+        `held` are the alerts Tracker.held_alerts returned after that update: they are on
+        proximity_alert too.
+        """
+        motion = self.motion.get(stamp_ns, {})
+        self._add_topic(gt_objects, [t for t in tracked if t.alert] + list(held), motion)
         self._frames += 1
         self._gt_object_frames += len(gt_objects)
         confirmed = [t for t in tracked if t.confirmed]
@@ -227,13 +251,40 @@ class TrackingEvaluation:
         distance = np.where(same & (iou >= MOT_IOU), 1.0 - iou, np.nan)
         self._mot.update([g.instance_id for g in gt_objects], [t.track_id for t in confirmed],
                          distance.T)
-        motion = self.motion.get(stamp_ns, {})
         pairs = match_boxes(boxes_xyxy([t.detection.box for t in tracked]),
                             [t.detection.class_name for t in tracked],
                             [t.detection.score for t in tracked], gt_boxes,
                             [g.class_name for g in gt_objects], self.match_iou)
         for p, g in pairs:
             self.samples.append(self._sample(frame_index, tracked[p], gt_objects[g], motion))
+
+    def _add_topic(self, gt_objects, entries, motion) -> None:
+        pairs = match_boxes(boxes_xyxy([e.detection.box for e in entries]),
+                            [e.detection.class_name for e in entries],
+                            [e.detection.score for e in entries],
+                            boxes_xyxy([g.box for g in gt_objects]),
+                            [g.class_name for g in gt_objects], self.match_iou)
+        covered = {g for _, g in pairs}
+        limits = [alert_limit(g.class_name, self.max_depth, self.class_max_depth)
+                  for g in gt_objects]
+        for g, obj in enumerate(gt_objects):
+            self._on_topic.setdefault(obj.instance_id, []).append(
+                (bool(obj.depth < limits[g]), g in covered))
+        self._entries['all'] += len(entries)
+        self._entries['no_gt_object'] += len(entries) - len(pairs)
+        self._entries['due'] += sum(self._alert_due(gt_objects[g], limits[g], motion)
+                                    for _, g in pairs)
+
+    def _alert_due(self, gt, limit, motion) -> bool:
+        """Whether the GT would hold the tracker's alert on: depth, or time to contact."""
+        config = self.tracker
+        if float(gt.depth) < limit + config.alert_hysteresis:
+            return True
+        truth = motion.get(gt.instance_id)
+        if config.alert_time_to_contact <= 0 or truth is None or gt.center is None:
+            return False
+        ttc = gt_time_to_contact(gt.center, gt.depth, truth.velocity)[2]
+        return bool(ttc < config.alert_time_to_contact + config.ttc_hysteresis)
 
     def _sample(self, frame_index, tracked, gt, motion) -> TrackSample:
         truth = motion.get(gt.instance_id)
@@ -265,7 +316,8 @@ class TrackingEvaluation:
         return {'frames': self._frames, 'gt_object_frames': self._gt_object_frames,
                 'matched_samples': len(self.samples), 'identity': self._identity(),
                 'depth': self._depth(), 'jitter': self._jitter(by_object),
-                'time_to_contact': self._ttc(), 'alerts': self._alerts(by_object)}
+                'time_to_contact': self._ttc(), 'alerts': self._alerts(by_object),
+                'alert_topic': self._alert_topic()}
 
     def _identity(self) -> Dict:
         import motmetrics
@@ -355,23 +407,17 @@ class TrackingEvaluation:
                 'mean_rel_error': float(np.mean(errors)), 'no_estimate': missing}
 
     def _alerts(self, by_object) -> Dict:
-        def transitions(states):
-            pairs = list(zip([False] + states, states))
-            return sum(not a and b for a, b in pairs), sum(a and not b for a, b in pairs)
-
         rows = {}
         for instance, samples in by_object.items():
-            counts = {name: transitions([getattr(s, attr) for s in samples])
+            counts = {name: _transitions([getattr(s, attr) for s in samples])
                       for name, attr in (('raw', 'raw_alert'), ('tracked', 'tracked_proximity'),
                                          ('time_to_contact', 'tracked_ttc_alert'),
                                          ('ground_truth', 'gt_alert'))}
             if any(sum(c) for c in counts.values()):
                 rows[instance] = counts
-        gt = {k: v['ground_truth'] for k, v in rows.items()}
 
         def flickering(name):
-            return sum(1 for k, v in rows.items()
-                       if v[name][0] > max(gt[k][0], 1) or v[name][1] > max(gt[k][1], 1))
+            return sum(_flickers(v[name], v['ground_truth']) for v in rows.values())
 
         def total(name):
             return sum(sum(v[name]) for v in rows.values())
@@ -383,3 +429,35 @@ class TrackingEvaluation:
                                        'tracked': flickering('tracked')},
                 'per_object': {k: {name: {'enters': c[0], 'leaves': c[1]}
                                    for name, c in v.items()} for k, v in sorted(rows.items())}}
+
+    def _alert_topic(self) -> Dict:
+        gt_alert = sum(g for states in self._on_topic.values() for g, _ in states)
+        covered = sum(g and on for states in self._on_topic.values() for g, on in states)
+        rows = {}
+        for instance, states in self._on_topic.items():
+            counts = {'topic': _transitions([on for _, on in states]),
+                      'ground_truth': _transitions([g for g, _ in states])}
+            if any(sum(c) for c in counts.values()):
+                rows[instance] = counts
+        return {'gt_alert_object_frames': gt_alert, 'on_topic': covered,
+                'recall': covered / gt_alert if gt_alert else None,
+                'entries': self._entries['all'], 'entries_due': self._entries['due'],
+                'entries_on_no_gt_object': self._entries['no_gt_object'],
+                'objects_with_alerts': len(rows),
+                'transitions': {name: sum(sum(v[name]) for v in rows.values())
+                                for name in ('topic', 'ground_truth')},
+                'flickering_objects': sum(_flickers(v['topic'], v['ground_truth'])
+                                          for v in rows.values()),
+                'per_object': {k: {name: {'enters': c[0], 'leaves': c[1]}
+                                   for name, c in v.items()} for k, v in sorted(rows.items())}}
+
+
+def _transitions(states) -> Tuple[int, int]:
+    """(enters, leaves) of a per-frame on/off sequence that starts off."""
+    pairs = list(zip([False] + list(states), states))
+    return sum(not a and b for a, b in pairs), sum(a and not b for a, b in pairs)
+
+
+def _flickers(counts, gt_counts) -> bool:
+    """More enters or leaves than the GT's, one of each allowed (one pass)."""
+    return counts[0] > max(gt_counts[0], 1) or counts[1] > max(gt_counts[1], 1)
