@@ -126,6 +126,13 @@ def test_a_held_alert_is_on_proximity_alert_only_and_says_so(objects):
     kinds = [r.hypothesis.class_id for r in alert.results]
     assert kinds[0] == 'chair' and kinds[-2:] == ['alert/proximity', 'track/coasting']
     assert alert.bbox.center.position.z == pytest.approx(held[0].position.z)
+    # Markers and debug_image draw it as well, labelled as held.
+    drawn = layout.drawn(outputs, shown)
+    assert [o.track_id for o in drawn] == [o.track_id for o in outputs[:len(tracked)]] + \
+        [held[0].track_id]
+    assert layout.label_text(drawn[-1]).endswith(f'#{held_id} (held)')
+    labels = [m for m in layout.markers(store, None, drawn).markers if m.ns == 'labels']
+    assert labels[-1].id == held[0].track_id and labels[-1].text.endswith('(held)')
 
 
 def test_a_tentative_track_says_so_on_every_message(objects):

@@ -290,6 +290,7 @@ def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
             # The chair scores 0.9 x 0.95: above 0.9 nothing is detected (a missed frame).
             assert set_param(probe, 'score_threshold', 0.9).successful
             (missed,) = play(probe, [2.0], camera, first=4)
+            markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], stamp_of(4)))
             assert set_param(probe, 'score_threshold', 0.25).successful
             (again,) = play(probe, [2.0], camera, first=5)
         finally:
@@ -306,6 +307,9 @@ def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
     (alert,) = again['proximity_alert'].detections
     assert alert.id == track_id
     assert 'track/coasting' not in [r.hypothesis.class_id for r in alert.results]
+    # RViz shows what the safety topic carries: the held alert is drawn, labelled so.
+    (label,) = [m for m in markers.markers if m.ns == 'labels']
+    assert str(label.id) == track_id and label.text.endswith(f'#{track_id} (held)')
 
 
 def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path, namespace):

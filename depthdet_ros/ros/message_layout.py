@@ -138,6 +138,15 @@ def tracked_outputs(tracked, raw: bool = False, tentative: bool = True, held=())
     return outputs + [from_tracked(t, raw) for t in held], shown
 
 
+def drawn(outputs, shown) -> list:
+    """Return what markers and debug_image draw: the objects on detections, held alerts.
+
+    A held alert is on proximity_alert without a detection this frame: drawn too, so
+    what RViz shows agrees with the safety topic.
+    """
+    return [outputs[i] for i in shown] + [obj for obj in outputs if obj.held]
+
+
 def _finite(point) -> bool:
     return point is not None and all(math.isfinite(v) for v in (point.x, point.y, point.z))
 
@@ -295,7 +304,8 @@ def frame_messages(make, header, objects, published=None):
 def label_text(obj: OutputObject) -> str:
     """Return 'chair 1.23 m #7' (+ ' 1.4 s' while closing; the '#' part with tracking).
 
-    An unknown depth reads '? m'.
+    An unknown depth reads '? m'; an alert held through a missed detection ends in
+    ' (held)'.
     """
     depth = f'{obj.depth:.2f}' if math.isfinite(obj.depth) else '?'
     text = f'{obj.detection.class_name} {depth} m'
@@ -303,6 +313,8 @@ def label_text(obj: OutputObject) -> str:
         text += f' #{obj.track_id}'
     if math.isfinite(obj.time_to_contact):
         text += f' {obj.time_to_contact:.1f} s'
+    if obj.held:
+        text += ' (held)'
     return text
 
 

@@ -180,8 +180,9 @@ class LargeOutputs(NamedTuple):
     depth_map: np.ndarray
     camera: Optional[CameraModel]
     rgb: np.ndarray
-    shown: list             # OutputObjects on detections (markers, debug_image, masks)
+    shown: list             # OutputObjects on detections (instance_masks)
     shown_estimates: list   # their ObjectEstimates
+    drawn: list             # on markers and debug_image: the shown, then held alerts
 
 
 class DepthDetRunner:
@@ -561,7 +562,8 @@ class DepthDetRunner:
         publishers['detections_3d'].publish(detections_3d)
         self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
                                              [outputs[i] for i in shown],
-                                             [objects[i] for i in shown]))
+                                             [objects[i] for i in shown],
+                                             layout.drawn(outputs, shown)))
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         self._last_processed = time.monotonic()
@@ -622,7 +624,7 @@ class DepthDetRunner:
             publishers = self._publishers
             markers = publishers.get('markers')
             if markers is not None and markers.get_subscription_count():
-                markers.publish(layout.markers(convert.make, outputs.header, outputs.shown,
+                markers.publish(layout.markers(convert.make, outputs.header, outputs.drawn,
                                                self.params['stale_input_timeout']))
             if 'instance_masks' in publishers:
                 h, w = outputs.rgb.shape[:2]
@@ -640,7 +642,7 @@ class DepthDetRunner:
                         convert.camera_model_to_info(outputs.camera, outputs.header))
             if 'debug_image' in publishers:
                 debug = convert.rgb_to_image_msg(
-                    draw_objects(outputs.rgb, outputs.shown), outputs.header)
+                    draw_objects(outputs.rgb, outputs.drawn), outputs.header)
                 with self._outputs_lock:
                     publisher = self._publishers.get('debug_image')
                     if publisher is not None:
