@@ -223,6 +223,27 @@ def test_an_alert_is_held_while_its_track_misses_frames():
     assert tracker.held_alerts() == []
 
 
+def test_an_alert_is_held_for_alert_hold_only():
+    """Held 0.2 s after the last match, then off the safety topic while the track lives on."""
+    tracker = Tracker(exact_config(max_age=1.0, alert_hold=0.2))
+    box = (0, 0, 50, 50)
+    for k in range(3):
+        near, = tracker.update([estimate(0.0, 0.0, 0.8, box, sigma=1e-4)], k / RATE, 1.0)
+    assert near.alert_rules == (PROXIMITY,)
+    held = []
+    for k in range(3, 6):  # 0.1, 0.2 and 0.3 s after the last match at 0.2 s
+        assert tracker.update([], k / RATE, 1.0) == []
+        held.append([h.track_id for h in tracker.held_alerts()])
+    assert held == [[near.track_id], [near.track_id], []]
+    # The track itself was kept (max_age 1 s): matched again, same ID, in alert again.
+    again, = tracker.update([estimate(0.0, 0.0, 0.8, box, sigma=1e-4)], 0.6, 1.0)
+    assert again.track_id == near.track_id and again.alert_rules == (PROXIMITY,)
+    # alert_hold 0: nothing is held.
+    tracker.config = exact_config(max_age=1.0, alert_hold=0.0)
+    tracker.update([], 0.7, 1.0)
+    assert tracker.held_alerts() == []
+
+
 def test_class_threshold_applies():
     tracker = Tracker(exact_config())
     out, = tracker.update([estimate(0.0, 0.0, 1.5, (0, 0, 50, 50), 'chair')], 0.0, 1.0,
@@ -318,6 +339,8 @@ def test_invalid_configuration_names_the_setting():
         Tracker(TrackerConfig(min_hits=0))
     with pytest.raises(ValueError, match='alert_hysteresis'):
         TrackerConfig(alert_hysteresis=-0.1).validate()
+    with pytest.raises(ValueError, match='alert_hold must be >= 0 s'):
+        TrackerConfig(alert_hold=-0.5).validate()
     with pytest.raises(ValueError, match='max_age'):
         TrackerConfig(max_age=float('nan')).validate()
 

@@ -45,9 +45,11 @@ width stops growing. The expansion rate uses only the axes the track's last
 detection left uncut, and is unknown when both are cut.
 
 A track in alert that a frame's detections do not match (the detector missed it, or
-called it another class, for a frame) keeps its alert until it is deleted after max_age:
-`held_alerts()` returns them after each update, at their predicted state, for the
-safety topic, where an object must not drop out and come back.
+called it another class, for a frame) keeps its alert for up to alert_hold seconds
+after its last match (and never past its deletion after max_age): `held_alerts()`
+returns them after each update, at their predicted state, for the safety topic, where
+an object must not drop out and come back. Longer holds mostly kept alerts for false
+detections and objects gone from view (docs/development_notes.md, session 10).
 
 Alerts, each naming the rule that fired: 'proximity' once the (smoothed) depth is
 below the class threshold, until it rises above threshold + alert_hysteresis;
@@ -113,6 +115,7 @@ class TrackerConfig:
     alert_hysteresis: float = 0.1  # m beyond the threshold before a proximity alert ends
     alert_time_to_contact: float = 2.0  # s; alert below this time to contact (0: off)
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
+    alert_hold: float = 0.5  # s an alert stays on for a track missing detections (0: off)
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
 
     def validate(self):
@@ -130,7 +133,8 @@ class TrackerConfig:
             ('min_closing_speed', self.min_closing_speed >= 0, '>= 0 m/s'),
             ('alert_hysteresis', self.alert_hysteresis >= 0, '>= 0 m'),
             ('alert_time_to_contact', self.alert_time_to_contact >= 0, '>= 0 s (0: off)'),
-            ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'))
+            ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'),
+            ('alert_hold', self.alert_hold >= 0, '>= 0 s (0: off)'))
         if self.ttc_source not in TTC_SOURCES:
             raise ValueError(f'ttc_source must be one of {", ".join(TTC_SOURCES)}, '
                              f'got {self.ttc_source!r}')
@@ -381,13 +385,17 @@ class Tracker:
         """Return the tracks in alert that the last update's objects did not match.
 
         A detector misses an object for a frame, or calls it another class for one: its
-        track lives on (until max_age) and so does its alert, which a safety consumer
-        must not see drop and return. Each is a TrackedObject at the track's predicted
-        state for the last stamp, with `raw` its last matched estimate and `held` set;
-        its alert rules stay as they were (no measurement to end them).
+        track lives on (until max_age) and its alert with it for up to alert_hold s
+        after the last match, which a safety consumer must not see drop and return.
+        Each is a TrackedObject at the track's predicted state for the last stamp, with
+        `raw` its last matched estimate and `held` set; its alert rules stay as they
+        were (no measurement to end them).
         """
         alerted = self.in_proximity | self.in_ttc
         alerted[self._frame_rows] = False
+        if len(alerted):
+            # 1 us of slack: stamps a whole number of frame periods apart are not exact.
+            alerted &= self._stamp - self.last_seen <= self.config.alert_hold + 1e-6
         rows = alerted.nonzero()[0]
         if not len(rows):
             return []

@@ -32,12 +32,13 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   than its GT does (at least once allowed: at most one enter and one leave per pass).
 - The proximity_alert topic as a consumer sees it, over every frame of each GT object
   (matched or not): the entries the node publishes (tracks in alert by any rule, and
-  alerts held through missed detections) matched to GT objects (greedy, same class,
-  IoU >= match_iou). Recall: the share of GT-alert object-frames with an entry. Each
-  entry is due when its object's GT would keep the tracker's alert on (GT depth below
-  threshold + alert_hysteresis, or GT time to contact below alert_time_to_contact +
-  ttc_hysteresis where the bag has motion truth), or on no GT object at all (a false
-  detection). Enters and leaves per object of its being on the topic, against its
+  alerts held through missed detections, at their predicted box) matched to GT
+  objects (greedy, same class, IoU >= match_iou). Recall: the share of GT-alert
+  object-frames with an entry. Entries due: those whose GT object would keep the
+  tracker's alert on (GT depth below threshold + alert_hysteresis, or GT time to
+  contact below alert_time_to_contact + ttc_hysteresis where the bag has motion
+  truth); entries on no GT object (false detections, or boxes off by more than the
+  IoU allows). Enters and leaves per object of its being on the topic, against its
   GT's, and the objects that flicker so.
 """
 import dataclasses
@@ -259,7 +260,10 @@ class TrackingEvaluation:
             self.samples.append(self._sample(frame_index, tracked[p], gt_objects[g], motion))
 
     def _add_topic(self, gt_objects, entries, motion) -> None:
-        pairs = match_boxes(boxes_xyxy([e.detection.box for e in entries]),
+        # A held alert is published at its track's predicted state: its predicted box,
+        # not the last detection's (up to alert_hold old).
+        boxes = [e.box if e.held else e.detection.box for e in entries]
+        pairs = match_boxes(boxes_xyxy(boxes),
                             [e.detection.class_name for e in entries],
                             [e.detection.score for e in entries],
                             boxes_xyxy([g.box for g in gt_objects]),

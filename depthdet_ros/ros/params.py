@@ -96,6 +96,9 @@ PARAMS = (
           'a proximity alert ends (tracking on).', runtime=True, minimum=0.0, maximum=100.0),
     Param('alert_time_to_contact', 2.0, 'Alert when the time to contact is below this many '
           'seconds (tracking on); 0: off.', runtime=True, minimum=0.0, maximum=3600.0),
+    Param('alert_hold', 0.5, 'Seconds an alert stays on proximity_alert, marked '
+          'track/coasting, for a track missing detections (tracking on; never past '
+          'track_max_age); 0: not held.', runtime=True, minimum=0.0, maximum=3600.0),
     Param('ttc_source', 'depth', 'Closing rate for time to contact: depth (3D track), '
           'expansion (box growth, needs no metric depth) or fused.', runtime=True,
           choices=TTC_SOURCES),
@@ -382,7 +385,7 @@ def tracker_config(values):
                            gate_probability=values['track_gate_probability'],
                            alert_hysteresis=values['alert_hysteresis'],
                            alert_time_to_contact=values['alert_time_to_contact'],
-                           ttc_source=values['ttc_source'])
+                           alert_hold=values['alert_hold'], ttc_source=values['ttc_source'])
     try:
         config.validate()
     except ValueError as exc:
