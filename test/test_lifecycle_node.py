@@ -118,9 +118,17 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
     def image_subscribers():
         return probe.count_subscribers('/image')
 
+    def detections_publishers(expected):
+        """Wait until /detections has `expected` publishers (graph discovery takes a moment)."""
+        deadline = time.monotonic() + 15.0
+        while probe.count_publishers('/detections') != expected:
+            assert time.monotonic() < deadline, probe.count_publishers('/detections')
+            spin_for(probe, 0.1)
+        return True
+
     try:
         assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
-        assert probe.get_publishers_info_by_topic('/detections') == []
+        assert probe.count_publishers('/detections') == 0
         # A transition the state does not have, by id (as a lifecycle manager sends
         # it): refused, and the node lives on (rclpy alone would raise out of spin).
         assert not node.transition(Transition.TRANSITION_ACTIVATE)
@@ -130,9 +138,10 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
         assert node.transition(Transition.TRANSITION_CONFIGURE)
         assert node.state() == State.PRIMARY_STATE_INACTIVE
         assert 'detector' in node.output()          # models loaded at configure
+        # Outputs advertised from configure on, as rclcpp LifecyclePublishers are.
+        assert detections_publishers(1)
         spin_for(probe, 1.0)
         assert image_subscribers() == 0
-        assert probe.get_publishers_info_by_topic('/detections') == []
 
         assert node.transition(Transition.TRANSITION_ACTIVATE)
         assert node.state() == State.PRIMARY_STATE_ACTIVE
@@ -146,7 +155,8 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
         assert node.state() == State.PRIMARY_STATE_INACTIVE
         spin_for(probe, 1.0)
         assert image_subscribers() == 0
-        assert probe.get_publishers_info_by_topic('/detections') == []
+        # Still advertised while inactive, so consumers stay matched; nothing published.
+        assert probe.count_publishers('/detections') == 1
         received = len(probe.received['detections'])
         cpu_before = node.cpu_seconds()
         spin_for(probe, 3.0, send)
@@ -155,9 +165,11 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
         # Inactive, the same image stream costs the node next to nothing.
         assert inactive_cpu < 0.25 * active_cpu, (inactive_cpu, active_cpu)
 
-        # cleanup frees the models: the next configure loads the file afresh.
+        # cleanup frees the models (the next configure loads the file afresh) and
+        # removes the publishers.
         assert node.transition(Transition.TRANSITION_CLEANUP)
         assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert detections_publishers(0)
         replacement = tmp_path / 'det2.onnx'
         constant_detector(replacement, [ROW], names=('stool', 'bottle'))
         shutil.move(replacement, detector)

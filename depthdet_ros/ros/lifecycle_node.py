@@ -1,10 +1,11 @@
 """depthdet_node as a managed (lifecycle) node, for stacks that bring nodes up in order.
 
 The same work as depthdet_node (DepthDetRunner), step by step:
-configure loads and warms the models; activate creates the publishers, starts the
-worker threads and subscribes; deactivate unsubscribes, stops the threads (no CPU used)
-and removes the publishers; cleanup frees the models. Parameters are declared (and
-validated) at start-up and may be set in any state.
+configure loads and warms the models and advertises the outputs; activate starts the
+worker threads and subscribes; deactivate unsubscribes and stops the threads (no CPU
+used; the outputs stay advertised, so subscribers stay matched, as an rclcpp
+LifecyclePublisher's do); cleanup removes the publishers and frees the models.
+Parameters are declared (and validated) at start-up and may be set in any state.
 
     ros2 lifecycle set /depthdet_node configure
     ros2 lifecycle set /depthdet_node activate

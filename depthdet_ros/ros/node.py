@@ -15,7 +15,8 @@ debug_image, instance_masks, markers) are built and published by a second newest
 thread, so subscribers to them never delay or drop the small ones.
 
 `DepthDetRunner` is everything the node does, in the steps of a managed node: configure
-(load and warm the models), activate (inputs, outputs, threads), deactivate, cleanup.
+(load and warm the models, advertise the outputs), activate (inputs, threads), deactivate,
+cleanup.
 `DepthDetNode` runs all of them at start-up; lifecycle_node.py exposes them as transitions.
 """
 import collections
@@ -257,6 +258,7 @@ class DepthDetRunner:
                 from None
         with self._lock:
             self.pipeline = pipeline
+        self._create_publishers()
         detector, depth = pipeline.detector, pipeline.depth
         if pipeline.joint is not None:
             self.log.info(f'joint model {detector.path} ({len(detector.class_names)} classes, '
@@ -273,10 +275,13 @@ class DepthDetRunner:
             f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
             f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
 
-    def activate(self):
-        """Create publishers, start the threads, then subscribe and start diagnostics."""
+    def _create_publishers(self):
+        """Advertise the outputs, from configure to cleanup (ROS lifecycle convention).
+
+        Publishers that outlive deactivate/activate keep their subscribers matched: the
+        first messages after re-activation do not wait for discovery.
+        """
         node = self.node
-        self._reset_run_state()
         self._publishers = {
             'proximity_alert': node.create_publisher(Detection3DArray, 'proximity_alert', 10),
             'detections': node.create_publisher(Detection2DArray, 'detections', 10),
@@ -294,6 +299,11 @@ class DepthDetRunner:
             self._publishers['instance_masks'] = node.create_publisher(
                 Image, 'instance_masks', LARGE_OUTPUT_QOS)
         self._set_debug_publisher(self.params['publish_debug_image'])
+
+    def activate(self):
+        """Start the threads, then subscribe and start diagnostics."""
+        node = self.node
+        self._reset_run_state()
         self._publish_label_info()
         self._output_worker = NewestOnlyWorker('depthdet_outputs', self._publish_large)
         self._frame_worker = NewestOnlyWorker('depthdet_worker', self._process_safely)
@@ -305,7 +315,7 @@ class DepthDetRunner:
         self.active = True
 
     def deactivate(self):
-        """Unsubscribe, finish the frame in hand, stop the threads, remove the publishers."""
+        """Unsubscribe, finish the frame in hand, stop the threads; publishers stay."""
         node = self.node
         self.active = False
         for subscription in self._subscriptions:
@@ -318,13 +328,13 @@ class DepthDetRunner:
             if worker is not None:
                 worker.stop()
         self._frame_worker = self._output_worker = None
-        with self._outputs_lock:
-            for publisher in self._publishers.values():
-                node.destroy_publisher(publisher)
-            self._publishers = {}
 
     def cleanup(self):
-        """Free the models."""
+        """Remove the publishers and free the models."""
+        with self._outputs_lock:
+            for publisher in self._publishers.values():
+                self.node.destroy_publisher(publisher)
+            self._publishers = {}
         with self._lock:
             pipeline, self.pipeline = self.pipeline, None
         if pipeline is not None:
@@ -393,7 +403,7 @@ class DepthDetRunner:
                 self._tracker = None
             elif self._tracker is None:
                 self._tracker = self._start_tracker()
-        if self.active:
+        if self._publishers:  # configured: the outputs are advertised
             self._set_debug_publisher(updated['publish_debug_image'])
         self.log.info('parameters updated: ' + ', '.join(
             f'{p.name}={p.value}' for p in parameters))
