@@ -3,6 +3,9 @@
 Both are compared as CDR after a rosbags round trip of the node's bytes, which zeroes
 the alignment padding rclpy leaves uninitialised.
 """
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
@@ -108,7 +111,7 @@ def test_the_published_size_is_taken_at_the_published_depth():
     assert smoothed.size.z == raw.size.z  # the depth extent measured this frame
 
 
-def test_a_held_alert_is_on_proximity_alert_only_and_says_so(objects):
+def test_a_held_alert_is_on_the_safety_topic_and_drawn_not_detected(objects):
     """A track in alert that this frame missed: on the safety topic, marked coasting."""
     tracker = Tracker(TrackerConfig(min_hits=1))
     store = rosbags_factory(make_typestore())
@@ -126,13 +129,47 @@ def test_a_held_alert_is_on_proximity_alert_only_and_says_so(objects):
     kinds = [r.hypothesis.class_id for r in alert.results]
     assert kinds[0] == 'chair' and kinds[-2:] == ['alert/proximity', 'track/coasting']
     assert alert.bbox.center.position.z == pytest.approx(held[0].position.z)
-    # Markers and debug_image draw it as well, labelled as held.
+    # Markers and debug_image draw it as well, labelled as held, at its predicted box.
     drawn = layout.drawn(outputs, shown)
+    assert drawn[-1].detection.box == held[0].box
+    predicted = Box(20.0, 20.0, 100.0, 120.0)  # as if it had moved 10 px
+    moved = layout.from_tracked(dataclasses.replace(held[0], box=predicted))
+    assert moved.detection.box == predicted and moved.detection.class_name == 'chair'
     assert [o.track_id for o in drawn] == [o.track_id for o in outputs[:len(tracked)]] + \
         [held[0].track_id]
     assert layout.label_text(drawn[-1]).endswith(f'#{held_id} (held)')
     labels = [m for m in layout.markers(store, None, drawn).markers if m.ns == 'labels']
     assert labels[-1].id == held[0].track_id and labels[-1].text.endswith('(held)')
+
+
+def test_a_tentative_held_alert_is_drawn_only_with_publish_tentative(objects):
+    """publish_tentative false: markers show a tentative track neither seen nor held."""
+    tracker = Tracker(TrackerConfig(min_hits=3))
+    tracker.update(objects[0], 0.0, 1.0)
+    tracked = tracker.update(objects[0][1:], 0.1, 1.0)  # the tentative chair in alert, missed
+    held = tracker.held_alerts()
+    assert [h.confirmed for h in held] == [False]
+    outputs, shown = layout.tracked_outputs(tracked, tentative=False, held=held)
+    assert layout.drawn(outputs, shown, tentative=False) == []
+    assert [o.track_id for o in layout.drawn(outputs, shown)] == [held[0].track_id]
+
+
+def test_every_alert_reaches_the_safety_topic_even_without_a_depth():
+    """A time-to-contact alert from box expansion needs no depth: it was dropped."""
+    from depthdet_ros.core.tracking import TIME_TO_CONTACT
+    store = rosbags_factory(make_typestore())
+    unranged = layout.OutputObject(
+        detection=Detection2D(Box(10, 20, 90, 120), 0.9, 0, 'person'), depth=math.nan,
+        depth_variance=math.nan, position=None, covariance=None, size=None, track_id=4,
+        time_to_contact=0.8, alert_rules=(TIME_TO_CONTACT,))
+    detections, detections_3d, alerts = layout.frame_messages(store, None, [unranged])
+    assert len(detections.detections) == 1 and detections_3d.detections == []
+    alert, = alerts.detections
+    assert alert.id == '4' and [r.hypothesis.class_id for r in alert.results][-1] == \
+        'alert/time_to_contact'
+    position = alert.bbox.center.position
+    assert all(math.isnan(v) for v in (position.x, position.y, position.z))
+    assert (alert.bbox.size.x, alert.bbox.size.y, alert.bbox.size.z) == (0.0, 0.0, 0.0)
 
 
 def test_a_tentative_track_says_so_on_every_message(objects):

@@ -1,4 +1,5 @@
 """Tracking scores (eval.tracking) on hand-made tracked streams with hand-computed figures."""
+import dataclasses
 import math
 
 import numpy as np
@@ -132,14 +133,35 @@ def test_the_alert_topic_counts_every_frame_and_the_held_alerts():
     topic = evaluation.summary()['alert_topic']
     assert (topic['gt_alert_object_frames'], topic['on_topic']) == (4, 3)
     assert topic['recall'] == pytest.approx(0.75)
-    assert (topic['entries'], topic['entries_due'], topic['entries_on_no_gt_object']) == \
-        (6, 5, 1)
+    assert (topic['entries'], topic['entries_due'], topic['entries_duplicate'],
+            topic['entries_on_no_gt_object']) == (6, 5, 0, 1)
     assert topic['per_object'] == {'7': {'topic': {'enters': 1, 'leaves': 0},
                                          'ground_truth': {'enters': 0, 'leaves': 0}},
                                    '8': {'topic': {'enters': 2, 'leaves': 2},
                                          'ground_truth': {'enters': 1, 'leaves': 1}}}
     assert topic['transitions'] == {'topic': 5, 'ground_truth': 2}
     assert (topic['objects_with_alerts'], topic['flickering_objects']) == (2, 1)
+
+
+def test_the_alert_topic_counts_duplicates_and_the_time_to_contact_truth():
+    """A held alert beside its object's new track is a duplicate, not a false alert.
+
+    A GT object 1.3 s from contact (3.9 m at 3 m/s) alerts by the time-to-contact rule.
+    """
+    closing = {STAMP0: {'7': MotionTruth(np.array([0.0, 0.0, -3.0]), 3.0)}}
+    evaluation = TrackingEvaluation(max_depth=1.0, motion=closing,
+                                    tracker=TrackerConfig(alert_time_to_contact=2.0))
+    new_track = tracked(3, CHAIR_BOX, 'chair', 0.8, 0.8, rules=(PROXIMITY,))
+    held = dataclasses.replace(tracked(1, CHAIR_BOX, 'chair', 0.8, 0.8, rules=(PROXIMITY,)),
+                               held=True)
+    gts = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8), gt('7', WALKER_BOX, 'person', 4.0, 3.9)]
+    evaluation.add(0, STAMP0, gts, [new_track], [held])
+    topic = evaluation.summary()['alert_topic']
+    assert (topic['gt_alert_object_frames'], topic['on_topic']) == (2, 1)
+    assert (topic['entries'], topic['entries_due'], topic['entries_duplicate'],
+            topic['entries_on_no_gt_object']) == (2, 1, 1, 0)
+    assert topic['per_object']['7'] == {'topic': {'enters': 0, 'leaves': 0},
+                                        'ground_truth': {'enters': 1, 'leaves': 0}}
 
 
 def test_the_bag_loop_puts_the_trackers_held_alerts_on_the_topic():

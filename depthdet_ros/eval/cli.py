@@ -286,8 +286,9 @@ def _print_tracking(t):
     topic = t['alert_topic']
     print(f'  proximity_alert as published: recall of GT-alert object-frames '
           f'{_fmt(topic["recall"])} ({topic["on_topic"]} of {topic["gt_alert_object_frames"]});'
-          f' entries {topic["entries"]}, due by the GT {topic["entries_due"]}, on no GT object '
-          f'{topic["entries_on_no_gt_object"]}; enters + leaves {topic["transitions"]["topic"]}'
+          f' entries {topic["entries"]}, due by the GT {topic["entries_due"]}, duplicates '
+          f'{topic["entries_duplicate"]}, on no GT object {topic["entries_on_no_gt_object"]}; '
+          f'enters + leaves {topic["transitions"]["topic"]}'
           f' (GT {topic["transitions"]["ground_truth"]}), flickering objects '
           f'{topic["flickering_objects"]}')
 

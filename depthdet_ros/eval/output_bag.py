@@ -117,8 +117,9 @@ class OutputBag:
         messages = layout.frame_messages(make, header, outputs, shown)
         for role, message in zip(('detections', 'detections_3d', 'proximity_alert'), messages):
             self._write(role, message, time_ns)
-        self._write('markers', layout.markers(make, header, layout.drawn(outputs, shown),
-                                              self.marker_lifetime_s), time_ns)
+        drawn = layout.drawn(outputs, shown, self.publish_tentative)
+        self._write('markers', layout.markers(make, header, drawn, self.marker_lifetime_s),
+                    time_ns)
         if result.depth_map is not None:
             self._write('depth', depth_image(self.store, header, result.depth_map), time_ns)
             if frame.camera is not None:

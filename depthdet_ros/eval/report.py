@@ -45,7 +45,7 @@ times in milliseconds, shares in [0, 1]):
   world}}; alerts {objects_with_alerts, transitions {raw, tracked,
   time_to_contact, ground_truth}, flickering_objects {raw, tracked}, per_object};
   alert_topic (proximity_alert as published, every frame of each GT object)
-  {gt_alert_object_frames, on_topic, recall, entries, entries_due,
+  {gt_alert_object_frames, on_topic, recall, entries, entries_due, entries_duplicate,
   entries_on_no_gt_object, objects_with_alerts, transitions {topic, ground_truth},
   flickering_objects, per_object}
 - settings.tracker: the TrackerConfig used (null without tracking);
@@ -376,12 +376,13 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
     lines += ['proximity_alert as published (alerts held through missed detections included),'
               ' over every frame of each GT object: '
               f'{topic["on_topic"]} of {topic["gt_alert_object_frames"]} GT-alert '
-              f'object-frames on the topic (recall {_pct(topic["recall"])}); '
-              f'of its {topic["entries"]} entries, {topic["entries_due"]} due by the GT '
-              '(depth below threshold + alert_hysteresis, or time to contact below '
-              f'alert_time_to_contact + ttc_hysteresis) and {topic["entries_on_no_gt_object"]}'
-              f' on no GT object; enters + leaves {topic["transitions"]["topic"]} against the '
-              'GT\'s '
+              f'object-frames on the topic (recall {_pct(topic["recall"])}; a GT object alerts '
+              'when its GT depth is below the threshold or its GT time to contact below '
+              f'alert_time_to_contact); of its {topic["entries"]} entries, '
+              f'{topic["entries_due"]} due by the GT (the same rules with their hysteresis), '
+              f'{topic["entries_duplicate"]} duplicates (a second entry on a GT object) and '
+              f'{topic["entries_on_no_gt_object"]} on no GT object; enters + leaves '
+              f'{topic["transitions"]["topic"]} against the GT alert\'s '
               f'{topic["transitions"]["ground_truth"]} over {topic["objects_with_alerts"]} '
               f'objects, {topic["flickering_objects"]} flickering.', '']
     return lines

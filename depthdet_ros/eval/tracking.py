@@ -31,15 +31,16 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   below the threshold); an object flickers when its alert enters or leaves more often
   than its GT does (at least once allowed: at most one enter and one leave per pass).
 - The proximity_alert topic as a consumer sees it, over every frame of each GT object
-  (matched or not): the entries the node publishes (tracks in alert by any rule, and
-  alerts held through missed detections, at their predicted box) matched to GT
-  objects (greedy, same class, IoU >= match_iou). Recall: the share of GT-alert
-  object-frames with an entry. Entries due: those whose GT object would keep the
-  tracker's alert on (GT depth below threshold + alert_hysteresis, or GT time to
-  contact below alert_time_to_contact + ttc_hysteresis where the bag has motion
-  truth); entries on no GT object (false detections, or boxes off by more than the
-  IoU allows). Enters and leaves per object of its being on the topic, against its
-  GT's, and the objects that flicker so.
+  (matched or not): the entries the node publishes (message_layout.from_tracked of
+  every track in alert and every held alert, at its predicted box) matched to GT
+  objects (greedy, same class, IoU >= match_iou). A GT object alerts by the tracker's
+  rules on the truth: GT depth below the threshold, or (where the bag has motion truth)
+  GT time to contact below alert_time_to_contact. Recall: the share of GT-alert
+  object-frames with an entry. Entries due: on a GT object that keeps the alert on
+  (the same rules with alert_hysteresis and ttc_hysteresis); duplicates: left over by
+  the one-to-one matching on a GT object that has an entry; on no GT object: false
+  detections, or boxes off by more than the IoU allows. Enters and leaves per object of
+  its being on the topic, against its GT alert's, and the objects that flicker so.
 """
 import dataclasses
 import math
@@ -53,6 +54,7 @@ from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
+from depthdet_ros.ros.message_layout import from_tracked
 
 ODOMETRY = 'nav_msgs/msg/Odometry'
 MOT_IOU = 0.5
@@ -232,7 +234,7 @@ class TrackingEvaluation:
         self._world_speed: Dict[str, float] = {}
         # proximity_alert as published: per GT object, (GT alert, on the topic) per frame.
         self._on_topic: Dict[str, List[Tuple[bool, bool]]] = {}
-        self._entries = {'all': 0, 'due': 0, 'no_gt_object': 0}
+        self._entries = {'all': 0, 'due': 0, 'duplicate': 0, 'no_gt_object': 0}
 
     def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked, held=()) -> None:
         """Score one frame: its GT objects (eval.ground_truth) and Tracker output.
@@ -241,7 +243,10 @@ class TrackingEvaluation:
         proximity_alert too.
         """
         motion = self.motion.get(stamp_ns, {})
-        self._add_topic(gt_objects, [t for t in tracked if t.alert] + list(held), motion)
+        # As the node builds proximity_alert (every alert; held ones at their prediction).
+        entries = [from_tracked(t) for t in tracked if t.alert] + \
+            [from_tracked(t) for t in held]
+        self._add_topic(gt_objects, entries, motion)
         self._frames += 1
         self._gt_object_frames += len(gt_objects)
         confirmed = [t for t in tracked if t.confirmed]
@@ -260,35 +265,45 @@ class TrackingEvaluation:
             self.samples.append(self._sample(frame_index, tracked[p], gt_objects[g], motion))
 
     def _add_topic(self, gt_objects, entries, motion) -> None:
-        # A held alert is published at its track's predicted state: its predicted box,
-        # not the last detection's (up to alert_hold old).
-        boxes = [e.box if e.held else e.detection.box for e in entries]
-        pairs = match_boxes(boxes_xyxy(boxes),
-                            [e.detection.class_name for e in entries],
-                            [e.detection.score for e in entries],
-                            boxes_xyxy([g.box for g in gt_objects]),
+        entry_boxes = boxes_xyxy([e.detection.box for e in entries])
+        gt_boxes = boxes_xyxy([g.box for g in gt_objects])
+        pairs = match_boxes(entry_boxes, [e.detection.class_name for e in entries],
+                            [e.detection.score for e in entries], gt_boxes,
                             [g.class_name for g in gt_objects], self.match_iou)
         covered = {g for _, g in pairs}
         limits = [alert_limit(g.class_name, self.max_depth, self.class_max_depth)
                   for g in gt_objects]
         for g, obj in enumerate(gt_objects):
             self._on_topic.setdefault(obj.instance_id, []).append(
-                (bool(obj.depth < limits[g]), g in covered))
+                (self._gt_alert(obj, limits[g], motion, False), g in covered))
+        # An entry left over by the one-to-one matching on a GT object an entry already
+        # has (a held alert beside its object's new track) is a duplicate, not a false one.
+        matched = {e for e, _ in pairs}
+        iou = iou_matrix(entry_boxes, gt_boxes)
+        duplicates = sum(
+            1 for e, entry in enumerate(entries) if e not in matched and any(
+                iou[e, g] >= self.match_iou and gt.class_name == entry.detection.class_name
+                for g, gt in enumerate(gt_objects)))
         self._entries['all'] += len(entries)
-        self._entries['no_gt_object'] += len(entries) - len(pairs)
-        self._entries['due'] += sum(self._alert_due(gt_objects[g], limits[g], motion)
+        self._entries['duplicate'] += duplicates
+        self._entries['no_gt_object'] += len(entries) - len(pairs) - duplicates
+        self._entries['due'] += sum(self._gt_alert(gt_objects[g], limits[g], motion, True)
                                     for _, g in pairs)
 
-    def _alert_due(self, gt, limit, motion) -> bool:
-        """Whether the GT would hold the tracker's alert on: depth, or time to contact."""
+    def _gt_alert(self, gt, limit, motion, held_on: bool) -> bool:
+        """Whether the GT alerts by the tracker's rules: depth, or time to contact.
+
+        With `held_on`, whether it keeps an alert on: with the rules' hysteresis.
+        """
         config = self.tracker
-        if float(gt.depth) < limit + config.alert_hysteresis:
+        if float(gt.depth) < limit + (config.alert_hysteresis if held_on else 0.0):
             return True
         truth = motion.get(gt.instance_id)
         if config.alert_time_to_contact <= 0 or truth is None or gt.center is None:
             return False
         ttc = gt_time_to_contact(gt.center, gt.depth, truth.velocity)[2]
-        return bool(ttc < config.alert_time_to_contact + config.ttc_hysteresis)
+        return bool(ttc < config.alert_time_to_contact
+                    + (config.ttc_hysteresis if held_on else 0.0))
 
     def _sample(self, frame_index, tracked, gt, motion) -> TrackSample:
         truth = motion.get(gt.instance_id)
@@ -446,6 +461,7 @@ class TrackingEvaluation:
         return {'gt_alert_object_frames': gt_alert, 'on_topic': covered,
                 'recall': covered / gt_alert if gt_alert else None,
                 'entries': self._entries['all'], 'entries_due': self._entries['due'],
+                'entries_duplicate': self._entries['duplicate'],
                 'entries_on_no_gt_object': self._entries['no_gt_object'],
                 'objects_with_alerts': len(rows),
                 'transitions': {name: sum(sum(v[name]) for v in rows.values())

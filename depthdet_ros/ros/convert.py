@@ -85,9 +85,9 @@ def detections_2d_msg(objects, header):
     return layout.detections_2d(make, header, _outputs(objects))
 
 
-def detections_3d_msg(objects, header, depth_only_ok=False, alerts=False):
+def detections_3d_msg(objects, header, keep_unlocated=False, alerts=False):
     """Detection3DArray of ObjectEstimates or OutputObjects (see message_layout)."""
-    return layout.detections_3d(make, header, _outputs(objects), depth_only_ok,
+    return layout.detections_3d(make, header, _outputs(objects), keep_unlocated,
                                 alerts=alerts)
 
 

@@ -73,20 +73,27 @@ class StopSignals:
     Python object leaves pybind11 as 'RuntimeError: Unable to convert call argument',
     not as itself: Ctrl-C during `depthdet pipeline --demo` ended in that traceback
     (CI). Loops that take messages check `received` between spin_once calls instead.
-    Create it before rclpy.init with SignalHandlerOptions.NO, in the main thread.
+    Create it before rclpy.init with SignalHandlerOptions.NO, in the main thread. The
+    handlers stay installed: a signal during the shutdown that follows is recorded, not
+    raised into it (callers read `received` when their loop ends).
     """
 
     NAMES = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
 
     def __init__(self):
         self.received = None  # the first signal's name
-        self.exit_status = 0  # a shell's for that signal: 128 + its number
+        self.signum = None
         for signum in self.NAMES:
             signal.signal(signum, self._record)
 
     def _record(self, signum, frame):
         if self.received is None:
-            self.received, self.exit_status = self.NAMES[signum], 128 + signum
+            self.received, self.signum = self.NAMES[signum], signum
+
+    @property
+    def exit_status(self) -> int:
+        """A shell's status for the first signal (128 + its number); 0 without one."""
+        return 128 + self.signum if self.signum else 0
 
 
 def ignore_further_ctrl_c():

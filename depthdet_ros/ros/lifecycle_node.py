@@ -46,7 +46,7 @@ class DepthDetLifecycleNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state):
-        """Free the models."""
+        """Remove the publishers and free the models."""
         self.runner.cleanup()
         return TransitionCallbackReturn.SUCCESS
 

@@ -26,6 +26,7 @@ What the fields carry (README, "Tracking, alerts and markers"):
   last, on proximity_alert `track/coasting` (score 0) on an alert held for a track no
   detection of this frame matched (missed for a frame or more; at its predicted position).
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -96,7 +97,8 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
     camera_info), as without tracking: a frame without them publishes no x, y and no
     detections_3d entry, however well the track knows the object (its coasted position
     would come with no size). For a held alert (Tracker.held_alerts) the raw estimate is
-    the track's last matched one: its predicted position, with that estimate's size.
+    the track's last matched one: its predicted position and box, with that estimate's
+    size.
     """
     estimate = tracked.raw
     position, covariance, size = estimate.position, estimate.covariance, estimate.size
@@ -111,8 +113,11 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
                 size = Point3D(size.x * k, size.y * k, size.z)
         if math.isfinite(tracked.depth):
             depth = tracked.depth
+    detection = estimate.detection
+    if tracked.held:  # drawn where the track predicts it, not where it was last seen
+        detection = dataclasses.replace(detection, box=tracked.box)
     return OutputObject(
-        detection=estimate.detection, depth=depth,
+        detection=detection, depth=depth,
         depth_variance=(float(covariance[2, 2]) if covariance is not None
                         else estimate.depth.spread ** 2),
         position=position, covariance=covariance, size=size,
@@ -138,13 +143,15 @@ def tracked_outputs(tracked, raw: bool = False, tentative: bool = True, held=())
     return outputs + [from_tracked(t, raw) for t in held], shown
 
 
-def drawn(outputs, shown) -> list:
+def drawn(outputs, shown, tentative: bool = True) -> list:
     """Return what markers and debug_image draw: the objects on detections, held alerts.
 
-    A held alert is on proximity_alert without a detection this frame: drawn too, so
-    what RViz shows agrees with the safety topic.
+    A held alert is on proximity_alert without a detection this frame: drawn too (a
+    tentative track's only with `tentative`, as on detections), so that what RViz
+    shows agrees with the safety topic.
     """
-    return [outputs[i] for i in shown] + [obj for obj in outputs if obj.held]
+    return [outputs[i] for i in shown] + [obj for obj in outputs
+                                          if obj.held and (tentative or obj.confirmed)]
 
 
 def _finite(point) -> bool:
@@ -245,20 +252,21 @@ def detections_2d(make, header, objects, hypotheses=None):
     return make('vision_msgs/msg/Detection2DArray', header=header, detections=detections)
 
 
-def detections_3d(make, header, objects, depth_only_ok=False, hypotheses=None, motion=None,
+def detections_3d(make, header, objects, keep_unlocated=False, hypotheses=None, motion=None,
                   alerts=False):
     """Detection3DArray of the objects that have a 3D position (camera_info known).
 
-    With `depth_only_ok`, objects with a depth but no camera_info are kept too, at
-    (NaN, NaN, depth) with zero size and x/y variances flagged unknown. Objects without
-    a valid depth are never kept. `hypotheses` / `motion` are the objects' class and
-    motion hypotheses when already built; with `alerts` the fired rules are added.
+    With `keep_unlocated` (proximity_alert: every alert must reach the safety topic),
+    objects without one are kept too, at (NaN, NaN, depth) with zero size and the
+    unknown variances flagged: the depth is NaN as well when unknown (a time-to-contact
+    alert from box expansion needs none). `hypotheses` / `motion` are the objects' class
+    and motion hypotheses when already built; with `alerts` the fired rules are added.
     """
     detections = []
     for index, obj in enumerate(objects):
         if _finite(obj.position):
             size = obj.size
-        elif depth_only_ok and math.isfinite(obj.depth):
+        elif keep_unlocated:
             size = None
         else:
             continue
@@ -296,7 +304,7 @@ def frame_messages(make, header, objects, published=None):
     return (detections_2d(make, header, pick(shown, objects), pick(shown, hypotheses)),
             detections_3d(make, header, pick(shown, objects), hypotheses=pick(shown, hypotheses),
                           motion=pick(shown, motion)),
-            detections_3d(make, header, pick(alerted, objects), depth_only_ok=True,
+            detections_3d(make, header, pick(alerted, objects), keep_unlocated=True,
                           hypotheses=pick(alerted, hypotheses), motion=pick(alerted, motion),
                           alerts=True))
 

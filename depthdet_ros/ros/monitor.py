@@ -1,5 +1,6 @@
 """Print what depthdet_node sees as a table, and save annotated frames (for the demo)."""
 import os
+import signal
 import time
 
 import cv2
@@ -130,14 +131,15 @@ def run_monitor(namespace, seconds, out_dir, processes):
                     console.print(monitor.table(key))
                     printed.add(key)
                 last_print = time.monotonic()
+        stopped_by = stop.received  # not a signal that comes during the shutdown below
     finally:
         frames, saved = monitor.count, monitor.saved
         monitor.destroy_node()
         rclpy.try_shutdown()
     console.print(f'{frames} detection messages received; {saved} annotated frames saved '
-                  f'in {out_dir}' + (f'; stopped by {stop.received}' if stop.received else ''),
+                  f'in {out_dir}' + (f'; stopped by {stopped_by}' if stopped_by else ''),
                   soft_wrap=True)  # a path broken over lines cannot be copied
     # Ctrl-C is how a demo is ended early (0); SIGTERM is reported as a shell would.
-    if stop.received:
-        return 0 if stop.received == 'Ctrl-C' else stop.exit_status
+    if stopped_by:
+        return 0 if stop.signum == signal.SIGINT else stop.exit_status
     return 0 if frames else 1

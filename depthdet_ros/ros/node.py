@@ -573,7 +573,8 @@ class DepthDetRunner:
         self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
                                              [outputs[i] for i in shown],
                                              [objects[i] for i in shown],
-                                             layout.drawn(outputs, shown)))
+                                             layout.drawn(outputs, shown,
+                                                          self.params['publish_tentative'])))
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         self._last_processed = time.monotonic()

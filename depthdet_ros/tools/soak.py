@@ -152,7 +152,7 @@ def run(args):
     messages = [convert.rgb_to_image_msg(f, Header(frame_id='camera_optical_frame'))
                 for f in frames]
     duration = args.minutes * 60.0
-    memory = []
+    memory, stopped_by = [], None
     start = time.monotonic()
     sent = 0
     try:
@@ -177,13 +177,16 @@ def run(args):
                 next_sample += MEMORY_SAMPLE_S
             rclpy.spin_once(probe, timeout_sec=max(0.0, min(next_frame, next_sample)
                                                    - time.monotonic()))
+        # Stopped early: by a signal before the soak's time was up (not in the drain).
+        stopped_by = stop.received
+        if stopped_by:
+            duration = time.monotonic() - start
         drained = time.monotonic() + DRAIN_S
         while time.monotonic() < drained and node.poll() is None and not stop.received:
             rclpy.spin_once(probe, timeout_sec=0.1)
-        if stop.received:
-            duration = time.monotonic() - start
     finally:
-        crashed = node.poll() is not None
+        # A terminal's Ctrl-C reaches the node too: its clean exit is no crash.
+        crashed = node.poll() is not None and not (stop.received and node.returncode == 0)
         if not crashed:
             node.send_signal(2)
             node.wait(timeout=15)
@@ -224,8 +227,8 @@ def run(args):
     }
     result['lost_in_transport'] = max(0, sent - len(arrivals) - result['frames_dropped']
                                       - result['images_refused'])
-    if stop.received:
-        result['stopped_early'] = (f'{stop.received} after {duration / 60:.2f} of '
+    if stopped_by:
+        result['stopped_early'] = (f'{stopped_by} after {duration / 60:.2f} of '
                                    f'{args.minutes:g} min')
     console.print_json(json.dumps(result))
     if args.json:
@@ -238,7 +241,7 @@ def run(args):
         os.unlink(log_file.name)
     if reasons:
         console.print('soak failed: ' + '; '.join(reasons), soft_wrap=True)
-    if stop.received:
-        console.print(f'soak stopped early by {stop.received}', soft_wrap=True)
+    if stopped_by:
+        console.print(f'soak stopped early by {stopped_by}', soft_wrap=True)
         return stop.exit_status
     return 1 if reasons else 0
