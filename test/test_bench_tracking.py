@@ -9,7 +9,7 @@ def test_prints_both_stages_and_the_verdict(capsys):
     assert bench.main(['--objects', '20', '--frames', '12', '--warmup', '2']) == 0
     out = capsys.readouterr().out
     assert '20 objects, 12 frames (after 2 warm-up)' in out
-    for stage in ('fusion (depth, 3D)', 'tracking (Tracker.update)',
+    for stage in ('fusion (depth, 3D)', 'tracking (update + held)',
                   'tracking alone (no fusion)'):
         assert re.search(re.escape(stage) + r'\s+cpu\s+[\d.]+', out)
     assert re.search(r'cpu: tracking / fusion \(p50\) [\d.]+; tracking p50 [\d.]+ ms per frame, '
