@@ -46,3 +46,12 @@ def test_compare_with_a_missing_file_is_one_line(tmp_path, capsys):
     assert bench.main(['--compare', str(tmp_path / 'nope.py')]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count('\n') == 0 and 'no such file' in err and 'git show' in err
+
+
+def test_compare_with_a_file_that_is_no_tracker_is_one_line(tmp_path, capsys):
+    empty = tmp_path / 'empty.py'
+    empty.write_text('X = 1\n')  # imports, but has no Tracker: it was an AttributeError
+    assert bench.main(['--compare', str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'is not a usable core/tracking.py' in err
+    assert 'no Tracker or TrackerConfig' in err

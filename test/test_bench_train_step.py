@@ -28,3 +28,12 @@ def test_unknown_network_is_one_line(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown arch 'yolov9'" in err[0] and 'joint_mobilenetv2' in err[0]
+
+
+@pytest.mark.parametrize('kwargs', ['[1]', '{"joint_yolov5n": 5}'])
+def test_arch_kwargs_that_are_not_objects_of_objects_are_one_line(capsys, kwargs):
+    with pytest.raises(SystemExit) as stop:
+        train_step.main(['--archs', 'joint_yolov5n', '--arch-kwargs', kwargs])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'give a JSON object of objects' in err[0]

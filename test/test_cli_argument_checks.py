@@ -241,6 +241,9 @@ def test_train_tools_check_the_output_path_first(
     (['--params-file', '{tmp}/bad.yaml'], ['is not valid YAML']),
     (['--params-file', '{tmp}/list.yaml'], ['is not a ROS parameters file']),
     (['--json', '{tmp}'], ['--json {tmp}: is a folder']),
+    # /proc takes no new file, even from root (whom os.access lets write anywhere).
+    (['--json', '/proc/depthdet_soak.json'], ['--json /proc/depthdet_soak.json: cannot write it']),
+    (['--params-file', '{tmp}/binary.yaml'], ['is not a UTF-8 text (YAML) file']),
 ])
 def test_soak_checks_its_files_before_starting_the_node(
         tmp_path, monkeypatch, capsys, args, words):
@@ -250,6 +253,7 @@ def test_soak_checks_its_files_before_starting_the_node(
     monkeypatch.setattr(launcher, 'ros_environment', not_reached)
     (tmp_path / 'bad.yaml').write_text('foo: [unclosed\n')
     (tmp_path / 'list.yaml').write_text('/**: 5\n')
+    (tmp_path / 'binary.yaml').write_bytes(bytes([0x8e, 0xff, 0x00, 0x12]) * 64)
     assert main(['soak', *(a.format(tmp=tmp_path) for a in args)]) == 2
     one_error_line(capsys, 'soak', *(w.format(tmp=tmp_path) for w in words))
 

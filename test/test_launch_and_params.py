@@ -274,6 +274,8 @@ def test_ros_arguments_are_read_as_rcl_reads_them():
      "cannot read params file '{d}/missing.yaml': No such file or directory"),
     (lambda d: ['--params-file', str(d / 'broken.yaml')],
      "params file '{d}/broken.yaml' is not valid YAML"),
+    (lambda d: ['--params-file', str(d / 'binary.yaml')],
+     "params file '{d}/binary.yaml' is not a UTF-8 text (YAML) file"),
     # rcl keeps the file's max_depth over a -p of another type, silently: refused here.
     (lambda d: ['--params-file', str(d / 'good.yaml'), '-p', 'max_depth:=far'],
      "parameter max_depth must be of the type of its default 1.0, got 'far' "
@@ -284,6 +286,7 @@ def test_ros_arguments_are_read_as_rcl_reads_them():
 def test_unusable_command_line_stops_the_node_with_one_line(tmp_path, make_args, message):
     (tmp_path / 'broken.yaml').write_text('/**:\n  ros__parameters: [max_depth\n')
     (tmp_path / 'good.yaml').write_text('/**:\n  ros__parameters:\n    max_depth: 1.0\n')
+    (tmp_path / 'binary.yaml').write_bytes(bytes([0x8e, 0xff, 0x00, 0x12]) * 64)
     result = subprocess.run(
         [sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args', *make_args(tmp_path)],
         capture_output=True, text=True, timeout=120)

@@ -42,7 +42,14 @@ def heavy_subscriber():
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
-    rclpy.init()
+    import signal
+
+    from rclpy.signals import SignalHandlerOptions
+
+    # The parent ends this process ('quit' on stdin); a terminal's Ctrl-C to the whole
+    # group must not break it into a traceback first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = Node('heavy_reader')
     subscriptions = []
     received = [0]
@@ -144,11 +151,18 @@ def _make_probe(width, height):
     return Probe()
 
 
-def _spin(probe, seconds, rate_hz=None, stamps=None):
+def _spin(probe, stop, seconds, rate_hz=None, stamps=None):
+    """Spin the probe, sending at `rate_hz`; KeyboardInterrupt once `stop` has a signal.
+
+    Raised here, between spins: raised from a signal handler inside rclpy's take, it
+    would surface as a pybind11 RuntimeError (ros.entry.StopSignals).
+    """
     import rclpy
     deadline = time.monotonic() + seconds
     next_send = time.monotonic()
     while time.monotonic() < deadline:
+        if stop.received:
+            raise KeyboardInterrupt
         if rate_hz and time.monotonic() >= next_send:
             stamp = probe.send()
             if stamps is not None:
@@ -165,13 +179,17 @@ def run_benchmark(args):
         from depthdet_ros.ros.qos import large_data_environment
         os.environ.update(large_data_environment(os.environ))
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    from depthdet_ros.ros.entry import StopSignals
 
     params = {'providers': args.providers, 'publish_depth': True,
               'publish_debug_image': True, 'input_reliability': 'reliable',
               'max_depth': 1000.0}
     stamps = {c: [] for c in CONDITIONS}
     with tempfile.TemporaryDirectory() as workdir, NodeUnderTest(params, workdir) as node:
-        rclpy.init()
+        stop = StopSignals()
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         probe = _make_probe(args.width, args.height)
         heavy = HeavyReader()
         try:
@@ -179,14 +197,15 @@ def run_benchmark(args):
             while not probe.alerts:
                 if not node.running() or time.monotonic() > deadline:
                     raise SystemExit('depthdet_node did not answer:\n' + node.log_tail())
-                _spin(probe, 0.5, rate_hz=2)
+                _spin(probe, stop, 0.5, rate_hz=2)
             images_read = 0
             for _ in range(args.rounds):
                 for condition in CONDITIONS:
                     heavy.switch(condition == 'with')
-                    _spin(probe, SETTLE_S, rate_hz=args.rate)
-                    _spin(probe, args.seconds, rate_hz=args.rate, stamps=stamps[condition])
-            _spin(probe, REPLY_TIMEOUT_S)
+                    _spin(probe, stop, SETTLE_S, rate_hz=args.rate)
+                    _spin(probe, stop, args.seconds, rate_hz=args.rate,
+                          stamps=stamps[condition])
+            _spin(probe, stop, REPLY_TIMEOUT_S)
             images_read = heavy.switch(False)
         finally:
             heavy.close()
@@ -259,7 +278,11 @@ def main(argv=None):
             output_file(args.json, '--json')
         except CliError as exc:
             parser.error(str(exc))
-    result = run_benchmark(args)
+    try:
+        result = run_benchmark(args)
+    except KeyboardInterrupt:
+        print('safety_latency: stopped by a signal; nothing measured', file=sys.stderr)
+        return 130
     print_result(result)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:

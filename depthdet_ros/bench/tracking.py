@@ -180,8 +180,13 @@ def main(argv=None):
     if args.compare:
         try:
             module = load_tracking_module(args.compare)
+            missing = [name for name in ('Tracker', 'TrackerConfig')
+                       if not hasattr(module, name)]
+            if missing:
+                raise AttributeError(f'it has no {" or ".join(missing)}')
         except Exception as exc:  # a file that is not a tracker: one line, not a traceback
-            print(f'error: {exc}', file=sys.stderr)
+            print(f'error: --compare {args.compare} is not a usable core/tracking.py '
+                  f'({type(exc).__name__}: {exc})', file=sys.stderr)
             return 2
         ours, theirs, largest = compare(module, args.objects, args.frames + args.warmup)
         ours, theirs = ours[args.warmup:], theirs[args.warmup:]
@@ -221,5 +226,13 @@ def main(argv=None):
     return 0
 
 
+def _main_quiet_on_ctrl_c():
+    try:
+        return main()
+    except KeyboardInterrupt:  # pure Python and numpy here: safe to take as it comes
+        print('stopped by Ctrl-C', file=sys.stderr)
+        return 130
+
+
 if __name__ == '__main__':
-    raise SystemExit(main())
+    raise SystemExit(_main_quiet_on_ctrl_c())

@@ -71,10 +71,17 @@ def main(argv=None):
     try:
         kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {
             arch: SPEED_OPTIONS for arch in args.archs if arch.startswith('joint_')}
+        if not (isinstance(kwargs, dict) and all(isinstance(v, dict) for v in kwargs.values())):
+            raise ValueError(f'--arch-kwargs {args.arch_kwargs}: give a JSON object of '
+                             'objects, e.g. {"joint_yolov5n": {"width": 0.25}}')
         times = measure(args.archs, args.batch, tuple(args.size), args.iterations,
                         arch_kwargs=kwargs, threads=args.threads)
     except (ValueError, TypeError) as exc:  # an unknown arch, bad JSON or builder option
         parser.exit(2, f'{parser.prog}: error: {exc}\n')
+    except RuntimeError as exc:  # torch: out of memory for this batch and size
+        parser.exit(2, f'{parser.prog}: error: {str(exc).splitlines()[0]}\n')
+    except KeyboardInterrupt:
+        parser.exit(130, f'{parser.prog}: stopped by Ctrl-C\n')
     first = float(np.median(times[args.archs[0]]))
     print(f'forward + backward, batch {args.batch} at {args.size[0]}x{args.size[1]}, '
           f'{args.threads} torch thread(s), {args.iterations} passes each, interleaved; load '

@@ -222,6 +222,9 @@ def _read_params_yaml(path):
             return yaml.safe_load(f)
     except OSError as exc:
         raise ConfigError(f'cannot read params file {path!r}: {exc.strerror}') from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f'params file {path!r} is not a UTF-8 text (YAML) file: byte '
+                          f'{exc.start} cannot be decoded') from None
     except yaml.YAMLError as exc:
         problem = ' '.join(str(exc).split())
         raise ConfigError(f'params file {path!r} is not valid YAML: {problem}') from None
