@@ -16,7 +16,8 @@ def _number(kind, text):
         raise argparse.ArgumentTypeError(f'must be {name}, got {text!r}') from None
 
 
-def _checked(kind, ok, rule):
+def checked_number(kind, ok, rule):
+    """Return an argparse type reading `kind` that is finite and passes `ok` (else `rule`)."""
     def parse(text):
         value = _number(kind, text)
         if not (math.isfinite(value) and ok(value)):
@@ -26,19 +27,23 @@ def _checked(kind, ok, rule):
     return parse
 
 
-positive_int = _checked(int, lambda v: v > 0, 'an integer > 0')
-non_negative_int = _checked(int, lambda v: v >= 0, 'an integer >= 0')
-positive_float = _checked(float, lambda v: v > 0, 'a number > 0')
-non_negative_float = _checked(float, lambda v: v >= 0, 'a number >= 0')
-fraction = _checked(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
-finite_float = _checked(float, lambda v: True, 'a finite number')
+positive_int = checked_number(int, lambda v: v > 0, 'an integer > 0')
+non_negative_int = checked_number(int, lambda v: v >= 0, 'an integer >= 0')
+positive_float = checked_number(float, lambda v: v > 0, 'a number > 0')
+non_negative_float = checked_number(float, lambda v: v >= 0, 'a number >= 0')
+fraction = checked_number(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
+finite_float = checked_number(float, lambda v: True, 'a finite number')
+# A benchmark phase longer than an hour is a typo (1e12 would run without end).
+MAX_BENCH_SECONDS = 3600.0
+bench_seconds = checked_number(float, lambda v: 0 < v <= MAX_BENCH_SECONDS,
+                               f'a number of seconds in (0, {MAX_BENCH_SECONDS:g}]')
 # The least width or height of a benchmark's synthetic frame (`depthdet bench --size`,
 # bench.safety_latency).
 MIN_BENCH_IMAGE_SIDE = 32
-image_side = _checked(int, lambda v: MIN_BENCH_IMAGE_SIDE <= v <= 1 << 16,
-                      f'an integer in [{MIN_BENCH_IMAGE_SIDE}, 65536] px')
+image_side = checked_number(int, lambda v: MIN_BENCH_IMAGE_SIDE <= v <= 1 << 16,
+                            f'an integer in [{MIN_BENCH_IMAGE_SIDE}, 65536] px')
 # A network input side the YOLOv5-style strides (up to 32) divide.
-multiple_of_32 = _checked(int, lambda v: v > 0 and v % 32 == 0, 'a positive multiple of 32')
+multiple_of_32 = checked_number(int, lambda v: v > 0 and v % 32 == 0, 'a positive multiple of 32')
 
 
 def parse_size(text: str, smallest: int = 1, largest: int = 1 << 16):

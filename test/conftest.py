@@ -6,9 +6,9 @@ can hold up the CameraInfo published beside it for seconds: `depthdet bench-qos`
 """
 import os
 
+from depthdet_ros.bench.ros_bench import isolate_dds
 from depthdet_ros.ros.qos import large_data_environment
 
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+isolate_dds()
 os.environ.setdefault('MUJOCO_GL', 'osmesa')
 os.environ.update(large_data_environment())

@@ -54,6 +54,9 @@ TRAIN = ['--data', 'nowhere/train', '--val-data', 'nowhere/val', '--out', 'nowhe
     # Before: a "0 Hz" row, and a negative duration, exit 0.
     ('bench', ['--rates', '0'], ['--rates', 'a number > 0']),
     ('bench', ['--rate-seconds', '-1'], ['--rate-seconds']),
+    # Before: accepted, and the bench ran without end.
+    ('bench', ['--rate-seconds', '1e12'], ['--rate-seconds', 'in (0, 3600]']),
+    ('bench', ['--camera-seconds', '3601'], ['--camera-seconds', 'in (0, 3600]']),
 ])
 def test_out_of_range_options_stop_the_command_with_one_line(capsys, command, args, words):
     extra = TRAIN if command.startswith('train') else []
@@ -94,3 +97,25 @@ def test_bench_qos_refuses_a_json_path_that_is_a_folder_before_any_case(tmp_path
     assert main(['bench-qos', '--sizes', '64x48', '--frames', '1', '--json',
                  str(tmp_path)]) == 2
     one_error_line(capsys, 'bench-qos', f'--json {tmp_path}: is a folder')
+
+
+def test_bench_lists_only_real_choices_for_a_bad_provider(capsys):
+    # Before: "(choose from '', 'auto', ...)": the empty default was listed as a choice.
+    with pytest.raises(SystemExit):
+        main(['bench', '--providers', 'foo'])
+    one_error_line(capsys, 'bench', "invalid choice: 'foo'",
+                   "(choose from 'auto', 'tensorrt', 'cuda', 'cpu')")
+    with pytest.raises(SystemExit):
+        main(['bench', '--input-reliability', 'fast'])
+    one_error_line(capsys, 'bench', "(choose from 'auto', 'best_effort', 'reliable')")
+
+
+def test_tracking_bench_and_safety_latency_bound_their_sizes(capsys):
+    from depthdet_ros.bench import safety_latency, tracking
+    for module, args, words in (
+            (tracking, ['--objects', '1000000'], 'must be an integer in [1, 1000]'),
+            (safety_latency, ['--seconds', '1e12'], 'in (0, 3600]')):
+        with pytest.raises(SystemExit) as stop:
+            module.main(args)
+        assert stop.value.code == 2
+        assert words in capsys.readouterr().err

@@ -189,7 +189,7 @@ def test_int8_section_compares_fp32_and_int8_side_by_side(tmp_path, capsys):
 
 @pytest.mark.parametrize('module, args, message', [
     (tracking, ['--frames', '0'], 'argument --frames: must be an integer > 0'),
-    (tracking, ['--objects', '-1'], 'argument --objects: must be an integer > 0'),
+    (tracking, ['--objects', '-1'], 'argument --objects: must be an integer in [1, 1000]'),
     (safety_latency, ['--rate', 'nan'], 'argument --rate: must be a number > 0'),
     (safety_latency, ['--rounds', '-1'], 'argument --rounds: must be an integer > 0'),
     (safety_latency, ['--height', '0'], 'argument --height: must be an integer in [32'),

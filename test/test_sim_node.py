@@ -7,10 +7,6 @@ import time
 
 import pytest
 
-# DDS stays on loopback, in a domain of this test run's own, for the node too.
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
-
 rclpy = pytest.importorskip('rclpy')
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

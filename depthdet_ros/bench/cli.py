@@ -29,8 +29,8 @@ import os
 import sys
 import time
 
-from depthdet_ros.arg_types import fraction, non_negative_int, output_file, positive_float, \
-    positive_int
+from depthdet_ros.arg_types import bench_seconds, fraction, non_negative_int, output_file, \
+    positive_float, positive_int
 from depthdet_ros.bench.frames import ENCODINGS
 
 SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8', 'multicamera',
@@ -81,9 +81,7 @@ def add_parser(subparsers):
     parser.add_argument('--threads', type=non_negative_int, default=None,
                         help='onnxruntime intra-op threads per model (default: params file; '
                              '0: automatic)')
-    parser.add_argument('--providers', default='', choices=('', 'auto', 'tensorrt', 'cuda',
-                                                            'cpu'),
-                        metavar='{auto,tensorrt,cuda,cpu}',
+    parser.add_argument('--providers', choices=('auto', 'tensorrt', 'cuda', 'cpu'),
                         help='execution provider (default: params file)')
     parser.add_argument('--score-threshold', type=fraction, default=None,
                         help='detection score threshold (default: params file); lower it to '
@@ -96,19 +94,17 @@ def add_parser(subparsers):
     parser.add_argument('--no-ros', action='store_true', help='skip the ros and keep_latest '
                         'sections')
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
-    parser.add_argument('--input-reliability', default='',
-                        choices=('', 'auto', 'best_effort', 'reliable'),
-                        metavar='{auto,best_effort,reliable}',
+    parser.add_argument('--input-reliability', choices=('auto', 'best_effort', 'reliable'),
                         help="QoS of the node's image subscription, and of the bench's "
                              'publisher (auto: the node follows the publisher, which is '
                              'reliable) (default: params file)')
     parser.add_argument('--rates', type=positive_float, nargs='+', default=[30.0, 60.0],
                         metavar='HZ', help='keep_latest input rates (default: 30 60)')
-    parser.add_argument('--rate-seconds', type=positive_float, default=4.0,
+    parser.add_argument('--rate-seconds', type=bench_seconds, default=4.0,
                         help='seconds of input per keep_latest rate (default: 4)')
     parser.add_argument('--cameras', type=positive_int, default=3,
                         help='multicamera: most cameras measured (default: 3)')
-    parser.add_argument('--camera-seconds', type=positive_float, default=20.0,
+    parser.add_argument('--camera-seconds', type=bench_seconds, default=20.0,
                         help='multicamera: seconds of frames per measurement (default: 20)')
     parser.add_argument('--camera-repeats', type=positive_int, default=1,
                         help='multicamera: runs of the whole sequence; figures are medians '

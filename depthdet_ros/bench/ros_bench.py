@@ -32,9 +32,13 @@ def ros_available():
 
 
 def isolate_dds():
-    """Keep DDS on this machine in a domain of its own (before rclpy.init)."""
+    """Keep DDS on this machine in a domain of its own (before rclpy.init).
+
+    Without a ROS_DOMAIN_ID set, one in 10-99 from the process ID: on Linux, domains
+    above 101 can take ports from the ephemeral range (ROS 2's "The ROS_DOMAIN_ID" doc).
+    """
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    os.environ.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
 
 
 def write_params(path, values):

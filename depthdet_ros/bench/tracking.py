@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from depthdet_ros.arg_types import non_negative_int, positive_int
+from depthdet_ros.arg_types import checked_number, non_negative_int, positive_int
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.object_depth import estimate_objects
 from depthdet_ros.core.tracking import Tracker, TrackerConfig
@@ -38,6 +38,8 @@ from depthdet_ros.core.types import Box, Detection2D
 WIDTH, HEIGHT = 640, 480
 # The issue's target: tracking adds <= TARGET_MS per frame with TARGET_OBJECTS objects.
 TARGET_MS, TARGET_OBJECTS = 1.0, 20
+# More objects than a frame could hold apart: each is a box of 20-80 px in 640x480.
+MAX_OBJECTS = 1000
 CLASSES = ('person', 'chair', 'bottle', 'cup', 'box')
 
 
@@ -170,7 +172,9 @@ def main(argv=None):
     """Print the side-by-side figures."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--objects', type=positive_int, default=TARGET_OBJECTS)
+    parser.add_argument('--objects', default=TARGET_OBJECTS,
+                        type=checked_number(int, lambda v: 1 <= v <= MAX_OBJECTS,
+                                            f'an integer in [1, {MAX_OBJECTS}]'))
     parser.add_argument('--frames', type=positive_int, default=300)
     parser.add_argument('--warmup', type=non_negative_int, default=20,
                         help='frames left out of the figures')
