@@ -68,6 +68,8 @@ NO_IMAGE_WARNING_S = 5.0
 # stamps, so transform lookups on them fail downstream: say so.
 STAMP_OFFSET_WARNING_S = 10.0
 WARN_THROTTLE_S = 5.0
+# Seconds deactivation waits for the frame in hand; a longer one finishes unpublished.
+WORKER_STOP_TIMEOUT_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
 # Drivers publish an image and then its CameraInfo: once a camera has shown that it
@@ -136,6 +138,11 @@ def declare_parameters(node):
     node.add_pre_set_parameters_callback(lambda params: [_as_double(p) for p in params])
 
 
+def _is_current(worker) -> bool:
+    """Return whether the calling thread is `worker`'s, still running (None: no)."""
+    return worker is not None and worker.is_current()
+
+
 class NewestOnlyWorker:
     """A thread handling the newest item given to it; a newer item replaces one waiting."""
 
@@ -156,13 +163,25 @@ class NewestOnlyWorker:
             self._item = item
             self._cond.notify()
 
-    def stop(self, timeout=5.0):
-        """Finish the item in hand, drop any waiting one and end the thread."""
+    def stop(self, timeout=WORKER_STOP_TIMEOUT_S) -> bool:
+        """Drop any waiting item and end the thread; False if the item in hand outlasts timeout.
+
+        The thread then finishes that item on its own (is_current() tells the handler).
+        """
         with self._cond:
             self._stop = True
             self._item = None
             self._cond.notify()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def is_current(self) -> bool:
+        """Return whether the calling thread is this worker's and it has not been stopped."""
+        return threading.current_thread() is self._thread and not self._stop
+
+    @property
+    def name(self):
+        return self._thread.name
 
     def _run(self):
         while True:
@@ -324,9 +343,13 @@ class DepthDetRunner:
         if self._timer is not None:
             node.destroy_timer(self._timer)
             self._timer = None
+        self._stop_workers()
+
+    def _stop_workers(self):
         for worker in (self._frame_worker, self._output_worker):
-            if worker is not None:
-                worker.stop()
+            if worker is not None and not worker.stop(WORKER_STOP_TIMEOUT_S):
+                self.log.warning(f'{worker.name}: a frame is still in flight after '
+                                 f'{WORKER_STOP_TIMEOUT_S:g} s; its outputs will be dropped')
         self._frame_worker = self._output_worker = None
 
     def cleanup(self):
@@ -343,9 +366,7 @@ class DepthDetRunner:
     def shutdown(self):
         """Stop the threads and free the models (the node destroys its own entities)."""
         self.active = False
-        for worker in (self._frame_worker, self._output_worker):
-            if worker is not None:
-                worker.stop()
+        self._stop_workers()
         self.cleanup()
 
     def _create_subscriptions(self):
@@ -450,7 +471,8 @@ class DepthDetRunner:
             self._last_error = f'image refused: {exc}'
             self._warn_refusal(self._last_error)
         except Exception as exc:  # keep serving: one bad frame must not stop the node
-            self._frame_failed(exc)
+            if _is_current(self._frame_worker):
+                self._frame_failed(exc)
         finally:
             self._waiting_since = None
 
@@ -559,6 +581,8 @@ class DepthDetRunner:
         self._depth_camera = self._describe_depth_camera(camera, depth_camera,
                                                          result.depth_scale)
         t2 = time.perf_counter()
+        if not _is_current(self._frame_worker):
+            return  # deactivated while this frame was in flight: nothing more is published
         objects = result.objects
         outputs, shown = self._track(objects, header, rgb.shape)
         t_track = time.perf_counter()
@@ -659,7 +683,8 @@ class DepthDetRunner:
                     if publisher is not None:
                         publisher.publish(debug)
         except Exception as exc:  # keep serving the next frame
-            self._frame_failed(exc)
+            if _is_current(self._output_worker):
+                self._frame_failed(exc)
 
     # Output helpers -------------------------------------------------------------------
 

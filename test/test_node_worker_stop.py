@@ -1,0 +1,100 @@
+"""A frame still in flight when the node is deactivated: dropped, not published or failed.
+
+In process (no DDS traffic is needed): the runner of a plain rclpy node, with a
+pipeline whose inference waits on an event, so that the frame outlasts the wait of
+deactivate (shortened here from WORKER_STOP_TIMEOUT_S).
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from depthdet_ros.ros import convert
+from depthdet_ros.ros import node as node_module
+from onnx_fixtures import constant_detector, red_depth, red_for_depth
+
+pytestmark = pytest.mark.ros
+ROW = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    detector = tmp_path / 'det.onnx'
+    constant_detector(detector, [ROW], names=('chair', 'bottle'))
+    depth = red_depth(tmp_path / 'depth.onnx')
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('depthdet_node', context=context, parameter_overrides=[
+        Parameter('detector_model', value=str(detector)),
+        Parameter('depth_model', value=str(depth)), Parameter('providers', value='cpu')])
+    monkeypatch.setattr(node_module, 'WORKER_STOP_TIMEOUT_S', 0.3)
+    runner = node_module.DepthDetRunner(node)
+    runner.configure()
+    runner.activate()
+    yield runner
+    runner.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def held_frame(runner):
+    """Make the next frame's inference wait; return (started, release) events."""
+    started, release = threading.Event(), threading.Event()
+    process = runner.pipeline.process
+
+    def slow_process(*args):
+        started.set()
+        release.wait(30.0)
+        return process(*args)
+
+    runner.pipeline.process = slow_process
+    return started, release
+
+
+def image_msg():
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[..., 0] = red_for_depth(2.0)
+    header = Header(frame_id='cam_optical')
+    header.stamp.sec = 5
+    return convert.rgb_to_image_msg(rgb, header)
+
+
+def counted_publishes(runner):
+    sent = []
+    for name in ('proximity_alert', 'detections', 'detections_3d'):
+        runner._publishers[name].publish = lambda msg, name=name: sent.append(name)
+    return sent
+
+
+@pytest.mark.parametrize('then_cleanup', [False, True])
+def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
+    sent = counted_publishes(runner)
+    warnings, errors = [], []
+    runner.log = type('Log', (), {'warning': lambda self, text, **k: warnings.append(text),
+                                  'error': lambda self, text, **k: errors.append(text),
+                                  'info': lambda self, text, **k: None})()
+    # A frame first, published as usual (the check below can fail).
+    runner._on_image(image_msg())
+    deadline = time.monotonic() + 30.0
+    while runner.stats['frames'] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.stats['frames'] == 1 and len(sent) == 3
+    started, release = held_frame(runner)
+    runner._on_image(image_msg())
+    assert started.wait(30.0)
+    begun = time.monotonic()
+    runner.deactivate()
+    assert time.monotonic() - begun < 5.0  # the shortened wait, not the frame
+    assert any('still in flight after 0.3 s' in w for w in warnings), warnings
+    if then_cleanup:
+        runner.cleanup()  # closes the pipeline under the frame
+    release.set()
+    time.sleep(1.0)  # the frame finishes (or fails on the closed pipeline)
+    assert len(sent) == 3, sent  # nothing published after deactivation
+    assert runner.stats['frames'] == 1 and runner.stats['errors'] == 0, runner.stats
+    assert errors == []
