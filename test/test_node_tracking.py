@@ -5,6 +5,7 @@ image; the depth fixture reads the red level as metres (onnx_fixtures.red_depth)
 a uniformly red frame puts the chair at a chosen depth. Frames are sent one at a time
 with stamps 0.1 s apart, each after the node answered the previous one.
 """
+import contextlib
 import math
 import os
 import time
@@ -128,6 +129,18 @@ def wait_for_node(probe):
     raise AssertionError('depthdet_node did not come up or never counted a CameraInfo')
 
 
+@contextlib.contextmanager
+def node_and_probe(params, tmp_path, namespace, topics=TOPICS):
+    """Run depthdet_node in `namespace` with a probe on `topics`, once the node is up."""
+    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=RELIABLE, namespace=namespace)
+        try:
+            wait_for_node(probe)
+            yield node, probe
+        finally:
+            probe.destroy_node()
+
+
 def values_of(status):
     return {kv.key: kv.value for kv in status.values}
 
@@ -155,15 +168,10 @@ def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
     camera = pinhole()
     speed = 2.0
     depths = [5.0 - speed * FRAME_S * k for k in range(15)]
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            frames = play(probe, depths, camera)
-            last_stamp = stamp_of(len(depths) - 1)
-            markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], last_stamp))
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        frames = play(probe, depths, camera)
+        last_stamp = stamp_of(len(depths) - 1)
+        markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], last_stamp))
         assert node.proc.poll() is None, node.output()
     # One track all along, the same ID on the 2D and 3D detections.
     ids = {d.id for f in frames for d in f['detections'].detections}
@@ -223,24 +231,19 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
     camera = pinhole()
     depths = [2.0 + (0.12 if k % 2 else -0.1) for k in range(14)]
     raw = [float(depth_for_red(red_for_depth(d))) for d in depths]
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            frames = play(probe, depths, camera)
-            # Run-time settings: validated, and tracking off gives today's per-frame output.
-            refused = [set_param(probe, name, value) for name, value in (
-                ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0),
-                ('class_filter', ['Chair']), ('class_max_depth', ['chair:inf']),
-                ('class_max_depth', ['chair:1', 'chair:2']))]
-            assert not any(r.successful for r in refused), refused
-            assert set_param(probe, 'tracking', False).successful
-            (untracked,) = play(probe, [2.1, 1.9], camera, first=len(depths))[1:]
-            # Back on: a new track, under an ID never given before.
-            assert set_param(probe, 'tracking', True).successful
-            (retracked,) = play(probe, [2.0], camera, first=len(depths) + 2)
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        frames = play(probe, depths, camera)
+        # Run-time settings: validated, and tracking off gives today's per-frame output.
+        refused = [set_param(probe, name, value) for name, value in (
+            ('alert_hysteresis', -1.0), ('ttc_source', 'sideways'), ('track_min_hits', 0),
+            ('class_filter', ['Chair']), ('class_max_depth', ['chair:inf']),
+            ('class_max_depth', ['chair:1', 'chair:2']))]
+        assert not any(r.successful for r in refused), refused
+        assert set_param(probe, 'tracking', False).successful
+        (untracked,) = play(probe, [2.1, 1.9], camera, first=len(depths))[1:]
+        # Back on: a new track, under an ID never given before.
+        assert set_param(probe, 'tracking', True).successful
+        (retracked,) = play(probe, [2.0], camera, first=len(depths) + 2)
         assert node.proc.poll() is None, node.output()
     assert 'ttc_source' in refused[1].reason and 'track_min_hits' in refused[2].reason
     # A misspelt class would filter out everything, silently: refused with the model's.
@@ -282,19 +285,14 @@ def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
                          depth_model=models['depth'], providers='cpu', max_depth=3.0,
                          alert_time_to_contact=0.0, publish_depth=False)
     camera = pinhole()
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            seen = play(probe, [2.0] * 4, camera)
-            # The chair scores 0.9 x 0.95: above 0.9 nothing is detected (a missed frame).
-            assert set_param(probe, 'score_threshold', 0.9).successful
-            (missed,) = play(probe, [2.0], camera, first=4)
-            markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], stamp_of(4)))
-            assert set_param(probe, 'score_threshold', 0.25).successful
-            (again,) = play(probe, [2.0], camera, first=5)
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        seen = play(probe, [2.0] * 4, camera)
+        # The chair scores 0.9 x 0.95: above 0.9 nothing is detected (a missed frame).
+        assert set_param(probe, 'score_threshold', 0.9).successful
+        (missed,) = play(probe, [2.0], camera, first=4)
+        markers = probe.wait_for('markers', lambda m: same_stamp(m.markers[0], stamp_of(4)))
+        assert set_param(probe, 'score_threshold', 0.25).successful
+        (again,) = play(probe, [2.0], camera, first=5)
         assert node.proc.poll() is None, node.output()
     track_id = seen[-1]['proximity_alert'].detections[0].id
     assert missed['detections'].detections == [] and missed['detections_3d'].detections == []
@@ -317,13 +315,8 @@ def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_
     params = node_params(tmp_path, detector_model=models['detector'],
                          depth_model=models['depth'], providers='cpu', max_depth=3.0,
                          publish_tentative=False, track_min_hits=3, publish_depth=False)
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            frames = play(probe, [2.0, 2.0, 2.0, 2.0], pinhole())
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        frames = play(probe, [2.0, 2.0, 2.0, 2.0], pinhole())
         assert node.proc.poll() is None, node.output()
     assert [len(f['detections'].detections) for f in frames] == [0, 0, 1, 1]
     assert [len(f['detections_3d'].detections) for f in frames] == [0, 0, 1, 1]
@@ -337,14 +330,9 @@ def test_a_frame_without_usable_camera_info_publishes_no_3d_with_tracking(
     params = node_params(tmp_path, detector_model=models['detector'],
                          depth_model=models['depth'], providers='cpu', max_depth=0.5,
                          publish_depth=False)
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(TOPICS, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            frames = play(probe, [2.0, 2.0, 2.0], pinhole())
-            frames += play(probe, [2.0], pinhole(f=0.0), first=3)  # refused: zero focal
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        frames = play(probe, [2.0, 2.0, 2.0], pinhole())
+        frames += play(probe, [2.0], pinhole(f=0.0), first=3)  # refused: zero focal
         assert node.proc.poll() is None, node.output()
     assert [len(f['detections_3d'].detections) for f in frames] == [1, 1, 1, 0]
     ids = {f['detections'].detections[0].id for f in frames}
@@ -367,20 +355,15 @@ def test_joint_model_publishes_instance_masks_labelled_by_track_id(ros, tmp_path
     topics['/diagnostics'] = DiagnosticArray
     camera = pinhole(joint_fixtures.IMAGE_W, joint_fixtures.IMAGE_H, 50.0)
     rgb = joint_fixtures.two_tone_image()
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe(topics, input_qos=RELIABLE, namespace=namespace)
-        try:
-            wait_for_node(probe)
-            masks = probe.wait_for('instance_masks', resend=lambda: probe.send(rgb, camera))
-            stamp = (masks.header.stamp.sec, masks.header.stamp.nanosec)
-            detections = probe.wait_for('detections', lambda m: same_stamp(m, stamp))
-            # The network's time is reported as the joint stage (it read 0 ms as the
-            # detector and depth stages, which a joint model does not have).
-            diagnostics = probe.wait_for('/diagnostics', lambda m: any(
-                v.key == 'latency_joint_p50_ms' for s in m.status for v in s.values),
-                timeout=10)
-        finally:
-            probe.destroy_node()
+    with node_and_probe(params, tmp_path, namespace, topics=topics) as (node, probe):
+        masks = probe.wait_for('instance_masks', resend=lambda: probe.send(rgb, camera))
+        stamp = (masks.header.stamp.sec, masks.header.stamp.nanosec)
+        detections = probe.wait_for('detections', lambda m: same_stamp(m, stamp))
+        # The network's time is reported as the joint stage (it read 0 ms as the
+        # detector and depth stages, which a joint model does not have).
+        diagnostics = probe.wait_for('/diagnostics', lambda m: any(
+            v.key == 'latency_joint_p50_ms' for s in m.status for v in s.values),
+            timeout=10)
         log = node.output()
         assert node.proc.poll() is None, log
     assert 'joint model' in log
@@ -424,22 +407,17 @@ def test_track_max_age_shorter_than_the_frame_interval_is_reported(
     params = node_params(tmp_path, detector_model=models['detector'],
                          depth_model=models['depth'], providers='cpu', track_max_age=0.05,
                          publish_depth=False)
-    with NodeProcess(params, ('-r', f'__ns:={namespace}'), log_path=tmp_path / 'node.log') as node:
-        probe = Probe({**TOPICS, '/diagnostics': DiagnosticArray}, input_qos=RELIABLE,
-                      namespace=namespace)
-        try:
-            wait_for_node(probe)
-            frames = play(probe, [2.0] * 4, pinhole())  # one frame at a time, > 0.05 s apart
-            ids = [f['detections'].detections[0].id for f in frames]
-            assert len(set(ids)) == 4, ids  # what the warning is about
-            probe.wait_for('/diagnostics', lambda m: any(
-                'track_max_age 0.05 s is shorter than the' in s.message and
-                s.level == DiagnosticStatus.WARN for s in m.status), timeout=10,
-                start=len(probe.received['/diagnostics']))
-            assert set_param(probe, 'track_max_age', 5.0).successful
-            probe.wait_for('/diagnostics', lambda m: all(
-                'track_max_age' not in s.message for s in m.status), timeout=10,
-                start=len(probe.received['/diagnostics']))
-        finally:
-            probe.destroy_node()
+    topics = {**TOPICS, '/diagnostics': DiagnosticArray}
+    with node_and_probe(params, tmp_path, namespace, topics=topics) as (node, probe):
+        frames = play(probe, [2.0] * 4, pinhole())  # one frame at a time, > 0.05 s apart
+        ids = [f['detections'].detections[0].id for f in frames]
+        assert len(set(ids)) == 4, ids  # what the warning is about
+        probe.wait_for('/diagnostics', lambda m: any(
+            'track_max_age 0.05 s is shorter than the' in s.message and
+            s.level == DiagnosticStatus.WARN for s in m.status), timeout=10,
+            start=len(probe.received['/diagnostics']))
+        assert set_param(probe, 'track_max_age', 5.0).successful
+        probe.wait_for('/diagnostics', lambda m: all(
+            'track_max_age' not in s.message for s in m.status), timeout=10,
+            start=len(probe.received['/diagnostics']))
         assert node.proc.poll() is None, node.output()
