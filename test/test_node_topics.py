@@ -270,6 +270,51 @@ def test_the_first_frame_waits_for_its_camera_info(models, ros, tmp_path):
     assert position.x == pytest.approx((CHAIR_CENTER[0] - 320) * z / 500.0, rel=1e-4)
 
 
+def test_a_camera_info_after_its_processed_frame_is_reported_as_held_up(models, ros, tmp_path):
+    """A CameraInfo that comes after its frame was processed: the node says it was held up.
+
+    In transport (a driver without the large-data profile, sending it before a 640x480
+    image) the frame goes without 3D. An outsider's camera lost 3D on 19-30 of 40 frames
+    this way, and the log only said that no camera_info was within camera_info_tolerance.
+    """
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          input_reliability='reliable', camera_info_tolerance=0.0,
+                          diagnostics_period=0.2)
+    log_path = tmp_path / 'node.log'
+    with NodeProcess(params, ('-r', '__ns:=/late_info'), log_path=log_path) as node:
+        probe = Probe({'detections': Detection2DArray, '/diagnostics': DiagnosticArray},
+                      input_qos=RELIABLE, namespace='/late_info')
+        try:
+            header = Header(frame_id='cam')
+            header.stamp.sec = 40
+            # The image alone (sent until the node answers), its CameraInfo a second later.
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 40, timeout=60,
+                                 resend=lambda: probe.image_pub.publish(
+                                     convert.rgb_to_image_msg(uniform_scene(), header)))
+            assert math.isnan(msg.detections[0].results[0].pose.pose.position.x)
+            time.sleep(1.0)
+            probe.info_pub.publish(convert.camera_model_to_info(pinhole(), header))
+            start = len(probe.received['/diagnostics'])
+
+            def ours(m):
+                return next(s for s in m.status if s.name.startswith('late_info/depthdet_node'))
+
+            diag = probe.wait_for('/diagnostics', lambda m: {
+                kv.key: kv.value for kv in ours(m).values}.get('camera_info_late') == '1',
+                start=start, timeout=20)
+            status = ours(diag)
+            assert status.level == DiagnosticStatus.WARN
+            assert 'held up in transport' in status.message, status.message
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+    log = log_path.read_text()
+    late = re.search(r'a camera_info came ([0-9.]+) s after its image', log)
+    assert late and float(late.group(1)) >= 1.0, log
+    assert 'large-data profile' in log
+
+
 def test_debug_image_is_advertised_only_while_enabled_and_ranges_are_described(
         models, ros, tmp_path):
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],

@@ -221,6 +221,9 @@ class DepthDetRunner:
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
         self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
+        # Stamps of frames processed without a camera: their CameraInfo, if it comes
+        # later, was held up in transport (ns -> monotonic time of the frame).
+        self._frames_without_info = collections.OrderedDict()
         self._subscriptions = []
         self._publishers = {}
         self._timer = None
@@ -239,6 +242,7 @@ class DepthDetRunner:
         """Start statistics and what is known about the camera afresh (at each activation)."""
         self._infos.clear()
         self._image_stamps.clear()
+        self._frames_without_info.clear()
         self._stamps_paired = False
         self._camera_problem = ''                 # why the last frame had no camera
         self._warned_size_mismatch = None
@@ -446,7 +450,21 @@ class DepthDetRunner:
             self._infos.append((stamp, camera))
             if stamp in self._image_stamps:
                 self._stamps_paired = True   # this camera stamps CameraInfo like its images
+            missed_at = self._frames_without_info.pop(stamp, None)
             self._info_cond.notify_all()
+        if missed_at is not None:
+            self._camera_info_late(time.monotonic() - missed_at)
+
+    def _camera_info_late(self, late_s):
+        """Count (and explain, once a minute) a CameraInfo that came after its frame."""
+        self.stats['camera_info_late'] += 1
+        self.log.warning(
+            f'a camera_info came {late_s:.2f} s after its image, which was processed '
+            'without 3D positions: the camera\'s CameraInfo is held up in transport. With '
+            'Fast DDS, give the camera driver the large-data profile (README: Large images '
+            'and QoS), or publish each image before its camera_info; or raise '
+            'camera_info_tolerance to use an earlier camera_info',
+            throttle_duration_sec=60.0)
 
     def _on_image(self, msg):
         now = time.monotonic()
@@ -516,6 +534,10 @@ class DepthDetRunner:
                 entry = next((e for e in reversed(self._infos)
                               if abs(e[0] - stamp) <= tolerance), None)
             nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
+            if entry is None:
+                self._frames_without_info[stamp] = time.monotonic()
+                while len(self._frames_without_info) > CAMERA_INFO_BUFFER:
+                    self._frames_without_info.popitem(last=False)
         if entry is None:
             self._camera_problem = (
                 f'no camera_info received yet on {self._info_topic}: 3D positions not '
@@ -738,7 +760,10 @@ class DepthDetRunner:
             '' if self._infos else f'no camera_info received yet on {self._info_topic}')
         if camera_problem:
             level = max(level, DiagnosticStatus.WARN)
-            messages.append(camera_problem)
+            late = self.stats['camera_info_late']
+            messages.append(camera_problem if not late else
+                            f'{camera_problem} ({late} camera_info came after their image: '
+                            'held up in transport, see the log)')
         sim_time_problem = self._sim_time_problem()
         if sim_time_problem:
             level = max(level, DiagnosticStatus.WARN)
@@ -812,6 +837,7 @@ class DepthDetRunner:
             'images_without_camera_info': str(self.stats['no_camera']),
             'camera_info_received': str(self.stats['camera_infos']),
             'camera_info_refused': str(self.stats['bad_camera_info']),
+            'camera_info_late': str(self.stats['camera_info_late']),
             'frames_failed': str(self.stats['errors']),
         }
         for stage, samples in self._latency.items():
