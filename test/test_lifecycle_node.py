@@ -11,6 +11,8 @@ import pytest
 import rclpy
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from vision_msgs.msg import Detection2DArray
 
 from onnx_fixtures import constant_detector, red_depth, red_for_depth
@@ -185,9 +187,25 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
         node.close()
 
 
-def test_configure_fails_cleanly_on_an_unusable_model(ros, tmp_path):
+def set_parameter(probe, name, value):
+    """Set one parameter of /depthdet_node; return the SetParametersResult."""
+    client = probe.create_client(SetParameters, '/depthdet_node/set_parameters')
+    assert client.wait_for_service(timeout_sec=30.0)
+    future = client.call_async(SetParameters.Request(
+        parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    rclpy.spin_until_future_complete(probe, future, timeout_sec=30.0)
+    return future.result().results[0]
+
+
+def test_a_configure_failed_on_a_model_is_fixed_by_setting_the_model(ros, tmp_path):
+    """Models are set while unconfigured and used by the next configure, without a restart.
+
+    Before, detector_model was read-only in every state (an outsider found a node whose
+    configure failed on its model unrecoverable).
+    """
     bad = tmp_path / 'garbage.onnx'
     bad.write_bytes(b'not an onnx model')
+    good = constant_detector(tmp_path / 'det.onnx', [ROW], names=('chair', 'bottle'))
     params = write_params(tmp_path / 'params.yaml', detector_model=str(bad),
                           depth_model=red_depth(tmp_path / 'depth.onnx'), providers='cpu')
     probe = Probe({})
@@ -197,6 +215,21 @@ def test_configure_fails_cleanly_on_an_unusable_model(ros, tmp_path):
         assert node.state() == State.PRIMARY_STATE_UNCONFIGURED
         assert 'configure failed: ' in node.output()
         assert 'Traceback' not in node.output()
+        assert node.proc.poll() is None
+        # A path that does not exist is refused at once, as at start-up.
+        missing = set_parameter(probe, 'detector_model', str(tmp_path / 'missing.onnx'))
+        assert not missing.successful and 'missing.onnx' in missing.reason
+        assert set_parameter(probe, 'detector_model', str(good)).successful
+        assert node.transition(Transition.TRANSITION_CONFIGURE)
+        assert node.state() == State.PRIMARY_STATE_INACTIVE
+        assert 'det.onnx' in node.output()
+        # Configured: the models in use stay until cleanup.
+        refused = set_parameter(probe, 'detector_model', str(bad))
+        assert not refused.successful
+        assert 'only while the node is unconfigured' in refused.reason
+        assert set_parameter(probe, 'max_depth', 2.5).successful  # run-time ones still change
+        assert node.transition(Transition.TRANSITION_CLEANUP)
+        assert set_parameter(probe, 'publish_depth', False).successful
         assert node.proc.poll() is None
     finally:
         probe.destroy_node()

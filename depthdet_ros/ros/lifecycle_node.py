@@ -5,7 +5,10 @@ configure loads and warms the models and advertises the outputs; activate starts
 worker threads and subscribes; deactivate unsubscribes and stops the threads (no CPU
 used; the outputs stay advertised, so subscribers stay matched, as an rclcpp
 LifecyclePublisher's do); cleanup removes the publishers and frees the models.
-Parameters are declared (and validated) at start-up and may be set in any state.
+Parameters are declared (and validated) at start-up. Those that change at run time may
+be set in any state; the others (models, providers, outputs, input QoS) while
+unconfigured, for the next configure: a configure that failed on a model can be fixed
+without restarting the node.
 
     ros2 lifecycle set /depthdet_node configure
     ros2 lifecycle set /depthdet_node activate
@@ -24,7 +27,7 @@ class DepthDetLifecycleNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__('depthdet_node', **kwargs)
-        self.runner = DepthDetRunner(self)
+        self.runner = DepthDetRunner(self, managed=True)
 
     def on_configure(self, state):
         """Load and warm the models; a model that cannot be used fails the transition."""

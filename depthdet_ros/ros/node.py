@@ -87,9 +87,18 @@ WARMUP_SHAPE = (480, 640, 3)
 MAX_INSTANCE_LABEL = 65535
 
 
-def parameter_descriptor(spec: Param) -> ParameterDescriptor:
-    """Describe one parameter for `ros2 param describe`: text, read-only, range, choices."""
-    descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime)
+def parameter_descriptor(spec: Param, managed: bool = False) -> ParameterDescriptor:
+    """Describe one parameter for `ros2 param describe`: text, read-only, range, choices.
+
+    A start-up parameter (not `runtime`) is read-only, except on the managed node: there
+    it may be set while unconfigured (DepthDetRunner refuses it otherwise) and applies
+    at the next configure.
+    """
+    description = spec.description
+    if managed and not spec.runtime:
+        description += ' Set while unconfigured; applies at configure.'
+    descriptor = ParameterDescriptor(description=description,
+                                     read_only=not (spec.runtime or managed))
     if spec.choices:
         descriptor.additional_constraints = 'one of: ' + ', '.join(spec.choices)
     if spec.minimum is None and spec.maximum is None:
@@ -119,7 +128,7 @@ def _as_double(parameter):
     return parameter
 
 
-def declare_parameters(node):
+def declare_parameters(node, managed: bool = False):
     """Declare the PARAMS table on `node`; bad overrides raise ConfigError (one line)."""
     overrides = node._parameter_overrides
     unknown = sorted(set(overrides) - {'use_sim_time'} - set(BY_NAME))
@@ -132,7 +141,7 @@ def declare_parameters(node):
             # Our check first, so a value gets the same message here as in the tools.
             check_value(spec.name, overrides[spec.name].value)
         try:
-            node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+            node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec, managed))
         except Exception as exc:  # rclpy raises its own type and range exceptions
             raise ConfigError(f'parameter {spec.name}: {exc}'.splitlines()[0]) from None
     node.add_pre_set_parameters_callback(lambda params: [_as_double(p) for p in params])
@@ -206,13 +215,16 @@ class LargeOutputs(NamedTuple):
 
 
 class DepthDetRunner:
-    """The node's work for any rclpy node (plain or managed): see the module docstring."""
+    """The node's work for any rclpy node (plain or managed): see the module docstring.
 
-    def __init__(self, node):
+    `managed`: a lifecycle node, whose start-up parameters may be set while unconfigured.
+    """
+
+    def __init__(self, node, managed: bool = False):
         self.node = node
         self.log = node.get_logger()
         forward_package_logging(self.log)
-        declare_parameters(node)
+        declare_parameters(node, managed)
         self.params = {p.name: node.get_parameter(p.name).value for p in PARAMS}
         self.pipeline = None
         self.active = False
@@ -405,6 +417,13 @@ class DepthDetRunner:
     def _on_set_parameters(self, parameters):
         updated = dict(self.params)
         try:
+            start_up = [p.name for p in parameters
+                        if p.name in BY_NAME and not BY_NAME[p.name].runtime]
+            if start_up and self.pipeline is not None:  # only a managed node gets here
+                raise ConfigError(
+                    f'{", ".join(start_up)} can be set only while the node is unconfigured '
+                    '(it applies at configure): deactivate and clean up the node, set it, '
+                    'then configure again')
             for param in parameters:
                 if param.name == 'use_sim_time':
                     continue
