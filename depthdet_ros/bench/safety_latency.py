@@ -200,8 +200,11 @@ def run_benchmark(args):
                     raise SystemExit('depthdet_node did not answer:\n' + node.log_tail())
                 _spin(probe, stop, 0.5, rate_hz=2)
             images_read = 0
-            for _ in range(args.rounds):
+            for round_index in range(args.rounds):
                 for condition in CONDITIONS:
+                    # The run takes minutes: say where it is (stderr; stdout is the table).
+                    print(f'round {round_index + 1}/{args.rounds}: {args.seconds:g} s '
+                          f'{condition} heavy subscribers', file=sys.stderr, flush=True)
                     heavy.switch(condition == 'with')
                     _spin(probe, stop, SETTLE_S, rate_hz=args.rate)
                     _spin(probe, stop, args.seconds, rate_hz=args.rate,
