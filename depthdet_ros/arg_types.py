@@ -37,6 +37,10 @@ finite_float = checked_number(float, lambda v: True, 'a finite number')
 MAX_BENCH_SECONDS = 3600.0
 bench_seconds = checked_number(float, lambda v: 0 < v <= MAX_BENCH_SECONDS,
                                f'a number of seconds in (0, {MAX_BENCH_SECONDS:g}]')
+# A benchmark's count of frames, iterations or rounds: more is a typo that runs for days.
+MAX_BENCH_COUNT = 1_000_000
+bench_count = checked_number(int, lambda v: 1 <= v <= MAX_BENCH_COUNT,
+                             f'an integer in [1, {MAX_BENCH_COUNT}]')
 # The least width or height of a benchmark's synthetic frame (`depthdet bench --size`,
 # bench.safety_latency).
 MIN_BENCH_IMAGE_SIDE = 32

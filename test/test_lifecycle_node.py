@@ -187,6 +187,15 @@ def test_lifecycle_transitions_over_ros_services(ros, tmp_path):
         node.close()
 
 
+def publishers_of(probe, topic, expected, timeout=15.0):
+    """Wait until `topic` has `expected` publishers (graph discovery takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while probe.count_publishers(topic) != expected:
+        assert time.monotonic() < deadline, (topic, probe.count_publishers(topic))
+        spin_for(probe, 0.1)
+    return True
+
+
 def set_parameter(probe, name, value):
     """Set one parameter of /depthdet_node; return the SetParametersResult."""
     client = probe.create_client(SetParameters, '/depthdet_node/set_parameters')
@@ -222,7 +231,8 @@ def test_a_configure_failed_on_a_model_is_fixed_by_setting_the_model(ros, tmp_pa
         assert set_parameter(probe, 'detector_model', str(good)).successful
         assert node.transition(Transition.TRANSITION_CONFIGURE)
         assert node.state() == State.PRIMARY_STATE_INACTIVE
-        assert 'det.onnx' in node.output()
+        assert f'detector {good} (' in node.output()  # configure's line for the new model
+        assert publishers_of(probe, '/depth', 1)  # publish_depth (true) applies
         # Configured: the models in use stay until cleanup.
         refused = set_parameter(probe, 'detector_model', str(bad))
         assert not refused.successful
@@ -230,6 +240,9 @@ def test_a_configure_failed_on_a_model_is_fixed_by_setting_the_model(ros, tmp_pa
         assert set_parameter(probe, 'max_depth', 2.5).successful  # run-time ones still change
         assert node.transition(Transition.TRANSITION_CLEANUP)
         assert set_parameter(probe, 'publish_depth', False).successful
+        assert node.transition(Transition.TRANSITION_CONFIGURE)
+        assert publishers_of(probe, '/depth', 0)  # set while unconfigured: applied
+        assert probe.count_publishers('/detections') == 1
         assert node.proc.poll() is None
     finally:
         probe.destroy_node()

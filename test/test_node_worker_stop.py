@@ -1,8 +1,8 @@
-"""A frame still in flight when the node is deactivated: dropped, not published or failed.
+"""A frame in flight when the node is deactivated: finished within the wait, else dropped.
 
 In process (no DDS traffic is needed): the runner of a plain rclpy node, with a
-pipeline whose inference waits on an event, so that the frame outlasts the wait of
-deactivate (shortened here from WORKER_STOP_TIMEOUT_S).
+pipeline whose inference (or depth image conversion) waits on an event, so that the
+frame outlasts the wait of deactivate (shortened here from WORKER_STOP_TIMEOUT_S) or not.
 """
 import threading
 import time
@@ -66,24 +66,36 @@ def image_msg():
 
 def counted_publishes(runner):
     sent = []
-    for name in ('proximity_alert', 'detections', 'detections_3d'):
+    for name in ('proximity_alert', 'detections', 'detections_3d', 'depth'):
         runner._publishers[name].publish = lambda msg, name=name: sent.append(name)
     return sent
+
+
+def quiet_log(runner):
+    """Collect the runner's warnings and errors; return the two lists."""
+    warnings, errors = [], []
+    runner.log = type('Log', (), {'warning': lambda self, text, **k: warnings.append(text),
+                                  'error': lambda self, text, **k: errors.append(text),
+                                  'info': lambda self, text, **k: None})()
+    return warnings, errors
+
+
+def first_frame(runner, sent):
+    """Process one frame as usual (so that the checks below can fail)."""
+    runner._on_image(image_msg())
+    deadline = time.monotonic() + 30.0
+    while len(sent) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.stats['frames'] == 1 and sorted(sent) == sorted(
+        ['proximity_alert', 'detections', 'detections_3d', 'depth']), sent
+    sent.clear()
 
 
 @pytest.mark.parametrize('then_cleanup', [False, True])
 def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
     sent = counted_publishes(runner)
-    warnings, errors = [], []
-    runner.log = type('Log', (), {'warning': lambda self, text, **k: warnings.append(text),
-                                  'error': lambda self, text, **k: errors.append(text),
-                                  'info': lambda self, text, **k: None})()
-    # A frame first, published as usual (the check below can fail).
-    runner._on_image(image_msg())
-    deadline = time.monotonic() + 30.0
-    while runner.stats['frames'] < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert runner.stats['frames'] == 1 and len(sent) == 3
+    warnings, errors = quiet_log(runner)
+    first_frame(runner, sent)
     started, release = held_frame(runner)
     runner._on_image(image_msg())
     assert started.wait(30.0)
@@ -95,6 +107,45 @@ def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
         runner.cleanup()  # closes the pipeline under the frame
     release.set()
     time.sleep(1.0)  # the frame finishes (or fails on the closed pipeline)
-    assert len(sent) == 3, sent  # nothing published after deactivation
+    assert sent == []  # nothing published after deactivation
     assert runner.stats['frames'] == 1 and runner.stats['errors'] == 0, runner.stats
+    assert errors == []
+
+
+def test_a_frame_finishing_within_the_wait_is_published(runner):
+    """Deactivate finishes the frame in hand (a review found it dropped every time)."""
+    sent = counted_publishes(runner)
+    warnings, _ = quiet_log(runner)
+    first_frame(runner, sent)
+    started, release = held_frame(runner)
+    runner._on_image(image_msg())
+    assert started.wait(30.0)
+    threading.Timer(0.1, release.set).start()
+    runner.deactivate()
+    assert runner.stats['frames'] == 2
+    assert {'proximity_alert', 'detections', 'detections_3d'} <= set(sent), sent
+    assert not any('still in flight' in w for w in warnings), warnings
+
+
+def test_large_outputs_outlasting_deactivate_are_dropped(runner, monkeypatch):
+    """The output thread's frame too: its depth image is not published after deactivate."""
+    sent = counted_publishes(runner)
+    warnings, errors = quiet_log(runner)
+    first_frame(runner, sent)
+    started, release = threading.Event(), threading.Event()
+    to_image = node_module.convert.depth_to_image_msg
+
+    def slow_depth_image(*args):
+        started.set()
+        release.wait(30.0)
+        return to_image(*args)
+
+    monkeypatch.setattr(node_module.convert, 'depth_to_image_msg', slow_depth_image)
+    runner._on_image(image_msg())
+    assert started.wait(30.0)
+    runner.deactivate()
+    assert any('depthdet_outputs: a frame is still in flight' in w for w in warnings), warnings
+    release.set()
+    time.sleep(1.0)
+    assert 'depth' not in sent, sent  # the small topics went out before deactivation
     assert errors == []

@@ -29,8 +29,8 @@ import os
 import sys
 import time
 
-from depthdet_ros.arg_types import bench_seconds, fraction, non_negative_int, output_file, \
-    positive_float, positive_int
+from depthdet_ros.arg_types import bench_count, bench_seconds, fraction, non_negative_int, \
+    output_file, positive_float, positive_int
 from depthdet_ros.bench.frames import ENCODINGS
 
 SECTIONS = ('pipeline', 'baseline', 'ros', 'keep_latest', 'threading', 'int8', 'multicamera',
@@ -70,13 +70,13 @@ def add_parser(subparsers):
                         help='input frame size (default: 640x480)')
     parser.add_argument('--encoding', default='rgb8', choices=ENCODINGS,
                         help='image encoding of the input frames (default: rgb8)')
-    parser.add_argument('--iterations', type=positive_int, default=50,
+    parser.add_argument('--iterations', type=bench_count, default=50,
                         help='measured frames per variant (default: 50)')
     parser.add_argument('--warmup', type=non_negative_int, default=5,
                         help='unmeasured frames per variant first (default: 5)')
-    parser.add_argument('--baseline-iterations', type=positive_int, default=10,
+    parser.add_argument('--baseline-iterations', type=bench_count, default=10,
                         help='baseline frames, spread over the pipeline rounds (default: 10)')
-    parser.add_argument('--ros-iterations', type=positive_int, default=30,
+    parser.add_argument('--ros-iterations', type=bench_count, default=30,
                         help='node round trips (and in-process frames) (default: 30)')
     parser.add_argument('--threads', type=non_negative_int, default=None,
                         help='onnxruntime intra-op threads per model (default: params file; '
@@ -106,7 +106,7 @@ def add_parser(subparsers):
                         help='multicamera: most cameras measured (default: 3)')
     parser.add_argument('--camera-seconds', type=bench_seconds, default=20.0,
                         help='multicamera: seconds of frames per measurement (default: 20)')
-    parser.add_argument('--camera-repeats', type=positive_int, default=1,
+    parser.add_argument('--camera-repeats', type=bench_count, default=1,
                         help='multicamera: runs of the whole sequence; figures are medians '
                              '(default: 1)')
     parser.add_argument('--gpu-batch-sizes', type=_batch_sizes, default='4,8', metavar='N,N',

@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
-from depthdet_ros.arg_types import bench_seconds, image_side, output_file, positive_float, \
-    positive_int
+from depthdet_ros.arg_types import bench_count, bench_seconds, image_side, output_file, \
+    positive_float
 from depthdet_ros.bench.frames import synthetic_rgb
 from depthdet_ros.bench.ros_bench import isolate_dds, NodeUnderTest
 from depthdet_ros.bench.stats import ratio, summarize
@@ -265,7 +265,7 @@ def main(argv=None):
     parser.add_argument('--width', type=image_side, default=1280)
     parser.add_argument('--height', type=image_side, default=720)
     parser.add_argument('--rate', type=positive_float, default=2.0, help='frames per second sent')
-    parser.add_argument('--rounds', type=positive_int, default=5)
+    parser.add_argument('--rounds', type=bench_count, default=5)
     parser.add_argument('--seconds', type=bench_seconds, default=15.0, help='per phase')
     parser.add_argument('--providers', type=_providers, default='cpu')
     parser.add_argument('--no-large-data-profile', action='store_true',

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from depthdet_ros.arg_types import checked_number, non_negative_int, positive_int
+from depthdet_ros.arg_types import bench_count, checked_number, non_negative_int
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.object_depth import estimate_objects
 from depthdet_ros.core.tracking import Tracker, TrackerConfig
@@ -175,7 +175,7 @@ def main(argv=None):
     parser.add_argument('--objects', default=TARGET_OBJECTS,
                         type=checked_number(int, lambda v: 1 <= v <= MAX_OBJECTS,
                                             f'an integer in [1, {MAX_OBJECTS}]'))
-    parser.add_argument('--frames', type=positive_int, default=300)
+    parser.add_argument('--frames', type=bench_count, default=300)
     parser.add_argument('--warmup', type=non_negative_int, default=20,
                         help='frames left out of the figures')
     parser.add_argument('--compare', metavar='FILE',

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from depthdet_ros.arg_types import multiple_of_32, positive_int
+from depthdet_ros.arg_types import bench_count, multiple_of_32, positive_int
 
 
 def _loss(outputs):
@@ -63,7 +63,7 @@ def main(argv=None):
     parser.add_argument('--batch', type=positive_int, default=8)
     parser.add_argument('--size', type=multiple_of_32, nargs=2, default=[320, 320],
                         metavar=('H', 'W'))
-    parser.add_argument('--iterations', type=positive_int, default=5)
+    parser.add_argument('--iterations', type=bench_count, default=5)
     parser.add_argument('--threads', type=positive_int, default=1,
                         help='torch threads (default 1)')
     args = parser.parse_args(argv)

@@ -161,6 +161,7 @@ class NewestOnlyWorker:
         self._cond = threading.Condition()
         self._item = None
         self._stop = False
+        self._abandoned = False  # stop() gave up waiting for the item in hand
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -173,20 +174,25 @@ class NewestOnlyWorker:
             self._cond.notify()
 
     def stop(self, timeout=WORKER_STOP_TIMEOUT_S) -> bool:
-        """Drop any waiting item and end the thread; False if the item in hand outlasts timeout.
+        """Drop any waiting item, finish the one in hand and end the thread.
 
-        The thread then finishes that item on its own (is_current() tells the handler).
+        Returns False when the item in hand outlasts `timeout`: the thread is then
+        abandoned and finishes that item on its own, and is_current() turns False
+        for the handler to drop its results.
         """
         with self._cond:
             self._stop = True
             self._item = None
             self._cond.notify()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            self._abandoned = True
+            return False
+        return True
 
     def is_current(self) -> bool:
-        """Return whether the calling thread is this worker's and it has not been stopped."""
-        return threading.current_thread() is self._thread and not self._stop
+        """Return whether the calling thread is this worker's and stop() has not given up."""
+        return threading.current_thread() is self._thread and not self._abandoned
 
     @property
     def name(self):
@@ -233,8 +239,8 @@ class DepthDetRunner:
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
         self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
-        # Stamps of frames processed without a camera: their CameraInfo, if it comes
-        # later, was held up in transport (ns -> monotonic time of the frame).
+        # Stamps of frames that waited for their CameraInfo in vain: one coming later was
+        # held up in transport (stamp ns -> the image's arrival, time.perf_counter()).
         self._frames_without_info = collections.OrderedDict()
         self._subscriptions = []
         self._publishers = {}
@@ -472,7 +478,7 @@ class DepthDetRunner:
             missed_at = self._frames_without_info.pop(stamp, None)
             self._info_cond.notify_all()
         if missed_at is not None:
-            self._camera_info_late(time.monotonic() - missed_at)
+            self._camera_info_late(time.perf_counter() - missed_at)
 
     def _camera_info_late(self, late_s):
         """Count (and explain, once a minute) a CameraInfo that came after its frame."""
@@ -511,7 +517,8 @@ class DepthDetRunner:
             if _is_current(self._frame_worker):
                 self._frame_failed(exc)
         finally:
-            self._waiting_since = None
+            if _is_current(self._frame_worker):  # not a frame abandoned by deactivation
+                self._waiting_since = None
 
     def _warn_refusal(self, text):
         """Log a refused image once per WARN_THROTTLE_S for each kind of problem.
@@ -533,10 +540,11 @@ class DepthDetRunner:
         self._last_error = f'{type(exc).__name__}: {exc}'
         self.log.error(f'frame failed: {self._last_error}', throttle_duration_sec=WARN_THROTTLE_S)
 
-    def _camera_info_for(self, stamp):
+    def _camera_info_for(self, stamp, received):
         """Return the camera for an image stamp: same stamp, else newest within tolerance.
 
         Sets self._camera_problem to '' or to why no camera is used for this frame.
+        `received` is the image's arrival (time.perf_counter()).
         """
         tolerance = int(round(self.params['camera_info_tolerance'] * 1e9))
 
@@ -553,8 +561,11 @@ class DepthDetRunner:
                 entry = next((e for e in reversed(self._infos)
                               if abs(e[0] - stamp) <= tolerance), None)
             nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
-            if entry is None:
-                self._frames_without_info[stamp] = time.monotonic()
+            if entry is None and wait > 0:
+                # It waited for its own CameraInfo in vain: one coming later was held up.
+                # (Before the camera has shown paired stamps a frame does not wait, and
+                # its CameraInfo may come just after it.)
+                self._frames_without_info.setdefault(stamp, received)
                 while len(self._frames_without_info) > CAMERA_INFO_BUFFER:
                     self._frames_without_info.popitem(last=False)
         if entry is None:
@@ -579,8 +590,8 @@ class DepthDetRunner:
             entry = next((e for e in reversed(self._infos) if e[1] is not None), None)
         return None if entry is None else entry[1].for_image(shape[1], shape[0])
 
-    def _camera_for(self, stamp, shape):
-        camera = self._camera_info_for(stamp)
+    def _camera_for(self, stamp, shape, received):
+        camera = self._camera_info_for(stamp, received)
         if camera is None:
             return None
         h, w = shape
@@ -612,7 +623,7 @@ class DepthDetRunner:
             self.log.warning(f'image has an empty frame_id; using {header.frame_id!r}',
                              throttle_duration_sec=60.0)
         t1 = time.perf_counter()
-        camera = self._camera_for(_stamp_ns(header), rgb.shape[:2])
+        camera = self._camera_for(_stamp_ns(header), rgb.shape[:2], received)
         depth_camera = camera
         if camera is None:
             self.stats['no_camera'] += 1
@@ -623,7 +634,7 @@ class DepthDetRunner:
                                                          result.depth_scale)
         t2 = time.perf_counter()
         if not _is_current(self._frame_worker):
-            return  # deactivated while this frame was in flight: nothing more is published
+            return  # deactivation gave up waiting for this frame: nothing more is published
         objects = result.objects
         outputs, shown = self._track(objects, header, rgb.shape)
         t_track = time.perf_counter()
@@ -696,35 +707,40 @@ class DepthDetRunner:
 
     def _publish_large(self, outputs: LargeOutputs):
         """Build and publish depth, depth/camera_info, debug_image, instance_masks, markers."""
+        worker = self._output_worker
+
+        def publish(name, build):
+            # Each message takes a while to build: deactivation may give up on this frame
+            # meanwhile, and then nothing more of it is published.
+            publisher = self._publishers.get(name)
+            if publisher is None:
+                return
+            message = build()
+            with self._outputs_lock:  # debug_image's publisher comes and goes at run time
+                if _is_current(worker) and self._publishers.get(name) is publisher:
+                    publisher.publish(message)
+
         try:
-            publishers = self._publishers
-            markers = publishers.get('markers')
+            markers = self._publishers.get('markers')
             if markers is not None and markers.get_subscription_count():
-                markers.publish(layout.markers(convert.make, outputs.header, outputs.drawn,
-                                               self.params['stale_input_timeout']))
-            if 'instance_masks' in publishers:
-                h, w = outputs.rgb.shape[:2]
-                labels = None
-                if outputs.shown and outputs.shown[0].track_id is not None:
-                    labels = [(o.track_id - 1) % MAX_INSTANCE_LABEL + 1 for o in outputs.shown]
-                publishers['instance_masks'].publish(convert.instance_image_msg(
-                    instance_image(outputs.shown_estimates, h, w, labels=labels),
-                    outputs.header))
-            if 'depth' in publishers:
-                publishers['depth'].publish(
-                    convert.depth_to_image_msg(outputs.depth_map, outputs.header))
-                if outputs.camera is not None:
-                    publishers['depth/camera_info'].publish(
-                        convert.camera_model_to_info(outputs.camera, outputs.header))
-            if 'debug_image' in publishers:
-                debug = convert.rgb_to_image_msg(
-                    draw_objects(outputs.rgb, outputs.drawn), outputs.header)
-                with self._outputs_lock:
-                    publisher = self._publishers.get('debug_image')
-                    if publisher is not None:
-                        publisher.publish(debug)
+                publish('markers', lambda: layout.markers(
+                    convert.make, outputs.header, outputs.drawn,
+                    self.params['stale_input_timeout']))
+            h, w = outputs.rgb.shape[:2]
+            labels = None
+            if outputs.shown and outputs.shown[0].track_id is not None:
+                labels = [(o.track_id - 1) % MAX_INSTANCE_LABEL + 1 for o in outputs.shown]
+            publish('instance_masks', lambda: convert.instance_image_msg(
+                instance_image(outputs.shown_estimates, h, w, labels=labels), outputs.header))
+            publish('depth', lambda: convert.depth_to_image_msg(outputs.depth_map,
+                                                                outputs.header))
+            if outputs.camera is not None:
+                publish('depth/camera_info', lambda: convert.camera_model_to_info(
+                    outputs.camera, outputs.header))
+            publish('debug_image', lambda: convert.rgb_to_image_msg(
+                draw_objects(outputs.rgb, outputs.drawn), outputs.header))
         except Exception as exc:  # keep serving the next frame
-            if _is_current(self._output_worker):
+            if _is_current(worker):
                 self._frame_failed(exc)
 
     # Output helpers -------------------------------------------------------------------
