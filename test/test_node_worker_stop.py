@@ -42,17 +42,21 @@ def runner(tmp_path, monkeypatch):
     rclpy.shutdown(context=context)
 
 
-def held_frame(runner):
-    """Make the next frame's inference wait; return (started, release) events."""
+def held(function):
+    """Return (a version of `function` that waits for `release` first, started, release)."""
     started, release = threading.Event(), threading.Event()
-    process = runner.pipeline.process
 
-    def slow_process(*args):
+    def waiting(*args):
         started.set()
         release.wait(30.0)
-        return process(*args)
+        return function(*args)
 
-    runner.pipeline.process = slow_process
+    return waiting, started, release
+
+
+def held_frame(runner):
+    """Make the next frame's inference wait; return (started, release) events."""
+    runner.pipeline.process, started, release = held(runner.pipeline.process)
     return started, release
 
 
@@ -132,14 +136,7 @@ def test_large_outputs_outlasting_deactivate_are_dropped(runner, monkeypatch):
     sent = counted_publishes(runner)
     warnings, errors = quiet_log(runner)
     first_frame(runner, sent)
-    started, release = threading.Event(), threading.Event()
-    to_image = node_module.convert.depth_to_image_msg
-
-    def slow_depth_image(*args):
-        started.set()
-        release.wait(30.0)
-        return to_image(*args)
-
+    slow_depth_image, started, release = held(node_module.convert.depth_to_image_msg)
     monkeypatch.setattr(node_module.convert, 'depth_to_image_msg', slow_depth_image)
     runner._on_image(image_msg())
     assert started.wait(30.0)
