@@ -26,3 +26,48 @@ def test_demo_runs_camera_node_and_monitor(tmp_path):
     assert 'ALERT: proximity' in proc.stdout  # the table names the rule that fired
     assert sorted(p.name for p in out.glob('frame_*.png'))
     assert 'Traceback' not in proc.stderr
+
+
+def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
+    """A held alert and a tentative track's alert get rows of their own.
+
+    Before, the demo printed `alerts=2` over a table with no alert row in it.
+    """
+    from types import SimpleNamespace
+
+    from rich.console import Console
+    from std_msgs.msg import Header
+    from vision_msgs.msg import (Detection2D, Detection2DArray, Detection3D,
+                                 Detection3DArray, ObjectHypothesisWithPose)
+
+    from depthdet_ros.ros.monitor import Monitor
+
+    def hypothesis(name, score=0.0, z=0.0):
+        h = ObjectHypothesisWithPose()
+        h.hypothesis.class_id, h.hypothesis.score = name, score
+        h.pose.pose.position.z = z
+        return h
+
+    def alert(track_id, names, z):
+        a = Detection3D(id=track_id)
+        a.results = [hypothesis(names[0], 0.7, z)] + [hypothesis(n) for n in names[1:]]
+        a.bbox.center.position.z = z
+        return a
+
+    header = Header(frame_id='cam')
+    header.stamp.sec = 3
+    chair = Detection2D(id='4')
+    chair.results = [hypothesis('chair', 0.9, 2.5)]
+    detections = Detection2DArray(header=header, detections=[chair])
+    alerts = Detection3DArray(header=header, detections=[
+        alert('4', ['chair', 'alert/proximity'], 2.5),
+        alert('7', ['person', 'alert/time_to_contact', 'track/coasting'], 1.25),
+        alert('9', ['bottle', 'alert/proximity', 'track/tentative'], 0.5)])
+    monitor = SimpleNamespace(frames={(3, 0): detections}, truth={}, alerts={(3, 0): alerts})
+    console = Console(width=200, record=True)
+    console.print(Monitor.table(monitor, (3, 0)))
+    rows = [line for line in console.export_text().splitlines() if 'ALERT' in line]
+    assert len(rows) == 3, rows
+    assert 'chair' in rows[0] and 'ALERT: proximity' in rows[0] and '(' not in rows[0]
+    assert 'person' in rows[1] and '1.25' in rows[1] and 'time to contact (held)' in rows[1]
+    assert 'bottle' in rows[2] and '0.50' in rows[2] and 'proximity (tentative)' in rows[2]

@@ -12,6 +12,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.core.image import decode_raw
+from depthdet_ros.ros.message_layout import COASTING, TENTATIVE
 
 SAVED_FRAMES = 5
 
@@ -75,6 +76,7 @@ class Monitor(Node):
                             f'alerts={len(alerts.detections) if alerts else "?"}')
         for column in ('class', 'score', 'depth m', 'true depth m', 'x, y, z m', 'alert'):
             table.add_column(column, justify='right')
+        shown = set()  # alerts matched to a row of detections
         for det in msg.detections:
             hyp = det.results[0]
             p = hyp.pose.pose.position
@@ -98,6 +100,23 @@ class Monitor(Node):
             table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
                           f'{p.z:.2f}', true_depth, f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
                           ('ALERT: ' + ', '.join(rules)) if alert else '')
+            if alert is not None:
+                shown.add(id(alert))
+        # Alerts of objects not on detections: held through a missed detection
+        # (track/coasting), or of a track too young for detections (publish_tentative):
+        # a consumer of proximity_alert sees them, so the demo shows them.
+        for alert in (alerts.detections if alerts else ()):
+            if id(alert) in shown or not alert.results:
+                continue
+            names = [r.hypothesis.class_id for r in alert.results]
+            rules = [n.split('/', 1)[1].replace('_', ' ') for n in names
+                     if n.startswith('alert/')]
+            why = 'held' if COASTING in names else 'tentative' if TENTATIVE in names else \
+                'not on detections'
+            p = alert.bbox.center.position
+            table.add_row(names[0], f'{alert.results[0].hypothesis.score:.2f}', f'{p.z:.2f}',
+                          '', f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
+                          f'ALERT: {", ".join(rules)} ({why})')
         return table
 
 
