@@ -11,12 +11,15 @@
 #    <= 6 ms, >= 250 frames/s batched).
 # 4. The same on the bundled pair with the bundled INT8 pair on TensorRT (INT8/FP16
 #    ratio; their batch is fixed at 1, so cameras take turns through one session set).
-# Results: Markdown on stdout, JSON in $OUT_DIR. Knobs (environment): PYTHON (python3),
+# Results: Markdown on stdout, JSON in $OUT_DIR. Knobs (environment): PYTHON (.venv/bin/python, else python3),
 # OUT_DIR (runs/bench_gpu), ITERATIONS (200), WARMUP (20), BATCH_SIZES (4,8),
 # SIZE (640x480). Needs numpy, opencv, onnxruntime(-gpu); torch and onnx to export. No ROS.
 # test/test_gpu_bench_script.py checks the quick stop on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The repository's .venv when there is one (`make env`); else the machine's python3 (a
+# lent GPU machine with torch, where the .venv is not carried).
+if [[ -z ${PYTHON:-} && -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; fi
 PY=${PYTHON:-python3}
 OUT_DIR=${OUT_DIR:-runs/bench_gpu}
 ITERATIONS=${ITERATIONS:-200}
