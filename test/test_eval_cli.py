@@ -406,6 +406,9 @@ def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '100', '--end',
                     '120') == 2
     assert 'is stamped between 100 s and 120 s after the first' in capsys.readouterr().err
+    # A window starting before the first image (an outsider found -1 accepted).
+    assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--start', '-1') == 2
+    assert 'need a finite start >= 0' in capsys.readouterr().err
     # The output bag, a copy without outputs, is not left to block the re-run.
     assert not out_bag.exists()
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--output-bag', str(out_bag)) == 0
@@ -413,7 +416,7 @@ def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--output-bag', str(out_bag)) == 2
     assert f'--output-bag {out_bag} exists' in capsys.readouterr().err
     assert run_eval(bag, models, tmp_path / 'r', '--start', '1.5', '--end', '0.5') == 2
-    assert 'need a finite start before the end' in capsys.readouterr().err
+    assert 'need a finite start >= 0 before the end' in capsys.readouterr().err
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--image-topic', DEPTH) == 2
     assert 'no frame was evaluated: every image in the window was unreadable, e.g. ' \
         f'{DEPTH}: ' in capsys.readouterr().err

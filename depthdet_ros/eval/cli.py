@@ -167,9 +167,9 @@ def run(args, actions=()):
 
     values = pipeline_values(args)
     try:
-        if not (math.isfinite(args.start) and args.start < args.end):
+        if not (math.isfinite(args.start) and 0 <= args.start < args.end):
             raise ValueError(f'--start {args.start} --end {args.end}: need a finite start '
-                             'before the end (seconds after the first image)')
+                             '>= 0 before the end (seconds after the first image)')
         tolerance_ns = bag_input.stamp_tolerance_ns(args.stamp_tolerance)
         if not 0 < args.match_iou <= 1:
             raise ValueError(f'--match-iou must be in (0, 1], got {args.match_iou}')

@@ -1,4 +1,6 @@
-"""`depthdet train depth | detector | joint | evaluate`.
+"""`depthdet train SUBCOMMAND`: train and evaluate the networks.
+
+Subcommands: depth, detector, joint, evaluate, cross-camera, from-bag, calibrate-focal.
 
 Training data are split folders written by `depthdet synth dataset` (DIR/SPLIT). Every
 run writes into --out: last.pt (resume with the same command plus --resume), final.pt
