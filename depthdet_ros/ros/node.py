@@ -148,7 +148,7 @@ def declare_parameters(node, managed: bool = False):
 
 
 def _is_current(worker) -> bool:
-    """Return whether the calling thread is `worker`'s, still running (None: no)."""
+    """Return whether the calling thread is `worker`'s and not abandoned (None: no)."""
     return worker is not None and worker.is_current()
 
 
