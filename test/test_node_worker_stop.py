@@ -95,14 +95,20 @@ def first_frame(runner, sent):
     sent.clear()
 
 
-@pytest.mark.parametrize('then_cleanup', [False, True])
-def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
+def frame_in_flight(runner):
+    """One frame as usual, then one held in inference; (sent, warnings, errors, release)."""
     sent = counted_publishes(runner)
     warnings, errors = quiet_log(runner)
     first_frame(runner, sent)
     started, release = held_frame(runner)
     runner._on_image(image_msg())
     assert started.wait(30.0)
+    return sent, warnings, errors, release
+
+
+@pytest.mark.parametrize('then_cleanup', [False, True])
+def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
+    sent, warnings, errors, release = frame_in_flight(runner)
     begun = time.monotonic()
     runner.deactivate()
     assert time.monotonic() - begun < 5.0  # the shortened wait, not the frame
@@ -118,12 +124,7 @@ def test_a_frame_outlasting_deactivate_is_dropped(runner, then_cleanup):
 
 def test_a_frame_finishing_within_the_wait_is_published(runner):
     """Deactivate finishes the frame in hand (a review found it dropped every time)."""
-    sent = counted_publishes(runner)
-    warnings, _ = quiet_log(runner)
-    first_frame(runner, sent)
-    started, release = held_frame(runner)
-    runner._on_image(image_msg())
-    assert started.wait(30.0)
+    sent, warnings, _, release = frame_in_flight(runner)
     threading.Timer(0.1, release.set).start()
     runner.deactivate()
     assert runner.stats['frames'] == 2

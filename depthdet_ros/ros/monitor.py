@@ -94,12 +94,9 @@ class Monitor(Node):
                           if (a.id == det.id if det.id else
                               a.results[0].hypothesis.class_id == hyp.hypothesis.class_id
                               and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6)), None)
-            rules = [r.hypothesis.class_id.split('/', 1)[1].replace('_', ' ')
-                     for r in (alert.results if alert else ())
-                     if r.hypothesis.class_id.startswith('alert/')]
             table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
                           f'{p.z:.2f}', true_depth, f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
-                          ('ALERT: ' + ', '.join(rules)) if alert else '')
+                          f'ALERT: {_rules(alert)}' if alert else '')
             if alert is not None:
                 shown.add(id(alert))
         # Alerts of objects not on detections: held through a missed detection
@@ -109,15 +106,19 @@ class Monitor(Node):
             if id(alert) in shown or not alert.results:
                 continue
             names = [r.hypothesis.class_id for r in alert.results]
-            rules = [n.split('/', 1)[1].replace('_', ' ') for n in names
-                     if n.startswith('alert/')]
             why = 'held' if COASTING in names else 'tentative' if TENTATIVE in names else \
                 'not on detections'
             p = alert.bbox.center.position
             table.add_row(names[0], f'{alert.results[0].hypothesis.score:.2f}', f'{p.z:.2f}',
                           '', f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
-                          f'ALERT: {", ".join(rules)} ({why})')
+                          f'ALERT: {_rules(alert)} ({why})')
         return table
+
+
+def _rules(alert):
+    """Return the rules a proximity_alert entry names (alert/proximity, ...), readable."""
+    return ', '.join(r.hypothesis.class_id.split('/', 1)[1].replace('_', ' ')
+                     for r in alert.results if r.hypothesis.class_id.startswith('alert/'))
 
 
 def run_monitor(namespace, seconds, out_dir, processes):
