@@ -198,7 +198,7 @@ def test_report_schema_markdown_and_plots(evaluated):
     for name in report['outputs']['plots']:
         assert os.path.getsize(folder / 'report' / name) > 1000
     text = (folder / 'report' / 'report.md').read_text()
-    assert '## Dense depth' in text and '| robust * |' in text and 'By distance:' in text
+    assert '## Dense depth' in text and '| near_median * |' in text and 'By distance:' in text
     # The tracker ran on all 5 frames; 4 have GT (one chair each), scored by motmetrics.
     tracking = report['tracking']
     assert set(tracking) == {'frames', 'gt_object_frames', 'matched_samples', 'identity',

@@ -68,7 +68,8 @@ def test_node_publishes_ranged_detections_and_runtime_alerts(models, ros, tmp_pa
             assert (det.bbox.center.position.x, det.bbox.center.position.y) == \
                 pytest.approx((200, 275))
             assert (det.bbox.size_x, det.bbox.size_y) == pytest.approx((200, 250))
-            # Robust depth finds the frame; the fixture's depth is exact for flat colour.
+            # The nearest 30 % of the box (near_median) lie on the frame, 31 % of it; the
+            # fixture's depth is exact for flat colour.
             z = float(depth_for_red(FRAME_RED))
             p = hyp.pose.pose.position
             assert p.z == pytest.approx(z, abs=1e-4)
@@ -170,7 +171,7 @@ def test_bad_configuration_is_one_clear_line(models, tmp_path):
         (dict(detector_model=str(tmp_path / 'nope.onnx')), 'file not found'),
         (dict(joint_model=str(tmp_path)), 'joint_model: a folder, not a file'),
         (dict(detector_model=models[0], depth_model=models[1], depth_strategy='mean'),
-         "choose one of center_mean, box_median, robust"),
+         "choose one of center_mean, box_median, robust, near_median"),
         (dict(detector_model=models[0], depth_model=models[1], score_threshold=-0.1),
          'score_threshold is -0.1; it must be >= 0.0'),
         (dict(detector_model=models[0], depth_model=models[1], max_dept=2.0),

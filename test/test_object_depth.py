@@ -35,6 +35,8 @@ def test_hollow_object_box_median_is_wrong_robust_is_right():
     robust = object_depth(depth, box, 'robust')
     assert robust.depth == pytest.approx(2.0)
     assert robust.fraction == pytest.approx(1312 / 3600)
+    # The nearest 30 % of the box lie within the frame's 36 %.
+    assert object_depth(depth, box, 'near_median').depth == pytest.approx(2.0)
 
 
 def test_small_near_clutter_does_not_capture_robust():
@@ -43,6 +45,33 @@ def test_small_near_clutter_does_not_capture_robust():
     depth[:20, :] = 8.0
     (result,) = [object_depth(depth, Box(20, 20, 80, 80), 'robust')]
     assert result.depth == pytest.approx(4.0)
+
+
+def test_near_median_on_a_blurred_object():
+    """A network's blur: the object runs into the wall with no distinct near mode."""
+    depth = np.full((10, 10), 4.0, np.float32)
+    # 40 object pixels, 2.00, 2.04, ... 3.56 m: at most 9 fall in any 10 %-deep slice, so
+    # no slice holds 10 % of the box and `robust` falls back to the strongest mode, the wall.
+    depth.flat[:40] = 2.0 + 0.04 * np.arange(40)
+    box = Box(0, 0, 10, 10)
+    assert object_depth(depth, box, 'robust').depth == pytest.approx(4.0)
+    assert object_depth(depth, box, 'box_median').depth == pytest.approx(4.0)
+    near = object_depth(depth, box, 'near_median')
+    # The nearest 30 of 100 pixels are 2.00-3.16 m: median 2.00 + 0.04 * 14.5; their
+    # absolute deviations 0.02, 0.02, 0.06, 0.06, ... 0.58 have the median 0.04 * 7.5.
+    assert near.depth == pytest.approx(2.58, abs=1e-5)
+    assert near.spread == pytest.approx(1.4826 * 0.3, abs=1e-5)
+    assert near.fraction == pytest.approx(0.3)
+
+
+def test_near_median_needs_four_pixels_and_takes_them_all_below_that():
+    depth = np.full((3, 3), np.nan, np.float32)
+    depth.flat[:4] = [1.0, 2.0, 3.0, 9.0]
+    # 30 % of 4 pixels is 2; the floor of MIN_VALID_PIXELS takes all four: median 2.5.
+    result = object_depth(depth, Box(0, 0, 3, 3), 'near_median')
+    assert result.depth == pytest.approx(2.5) and result.fraction == pytest.approx(1.0)
+    depth.flat[3] = np.inf
+    assert not object_depth(depth, Box(0, 0, 3, 3), 'near_median').valid
 
 
 def test_nan_pixels_are_ignored_and_empty_box_is_invalid():

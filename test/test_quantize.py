@@ -227,18 +227,18 @@ def test_out_dir_that_is_a_file_is_refused(tmp_path, capsys):
     assert 'choose another --out-dir' in err and len(err.splitlines()) == 1
 
 
-def _report(map50, delta1, median_rel, frames=10):
+def _report(map50, delta1, median_rel, frames=10, strategy='near_median'):
     return {'frames': frames, 'map50': map50, 'depth': {'delta1': delta1},
-            'objects': {'pipeline': {'all': {'robust': {'median_rel': median_rel}}}}}
+            'objects': {'pipeline': {'all': {strategy: {'median_rel': median_rel}}}}}
 
 
 def test_accuracy_cost_against_the_bounds(tmp_path, capsys):
     fp32, ok, bad = (_report(0.650, 0.400, 0.100), _report(0.640, 0.385, 0.108),
                      _report(0.630, 0.400, 0.100))
-    rows = quantize.accuracy_cost(fp32, ok, 'robust')
+    rows = quantize.accuracy_cost(fp32, ok, 'near_median')
     assert [(r[0], round(r[3], 3), r[5]) for r in rows] == [
         ('map50', -0.010, True), ('delta1', -0.015, True), ('object_median_rel', 0.008, True)]
-    assert not quantize.accuracy_cost(fp32, bad, 'robust')[0][5]  # mAP down 0.020 > 0.015
+    assert not quantize.accuracy_cost(fp32, bad, 'near_median')[0][5]  # mAP 0.020 > 0.015
     paths = []
     for name, report in (('fp32', fp32), ('ok', ok), ('bad', bad)):
         paths.append(tmp_path / f'{name}.json')
@@ -248,6 +248,14 @@ def test_accuracy_cost_against_the_bounds(tmp_path, capsys):
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(paths[2])]) == 1
     assert main(['quantize', '--accuracy-cost', str(paths[0]), str(tmp_path / 'x.json')]) == 2
     capsys.readouterr()
+    # A report without the node's default strategy (an older depthdet's): one line.
+    older = tmp_path / 'older.json'
+    older.write_text(json.dumps(_report(0.65, 0.4, 0.1, strategy='robust')))
+    assert main(['quantize', '--accuracy-cost', str(older), str(paths[1])]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "no per-object figures for the 'near_median'" in err
+    assert main(['quantize', '--accuracy-cost', str(older), str(older),
+                 '--strategy', 'robust']) == 0
 
 
 def test_accuracy_cost_refuses_reports_of_different_frames(tmp_path, capsys):

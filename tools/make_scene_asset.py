@@ -2,8 +2,10 @@
 
 usage: python tools/make_scene_asset.py SPLIT_DIR INDEX OUT_PREFIX
 
-The JSON holds the frame's kept objects (class, COCO bbox, sim depth) and its depth map
-block-averaged to 40x30 in integer millimetres (small enough to commit).
+The JSON holds the frame's kept objects (class, COCO bbox, sim depth), its camera matrix K
+(the test runs the pipeline with it, so a focal-aware depth net is scaled to this camera)
+and its depth map block-averaged to 40x30 (30x40 portrait) in integer millimetres (small
+enough to commit).
 """
 import json
 import shutil
@@ -13,7 +15,7 @@ import numpy as np
 
 from depthdet_ros.train.data import SimDataset
 
-GRID = (30, 40)  # rows, columns of the stored depth
+GRID = (30, 40)  # rows, columns of the stored depth (swapped for a portrait frame)
 
 
 def block_mean(depth, rows, cols):
@@ -27,12 +29,14 @@ def main(argv):
     split, index, prefix = argv[0], int(argv[1]), argv[2]
     dataset = SimDataset(split)
     shutil.copyfile(dataset.directory / dataset.images[index]['file_name'], prefix + '.png')
-    depth = block_mean(dataset.depth(index), *GRID)
+    depth = dataset.depth(index)
+    depth = block_mean(depth, *(GRID if depth.shape[1] >= depth.shape[0] else GRID[::-1]))
     objects = [{'category_id': o['category_id'], 'class_name':
                 dataset.class_names[o['category_id'] - 1], 'bbox': o['bbox'],
                 'depth': o['depth'], 'visibility': o['visibility']}
                for o in dataset.objects(index)]
     record = {'source': f'{split} frame {index}', 'objects': objects,
+              'camera_matrix': dataset.camera_matrix(index).tolist(),
               'depth_mm': np.rint(depth * 1000).astype(int).tolist()}
     with open(prefix + '.json', 'w', encoding='utf-8') as f:
         json.dump(record, f, indent=1)

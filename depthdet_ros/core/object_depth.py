@@ -1,12 +1,18 @@
 """Per-object depth from a depth map and a box, and 3D geometry from intrinsics.
 
-Strategies (seed 000, after Zhou et al. 2019, plus one of ours):
+Strategies (seed 000, after Zhou et al. 2019, plus two of ours):
 - center_mean: mean over the central 40 % x 40 % of the box (eq. 8);
 - box_median: median over the whole box (eq. 9);
 - robust: the nearest dominant mode of the box's depth histogram. Hollow objects
   (a chair frame) leave most of their box to the background and occluders cover
   part of it; both shift a median, while the object's own surface still forms a
   distinct, substantial mode at the near end of the histogram;
+- near_median (default): the median of the nearest NEAR_FRACTION of the box's depths.
+  A depth network's map is blurred: an object's surface runs into the background
+  behind it with no distinct mode, so `robust` often falls back to the strongest mode,
+  the wall. An object stands in front of what its box shows around it, so the near end
+  of the box is the object; the median of that slice, not its minimum, so that a few
+  near pixels (floor in front, an occluder's edge) do not decide;
 - mask: the median over the object's own instance-mask pixels (joint models), spread
   from their MAD; a hollow object's box holds mostly background, its mask does not.
   Without a mask (or too few valid depths under it) it falls back to `robust`.
@@ -19,18 +25,23 @@ import numpy as np
 from depthdet_ros.core.types import Box, Detection2D, InstanceMask, ObjectDepth, \
     ObjectEstimate, Point3D
 
-STRATEGIES = ('center_mean', 'box_median', 'robust', 'mask')
+STRATEGIES = ('center_mean', 'box_median', 'robust', 'near_median', 'mask')
+DEFAULT_STRATEGY = 'near_median'
 CENTER_FRACTION = 0.4
 MIN_VALID_PIXELS = 4
 MAD_TO_SIGMA = 1.4826
 # robust: histogram of log-depth, bins 2 % wide, summed over windows of 5 bins (10 % of
 # depth); a window is a surface when it holds at least 10 % of the box's valid pixels.
 # Chosen over 3-bin windows at 15 % on the held-out synthetic split with rendered depth
-# and true boxes; the resulting errors are the oracle rows of models/depth.md
-# (`depthdet train evaluate --data data/defaults/test`).
+# and true boxes (the oracle rows of `depthdet train evaluate`).
 LOG_BIN_WIDTH = math.log(1.02)
 MODE_WINDOW_BINS = 5
 MIN_MODE_FRACTION = 0.10
+# near_median: the nearest 30 % of the box, i.e. its 15th percentile. On the validation
+# split, 20 % is slightly better with our networks' depth and 40-50 % with rendered
+# (sharp) depth; 30 % is close to the best of both (models/depth.md,
+# `python tools/near_fraction_sweep.py data/v2/val models/depth.onnx`).
+NEAR_FRACTION = 0.3
 
 INVALID = ObjectDepth(float('nan'), float('nan'), 0.0)
 
@@ -119,6 +130,22 @@ def robust(depth_map, box):
     return ObjectDepth(median, spread, selected.size / n)
 
 
+def near_median(depth_map, box):
+    """Median of the nearest NEAR_FRACTION of the box's valid depths.
+
+    Spread is those depths' scaled MAD; fraction, their share of the box's valid pixels.
+    """
+    values = _valid(_window(depth_map, box))
+    n = values.size
+    if n < MIN_VALID_PIXELS:
+        return INVALID
+    count = min(n, max(MIN_VALID_PIXELS, int(math.ceil(NEAR_FRACTION * n))))
+    near = np.partition(values, count - 1)[:count]
+    median = float(_median(near))
+    spread = MAD_TO_SIGMA * float(_median(np.abs(near - median)))
+    return ObjectDepth(median, spread, count / n)
+
+
 def mask_depth(depth_map, box, mask: Optional[InstanceMask]):
     """Median over the mask's valid depth pixels; spread is their scaled MAD.
 
@@ -140,7 +167,8 @@ def mask_depth(depth_map, box, mask: Optional[InstanceMask]):
     return ObjectDepth(median, spread, min(1.0, values.size / max(in_box, 1)))
 
 
-_STRATEGY_FUNCTIONS = {'center_mean': center_mean, 'box_median': box_median, 'robust': robust}
+_STRATEGY_FUNCTIONS = {'center_mean': center_mean, 'box_median': box_median, 'robust': robust,
+                       'near_median': near_median}
 
 
 def object_depth(depth_map, box: Box, strategy: str,

@@ -8,7 +8,7 @@ from typing import Dict, Optional
 from depthdet_ros.core.detector import Detector, DetectorConfig
 from depthdet_ros.core.depth import DepthEstimator
 from depthdet_ros.core.joint import JointModel
-from depthdet_ros.core.object_depth import estimate_objects, STRATEGIES
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, estimate_objects, STRATEGIES
 from depthdet_ros.core.session import SessionOptions
 from depthdet_ros.core.types import FrameResult
 
@@ -17,7 +17,7 @@ from depthdet_ros.core.types import FrameResult
 class FusionConfig:
     """How detections become ranged objects (changeable between frames)."""
 
-    strategy: str = 'robust'
+    strategy: str = DEFAULT_STRATEGY
     max_depth: float = 1.0
     class_max_depth: Dict[str, float] = field(default_factory=dict)
     # Field of view (degrees, over the image width) assumed for frames without camera

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.object_depth import object_depth, STRATEGIES
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, object_depth, STRATEGIES
 from depthdet_ros.core.types import FrameResult
 from depthdet_ros.eval.bag_input import BagFrame, BagIndex, EvalTopics, index_bag, plan_frames
 from depthdet_ros.eval.bag_input import read_frames
@@ -51,7 +51,7 @@ DECODE_STAGE, TOTAL_STAGE = 'decode', 'total'
 class EvalSettings:
     """How frames are scored."""
 
-    configured_strategy: str = 'robust'
+    configured_strategy: str = DEFAULT_STRATEGY
     max_depth: float = 1.0
     class_max_depth: Dict[str, float] = field(default_factory=dict)
     match_iou: float = 0.5

@@ -27,6 +27,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, STRATEGIES
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 DEFAULT_FRAMES = 64
 DEFAULT_CHECK_FRAMES = 16
@@ -782,6 +784,11 @@ def print_accuracy_cost(fp32_path, int8_path, strategy):
         raise ValueError(f'they were made on different held-out sets ({fp32["frames"]} and '
                          f'{int8["frames"]} frames); run depthdet train evaluate with the '
                          'same --data and --max-frames for both')
+    for path, report in ((fp32_path, fp32), (int8_path, int8)):
+        if strategy not in report.get('objects', {}).get('pipeline', {}).get('all', {}):
+            raise ValueError(f'{path} has no per-object figures for the {strategy!r} '
+                             'strategy (a report of an older depthdet); give --strategy '
+                             'one it has, or evaluate again')
     rows = accuracy_cost(fp32, int8, strategy)
     labels = {'map50': 'mAP@0.5', 'delta1': 'δ1',
               'object_median_rel': f'per-object median REL ({strategy}, pipeline)'}
@@ -846,8 +853,9 @@ def add_parser(subparsers):
     parser.add_argument('--accuracy-cost', nargs=2, metavar=('FP32_JSON', 'INT8_JSON'),
                         help='compare two `depthdet train evaluate --json` reports against '
                              'the INT8 accuracy bounds and exit (1 when one is exceeded)')
-    parser.add_argument('--strategy', default='robust',
-                        help='per-object depth strategy for --accuracy-cost (default robust)')
+    parser.add_argument('--strategy', default=DEFAULT_STRATEGY, choices=STRATEGIES,
+                        help='per-object depth strategy for --accuracy-cost (default '
+                             f'{DEFAULT_STRATEGY}, the node\'s)')
     parser.add_argument('--cpu-features', action='store_true',
                         help='print the CPU\'s 8-bit dot-product instruction sets and exit')
     parser.set_defaults(func=run)

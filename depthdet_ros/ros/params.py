@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from depthdet_ros.core.object_depth import STRATEGIES
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, STRATEGIES
 from depthdet_ros.core.session import PROVIDER_CHOICES
 from depthdet_ros.core.tracking import TrackerConfig, TTC_SOURCES
 
@@ -62,7 +62,7 @@ PARAMS = (
           minimum=1, maximum=1000),
     Param('class_filter', [''], 'Class names (the model\'s) to keep; [""]: all.',
           runtime=True),
-    Param('depth_strategy', 'robust', 'Per-object depth statistic.', runtime=True,
+    Param('depth_strategy', DEFAULT_STRATEGY, 'Per-object depth statistic.', runtime=True,
           choices=STRATEGIES),
     Param('max_depth', 1.0, 'Objects nearer than this (metres) are published on '
           'proximity_alert.', runtime=True, minimum=MIN_ALERT_DISTANCE,

@@ -1,7 +1,7 @@
 """`depthdet train calibrate-focal`: give a depth model its canonical focal length.
 
 A depth net trained without a canonical camera (plain metres from whatever cameras it saw,
-such as our v1 bundled model, or a third-party export) has no `depthdet_canonical_focal`
+such as our first bundled model, or a third-party export) has no `depthdet_canonical_focal`
 metadata, so the runtime cannot rescale it for the camera in use. This finds the focal
 length, in network-input pixels, that makes the model's depth right on average over RGB-D
 frames with intrinsics (a `depthdet synth dataset` split, or a recording turned into one

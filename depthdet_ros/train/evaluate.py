@@ -12,7 +12,7 @@ runs it (letterbox, depth crop and inverse mapping, fusion). Reported:
   focal-aware models (--no-focal-correction: as predicted); on frames wider or taller
   than the network input, also split into the bands a centre crop would miss ('bands')
   and the rest ('centre');
-- per-object depth by strategy (center_mean, box_median, robust, mask), relative error
+- per-object depth by strategy (object_depth.STRATEGIES), relative error
   against the sim's per-object depth (median z of the object's visible pixels), for all
   objects, hollow classes and solid ones, in four settings: `pipeline` (detections at the
   operating score threshold matched to ground truth by IoU >= 0.5 and class, predicted
