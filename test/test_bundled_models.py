@@ -17,9 +17,9 @@ import pytest
 
 from depthdet_ros.assets import default_model
 from depthdet_ros.core import metadata
+from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.depth import DepthEstimator
 from depthdet_ros.core.detector import Detector, DetectorConfig, LAYOUT_YOLOV5
-from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, object_depth
 from depthdet_ros.core.pipeline import FusionConfig, Pipeline, PipelineModels
 from depthdet_ros.core.session import model_metadata

@@ -16,7 +16,7 @@ from depthdet_ros.core.depth import DepthView
 from depthdet_ros.core.detector import DetectorConfig, letterbox
 from depthdet_ros.core.joint import JointModel
 from depthdet_ros.core.object_depth import box_median, estimate_objects, mask_depth, \
-    MAD_TO_SIGMA, object_depth, robust
+    MAD_TO_SIGMA, near_median, object_depth
 from depthdet_ros.core.pipeline import FusionConfig, Pipeline, PipelineModels
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.types import Box, Detection2D, instance_image, InstanceMask, \
@@ -189,8 +189,8 @@ def test_pipeline_runs_the_joint_model_with_the_mask_strategy(model_path):
     assert box_median(result.depth_map, chair.detection.box).depth == pytest.approx(
         red_depth(200), rel=1e-6)
     assert chair.mask is not None and chair.mask.area == 276
-    # No mask pixels: `robust` on the box.
-    assert cup.depth == robust(result.depth_map, cup.detection.box)
+    # No mask pixels: `near_median` on the box.
+    assert cup.depth == near_median(result.depth_map, cup.detection.box)
     assert {'joint_pre', 'joint', 'joint_post', 'inference', 'fusion'} <= set(result.timings_ms)
     image = instance_image(result.objects, IMAGE_H, IMAGE_W)
     assert image.dtype == np.uint16 and int(image.sum()) == 276
@@ -229,14 +229,19 @@ def test_mask_strategy_reads_the_hollow_object_not_the_wall():
     assert result.fraction == pytest.approx(144 / 400)
 
 
-def test_mask_strategy_falls_back_to_robust():
-    """No mask, or under 4 valid depths under it: the `robust` estimate of the box."""
+def test_mask_strategy_falls_back_to_near_median():
+    """No mask, or under 4 valid depths under it: the `near_median` estimate of the box."""
     depth, box, mask = hollow_object()
-    assert mask_depth(depth, box, None) == robust(depth, box)
+    assert mask_depth(depth, box, None) == near_median(depth, box)
     holed = depth.copy()
     holed[mask.full(40, 40)] = np.nan
     holed[10, 10:13] = 1.0                         # 3 valid mask pixels only
-    assert mask_depth(holed, box, mask) == robust(holed, box)
+    assert mask_depth(holed, box, mask) == near_median(holed, box)
+    # A blurred object (2.00, 2.04, ... 3.56 m) before a 4 m wall, as a network draws it:
+    # the median of the nearest 30 of 100 pixels, 2.58 m (`robust` would read the wall).
+    blurred = np.full((10, 10), 4.0, np.float32)
+    blurred.flat[:40] = 2.0 + 0.04 * np.arange(40)
+    assert mask_depth(blurred, Box(0, 0, 10, 10), None).depth == pytest.approx(2.58, abs=1e-5)
     with pytest.raises(ValueError, match='masks for'):
         estimate_objects([Detection2D(box, 0.9, 0, 'cup')], depth, None, 'mask', 1.0, None, [])
 

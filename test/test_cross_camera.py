@@ -21,7 +21,9 @@ def test_correction_is_the_log_focal_ratio_of_each_camera_pair(tmp_path):
     separates the cameras.
     """
     path = red_depth(tmp_path / 'red.onnx', canonical_focal=250.0)
-    results = measure(str(path), scenes=2)
+    # `robust`: this net's map is sharp (an object's colour), where the nearest dominant
+    # surface is the object's own; `near_median` would also take in its shaded edges.
+    results = measure(str(path), scenes=2, strategy='robust')
     assert len(results) == 3
     # 50deg 640x480: fx 686.2 px x 0.5 = 343.1; 70deg 1280x720: 914.0 x 0.25 = 228.5;
     # 95deg 960x960: 439.8 x 0.2667 = 117.3 network-input pixels.
@@ -40,3 +42,17 @@ def test_joint_model_and_depth_model_together_are_refused(tmp_path, capsys):
     code = depthdet(['train', 'cross-camera', '--depth', 'a.onnx', '--joint-model', 'b.onnx'])
     assert code == 2
     assert '--joint-model replaces the detector and depth pair' in capsys.readouterr().err
+
+
+def test_strategy_option_reaches_the_measurement(monkeypatch, capsys):
+    """--strategy is passed on (the node's default without it); `mask` has no masks here."""
+    from depthdet_ros.eval import cross_camera
+    seen = []
+    monkeypatch.setattr(cross_camera, 'measure',
+                        lambda *args, **kwargs: seen.append(kwargs['strategy']) or [])
+    assert depthdet(['train', 'cross-camera', '--depth', 'a.onnx']) == 0
+    assert depthdet(['train', 'cross-camera', '--depth', 'a.onnx', '--strategy', 'robust']) == 0
+    assert seen == ['near_median', 'robust']
+    with pytest.raises(SystemExit) as exit_info:
+        depthdet(['train', 'cross-camera', '--strategy', 'mask'])
+    assert exit_info.value.code == 2 and "invalid choice: 'mask'" in capsys.readouterr().err

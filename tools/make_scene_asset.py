@@ -28,15 +28,24 @@ def block_mean(depth, rows, cols):
 def main(argv):
     split, index, prefix = argv[0], int(argv[1]), argv[2]
     dataset = SimDataset(split)
+    camera_matrix = dataset.camera_matrix(index)
+    if camera_matrix is None:
+        sys.exit(f'{split} frame {index} has no camera matrix: the scene check runs with '
+                 'the camera (use a `depthdet synth dataset` split)')
     shutil.copyfile(dataset.directory / dataset.images[index]['file_name'], prefix + '.png')
     depth = dataset.depth(index)
-    depth = block_mean(depth, *(GRID if depth.shape[1] >= depth.shape[0] else GRID[::-1]))
+    rows, cols = GRID if depth.shape[1] >= depth.shape[0] else GRID[::-1]
+    if depth.shape[0] % rows or depth.shape[1] % cols:
+        # The test resizes the whole prediction onto the grid: blocks must tile the image.
+        sys.exit(f'{split} frame {index} is {depth.shape[1]}x{depth.shape[0]}: pick a frame '
+                 f'that {cols}x{rows} blocks tile (640x480, 480x640, 640x360 ...)')
+    depth = block_mean(depth, rows, cols)
     objects = [{'category_id': o['category_id'], 'class_name':
                 dataset.class_names[o['category_id'] - 1], 'bbox': o['bbox'],
                 'depth': o['depth'], 'visibility': o['visibility']}
                for o in dataset.objects(index)]
     record = {'source': f'{split} frame {index}', 'objects': objects,
-              'camera_matrix': dataset.camera_matrix(index).tolist(),
+              'camera_matrix': camera_matrix.tolist(),
               'depth_mm': np.rint(depth * 1000).astype(int).tolist()}
     with open(prefix + '.json', 'w', encoding='utf-8') as f:
         json.dump(record, f, indent=1)

@@ -1,6 +1,6 @@
 """Per-object depth error of `near_median` for several near fractions, beside `robust`.
 
-    python tools/near_fraction_sweep.py data/v2/val models/depth.onnx [OTHER_DEPTH.onnx ...]
+    .venv/bin/python tools/near_fraction_sweep.py data/v2/val models/depth.onnx [OTHER.onnx ...]
         [--fractions 0.2,0.3,0.4,0.5]
 
 Runs `depthdet train evaluate`'s pipeline (the bundled detector) over a synthetic split
@@ -45,13 +45,16 @@ def main(argv=None):
     parser.add_argument('depth_models', nargs='+', metavar='DEPTH_ONNX')
     parser.add_argument('--fractions', default='0.2,0.3,0.4,0.5',
                         type=lambda text: [float(v) for v in text.split(',')])
-    parser.add_argument('--detector', default='models/detector.onnx')
+    parser.add_argument('--detector', default=None,
+                        help='detector ONNX (default: the bundled one)')
     args = parser.parse_args(argv)
     if not all(0 < f <= 1 for f in args.fractions):
         parser.error('--fractions: each must be in (0, 1]')
+    from depthdet_ros.assets import default_model
     from depthdet_ros.train.data import SimDataset
 
-    rows = sweep(SimDataset(args.split), args.depth_models, args.fractions, args.detector)
+    rows = sweep(SimDataset(args.split), args.depth_models, args.fractions,
+                 args.detector or default_model('detector'))
     print('| depth model | strategy | ' + ' | '.join(SETTINGS) + ' |')
     print('|---|---|' + '---:|' * len(SETTINGS))
     for depth, label, cells in rows:

@@ -2,7 +2,7 @@
 # Continue the canonical depth net (models/candidates/depth_v2_canonical.onnx, 5 epochs
 # from scratch by tools/train_pair_budget.sh) for 8 more epochs on the v2 frames: same
 # architecture, loss, canonical focal (250 px) and padded view; AdamW at lr 1e-3 (half the
-# first run's), 100 warm-up steps, cosine, EMA. One torch thread, niced: about 58 min on
+# first run's), 100 warm-up steps, cosine, EMA. One torch thread, niced: about 57 min on
 # session 11's 2-core VM. Resumable (re-run it); the ONNX file is written after each epoch.
 # Its $OUT/run/depth.onnx is the bundled models/depth.onnx (models/depth.md). To train the
 # bundled net on: INIT=models/depth.onnx OUT=runs/NEW, then evaluate and, if better,

@@ -31,7 +31,7 @@ import numpy as np
 
 from depthdet_ros.arg_types import bench_count, checked_number, non_negative_int
 from depthdet_ros.core.camera import CameraModel
-from depthdet_ros.core.object_depth import estimate_objects
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, estimate_objects
 from depthdet_ros.core.tracking import Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D
 
@@ -92,7 +92,7 @@ def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: i
     times, frame_objects = [], []
     for index, (depth_map, detections) in enumerate(frames(n_objects, n_frames, seed)):
         w0, c0 = time.perf_counter(), time.thread_time()
-        objects = estimate_objects(detections, depth_map, camera, 'robust', 1.0)
+        objects = estimate_objects(detections, depth_map, camera, DEFAULT_STRATEGY, 1.0)
         w1, c1 = time.perf_counter(), time.thread_time()
         _step(tracker, objects, index / rate_hz)
         w2, c2 = time.perf_counter(), time.thread_time()
@@ -147,7 +147,7 @@ def compare(module, n_objects: int = 20, n_frames: int = 300, rate_hz: float = 3
     ours, theirs = Tracker(TrackerConfig()), module.Tracker(module.TrackerConfig())
     times, largest = [], 0.0
     for index, (depth_map, detections) in enumerate(frames(n_objects, n_frames, seed)):
-        objects = estimate_objects(detections, depth_map, camera, 'robust', 1.0)
+        objects = estimate_objects(detections, depth_map, camera, DEFAULT_STRATEGY, 1.0)
         results, spent = {}, {}
         for tracker in ((ours, theirs) if index % 2 else (theirs, ours)):
             start = time.thread_time()

@@ -15,7 +15,7 @@ Strategies (seed 000, after Zhou et al. 2019, plus two of ours):
   near pixels (floor in front, an occluder's edge) do not decide;
 - mask: the median over the object's own instance-mask pixels (joint models), spread
   from their MAD; a hollow object's box holds mostly background, its mask does not.
-  Without a mask (or too few valid depths under it) it falls back to `robust`.
+  Without a mask (or too few valid depths under it) it falls back to `near_median`.
 """
 import math
 from typing import Dict, Optional, Sequence
@@ -37,10 +37,10 @@ MAD_TO_SIGMA = 1.4826
 LOG_BIN_WIDTH = math.log(1.02)
 MODE_WINDOW_BINS = 5
 MIN_MODE_FRACTION = 0.10
-# near_median: the nearest 30 % of the box, i.e. its 15th percentile. On the validation
-# split, 20 % is slightly better with our networks' depth and 40-50 % with rendered
-# (sharp) depth; 30 % is close to the best of both (models/depth.md,
-# `python tools/near_fraction_sweep.py data/v2/val models/depth.onnx`).
+# near_median: the nearest 30 % of the box (at least MIN_VALID_PIXELS), i.e. its 15th
+# percentile. On the validation split, 20 % is slightly better with our networks' depth
+# and 40-50 % with rendered (sharp) depth; 30 % is close to the best of both
+# (models/depth.md, `tools/near_fraction_sweep.py data/v2/val models/depth.onnx`).
 NEAR_FRACTION = 0.3
 
 INVALID = ObjectDepth(float('nan'), float('nan'), 0.0)
@@ -131,9 +131,10 @@ def robust(depth_map, box):
 
 
 def near_median(depth_map, box):
-    """Median of the nearest NEAR_FRACTION of the box's valid depths.
+    """Median of the nearest NEAR_FRACTION (at least MIN_VALID_PIXELS) of the box's depths.
 
-    Spread is those depths' scaled MAD; fraction, their share of the box's valid pixels.
+    Only valid depths count. Spread is those depths' scaled MAD; fraction, their share of
+    the box's valid pixels.
     """
     values = _valid(_window(depth_map, box))
     n = values.size
@@ -150,17 +151,17 @@ def mask_depth(depth_map, box, mask: Optional[InstanceMask]):
     """Median over the mask's valid depth pixels; spread is their scaled MAD.
 
     `fraction` is the share of the box's valid pixels under the mask. No mask, or fewer
-    than MIN_VALID_PIXELS valid depths under it: `robust` on the box.
+    than MIN_VALID_PIXELS valid depths under it: `near_median` on the box.
     """
     if mask is None:
-        return robust(depth_map, box)
+        return near_median(depth_map, box)
     h, w = depth_map.shape
     mh, mw = mask.pixels.shape
     y2, x2 = min(mask.y + mh, h), min(mask.x + mw, w)
     window = depth_map[mask.y:y2, mask.x:x2][mask.pixels[:y2 - mask.y, :x2 - mask.x]]
     values = _valid(window)
     if values.size < MIN_VALID_PIXELS:
-        return robust(depth_map, box)
+        return near_median(depth_map, box)
     median = float(_median(values))
     spread = MAD_TO_SIGMA * float(_median(np.abs(values - median)))
     in_box = _valid(_window(depth_map, box)).size

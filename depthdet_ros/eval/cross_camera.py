@@ -3,7 +3,8 @@
 Each synthetic scene is rendered from one camera pose through several cameras (field of
 view and image size) with their own CameraInfo. The depth net (or a joint net's depth
 output, --joint-model) runs on every view, each
-object's depth is read inside its true visible box (the `robust` strategy), and for every
+object's depth is read inside its true visible box (the node's default strategy, or
+--strategy), and for every
 pair of cameras the objects seen by both are compared: |log(depth_a / depth_b)|. A model
 whose metres follow its training camera disagrees by about the log of the focal-length
 ratio; with the focal correction (core.depth.focal_scale) it should not.
@@ -18,6 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from depthdet_ros.arg_types import non_negative_int, output_file, positive_int
+from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, STRATEGIES
 
 # (horizontal field of view in degrees, width, height): the issue's three cameras.
 DEFAULT_CAMERAS = ((50.0, 640, 480), (70.0, 1280, 720), (95.0, 960, 960))
@@ -48,7 +50,7 @@ def _with_camera(layout, hfov_deg: float, width: int, height: int):
 
 def measure(depth_path: str, scenes: int = 12, seed: int = 910000,
             cameras: Sequence[Tuple[float, int, int]] = DEFAULT_CAMERAS,
-            strategy: str = 'robust', joint: bool = False) -> List[PairAgreement]:
+            strategy: str = DEFAULT_STRATEGY, joint: bool = False) -> List[PairAgreement]:
     """Render `scenes` room scenes through every camera and compare object depths.
 
     `depth_path` is a depth model, or with `joint` a joint model (its depth output).
@@ -121,6 +123,11 @@ def add_parser(commands):
                         help='scenes to render (default 12)')
     parser.add_argument('--seed', type=non_negative_int, default=910000,
                         help='scene seed, >= 0 (default 910000, used by no training split)')
+    # No masks here: each view is read in its true visible box.
+    parser.add_argument('--strategy', default=DEFAULT_STRATEGY,
+                        choices=[s for s in STRATEGIES if s != 'mask'],
+                        help=f'per-object depth strategy (default {DEFAULT_STRATEGY}, the '
+                             'node\'s)')
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -138,7 +145,8 @@ def run(args) -> int:
         output_file(args.json, '--json')
     try:
         results = measure(args.joint_model or args.depth or default_model('depth'),
-                          args.scenes, args.seed, joint=bool(args.joint_model))
+                          args.scenes, args.seed, strategy=args.strategy,
+                          joint=bool(args.joint_model))
     except (ModelLoadError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(markdown(results))

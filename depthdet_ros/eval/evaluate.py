@@ -9,7 +9,7 @@ frames are assembled) and feeds each result to an `Evaluation`, which accumulate
   (the usual protocol for relative-depth models), reported separately;
 - per-object samples for every strategy and box source (object_errors); the `mask`
   strategy reads a detection's own instance mask (joint models) and, for GT boxes, the
-  object's GT instance mask where the bag has them (else `robust`'s fallback);
+  object's GT instance mask where the bag has them (else its `near_median` fallback);
 - COCO mAP over the frames with GT detections (metrics.detection_map) on the
   detections the node publishes, i.e. after its score threshold; with a model that
   gives masks (`EvalSettings.score_masks`) and GT instance masks, mask mAP (COCO segm)

@@ -787,8 +787,9 @@ def print_accuracy_cost(fp32_path, int8_path, strategy):
     for path, report in ((fp32_path, fp32), (int8_path, int8)):
         if strategy not in report.get('objects', {}).get('pipeline', {}).get('all', {}):
             raise ValueError(f'{path} has no per-object figures for the {strategy!r} '
-                             'strategy (a report of an older depthdet); give --strategy '
-                             'one it has, or evaluate again')
+                             'strategy (a report of an older depthdet, or `mask` for a '
+                             'model pair, which has no masks); give --strategy one it '
+                             'has, or evaluate again')
     rows = accuracy_cost(fp32, int8, strategy)
     labels = {'map50': 'mAP@0.5', 'delta1': 'δ1',
               'object_median_rel': f'per-object median REL ({strategy}, pipeline)'}
