@@ -1,29 +1,17 @@
 """tools/near_fraction_sweep.py: near_median's error for each share, on a hand-made frame."""
-import importlib.util
-import os
-
 import pytest
 
 from depthdet_ros.assets import default_model
 from depthdet_ros.core import object_depth
 from test_joint_tools import ChairFrame, R200, R50
-
-TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools',
-                    'near_fraction_sweep.py')
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location('near_fraction_sweep', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_scripts import load_tool
 
 
 def test_sweep_reads_the_chair_until_the_share_passes_its_pixels():
     frames = ChairFrame()
     frames.class_names = None  # depth alone: the bundled detector's classes differ
-    rows = _tool().sweep(frames, [default_model('depth')], [0.3, 0.5, 0.9],
-                         default_model('detector'))
+    rows = load_tool('near_fraction_sweep').sweep(
+        frames, [default_model('depth')], [0.3, 0.5, 0.9], default_model('detector'))
     assert object_depth.NEAR_FRACTION == 0.3  # restored
     assert [label for _, label, _ in rows] == ['near_median 0.3', 'robust', 'near_median 0.5',
                                                'near_median 0.9']

@@ -1,21 +1,10 @@
 """tools/tracker_sweep.py gives depthdet eval's tracking figures from cached frames."""
-import importlib.util
 import json
-import os
 
 from depthdet_ros import cli
 from eval_bags import write_eval_bag
 from test_eval_cli import _frames, models  # noqa: F401 (a fixture)
-
-TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools',
-                    'tracker_sweep.py')
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location('tracker_sweep', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_scripts import load_tool
 
 
 def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # noqa: F811
@@ -32,7 +21,7 @@ def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # n
                      '--no-progress', '--no-plots', '--tracker-gt-depth', '0.05',
                      *(f'--tracker={k}={v}' for k, v in settings.items())]) == 0
     expected = json.loads((tmp_path / 'r' / 'report.json').read_text())['tracking']
-    tool = _tool()
+    tool = load_tool('tracker_sweep')
     assert tool.cache(bag, str(tmp_path / 'frames.pkl'), params) == len(frames)
     got = tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05)
     assert got['identity']['gt_object_frames'] > 0
