@@ -1,5 +1,6 @@
 """Property-based tests: no exception escapes, boxes stay in the image, depths are sane."""
 import numpy as np
+import pytest
 from hypothesis import example, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -7,7 +8,8 @@ from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.depth import DepthEstimator, DepthView
 from depthdet_ros.core.detector import decode, DetectorConfig, LAYOUT_YOLOV5, letterbox
 from depthdet_ros.core.image import decode_raw, ImageDecodeError, SUPPORTED_ENCODINGS
-from depthdet_ros.core.object_depth import estimate_objects, object_depth, STRATEGIES
+from depthdet_ros.core.object_depth import estimate_objects, MAD_TO_SIGMA, near_median, \
+    NEAR_FRACTION, object_depth, STRATEGIES
 from depthdet_ros.core.types import Box, Detection2D
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -81,6 +83,26 @@ def test_strategies_give_finite_positive_depth_or_invalid(depth, box, strategy):
         assert 0 < est.fraction <= 1
     else:
         assert np.isnan(est.depth)
+
+
+@SETTINGS
+@given(depth=arrays(np.float32, st.tuples(st.integers(2, 30), st.integers(2, 30)),
+                    elements=st.floats(0.125, 50, width=32) | st.just(float('nan'))))
+def test_near_median_is_the_median_of_the_sorted_nearest_slice(depth):
+    """The one-partition near_median against a plain sort of the box's valid depths."""
+    h, w = depth.shape
+    est = near_median(depth, Box(0, 0, w, h))
+    values = np.sort(depth[np.isfinite(depth)])
+    if values.size < 4:
+        assert not est.valid
+        return
+    near = values[:min(values.size, max(4, int(np.ceil(NEAR_FRACTION * values.size))))]
+    median = float(np.median(near.astype(np.float64)))
+    assert est.depth == pytest.approx(median, rel=1e-6)
+    assert est.spread == pytest.approx(
+        MAD_TO_SIGMA * float(np.median(np.abs(near.astype(np.float64) - median))),
+        rel=1e-5, abs=1e-5)
+    assert est.fraction == pytest.approx(near.size / values.size)
 
 
 @SETTINGS

@@ -38,18 +38,27 @@ def sweep(dataset, depth_models, fractions, detector):
     return rows
 
 
+def fractions(text):
+    """'0.2,0.3' -> [0.2, 0.3], each in (0, 1]."""
+    try:
+        values = [float(v) for v in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not comma-separated numbers') from None
+    if not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f'{text!r}: each share must be in (0, 1]')
+    return values
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('split', help='a `depthdet synth dataset` split folder')
     parser.add_argument('depth_models', nargs='+', metavar='DEPTH_ONNX')
-    parser.add_argument('--fractions', default='0.2,0.3,0.4,0.5',
-                        type=lambda text: [float(v) for v in text.split(',')])
+    parser.add_argument('--fractions', default='0.2,0.3,0.4,0.5', type=fractions,
+                        help='comma-separated shares in (0, 1] (default 0.2,0.3,0.4,0.5)')
     parser.add_argument('--detector', default=None,
                         help='detector ONNX (default: the bundled one)')
     args = parser.parse_args(argv)
-    if not all(0 < f <= 1 for f in args.fractions):
-        parser.error('--fractions: each must be in (0, 1]')
     from depthdet_ros.assets import default_model
     from depthdet_ros.train.data import SimDataset
 
