@@ -183,4 +183,21 @@ def test_a_folder_gives_every_image_format_opencv_reads(tmp_path, models):
     results = json.loads((out / 'results.json').read_text())
     assert sorted(r['image'].rsplit('/', 1)[1] for r in results['images']) == \
         ['a.webp', 'b.ppm', 'c.ras']
-    assert results['params']['class_filter'] == [''] and 'class_max_depth' in results['params']
+    # The class lists as names, not their ROS parameter form ([""]).
+    assert results['params']['class_filter'] == [] and results['params']['class_max_depth'] == {}
+
+
+def test_results_record_the_class_settings_by_name(tmp_path, models):
+    """results.json wrote class_filter as [""] (the ROS parameter form of "every class")."""
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    class_filter: ["chair"]\n'
+                      '    class_max_depth: ["chair:4.0"]\n    max_depth: 1.0\n')
+    out = tmp_path / 'out'
+    assert main(['run', scene_image(tmp_path / 'a.png'), *models, '--params-file',
+                 str(params), '--out', str(out)]) == 0
+    results = json.loads((out / 'results.json').read_text())
+    assert results['params']['class_filter'] == ['chair']
+    assert results['params']['class_max_depth'] == {'chair': 4.0}
+    # The chair at 3 m alerts by its class distance, not max_depth: what the record explains.
+    (obj,) = results['images'][0]['objects']
+    assert obj['alert'] is True and results['params']['max_depth'] == 1.0

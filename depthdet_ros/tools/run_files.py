@@ -169,7 +169,7 @@ def run(args):
     from depthdet_ros.core.camera import CameraModel
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.ros.message_layout import from_estimate
-    from depthdet_ros.ros.params import build_pipeline
+    from depthdet_ros.ros.params import build_pipeline, class_filter_set, parse_class_max_depth
     from depthdet_ros.ros.visualize import draw_objects
 
     if args.hfov is not None and not 0 < args.hfov < 180:
@@ -239,11 +239,15 @@ def run(args):
         pipeline.close()
     results_file = os.path.join(args.out, 'results.json')
     with open(results_file, 'w', encoding='utf-8') as f:
-        # The settings that decide what is detected and what alerts.
-        json.dump({'params': {k: values[k] for k in (
-                       'detector_model', 'depth_model', 'joint_model', 'score_threshold',
-                       'iou_threshold', 'max_detections', 'class_filter', 'depth_strategy',
-                       'max_depth', 'class_max_depth', 'assumed_hfov_deg')},
+        # The settings that decide what is detected and what alerts; the class lists
+        # decoded from their ROS parameter form ([""]: none): [] keeps every class.
+        params = {k: values[k] for k in (
+            'detector_model', 'depth_model', 'joint_model', 'score_threshold',
+            'iou_threshold', 'max_detections', 'depth_strategy', 'max_depth',
+            'assumed_hfov_deg')}
+        params['class_filter'] = sorted(class_filter_set(values['class_filter']))
+        params['class_max_depth'] = parse_class_max_depth(values['class_max_depth'])
+        json.dump({'params': params,
                    # The camera 3D positions and the depth scale came from.
                    'camera': {'camera_info': args.camera_info or None, 'hfov_deg': args.hfov},
                    'images': records}, f, indent=1)
