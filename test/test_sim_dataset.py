@@ -58,6 +58,21 @@ def test_dataset_files_coco_and_resume(tmp_path, capsys):
     assert 'objects per class' in report and 'visibility' in report
 
 
+def test_moving_frames_are_recorded_in_the_split_settings(tmp_path, capsys):
+    out = tmp_path / 'data'
+    assert main(['synth', 'dataset', '--out', str(out), *ARGS, '--moving']) == 0
+    generator = json.loads((out / 'train' / 'generator.json').read_text())
+    assert generator['moving'] is True
+    assert json.loads((out / 'train' / 'annotations.json').read_text())['annotations']
+    # A still split does not record the option: splits written before it resume.
+    assert main(['synth', 'dataset', '--out', str(out), '--split', 'still', *ARGS]) == 0
+    assert 'moving' not in json.loads((out / 'still' / 'generator.json').read_text())
+    capsys.readouterr()
+    assert main(['synth', 'dataset', '--out', str(out), '--split', 'still', *ARGS,
+                 '--moving']) == 2
+    assert 'moving' in capsys.readouterr().err
+
+
 def test_npy_depth_and_jpg_images(tmp_path):
     out = tmp_path / 'data'
     assert main(['synth', 'dataset', '--out', str(out), '--frames', '1', '--seed', '1',

@@ -49,6 +49,16 @@ def test_layouts_are_pure_functions_of_seed_and_index():
     assert frame_layout(9, 6, 'tabletop').items != a.items
 
 
+def test_independent_frames_stay_as_earlier_versions_drew_them():
+    """Splits on disk resume only if a frame's draw never changes (`synth dataset`)."""
+    drawn = [frame_layout(5, i, 'mixed', ((640, 480), (480, 640))) for i in range(3)]
+    # Drawn by the generator before moving frames were added (2026-11-30).
+    assert [(d.kind, len(d.items), d.texture_seed) for d in drawn] == [
+        ('tabletop', 14, 51439671), ('room', 15, 51439671), ('tabletop', 14, 51439671)]
+    assert [d.camera.fovy_deg for d in drawn] == pytest.approx([44.571694, 69.166587,
+                                                                34.760701], abs=1e-6)
+
+
 def test_sequences_repeat_exactly(world):
     first = list(generate_sequence(2, 2, 'tabletop', SIZE, world=world))
     second = list(generate_sequence(2, 2, 'tabletop', SIZE, world=world))

@@ -5,7 +5,8 @@ import pytest
 from depthdet_ros.bags import bag_topics, read_messages
 from depthdet_ros.sim import bag as simbag
 from depthdet_ros.sim.motion import layout_at
-from depthdet_ros.sim.world import CameraSequence, generate_sequence, SimWorld
+from depthdet_ros.sim.objects import CLASS_NAMES
+from depthdet_ros.sim.world import CameraSequence, frame_layout, generate_sequence, SimWorld
 
 SIZE = (96, 72)
 RATE = 10.0
@@ -134,3 +135,28 @@ def test_moving_bag_records_object_motion(tmp_path, world):
         assert message.twist.twist.linear.z == pytest.approx(truth.velocity.z)
     world_motion = [m.message for m in read_messages(path, [simbag.TOPIC_MOTION_WORLD])]
     assert {m.header.frame_id for m in world_motion} == {simbag.WORLD_FRAME_ID}
+
+
+def person_distances(layout):
+    """Depth (m) of each person in front of the camera (within 45 degrees of its axis)."""
+    person = CLASS_NAMES.index('person')
+    camera = layout.camera
+    optical = [np.asarray(camera.rotation).T @ (np.asarray(item.position) - camera.position)
+               for item in layout.items if item.class_id == person]
+    return [float(p[2]) for p in optical if p[2] > 0 and abs(p[0]) < p[2]]
+
+
+def test_moving_dataset_frames_show_people_near_the_camera():
+    """`synth dataset --moving`: what independent frames seldom show, near walkers."""
+    frames = 100
+    moving = [person_distances(frame_layout(4, i, 'room', moving=True)) for i in range(frames)]
+    still = [person_distances(frame_layout(4, i, 'room')) for i in range(frames)]
+    # Someone in front of the camera in (nearly) every frame (67 of 100 still frames) ...
+    assert sum(bool(d) for d in moving) >= 0.9 * frames
+    # ... nearer than 1.5 m in a third of them (39; still frames: 19).
+    near = sum(min(d, default=9.0) < 1.5 for d in moving)
+    assert near >= 0.3 * frames and near > 1.5 * sum(min(d, default=9.0) < 1.5 for d in still)
+    again = frame_layout(4, 7, 'room', moving=True)
+    assert again.items == frame_layout(4, 7, 'room', moving=True).items
+    assert np.array_equal(again.camera.position, frame_layout(4, 7, 'room',
+                                                              moving=True).camera.position)

@@ -80,6 +80,10 @@ def add_parser(subparsers):
     dataset.add_argument('--depth-format', choices=('png16', 'npy'), default='png16',
                          help='png16: uint16 millimetres, 0 = none; npy: float32 metres, NaN = '
                               'none (default png16)')
+    dataset.add_argument('--moving', action='store_true',
+                         help='each frame a moment of its own sequence with moving objects '
+                              '(as synth bag --moving): people walking, one toward the camera '
+                              'down to 0.9 m, often cut by the image border')
     _common(dataset, 'mixed', 'fast')
     dataset.set_defaults(func=run_dataset)
 
@@ -137,7 +141,8 @@ def run_dataset(args):
     from depthdet_ros.sim.dataset import DatasetConfig, generate_dataset
     config = DatasetConfig(seed=args.seed, frames=args.frames, split=args.split,
                            scene=args.scene, sizes=tuple(args.size), quality=args.quality,
-                           image_format=args.image_format, depth_format=args.depth_format)
+                           image_format=args.image_format, depth_format=args.depth_format,
+                           moving=args.moving)
     output_folder(str(args.out / args.split), '--out')
     with _progress_bar(args.frames, f'synth {args.split}') as bar:
         try:

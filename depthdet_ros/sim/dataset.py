@@ -57,6 +57,7 @@ class DatasetConfig:
     quality: str = 'fast'
     image_format: str = 'png'
     depth_format: str = 'png16'
+    moving: bool = False  # each frame a moment of a sequence with moving objects
 
     def split_seed(self) -> int:
         """Seed of this split: the user seed mixed with the split name (stable hash)."""
@@ -66,6 +67,8 @@ class DatasetConfig:
         """Fields that must match for a resumed run to continue an existing split."""
         fields = asdict(self)
         fields.pop('frames')
+        if not self.moving:
+            fields.pop('moving')  # splits written before the option existed still match
         fields['sizes'] = [list(s) for s in self.sizes]
         fields['format_version'] = FORMAT_VERSION
         fields['class_names'] = list(CLASS_NAMES)
@@ -224,7 +227,8 @@ def generate_dataset(out: Path, config: DatasetConfig,
             # next frame renders.
             with ThreadPoolExecutor(max_workers=1) as writer:
                 for index in missing:
-                    layout = frame_layout(config.split_seed(), index, config.scene, config.sizes)
+                    layout = frame_layout(config.split_seed(), index, config.scene, config.sizes,
+                                          config.moving)
                     frame = world.render(layout, index)
                     pending.append(writer.submit(_write_frame, directory, frame, config))
                     while len(pending) > _PENDING_WRITES or (pending and pending[0].done()):

@@ -35,6 +35,9 @@ _GEOM_TYPES = {'sphere': mujoco.mjtGeom.mjGEOM_SPHERE, 'capsule': mujoco.mjtGeom
 _FRAMES_STREAM, _SEQUENCE_STREAM, _TEXTURE_STREAM, _MOTION_STREAM = 1, 2, 3, 4
 # Independent frames index // TEXTURE_BLOCK share one set of textures.
 TEXTURE_BLOCK = 8
+# Moving frames are drawn in this first stretch of their sequence (s): the approaching
+# walker meets the camera 4-9 s in (sim.motion).
+MOVING_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -406,19 +409,37 @@ def _pick_size(rng, sizes: Sequence[Tuple[int, int]]) -> Tuple[int, int]:
 
 
 def frame_layout(seed: int, index: int, scene: str = 'room',
-                 sizes: Sequence[Tuple[int, int]] = ((640, 480),)) -> SceneLayout:
+                 sizes: Sequence[Tuple[int, int]] = ((640, 480),),
+                 moving: bool = False) -> SceneLayout:
     """Layout of independent frame `index` under `seed`.
 
     scene: 'room', 'tabletop' or 'mixed' (each frame picks one). With several sizes
-    each frame picks one.
+    each frame picks one. With `moving`, the frame is a moment of a sequence of its own
+    (moving_frame_layout).
     """
     rng = frame_rng(seed, index)
     kind = SCENE_KINDS[int(rng.integers(len(SCENE_KINDS)))] if scene == 'mixed' else scene
-    layout = sample_layout(rng, kind, _pick_size(rng, sizes))
+    size = _pick_size(rng, sizes)
+    layout = moving_frame_layout(rng, kind, size) if moving else sample_layout(rng, kind, size)
     # Consecutive frames share a texture set (colours, materials and everything else
     # still vary per frame): making and uploading textures costs more than rendering.
     block_rng = frame_rng(seed, index // TEXTURE_BLOCK, _TEXTURE_STREAM)
     return replace(layout, texture_seed=int(block_rng.integers(2 ** 31)))
+
+
+def moving_frame_layout(rng, kind: str, size: Tuple[int, int]) -> SceneLayout:
+    """One moment of a moving sequence (as `synth bag --moving` records) drawn from `rng`.
+
+    The time is drawn in the sequence's first MOVING_WINDOW_S seconds, where the room's
+    approaching walker meets the camera: frames of people at every distance down to
+    the 0.9 m where they stop, often cut by the image border, which independent frames
+    seldom show.
+    """
+    layout, path = sample_sequence(rng, kind, size)
+    layout, shuttles = add_motions(rng, layout, path)
+    t = float(rng.uniform(0.0, MOVING_WINDOW_S))
+    position, rotation = path.pose(t)
+    return with_camera_pose(layout_at(layout, shuttles, t), position, rotation)
 
 
 def _max_size(sizes) -> Tuple[int, int]:
