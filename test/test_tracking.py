@@ -383,6 +383,31 @@ def test_box_expansion_leaves_out_a_size_cut_by_the_image_border():
     assert math.isnan(out.time_to_contact) and not out.alert
 
 
+def test_box_expansion_forgets_the_growth_of_a_box_coming_in_from_the_border():
+    """Outsider round 29: a person walking away, coming into view at the left border.
+
+    While the box is cut its width grows as more of the person comes into view, not
+    because the person comes nearer; once the box leaves the border, that growth must
+    not be taken for an approach (it raised a time-to-contact alert on a receding person).
+    """
+    tracker = Tracker(TrackerConfig(ttc_source='expansion', alert_time_to_contact=2.0))
+    ttc = []
+    for k in range(30):
+        t = k / RATE
+        z = 2.0 + 0.6 * t  # walking away at 0.6 m/s; 0.5 m wide at f = 500 px
+        width = 250 / z
+        # Coming into view: the right edge moves in 40 px a frame, the left one at 0
+        # until the whole width is in view, then 2 px a frame off the border.
+        x2 = min(40.0 * (k + 1), width + 2.0 * max(0, k - 3))
+        x1 = max(0.0, x2 - width)
+        out, = tracker.update([unranged((x1, 200, x2, 200 + 2 * width))], t, 1.0,
+                              image_size=(640, 480))
+        ttc.append(out.time_to_contact)
+        assert TIME_TO_CONTACT not in out.alert_rules, (k, x1, x2, out.time_to_contact)
+    # Receding: no time to contact once the width's rate is learnt from uncut boxes.
+    assert all(v == math.inf for v in ttc[-10:])
+
+
 def test_a_duplicate_track_is_folded_into_the_older_id():
     tracker = Tracker(TrackerConfig())
     box = (100, 100, 160, 260)

@@ -42,7 +42,8 @@ as big, so this needs no metric depth and works without a valid depth too) or
 (`image_size` given to update) does not grow with nearness along the cut axis: a
 person walking at a low camera loses the head above the top edge long before the
 width stops growing. The expansion rate uses only the axes the track's last
-detection left uncut, and is unknown when both are cut.
+detection left uncut, and is unknown when both are cut; a size that leaves the border
+starts its rate again (while cut it grew as the object came into view).
 
 A track in alert that a frame's detections do not match (the detector missed it, or
 called it another class, for a frame) keeps its alert for up to alert_hold seconds
@@ -482,8 +483,19 @@ class Tracker:
         config = self.config
         boxes = meas.boxes[det]
         # Scalar Kalman update of each box axis (position measured).
-        r = (config.box_noise * _box_units(boxes)) ** 2
+        units = _box_units(boxes)
+        r = (config.box_noise * units) ** 2
         x, P = self.box_x[rows], self.box_P[:, rows]
+        # A size that leaves the image border: while cut it grew (or shrank) with how
+        # much of the object was in view, not with its nearness, so its rate starts
+        # again, unknown as at birth, and is learnt from whole sizes only.
+        uncut = self.box_cut[rows] & ~meas.cut[det]
+        if uncut.any():
+            k, axis = np.nonzero(uncut)
+            size = axis + 2
+            x[k, size + 4] = 0.0
+            P[1, k, size] = 0.0
+            P[2, k, size] = units[k, size] ** 2
         pp, pr, rr = P  # views: updated in place
         s = pp + r
         gain_r = pr / s
