@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Fine-tune the v1 models (the bundled models/detector.onnx, and the first depth net, bundled
-# until 2026-11-30) on the wider-camera v2 world (the "fine-tune" experiments of
+# Fine-tune the v1 models (the v1 detector and the first depth net, both bundled until
+# 2026-11-30) on the wider-camera v2 world (the "fine-tune" experiments of
 # models/detector.md and models/depth.md; not shipped). The v1 models themselves came from
-# this script as of commit a16f455 (`git show a16f455:tools/train_defaults.sh`). --install
-# replaces the bundled detector only (the fine-tuned first depth net is worse than the
-# bundled one, models/depth.md): every figure of the bundled pair in the README and the
-# cards would then need regenerating.
+# this script as of commit a16f455 (`git show a16f455:tools/train_defaults.sh`). Nothing it
+# trains is better than the bundled models (the detector of tools/train_detector_moving.sh
+# and the canonical depth net), so it installs nothing.
 #
 # CPU only: both nets train at the same time with one torch thread each (one to two hours
 # of wall time on 2 cores, depending on what else runs). Everything lands under data/v2 (datasets) and runs/v2
 # (checkpoints, metrics.csv/png, logs, ONNX after every epoch, evaluation). Re-running
 # resumes interrupted dataset generation and training (--resume when last.pt exists).
 # On a GPU machine use tools/train_gpu.sh instead.
-#   usage: tools/train_defaults.sh [--install]   (--install copies the detector to models/)
+#   usage: tools/train_defaults.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPTHDET=${DEPTHDET:-.venv/bin/depthdet}
@@ -74,9 +73,6 @@ DEPTH_ONNX=$RUNS/depth/depth.onnx
     --depth "$DEPTH_ONNX" --json "$RUNS/evaluation.json" | tee "$RUNS/evaluation.md"
 
 if [[ "${1:-}" == --install ]]; then
-    if [[ "$TRAIN" == depth ]]; then
-        echo "nothing installed: the fine-tuned depth net is not bundled (models/depth.md)"
-    else
-        cp "$DETECTOR_ONNX" models/detector.onnx
-    fi
+    echo "nothing installed: the bundled models are better than these fine-tunes" \
+        "(models/detector.md, models/depth.md)"
 fi

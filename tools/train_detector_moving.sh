@@ -28,10 +28,12 @@ DEPTHDET=$DEPTHDET DATA=$DATA tools/v2_data.sh
     --moving --size "$SIZES"
 "$DEPTHDET" synth dataset --out "$MOVING" --split test --frames 200 --seed 900000 \
     --moving --size "$SIZES"
-# What the run starts from, kept beside it so that a resumed run starts from the same.
+# What the run starts from, kept beside it so that a resumed run starts from the same
+# (INIT is read only when $OUT/init.onnx does not exist yet).
 if [[ ! -f "$OUT/init.onnx" ]]; then
-    if [[ -n "$INIT" ]]; then cp "$INIT" "$OUT/init.onnx"
-    else git show a16f455:models/detector.onnx > "$OUT/init.onnx"; fi
+    if [[ -n "$INIT" ]]; then cp "$INIT" "$OUT/init.onnx.tmp"
+    else git show a16f455:models/detector.onnx > "$OUT/init.onnx.tmp"; fi
+    mv "$OUT/init.onnx.tmp" "$OUT/init.onnx"
 fi
 RESUME=()
 [[ -f $OUT/run/last.pt ]] && RESUME=(--resume)

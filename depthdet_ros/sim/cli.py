@@ -82,8 +82,9 @@ def add_parser(subparsers):
                               'none (default png16)')
     dataset.add_argument('--moving', action='store_true',
                          help='each frame a moment of its own sequence with moving objects '
-                              '(as synth bag --moving): people walking, one toward the camera '
-                              'down to 0.9 m, often cut by the image border')
+                              '(as synth bag --moving): in rooms people walking, one toward '
+                              'the camera down to 0.9 m, often cut by the image border; on '
+                              'tabletops objects sliding')
     _common(dataset, 'mixed', 'fast')
     dataset.set_defaults(func=run_dataset)
 
