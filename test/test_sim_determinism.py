@@ -51,12 +51,22 @@ def test_layouts_are_pure_functions_of_seed_and_index():
 
 def test_independent_frames_stay_as_earlier_versions_drew_them():
     """Splits on disk resume only if a frame's draw never changes (`synth dataset`)."""
-    drawn = [frame_layout(5, i, 'mixed', ((640, 480), (480, 640))) for i in range(3)]
-    # Drawn by the generator before moving frames were added (2026-11-30).
-    assert [(d.kind, len(d.items), d.texture_seed) for d in drawn] == [
-        ('tabletop', 14, 51439671), ('room', 15, 51439671), ('tabletop', 14, 51439671)]
-    assert [d.camera.fovy_deg for d in drawn] == pytest.approx([44.571694, 69.166587,
-                                                                34.760701], abs=1e-6)
+    drawn = [frame_layout(5, i, 'mixed', ((640, 480), (480, 640))) for i in range(6)]
+    # Drawn by the generator before moving frames were added (commit ad29f43).
+    assert [(d.kind, len(d.items), d.camera.width, d.camera.height) for d in drawn] == [
+        ('tabletop', 14, 640, 480), ('room', 15, 640, 480), ('tabletop', 14, 640, 480),
+        ('tabletop', 11, 480, 640), ('room', 18, 640, 480), ('room', 13, 640, 480)]
+    assert [d.camera.fovy_deg for d in drawn] == pytest.approx(
+        [44.571694, 69.166587, 34.760701, 58.943172, 75.241482, 62.995566], abs=1e-6)
+    assert [list(d.camera.position) for d in drawn[:2]] == [
+        pytest.approx([-0.040679, -0.04065, 1.490337], abs=1e-6),
+        pytest.approx([-1.373801, 1.127666, 0.806153], abs=1e-6)]
+    assert [list(d.items[0].position) for d in drawn[3:5]] == [
+        pytest.approx([0.389968, 0.384573, 0.0], abs=1e-6),
+        pytest.approx([1.092421, 2.9863, 0.0], abs=1e-6)]
+    # Frames 0-7 share a texture block; frame 9 is in the next one.
+    assert {d.texture_seed for d in drawn} == {51439671}
+    assert frame_layout(5, 9, 'mixed', ((640, 480), (480, 640))).texture_seed == 1139981506
 
 
 def test_sequences_repeat_exactly(world):
