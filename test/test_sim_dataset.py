@@ -73,6 +73,27 @@ def test_moving_frames_are_recorded_in_the_split_settings(tmp_path, capsys):
     assert 'moving' in capsys.readouterr().err
 
 
+def test_stats_count_objects_whose_box_covers_much_of_the_image():
+    """`synth stats`: large boxes per class (a near person filling the view)."""
+    from depthdet_ros.sim.stats import compute_stats, format_stats, samples_from_coco
+    coco = {'categories': [{'id': 1, 'name': 'person'}, {'id': 2, 'name': 'chair'}],
+            'images': [{'id': 0, 'width': 100, 'height': 50, 'scene': 'room'},
+                       {'id': 1, 'width': 200, 'height': 100, 'scene': 'room'}],
+            'annotations': [
+                # 60x40 of 100x50: 0.48 of the image; the same box in a 4x larger one: 0.12.
+                {'image_id': 0, 'category_id': 1, 'bbox': [0, 0, 60, 40], 'depth': 1.0,
+                 'visibility': 1.0, 'area': 2000},
+                {'image_id': 1, 'category_id': 1, 'bbox': [0, 0, 60, 40], 'depth': 3.0,
+                 'visibility': 1.0, 'area': 2000},
+                # 0.4 exactly is not more than 0.4.
+                {'image_id': 1, 'category_id': 2, 'bbox': [0, 0, 100, 80], 'depth': 2.0,
+                 'visibility': 1.0, 'area': 5000}]}
+    stats = compute_stats(*samples_from_coco(coco))
+    assert stats.large_per_class['person'] == 1 and stats.large_per_class['chair'] == 0
+    # person: 2 objects in 2 frames, 1 per frame, 1 large.
+    assert '  person        2   1.00      1' in format_stats(stats)
+
+
 def test_npy_depth_and_jpg_images(tmp_path):
     out = tmp_path / 'data'
     assert main(['synth', 'dataset', '--out', str(out), '--frames', '1', '--seed', '1',
