@@ -63,6 +63,17 @@ def test_identity_scores(summary):
     assert identity['id_switches_per_100_object_frames'] == pytest.approx(100 / 12)
 
 
+def test_id_switches_are_listed_with_the_gap_before_them():
+    evaluation = TrackingEvaluation(max_depth=1.0)
+    for k in range(6):
+        outputs = [] if k == 3 else [tracked(2 if k < 3 else 3, WALKER_BOX, 'person', 3.0, 3.0)]
+        evaluation.add(10 + k, STAMP0 + k * PERIOD, [gt('7', WALKER_BOX, 'person', 3.2, 3.0)],
+                       outputs)
+    # Track 2 on frames 10-12, missed on 13, track 3 from 14: one switch, 2 frames on.
+    assert evaluation.id_switches() == [(14, '7', 2, 3, 2)]
+    assert evaluation.summary()['identity']['id_switches'] == 1
+
+
 def test_depth_error_and_jitter_of_the_static_object(summary):
     depth = summary['depth']
     # |raw - GT|: chair 0.1 x 6, walker 0.2 x 6; tracked: chair 0.05 x 3, walker 0.1 x 6.

@@ -27,3 +27,5 @@ def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # n
     assert got['identity']['gt_object_frames'] > 0
     for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts', 'alert_topic'):
         assert json.loads(json.dumps(got[section])) == expected[section], section
+    switches = tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05, switches=True)
+    assert len(switches) == expected['identity']['id_switches']

@@ -2,6 +2,7 @@
 
     python tools/tracker_sweep.py cache bags/moving_s7 /tmp/moving_s7.pkl
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl [--gt-depth 0.05] [NAME=VALUE ...]
+    python tools/tracker_sweep.py run /tmp/moving_s7.pkl --switches   # each ID switch
 
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
@@ -57,8 +58,11 @@ def cache(bag, out, params_file=''):
     return len(frames)
 
 
-def run(cached, settings, gt_depth=None):
-    """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames."""
+def run(cached, settings, gt_depth=None, switches=False):
+    """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames.
+
+    With `switches`, the list of ID switches (TrackingEvaluation.id_switches) instead.
+    """
     from depthdet_ros.core.tracking import Tracker, TrackerConfig
     from depthdet_ros.eval.tracking import BagTracking, TrackingEvaluation
 
@@ -73,7 +77,7 @@ def run(cached, settings, gt_depth=None):
                            MATCH_IOU)
     for index, stamp_ns, gt_objects, objects, image_size in data['frames']:
         tracking.step(index, stamp_ns, objects, gt_objects, image_size)
-    return evaluation.summary()
+    return evaluation.id_switches() if switches else evaluation.summary()
 
 
 def main(argv=None):
@@ -91,12 +95,20 @@ def main(argv=None):
     to_run.add_argument('settings', nargs='*', type=tracker_setting, metavar='NAME=VALUE')
     to_run.add_argument('--gt-depth', type=float, default=None, metavar='NOISE',
                         help='as depthdet eval --tracker-gt-depth')
+    to_run.add_argument('--switches', action='store_true',
+                        help='list each ID switch: frame, GT instance, track IDs before and '
+                             'after, frames since that object was last matched')
     args = parser.parse_args(argv)
     if args.command == 'cache':
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
-        summary = run(args.cached, dict(args.settings), args.gt_depth)
-        print(json.dumps(summary, indent=1, default=str))
+        result = run(args.cached, dict(args.settings), args.gt_depth, args.switches)
+        if args.switches:
+            for frame, instance, before, after, gap in result:
+                print(f'frame {frame}: GT {instance}, track {before} -> {after}, '
+                      f'{gap} frames after its last match')
+        else:
+            print(json.dumps(result, indent=1, default=str))
     return 0
 
 

@@ -231,6 +231,7 @@ class TrackingEvaluation:
         self._mot = motmetrics.MOTAccumulator(auto_id=True)
         self._gt_object_frames = 0
         self._frames = 0
+        self._frame_indices: List[int] = []  # bag frame index of each accumulator frame
         self._world_speed: Dict[str, float] = {}
         # proximity_alert as published: per GT object, (GT alert, on the topic) per frame.
         self._on_topic: Dict[str, List[Tuple[bool, bool]]] = {}
@@ -248,6 +249,7 @@ class TrackingEvaluation:
             [from_tracked(t) for t in held]
         self._add_topic(gt_objects, entries, motion)
         self._frames += 1
+        self._frame_indices.append(frame_index)
         self._gt_object_frames += len(gt_objects)
         confirmed = [t for t in tracked if t.confirmed]
         gt_boxes = boxes_xyxy([g.box for g in gt_objects])
@@ -355,6 +357,30 @@ class TrackingEvaluation:
                 'mostly_tracked': int(row['mostly_tracked']),
                 'id_switches_per_100_object_frames':
                     100.0 * switches / objects if objects else None}
+
+    def id_switches(self) -> List[Tuple[int, str, int, int, int]]:
+        """Each ID switch py-motmetrics counted, in order.
+
+        (frame index, GT instance, previous track ID, new track ID, frames since that GT
+        object was last matched): a long gap is an object back in view after the tracker
+        deleted its track, a short one two tracks taking turns on it.
+        """
+        last: Dict[str, Tuple[int, int]] = {}
+        switches = []
+        for (frame, _), event in self._mot.events.iterrows():
+            if event.Type not in ('MATCH', 'SWITCH'):
+                continue
+            index, track = self._frame_indices[frame], int(event.HId)
+            # pandas reads numeric instance IDs ('7') back as floats (7.0).
+            instance = event.OId
+            if isinstance(instance, float) and instance.is_integer():
+                instance = int(instance)
+            instance = str(instance)
+            if event.Type == 'SWITCH' and instance in last:
+                before, previous = last[instance]
+                switches.append((index, instance, previous, track, index - before))
+            last[instance] = (index, track)
+        return switches
 
     def _depth(self) -> Dict:
         pairs = [(s.raw_depth, s.tracked_depth, s.gt_depth) for s in self.samples
