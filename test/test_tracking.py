@@ -408,6 +408,29 @@ def test_box_expansion_forgets_the_growth_of_a_box_coming_in_from_the_border():
     assert all(v == math.inf for v in ttc[-10:])
 
 
+def test_an_edge_a_few_pixels_in_from_the_border_is_still_cut():
+    """Outsider round 29, again over DDS.
+
+    The detector put the left edge 1.5 px in while the person, walking away, was still
+    coming into view; the next box, whole and 14 px in, looked 27 px wider: an approach.
+    """
+    tracker = Tracker(TrackerConfig(ttc_source='expansion', alert_time_to_contact=2.0))
+    for k in range(12):
+        t = k / RATE
+        width = 250 / (1.5 + 0.6 * t)  # 0.5 m wide at f = 500 px, receding at 0.6 m/s
+        if k <= 3:  # coming into view at the left border, 3 px more a frame
+            x1, x2 = 0.0, 100.0 + 3.0 * k
+        elif k == 4:  # nearly whole, its edge 1.5 px in
+            x1, x2 = 1.5, 113.5
+        else:  # whole, its edge moving in 3 px a frame
+            x1 = 14.0 + 3.0 * (k - 5)
+            x2 = x1 + width
+        # The top is cut all along: the height says nothing.
+        out, = tracker.update([unranged((x1, 0, x2, 2 * width))], t, 1.0,
+                              image_size=(640, 480))
+        assert TIME_TO_CONTACT not in out.alert_rules, (k, x1, x2, out.time_to_contact)
+
+
 def test_a_duplicate_track_is_folded_into_the_older_id():
     tracker = Tracker(TrackerConfig())
     box = (100, 100, 160, 260)

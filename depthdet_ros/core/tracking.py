@@ -43,7 +43,8 @@ as big, so this needs no metric depth and works without a valid depth too) or
 person walking at a low camera loses the head above the top edge long before the
 width stops growing. The expansion rate uses only the axes the track's last
 detection left uncut, and is unknown when both are cut; a size that leaves the border
-starts its rate again (while cut it grew as the object came into view).
+(both edges more than BORDER_RELEASE_PX from it) starts its rate again: while cut it grew
+as the object came into view.
 
 A track in alert that a frame's detections do not match (the detector missed it, or
 called it another class, for a frame) keeps its alert for up to alert_hold seconds
@@ -93,6 +94,10 @@ _MIN_INVERSE = 1e-3
 MIN_PREDICTED_DEPTH = 0.05
 # A box edge this near the image border (px) is taken as cut by it.
 BORDER_MARGIN_PX = 1.0
+# A track's cut axis counts as whole again only once its edges are this far from the
+# border (px): a detector's edge wobbles by a few pixels, and an edge 1-3 px in was
+# still cut (outsider round 29: a receding person coming into view read as approaching).
+BORDER_RELEASE_PX = 4.0
 _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
@@ -260,12 +265,17 @@ class _Measurements:
         numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
         self.classes = numbers[:, 0].astype(np.int64)
         self.boxes = _box_vectors(numbers[:, 1:5])
-        # Axes (width, height) along which the box touches the image border.
+        # Axes (width, height) along which the box touches the image border, and those
+        # with an edge within BORDER_RELEASE_PX of it.
         self.cut = np.zeros((n, 2), dtype=bool)
+        self.near_border = np.zeros((n, 2), dtype=bool)
         if image_size is not None:
             corners = numbers[:, 1:5]
+            far = np.asarray(image_size, np.float64)
             self.cut |= corners[:, :2] <= BORDER_MARGIN_PX
-            self.cut |= corners[:, 2:] >= np.asarray(image_size, np.float64) - BORDER_MARGIN_PX
+            self.cut |= corners[:, 2:] >= far - BORDER_MARGIN_PX
+            self.near_border |= corners[:, :2] <= BORDER_RELEASE_PX
+            self.near_border |= corners[:, 2:] >= far - BORDER_RELEASE_PX
         self.depth = depth = numbers[:, 5]
         ranged = np.isfinite(depth)
         self.full = ranged & (numbers[:, 7] > 0)  # 3D position with covariance
@@ -488,8 +498,11 @@ class Tracker:
         x, P = self.box_x[rows], self.box_P[:, rows]
         # A size that leaves the image border: while cut it grew (or shrank) with how
         # much of the object was in view, not with its nearness, so its rate starts
-        # again, unknown as at birth, and is learnt from whole sizes only.
-        uncut = self.box_cut[rows] & ~meas.cut[det]
+        # again, unknown as at birth, and is learnt from whole sizes only. A cut axis
+        # stays cut while an edge is near the border.
+        was_cut = self.box_cut[rows]
+        cut = meas.cut[det] | (was_cut & meas.near_border[det])
+        uncut = was_cut & ~cut
         if uncut.any():
             k, axis = np.nonzero(uncut)
             size = axis + 2
@@ -508,7 +521,7 @@ class Tracker:
         self.box_P[:, rows] = P
         self.hits[rows] += 1
         self.last_seen[rows] = stamp
-        self.box_cut[rows] = meas.cut[det]
+        self.box_cut[rows] = cut
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
         # A depth outlier leaves the 3D state alone; MAX_DEPTH_OUTLIERS in a row mean
         # the depth has really moved (or the state was wrong): start it again.
