@@ -61,12 +61,17 @@ def samples_from_coco(coco: Dict) -> Tuple[List[ObjectSample], Dict[str, int], i
     scenes: Dict[str, int] = {}
     for image in coco['images']:
         scenes[image.get('scene', '?')] = scenes.get(image.get('scene', '?'), 0) + 1
-    image_area = {image['id']: float(image['width'] * image['height'])
+    # The box share needs the image size and the box; a split without them (not written
+    # by `synth dataset`) still gets every other figure.
+    image_area = {image.get('id'): image.get('width', 0) * image.get('height', 0)
                   for image in coco['images']}
+
+    def box_share(annotation):
+        area, box = image_area.get(annotation.get('image_id'), 0), annotation.get('bbox')
+        return box[2] * box[3] / area if area and box else float('nan')
+
     samples = [ObjectSample(names[a['category_id']], float(a['depth']), float(a['visibility']),
-                            int(a['area']),
-                            a['bbox'][2] * a['bbox'][3] / image_area[a['image_id']])
-               for a in coco['annotations']]
+                            int(a['area']), box_share(a)) for a in coco['annotations']]
     return samples, scenes, len(coco['images'])
 
 
