@@ -186,8 +186,9 @@ def test_the_bag_loop_puts_the_trackers_held_alerts_on_the_topic():
                            Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
     truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
     held_per_frame = []
+    image = np.zeros((480, 640, 3), np.uint8)
     for k, objects in enumerate([[chair], [chair], [chair], [], [chair]]):  # frame 3 missed
-        _, held, _ = loop.step(k, STAMP0 + k * PERIOD, objects, truth, (640, 480))
+        _, held, _ = loop.step(k, STAMP0 + k * PERIOD, objects, truth, image)
         held_per_frame.append(len(held))
     assert held_per_frame == [0, 0, 0, 1, 0]
     topic = evaluation.summary()['alert_topic']

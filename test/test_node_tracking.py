@@ -310,6 +310,38 @@ def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
     assert str(label.id) == track_id and label.text.endswith(f'#{track_id} (held)')
 
 
+def test_an_object_back_after_its_track_ended_takes_its_id_again(
+        models, ros, tmp_path, namespace):
+    """Missed for longer than track_max_age, the chair is recognised by its colours."""
+    params = node_params(tmp_path, detector_model=models['detector'],
+                         depth_model=models['depth'], providers='cpu', max_depth=1.0,
+                         track_max_age=0.25, publish_depth=False)
+    camera = pinhole()
+
+    def gone_and_back(probe, first):
+        # Above 0.9 x 0.95 nothing is detected: 4 frames (0.4 s) without the chair.
+        assert set_param(probe, 'score_threshold', 0.9).successful
+        missed = play(probe, [2.0] * 4, camera, first=first)
+        assert set_param(probe, 'score_threshold', 0.25).successful
+        back = play(probe, [2.0] * 3, camera, first=first + 4)
+        assert all(not f['detections'].detections for f in missed)
+        return [f['detections'].detections[0] for f in back]
+
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        before = play(probe, [2.0] * 4, camera)
+        again = gone_and_back(probe, 4)
+        # Off at run time: the next return is a new object.
+        assert set_param(probe, 'track_reid_max_age', 0.0).successful
+        anew = gone_and_back(probe, 11)
+        assert node.proc.poll() is None, node.output()
+    track_id = before[-1]['detections'].detections[0].id
+    assert [d.id for d in again] == [track_id] * 3
+    # A track again from its first frame: tentative until track_min_hits (3) matches.
+    tentative = ['track/tentative' in results_by_id(d) for d in again]
+    assert tentative == [True, True, False]
+    assert {d.id for d in anew} == {str(int(track_id) + 1)}
+
+
 def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path, namespace):
     """publish_tentative false: detections wait for track_min_hits, the alert does not."""
     params = node_params(tmp_path, detector_model=models['detector'],

@@ -443,3 +443,116 @@ def test_a_duplicate_track_is_folded_into_the_older_id():
     # track goes unmatched with the same box, so the two are one object: ID 1 stays.
     out, = tracker.update([estimate(0.0, 0.0, 6.0, box)], 0.6, 1.0)
     assert out.track_id == 1 and len(tracker) == 1
+
+
+# ---- re-identification by appearance ----------------------------------------------
+
+RED, GREEN, BLUE = (220, 30, 30), (30, 200, 40), (40, 40, 220)
+
+
+def painted(*boxes_and_colours):
+    """Paint each (box, colour) on a grey 640x480 RGB frame."""
+    image = np.full((480, 640, 3), 90, np.uint8)
+    for (x1, y1, x2, y2), colour in boxes_and_colours:
+        image[y1:y2, x1:x2] = colour
+    return image
+
+
+def play(tracker, frames, start):
+    """Update on (objects, image) frames RATE apart from `start` s; each frame's output."""
+    return [tracker.update(objects, start + k / RATE, 1.0, image=image)
+            for k, (objects, image) in enumerate(frames)]
+
+
+def seen(box, colour, z=3.0, class_name='person'):
+    """One object at depth z in `box` and the frame showing it in `colour`."""
+    return [estimate(0.0, 0.0, z, box, class_name)], painted((box, colour))
+
+
+def test_an_object_back_after_its_track_was_deleted_takes_its_id_again():
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    left, right = (100, 100, 160, 260), (400, 120, 460, 280)
+    first = play(tracker, [seen(left, RED)] * 5, 0.0)
+    assert first[-1][0].track_id == 1 and first[-1][0].confirmed
+    play(tracker, [([], painted())] * 10, 0.5)  # 1 s out of view: deleted after 0.5 s
+    assert len(tracker) == 0 and tracker.lost_ids.tolist() == [1]
+    # Back elsewhere (the camera turned), 1.5 s after its last match; a blue person
+    # of the same class comes into view beside it.
+    back = [([estimate(0.0, 0.0, 3.0, right), estimate(0.5, 0.0, 3.0, left)],
+             painted((right, RED), (left, BLUE)))] * 3
+    out = play(tracker, back, 1.5)
+    assert [o.track_id for o in out[0]] == [1, 2]
+    # A track again from its first frame: tentative until min_hits matches, as any.
+    assert [(o.hits, o.confirmed) for o in out[0]] == [(1, False), (1, False)]
+    assert [o.track_id for o in out[2]] == [1, 2] and out[2][0].confirmed
+    assert len(tracker.lost_ids) == 0
+
+
+def test_a_returning_object_gets_a_new_id_without_image_or_with_reid_off():
+    box = (100, 100, 160, 260)
+    for config, with_image in ((TrackerConfig(max_age=0.5), False),
+                               (TrackerConfig(max_age=0.5, reid_max_age=0.0), True)):
+        tracker = Tracker(config)
+        frames = [seen(box, RED)] * 5 + [([], painted())] * 10 + [seen(box, RED)]
+        for k, (objects, image) in enumerate(frames):
+            out = tracker.update(objects, k / RATE, 1.0, image=image if with_image else None)
+        assert out[0].track_id == 2
+
+
+def test_reid_needs_the_same_class_similar_colours_and_a_recent_loss():
+    box = (100, 100, 160, 260)
+    gone = [([], painted())] * 10
+    cases = (
+        (seen(box, RED, class_name='chair'), 2),  # another class: a new track
+        (seen(box, GREEN), 2),  # another colour: a new track
+        (seen(box, RED), 1),  # the same: its ID back
+    )
+    for returning, expected_id in cases:
+        tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+        out = play(tracker, [seen(box, RED)] * 5 + gone + [returning], 0.0)
+        assert out[-1][0].track_id == expected_id
+    # Deleted at 0.9 s (last match 0.4 s): in the gallery until 0.4 + reid_max_age.
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=2.0))
+    play(tracker, [seen(box, RED)] * 5 + gone, 0.0)
+    assert tracker.lost_ids.tolist() == [1]
+    tracker.update([], 2.4, 1.0, image=painted())
+    assert tracker.lost_ids.tolist() == [1]
+    tracker.update([], 2.5, 1.0, image=painted())
+    assert tracker.lost_ids.tolist() == []
+    out, = tracker.update(*seen(box, RED)[:1], 2.6, 1.0, image=seen(box, RED)[1])
+    assert out.track_id == 2
+
+
+def test_two_returning_objects_take_their_own_ids_back():
+    """Two people alike enough for either to pass the threshold: the closer pair wins."""
+    a, b = (100, 100, 160, 260), (400, 100, 460, 260)
+
+    def frame(red_box, green_box):
+        # Red with green legs, and green with red legs: a quarter of each inner box
+        # (the inner box is y 116-244 for y 100-260).
+        legs = [((x1, 212, x2, 260), colour)
+                for (x1, _, x2, _), colour in ((red_box, GREEN), (green_box, RED))]
+        return ([estimate(-0.5, 0.0, 3.0, a), estimate(0.5, 0.0, 3.0, b)],
+                painted((red_box, RED), (green_box, GREEN), *legs))
+
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    out = play(tracker, [frame(a, b)] * 5 + [([], painted())] * 10, 0.0)
+    assert [o.track_id for o in out[4]] == [1, 2]
+    assert tracker.lost_appearance[0] @ tracker.lost_appearance[1] > 0.8
+    # They come back on swapped sides: colour, not place, gives each its ID.
+    out, = play(tracker, [frame(b, a)], 1.5)
+    assert [o.track_id for o in out] == [2, 1]
+
+
+def test_a_reidentified_track_lost_before_confirmation_can_come_back_again():
+    box = (100, 100, 160, 260)
+    gone = [([], painted())] * 10
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    out = play(tracker, [seen(box, RED)] * 5 + gone + [seen(box, RED)] + gone
+               + [seen(box, RED)], 0.0)
+    assert out[15][0].track_id == 1 and not out[15][0].confirmed  # back for one frame
+    assert out[-1][0].track_id == 1  # and again
+    # A track that never was confirmed is not remembered.
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    out = play(tracker, [seen(box, RED)] * 2 + gone + [seen(box, RED)], 0.0)
+    assert out[-1][0].track_id == 2

@@ -20,6 +20,18 @@ and short occlusions keep the ID. An unmatched track whose box overlaps a matche
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards (a bag looped, a camera restarted) start over.
 
+Re-identification: given the frame's image (`update(..., image=)`), each track keeps
+an appearance (core.appearance, a colour histogram of its box: a running average
+refreshed every APPEARANCE_REFRESH_S from boxes the image border does not cut). A
+confirmed track deleted after max_age stays in a gallery for `reid_max_age` seconds
+after its last match; a detection no track matched takes back the ID of the gallery
+track of its class it looks most like (similarity at least `reid_min_similarity`;
+an assignment over all pairs), as a new track that is tentative until min_hits matches
+like any other, with its filters started again. So an object that left the view, or
+that the detector missed for longer than max_age, keeps its ID. There is no position
+gate: the camera may have moved meanwhile. Objects of one class with the same colours
+(two identical cups) can take each other's IDs.
+
 Filters: a constant-velocity Kalman filter per track in the camera optical frame
 (state: position and velocity, white-acceleration process noise) and another on the
 box (centre in pixels, inverse width and height, and their rates). The depth
@@ -69,6 +81,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import chdtri
 
+from depthdet_ros.core import appearance
 from depthdet_ros.core.types import Box, iou_matrix, ObjectEstimate, Point3D
 
 PROXIMITY = 'proximity'
@@ -98,6 +111,12 @@ BORDER_MARGIN_PX = 1.0
 # border (px): a detector's edge wobbles by a few pixels, and an edge 1-3 px in was
 # still cut (outsider round 29: a receding person coming into view read as approaching).
 BORDER_RELEASE_PX = 4.0
+# A track's appearance is refreshed from a detection at most this often (s), each time
+# with this weight in its running average.
+APPEARANCE_REFRESH_S = 0.5
+APPEARANCE_WEIGHT = 0.3
+# Most deleted tracks kept for re-identification (the newest).
+REID_GALLERY_SIZE = 100
 _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
@@ -123,6 +142,8 @@ class TrackerConfig:
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
     alert_hold: float = 0.5  # s an alert stays on for a track missing detections (0: off)
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
+    reid_max_age: float = 10.0  # s a deleted track can be re-identified by appearance (0: off)
+    reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
@@ -140,7 +161,9 @@ class TrackerConfig:
             ('alert_hysteresis', self.alert_hysteresis >= 0, '>= 0 m'),
             ('alert_time_to_contact', self.alert_time_to_contact >= 0, '>= 0 s (0: off)'),
             ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'),
-            ('alert_hold', self.alert_hold >= 0, '>= 0 s (0: off)'))
+            ('alert_hold', self.alert_hold >= 0, '>= 0 s (0: off)'),
+            ('reid_max_age', self.reid_max_age >= 0, '>= 0 s (0: off)'),
+            ('reid_min_similarity', 0 < self.reid_min_similarity <= 1, 'in (0, 1]'))
         if self.ttc_source not in TTC_SOURCES:
             raise ValueError(f'ttc_source must be one of {", ".join(TTC_SOURCES)}, '
                              f'got {self.ttc_source!r}')
@@ -264,7 +287,8 @@ class _Measurements:
                          *((size.x, size.y) if size else (0.0, 0.0))))
         numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
         self.classes = numbers[:, 0].astype(np.int64)
-        self.boxes = _box_vectors(numbers[:, 1:5])
+        self.xyxy = numbers[:, 1:5]
+        self.boxes = _box_vectors(self.xyxy)
         # Axes (width, height) along which the box touches the image border, and those
         # with an edge within BORDER_RELEASE_PX of it.
         self.cut = np.zeros((n, 2), dtype=bool)
@@ -329,6 +353,7 @@ class Tracker:
         self.last_3d = np.zeros(0)
         self.has_3d = np.zeros(0, dtype=bool)  # z (and velocity along it) initialised
         self.has_xy = np.zeros(0, dtype=bool)  # x, y measured too
+        self.reidentified = np.zeros(0, dtype=bool)  # born with a deleted track's ID
         self.in_proximity = np.zeros(0, dtype=bool)
         self.in_ttc = np.zeros(0, dtype=bool)
         self.box_cut = np.zeros((0, 2), dtype=bool)  # last detection cut by the border
@@ -339,6 +364,17 @@ class Tracker:
         self.box_P = np.zeros((3, 0, 4))
         self.x = np.zeros((0, 6))
         self.P = np.zeros((0, 6, 6))
+        # Appearance descriptors (core.appearance) and when each was last refreshed
+        # (-inf: none yet).
+        self.appearance = np.zeros((0, appearance.SIZE))
+        self.appearance_stamp = np.zeros(0)
+        # Deleted confirmed tracks that can still be re-identified: ID, class code,
+        # matched frames, last match stamp and appearance of each.
+        self.lost_ids = np.zeros(0, dtype=np.int64)
+        self.lost_classes = np.zeros(0, dtype=np.int64)
+        self.lost_hits = np.zeros(0, dtype=np.int64)
+        self.lost_seen = np.zeros(0)
+        self.lost_appearance = np.zeros((0, appearance.SIZE))
         # Per row: the ObjectEstimate of the track's last matched detection; and the
         # rows the last frame's objects went to (held_alerts holds the others' alerts).
         self._last_raw: List[ObjectEstimate] = []
@@ -351,20 +387,26 @@ class Tracker:
 
     def update(self, objects: Sequence[ObjectEstimate], stamp: float, max_depth: float,
                class_max_depth: Optional[Dict[str, float]] = None,
-               image_size: Optional[Tuple[int, int]] = None) -> List[TrackedObject]:
+               image_size: Optional[Tuple[int, int]] = None,
+               image: Optional[np.ndarray] = None) -> List[TrackedObject]:
         """Track one frame's objects (stamp in seconds); one TrackedObject per object.
 
         max_depth and class_max_depth are the proximity thresholds (as in
         FusionConfig), passed per frame so run-time changes apply at once.
         image_size (width, height in pixels) lets the box expansion leave out sizes
-        cut by the image border; without it no box is taken as cut.
+        cut by the image border; without it no box is taken as cut. `image`, the
+        frame's RGB uint8 pixels, gives the objects' appearance, by which a deleted
+        track is re-identified (reid_max_age); without it none is; it also gives the
+        image size when image_size is None.
         """
+        if image_size is None and image is not None:
+            image_size = image.shape[1::-1]
         # NaN stands for unknown values throughout: comparisons with it are False.
         with np.errstate(invalid='ignore', divide='ignore'):
             return self._update(objects, float(stamp), max_depth, class_max_depth or {},
-                                image_size)
+                                image_size, image)
 
-    def _update(self, objects, stamp, max_depth, class_max_depth, image_size):
+    def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
@@ -380,8 +422,11 @@ class Tracker:
         rows = track_of[matched]
         det = matched.nonzero()[0]
         self._update_matched(rows, det, outlier[matched], meas, stamp)
+        reid = image is not None and self.config.reid_max_age > 0
+        if reid:
+            self._refresh_appearance(rows, det, meas, stamp, image)
         new = (~matched).nonzero()[0]
-        new_rows = self._birth(new, meas, stamp)
+        new_rows = self._birth(new, meas, stamp, image if reid else None)
         track_of[new] = new_rows
         for row, obj in zip(track_of.tolist(), objects):
             self._last_raw[row] = obj
@@ -563,8 +608,54 @@ class Tracker:
         self.hits_3d[rows] = 1
         self.last_3d[rows] = stamp
 
-    def _birth(self, det, meas: _Measurements, stamp) -> np.ndarray:
-        """Start a tentative track per unmatched detection; return their rows."""
+    def _refresh_appearance(self, rows, det, meas: _Measurements, stamp, image):
+        """Fold matched detections into their tracks' appearance, each every so often.
+
+        Only from boxes whole in the image (a cut box shows part of the object), unless
+        the track has no appearance yet.
+        """
+        last = self.appearance_stamp[rows]
+        due = (stamp - last >= APPEARANCE_REFRESH_S) \
+            & (~meas.cut[det].any(axis=1) | ~np.isfinite(last))
+        for r, d in zip(rows[due].tolist(), det[due].tolist()):
+            seen = appearance.descriptor(image, meas.xyxy[d])
+            if seen is None:
+                continue
+            if np.isfinite(self.appearance_stamp[r]):
+                seen = appearance.blend(self.appearance[r], seen, APPEARANCE_WEIGHT)
+            self.appearance[r] = seen
+            self.appearance_stamp[r] = stamp
+
+    def _reidentify(self, det, meas: _Measurements, image):
+        """Pair unmatched detections with the deleted tracks they are (re-identification).
+
+        A pair needs the same class and an appearance similarity of at least
+        reid_min_similarity; the most similar pairs win (assignment). Also returns the
+        detections' descriptors (rows of zeros where none was made).
+        """
+        seen = np.zeros((len(det), appearance.SIZE))
+        candidates = np.isin(meas.classes[det], self.lost_classes).nonzero()[0]
+        for i in candidates.tolist():
+            made = appearance.descriptor(image, meas.xyxy[det[i]])
+            if made is not None:
+                seen[i] = made
+        similarity = seen @ self.lost_appearance.T
+        allowed = (meas.classes[det][:, None] == self.lost_classes[None, :]) \
+            & (similarity >= self.config.reid_min_similarity)
+        if not allowed.any():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), seen
+        new, lost = linear_sum_assignment(np.where(allowed, 1.0 - similarity, _FORBIDDEN))
+        keep = allowed[new, lost]
+        return new[keep], lost[keep], seen
+
+    def _birth(self, det, meas: _Measurements, stamp, image=None) -> np.ndarray:
+        """Start a track per unmatched detection; return their rows.
+
+        With `image`, a detection that looks like a deleted track of its class takes
+        its ID back (_reidentify); like any new track it is tentative until min_hits
+        matches (a false detection that looks like an old object is not published at
+        once), and its filters start again.
+        """
         n, start = len(det), len(self)
         if not n:
             return np.zeros(0, dtype=np.int64)
@@ -573,14 +664,32 @@ class Tracker:
         units = _box_units(boxes)
         # A box's rates are unknown at birth: about its own size per second.
         box_P = np.stack([(config.box_noise * units) ** 2, np.zeros((n, 4)), units ** 2])
-        self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
-        self._next_id += n
+        ids = np.zeros(n, dtype=np.int64)
+        hits = np.ones(n, dtype=np.int64)
+        seen = np.zeros((n, appearance.SIZE))
+        seen_stamp = np.full(n, -np.inf)
+        if image is not None and len(self.lost_ids):
+            new, lost, seen = self._reidentify(det, meas, image)
+            ids[new] = self.lost_ids[lost]
+            seen[new] = appearance.blend(self.lost_appearance[lost], seen[new],
+                                         APPEARANCE_WEIGHT)
+            seen_stamp[np.any(seen > 0, axis=1)] = stamp
+            gone = np.ones(len(self.lost_ids), dtype=bool)
+            gone[lost] = False
+            self._keep_lost(gone)
+        fresh_ids = ids == 0
+        ids[fresh_ids] = np.arange(self._next_id, self._next_id + int(fresh_ids.sum()))
+        self._next_id += int(fresh_ids.sum())
+        self.ids = np.concatenate([self.ids, ids])
         self.classes = np.concatenate([self.classes, meas.classes[det]])
-        self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
+        self.hits = np.concatenate([self.hits, hits])
+        self.appearance = np.concatenate([self.appearance, seen])
+        self.appearance_stamp = np.concatenate([self.appearance_stamp, seen_stamp])
         self.hits_3d = np.concatenate([self.hits_3d, np.zeros(n, dtype=np.int64)])
         self.outliers = np.concatenate([self.outliers, np.zeros(n, dtype=np.int64)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, stamp)])
         self.last_3d = np.concatenate([self.last_3d, np.full(n, -np.inf)])
+        self.reidentified = np.concatenate([self.reidentified, ~fresh_ids])
         for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
             setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, bool)]))
         self.box_cut = np.concatenate([self.box_cut, meas.cut[det]])
@@ -622,18 +731,44 @@ class Tracker:
     def _remove_old(self, stamp) -> Optional[np.ndarray]:
         """Delete tracks unmatched for more than max_age; each old row's new row, or None.
 
-        None when no track was deleted (every row stays where it was).
+        None when no track was deleted (every row stays where it was). Confirmed
+        tracks with an appearance go to the re-identification gallery (not those
+        folded into another track: their ID lives on there), which keeps each for
+        reid_max_age seconds after its last match.
         """
-        keep = stamp - self.last_seen <= self.config.max_age
+        config = self.config
+        if len(self.lost_ids):
+            self._keep_lost(stamp - self.lost_seen <= config.reid_max_age)
+        keep = stamp - self.last_seen <= config.max_age
         if keep.all():
             return None
+        if config.reid_max_age > 0:
+            lost = ~keep & np.isfinite(self.last_seen) \
+                & ((self.hits >= config.min_hits) | self.reidentified) \
+                & np.isfinite(self.appearance_stamp) \
+                & (stamp - self.last_seen <= config.reid_max_age)
+            if lost.any():
+                self.lost_ids = np.concatenate([self.lost_ids, self.ids[lost]])
+                self.lost_classes = np.concatenate([self.lost_classes, self.classes[lost]])
+                self.lost_hits = np.concatenate([self.lost_hits, self.hits[lost]])
+                self.lost_seen = np.concatenate([self.lost_seen, self.last_seen[lost]])
+                self.lost_appearance = np.concatenate([self.lost_appearance,
+                                                       self.appearance[lost]])
+                newest = np.zeros(len(self.lost_ids), dtype=bool)
+                newest[-REID_GALLERY_SIZE:] = True
+                self._keep_lost(newest)
         for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
                      'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_cut', 'box_x', 'x',
-                     'P'):
+                     'P', 'appearance', 'appearance_stamp', 'reidentified'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
         self._last_raw = [obj for obj, kept in zip(self._last_raw, keep.tolist()) if kept]
         return np.cumsum(keep) - 1
+
+    def _keep_lost(self, keep):
+        """Keep the re-identification gallery's entries where `keep` (bool) is set."""
+        for name in ('lost_ids', 'lost_classes', 'lost_hits', 'lost_seen', 'lost_appearance'):
+            setattr(self, name, getattr(self, name)[keep])
 
     def _outputs(self, objects, raw_depth, rows, max_depth,
                  class_max_depth) -> List[TrackedObject]:

@@ -320,8 +320,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         tracked, held = None, ()
         if tracking is not None:
             tracked, held, tracking_ms = tracking.step(
-                frame.index, frame.stamp_ns, result.objects, frame.gt_objects,
-                frame.rgb.shape[1::-1])
+                frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb)
             result.timings_ms['tracking'] = tracking_ms
             total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)

@@ -167,8 +167,8 @@ class BagTracking:
         self._match_iou = match_iou
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
-             image_size: Tuple[int, int]) -> Tuple[list, list, float]:
-        """Track one frame's objects.
+             rgb: np.ndarray) -> Tuple[list, list, float]:
+        """Track one frame's objects, seen in the RGB image `rgb`.
 
         Returns the tracker's output, the alerts it holds for tracks the frame missed
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
@@ -179,7 +179,7 @@ class BagTracking:
                                               self._max_depth, self._class_max_depth)
         start = time.perf_counter()
         tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
-                                      self._class_max_depth, image_size)
+                                      self._class_max_depth, image=rgb)
         held = self.tracker.held_alerts()
         update_ms = (time.perf_counter() - start) * 1e3
         if self.evaluation is not None and gt_objects is not None:

@@ -636,7 +636,7 @@ class DepthDetRunner:
         if not _is_current(self._frame_worker):
             return  # deactivation gave up waiting for this frame: nothing more is published
         objects = result.objects
-        outputs, shown = self._track(objects, header, rgb.shape)
+        outputs, shown = self._track(objects, header, rgb)
         t_track = time.perf_counter()
         detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
                                                                   outputs, shown)
@@ -663,11 +663,12 @@ class DepthDetRunner:
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    def _track(self, objects, header, image_shape):
+    def _track(self, objects, header, rgb):
         """Return the frame's OutputObjects and the indices published on detections.
 
-        With tracking, the tracker (with any new settings) advances to the image stamp;
-        without, every object is published raw under the per-frame alert rule.
+        With tracking, the tracker (with any new settings) advances to the image stamp
+        (the image gives the objects' appearance, for re-identification); without,
+        every object is published raw under the per-frame alert rule.
         """
         with self._lock:
             tracker, params, fusion = self._tracker, self.params, self.pipeline.fusion
@@ -676,7 +677,7 @@ class DepthDetRunner:
         if tracker is None:
             return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
-                                 fusion.class_max_depth, image_shape[1::-1])
+                                 fusion.class_max_depth, image=rgb)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
         return layout.tracked_outputs(tracked, params['publish_raw'],
                                       params['publish_tentative'], tracker.held_alerts())

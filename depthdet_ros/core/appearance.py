@@ -1,0 +1,64 @@
+"""What an object looks like, as a colour histogram: for telling objects apart over time.
+
+The tracker re-identifies an object that comes back after its track was deleted (out
+of view, or missed by the detector for longer than `max_age`) by comparing such
+descriptors. A descriptor is the hue-saturation histogram of the inner part of a box
+(its borders hold background), with low-saturation pixels binned by brightness
+instead, as their hue is noise. Stored as the square root of the normalised
+histogram: the dot product of two descriptors is then their Bhattacharyya
+coefficient, 1 for the same colours and 0 for disjoint ones.
+
+A colour histogram over a sparse grid of the box (at most SAMPLES x SAMPLES pixels)
+costs tens of microseconds; a learnt re-identification embedding would mean a third
+network per frame. On the synthetic sequences (tools/reid_similarity.py) the same
+object seen 1-10 s apart scores a median of 0.88, two objects of one class 0.38.
+"""
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+HUE_BINS = 16
+SATURATION_BINS = 3
+GRAY_BINS = 4
+SIZE = HUE_BINS * SATURATION_BINS + GRAY_BINS
+# Saturation (0-255) under which a pixel counts as grey: its hue is noise.
+GRAY_SATURATION = 40
+# Share of the box's width and height left out at each side (background).
+INSET_X, INSET_Y = 0.2, 0.1
+# Grid of at most SAMPLES x SAMPLES pixels per box.
+SAMPLES = 24
+# Fewest pixels (each side of the inset box) a descriptor is made from.
+MIN_PIXELS = 4
+
+
+def descriptor(rgb: np.ndarray, box: Sequence[float]) -> Optional[np.ndarray]:
+    """Describe box (x1, y1, x2, y2) of an RGB uint8 image by its colours: (SIZE,) floats.
+
+    None when the box's inner part holds fewer than MIN_PIXELS pixels either way.
+    """
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = box
+    inset_x, inset_y = INSET_X * (x2 - x1), INSET_Y * (y2 - y1)
+    left, right = max(0, int(x1 + inset_x)), min(width, int(x2 - inset_x))
+    top, bottom = max(0, int(y1 + inset_y)), min(height, int(y2 - inset_y))
+    if right - left < MIN_PIXELS or bottom - top < MIN_PIXELS:
+        return None
+    step_x, step_y = max(1, (right - left) // SAMPLES), max(1, (bottom - top) // SAMPLES)
+    grid = np.ascontiguousarray(rgb[top:bottom:step_y, left:right:step_x])
+    hsv = cv2.cvtColor(grid, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.int32)
+    hue, saturation, value = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    saturation_bin = np.minimum((saturation - GRAY_SATURATION) * SATURATION_BINS
+                                // (256 - GRAY_SATURATION), SATURATION_BINS - 1)
+    # OpenCV's 8-bit hue is 0..179.
+    colour_bin = (hue * HUE_BINS // 180) * SATURATION_BINS + saturation_bin
+    gray_bin = HUE_BINS * SATURATION_BINS + value * GRAY_BINS // 256
+    bins = np.where(saturation < GRAY_SATURATION, gray_bin, colour_bin)
+    counts = np.bincount(bins, minlength=SIZE).astype(np.float64)
+    return np.sqrt(counts / counts.sum())
+
+
+def blend(old: np.ndarray, new: np.ndarray, weight: float) -> np.ndarray:
+    """Average descriptors (rows), `weight` on the new ones, keeping them unit length."""
+    mixed = (1.0 - weight) * old + weight * new
+    return mixed / np.linalg.norm(mixed, axis=-1, keepdims=True)
