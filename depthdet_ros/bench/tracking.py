@@ -22,6 +22,7 @@ frame's objects into the cache (running one always first made identical code loo
 1.2x slower).
 """
 import argparse
+import functools
 import importlib.util
 import inspect
 import math
@@ -82,14 +83,19 @@ def frames(n_objects: int, n_frames: int, seed: int = 0):
         position = np.clip(position, 0, [WIDTH, HEIGHT] - size)
 
 
+@functools.lru_cache(maxsize=8)
+def _takes_image(tracker_class) -> bool:
+    """Whether a Tracker's update takes the image (a --compare file may predate it)."""
+    return 'image' in inspect.signature(tracker_class.update).parameters
+
+
 def _step(tracker, objects, stamp, rgb):
     """One frame's tracking as the node does it: the update, then the held alerts."""
-    # A --compare file may predate the image argument and the held alerts.
-    if 'image' in inspect.signature(tracker.update).parameters:
+    if _takes_image(type(tracker)):
         tracked = tracker.update(objects, stamp, 1.0, image=rgb)
     else:
         tracked = tracker.update(objects, stamp, 1.0)
-    if hasattr(tracker, 'held_alerts'):
+    if hasattr(tracker, 'held_alerts'):  # a --compare file may predate them too
         tracker.held_alerts()
     return tracked
 

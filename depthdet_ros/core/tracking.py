@@ -142,7 +142,8 @@ class TrackerConfig:
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
     alert_hold: float = 0.5  # s an alert stays on for a track missing detections (0: off)
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
-    reid_max_age: float = 10.0  # s a deleted track can be re-identified by appearance (0: off)
+    # s after its last match a deleted track can be re-identified by appearance (0: off)
+    reid_max_age: float = 10.0
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
 
     def validate(self):
