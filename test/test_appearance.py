@@ -28,31 +28,46 @@ def one_hot(index):
 
 
 def test_a_uniform_box_fills_one_bin():
-    red = image_with((100, 100, 200, 300, (255, 0, 0)), (300, 100, 400, 300, (0, 0, 255)),
-                     (450, 100, 550, 300, (128, 128, 128)))
+    red = image_with((100, 100, 200, 300, (255, 0, 0)), (300, 100, 400, 300, (0, 0, 255)))
     assert appearance.descriptor(red, (100, 100, 200, 300)) == pytest.approx(one_hot(RED_BIN))
     assert appearance.descriptor(red, (300, 100, 400, 300)) == pytest.approx(one_hot(BLUE_BIN))
-    assert appearance.descriptor(red, (450, 100, 550, 300)) == pytest.approx(one_hot(GREY_BIN))
 
 
-def test_the_box_border_is_left_out_and_shares_give_square_roots():
-    # Red in the middle 60 % of the width; blue in the outer 20 % each side is background.
-    image = image_with((100, 100, 200, 300, (0, 0, 255)), (120, 100, 180, 300, (255, 0, 0)))
-    assert appearance.descriptor(image, (100, 100, 200, 300)) == pytest.approx(one_hot(RED_BIN))
-    # Top half red, bottom half blue inside the inset box: sqrt(1/2) in each bin.
-    image = image_with((100, 100, 200, 200, (255, 0, 0)), (100, 200, 200, 300, (0, 0, 255)))
-    split = appearance.descriptor(image, (100, 100, 200, 300))
+def test_grey_pixels_go_by_brightness_and_a_grey_box_has_none():
+    # Top half red, bottom half mid grey: sqrt(1/2) in the red bin and in a grey bin.
+    image = image_with((100, 100, 200, 200, (255, 0, 0)), (100, 200, 200, 300, (128,) * 3))
     expected = np.zeros(appearance.SIZE)
-    expected[[RED_BIN, BLUE_BIN]] = np.sqrt(0.5)
-    assert split == pytest.approx(expected, abs=0.02)
-    # The dot product of two descriptors is their Bhattacharyya coefficient.
-    assert split @ one_hot(RED_BIN) == pytest.approx(np.sqrt(0.5), abs=0.02)
+    expected[[RED_BIN, GREY_BIN]] = np.sqrt(0.5)
+    described = appearance.descriptor(image, (100, 100, 200, 300))
+    assert described == pytest.approx(expected, abs=0.02)
+    # All grey (as every box of a mono camera): no descriptor, however bright.
+    grey = image_with((100, 100, 200, 300, (128,) * 3), (300, 100, 400, 300, (20,) * 3))
+    assert appearance.descriptor(grey, (100, 100, 200, 300)) is None
+    assert appearance.descriptor(grey, (300, 100, 400, 300)) is None
+    # 85 % grey (the 10 % inset box: 85 of its 100 px rows) still has one.
+    image = image_with((100, 100, 200, 300, (128,) * 3), (100, 105, 200, 140, (255, 0, 0)))
+    assert appearance.descriptor(image, (100, 100, 200, 300)) is not None
 
 
-def test_a_box_too_small_or_outside_the_image_has_no_descriptor():
-    image = image_with()
+def test_the_grid_holds_at_most_samples_squared_pixels():
+    # Red and blue columns in turn. An inner box 47 px wide is sampled every 2nd column
+    # (24 columns, not 47), all of one parity: one colour, not both.
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[:, ::2] = (255, 0, 0)
+    image[:, 1::2] = (0, 0, 255)
+    x1, x2 = 100.0, 100.0 + 47 / 0.6
+    described = appearance.descriptor(image, (x1, 100, x2, 200))
+    left, right = int(x1 + 0.2 * (x2 - x1)), int(x2 - 0.2 * (x2 - x1))
+    assert right - left == 47
+    assert described == pytest.approx(one_hot(RED_BIN if left % 2 == 0 else BLUE_BIN))
+
+
+def test_a_box_too_small_outside_the_image_or_not_finite_has_no_descriptor():
+    image = image_with((0, 0, 640, 480, (255, 0, 0)))
     assert appearance.descriptor(image, (10, 10, 14, 40)) is None  # 2 px wide inside
     assert appearance.descriptor(image, (700, 10, 800, 100)) is None
+    assert appearance.descriptor(image, (10, 10, float('nan'), 100)) is None
+    assert appearance.descriptor(image, (10, 10, float('inf'), 100)) is None
     # Partly outside: only the pixels in the image count.
     image = image_with((600, 0, 640, 100, (255, 0, 0)))
     assert appearance.descriptor(image, (600, 0, 700, 100)) == pytest.approx(one_hot(RED_BIN))
@@ -63,5 +78,5 @@ def test_blend_is_a_weighted_average_kept_unit_length():
     mixed = appearance.blend(red, blue, 0.25)
     assert np.linalg.norm(mixed) == pytest.approx(1.0)
     assert mixed[RED_BIN] / mixed[BLUE_BIN] == pytest.approx(3.0)
-    both = appearance.blend(np.stack([red, blue]), np.stack([blue, blue]), 0.5)
-    assert both[1] == pytest.approx(blue)
+    both = appearance.blend(np.stack([red, blue]), np.stack([blue, red]), 0.5)
+    assert both == pytest.approx(np.full((2, 1), np.sqrt(0.5)) * (red + blue))

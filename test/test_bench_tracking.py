@@ -55,3 +55,19 @@ def test_compare_with_a_file_that_is_no_tracker_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count('\n') == 0 and 'is not a usable core/tracking.py' in err
     assert 'no Tracker or TrackerConfig' in err
+
+
+def test_compare_with_a_tracker_that_takes_no_image(tmp_path, capsys):
+    # An older core/tracking.py, before re-identification: update() has no image.
+    older = tmp_path / 'tracking_older.py'
+    older.write_text(
+        'from depthdet_ros.core.tracking import Tracker as _Tracker, TrackerConfig\n\n\n'
+        'class Tracker(_Tracker):\n'
+        '    def update(self, objects, stamp, max_depth, class_max_depth=None,\n'
+        '               image_size=None):\n'
+        '        return super().update(objects, stamp, max_depth, class_max_depth,\n'
+        '                              image_size)\n')
+    assert bench.main(['--objects', '4', '--frames', '10', '--warmup', '2',
+                       '--compare', str(older)]) == 0
+    # No object leaves the view, so the image changes nothing but the cost.
+    assert 'outputs: same IDs and alerts' in capsys.readouterr().out

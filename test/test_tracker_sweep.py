@@ -29,3 +29,14 @@ def test_cached_frames_give_the_figures_of_depthdet_eval(models, tmp_path):  # n
         assert json.loads(json.dumps(got[section])) == expected[section], section
     switches = tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05, switches=True)
     assert len(switches) == expected['identity']['id_switches']
+    # The chair never leaves the view: no ID is given back.
+    assert tool.run(str(tmp_path / 'frames.pkl'), settings, gt_depth=0.05, reids=True) == []
+
+
+def test_reidentifications_are_counted_by_the_objects_before_and_after():
+    tool = load_tool('tracker_sweep')
+    events = [(10, 1, '5', '5'), (20, 2, '5', '6'), (30, 3, None, '6'), (40, 4, '6', None),
+              (50, 1, '5', '5')]
+    assert tool.reidentification_counts(events) == {
+        'same object': 2, 'another object': 1, 'no GT object now': 1,
+        'no GT object before': 1}

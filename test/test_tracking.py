@@ -511,15 +511,18 @@ def test_reid_needs_the_same_class_similar_colours_and_a_recent_loss():
         tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
         out = play(tracker, [seen(box, RED)] * 5 + gone + [returning], 0.0)
         assert out[-1][0].track_id == expected_id
-    # Deleted at 0.9 s (last match 0.4 s): in the gallery until 0.4 + reid_max_age.
+    # Last matched at 0.4 s, deleted at 1.0 s (0.6 s > max_age): in the gallery until
+    # 1.0 + reid_max_age.
     tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=2.0))
-    play(tracker, [seen(box, RED)] * 5 + gone, 0.0)
+    play(tracker, [seen(box, RED)] * 5 + gone[:5], 0.0)
+    assert len(tracker) == 1 and tracker.lost_ids.tolist() == []  # 0.5 s unmatched
+    tracker.update([], 1.0, 1.0, image=painted())
+    assert len(tracker) == 0 and tracker.lost_ids.tolist() == [1]
+    tracker.update([], 3.0, 1.0, image=painted())
     assert tracker.lost_ids.tolist() == [1]
-    tracker.update([], 2.4, 1.0, image=painted())
-    assert tracker.lost_ids.tolist() == [1]
-    tracker.update([], 2.5, 1.0, image=painted())
+    tracker.update([], 3.1, 1.0, image=painted())
     assert tracker.lost_ids.tolist() == []
-    out, = tracker.update(*seen(box, RED)[:1], 2.6, 1.0, image=seen(box, RED)[1])
+    out, = tracker.update(*seen(box, RED)[:1], 3.2, 1.0, image=seen(box, RED)[1])
     assert out.track_id == 2
 
 
@@ -556,3 +559,126 @@ def test_a_reidentified_track_lost_before_confirmation_can_come_back_again():
     tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
     out = play(tracker, [seen(box, RED)] * 2 + gone + [seen(box, RED)], 0.0)
     assert out[-1][0].track_id == 2
+
+
+def test_a_young_track_takes_its_id_back_once_its_box_is_whole():
+    """Back into view through the top edge: cut at first, recognised once whole."""
+    whole = (100, 60, 160, 260)
+    person = ([estimate(0.0, 0.0, 3.0, whole)],
+              painted(((100, 60, 160, 160), RED), ((100, 160, 160, 260), BLUE)))
+    # Coming down into view: only its blue legs, in a box cut by the top edge.
+    legs = ([estimate(0.0, 0.0, 3.0, (100, 0, 160, 90))], painted(((100, 0, 160, 90), BLUE)))
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    play(tracker, [person] * 5 + [([], painted())] * 10, 0.0)
+    assert tracker.lost_ids.tolist() == [1]
+    out = play(tracker, [legs, person, person, person], 1.5)
+    # Not like it at first: a new, tentative ID, then its own ID back, before confirmation.
+    assert [(o.track_id, o.confirmed) for (o,) in out] == [
+        (2, False), (1, False), (1, True), (1, True)]
+    assert tracker.lost_ids.tolist() == []
+
+
+def test_appearance_is_refreshed_every_half_second_from_whole_boxes():
+    from depthdet_ros.core import appearance
+    box, cut = (30, 100, 90, 260), (0, 100, 60, 260)  # overlapping: one track
+    red = appearance.descriptor(painted((box, RED)), box)
+    green = appearance.descriptor(painted((box, GREEN)), box)
+    tracker = Tracker(TrackerConfig(reid_max_age=5.0))
+    step = 0.125  # exact in binary: stamp differences compare exactly
+    # Born at 0 (no appearance yet: the gallery is empty), described at its first match.
+    for k, colour in enumerate([RED, RED, GREEN, GREEN, GREEN]):
+        tracker.update(*seen(box, colour)[:1], k * step, 1.0, image=seen(box, colour)[1])
+    assert tracker.appearance_stamp.tolist() == [step]
+    assert tracker.appearance[0] == pytest.approx(red)
+    # 0.5 s later: 0.7 of what it was and 0.3 of this box, unit length.
+    tracker.update(*seen(box, GREEN)[:1], 5 * step, 1.0, image=seen(box, GREEN)[1])
+    expected = appearance.blend(red, green, 0.3)
+    assert tracker.appearance_stamp.tolist() == [5 * step]
+    assert tracker.appearance[0] == pytest.approx(expected)
+    # Later boxes touch the image's left edge: none of them refreshes it.
+    for k in range(6, 12):
+        tracker.update([estimate(0.0, 0.0, 3.0, cut)], k * step, 1.0,
+                       image=painted((cut, GREEN)))
+    assert tracker.appearance_stamp.tolist() == [5 * step]
+    assert tracker.appearance[0] == pytest.approx(expected)
+
+
+def test_the_gallery_keeps_the_newest_deleted_tracks_and_forgets_on_reset():
+    from depthdet_ros.core.tracking import REID_GALLERY_SIZE
+    boxes = [(20 * (i % 30), 100 * (i // 30), 20 * (i % 30) + 15, 100 * (i // 30) + 80)
+             for i in range(REID_GALLERY_SIZE + 5)]
+    image = painted(*[(b, RED) for b in boxes])
+    objects = [estimate(0.0, 0.0, 3.0, b) for b in boxes]
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    play(tracker, [(objects, image)] * 3 + [([], image)] * 6, 0.0)
+    assert len(tracker) == 0
+    assert tracker.lost_ids.tolist() == list(range(6, REID_GALLERY_SIZE + 6))
+    tracker.update([], 0.1, 1.0, image=image)  # stamps going backwards: start over
+    assert tracker.lost_ids.tolist() == []
+
+
+def test_reid_turned_off_at_run_time_empties_the_gallery():
+    box = (100, 100, 160, 260)
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    play(tracker, [seen(box, RED)] * 5 + [([], painted())] * 10, 0.0)
+    assert tracker.lost_ids.tolist() == [1]
+    tracker.config = TrackerConfig(max_age=0.5, reid_max_age=0.0)
+    out, = tracker.update(*seen(box, RED)[:1], 1.5, 1.0, image=seen(box, RED)[1])
+    assert out.track_id == 2 and tracker.lost_ids.tolist() == []
+
+
+def test_a_returning_box_too_small_or_grey_to_describe_gets_a_new_id():
+    box = (100, 100, 160, 260)
+    for returning in (seen((300, 100, 304, 110), RED), seen(box, (128, 128, 128))):
+        tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+        out = play(tracker, [seen(box, RED)] * 5 + [([], painted())] * 10 + [returning], 0.0)
+        assert out[-1][0].track_id == 2 and tracker.lost_ids.tolist() == [1]
+
+
+def test_gallery_matching_is_an_assignment_not_first_come():
+    """A looks most like X but also like Y, B like X only: A takes Y, B takes X."""
+    tracker = Tracker(TrackerConfig(reid_min_similarity=0.8))
+    e0, e1 = np.eye(52)[0], np.eye(52)[1]
+    x, y = e0, 0.6 * e0 + 0.8 * e1  # two similar deleted tracks (0.6 to each other)
+    a = (x + 0.9 * y) / np.linalg.norm(x + 0.9 * y)
+    b = e0
+    assert a @ x > a @ y >= 0.8 and b @ x == 1.0 and b @ y < 0.8
+    tracker.lost_ids = np.array([7, 8])
+    tracker.lost_classes = np.array([0, 0])
+    tracker.lost_stamps = np.zeros(2)
+    tracker.lost_appearance = np.stack([x, y])
+    rows, lost = tracker._match_gallery(np.array([0, 0]), np.stack([a, b]))
+    # First come, first served would give A X and leave B without a match.
+    assert sorted(zip(rows.tolist(), lost.tolist())) == [(0, 1), (1, 0)]
+
+
+def test_an_id_taken_back_and_passed_on_by_a_duplicate_stays_remembered():
+    box, shifted = (100, 100, 160, 260), (140, 100, 200, 260)
+
+    def red_at(z, where):
+        return [estimate(0.0, 0.0, z, where)], painted((where, RED))
+
+    gone = [([], painted())] * 10
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    play(tracker, [red_at(2.0, box)] * 5 + gone, 0.0)
+    # Back (ID 1 taken back, tentative); its depth jumps to the wall for two frames: a
+    # second track, which the next frame's detection fits better (as in the duplicate
+    # test above), so the first is folded into it and ID 1 passes on, still tentative.
+    out = play(tracker, [red_at(2.0, box), red_at(6.0, shifted), red_at(6.0, box)], 1.5)
+    assert [o.track_id for (o,) in out] == [1, 2, 1] and not out[-1][0].confirmed
+    assert len(tracker) == 1
+    # Lost again before confirmation: ID 1 is still one to give back.
+    play(tracker, gone, 1.8)
+    assert tracker.lost_ids.tolist() == [1]
+
+
+def test_an_image_that_is_not_rgb_uint8_is_refused():
+    tracker = Tracker(TrackerConfig())
+    objects = [estimate(0.0, 0.0, 3.0, (100, 100, 160, 260))]
+    for image in (np.zeros((480, 640), np.uint8), np.zeros((480, 640, 3), np.float32),
+                  np.zeros((480, 640, 4), np.uint8), [[0]]):
+        with pytest.raises(ValueError, match='HxWx3 uint8'):
+            tracker.update(objects, 0.0, 1.0, image=image)
+    # A colour image is taken; nothing was in the gallery to give back.
+    out, = tracker.update(objects, 0.0, 1.0, image=np.zeros((480, 640, 3), np.uint8))
+    assert out.track_id == 1 and tracker.taken_back == []

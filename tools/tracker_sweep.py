@@ -3,6 +3,7 @@
     python tools/tracker_sweep.py cache bags/moving_s7 /tmp/moving_s7.pkl
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl [--gt-depth 0.05] [NAME=VALUE ...]
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl --switches   # each ID switch
+    python tools/tracker_sweep.py run /tmp/moving_s7.pkl --reids      # each ID taken back
 
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
@@ -59,10 +60,11 @@ def cache(bag, out, params_file=''):
     return len(frames)
 
 
-def run(cached, settings, gt_depth=None, switches=False):
+def run(cached, settings, gt_depth=None, switches=False, reids=False):
     """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames.
 
-    With `switches`, the list of ID switches (TrackingEvaluation.id_switches) instead.
+    With `switches`, the list of ID switches (TrackingEvaluation.id_switches) instead;
+    with `reids`, the list of re-identifications (reidentifications()).
     """
     from depthdet_ros.core.tracking import Tracker, TrackerConfig
     from depthdet_ros.eval.tracking import BagTracking, TrackingEvaluation
@@ -76,9 +78,41 @@ def run(cached, settings, gt_depth=None, switches=False):
                                     tracker=config)
     tracking = BagTracking(Tracker(config), evaluation, gt_depth, max_depth, class_max_depth,
                            MATCH_IOU)
+    taken_back, last_gt = [], {}
     for index, stamp_ns, gt_objects, objects, rgb in data['frames']:
-        tracking.step(index, stamp_ns, objects, gt_objects, rgb)
+        tracked, _, _ = tracking.step(index, stamp_ns, objects, gt_objects, rgb)
+        now = {t.track_id: _ground_truth_of(t.detection, gt_objects) for t in tracked}
+        for track_id in tracking.tracker.taken_back:
+            taken_back.append((index, track_id, last_gt.get(track_id), now.get(track_id)))
+        last_gt.update((k, v) for k, v in now.items() if v is not None)
+    if reids:
+        return taken_back
     return evaluation.id_switches() if switches else evaluation.summary()
+
+
+def _ground_truth_of(detection, gt_objects):
+    """Return the GT instance of the detection's class it overlaps most (IoU >= MATCH_IOU)."""
+    from depthdet_ros.core.types import iou_matrix
+
+    same = [g for g in gt_objects or () if g.class_name == detection.class_name]
+    if not same:
+        return None
+    box = detection.box
+    iou = iou_matrix([[box.x1, box.y1, box.x2, box.y2]],
+                     [[g.box.x1, g.box.y1, g.box.x2, g.box.y2] for g in same])[0]
+    best = int(iou.argmax())
+    return same[best].instance_id if iou[best] >= MATCH_IOU else None
+
+
+def reidentification_counts(taken_back):
+    """Count (frame, ID, GT before, GT now) events: same object, another, no GT."""
+    counts = {'same object': 0, 'another object': 0, 'no GT object now': 0,
+              'no GT object before': 0}
+    for _, _, before, now in taken_back:
+        key = ('no GT object now' if now is None else 'no GT object before' if before is None
+               else 'same object' if before == now else 'another object')
+        counts[key] += 1
+    return counts
 
 
 def main(argv=None):
@@ -99,12 +133,21 @@ def main(argv=None):
     to_run.add_argument('--switches', action='store_true',
                         help='list each ID switch: frame, GT instance, track IDs before and '
                              'after, frames since that object was last matched')
+    to_run.add_argument('--reids', action='store_true',
+                        help='list each ID given back to a detection (re-identification): '
+                             'frame, ID, the GT object it was last on and the one it is on now')
     args = parser.parse_args(argv)
     if args.command == 'cache':
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
-        result = run(args.cached, dict(args.settings), args.gt_depth, args.switches)
-        if args.switches:
+        result = run(args.cached, dict(args.settings), args.gt_depth, args.switches,
+                     args.reids)
+        if args.reids:
+            for frame, track_id, before, now in result:
+                print(f'frame {frame}: ID {track_id} given back, last on GT {before}, '
+                      f'now on GT {now}')
+            print(json.dumps(reidentification_counts(result)))
+        elif args.switches:
             for frame, instance, before, after, gap in result:
                 print(f'frame {frame}: GT {instance}, track {before} -> {after}, '
                       f'{gap} frames after its last match')

@@ -23,14 +23,18 @@ Stamps going backwards (a bag looped, a camera restarted) start over.
 Re-identification: given the frame's image (`update(..., image=)`), each track keeps
 an appearance (core.appearance, a colour histogram of its box: a running average
 refreshed every APPEARANCE_REFRESH_S from boxes the image border does not cut). A
-confirmed track deleted after max_age stays in a gallery for `reid_max_age` seconds
-after its last match; a detection no track matched takes back the ID of the gallery
-track of its class it looks most like (similarity at least `reid_min_similarity`;
-an assignment over all pairs), as a new track that is tentative until min_hits matches
-like any other, with its filters started again. So an object that left the view, or
-that the detector missed for longer than max_age, keeps its ID. There is no position
-gate: the camera may have moved meanwhile. Objects of one class with the same colours
-(two identical cups) can take each other's IDs.
+confirmed track deleted after max_age stays in a gallery for `reid_max_age` seconds;
+a detection no track matched takes back the ID of the gallery track of its class it
+looks most like (similarity at least `reid_min_similarity`; an assignment over all
+pairs), as a new track that is tentative until min_hits matches like any other, with
+its filters started again. A young track that took no ID looks again on each frame
+until it is confirmed, from boxes the border does not cut (an object coming back into
+view is cut at first), and may then take one: a tentative track's ID can change. So an
+object that left the view, or that the detector missed for longer than max_age, keeps
+its ID. There is no position gate: the camera may have moved meanwhile. Objects of one
+class with the same colours (two identical cups) can take each other's IDs; grey
+objects (and every object of a mono camera) have no descriptor and are never
+re-identified.
 
 Filters: a constant-velocity Kalman filter per track in the camera optical frame
 (state: position and velocity, white-acceleration process noise) and another on the
@@ -142,8 +146,7 @@ class TrackerConfig:
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
     alert_hold: float = 0.5  # s an alert stays on for a track missing detections (0: off)
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
-    # s after its last match a deleted track can be re-identified by appearance (0: off)
-    reid_max_age: float = 10.0
+    reid_max_age: float = 10.0  # s a deleted track can be re-identified by appearance (0: off)
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
 
     def validate(self):
@@ -370,16 +373,17 @@ class Tracker:
         self.appearance = np.zeros((0, appearance.SIZE))
         self.appearance_stamp = np.zeros(0)
         # Deleted confirmed tracks that can still be re-identified: ID, class code,
-        # matched frames, last match stamp and appearance of each.
+        # stamp of deletion and appearance of each.
         self.lost_ids = np.zeros(0, dtype=np.int64)
         self.lost_classes = np.zeros(0, dtype=np.int64)
-        self.lost_hits = np.zeros(0, dtype=np.int64)
-        self.lost_seen = np.zeros(0)
+        self.lost_stamps = np.zeros(0)
         self.lost_appearance = np.zeros((0, appearance.SIZE))
         # Per row: the ObjectEstimate of the track's last matched detection; and the
         # rows the last frame's objects went to (held_alerts holds the others' alerts).
         self._last_raw: List[ObjectEstimate] = []
         self._frame_rows = np.zeros(0, dtype=np.int64)
+        # IDs of deleted tracks given back by the last update (for diagnostics).
+        self.taken_back: List[int] = []
 
     def __len__(self):
         return len(self.ids)
@@ -398,10 +402,17 @@ class Tracker:
         cut by the image border; without it no box is taken as cut. `image`, the
         frame's RGB uint8 pixels, gives the objects' appearance, by which a deleted
         track is re-identified (reid_max_age); without it none is; it also gives the
-        image size when image_size is None.
+        image size when image_size is None. ValueError if it is not HxWx3 uint8.
+        After the update, `taken_back` lists the IDs it gave back.
         """
-        if image_size is None and image is not None:
-            image_size = image.shape[1::-1]
+        if image is not None:
+            if not (isinstance(image, np.ndarray) and image.ndim == 3
+                    and image.shape[2] == 3 and image.dtype == np.uint8):
+                raise ValueError('image must be an HxWx3 uint8 RGB array, got '
+                                 f'{getattr(image, "shape", None)} '
+                                 f'{getattr(image, "dtype", type(image).__name__)}')
+            if image_size is None:
+                image_size = image.shape[1::-1]
         # NaN stands for unknown values throughout: comparisons with it are False.
         with np.errstate(invalid='ignore', divide='ignore'):
             return self._update(objects, float(stamp), max_depth, class_max_depth or {},
@@ -412,6 +423,7 @@ class Tracker:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
+        self.taken_back = []
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp)
@@ -610,14 +622,19 @@ class Tracker:
         self.last_3d[rows] = stamp
 
     def _refresh_appearance(self, rows, det, meas: _Measurements, stamp, image):
-        """Fold matched detections into their tracks' appearance, each every so often.
+        """Fold matched detections into their tracks' appearance; re-identify young tracks.
 
-        Only from boxes whole in the image (a cut box shows part of the object), unless
-        the track has no appearance yet.
+        Every APPEARANCE_REFRESH_S, from boxes whole in the image (a cut box shows part
+        of the object; the border test of the box filter, with its release margin),
+        unless the track has no appearance yet. A tentative track that took no ID at
+        birth, while the gallery holds its class, looks on every whole box and may take
+        a deleted track's ID (its first box, coming into view, was often cut).
         """
         last = self.appearance_stamp[rows]
-        due = (stamp - last >= APPEARANCE_REFRESH_S) \
-            & (~meas.cut[det].any(axis=1) | ~np.isfinite(last))
+        whole = ~self.box_cut[rows].any(axis=1)
+        young = whole & (self.hits[rows] <= self.config.min_hits) & ~self.reidentified[rows] \
+            & np.isin(self.classes[rows], self.lost_classes)
+        due = young | ((stamp - last >= APPEARANCE_REFRESH_S) & (whole | ~np.isfinite(last)))
         for r, d in zip(rows[due].tolist(), det[due].tolist()):
             seen = appearance.descriptor(image, meas.xyxy[d])
             if seen is None:
@@ -626,36 +643,46 @@ class Tracker:
                 seen = appearance.blend(self.appearance[r], seen, APPEARANCE_WEIGHT)
             self.appearance[r] = seen
             self.appearance_stamp[r] = stamp
+        looked = rows[young & (self.appearance_stamp[rows] == stamp)]
+        if len(looked):
+            found, lost = self._match_gallery(self.classes[looked], self.appearance[looked])
+            taken = looked[found]
+            self.ids[taken] = self.lost_ids[lost]
+            self.reidentified[taken] = True
+            self._take_from_gallery(taken, lost)
 
-    def _reidentify(self, det, meas: _Measurements, image):
-        """Pair unmatched detections with the deleted tracks they are (re-identification).
+    def _match_gallery(self, classes, seen):
+        """Pair descriptors (rows of `seen`, zeros: none) with the gallery's deleted tracks.
 
         A pair needs the same class and an appearance similarity of at least
-        reid_min_similarity; the most similar pairs win (assignment). Also returns the
-        detections' descriptors (rows of zeros where none was made).
+        reid_min_similarity; the most similar pairs win (assignment). Returns the
+        indices of the paired rows and of their gallery entries.
         """
-        seen = np.zeros((len(det), appearance.SIZE))
-        candidates = np.isin(meas.classes[det], self.lost_classes).nonzero()[0]
-        for i in candidates.tolist():
-            made = appearance.descriptor(image, meas.xyxy[det[i]])
-            if made is not None:
-                seen[i] = made
         similarity = seen @ self.lost_appearance.T
-        allowed = (meas.classes[det][:, None] == self.lost_classes[None, :]) \
+        allowed = (classes[:, None] == self.lost_classes[None, :]) \
             & (similarity >= self.config.reid_min_similarity)
         if not allowed.any():
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), seen
-        new, lost = linear_sum_assignment(np.where(allowed, 1.0 - similarity, _FORBIDDEN))
-        keep = allowed[new, lost]
-        return new[keep], lost[keep], seen
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        rows, lost = linear_sum_assignment(np.where(allowed, 1.0 - similarity, _FORBIDDEN))
+        keep = allowed[rows, lost]
+        return rows[keep], lost[keep]
+
+    def _take_from_gallery(self, rows, lost):
+        """Blend the gallery's appearance into the tracks that took its IDs; drop those."""
+        self.taken_back.extend(self.lost_ids[lost].tolist())
+        self.appearance[rows] = appearance.blend(self.lost_appearance[lost],
+                                                 self.appearance[rows], APPEARANCE_WEIGHT)
+        keep = np.ones(len(self.lost_ids), dtype=bool)
+        keep[lost] = False
+        self._keep_lost(keep)
 
     def _birth(self, det, meas: _Measurements, stamp, image=None) -> np.ndarray:
         """Start a track per unmatched detection; return their rows.
 
         With `image`, a detection that looks like a deleted track of its class takes
-        its ID back (_reidentify); like any new track it is tentative until min_hits
-        matches (a false detection that looks like an old object is not published at
-        once), and its filters start again.
+        its ID back (_match_gallery); like any new track it is tentative until min_hits
+        matches (a false detection that looks like an old object is not published as
+        confirmed), and its filters start again.
         """
         n, start = len(det), len(self)
         if not n:
@@ -666,24 +693,22 @@ class Tracker:
         # A box's rates are unknown at birth: about its own size per second.
         box_P = np.stack([(config.box_noise * units) ** 2, np.zeros((n, 4)), units ** 2])
         ids = np.zeros(n, dtype=np.int64)
-        hits = np.ones(n, dtype=np.int64)
         seen = np.zeros((n, appearance.SIZE))
         seen_stamp = np.full(n, -np.inf)
+        found = lost = np.zeros(0, dtype=np.int64)
         if image is not None and len(self.lost_ids):
-            new, lost, seen = self._reidentify(det, meas, image)
-            ids[new] = self.lost_ids[lost]
-            seen[new] = appearance.blend(self.lost_appearance[lost], seen[new],
-                                         APPEARANCE_WEIGHT)
-            seen_stamp[np.any(seen > 0, axis=1)] = stamp
-            gone = np.ones(len(self.lost_ids), dtype=bool)
-            gone[lost] = False
-            self._keep_lost(gone)
+            for i in np.isin(meas.classes[det], self.lost_classes).nonzero()[0].tolist():
+                made = appearance.descriptor(image, meas.xyxy[det[i]])
+                if made is not None:
+                    seen[i], seen_stamp[i] = made, stamp
+            found, lost = self._match_gallery(meas.classes[det], seen)
+            ids[found] = self.lost_ids[lost]
         fresh_ids = ids == 0
         ids[fresh_ids] = np.arange(self._next_id, self._next_id + int(fresh_ids.sum()))
         self._next_id += int(fresh_ids.sum())
         self.ids = np.concatenate([self.ids, ids])
         self.classes = np.concatenate([self.classes, meas.classes[det]])
-        self.hits = np.concatenate([self.hits, hits])
+        self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
         self.appearance = np.concatenate([self.appearance, seen])
         self.appearance_stamp = np.concatenate([self.appearance_stamp, seen_stamp])
         self.hits_3d = np.concatenate([self.hits_3d, np.zeros(n, dtype=np.int64)])
@@ -700,6 +725,8 @@ class Tracker:
         self.P = np.concatenate([self.P, np.zeros((n, 6, 6))])
         self._last_raw.extend([None] * n)  # set by _update
         rows = np.arange(start, start + n)
+        if len(found):
+            self._take_from_gallery(rows[found], lost)
         ranged = meas.full[det] | meas.depth_only[det]
         if ranged.any():
             self._start_3d(rows[ranged], det[ranged], meas, stamp)
@@ -727,6 +754,8 @@ class Tracker:
             if self.ids[old] < self.ids[new]:
                 self.ids[new] = self.ids[old]
                 self.hits[new] = max(self.hits[new], self.hits[old])
+                # The ID goes on as one that was confirmed, or taken back, before.
+                self.reidentified[new] |= self.reidentified[old]
             self.last_seen[old] = -np.inf
 
     def _remove_old(self, stamp) -> Optional[np.ndarray]:
@@ -735,24 +764,23 @@ class Tracker:
         None when no track was deleted (every row stays where it was). Confirmed
         tracks with an appearance go to the re-identification gallery (not those
         folded into another track: their ID lives on there), which keeps each for
-        reid_max_age seconds after its last match.
+        reid_max_age seconds.
         """
         config = self.config
         if len(self.lost_ids):
-            self._keep_lost(stamp - self.lost_seen <= config.reid_max_age)
+            self._keep_lost(stamp - self.lost_stamps <= config.reid_max_age)
         keep = stamp - self.last_seen <= config.max_age
         if keep.all():
             return None
         if config.reid_max_age > 0:
             lost = ~keep & np.isfinite(self.last_seen) \
                 & ((self.hits >= config.min_hits) | self.reidentified) \
-                & np.isfinite(self.appearance_stamp) \
-                & (stamp - self.last_seen <= config.reid_max_age)
+                & np.isfinite(self.appearance_stamp)
             if lost.any():
                 self.lost_ids = np.concatenate([self.lost_ids, self.ids[lost]])
                 self.lost_classes = np.concatenate([self.lost_classes, self.classes[lost]])
-                self.lost_hits = np.concatenate([self.lost_hits, self.hits[lost]])
-                self.lost_seen = np.concatenate([self.lost_seen, self.last_seen[lost]])
+                self.lost_stamps = np.concatenate([self.lost_stamps,
+                                                   np.full(int(lost.sum()), stamp)])
                 self.lost_appearance = np.concatenate([self.lost_appearance,
                                                        self.appearance[lost]])
                 newest = np.zeros(len(self.lost_ids), dtype=bool)
@@ -768,7 +796,7 @@ class Tracker:
 
     def _keep_lost(self, keep):
         """Keep the re-identification gallery's entries where `keep` (bool) is set."""
-        for name in ('lost_ids', 'lost_classes', 'lost_hits', 'lost_seen', 'lost_appearance'):
+        for name in ('lost_ids', 'lost_classes', 'lost_stamps', 'lost_appearance'):
             setattr(self, name, getattr(self, name)[keep])
 
     def _outputs(self, objects, raw_depth, rows, max_depth,

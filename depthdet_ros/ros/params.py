@@ -87,9 +87,9 @@ PARAMS = (
     Param('track_gate_probability', 0.999, 'Share of true matches the 3D gate keeps '
           '(chi-square on the predicted position).', runtime=True, minimum=0.5,
           maximum=0.999999),
-    Param('track_reid_max_age', 10.0, 'Seconds after its last match a deleted track can be '
-          're-identified by its colours when its object comes back (out of view or missed '
-          'for longer than track_max_age); 0: off.', runtime=True, minimum=0.0,
+    Param('track_reid_max_age', 10.0, 'Seconds a deleted track is remembered, to give its ID '
+          'back to its object when it returns (out of view or missed for longer than '
+          'track_max_age), recognised by its colours; 0: off.', runtime=True, minimum=0.0,
           maximum=3600.0),
     Param('track_reid_min_similarity', 0.8, 'Least colour-histogram similarity (Bhattacharyya '
           'coefficient, 0.01-1) for a new detection to take a deleted track\'s ID.',
