@@ -327,12 +327,24 @@ def test_an_object_back_after_its_track_ended_takes_its_id_again(
         assert all(not f['detections'].detections for f in missed)
         return [f['detections'].detections[0] for f in back]
 
+    diagnostics = []
     with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
         before = play(probe, [2.0] * 4, camera)
         again = gone_and_back(probe, 4)
         # Off at run time: the next return is a new object.
         assert set_param(probe, 'track_reid_max_age', 0.0).successful
         anew = gone_and_back(probe, 11)
+        # /diagnostics counts the IDs given back: one.
+        status_name = f'{namespace.lstrip("/")}/depthdet_node: pipeline'
+        deadline = time.monotonic() + 10.0
+        taken_back = None
+        while taken_back != '1' and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.1)
+            taken_back = next((values_of(st).get('track_ids_taken_back')
+                               for msg in reversed(diagnostics) for st in msg.status
+                               if st.name == status_name), None)
+        assert taken_back == '1'
         assert node.proc.poll() is None, node.output()
     track_id = before[-1]['detections'].detections[0].id
     assert [d.id for d in again] == [track_id] * 3

@@ -678,6 +678,7 @@ class DepthDetRunner:
             return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
                                  fusion.class_max_depth, image=rgb)
+        self.stats['ids_taken_back'] += len(tracker.taken_back)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
         return layout.tracked_outputs(tracked, params['publish_raw'],
                                       params['publish_tentative'], tracker.held_alerts())
@@ -861,6 +862,7 @@ class DepthDetRunner:
             'depth_provider': self.pipeline.depth.provider,
             'depth_scaled_for': getattr(self, '_depth_camera', 'no frame yet'),
             'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
+            'track_ids_taken_back': str(self.stats['ids_taken_back']),
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',
