@@ -52,6 +52,13 @@ def node_params(tmp_path, **values):
                         diagnostics_period=0.2, **values)
 
 
+def chair_params(models, tmp_path, **values):
+    """node_params for the chair fixtures on the CPU, without the depth output."""
+    return node_params(tmp_path, detector_model=models['detector'],
+                       depth_model=models['depth'], providers='cpu', publish_depth=False,
+                       **values)
+
+
 @pytest.fixture
 def namespace(request):
     """Return a namespace for one test's node and probe.
@@ -162,9 +169,7 @@ def results_by_id(detection):
 def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
         models, ros, tmp_path, namespace):
     """2 m/s toward the camera from 5 m: one ID, velocity, a time_to_contact alert, markers."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=0.5,
-                         alert_time_to_contact=3.0, publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=0.5, alert_time_to_contact=3.0)
     camera = pinhole()
     speed = 2.0
     depths = [5.0 - speed * FRAME_S * k for k in range(15)]
@@ -224,10 +229,8 @@ def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
 def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
         models, ros, tmp_path, namespace):
     """Depth alternating 1.9 / 2.1 m around max_depth 2 m: the per-frame rule would flicker."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=2.0,
-                         alert_hysteresis=0.3, alert_time_to_contact=0.0,
-                         publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=2.0, alert_hysteresis=0.3,
+                          alert_time_to_contact=0.0)
     camera = pinhole()
     depths = [2.0 + (0.12 if k % 2 else -0.1) for k in range(14)]
     raw = [float(depth_for_red(red_for_depth(d))) for d in depths]
@@ -281,9 +284,7 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
 def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
         models, ros, tmp_path, namespace):
     """The detector misses the near chair for a frame: its alert is held, marked coasting."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=3.0,
-                         alert_time_to_contact=0.0, publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=3.0, alert_time_to_contact=0.0)
     camera = pinhole()
     with node_and_probe(params, tmp_path, namespace) as (node, probe):
         seen = play(probe, [2.0] * 4, camera)
@@ -313,9 +314,7 @@ def test_a_missed_detection_does_not_take_an_alert_off_the_safety_topic(
 def test_an_object_back_after_its_track_ended_takes_its_id_again(
         models, ros, tmp_path, namespace):
     """Missed for longer than track_max_age, the chair is recognised by its colours."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=1.0,
-                         track_max_age=0.25, publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=1.0, track_max_age=0.25)
     camera = pinhole()
 
     def gone_and_back(probe, first):
@@ -356,9 +355,8 @@ def test_an_object_back_after_its_track_ended_takes_its_id_again(
 
 def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path, namespace):
     """publish_tentative false: detections wait for track_min_hits, the alert does not."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=3.0,
-                         publish_tentative=False, track_min_hits=3, publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=3.0, publish_tentative=False,
+                          track_min_hits=3)
     with node_and_probe(params, tmp_path, namespace) as (node, probe):
         frames = play(probe, [2.0, 2.0, 2.0, 2.0], pinhole())
         assert node.proc.poll() is None, node.output()
@@ -371,9 +369,7 @@ def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_
 def test_a_frame_without_usable_camera_info_publishes_no_3d_with_tracking(
         models, ros, tmp_path, namespace):
     """The track knows x, y; a frame whose CameraInfo is refused still publishes none."""
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', max_depth=0.5,
-                         publish_depth=False)
+    params = chair_params(models, tmp_path, max_depth=0.5)
     with node_and_probe(params, tmp_path, namespace) as (node, probe):
         frames = play(probe, [2.0, 2.0, 2.0], pinhole())
         frames += play(probe, [2.0], pinhole(f=0.0), first=3)  # refused: zero focal
@@ -448,9 +444,7 @@ def test_track_max_age_shorter_than_the_frame_interval_is_reported(
 
     An outsider found 0.05 s at 10 Hz accepted in silence, every object a new ID per frame.
     """
-    params = node_params(tmp_path, detector_model=models['detector'],
-                         depth_model=models['depth'], providers='cpu', track_max_age=0.05,
-                         publish_depth=False)
+    params = chair_params(models, tmp_path, track_max_age=0.05)
     topics = {**TOPICS, '/diagnostics': DiagnosticArray}
     with node_and_probe(params, tmp_path, namespace, topics=topics) as (node, probe):
         frames = play(probe, [2.0] * 4, pinhole())  # one frame at a time, > 0.05 s apart
