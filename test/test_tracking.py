@@ -682,3 +682,22 @@ def test_an_image_that_is_not_rgb_uint8_is_refused():
     # A colour image is taken; nothing was in the gallery to give back.
     out, = tracker.update(objects, 0.0, 1.0, image=np.zeros((480, 640, 3), np.uint8))
     assert out.track_id == 1 and tracker.taken_back == []
+
+
+def test_a_grey_object_is_looked_at_while_young_then_every_half_second(monkeypatch):
+    from depthdet_ros.core import appearance
+    looks = []
+    real = appearance.descriptor
+    monkeypatch.setattr(appearance, 'descriptor',
+                        lambda image, box: looks.append(1) or real(image, box))
+    box = (100, 100, 160, 260)
+    tracker = Tracker(TrackerConfig(reid_max_age=5.0))
+    counts = []
+    for k in range(12):  # every 0.125 s (exact in binary): 0-1.375 s
+        tracker.update(*seen(box, (128, 128, 128))[:1], k * 0.125, 1.0,
+                       image=seen(box, (128, 128, 128))[1])
+        counts.append(len(looks))
+    # Born at 0 (not looked at), looked at on its matches while young (0.125, 0.25 s:
+    # hits 2, 3), then 0.5 s after each look (0.75, 1.25 s): a mono camera costs little.
+    assert counts == [0, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
+    assert not tracker.appearance.any()

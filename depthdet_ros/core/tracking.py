@@ -368,8 +368,8 @@ class Tracker:
         self.box_P = np.zeros((3, 0, 4))
         self.x = np.zeros((0, 6))
         self.P = np.zeros((0, 6, 6))
-        # Appearance descriptors (core.appearance) and when each was last refreshed
-        # (-inf: none yet).
+        # Appearance descriptors (core.appearance; zeros: none yet) and when each was
+        # last looked at (-inf: never).
         self.appearance = np.zeros((0, appearance.SIZE))
         self.appearance_stamp = np.zeros(0)
         # Deleted confirmed tracks that can still be re-identified: ID, class code,
@@ -626,24 +626,35 @@ class Tracker:
 
         Every APPEARANCE_REFRESH_S, from boxes whole in the image (a cut box shows part
         of the object; the border test of the box filter, with its release margin),
-        unless the track has no appearance yet. A tentative track that took no ID at
-        birth, while the gallery holds its class, looks on every whole box and may take
+        unless the track has never been looked at. A box without a descriptor (grey,
+        too small) is looked at again after the same interval, not every frame, but
+        on every whole box while the track is young (tentative, or confirmed this
+        frame) and has no appearance yet. A young track that took no ID at birth,
+        while the gallery holds its class, also looks on every whole box and may take
         a deleted track's ID (its first box, coming into view, was often cut).
         """
         last = self.appearance_stamp[rows]
         whole = ~self.box_cut[rows].any(axis=1)
-        young = whole & (self.hits[rows] <= self.config.min_hits) & ~self.reidentified[rows] \
-            & np.isin(self.classes[rows], self.lost_classes)
-        due = young | ((stamp - last >= APPEARANCE_REFRESH_S) & (whole | ~np.isfinite(last)))
-        for r, d in zip(rows[due].tolist(), det[due].tolist()):
-            seen = appearance.descriptor(image, meas.xyxy[d])
-            if seen is None:
-                continue
-            if np.isfinite(self.appearance_stamp[r]):
-                seen = appearance.blend(self.appearance[r], seen, APPEARANCE_WEIGHT)
-            self.appearance[r] = seen
+        young = whole & (self.hits[rows] <= self.config.min_hits)
+        due = (stamp - last >= APPEARANCE_REFRESH_S) & (whole | ~np.isfinite(last))
+        due |= young & ~self.appearance[rows].any(axis=1)
+        looking = None
+        if len(self.lost_ids):  # np.isin costs more than the rest: only with a gallery
+            looking = young & ~self.reidentified[rows] \
+                & np.isin(self.classes[rows], self.lost_classes)
+            due |= looking
+        described = np.zeros(len(rows), dtype=bool)
+        for i, r, d in zip(due.nonzero()[0].tolist(), rows[due].tolist(), det[due].tolist()):
             self.appearance_stamp[r] = stamp
-        looked = rows[young & (self.appearance_stamp[rows] == stamp)]
+            seen = appearance.descriptor(image, meas.xyxy[d])
+            if seen is not None:
+                # blend() of a track without appearance yet (zeros) is the new one.
+                self.appearance[r] = appearance.blend(self.appearance[r], seen,
+                                                      APPEARANCE_WEIGHT)
+                described[i] = True
+        if looking is None:
+            return
+        looked = rows[looking & described]
         if len(looked):
             found, lost = self._match_gallery(self.classes[looked], self.appearance[looked])
             taken = looked[found]
@@ -775,7 +786,7 @@ class Tracker:
         if config.reid_max_age > 0:
             lost = ~keep & np.isfinite(self.last_seen) \
                 & ((self.hits >= config.min_hits) | self.reidentified) \
-                & np.isfinite(self.appearance_stamp)
+                & self.appearance.any(axis=1)
             if lost.any():
                 self.lost_ids = np.concatenate([self.lost_ids, self.ids[lost]])
                 self.lost_classes = np.concatenate([self.lost_classes, self.classes[lost]])
