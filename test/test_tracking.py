@@ -555,6 +555,14 @@ def test_a_reidentified_track_lost_before_confirmation_can_come_back_again():
                + [seen(box, RED)], 0.0)
     assert out[15][0].track_id == 1 and not out[15][0].confirmed  # back for one frame
     assert out[-1][0].track_id == 1  # and again
+    # Its time in the gallery runs from the last confirmed sighting's deletion (1.0 s),
+    # not from the brief returns': a string of short false detections that look like
+    # it cannot keep an ID for ever.
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=2.0))
+    play(tracker, [seen(box, RED)] * 5 + gone + [seen(box, RED)] + gone, 0.0)
+    assert tracker.lost_ids.tolist() == [1] and tracker.lost_stamps.tolist() == [1.0]
+    tracker.update([], 3.1, 1.0, image=painted())
+    assert tracker.lost_ids.tolist() == []
     # A track that never was confirmed is not remembered.
     tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
     out = play(tracker, [seen(box, RED)] * 2 + gone + [seen(box, RED)], 0.0)

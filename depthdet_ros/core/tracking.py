@@ -357,7 +357,10 @@ class Tracker:
         self.last_3d = np.zeros(0)
         self.has_3d = np.zeros(0, dtype=bool)  # z (and velocity along it) initialised
         self.has_xy = np.zeros(0, dtype=bool)  # x, y measured too
-        self.reidentified = np.zeros(0, dtype=bool)  # born with a deleted track's ID
+        # When the track whose ID a track took back was deleted (NaN: an ID of its own):
+        # a holder deleted again before confirmation returns the ID to the gallery with
+        # that time, so reid_max_age runs from the last confirmed sighting.
+        self.deleted_at = np.zeros(0)
         self.in_proximity = np.zeros(0, dtype=bool)
         self.in_ttc = np.zeros(0, dtype=bool)
         self.box_cut = np.zeros((0, 2), dtype=bool)  # last detection cut by the border
@@ -640,7 +643,7 @@ class Tracker:
         due |= young & ~self.appearance[rows].any(axis=1)
         looking = None
         if len(self.lost_ids):  # np.isin costs more than the rest: only with a gallery
-            looking = young & ~self.reidentified[rows] \
+            looking = young & np.isnan(self.deleted_at[rows]) \
                 & np.isin(self.classes[rows], self.lost_classes)
             due |= looking
         described = np.zeros(len(rows), dtype=bool)
@@ -659,7 +662,6 @@ class Tracker:
             found, lost = self._match_gallery(self.classes[looked], self.appearance[looked])
             taken = looked[found]
             self.ids[taken] = self.lost_ids[lost]
-            self.reidentified[taken] = True
             self._take_from_gallery(taken, lost)
 
     def _match_gallery(self, classes, seen):
@@ -681,6 +683,7 @@ class Tracker:
     def _take_from_gallery(self, rows, lost):
         """Blend the gallery's appearance into the tracks that took its IDs; drop those."""
         self.taken_back.extend(self.lost_ids[lost].tolist())
+        self.deleted_at[rows] = self.lost_stamps[lost]
         self.appearance[rows] = appearance.blend(self.lost_appearance[lost],
                                                  self.appearance[rows], APPEARANCE_WEIGHT)
         keep = np.ones(len(self.lost_ids), dtype=bool)
@@ -726,7 +729,8 @@ class Tracker:
         self.outliers = np.concatenate([self.outliers, np.zeros(n, dtype=np.int64)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, stamp)])
         self.last_3d = np.concatenate([self.last_3d, np.full(n, -np.inf)])
-        self.reidentified = np.concatenate([self.reidentified, ~fresh_ids])
+        # Set for the IDs taken back by _take_from_gallery, below.
+        self.deleted_at = np.concatenate([self.deleted_at, np.full(n, np.nan)])
         for name in ('has_3d', 'has_xy', 'in_proximity', 'in_ttc'):
             setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, bool)]))
         self.box_cut = np.concatenate([self.box_cut, meas.cut[det]])
@@ -765,8 +769,8 @@ class Tracker:
             if self.ids[old] < self.ids[new]:
                 self.ids[new] = self.ids[old]
                 self.hits[new] = max(self.hits[new], self.hits[old])
-                # The ID goes on as one that was confirmed, or taken back, before.
-                self.reidentified[new] |= self.reidentified[old]
+                # The ID goes on as what it was: a fresh one, or one taken back.
+                self.deleted_at[new] = self.deleted_at[old]
             self.last_seen[old] = -np.inf
 
     def _remove_old(self, stamp) -> Optional[np.ndarray]:
@@ -784,14 +788,15 @@ class Tracker:
         if keep.all():
             return None
         if config.reid_max_age > 0:
-            lost = ~keep & np.isfinite(self.last_seen) \
-                & ((self.hits >= config.min_hits) | self.reidentified) \
+            confirmed_ids = self.hits >= config.min_hits
+            # A taken-back ID not confirmed again keeps its first deletion time.
+            since = np.where(confirmed_ids, stamp, self.deleted_at)
+            lost = ~keep & np.isfinite(self.last_seen) & (stamp - since <= config.reid_max_age) \
                 & self.appearance.any(axis=1)
             if lost.any():
                 self.lost_ids = np.concatenate([self.lost_ids, self.ids[lost]])
                 self.lost_classes = np.concatenate([self.lost_classes, self.classes[lost]])
-                self.lost_stamps = np.concatenate([self.lost_stamps,
-                                                   np.full(int(lost.sum()), stamp)])
+                self.lost_stamps = np.concatenate([self.lost_stamps, since[lost]])
                 self.lost_appearance = np.concatenate([self.lost_appearance,
                                                        self.appearance[lost]])
                 newest = np.zeros(len(self.lost_ids), dtype=bool)
@@ -799,7 +804,7 @@ class Tracker:
                 self._keep_lost(newest)
         for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
                      'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_cut', 'box_x', 'x',
-                     'P', 'appearance', 'appearance_stamp', 'reidentified'):
+                     'P', 'appearance', 'appearance_stamp', 'deleted_at'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
         self._last_raw = [obj for obj, kept in zip(self._last_raw, keep.tolist()) if kept]
