@@ -67,7 +67,8 @@ def namespace(request):
     by another test (seen in a full in-place run) would otherwise mix its messages in,
     or reset the tracker with stamps that go backwards.
     """
-    return f'/tracking_{os.getpid()}_{request.node.name.split("[")[0][-40:]}'
+    # The name's tail: a ROS name has no double underscore.
+    return f'/tracking_{os.getpid()}_{request.node.name.split("[")[0][-40:].lstrip("_")}'
 
 
 @pytest.fixture(scope='module')
@@ -351,6 +352,48 @@ def test_an_object_back_after_its_track_ended_takes_its_id_again(
     tentative = ['track/tentative' in results_by_id(d) for d in again]
     assert tentative == [True, True, False]
     assert {d.id for d in anew} == {str(int(track_id) + 1)}
+
+
+def test_a_chair_detected_twice_is_one_track_unless_duplicates_are_kept(
+        models, ros, tmp_path, namespace):
+    """The detector's second box of the chair, inside the first at its depth, is dropped.
+
+    Whole chair (100,150)-(300,400), score 0.9 x 0.95; its seat (130,260)-(270,380),
+    0.8 x 0.9, lies wholly inside it (IoU 0.34: NMS at 0.45 keeps both). Uniform red: one
+    depth for both.
+    """
+    whole = (200, 355, 200, 250, 0.9, 0.95, 0.1)
+    seat = (200, 400, 140, 120, 0.8, 0.9, 0.1)
+    params = node_params(tmp_path, detector_model=constant_detector(
+        tmp_path / 'twice.onnx', [whole, seat]), depth_model=models['depth'],
+        providers='cpu', publish_depth=False, max_depth=1.0)
+    camera = pinhole()
+    diagnostics = []
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+        once = play(probe, [2.0] * 3, camera)
+        status_name = f'{namespace.lstrip("/")}/depthdet_node: pipeline'
+        deadline = time.monotonic() + 10.0
+        dropped = None
+        while dropped != '3' and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.1)
+            dropped = next((values_of(st).get('track_duplicates_dropped')
+                            for msg in reversed(diagnostics) for st in msg.status
+                            if st.name == status_name), None)
+        assert dropped == '3'
+        assert set_param(probe, 'track_duplicate_overlap', 0.0).successful
+        twice = play(probe, [2.0] * 2, camera, first=3)
+        assert node.proc.poll() is None, node.output()
+    boxes = [f['detections'].detections for f in once]
+    assert [len(b) for b in boxes] == [1, 1, 1]
+    # The whole chair's box is the one kept (centre 200, 275; 200 x 250).
+    box = boxes[-1][0].bbox
+    assert (box.center.position.x, box.center.position.y) == pytest.approx((200, 275), abs=1)
+    assert (box.size_x, box.size_y) == pytest.approx((200, 250), abs=1)
+    assert len({b[0].id for b in boxes}) == 1
+    # Kept at run time: the seat is a second object with a track of its own.
+    assert [len(f['detections'].detections) for f in twice] == [2, 2]
+    assert len({d.id for d in twice[-1]['detections'].detections}) == 2
 
 
 def test_confirmed_tracks_only_still_alerts_on_the_first_frame(models, ros, tmp_path, namespace):

@@ -1,11 +1,12 @@
 """Tracker stage (core.tracking) on hand-made object streams with hand-computed values."""
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from depthdet_ros.core.tracking import confirmed, PROXIMITY, TIME_TO_CONTACT, Tracker, \
-    TrackerConfig
+from depthdet_ros.core.tracking import confirmed, duplicates, PROXIMITY, TIME_TO_CONTACT, \
+    Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 
 RATE = 10.0  # frames per second of the streams below
@@ -709,3 +710,56 @@ def test_a_grey_object_is_looked_at_while_young_then_every_half_second(monkeypat
     # hits 2, 3), then 0.5 s after each look (0.75, 1.25 s): a mono camera costs little.
     assert counts == [0, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
     assert not tracker.appearance.any()
+
+
+def scored(obj, score, class_name=None):
+    """Return `obj` with another detection score (and class)."""
+    detection = dataclasses.replace(obj.detection, score=score,
+                                    class_name=class_name or obj.detection.class_name)
+    return dataclasses.replace(obj, detection=detection)
+
+
+def test_duplicates_are_nested_boxes_of_one_class_at_one_depth():
+    whole = scored(estimate(0.0, 0.0, 2.0, (0, 0, 100, 200)), 0.6)
+    # Inside the whole box: 50 x 100 = 5000 px, all of it shared (overlap 1.0); depths
+    # 2.0 and 2.1 differ by 0.1 <= 0.1 x 2.1.
+    torso = scored(estimate(0.0, 0.0, 2.1, (10, 0, 60, 100)), 0.5)
+    assert duplicates([whole, torso], 0.8, 0.1) == [1]
+    # The higher score is kept, whichever box is larger (NMS order).
+    assert duplicates([scored(whole, 0.4), torso], 0.8, 0.1) == [0]
+    # Another depth (2.0 against 2.5: 0.5 > 0.25), class, or no depth: two objects.
+    assert duplicates([whole, scored(estimate(0, 0, 2.5, (10, 0, 60, 100)), 0.5)],
+                      0.8, 0.1) == []
+    assert duplicates([whole, scored(torso, 0.5, 'chair')], 0.8, 0.1) == []
+    assert duplicates([whole, scored(unranged((10, 0, 60, 100)), 0.5)], 0.8, 0.1) == []
+    # 60 x 100 = 6000 px of which 40 x 100 inside: overlap 0.667, a duplicate at 0.6 only.
+    side = scored(estimate(0.0, 0.0, 2.0, (60, 0, 120, 100)), 0.5)
+    assert duplicates([whole, side], 0.8, 0.1) == []
+    assert duplicates([whole, side], 0.6, 0.1) == [1]
+    assert duplicates([whole, torso], 0.0, 0.1) == []  # off
+
+
+def test_a_dropped_duplicate_drops_nothing_else():
+    # a (0.9) holds b wholly; b lies wholly inside c (5000 px of c's 18000), but only
+    # 6000 of a's 10000 px are in c (0.6 < 0.8): b goes, c stays.
+    a = scored(estimate(0.0, 0.0, 2.0, (0, 0, 100, 100)), 0.9)
+    b = scored(estimate(0.0, 0.0, 2.0, (0, 0, 100, 50)), 0.8)
+    c = scored(estimate(0.0, 0.0, 2.0, (0, 0, 300, 60)), 0.7)
+    assert duplicates([c, b, a], 0.8, 0.1) == [1]
+
+
+def test_a_person_detected_twice_is_followed_by_one_track():
+    tracker = Tracker(TrackerConfig())
+    kept = []
+    for k in range(5):
+        whole = scored(estimate(0.0, 0.0, 3.0, (100, 50, 200, 350)), 0.5)
+        torso = scored(estimate(0.0, 0.0, 3.0, (110, 50, 190, 200)), 0.7)
+        out = tracker.update([whole, torso], k / RATE, 1.0)
+        assert tracker.dropped == [0]  # the lower-scoring whole box, this time
+        kept.append(out)
+    assert [len(out) for out in kept] == [1] * 5
+    assert {out[0].track_id for out in kept} == {1} and len(tracker) == 1
+    assert kept[-1][0].raw.detection.box == Box(110, 50, 190, 200)
+    twice = Tracker(TrackerConfig(duplicate_overlap=0.0))
+    out = twice.update([whole, torso], 0.0, 1.0)
+    assert len(out) == 2 and twice.dropped == []

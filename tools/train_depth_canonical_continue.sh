@@ -7,7 +7,9 @@
 # Its $OUT/run/depth.onnx is the bundled models/depth.onnx (models/depth.md). To train the
 # bundled net on: INIT=models/depth.onnx OUT=runs/NEW, then evaluate and, if better,
 # replace models/depth.onnx and regenerate its figures (docs/development_notes.md).
-#   usage: tools/train_depth_canonical_continue.sh   (OUT=..., EPOCHS=..., DATA=... to change)
+# EXTRA_DATA adds training splits (e.g. data/moving/train, frames of moving sequences made
+# by tools/train_detector_moving.sh); LR changes the peak learning rate.
+#   usage: tools/train_depth_canonical_continue.sh   (OUT=, EPOCHS=, DATA=, EXTRA_DATA=, LR=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPTHDET=${DEPTHDET:-.venv/bin/depthdet}
@@ -15,14 +17,16 @@ DATA=${DATA:-data/v2}
 OUT=${OUT:-runs/depth_v2c_cont}
 EPOCHS=${EPOCHS:-8}
 INIT=${INIT:-models/candidates/depth_v2_canonical.onnx}
+LR=${LR:-1e-3}
+read -r -a EXTRA <<< "${EXTRA_DATA:-}"
 mkdir -p "$OUT"
 DEPTHDET=$DEPTHDET DATA=$DATA tools/v2_data.sh
 RESUME=()
 [[ -f $OUT/run/last.pt ]] && RESUME=(--resume)
-nice -n 19 "$DEPTHDET" train depth --data "$DATA/train" --val-data "$DATA/val" --out "$OUT/run" \
+nice -n 19 "$DEPTHDET" train depth --data "$DATA/train" "${EXTRA[@]}" --val-data "$DATA/val" --out "$OUT/run" \
     --arch hybrid_mobilenetv2 --arch-kwargs '{"decoder_width": 0.5}' --loss berhu \
     --input-size 256 320 --max-depth 12 --canonical-focal 250 --pad-prob 0.5 \
-    --epochs "$EPOCHS" --batch-size 8 --optimizer adamw --lr 1e-3 --weight-decay 0.01 \
+    --epochs "$EPOCHS" --batch-size 8 --optimizer adamw --lr "$LR" --weight-decay 0.01 \
     --warmup-steps 100 --schedule cosine --ema-decay 0.995 --ema-tau 100 \
     --max-val-frames 60 --seed 1 --device cpu --threads 1 --checkpoint-every 50 \
     --init-from "$INIT" "${RESUME[@]}" >> "$OUT/train.log" 2>&1

@@ -20,6 +20,16 @@ and short occlusions keep the ID. An unmatched track whose box overlaps a matche
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards (a bag looped, a camera restarted) start over.
 
+Duplicates: before association, a detection whose box lies at least
+`duplicate_overlap` inside a higher-scoring detection of its class (intersection over
+the smaller box) at the same depth (within `duplicate_depth_tolerance` of the larger
+depth) is the same object detected twice, and is dropped: the detector keeps a
+person's torso box beside the whole person's (IoU about 0.4, under its NMS
+threshold), a thin pole's fragments beside the whole pole, a loose box around a few
+items beside the item's own; two tracks would take turns on that object. Objects
+without a finite depth are never duplicates (a person behind another is not one).
+Greedy in score order, as NMS: a dropped box drops nothing else.
+
 Re-identification: given the frame's image (`update(..., image=)`), each track keeps
 an appearance (core.appearance, a colour histogram of its box: a running average
 refreshed every APPEARANCE_REFRESH_S from boxes the image border does not cut). A
@@ -148,6 +158,8 @@ class TrackerConfig:
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
     reid_max_age: float = 10.0  # s a deleted track can be re-identified by appearance (0: off)
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
+    duplicate_overlap: float = 0.8  # share of a box inside another for a duplicate (0: off)
+    duplicate_depth_tolerance: float = 0.1  # depth difference of duplicates, share of depth
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
@@ -167,7 +179,10 @@ class TrackerConfig:
             ('ttc_hysteresis', self.ttc_hysteresis >= 0, '>= 0 s'),
             ('alert_hold', self.alert_hold >= 0, '>= 0 s (0: off)'),
             ('reid_max_age', self.reid_max_age >= 0, '>= 0 s (0: off)'),
-            ('reid_min_similarity', 0 < self.reid_min_similarity <= 1, 'in (0, 1]'))
+            ('reid_min_similarity', 0 < self.reid_min_similarity <= 1, 'in (0, 1]'),
+            ('duplicate_overlap', 0 <= self.duplicate_overlap <= 1, 'in [0, 1] (0: off)'),
+            ('duplicate_depth_tolerance', 0 <= self.duplicate_depth_tolerance <= 1,
+             'in [0, 1]'))
         if self.ttc_source not in TTC_SOURCES:
             raise ValueError(f'ttc_source must be one of {", ".join(TTC_SOURCES)}, '
                              f'got {self.ttc_source!r}')
@@ -385,8 +400,10 @@ class Tracker:
         # rows the last frame's objects went to (held_alerts holds the others' alerts).
         self._last_raw: List[ObjectEstimate] = []
         self._frame_rows = np.zeros(0, dtype=np.int64)
-        # IDs of deleted tracks given back by the last update (for diagnostics).
+        # IDs of deleted tracks given back by the last update, and the indices of its
+        # objects dropped as duplicates (for diagnostics).
         self.taken_back: List[int] = []
+        self.dropped: List[int] = []
 
     def __len__(self):
         return len(self.ids)
@@ -397,7 +414,10 @@ class Tracker:
                class_max_depth: Optional[Dict[str, float]] = None,
                image_size: Optional[Tuple[int, int]] = None,
                image: Optional[np.ndarray] = None) -> List[TrackedObject]:
-        """Track one frame's objects (stamp in seconds); one TrackedObject per object.
+        """Track one frame's objects (stamp in seconds); a TrackedObject per object kept.
+
+        Every object is kept but duplicates (duplicate_overlap, see the module doc), in
+        input order; `dropped` lists the input indices of those dropped as duplicates.
 
         max_depth and class_max_depth are the proximity thresholds (as in
         FusionConfig), passed per frame so run-time changes apply at once.
@@ -427,6 +447,11 @@ class Tracker:
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
         self.taken_back = []
+        self.dropped = duplicates(objects, self.config.duplicate_overlap,
+                                  self.config.duplicate_depth_tolerance)
+        if self.dropped:
+            drop = set(self.dropped)
+            objects = [o for i, o in enumerate(objects) if i not in drop]
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp)
@@ -928,6 +953,45 @@ class Tracker:
         updates = self.hits_3d[rows] if config.ttc_source == 'depth' else self.hits[rows]
         contact[(threshold <= 0) | np.isnan(ttc) | (updates < config.min_hits)] = False
         self.in_ttc[rows] = contact
+
+
+def duplicates(objects: Sequence[ObjectEstimate], min_overlap: float,
+               depth_tolerance: float) -> List[int]:
+    """Return the indices of the objects that duplicate another (see the module doc).
+
+    In descending score order, an object is a duplicate when at least `min_overlap`
+    of the smaller of its box and a kept object's box lies in the other, both are of
+    one class, and their finite depths differ by at most `depth_tolerance` x the
+    larger. min_overlap 0: none is.
+    """
+    n = len(objects)
+    if min_overlap <= 0 or n < 2:
+        return []
+    rows = [(o.detection.box.x1, o.detection.box.y1, o.detection.box.x2, o.detection.box.y2,
+             o.depth.depth, o.detection.score) for o in objects]
+    numbers = np.array(rows, dtype=np.float64)
+    classes = np.unique([o.detection.class_name for o in objects], return_inverse=True)[1]
+    same = classes[:, None] == classes[None, :]
+    xyxy, depth, score = numbers[:, :4], numbers[:, 4], numbers[:, 5]
+    lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
+    hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area = np.prod(np.clip(xyxy[:, 2:] - xyxy[:, :2], 0.0, None), axis=1)
+    smaller = np.minimum(area[:, None], area[None, :])
+    with np.errstate(invalid='ignore'):  # NaN depths compare False: never duplicates
+        near = np.abs(depth[:, None] - depth[None, :]) \
+            <= depth_tolerance * np.maximum(depth[:, None], depth[None, :])
+    pairs = same & near & (inter >= min_overlap * smaller) & (smaller > 0)
+    np.fill_diagonal(pairs, False)
+    if not pairs.any():
+        return []
+    dropped = np.zeros(n, dtype=bool)
+    done = np.zeros(n, dtype=bool)
+    for i in np.argsort(-score, kind='stable'):
+        done[i] = True
+        if not dropped[i]:
+            dropped |= pairs[i] & ~done  # a kept object drops its lower-scoring duplicates
+    return dropped.nonzero()[0].tolist()
 
 
 def confirmed(tracked: Sequence[TrackedObject]) -> List[TrackedObject]:

@@ -25,7 +25,10 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   depth times (1 + N(0, noise)) instead of the network's, its 3D point and
   covariance scaled along the ray to match (`with_ground_truth_depth`): the tracker
   measured apart from the depth network. The other scores of the report stay on the
-  network's depth.
+  network's depth. The tracker drops duplicates (core.tracking.duplicates) on the
+  network's depths first, as the node would: a duplicate box that matches no GT
+  object keeps the network's depth, and beside its twin's GT depth it would no longer
+  look like the same object.
 - Alert transitions per object over its matched frames: enters and leaves of the
   raw proximity alert, of the tracked 'proximity' rule, and of the GT (GT depth
   below the threshold); an object flickers when its alert enters or leaves more often
@@ -50,7 +53,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackerConfig
+from depthdet_ros.core.tracking import duplicates, PROXIMITY, TIME_TO_CONTACT, TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
@@ -174,6 +177,10 @@ class BagTracking:
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
         """
         if self._noise is not None and gt_objects is not None:
+            config = self.tracker.config
+            dropped = set(duplicates(objects, config.duplicate_overlap,
+                                     config.duplicate_depth_tolerance))
+            objects = [o for i, o in enumerate(objects) if i not in dropped]
             objects = with_ground_truth_depth(objects, gt_objects, self._noise,
                                               self._noise_rng, self._match_iou,
                                               self._max_depth, self._class_max_depth)

@@ -635,8 +635,7 @@ class DepthDetRunner:
         t2 = time.perf_counter()
         if not _is_current(self._frame_worker):
             return  # deactivation gave up waiting for this frame: nothing more is published
-        objects = result.objects
-        outputs, shown = self._track(objects, header, rgb)
+        outputs, shown, objects = self._track(result.objects, header, rgb)
         t_track = time.perf_counter()
         detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
                                                                   outputs, shown)
@@ -664,9 +663,10 @@ class DepthDetRunner:
             self._latency[stage].append(value)
 
     def _track(self, objects, header, rgb):
-        """Return the frame's OutputObjects and the indices published on detections.
+        """Return the frame's OutputObjects, the indices on detections, and their objects.
 
-        With tracking, the tracker (with any new settings) advances to the image stamp
+        The objects are those the outputs come from: the tracker drops duplicates. With
+        tracking, the tracker (with any new settings) advances to the image stamp
         (the image gives the objects' appearance, for re-identification); without,
         every object is published raw under the per-frame alert rule.
         """
@@ -675,13 +675,17 @@ class DepthDetRunner:
             if tracker is not None:
                 tracker.config = self._tracker_config
         if tracker is None:
-            return [layout.from_estimate(o) for o in objects], list(range(len(objects)))
+            return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
+                    objects)
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
                                  fusion.class_max_depth, image=rgb)
         self.stats['ids_taken_back'] += len(tracker.taken_back)
+        self.stats['duplicates_dropped'] += len(tracker.dropped)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
-        return layout.tracked_outputs(tracked, params['publish_raw'],
-                                      params['publish_tentative'], tracker.held_alerts())
+        outputs, shown = layout.tracked_outputs(tracked, params['publish_raw'],
+                                                params['publish_tentative'],
+                                                tracker.held_alerts())
+        return outputs, shown, [t.raw for t in tracked]
 
     def _describe_depth_camera(self, camera, depth_camera, scale):
         """Say which camera depth was scaled for; logs once when it is not camera_info."""
@@ -863,6 +867,7 @@ class DepthDetRunner:
             'depth_scaled_for': getattr(self, '_depth_camera', 'no frame yet'),
             'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
             'track_ids_taken_back': str(self.stats['ids_taken_back']),
+            'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',

@@ -94,6 +94,13 @@ PARAMS = (
     Param('track_reid_min_similarity', 0.8, 'Least colour-histogram similarity (Bhattacharyya '
           'coefficient, 0.01-1) for a new detection to take a deleted track\'s ID.',
           runtime=True, minimum=0.01, maximum=1.0),
+    Param('track_duplicate_overlap', 0.8, 'A detection whose box lies this much (share of '
+          'the smaller box) inside a higher-scoring one of its class at the same depth is '
+          'one object detected twice, and is dropped before tracking; 0: off.', runtime=True,
+          minimum=0.0, maximum=1.0),
+    Param('track_duplicate_depth_tolerance', 0.1, 'Most depth difference of such '
+          'duplicates, as a share of the larger depth.', runtime=True, minimum=0.0,
+          maximum=1.0),
     Param('publish_tentative', True, 'Publish tracks before track_min_hits on detections, '
           'detections_3d and markers; proximity_alert always carries every alert.',
           runtime=True),
@@ -395,6 +402,8 @@ def tracker_config(values):
                            gate_probability=values['track_gate_probability'],
                            reid_max_age=values['track_reid_max_age'],
                            reid_min_similarity=values['track_reid_min_similarity'],
+                           duplicate_overlap=values['track_duplicate_overlap'],
+                           duplicate_depth_tolerance=values['track_duplicate_depth_tolerance'],
                            alert_hysteresis=values['alert_hysteresis'],
                            alert_time_to_contact=values['alert_time_to_contact'],
                            alert_hold=values['alert_hold'], ttc_source=values['ttc_source'])
