@@ -303,8 +303,9 @@ class _Measurements:
                          box.x1, box.y1, box.x2, box.y2, o.depth.depth, o.depth.spread,
                          located, *((position.x, position.y, position.z) if located
                                     else (0.0, 0.0, 1.0)),
-                         *((size.x, size.y) if size else (0.0, 0.0))))
-        numbers = np.array(rows, dtype=np.float64).reshape(n, 13)
+                         *((size.x, size.y) if size else (0.0, 0.0)), o.detection.score))
+        numbers = np.array(rows, dtype=np.float64).reshape(n, 14)
+        self.score = numbers[:, 13]
         self.classes = numbers[:, 0].astype(np.int64)
         self.xyxy = numbers[:, 1:5]
         self.boxes = _box_vectors(self.xyxy)
@@ -447,17 +448,19 @@ class Tracker:
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
         self.taken_back = []
-        self.dropped = duplicates(objects, self.config.duplicate_overlap,
-                                  self.config.duplicate_depth_tolerance)
-        if self.dropped:
-            drop = set(self.dropped)
-            objects = [o for i, o in enumerate(objects) if i not in drop]
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp)
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
+        self.dropped = _nested(meas.classes, meas.xyxy, meas.depth, meas.score,
+                               self.config.duplicate_overlap,
+                               self.config.duplicate_depth_tolerance)
+        if self.dropped:
+            drop = set(self.dropped)
+            objects = [o for i, o in enumerate(objects) if i not in drop]
+            meas = _Measurements(objects, self.config, self._class_codes, image_size)
         track_of, outlier = self._associate(meas, stamp)
         matched = track_of >= 0
         rows = track_of[matched]
@@ -964,24 +967,30 @@ def duplicates(objects: Sequence[ObjectEstimate], min_overlap: float,
     one class, and their finite depths differ by at most `depth_tolerance` x the
     larger. min_overlap 0: none is.
     """
-    n = len(objects)
-    if min_overlap <= 0 or n < 2:
+    if min_overlap <= 0 or len(objects) < 2:
         return []
-    rows = [(o.detection.box.x1, o.detection.box.y1, o.detection.box.x2, o.detection.box.y2,
-             o.depth.depth, o.detection.score) for o in objects]
-    numbers = np.array(rows, dtype=np.float64)
+    numbers = np.array([(o.detection.box.x1, o.detection.box.y1, o.detection.box.x2,
+                         o.detection.box.y2, o.depth.depth, o.detection.score)
+                        for o in objects], dtype=np.float64)
     classes = np.unique([o.detection.class_name for o in objects], return_inverse=True)[1]
-    same = classes[:, None] == classes[None, :]
-    xyxy, depth, score = numbers[:, :4], numbers[:, 4], numbers[:, 5]
-    lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
-    hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
-    area = np.prod(np.clip(xyxy[:, 2:] - xyxy[:, :2], 0.0, None), axis=1)
-    smaller = np.minimum(area[:, None], area[None, :])
+    return _nested(classes, numbers[:, :4], numbers[:, 4], numbers[:, 5], min_overlap,
+                   depth_tolerance)
+
+
+def _nested(classes, xyxy, depth, score, min_overlap, depth_tolerance) -> List[int]:
+    """duplicates() on arrays: class codes, Nx4 boxes, depths and scores."""
+    n = len(classes)
+    if min_overlap <= 0 or n < 2 or len(np.unique(classes)) == n:
+        return []
+    x1, y1, x2, y2 = xyxy.T
+    width = np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1)
+    height = np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1)
+    area = (x2 - x1) * (y2 - y1)
     with np.errstate(invalid='ignore'):  # NaN depths compare False: never duplicates
-        near = np.abs(depth[:, None] - depth[None, :]) \
-            <= depth_tolerance * np.maximum(depth[:, None], depth[None, :])
-    pairs = same & near & (inter >= min_overlap * smaller) & (smaller > 0)
+        pairs = (classes[:, None] == classes) & (width > 0) & (height > 0) \
+            & (width * height >= min_overlap * np.minimum(area[:, None], area)) \
+            & (np.abs(depth[:, None] - depth)
+               <= depth_tolerance * np.maximum(depth[:, None], depth))
     np.fill_diagonal(pairs, False)
     if not pairs.any():
         return []
