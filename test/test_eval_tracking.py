@@ -231,3 +231,29 @@ def test_ground_truth_depth_replaces_the_networks_along_the_ray():
     assert np.allclose(moved.covariance, covariance * 4 - 0.04 * np.outer(ray, ray))
     assert moved.detection is obj.detection
     assert moved.alert and not obj.alert  # 4 m is within the chair's 4.5 m
+
+
+def test_with_ground_truth_depth_duplicates_are_dropped_on_the_networks_depths():
+    """The tracker drops the same boxes as the node: before the GT depth replaces any.
+
+    The whole chair matches its GT box and takes its GT depth (4 m); the seat inside it
+    (IoU 0.25 < 0.5) matches nothing and keeps the network's 2 m. Dropped after the
+    replacement, the seat would be a second object, 2 m from its twin.
+    """
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.eval.tracking import BagTracking
+
+    def chair(box, score):
+        return ObjectEstimate(Detection2D(Box(*box), score, 0, 'chair'),
+                              ObjectDepth(2.0, 0.1, 1.0), None, None, None, False)
+
+    seat = (310, 150, 340, 200)  # 30 x 50 px, all inside the chair's 60 x 100
+    truth = [gt('8', CHAIR_BOX, 'chair', 4.2, 4.0)]
+    image = np.zeros((480, 640, 3), np.uint8)
+    for overlap, kept in ((0.8, 1), (0.0, 2)):
+        loop = BagTracking(Tracker(TrackerConfig(duplicate_overlap=overlap)),
+                           TrackingEvaluation(max_depth=1.0), 0.0, 1.0, {}, 0.5)
+        tracked, _, _ = loop.step(0, STAMP0, [chair(CHAIR_BOX, 0.9), chair(seat, 0.6)],
+                                  truth, image)
+        assert len(tracked) == kept
+        assert tracked[0].raw.depth.depth == 4.0  # the whole chair, at its GT depth
