@@ -2,7 +2,7 @@
 
 A stage after fusion: `Tracker.update(objects, stamp)` takes one frame's
 ObjectEstimates (FrameResult.objects) and its stamp in seconds, and returns a
-TrackedObject per input object, in the same order.
+TrackedObject per input object but duplicates (below), in the same order.
 
 Association: every track's box and 3D position are predicted to its stamp; a
 detection may join a track of the same class whose predicted box overlaps it by at
