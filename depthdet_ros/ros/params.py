@@ -96,8 +96,8 @@ PARAMS = (
           runtime=True, minimum=0.01, maximum=1.0),
     Param('track_duplicate_overlap', 0.8, 'A detection whose box lies this much (share of '
           'the smaller box) inside a higher-scoring one of its class at the same depth is '
-          'one object detected twice, and is dropped before tracking; 0: off.', runtime=True,
-          minimum=0.0, maximum=1.0),
+          'one object detected twice, and is dropped before tracking (with tracking on); '
+          '0: off.', runtime=True, minimum=0.0, maximum=1.0),
     Param('track_duplicate_depth_tolerance', 0.1, 'Most depth difference of such '
           'duplicates, as a share of the larger depth.', runtime=True, minimum=0.0,
           maximum=1.0),
