@@ -153,6 +153,22 @@ def values_of(status):
     return {kv.key: kv.value for kv in status.values}
 
 
+def diagnostic_value(probe, diagnostics, key, expected, timeout=10.0):
+    """Return the latest value of the node's /diagnostics `key`, once it reads `expected`.
+
+    `diagnostics` collects the probe's /diagnostics messages; the last value seen is
+    returned if `expected` does not come within `timeout` s.
+    """
+    status_name = f'{probe.get_namespace().lstrip("/")}/depthdet_node: pipeline'
+    deadline = time.monotonic() + timeout
+    value = None
+    while value != expected and time.monotonic() < deadline:
+        rclpy.spin_once(probe, timeout_sec=0.1)
+        value = next((values_of(st).get(key) for msg in reversed(diagnostics)
+                      for st in msg.status if st.name == status_name), None)
+    return value
+
+
 def set_param(probe, name, value):
     """Set one parameter of the probe's depthdet_node with its value's ROS type; the result."""
     client = probe.create_client(SetParameters, 'depthdet_node/set_parameters')
@@ -336,15 +352,7 @@ def test_an_object_back_after_its_track_ended_takes_its_id_again(
         assert set_param(probe, 'track_reid_max_age', 0.0).successful
         anew = gone_and_back(probe, 11)
         # /diagnostics counts the IDs given back: one.
-        status_name = f'{namespace.lstrip("/")}/depthdet_node: pipeline'
-        deadline = time.monotonic() + 10.0
-        taken_back = None
-        while taken_back != '1' and time.monotonic() < deadline:
-            rclpy.spin_once(probe, timeout_sec=0.1)
-            taken_back = next((values_of(st).get('track_ids_taken_back')
-                               for msg in reversed(diagnostics) for st in msg.status
-                               if st.name == status_name), None)
-        assert taken_back == '1'
+        assert diagnostic_value(probe, diagnostics, 'track_ids_taken_back', '1') == '1'
         assert node.proc.poll() is None, node.output()
     track_id = before[-1]['detections'].detections[0].id
     assert [d.id for d in again] == [track_id] * 3
@@ -372,15 +380,7 @@ def test_a_chair_detected_twice_is_one_track_unless_duplicates_are_kept(
     with node_and_probe(params, tmp_path, namespace) as (node, probe):
         probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
         once = play(probe, [2.0] * 3, camera)
-        status_name = f'{namespace.lstrip("/")}/depthdet_node: pipeline'
-        deadline = time.monotonic() + 10.0
-        dropped = None
-        while dropped != '3' and time.monotonic() < deadline:
-            rclpy.spin_once(probe, timeout_sec=0.1)
-            dropped = next((values_of(st).get('track_duplicates_dropped')
-                            for msg in reversed(diagnostics) for st in msg.status
-                            if st.name == status_name), None)
-        assert dropped == '3'
+        assert diagnostic_value(probe, diagnostics, 'track_duplicates_dropped', '3') == '3'
         assert set_param(probe, 'track_duplicate_overlap', 0.0).successful
         twice = play(probe, [2.0] * 2, camera, first=3)
         assert node.proc.poll() is None, node.output()
