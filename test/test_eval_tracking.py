@@ -257,3 +257,26 @@ def test_with_ground_truth_depth_duplicates_are_dropped_on_the_networks_depths()
                                   truth, image)
         assert len(tracked) == kept
         assert tracked[0].raw.depth.depth == 4.0  # the whole chair, at its GT depth
+
+
+def test_with_ground_truth_depth_boxes_apart_on_the_networks_depths_stay_apart():
+    """Duplicates are not looked for again once the GT depth has replaced the network's.
+
+    The network reads the chair at 3 m and the seat inside it at 2.05 m (two objects to the
+    node); the GT puts the chair at 2 m, within 10 % of the seat's 2.05 m.
+    """
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.eval.tracking import BagTracking
+
+    def chair(box, score, depth):
+        return ObjectEstimate(Detection2D(Box(*box), score, 0, 'chair'),
+                              ObjectDepth(depth, 0.1, 1.0), None, None, None, False)
+
+    tracker = Tracker(TrackerConfig())
+    loop = BagTracking(tracker, TrackingEvaluation(max_depth=1.0), 0.0, 1.0, {}, 0.5)
+    tracked, _, _ = loop.step(0, STAMP0, [chair(CHAIR_BOX, 0.9, 3.0),
+                                          chair((310, 150, 340, 200), 0.6, 2.05)],
+                              [gt('8', CHAIR_BOX, 'chair', 2.2, 2.0)],
+                              np.zeros((480, 640, 3), np.uint8))
+    assert [t.raw.depth.depth for t in tracked] == [2.0, 2.05]
+    assert tracker.dropped == []

@@ -737,6 +737,25 @@ def test_duplicates_are_nested_boxes_of_one_class_at_one_depth():
     assert duplicates([whole, side], 0.8, 0.1) == []
     assert duplicates([whole, side], 0.6, 0.1) == [1]
     assert duplicates([whole, torso], 0.0, 0.1) == []  # off
+    # Depths must be finite and positive: inf or 0 is no depth.
+    assert duplicates([scored(estimate(0, 0, math.inf, (0, 0, 100, 200)), 0.6), torso],
+                      0.8, 0.1) == []
+    assert duplicates([scored(estimate(0, 0, 0.0, (0, 0, 100, 200)), 0.6),
+                       scored(estimate(0, 0, 0.0, (10, 0, 60, 100)), 0.5)], 0.8, 0.1) == []
+
+
+def test_a_duplicate_does_not_take_the_proximity_alert_with_it():
+    # Whole box at 1.08 m (no alert at 1 m), its torso at 0.98 m (alert): 0.10 m apart,
+    # within 0.1 x 1.08, but only one is near enough to alert: both are kept.
+    whole = scored(estimate(0.0, 0.0, 1.08, (0, 0, 100, 200)), 0.8)
+    torso = scored(estimate(0.0, 0.0, 0.98, (10, 0, 60, 100)), 0.6)
+    assert (whole.alert, torso.alert) == (False, True)
+    assert duplicates([whole, torso], 0.8, 0.1) == []
+    out = Tracker(TrackerConfig()).update([whole, torso], 0.0, 1.0)
+    assert [o.alert_rules for o in out] == [(), (PROXIMITY,)]
+    # Both near: one object, one alert.
+    near = dataclasses.replace(whole, alert=True)
+    assert duplicates([near, torso], 0.8, 0.1) == [1]
 
 
 def test_a_dropped_duplicate_drops_nothing_else():

@@ -20,15 +20,20 @@ and short occlusions keep the ID. An unmatched track whose box overlaps a matche
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards (a bag looped, a camera restarted) start over.
 
-Duplicates: before association, a detection whose box lies at least
-`duplicate_overlap` inside a higher-scoring detection of its class (intersection over
-the smaller box) at the same depth (within `duplicate_depth_tolerance` of the larger
-depth) is the same object detected twice, and is dropped: the detector keeps a
-person's torso box beside the whole person's (IoU about 0.4, under its NMS
-threshold), a thin pole's fragments beside the whole pole, a loose box around a few
-items beside the item's own; two tracks would take turns on that object. Objects
-without a finite depth are never duplicates (a person behind another is not one).
-Greedy in score order, as NMS: a dropped box drops nothing else.
+Duplicates: before association, two detections of one class are the same object
+detected twice when the smaller box lies at least `duplicate_overlap` inside the other
+(intersection over the smaller box), their depths differ by at most
+`duplicate_depth_tolerance` of the larger one and both or neither raise the per-frame
+proximity alert; the lower-scoring one is dropped, whichever box is larger. The
+detector keeps a person's torso box beside the whole person's (IoU about 0.4, under
+its NMS threshold), a thin pole's fragments beside the whole pole, a loose box around
+a few items beside the item's own; two tracks would take turns on that object.
+Objects without a finite positive depth are never duplicates (a person behind another
+is not one), nor is a pair of which only one is near enough to alert (the alert must
+not go with the dropped box). Greedy in score order, as NMS: a dropped box drops
+nothing else. Which twin is kept follows the scores, so a track may get the torso box
+one frame and the whole box the next: a jump in box size, which the 'depth'
+time-to-contact source ignores and 'expansion' reads as motion.
 
 Re-identification: given the frame's image (`update(..., image=)`), each track keeps
 an appearance (core.appearance, a colour histogram of its box: a running average
@@ -303,9 +308,11 @@ class _Measurements:
                          box.x1, box.y1, box.x2, box.y2, o.depth.depth, o.depth.spread,
                          located, *((position.x, position.y, position.z) if located
                                     else (0.0, 0.0, 1.0)),
-                         *((size.x, size.y) if size else (0.0, 0.0)), o.detection.score))
-        numbers = np.array(rows, dtype=np.float64).reshape(n, 14)
+                         *((size.x, size.y) if size else (0.0, 0.0)), o.detection.score,
+                         o.alert))
+        numbers = np.array(rows, dtype=np.float64).reshape(n, 15)
         self.score = numbers[:, 13]
+        self.alert = numbers[:, 14] > 0
         self.classes = numbers[:, 0].astype(np.int64)
         self.xyxy = numbers[:, 1:5]
         self.boxes = _box_vectors(self.xyxy)
@@ -414,11 +421,13 @@ class Tracker:
     def update(self, objects: Sequence[ObjectEstimate], stamp: float, max_depth: float,
                class_max_depth: Optional[Dict[str, float]] = None,
                image_size: Optional[Tuple[int, int]] = None,
-               image: Optional[np.ndarray] = None) -> List[TrackedObject]:
+               image: Optional[np.ndarray] = None,
+               drop_duplicates: bool = True) -> List[TrackedObject]:
         """Track one frame's objects (stamp in seconds); a TrackedObject per object kept.
 
         Every object is kept but duplicates (duplicate_overlap, see the module doc), in
         input order; `dropped` lists the input indices of those dropped as duplicates.
+        drop_duplicates False: the caller has dropped them (duplicates()); none is.
 
         max_depth and class_max_depth are the proximity thresholds (as in
         FusionConfig), passed per frame so run-time changes apply at once.
@@ -440,9 +449,10 @@ class Tracker:
         # NaN stands for unknown values throughout: comparisons with it are False.
         with np.errstate(invalid='ignore', divide='ignore'):
             return self._update(objects, float(stamp), max_depth, class_max_depth or {},
-                                image_size, image)
+                                image_size, image, drop_duplicates)
 
-    def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image):
+    def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image,
+                drop_duplicates):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
@@ -454,9 +464,10 @@ class Tracker:
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
-        self.dropped = _nested(meas.classes, meas.xyxy, meas.depth, meas.score,
+        self.dropped = _nested(meas.classes, meas.xyxy, meas.depth, meas.score, meas.alert,
                                self.config.duplicate_overlap,
-                               self.config.duplicate_depth_tolerance)
+                               self.config.duplicate_depth_tolerance) \
+            if drop_duplicates else []
         if self.dropped:
             drop = set(self.dropped)
             objects = [o for i, o in enumerate(objects) if i not in drop]
@@ -964,21 +975,21 @@ def duplicates(objects: Sequence[ObjectEstimate], min_overlap: float,
 
     In descending score order, an object is a duplicate when at least `min_overlap`
     of the smaller of its box and a kept object's box lies in the other, both are of
-    one class, and their finite depths differ by at most `depth_tolerance` x the
-    larger. min_overlap 0: none is.
+    one class, their finite positive depths differ by at most `depth_tolerance` x the
+    larger, and both or neither raise the per-frame alert. min_overlap 0: none is.
     """
     if min_overlap <= 0 or len(objects) < 2:
         return []
     numbers = np.array([(o.detection.box.x1, o.detection.box.y1, o.detection.box.x2,
-                         o.detection.box.y2, o.depth.depth, o.detection.score)
+                         o.detection.box.y2, o.depth.depth, o.detection.score, o.alert)
                         for o in objects], dtype=np.float64)
     classes = np.unique([o.detection.class_name for o in objects], return_inverse=True)[1]
-    return _nested(classes, numbers[:, :4], numbers[:, 4], numbers[:, 5], min_overlap,
-                   depth_tolerance)
+    return _nested(classes, numbers[:, :4], numbers[:, 4], numbers[:, 5], numbers[:, 6] > 0,
+                   min_overlap, depth_tolerance)
 
 
-def _nested(classes, xyxy, depth, score, min_overlap, depth_tolerance) -> List[int]:
-    """duplicates() on arrays: class codes, Nx4 boxes, depths and scores."""
+def _nested(classes, xyxy, depth, score, alert, min_overlap, depth_tolerance) -> List[int]:
+    """duplicates() on arrays: class codes, Nx4 boxes, depths, scores, alert flags."""
     n = len(classes)
     if min_overlap <= 0 or n < 2 or len(np.unique(classes)) == n:
         return []
@@ -986,11 +997,13 @@ def _nested(classes, xyxy, depth, score, min_overlap, depth_tolerance) -> List[i
     width = np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1)
     height = np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1)
     area = (x2 - x1) * (y2 - y1)
-    with np.errstate(invalid='ignore'):  # NaN depths compare False: never duplicates
+    ranged = np.isfinite(depth) & (depth > 0)
+    with np.errstate(invalid='ignore'):
         pairs = (classes[:, None] == classes) & (width > 0) & (height > 0) \
             & (width * height >= min_overlap * np.minimum(area[:, None], area)) \
             & (np.abs(depth[:, None] - depth)
-               <= depth_tolerance * np.maximum(depth[:, None], depth))
+               <= depth_tolerance * np.maximum(depth[:, None], depth)) \
+            & ranged[:, None] & ranged & (alert[:, None] == alert)
     np.fill_diagonal(pairs, False)
     if not pairs.any():
         return []

@@ -25,10 +25,11 @@ optical-frame velocity, and world velocity to tell static objects from moving on
   depth times (1 + N(0, noise)) instead of the network's, its 3D point and
   covariance scaled along the ray to match (`with_ground_truth_depth`): the tracker
   measured apart from the depth network. The other scores of the report stay on the
-  network's depth. The tracker drops duplicates (core.tracking.duplicates) on the
-  network's depths first, as the node would: a duplicate box that matches no GT
-  object keeps the network's depth, and beside its twin's GT depth it would no longer
-  look like the same object.
+  network's depth. Duplicates (core.tracking.duplicates) are dropped on the network's
+  depths, before the GT depth replaces them, and not again after: the node finds them
+  so, and a duplicate box that matches no GT object keeps the network's depth, beside
+  which its twin's GT depth would no longer look like the same object (nor would two
+  boxes that the GT puts at one depth where the network did not).
 - Alert transitions per object over its matched frames: enters and leaves of the
   raw proximity alert, of the tracked 'proximity' rule, and of the GT (GT depth
   below the threshold); an object flickers when its alert enters or leaves more often
@@ -176,7 +177,8 @@ class BagTracking:
         Returns the tracker's output, the alerts it holds for tracks the frame missed
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
         """
-        if self._noise is not None and gt_objects is not None:
+        ground_truth = self._noise is not None and gt_objects is not None
+        if ground_truth:
             config = self.tracker.config
             dropped = set(duplicates(objects, config.duplicate_overlap,
                                      config.duplicate_depth_tolerance))
@@ -185,8 +187,10 @@ class BagTracking:
                                               self._noise_rng, self._match_iou,
                                               self._max_depth, self._class_max_depth)
         start = time.perf_counter()
+        # Duplicates found on the network's depths only, as the node finds them.
         tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
-                                      self._class_max_depth, image=rgb)
+                                      self._class_max_depth, image=rgb,
+                                      drop_duplicates=not ground_truth)
         held = self.tracker.held_alerts()
         update_ms = (time.perf_counter() - start) * 1e3
         if self.evaluation is not None and gt_objects is not None:

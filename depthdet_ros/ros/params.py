@@ -94,10 +94,11 @@ PARAMS = (
     Param('track_reid_min_similarity', 0.8, 'Least colour-histogram similarity (Bhattacharyya '
           'coefficient, 0.01-1) for a new detection to take a deleted track\'s ID.',
           runtime=True, minimum=0.01, maximum=1.0),
-    Param('track_duplicate_overlap', 0.8, 'A detection whose box lies this much (share of '
-          'the smaller box) inside a higher-scoring one of its class at the same depth is '
-          'one object detected twice, and is dropped before tracking (with tracking on); '
-          '0: off.', runtime=True, minimum=0.0, maximum=1.0),
+    Param('track_duplicate_overlap', 0.8, 'Two detections of one class at the same depth, '
+          'the smaller box lying this much (share of its area) inside the other, are one '
+          'object detected twice: the lower-scoring one is dropped before tracking (with '
+          'tracking on; not when only one of them alerts). 0: off; below 0.5 it can merge '
+          'objects side by side.', runtime=True, minimum=0.0, maximum=1.0),
     Param('track_duplicate_depth_tolerance', 0.1, 'Most depth difference of such '
           'duplicates, as a share of the larger depth.', runtime=True, minimum=0.0,
           maximum=1.0),
