@@ -978,7 +978,7 @@ def duplicates(objects: Sequence[ObjectEstimate], min_overlap: float,
     one class, their finite positive depths differ by at most `depth_tolerance` x the
     larger, and both or neither raise the per-frame alert. min_overlap 0: none is.
     """
-    if min_overlap <= 0 or len(objects) < 2:
+    if not objects:
         return []
     numbers = np.array([(o.detection.box.x1, o.detection.box.y1, o.detection.box.x2,
                          o.detection.box.y2, o.depth.depth, o.detection.score, o.alert)
