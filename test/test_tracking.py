@@ -119,6 +119,52 @@ def test_track_dies_after_max_age():
     assert out.track_id == 2 and not out.confirmed
 
 
+def test_a_one_off_box_around_a_tracked_object_does_not_take_its_next_detections():
+    """Seed 7's walker: a torso box tracked, once a loose box round the whole person.
+
+    The loose box starts a tentative track. Kept for max_age, it would win the
+    person's next loose box (IoU 1 with it against 0.35 with the torso track's box)
+    and the two tracks would take turns on the person; deleted on its first miss, the
+    next loose box goes to the person's track.
+    """
+    torso = estimate(0.0, 0.0, 3.0, (100, 50, 160, 250))
+    loose = estimate(0.0, 0.0, 3.0, (70, 20, 220, 260))  # torso box 0.35 of it (IoU)
+
+    def ids(**settings):
+        # duplicate_overlap 0: the loose box is not dropped as the torso's twin.
+        tracker = Tracker(TrackerConfig(duplicate_overlap=0.0, **settings))
+        frames = [[torso]] * 4 + [[torso, loose], [torso], [loose], [loose]]
+        return [[o.track_id for o in tracker.update(objects, k / RATE, 1.0)]
+                for k, objects in enumerate(frames)], tracker
+
+    got, tracker = ids()
+    assert got[4] == [1, 2]  # the loose box alone: a tentative track
+    assert got[5:] == [[1], [1], [1]]
+    assert tracker.ids.tolist() == [1]
+    # Kept while unmatched for up to tentative_max_age s (0.2 s by frame 6): it takes
+    # the loose boxes.
+    got, _ = ids(tentative_max_age=0.25)
+    assert got[5:] == [[1], [2], [2]]
+    got, _ = ids(tentative_max_age=0.15)
+    assert got[5:] == [[1], [1], [1]]
+
+
+def test_a_tentative_track_cut_by_the_border_survives_a_miss():
+    """An object coming into view is detected on and off: its young track waits."""
+    edge = estimate(0.0, 0.0, 3.0, (0, 100, 50, 300))
+    inside = estimate(0.0, 0.0, 3.0, (300, 100, 360, 300))
+
+    def ids(image_size):
+        tracker = Tracker(TrackerConfig())
+        frames = [[edge, inside], [], [edge, inside]]
+        return [[o.track_id for o in tracker.update(objects, k / RATE, 1.0,
+                                                    image_size=image_size)]
+                for k, objects in enumerate(frames)]
+
+    assert ids((640, 480))[2] == [1, 3]
+    assert ids(None)[2] == [3, 4]  # without the image size no box is cut
+
+
 def test_a_gap_in_the_input_longer_than_max_age_resumes_no_track():
     """No frame in between: the track is dead by the next stamp, before matching."""
     tracker = Tracker(TrackerConfig(max_age=0.5, min_hits=2))
@@ -344,6 +390,8 @@ def test_invalid_configuration_names_the_setting():
         TrackerConfig(alert_hold=-0.5).validate()
     with pytest.raises(ValueError, match='max_age'):
         TrackerConfig(max_age=float('nan')).validate()
+    with pytest.raises(ValueError, match='tentative_max_age must be >= 0 s'):
+        TrackerConfig(tentative_max_age=-0.1).validate()
 
 
 def test_time_to_contact_from_box_expansion_needs_no_depth():

@@ -16,7 +16,14 @@ linear_sum_assignment minimises (1 - IoU) + Mahalanobis^2 / gate (+ 1 outside th
 gate), so a detection at the track's depth wins over one at another depth. Unmatched
 detections start tentative tracks, confirmed after `min_hits` matched frames; a
 track not matched for more than `max_age` seconds is deleted, so missed detections
-and short occlusions keep the ID. An unmatched track whose box overlaps a matched
+and short occlusions keep the ID. A tentative track is deleted sooner, once it has
+missed a frame and been unmatched for more than `tentative_max_age` seconds (0: after
+its first miss, DeepSORT's rule), unless its last box was cut by the image border (an object coming into view
+is detected on and off at first): a one-off box around an object already tracked (a
+person's torso box, a loose box around a few items) would otherwise live on for
+max_age and take the object's next detections in turn with its track. Its alert, if
+any, goes with it (a box seen once or twice is more often a false detection than a
+near object missed for a frame). An unmatched track whose box overlaps a matched
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards (a bag looped, a camera restarted) start over.
 
@@ -165,12 +172,14 @@ class TrackerConfig:
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
     duplicate_overlap: float = 0.8  # share of a box inside another for a duplicate (0: off)
     duplicate_depth_tolerance: float = 0.1  # depth difference of duplicates, share of depth
+    tentative_max_age: float = 0.0  # s a tentative track survives unmatched (0: first miss)
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
         checks = (
             ('min_hits', self.min_hits >= 1 and int(self.min_hits) == self.min_hits, '>= 1'),
             ('max_age', self.max_age > 0, '> 0 s'),
+            ('tentative_max_age', self.tentative_max_age >= 0, '>= 0 s'),
             ('min_iou', 0 <= self.min_iou < 1, 'in [0, 1)'),
             ('gate_probability', 0 < self.gate_probability < 1, 'in (0, 1)'),
             ('accel_noise', self.accel_noise >= 0, '>= 0 m/s^2'),
@@ -455,12 +464,12 @@ class Tracker:
                 drop_duplicates):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
-        dt = 0.0 if self._stamp is None else stamp - self._stamp
-        self._stamp = stamp
+        previous, self._stamp = self._stamp, stamp
+        dt = 0.0 if previous is None else stamp - previous
         self.taken_back = []
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
-        self._remove_old(stamp)
+        self._remove_old(stamp, previous)
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
@@ -812,18 +821,25 @@ class Tracker:
                 self.deleted_at[new] = self.deleted_at[old]
             self.last_seen[old] = -np.inf
 
-    def _remove_old(self, stamp) -> Optional[np.ndarray]:
+    def _remove_old(self, stamp, previous=None) -> Optional[np.ndarray]:
         """Delete tracks unmatched for more than max_age; each old row's new row, or None.
 
-        None when no track was deleted (every row stays where it was). Confirmed
-        tracks with an appearance go to the re-identification gallery (not those
-        folded into another track: their ID lives on there), which keeps each for
-        reid_max_age seconds.
+        With the `previous` frame's stamp, tentative tracks that missed a frame and are
+        unmatched for more than tentative_max_age go too (not those whose last box was
+        cut by the image border), with their alerts. None when no track was
+        deleted (every row stays where it was). Confirmed tracks with an appearance
+        go to the re-identification gallery (not those folded into another track:
+        their ID lives on there), which keeps each for reid_max_age seconds; a
+        tentative holder of a taken-back ID returns it there.
         """
         config = self.config
         if len(self.lost_ids):
             self._keep_lost(stamp - self.lost_stamps <= config.reid_max_age)
-        keep = stamp - self.last_seen <= config.max_age
+        unmatched_for = stamp - self.last_seen
+        keep = unmatched_for <= config.max_age
+        if previous is not None:
+            keep &= (self.last_seen >= previous) | (unmatched_for <= config.tentative_max_age) \
+                | (self.hits >= config.min_hits) | self.box_cut.any(axis=1)
         if keep.all():
             return None
         if config.reid_max_age > 0:

@@ -82,6 +82,10 @@ PARAMS = (
           'by time to contact).', runtime=True, minimum=1, maximum=1000),
     Param('track_max_age', 1.0, 'Seconds a track lives on without a match (missed '
           'detections, short occlusions).', runtime=True, minimum=0.01, maximum=3600.0),
+    Param('track_tentative_max_age', 0.0, 'Seconds a tentative track (fewer than '
+          'track_min_hits matches) lives on unmatched once it has missed a frame; 0: it '
+          'ends at its first miss. A track whose box the image border cuts waits for '
+          'track_max_age.', runtime=True, minimum=0.0, maximum=3600.0),
     Param('track_min_iou', 0.1, 'Least overlap of a detection with a track\'s predicted box.',
           runtime=True, minimum=0.0, maximum=0.99),
     Param('track_gate_probability', 0.999, 'Share of true matches the 3D gate keeps '
@@ -399,6 +403,7 @@ def detector_config(values):
 def tracker_config(values):
     """Build the TrackerConfig for parameter values (ConfigError when it cannot work)."""
     config = TrackerConfig(min_hits=values['track_min_hits'], max_age=values['track_max_age'],
+                           tentative_max_age=values['track_tentative_max_age'],
                            min_iou=values['track_min_iou'],
                            gate_probability=values['track_gate_probability'],
                            reid_max_age=values['track_reid_max_age'],
