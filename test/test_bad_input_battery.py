@@ -405,6 +405,28 @@ def test_ctrl_c_while_loading_stops_quietly(executable):
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
 
 
+@pytest.mark.parametrize('executable', ['depthdet_node', 'depthdet_lifecycle_node',
+                                        'synthetic_camera'])
+@pytest.mark.parametrize('flag', ['--help', '-h'])
+def test_help_prints_usage_and_starts_no_node(executable, flag):
+    """A node given --help would ignore it and start: it prints its usage instead.
+
+    No rclpy in the process: nothing reaches DDS. A --help after --ros-args is ROS's.
+    """
+    import subprocess
+    import sys
+    code = ('import sys; from depthdet_ros.ros import entry; status = entry.run(sys.argv[1]); '
+            'print("rclpy loaded" if "rclpy" in sys.modules else "no rclpy"); sys.exit(status)')
+    done = subprocess.run([sys.executable, '-c', code, executable, flag], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f'usage: {executable} [--ros-args')
+    assert 'README.md' in done.stdout and done.stdout.rstrip().endswith('no rclpy')
+    from depthdet_ros.ros.entry import _wants_help
+    assert not _wants_help(['--ros-args', '--help'])
+    assert not _wants_help(['--ros-args', '-p', 'max_depth:=1.0'])
+
+
 def test_ctrl_c_while_the_node_is_built_stops_quietly():
     """The SIGINT handler of rclpy shuts the context down while the node is built.
 

@@ -18,7 +18,8 @@ detections start tentative tracks, confirmed after `min_hits` matched frames; a
 track not matched for more than `max_age` seconds is deleted, so missed detections
 and short occlusions keep the ID. A tentative track is deleted sooner, once it has
 missed a frame and been unmatched for more than `tentative_max_age` seconds (0: after
-its first miss, DeepSORT's rule), unless its last box was cut by the image border (an object coming into view
+its first miss, DeepSORT's rule), unless its last box was cut by the image border (as
+the expansion rate takes it, below, with BORDER_RELEASE_PX; an object coming into view
 is detected on and off at first): a one-off box around an object already tracked (a
 person's torso box, a loose box around a few items) would otherwise live on for
 max_age and take the object's next detections in turn with its track. Its alert, if

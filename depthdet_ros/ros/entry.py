@@ -18,6 +18,26 @@ MODULES = {
     'depthdet_lifecycle_node': 'depthdet_ros.ros.lifecycle_node',
     'synthetic_camera': 'depthdet_ros.ros.synthetic_camera',
 }
+# What each executable is, for --help (a node given --help would otherwise start).
+SUMMARIES = {
+    'depthdet_node': 'Objects with metric depth, 3D positions, track IDs and proximity alerts '
+                     'from a mono camera.',
+    'depthdet_lifecycle_node': 'depthdet_node as a managed (lifecycle) node: configure and '
+                               'activate it to start.',
+    'synthetic_camera': 'Rendered frames of the synthetic world with camera_info and ground '
+                        'truth.',
+}
+USAGE = """usage: {name} [--ros-args [-p NAME:=VALUE] [--params-file FILE] [-r FROM:=TO]]
+
+{summary}
+Topics and parameters: README.md (ROS interface) and config/depthdet.yaml; on a running
+node `ros2 param describe` gives each parameter's range."""
+
+
+def _wants_help(args) -> bool:
+    """Whether -h / --help comes before any --ros-args (where ROS reads its own)."""
+    own = args[:args.index('--ros-args')] if '--ros-args' in args else args
+    return '-h' in own or '--help' in own
 
 
 class _Interrupted:
@@ -35,6 +55,9 @@ class _Interrupted:
 
 def run(executable: str) -> int:
     """Import the module of `executable` with Ctrl-C leaving quietly, then run its main."""
+    if _wants_help(sys.argv[1:]):
+        print(USAGE.format(name=executable, summary=SUMMARIES[executable]))
+        return 0
     interrupted = _Interrupted()
     previous = signal.signal(signal.SIGINT, interrupted)
     try:

@@ -84,8 +84,9 @@ PARAMS = (
           'detections, short occlusions).', runtime=True, minimum=0.01, maximum=3600.0),
     Param('track_tentative_max_age', 0.0, 'Seconds a tentative track (fewer than '
           'track_min_hits matches) lives on unmatched once it has missed a frame; 0: it '
-          'ends at its first miss. A track whose box the image border cuts waits for '
-          'track_max_age.', runtime=True, minimum=0.0, maximum=3600.0),
+          'ends at its first miss. A track whose box the image border cuts (an edge within '
+          '1 px of it, 4 px while it was cut) waits for track_max_age.', runtime=True,
+          minimum=0.0, maximum=3600.0),
     Param('track_min_iou', 0.1, 'Least overlap of a detection with a track\'s predicted box.',
           runtime=True, minimum=0.0, maximum=0.99),
     Param('track_gate_probability', 0.999, 'Share of true matches the 3D gate keeps '
