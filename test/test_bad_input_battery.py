@@ -422,7 +422,11 @@ def test_help_prints_usage_and_starts_no_node(executable, flag):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f'usage: {executable} [--ros-args')
     assert 'README.md' in done.stdout and done.stdout.rstrip().endswith('no rclpy')
+
+
+def test_help_after_ros_args_is_left_to_ros():
     from depthdet_ros.ros.entry import _wants_help
+    assert _wants_help(['--help', '--ros-args', '-p', 'max_depth:=1.0'])
     assert not _wants_help(['--ros-args', '--help'])
     assert not _wants_help(['--ros-args', '-p', 'max_depth:=1.0'])
 

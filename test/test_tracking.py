@@ -123,12 +123,12 @@ def test_a_one_off_box_around_a_tracked_object_does_not_take_its_next_detections
     """Seed 7's walker: a torso box tracked, once a loose box round the whole person.
 
     The loose box starts a tentative track. Kept for max_age, it would win the
-    person's next loose box (IoU 1 with it against 0.35 with the torso track's box)
+    person's next loose box (IoU 1 with it against 0.33 with the torso track's box)
     and the two tracks would take turns on the person; deleted on its first miss, the
     next loose box goes to the person's track.
     """
     torso = estimate(0.0, 0.0, 3.0, (100, 50, 160, 250))
-    loose = estimate(0.0, 0.0, 3.0, (70, 20, 220, 260))  # torso box 0.35 of it (IoU)
+    loose = estimate(0.0, 0.0, 3.0, (70, 20, 220, 260))  # torso box 0.33 of it (IoU)
 
     def ids(**settings):
         # duplicate_overlap 0: the loose box is not dropped as the torso's twin.
@@ -147,6 +147,67 @@ def test_a_one_off_box_around_a_tracked_object_does_not_take_its_next_detections
     assert got[5:] == [[1], [2], [2]]
     got, _ = ids(tentative_max_age=0.15)
     assert got[5:] == [[1], [1], [1]]
+
+
+def test_a_young_track_alerts_through_its_missed_frame_then_ends():
+    """Its alert is held on the frame it misses (alert_hold), not after: it is gone."""
+    near = estimate(0.0, 0.0, 0.6, (200, 100, 300, 400))
+    tracker = Tracker(TrackerConfig())
+    out, = tracker.update([near], 0.0, 1.0)
+    assert out.alert_rules == (PROXIMITY,) and not out.confirmed
+    assert tracker.update([], 0.1, 1.0) == []
+    held, = tracker.held_alerts()
+    assert (held.track_id, held.held, held.alert_rules) == (1, True, (PROXIMITY,))
+    tracker.update([], 0.2, 1.0)
+    assert tracker.held_alerts() == [] and len(tracker) == 0
+    # A confirmed track's alert is held for alert_hold (0.5 s).
+    tracker = Tracker(TrackerConfig())
+    for k in range(3):
+        tracker.update([near], k / RATE, 1.0)
+    for k in range(3, 8):
+        tracker.update([], k / RATE, 1.0)
+        assert [o.track_id for o in tracker.held_alerts()] == [1]
+    tracker.update([], 0.8, 1.0)
+    assert tracker.held_alerts() == []
+
+
+def test_an_object_detected_every_other_frame_needs_a_longer_tentative_max_age():
+    box = (100, 100, 160, 260)
+    frames = [[estimate(0.0, 0.0, 3.0, box)], []] * 4
+
+    def outputs(**settings):
+        tracker = Tracker(TrackerConfig(**settings))
+        return [(o.track_id, o.confirmed) for k, objects in enumerate(frames)
+                for o in tracker.update(objects, k / RATE, 1.0)]
+
+    # Each young track ends at its miss: never confirmed (so never a time-to-contact alert).
+    assert outputs() == [(1, False), (2, False), (3, False), (4, False)]
+    # Seen again 0.2 s after its last match: a tentative_max_age of 0.2 s or more.
+    assert outputs(tentative_max_age=0.25) == [(1, False), (1, False), (1, True), (1, True)]
+
+
+def test_stamps_a_period_apart_are_not_exact_and_need_not_be():
+    """1.3 - 1.1 is 0.20000000000000018 in floating point: still within 0.2 s."""
+    box = (100, 100, 160, 260)
+    tracker = Tracker(TrackerConfig(tentative_max_age=0.2))
+    first, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 1.1, 1.0)
+    tracker.update([], 1.2, 1.0)
+    again, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 1.3, 1.0)
+    assert again.track_id == first.track_id
+
+
+def test_raising_min_hits_at_run_time_does_not_make_tracks_young_again():
+    box = (100, 100, 160, 260)
+    tracker = Tracker(TrackerConfig(reid_max_age=5.0))
+    for k in range(4):
+        out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], k / RATE, 1.0, image=painted())
+    assert out.confirmed
+    tracker.config = TrackerConfig(reid_max_age=5.0, min_hits=10)
+    tracker.update([], 0.4, 1.0)
+    tracker.update([], 0.5, 1.0)
+    assert tracker.ids.tolist() == [1]  # missed twice, lives on for max_age
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 0.6, 1.0)
+    assert (out.track_id, out.confirmed) == (1, False)  # 5 hits < 10: shown as tentative
 
 
 def test_a_tentative_track_cut_by_the_border_survives_a_miss():
@@ -604,6 +665,12 @@ def test_a_reidentified_track_lost_before_confirmation_can_come_back_again():
                + [seen(box, RED)], 0.0)
     assert out[15][0].track_id == 1 and not out[15][0].confirmed  # back for one frame
     assert out[-1][0].track_id == 1  # and again
+    # Young again, it ends once it has missed a frame, and its ID is back in the gallery
+    # at once, with the time of the last confirmed sighting's deletion (1.0 s).
+    tracker = Tracker(TrackerConfig(max_age=0.5, reid_max_age=5.0))
+    play(tracker, [seen(box, RED)] * 5 + gone + [seen(box, RED)] + gone[:2], 0.0)
+    assert tracker.ids.tolist() == []
+    assert tracker.lost_ids.tolist() == [1] and tracker.lost_stamps.tolist() == [1.0]
     # Its time in the gallery runs from the last confirmed sighting's deletion (1.0 s),
     # not from the brief returns': a string of short false detections that look like
     # it cannot keep an ID for ever.

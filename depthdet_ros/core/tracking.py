@@ -173,7 +173,7 @@ class TrackerConfig:
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
     duplicate_overlap: float = 0.8  # share of a box inside another for a duplicate (0: off)
     duplicate_depth_tolerance: float = 0.1  # depth difference of duplicates, share of depth
-    tentative_max_age: float = 0.0  # s a tentative track survives unmatched (0: first miss)
+    tentative_max_age: float = 0.0  # s a young track lives unmatched (0: first miss; >= max_age off)
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
@@ -384,6 +384,9 @@ class Tracker:
         self.ids = np.zeros(0, dtype=np.int64)
         self.classes = np.zeros(0, dtype=np.int64)  # class codes (_class_codes)
         self.hits = np.zeros(0, dtype=np.int64)
+        # Reached min_hits once: raising min_hits at run time does not make a track
+        # young again (to be deleted at its first miss, and not remembered).
+        self.was_confirmed = np.zeros(0, dtype=bool)
         self.hits_3d = np.zeros(0, dtype=np.int64)
         self.outliers = np.zeros(0, dtype=np.int64)  # consecutive depth outliers
         self.last_seen = np.zeros(0)
@@ -630,6 +633,7 @@ class Tracker:
         self.box_x[rows] = x
         self.box_P[:, rows] = P
         self.hits[rows] += 1
+        self.was_confirmed[rows] |= self.hits[rows] >= config.min_hits
         self.last_seen[rows] = stamp
         self.box_cut[rows] = cut
         fresh = self.has_3d[rows] & (stamp - self.last_3d[rows] <= config.max_age)
@@ -772,6 +776,8 @@ class Tracker:
         self.ids = np.concatenate([self.ids, ids])
         self.classes = np.concatenate([self.classes, meas.classes[det]])
         self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
+        self.was_confirmed = np.concatenate([self.was_confirmed,
+                                             np.full(n, config.min_hits <= 1)])
         self.appearance = np.concatenate([self.appearance, seen])
         self.appearance_stamp = np.concatenate([self.appearance_stamp, seen_stamp])
         self.hits_3d = np.concatenate([self.hits_3d, np.zeros(n, dtype=np.int64)])
@@ -818,6 +824,7 @@ class Tracker:
             if self.ids[old] < self.ids[new]:
                 self.ids[new] = self.ids[old]
                 self.hits[new] = max(self.hits[new], self.hits[old])
+                self.was_confirmed[new] |= self.was_confirmed[old]
                 # The ID goes on as what it was: a fresh one, or one taken back.
                 self.deleted_at[new] = self.deleted_at[old]
             self.last_seen[old] = -np.inf
@@ -839,14 +846,15 @@ class Tracker:
         unmatched_for = stamp - self.last_seen
         keep = unmatched_for <= config.max_age
         if previous is not None:
-            keep &= (self.last_seen >= previous) | (unmatched_for <= config.tentative_max_age) \
-                | (self.hits >= config.min_hits) | self.box_cut.any(axis=1)
+            # 1 us of slack, as in held_alerts: stamps a frame period apart are not exact.
+            keep &= (self.last_seen >= previous) \
+                | (unmatched_for <= config.tentative_max_age + 1e-6) \
+                | self.was_confirmed | self.box_cut.any(axis=1)
         if keep.all():
             return None
         if config.reid_max_age > 0:
-            confirmed_ids = self.hits >= config.min_hits
             # A taken-back ID not confirmed again keeps its first deletion time.
-            since = np.where(confirmed_ids, stamp, self.deleted_at)
+            since = np.where(self.was_confirmed, stamp, self.deleted_at)
             lost = ~keep & np.isfinite(self.last_seen) & (stamp - since <= config.reid_max_age) \
                 & self.appearance.any(axis=1)
             if lost.any():
@@ -858,9 +866,10 @@ class Tracker:
                 newest = np.zeros(len(self.lost_ids), dtype=bool)
                 newest[-REID_GALLERY_SIZE:] = True
                 self._keep_lost(newest)
-        for name in ('ids', 'classes', 'hits', 'hits_3d', 'outliers', 'last_seen', 'last_3d',
-                     'has_3d', 'has_xy', 'in_proximity', 'in_ttc', 'box_cut', 'box_x', 'x',
-                     'P', 'appearance', 'appearance_stamp', 'deleted_at'):
+        for name in ('ids', 'classes', 'hits', 'was_confirmed', 'hits_3d', 'outliers',
+                     'last_seen', 'last_3d', 'has_3d', 'has_xy', 'in_proximity', 'in_ttc',
+                     'box_cut', 'box_x', 'x', 'P', 'appearance', 'appearance_stamp',
+                     'deleted_at'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
         self._last_raw = [obj for obj, kept in zip(self._last_raw, keep.tolist()) if kept]

@@ -35,7 +35,7 @@ node `ros2 param describe` gives each parameter's range."""
 
 
 def _wants_help(args) -> bool:
-    """Whether -h / --help comes before any --ros-args (where ROS reads its own)."""
+    """Whether -h / --help comes before any --ros-args (what follows is ROS's to read)."""
     own = args[:args.index('--ros-args')] if '--ros-args' in args else args
     return '-h' in own or '--help' in own
 
