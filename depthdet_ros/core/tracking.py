@@ -173,7 +173,7 @@ class TrackerConfig:
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
     duplicate_overlap: float = 0.8  # share of a box inside another for a duplicate (0: off)
     duplicate_depth_tolerance: float = 0.1  # depth difference of duplicates, share of depth
-    tentative_max_age: float = 0.0  # s a young track lives unmatched (0: first miss; >= max_age off)
+    tentative_max_age: float = 0.0  # s a young track lives unmatched (0: 1st miss; >= max_age off)
 
     def validate(self):
         """Raise ValueError naming the first invalid setting."""
