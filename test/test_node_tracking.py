@@ -273,6 +273,8 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
     assert int(retracked['detections'].detections[0].id) > track_id
     (detection,) = untracked['detections_3d'].detections
     assert detection.id == '' and len(detection.results) == 1
+    (detection,) = untracked['detections'].detections
+    assert [r.hypothesis.class_id for r in detection.results] == ['chair']
     assert detection.results[0].pose.pose.position.z == pytest.approx(raw[0], abs=1e-4)
     (alert,) = untracked['proximity_alert'].detections
     assert [r.hypothesis.class_id for r in alert.results] == ['chair', 'alert/proximity']
@@ -288,10 +290,18 @@ def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(
         if index < 2:
             assert kinds[-2:] == ['alert/proximity', 'track/tentative']
             assert [r.hypothesis.class_id for r in detection.results] == [
-                'chair', 'track/tentative']
+                'chair', 'time_to_contact', 'track/tentative']
         else:
             assert kinds[-1] == 'alert/proximity'
-            assert [r.hypothesis.class_id for r in detection.results] == ['chair']
+            assert [r.hypothesis.class_id for r in detection.results] == [
+                'chair', 'time_to_contact']
+            # The same time to contact as on detections_3d (seconds, closing speed, distance).
+            (located,) = f['detections_3d'].detections
+            ttc_2d, ttc_3d = (next(r.pose.pose.position for r in d.results
+                                   if r.hypothesis.class_id == 'time_to_contact')
+                              for d in (detection, located))
+            np.testing.assert_array_equal([ttc_2d.x, ttc_2d.y, ttc_2d.z],
+                                          [ttc_3d.x, ttc_3d.y, ttc_3d.z])
     # From detections: the first frame may beat its CameraInfo (z known, no 3D detection).
     published = [f['detections'].detections[0].results[0].pose.pose.position.z
                  for f in frames]

@@ -12,14 +12,16 @@ What the fields carry (README, "Tracking, alerts and markers"):
   tracking).
 - `results[0]`: class name and score; its pose is the object's position (smoothed
   unless publish_raw) with its covariance, NaN for unknown coordinates (REP 117).
-- Detection3D only, after results[0], hypotheses with reserved class ids and score 0
-  (so a consumer taking the best-scoring hypothesis still reads the class):
-  `velocity` (pose.position = velocity in m/s in the camera optical frame, relative to
-  the camera; covariance[0:3, 0:3] its covariance) and `time_to_contact`
-  (pose.position.x = seconds, inf when not closing, NaN unknown; .y = closing speed in
-  m/s, positive approaching; .z = distance in m), both with tracking only;
-  and on proximity_alert `alert/proximity` and/or `alert/time_to_contact`: the rules
-  that put the object there.
+- After results[0], hypotheses with reserved class ids and score 0 (so a consumer
+  taking the best-scoring hypothesis still reads the class), with tracking only:
+  Detection3D `velocity` (pose.position = velocity in m/s in the camera optical frame,
+  relative to the camera; covariance[0:3, 0:3] its covariance); Detection2D and
+  Detection3D `time_to_contact` (pose.position.x = seconds, inf when not closing, NaN
+  unknown; .y = closing speed in m/s, positive approaching; .z = distance in m: on
+  Detection2D too, as an object of unknown depth has none of the others, and its time
+  to contact from box expansion reaches a consumer only there); and on proximity_alert
+  `alert/proximity` and/or `alert/time_to_contact`: the rules that put the object
+  there.
 - Detection2D and Detection3D, after those: `track/tentative` (score 0) on a track that has not
   yet passed track_min_hits (published with publish_tentative, and on proximity_alert
   always), so that a reader of a topic or a bag can tell it from a confirmed one; and,
@@ -198,8 +200,20 @@ def class_hypothesis(make, obj: OutputObject):
                        _pose(make, position, cov))
 
 
-def motion_hypotheses(make, obj: OutputObject):
-    """Build the `velocity` and `time_to_contact` hypotheses of a tracked object (else [])."""
+def contact_hypotheses(make, obj: OutputObject):
+    """Build the `time_to_contact` hypothesis of a tracked object, in a list (else [])."""
+    if obj.track_id is None:
+        return []
+    return [_hypothesis(make, TIME_TO_CONTACT, 0.0, _pose(
+        make, _point(make, obj.time_to_contact, obj.closing_speed, obj.distance),
+        np.zeros(36)))]
+
+
+def motion_hypotheses(make, obj: OutputObject, contact=None):
+    """Build the `velocity` and `time_to_contact` hypotheses of a tracked object (else []).
+
+    `contact`: its contact_hypotheses when already built.
+    """
     if obj.track_id is None:
         return []
     out = []
@@ -208,10 +222,7 @@ def motion_hypotheses(make, obj: OutputObject):
         cov[:3, :3] = obj.velocity_covariance
         out.append(_hypothesis(make, VELOCITY, 0.0, _pose(
             make, _point(make, obj.velocity.x, obj.velocity.y, obj.velocity.z), cov)))
-    out.append(_hypothesis(make, TIME_TO_CONTACT, 0.0, _pose(
-        make, _point(make, obj.time_to_contact, obj.closing_speed, obj.distance),
-        np.zeros(36))))
-    return out
+    return out + (contact if contact is not None else contact_hypotheses(make, obj))
 
 
 def _alert_hypotheses(make, obj: OutputObject, pose):
@@ -236,16 +247,17 @@ def _bbox2d(make, box):
                 size_x=float(box.width), size_y=float(box.height))
 
 
-def detections_2d(make, header, objects, hypotheses=None):
+def detections_2d(make, header, objects, hypotheses=None, contact=None):
     """Detection2DArray: box in input pixels, class and score, 3D point in the pose.
 
-    `hypotheses` (one class hypothesis per object, as frame_messages shares them) saves
-    rebuilding them.
+    `hypotheses` and `contact` (each object's class and time-to-contact hypotheses, as
+    frame_messages shares them) save rebuilding them.
     """
     detections = []
     for index, obj in enumerate(objects):
         hypothesis = hypotheses[index] if hypotheses else class_hypothesis(make, obj)
-        results = [hypothesis] + _status_hypotheses(make, obj, hypothesis.pose)
+        results = [hypothesis] + (contact[index] if contact else contact_hypotheses(make, obj))
+        results += _status_hypotheses(make, obj, hypothesis.pose)
         detections.append(make('vision_msgs/msg/Detection2D', header=header,
                                results=results, bbox=_bbox2d(make, obj.detection.box),
                                id=_track_id(obj)))
@@ -294,14 +306,16 @@ def frame_messages(make, header, objects, published=None):
     tracks). Each object's hypotheses are built once and shared by the messages.
     """
     hypotheses = [class_hypothesis(make, obj) for obj in objects]
-    motion = [motion_hypotheses(make, obj) for obj in objects]
+    contact = [contact_hypotheses(make, obj) for obj in objects]
+    motion = [motion_hypotheses(make, obj, ttc) for obj, ttc in zip(objects, contact)]
     shown = range(len(objects)) if published is None else published
     alerted = [i for i, obj in enumerate(objects) if obj.alert]
 
     def pick(indices, items):
         return [items[i] for i in indices]
 
-    return (detections_2d(make, header, pick(shown, objects), pick(shown, hypotheses)),
+    return (detections_2d(make, header, pick(shown, objects), pick(shown, hypotheses),
+                          pick(shown, contact)),
             detections_3d(make, header, pick(shown, objects), hypotheses=pick(shown, hypotheses),
                           motion=pick(shown, motion)),
             detections_3d(make, header, pick(alerted, objects), keep_unlocated=True,
