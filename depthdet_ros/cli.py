@@ -7,6 +7,8 @@ code. Modules import heavy dependencies (torch, mujoco, rclpy) inside `func`, so
 """
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 # (subcommand, module) in the order `depthdet --help` lists them.
@@ -80,6 +82,11 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of a pipe left (`| head`): no traceback, and none when Python
+        # flushes stdout at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == '__main__':

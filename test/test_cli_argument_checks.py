@@ -333,3 +333,27 @@ def test_synth_stats_refuses_what_is_not_a_split(tmp_path, capsys, coco, words):
         path = write_split(tmp_path / 'split', coco)
     assert main(['synth', 'stats', str(path)]) == 2
     one_error_line(capsys, 'synth', *words)
+
+
+def test_train_depth_refuses_an_input_size_the_encoder_cannot_halve(monkeypatch, capsys,
+                                                                     tmp_path):
+    """Before: a tensor-size RuntimeError traceback in the first training step."""
+    from depthdet_ros.train import cli as train_cli
+    monkeypatch.setattr(train_cli, '_datasets', lambda args: (None, None))
+    assert main(['train', 'depth', '--data', 'd', '--val-data', 'v', '--out',
+                 str(tmp_path / 'run'), '--input-size', '120', '160']) == 2
+    one_error_line(capsys, 'train', '--input-size 120 160', 'multiples of 32')
+
+
+def test_output_into_a_pipe_whose_reader_left_ends_quietly():
+    """`depthdet synth stats | head` used to end in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'synth', 'stats', '--frames', '1',
+         '--size', '64x48', '--quality', 'fast'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before the first line is written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert b'Traceback' not in err and b'BrokenPipe' not in err, err

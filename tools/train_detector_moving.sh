@@ -42,7 +42,8 @@ nice -n 19 "$DEPTHDET" train detector --data "$DATA/train" "$MOVING/train" --val
     --batch-size 16 --optimizer adamw --lr 5e-4 --weight-decay 0.01 --warmup-steps 50 \
     --schedule cosine --close-mosaic 1 --ema-decay 0.995 --ema-tau 100 --seed 0 \
     --init-from "$OUT/init.onnx" --device cpu --threads 1 --checkpoint-every 25 \
-    "${RESUME[@]}" >> "$OUT/train.log" 2>&1
+    "${RESUME[@]}" >> "$OUT/train.log" 2>&1 \
+    || { echo "training failed; the end of $OUT/train.log:" >&2; tail -n 5 "$OUT/train.log" >&2; exit 1; }
 for split in "$DATA/test:v2" "$MOVING/test:moving"; do
     for model in "$OUT/init.onnx:before" "$OUT/run/detector.onnx:after"; do
         echo "## ${split##*:} held out, ${model##*:} ($(basename "${model%%:*}"))"

@@ -94,7 +94,8 @@ def add_parser(subparsers):
     model.add_argument('--loss', choices=('berhu', 'l1_grad_ssim', 'silog_grad'),
                        default=depth_defaults.loss)
     model.add_argument('--input-size', type=positive_int, nargs=2, metavar=('H', 'W'),
-                       default=list(depth_defaults.input_size))
+                       default=list(depth_defaults.input_size),
+                       help='training input, both multiples of 32 (default: %(default)s)')
     model.add_argument('--no-augment', dest='augment', action='store_false',
                        help='train on the runtime view of each frame, unaugmented')
     model.add_argument('--max-depth', type=positive_float, default=depth_defaults.max_depth,
