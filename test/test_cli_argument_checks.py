@@ -335,8 +335,8 @@ def test_synth_stats_refuses_what_is_not_a_split(tmp_path, capsys, coco, words):
     one_error_line(capsys, 'synth', *words)
 
 
-def test_train_depth_refuses_an_input_size_the_encoder_cannot_halve(monkeypatch, capsys,
-                                                                     tmp_path):
+def test_train_depth_refuses_an_input_size_the_encoder_cannot_halve(
+        monkeypatch, capsys, tmp_path):
     """Before: a tensor-size RuntimeError traceback in the first training step."""
     from depthdet_ros.train import cli as train_cli
     monkeypatch.setattr(train_cli, '_datasets', lambda args: (None, None))
