@@ -357,3 +357,15 @@ def test_output_into_a_pipe_whose_reader_left_ends_quietly():
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141, err
     assert b'Traceback' not in err and b'BrokenPipe' not in err, err
+
+
+@pytest.mark.parametrize('command', ['depth', 'detector', 'joint'])
+def test_train_help_gives_the_defaults_of_the_recipe(capsys, command):
+    from depthdet_ros.train.options import TrainOptions
+    with pytest.raises(SystemExit) as stop:
+        main(['train', command, '--help'])
+    assert stop.value.code == 0
+    text = ' '.join(capsys.readouterr().out.split())
+    assert f'--epochs EPOCHS default: {TrainOptions().epochs}' in text
+    assert f'peak learning rate (default: {TrainOptions().lr})' in text
+    assert '(default: )' not in text and 'default: True' not in text

@@ -26,6 +26,18 @@ def _json_object(text):
     return value
 
 
+def _show_defaults(parser):
+    """Add each option's default to its --help line: the defaults are the training recipe."""
+    for action in parser._actions:
+        default = action.default
+        if not action.option_strings or action.required or default is None \
+                or isinstance(default, bool) or default in ([], '', argparse.SUPPRESS) \
+                or '%(default)' in (action.help or ''):
+            continue
+        action.help = f'{action.help} (default: %(default)s)' if action.help \
+            else 'default: %(default)s'
+
+
 def _add_common(parser, defaults: TrainOptions):
     data = parser.add_argument_group('data')
     data.add_argument('--data', required=True, metavar='SPLIT_DIR', nargs='+',
@@ -71,6 +83,7 @@ def _add_common(parser, defaults: TrainOptions):
                      help='compute in NCHW instead of the faster channels-last layout')
     run.add_argument('--no-export', dest='export', action='store_false',
                      help='skip the ONNX export at the end')
+    _show_defaults(parser)
 
 
 def add_parser(subparsers):
