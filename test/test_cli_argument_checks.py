@@ -369,3 +369,24 @@ def test_train_help_gives_the_defaults_of_the_recipe(capsys, command):
     assert f'--epochs EPOCHS default: {TrainOptions().epochs}' in text
     assert f'peak learning rate (default: {TrainOptions().lr})' in text
     assert '(default: )' not in text and 'default: True' not in text
+
+
+def test_an_interrupted_split_says_to_run_its_command_again(tmp_path, capsys):
+    split = tmp_path / 'train'
+    (split / 'frames').mkdir(parents=True)
+    (split / 'frames' / '000000.json').write_text('{}')
+    assert main(['synth', 'stats', str(split)]) == 2
+    one_error_line(capsys, 'synth', 'has no annotations.json', 'Run the same command again')
+    assert main(['train', 'evaluate', '--data', str(split)]) == 2
+    one_error_line(capsys, 'train', 'annotations.json not found', 'Run the same command again')
+    (split / 'frames' / '000000.json').unlink()
+    assert main(['train', 'evaluate', '--data', str(split)]) == 2
+    assert 'again' not in capsys.readouterr().err  # no frames: nothing was interrupted
+
+
+def test_training_data_may_be_given_as_the_split_annotations_file(tmp_path):
+    from depthdet_ros.train.data import SimDataset
+    (tmp_path / 'annotations.json').write_text(json.dumps(
+        {'images': [], 'annotations': [], 'categories': [{'id': 1, 'name': 'box'}]}))
+    split = SimDataset(tmp_path / 'annotations.json')
+    assert split.directory == tmp_path and split.class_names == ('box',)

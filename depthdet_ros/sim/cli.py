@@ -240,7 +240,11 @@ def _coco_samples(path):
     try:
         coco = load_annotations(folder)
     except FileNotFoundError:
-        raise _user_error(f'{path} has no annotations.json') from None
+        interrupted = any((folder / 'frames').glob('*'))
+        raise _user_error(f'{path} has no annotations.json'
+                          + ('; its frames are there: an interrupted `depthdet synth '
+                             'dataset`? Run the same command again to finish it'
+                             if interrupted else '')) from None
     except (OSError, ValueError) as exc:  # unreadable, or not JSON (UnicodeDecodeError too)
         raise _user_error(f'cannot read {file}: {getattr(exc, "strerror", None) or exc}') from None
     lists = ('images', 'annotations', 'categories')

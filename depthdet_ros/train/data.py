@@ -180,10 +180,16 @@ class SimDataset:
 
     def __init__(self, directory, label_filter: LabelFilter = LabelFilter()):
         self.directory = Path(directory)
+        if self.directory.name == 'annotations.json' and self.directory.is_file():
+            self.directory = self.directory.parent  # the split's file given for its folder
         path = self.directory / 'annotations.json'
         if not path.is_file():
+            interrupted = any((self.directory / 'frames').glob('*'))
             raise ValueError(f'{path} not found: expected a split folder written by '
-                             '`depthdet synth dataset` (DIR/SPLIT)')
+                             '`depthdet synth dataset` (DIR/SPLIT)'
+                             + ('; its frames are there: an interrupted `depthdet synth '
+                                'dataset`? Run the same command again to finish it'
+                                if interrupted else ''))
         coco = json.loads(path.read_text())
         categories = sorted(coco['categories'], key=lambda c: c['id'])
         if [c['id'] for c in categories] != list(range(1, len(categories) + 1)):
