@@ -8,6 +8,7 @@ code. Modules import heavy dependencies (torch, mujoco, rclpy) inside `func`, so
 import argparse
 import importlib
 import os
+import select
 import signal
 import sys
 
@@ -60,6 +61,34 @@ def build_parser():
 
 def main(argv=None):
     """Run the `depthdet` command line."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Here, not at exit: a pipe whose reader left (`| head`) fails this flush.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_is_broken():
+            raise  # another pipe (a child process's): a real error
+        # No traceback, and none when Python flushes stdout again at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (run in-process)
+            pass
+        return 128 + signal.SIGPIPE
+
+
+def _stdout_is_broken() -> bool:
+    """Whether stdout is a pipe whose reader has left (its write end polls as an error)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (OSError, ValueError, AttributeError):  # not a file (run in-process)
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _run(argv):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Launch-style NAME:=VALUE arguments may stand anywhere on the command line.
@@ -82,11 +111,6 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # The reader of a pipe left (`| head`): no traceback, and none when Python
-        # flushes stdout at exit either.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
 
 
 if __name__ == '__main__':

@@ -164,6 +164,11 @@ def test_every_alert_reaches_the_safety_topic_even_without_a_depth():
         time_to_contact=0.8, alert_rules=(TIME_TO_CONTACT,))
     detections, detections_3d, alerts = layout.frame_messages(store, None, [unranged])
     assert len(detections.detections) == 1 and detections_3d.detections == []
+    # Its time to contact is on detections too, the one topic it is on without an alert.
+    kind, contact = detections.detections[0].results[1].hypothesis.class_id, \
+        detections.detections[0].results[1].pose.pose.position
+    assert kind == 'time_to_contact' and contact.x == 0.8
+    assert math.isnan(contact.y) and math.isnan(contact.z)
     alert, = alerts.detections
     assert alert.id == '4' and [r.hypothesis.class_id for r in alert.results][-1] == \
         'alert/time_to_contact'

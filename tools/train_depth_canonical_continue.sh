@@ -30,4 +30,5 @@ nice -n 19 "$DEPTHDET" train depth --data "$DATA/train" "${EXTRA[@]}" --val-data
     --warmup-steps 100 --schedule cosine --ema-decay 0.995 --ema-tau 100 \
     --max-val-frames 60 --seed 1 --device cpu --threads 1 --checkpoint-every 50 \
     --init-from "$INIT" "${RESUME[@]}" >> "$OUT/train.log" 2>&1 \
-    || { echo "training failed; the end of $OUT/train.log:" >&2; tail -n 5 "$OUT/train.log" >&2; exit 1; }
+    || { rc=$?; echo "training failed; the end of $OUT/train.log:" >&2
+         tail -n 5 "$OUT/train.log" >&2; exit "$rc"; }

@@ -43,7 +43,8 @@ nice -n 19 "$DEPTHDET" train detector --data "$DATA/train" "$MOVING/train" --val
     --schedule cosine --close-mosaic 1 --ema-decay 0.995 --ema-tau 100 --seed 0 \
     --init-from "$OUT/init.onnx" --device cpu --threads 1 --checkpoint-every 25 \
     "${RESUME[@]}" >> "$OUT/train.log" 2>&1 \
-    || { echo "training failed; the end of $OUT/train.log:" >&2; tail -n 5 "$OUT/train.log" >&2; exit 1; }
+    || { rc=$?; echo "training failed; the end of $OUT/train.log:" >&2
+         tail -n 5 "$OUT/train.log" >&2; exit "$rc"; }
 for split in "$DATA/test:v2" "$MOVING/test:moving"; do
     for model in "$OUT/init.onnx:before" "$OUT/run/detector.onnx:after"; do
         echo "## ${split##*:} held out, ${model##*:} ($(basename "${model%%:*}"))"

@@ -13,15 +13,15 @@ What the fields carry (README, "Tracking, alerts and markers"):
 - `results[0]`: class name and score; its pose is the object's position (smoothed
   unless publish_raw) with its covariance, NaN for unknown coordinates (REP 117).
 - After results[0], hypotheses with reserved class ids and score 0 (so a consumer
-  taking the best-scoring hypothesis still reads the class), with tracking only:
+  taking the best-scoring hypothesis still reads the class). With tracking only:
   Detection3D `velocity` (pose.position = velocity in m/s in the camera optical frame,
   relative to the camera; covariance[0:3, 0:3] its covariance); Detection2D and
   Detection3D `time_to_contact` (pose.position.x = seconds, inf when not closing, NaN
   unknown; .y = closing speed in m/s, positive approaching; .z = distance in m: on
   Detection2D too, as an object of unknown depth has none of the others, and its time
-  to contact from box expansion reaches a consumer only there); and on proximity_alert
-  `alert/proximity` and/or `alert/time_to_contact`: the rules that put the object
-  there.
+  to contact from box expansion reaches a consumer only there). On proximity_alert,
+  with tracking or without, `alert/proximity` and/or `alert/time_to_contact`: the
+  rules that put the object there.
 - Detection2D and Detection3D, after those: `track/tentative` (score 0) on a track that has not
   yet passed track_min_hits (published with publish_tentative, and on proximity_alert
   always), so that a reader of a topic or a bag can tell it from a confirmed one; and,

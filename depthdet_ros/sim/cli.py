@@ -230,7 +230,7 @@ def run_stats(args):
 
 def _coco_samples(path):
     """Return stats samples of a split folder or its annotations.json; CliError if unusable."""
-    from depthdet_ros.sim.dataset import load_annotations
+    from depthdet_ros.sim.dataset import load_annotations, unfinished_hint
     from depthdet_ros.sim.stats import samples_from_coco
     folder = path.parent if path.name == 'annotations.json' and path.is_file() else path
     file = folder / 'annotations.json'
@@ -240,11 +240,7 @@ def _coco_samples(path):
     try:
         coco = load_annotations(folder)
     except FileNotFoundError:
-        interrupted = any((folder / 'frames').glob('*'))
-        raise _user_error(f'{path} has no annotations.json'
-                          + ('; its frames are there: an interrupted `depthdet synth '
-                             'dataset`? Run the same command again to finish it'
-                             if interrupted else '')) from None
+        raise _user_error(f'{path} has no annotations.json' + unfinished_hint(folder)) from None
     except (OSError, ValueError) as exc:  # unreadable, or not JSON (UnicodeDecodeError too)
         raise _user_error(f'cannot read {file}: {getattr(exc, "strerror", None) or exc}') from None
     lists = ('images', 'annotations', 'categories')

@@ -249,6 +249,15 @@ def generate_dataset(out: Path, config: DatasetConfig,
                           len(coco['annotations']))
 
 
+def unfinished_hint(directory: Path) -> str:
+    """Return the advice for a split folder a run began but did not finish ('' if none)."""
+    directory = Path(directory)
+    if (directory / 'generator.json').is_file() or any((directory / 'frames').glob('*')):
+        return ('; it holds an unfinished `depthdet synth dataset` run: run the same command '
+                'again to finish it')
+    return ''
+
+
 def load_annotations(directory: Path) -> Dict:
     """Read a split's annotations.json (COCO)."""
     return json.loads((Path(directory) / 'annotations.json').read_text())

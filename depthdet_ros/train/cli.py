@@ -31,11 +31,14 @@ def _show_defaults(parser):
     for action in parser._actions:
         default = action.default
         if not action.option_strings or action.required or default is None \
-                or isinstance(default, bool) or default in ([], '', argparse.SUPPRESS) \
-                or '%(default)' in (action.help or ''):
+                or isinstance(default, bool) or default in ([], {}, '', argparse.SUPPRESS) \
+                or '(default' in (action.help or ''):
             continue
-        action.help = f'{action.help} (default: %(default)s)' if action.help \
-            else 'default: %(default)s'
+        # As typed on the command line: `--input-size 256 320`, not [256, 320].
+        shown = ' '.join(map(str, default)) if isinstance(default, (list, tuple)) \
+            else '%(default)s'
+        action.help = f'{action.help} (default: {shown})' if action.help \
+            else f'default: {shown}'
 
 
 def _add_common(parser, defaults: TrainOptions):
@@ -108,7 +111,8 @@ def add_parser(subparsers):
                        default=depth_defaults.loss)
     model.add_argument('--input-size', type=positive_int, nargs=2, metavar=('H', 'W'),
                        default=list(depth_defaults.input_size),
-                       help='training input, both multiples of 32 (default: %(default)s)')
+                       help='training input, multiples of the net\'s input multiple (32 for '
+                            'hybrid_*, 16 for unet_seed000) (default: 256 320)')
     model.add_argument('--no-augment', dest='augment', action='store_false',
                        help='train on the runtime view of each frame, unaugmented')
     model.add_argument('--max-depth', type=positive_float, default=depth_defaults.max_depth,

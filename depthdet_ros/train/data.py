@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 import cv2
 import numpy as np
 
+from depthdet_ros.sim.dataset import unfinished_hint
 from depthdet_ros.train.augment import BoxSample, fit_longer_side
 
 
@@ -184,12 +185,9 @@ class SimDataset:
             self.directory = self.directory.parent  # the split's file given for its folder
         path = self.directory / 'annotations.json'
         if not path.is_file():
-            interrupted = any((self.directory / 'frames').glob('*'))
             raise ValueError(f'{path} not found: expected a split folder written by '
                              '`depthdet synth dataset` (DIR/SPLIT)'
-                             + ('; its frames are there: an interrupted `depthdet synth '
-                                'dataset`? Run the same command again to finish it'
-                                if interrupted else ''))
+                             + unfinished_hint(self.directory))
         coco = json.loads(path.read_text())
         categories = sorted(coco['categories'], key=lambda c: c['id'])
         if [c['id'] for c in categories] != list(range(1, len(categories) + 1)):

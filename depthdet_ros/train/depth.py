@@ -122,14 +122,15 @@ def train_depth(options: DepthTrainOptions, train: DepthFrames, val: DepthFrames
         raise ValueError(f'{options.arch} is not a depth net')
     if options.loss not in DEPTH_LOSSES:
         raise ValueError(f'unknown loss {options.loss!r}; choose from {", ".join(DEPTH_LOSSES)}')
-    if any(side % 32 for side in options.input_size):
-        raise ValueError('--input-size {} {}: both sides must be multiples of 32 (the encoder '
-                         'halves the input five times), e.g. 256 320'.format(*options.input_size))
     options_plain = common.options_dict(options)
     device = common.select_device(options.device)
     common.seed_everything(options.seed, options.threads)
     layout = common.memory_format(options)
     model = build_model(options.arch, **options.arch_kwargs)
+    multiple = int(model.input_multiple)  # how often the encoder halves the input
+    if any(side % multiple for side in options.input_size):
+        raise ValueError('--input-size {} {}: both sides must be multiples of {} for {}'.format(
+            *options.input_size, multiple, options.arch))
     bias = None if common.init_weights(model, options, options.input_size, log) else \
         init_head_bias(model, train, options.max_depth)
     model.to(device, memory_format=layout)
