@@ -402,3 +402,11 @@ def test_training_data_may_be_given_as_the_split_annotations_file(tmp_path):
         {'images': [], 'annotations': [], 'categories': [{'id': 1, 'name': 'box'}]}))
     split = SimDataset(tmp_path / 'annotations.json')
     assert split.directory == tmp_path and split.class_names == ('box',)
+
+
+@pytest.mark.parametrize('option', [['--frames', '5'], ['--size', '64x48'], ['--seed', '3'],
+                                    ['--scene', 'room'], ['--quality', 'high']])
+def test_synth_stats_of_a_dataset_refuses_options_for_fresh_frames(tmp_path, capsys, option):
+    """They were ignored without a word: the figures were the dataset's anyway."""
+    assert main(['synth', 'stats', str(tmp_path), *option]) == 2
+    one_error_line(capsys, 'synth', f'{option[0]} is for fresh frames', 'drop it')

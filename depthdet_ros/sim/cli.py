@@ -39,6 +39,11 @@ def _progress_bar(total, description):
                 file=sys.stderr, disable=None)
 
 
+# `synth stats` options that make fresh frames, and their defaults.
+FRESH_FRAME_OPTIONS = {'frames': 200, 'size': ((320, 240),), 'seed': 0, 'scene': 'mixed',
+                       'quality': 'fast'}
+
+
 def _common(parser, default_scene, default_quality, sizes=True):
     parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed (>= 0)')
     parser.add_argument('--scene', default=default_scene,
@@ -114,11 +119,13 @@ def add_parser(subparsers):
                     'or of --frames freshly generated frames.')
     stats.add_argument('dataset', nargs='?', type=Path,
                        help='split folder, e.g. DIR/train, or its annotations.json')
-    stats.add_argument('--frames', type=positive_int, default=200)
+    stats.add_argument('--frames', type=positive_int,
+                       help='how many fresh frames, without a dataset (default 200)')
     stats.add_argument('--size', type=_sizes, default=((320, 240),),
                        help='size of fresh frames (default 320x240)')
     _common(stats, 'mixed', 'fast')
-    stats.set_defaults(func=run_stats)
+    # None: not given, so that a dataset with options for fresh frames can be refused.
+    stats.set_defaults(func=run_stats, **{name: None for name in FRESH_FRAME_OPTIONS})
 
     preview = commands.add_parser(
         'preview', help='picture of a few frames with labelled boxes and depth',
@@ -216,9 +223,16 @@ def run_bag(args):
 
 def run_stats(args):
     from depthdet_ros.sim.stats import compute_stats, format_stats, samples_from_frames
+    given = [name for name in FRESH_FRAME_OPTIONS if getattr(args, name) is not None]
     if args.dataset is not None:
+        if given:
+            raise _user_error(f'--{given[0]} is for fresh frames: with a dataset '
+                              f'({args.dataset}) drop it')
         samples = _coco_samples(args.dataset)
     else:
+        for name, default in FRESH_FRAME_OPTIONS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
         from depthdet_ros.sim.world import generate_frames
         frames = generate_frames(args.seed, args.frames, args.scene, tuple(args.size),
                                  quality=args.quality)
