@@ -93,6 +93,9 @@ def test_train_evaluate_joint_masks_and_strategies(constant_joint):
         {'pipeline_oracle_depth': 0.0, 'pipeline': 0.0}, abs=1e-6)
     text = report.markdown()
     assert '| mask mAP@0.5 | mask mAP@0.5:0.95 |' in text and '| 1.000 | 0.600 |' in text
+    # AP@0.5 per class with ground truth (once only in --json).
+    assert f'| class | chair |\n|---|---|\n| AP@0.5 | {report.per_class_ap50["chair"]:.3f} |' \
+        in text
     assert '| pipeline_oracle_depth | 0.000 | <= 0.5 |' in text
 
 

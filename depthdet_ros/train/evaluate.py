@@ -101,6 +101,11 @@ class EvaluationReport:
                  '| mAP@0.5 | mAP@0.5:0.95 | recall @ score 0.25 |', '|---|---|---|',
                  f'| {self.map50:.3f} | {self.map50_95:.3f} | '
                  f'{self.recall_at_operating_score:.3f} |', '']
+        if self.per_class_ap50:  # classes with ground truth only
+            lines += ['| class | ' + ' | '.join(self.per_class_ap50) + ' |',
+                      '|---|' + '---|' * len(self.per_class_ap50),
+                      '| AP@0.5 | ' + ' | '.join(f'{ap:.3f}' for ap in
+                                                 self.per_class_ap50.values()) + ' |', '']
         if self.mask_map is not None:
             lines += ['| mask mAP@0.5 | mask mAP@0.5:0.95 |', '|---|---|',
                       f'| {self.mask_map["map50"]:.3f} | {self.mask_map["map50_95"]:.3f} |', '']
