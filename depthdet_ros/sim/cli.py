@@ -121,8 +121,7 @@ def add_parser(subparsers):
                        help='split folder, e.g. DIR/train, or its annotations.json')
     stats.add_argument('--frames', type=positive_int,
                        help='how many fresh frames, without a dataset (default 200)')
-    stats.add_argument('--size', type=_sizes, default=((320, 240),),
-                       help='size of fresh frames (default 320x240)')
+    stats.add_argument('--size', type=_sizes, help='size of fresh frames (default 320x240)')
     _common(stats, 'mixed', 'fast')
     # None: not given, so that a dataset with options for fresh frames can be refused.
     stats.set_defaults(func=run_stats, **{name: None for name in FRESH_FRAME_OPTIONS})
@@ -244,9 +243,9 @@ def run_stats(args):
 
 def _coco_samples(path):
     """Return stats samples of a split folder or its annotations.json; CliError if unusable."""
-    from depthdet_ros.sim.dataset import load_annotations, unfinished_hint
+    from depthdet_ros.sim.dataset import load_annotations, split_folder, unfinished_hint
     from depthdet_ros.sim.stats import samples_from_coco
-    folder = path.parent if path.name == 'annotations.json' and path.is_file() else path
+    folder = split_folder(path)
     file = folder / 'annotations.json'
     if folder.is_file():
         raise _user_error(f'{path} is a file; give a split folder holding annotations.json, '

@@ -249,6 +249,12 @@ def generate_dataset(out: Path, config: DatasetConfig,
                           len(coco['annotations']))
 
 
+def split_folder(path) -> Path:
+    """Return the split folder of `path`: the folder itself, or that of its annotations.json."""
+    path = Path(path)
+    return path.parent if path.name == 'annotations.json' and path.is_file() else path
+
+
 def unfinished_hint(directory: Path) -> str:
     """Return the advice for a split folder a run began but did not finish ('' if none)."""
     directory = Path(directory)

@@ -9,13 +9,12 @@ dropped from training targets and from the ground truth of every evaluation alik
 """
 from dataclasses import dataclass
 import json
-from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from depthdet_ros.sim.dataset import unfinished_hint
+from depthdet_ros.sim.dataset import split_folder, unfinished_hint
 from depthdet_ros.train.augment import BoxSample, fit_longer_side
 
 
@@ -180,9 +179,7 @@ class SimDataset:
     """
 
     def __init__(self, directory, label_filter: LabelFilter = LabelFilter()):
-        self.directory = Path(directory)
-        if self.directory.name == 'annotations.json' and self.directory.is_file():
-            self.directory = self.directory.parent  # the split's file given for its folder
+        self.directory = split_folder(directory)
         path = self.directory / 'annotations.json'
         if not path.is_file():
             raise ValueError(f'{path} not found: expected a split folder written by '
