@@ -40,3 +40,27 @@ def test_reidentifications_are_counted_by_the_objects_before_and_after():
     assert tool.reidentification_counts(events) == {
         'same object': 2, 'another object': 1, 'no GT object now': 1,
         'no GT object before': 1}
+
+
+def test_settings_are_taken_before_or_after_the_options(monkeypatch, capsys):
+    tool = load_tool('tracker_sweep')
+    calls = []
+    monkeypatch.setattr(tool, 'run', lambda *args: calls.append(args) or [])
+    for argv in (['run', 'c.pkl', 'max_age=0.4', '--switches'],
+                 ['run', 'c.pkl', '--switches', 'max_age=0.4'],
+                 ['run', 'c.pkl', '--gt-depth', '0.05', '--switches', 'max_age=0.4']):
+        assert tool.main(argv) == 0
+    assert [c[1] for c in calls] == [{'max_age': 0.4}] * 3
+    assert calls[2][2] == 0.05 and all(c[3] for c in calls)
+    # A bad setting or option after the options is still refused, in one line.
+    for argv, message in ((['run', 'c.pkl', '--switches', 'max_ages=0.4'], 'one of'),
+                          (['run', 'c.pkl', '--switches', 'max_age=x'], 'needs a number'),
+                          (['run', 'c.pkl', '--switches', '--frames'], 'unrecognized'),
+                          (['cache', 'b', 'o.pkl', 'max_age=0.4'], 'unrecognized')):
+        try:
+            tool.main(argv)
+        except SystemExit as stop:
+            assert stop.code == 2
+        else:
+            raise AssertionError(argv)
+        assert message in capsys.readouterr().err

@@ -136,7 +136,16 @@ def main(argv=None):
     to_run.add_argument('--reids', action='store_true',
                         help='list each ID given back to a detection (re-identification): '
                              'frame, ID, the GT object it was last on and the one it is on now')
-    args = parser.parse_args(argv)
+    # Settings after an option (`run CACHE --switches max_age=0.4`) are left over by
+    # argparse, which takes the positionals in one go: take them as settings too.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == 'run' and all('=' in e and not e.startswith('-') for e in extra):
+        try:
+            args.settings += [tracker_setting(e) for e in extra]
+        except argparse.ArgumentTypeError as error:
+            to_run.error(f'argument NAME=VALUE: {error}')
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
     if args.command == 'cache':
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
