@@ -15,10 +15,12 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from depthdet_ros.bags import BAG_VERSION, camera_info, depth_image, header, make_typestore
 from depthdet_ros.bags import rgb_image
 from depthdet_ros.core.camera import CameraModel
+from depthdet_ros.sim.messages import camera_odometry, rosbags_factory
 
 IMAGE, COMPRESSED = '/camera/image', '/camera/image/compressed'
 CAMERA_INFO, DEPTH = '/camera/camera_info', '/camera/depth'
 GT_2D, GT_3D = '/ground_truth/detections', '/ground_truth/detections_3d'
+ODOMETRY = '/camera/odometry'
 START_NS = 1_700_000_000_000_000_000
 GARBAGE = b'\x00\x01\x00\x00' + b'\xff' * 13
 
@@ -122,8 +124,14 @@ def stamp_of(index, period_ns=100_000_000):
 
 
 def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='mcap',
-                   compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True):
-    """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage."""
+                   compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
+                   camera_twist=None, odometry_child=None):
+    """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
+
+    camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
+    `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
+    camera's frame).
+    """
     store = make_typestore()
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
@@ -156,5 +164,9 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
         if with_3d:
             write(GT_3D, _detections(store, gh, frame.objects, True), stamp + frame.gt_offset_ns,
                   i)
+        if camera_twist is not None:
+            write(ODOMETRY, camera_odometry(rosbags_factory(store), header(store, stamp, 'world'),
+                                            odometry_child or camera.frame_id, np.eye(4),
+                                            camera_twist), stamp, i)
     writer.close()
     return str(path)

@@ -357,6 +357,25 @@ def test_the_params_files_tracking_settings_reach_the_tracker(models, tmp_path, 
     assert not (tmp_path / 'r3').exists()
 
 
+def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
+    frames, camera = _frames()
+    twist = (0.0, 0.0, 0.5, 0.0, 0.0, 0.1)
+    plain = write_eval_bag(tmp_path / 'plain', frames[:2], camera)
+    base_frame = write_eval_bag(tmp_path / 'base', frames[:2], camera, camera_twist=twist,
+                                odometry_child='base_link')
+    for bag, extra, message in (
+            (plain, ['--camera-odometry', '/odom'],
+             'the bag has no nav_msgs/msg/Odometry topic of that name'),
+            (base_frame, ['--camera-odometry', '/odom'], '(it has /camera/odometry)'),
+            (base_frame, ['--camera-odometry', '/camera/odometry'],
+             "gives the motion of 'base_link', not of the camera's optical frame 'cam'"),
+            (base_frame, ['--camera-odometry', '/camera/odometry', '--no-tracking'],
+             '--camera-odometry has no effect with --no-tracking')):
+        assert run_eval(bag, models, tmp_path / 'r', '--no-plots', *extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.strip().count('\n') == 0, err
+
+
 @pytest.mark.parametrize('option, value, message', [
     ('--max-depth', 'nan', 'max_depth is nan; give a number'),  # passed every range check
     ('--out', 'FILE', 'cannot create output folder'),  # was a traceback after inference

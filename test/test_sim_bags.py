@@ -34,12 +34,16 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
         simbag.TOPIC_DEPTH: 'sensor_msgs/msg/Image',
         simbag.TOPIC_DETECTIONS: 'vision_msgs/msg/Detection2DArray',
         simbag.TOPIC_DETECTIONS_3D: 'vision_msgs/msg/Detection3DArray',
-        simbag.TOPIC_INSTANCES: 'sensor_msgs/msg/Image'}
+        simbag.TOPIC_INSTANCES: 'sensor_msgs/msg/Image',
+        simbag.TOPIC_CAMERA_ODOMETRY: 'nav_msgs/msg/Odometry'}
     by_topic = {}
     for message in read_messages(path):
         # Header stamp and bag timestamp are the same instant.
         assert stamp_to_ns(message.message.header) == message.timestamp_ns
-        assert message.message.header.frame_id == 'camera_optical_frame'
+        # Odometry is in the world, of the camera's frame (its child).
+        frame_id = message.message.child_frame_id \
+            if message.topic == simbag.TOPIC_CAMERA_ODOMETRY else message.message.header.frame_id
+        assert frame_id == 'camera_optical_frame'
         by_topic.setdefault(message.topic, []).append(message)
     expected_stamps = [simbag.frame_stamp_ns(i, RATE) for i in range(len(frames))]
     for messages in by_topic.values():

@@ -137,6 +137,48 @@ def test_moving_bag_records_object_motion(tmp_path, world):
     assert {m.header.frame_id for m in world_motion} == {simbag.WORLD_FRAME_ID}
 
 
+def test_the_camera_twist_moves_static_points_as_the_frames_show(world):
+    # A static world point seen from the camera: its optical coordinates change as
+    # d/dt p = -v - w x p, with (v, w) the camera's twist in its optical frame.
+    sequence = CameraSequence(7, 'room', SIZE, RATE, world=world)
+    point = np.array([1.0, 2.0, 0.5])
+
+    def optical(t):
+        position, rotation = sequence.path.pose(t)
+        return rotation.T @ (point - position)
+    for t in (0.0, 3.3, 11.0):
+        twist = sequence.camera_twist(t)
+        p = optical(t)
+        finite = (optical(t + 1e-4) - optical(t - 1e-4)) / 2e-4
+        assert np.allclose(-twist[:3] - np.cross(twist[3:], p), finite, atol=1e-5)
+        # The path moves the camera at about its speed (0.4 m/s) and turns it slowly.
+        assert 0.05 < np.linalg.norm(twist[:3]) < 1.0 and np.linalg.norm(twist[3:]) < 1.0
+    assert np.array_equal(sequence.frame(33).camera_twist, sequence.camera_twist(3.3))
+
+
+def test_a_bag_records_the_camera_odometry(tmp_path, world):
+    frames = list(generate_sequence(3, 3, 'room', SIZE, RATE, world=world))
+    path = tmp_path / 'camera'
+    simbag.write_bag(path, frames, 'mcap', rate_hz=RATE)
+    assert bag_topics(path)[simbag.TOPIC_CAMERA_ODOMETRY] == 'nav_msgs/msg/Odometry'
+    odometry = [m.message for m in read_messages(path, [simbag.TOPIC_CAMERA_ODOMETRY])]
+    assert len(odometry) == len(frames)
+    for frame, message in zip(frames, odometry):
+        assert message.header.frame_id == simbag.WORLD_FRAME_ID
+        assert message.child_frame_id == frame.camera.frame_id
+        twist = message.twist.twist
+        assert [twist.linear.x, twist.linear.y, twist.linear.z, twist.angular.x,
+                twist.angular.y, twist.angular.z] == pytest.approx(list(frame.camera_twist))
+        position = message.pose.pose.position
+        assert [position.x, position.y, position.z] == pytest.approx(
+            list(frame.camera_pose[:3, 3]))
+        q = message.pose.pose.orientation
+        # The quaternion's rotation turns the optical z axis as the pose does.
+        x, y, z, w = q.x, q.y, q.z, q.w
+        z_axis = [2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)]
+        assert z_axis == pytest.approx(list(frame.camera_pose[:3, 2]), abs=1e-9)
+
+
 def person_distances(layout):
     """Depth (m) of each person in front of the camera (within 45 degrees of its axis)."""
     person = CLASS_NAMES.index('person')

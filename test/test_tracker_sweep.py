@@ -64,3 +64,38 @@ def test_settings_are_taken_before_or_after_the_options(monkeypatch, capsys):
         else:
             raise AssertionError(argv)
         assert message in capsys.readouterr().err
+
+
+def test_the_camera_odometry_reaches_the_tracker_in_eval_and_in_the_sweep(models, tmp_path):  # noqa: F811,E501
+    # The camera drives at 0.5 m/s toward the chair: given to the tracker, it predicts
+    # the chair nearer each frame (other depth and TTC figures); the sweep agrees.
+    frames, camera = _frames()
+    twist = (0.0, 0.0, 0.5, 0.0, 0.0, 0.0)
+    bag = str(write_eval_bag(tmp_path / 'bag', frames, camera, camera_twist=twist))
+    reports = {}
+    for name, extra in (('without', []), ('with', ['--camera-odometry', '/camera/odometry'])):
+        assert cli.main(['eval', bag, '--params-file', models, '--out', str(tmp_path / name),
+                         '--no-progress', '--no-plots', '--tracker-gt-depth', '0.05',
+                         *extra]) == 0
+        reports[name] = json.loads((tmp_path / name / 'report.json').read_text())
+    assert reports['with']['settings']['camera_odometry'] == '/camera/odometry'
+    assert reports['without']['settings']['camera_odometry'] is None
+    assert 'camera\'s own motion from `/camera/odometry`' in \
+        (tmp_path / 'with' / 'report.md').read_text()
+    assert reports['with']['tracking']['depth'] != reports['without']['tracking']['depth']
+    tool = load_tool('tracker_sweep')
+    assert tool.cache(bag, str(tmp_path / 'frames.pkl'), models) == len(frames)
+    for name, given in (('without', False), ('with', True)):
+        got = tool.run(str(tmp_path / 'frames.pkl'), {}, gt_depth=0.05, camera_odometry=given)
+        for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts'):
+            assert json.loads(json.dumps(got[section])) == \
+                reports[name]['tracking'][section], (name, section)
+
+
+def test_a_cache_without_camera_odometry_is_refused_with_the_flag(models, tmp_path, capsys):  # noqa: F811,E501
+    frames, camera = _frames()
+    bag = str(write_eval_bag(tmp_path / 'bag', frames[:2], camera))
+    tool = load_tool('tracker_sweep')
+    tool.cache(bag, str(tmp_path / 'frames.pkl'), models)
+    assert tool.main(['run', str(tmp_path / 'frames.pkl'), '--camera-odometry']) == 2
+    assert 'holds no camera motion' in capsys.readouterr().err

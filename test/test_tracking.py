@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from depthdet_ros.core.tracking import confirmed, duplicates, PROXIMITY, TIME_TO_CONTACT, \
-    Tracker, TrackerConfig
+from depthdet_ros.core.tracking import CameraMotion, confirmed, duplicates, PROXIMITY, \
+    TIME_TO_CONTACT, Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 
 RATE = 10.0  # frames per second of the streams below
@@ -897,3 +897,106 @@ def test_a_person_detected_twice_is_followed_by_one_track():
     twice = Tracker(TrackerConfig(duplicate_overlap=0.0))
     out = twice.update([whole, torso], 0.0, 1.0)
     assert len(out) == 2 and twice.dropped == []
+
+
+# ---- the camera's own motion (camera_motion) --------------------------------------
+
+
+def test_a_static_object_closed_on_by_the_camera_has_its_time_to_contact_at_once():
+    # The camera drives at 1 m/s straight at a static object 5 m ahead.
+    forward = CameraMotion((0.0, 0.0, 1.0))
+    given, relative = Tracker(exact_config()), Tracker(exact_config())
+    box = (300, 200, 340, 280)
+    for k in range(4):
+        t = k / RATE
+        z = 5.0 - t
+        with_motion, = given.update([estimate(0.0, 0.0, z, box)], t, 1.0,
+                                    camera_motion=forward)
+        without, = relative.update([estimate(0.0, 0.0, z, box)], t, 1.0)
+        # Its own velocity starts at zero (most things stand still): relative to the
+        # camera it closes at 1 m/s from the first frame, time to contact z / 1 m/s.
+        assert with_motion.closing_speed == pytest.approx(1.0, abs=1e-9)
+        assert with_motion.time_to_contact == pytest.approx(z, abs=1e-9)
+        assert (with_motion.velocity.x, with_motion.velocity.y,
+                with_motion.velocity.z) == pytest.approx((0.0, 0.0, -1.0), abs=1e-9)
+        assert with_motion.position.z == pytest.approx(z, abs=1e-9)
+        if k == 0:  # without the camera's motion its velocity is unknown at first
+            assert without.time_to_contact == math.inf
+    # Without it the filter learns the same closing from the measurements in time.
+    assert without.time_to_contact == pytest.approx(4.7, rel=1e-4)
+
+
+def test_a_turning_camera_keeps_a_static_object_where_it_is_predicted():
+    # The camera turns about its y axis (down) at 0.5 rad/s without moving: a static
+    # point p0 = (1, 0, 4) is at p(t) = exp(-t [w]x) p0 in the camera's frame.
+    w = np.array([0.0, 0.5, 0.0])
+    p0 = np.array([1.0, 0.0, 4.0])
+    turning = CameraMotion((0.0, 0.0, 0.0), tuple(w))
+    tracker = Tracker(exact_config(accel_noise=0.1))
+    box = (300, 200, 340, 280)
+    for k in range(5):
+        t = k / RATE
+        angle = 0.5 * t  # rotating by -angle about y: x' = c x - s z, z' = s x + c z
+        c, s = math.cos(angle), math.sin(angle)
+        p = np.array([c * p0[0] - s * p0[2], 0.0, s * p0[0] + c * p0[2]])
+        out, = tracker.update([estimate(*p, box)], t, 1.0, camera_motion=turning)
+        # Predicted exactly, so the object's own velocity stays zero and the published
+        # (relative) velocity is -w x p: w x p = (0.5 z, 0, -0.5 x).
+        assert (out.position.x, out.position.y, out.position.z) == pytest.approx(p, abs=1e-9)
+        assert (out.velocity.x, out.velocity.y, out.velocity.z) == pytest.approx(
+            (-0.5 * p[2], 0.0, 0.5 * p[0]), abs=1e-9)
+    assert out.track_id == 1 and out.hits == 5
+    # A turn does not bring the object nearer: no closing, no time to contact.
+    assert abs(out.closing_speed) < 1e-9 and out.time_to_contact == math.inf
+
+
+def test_a_walker_approaching_a_moving_camera_closes_at_both_speeds():
+    # The camera moves forward at 0.5 m/s; a person walks at it at 1 m/s from 6 m.
+    tracker = Tracker(exact_config())
+    box = (300, 200, 340, 280)
+    for k in range(8):
+        t = k / RATE
+        z = 6.0 - 1.5 * t
+        out, = tracker.update([estimate(0.0, 0.0, z, box)], t, 1.0,
+                              camera_motion=CameraMotion((0.0, 0.0, 0.5)))
+    # Exact measurements: the filter learns the walker's own 1 m/s (state), and
+    # publishes the 1.5 m/s at which it nears the camera.
+    assert tracker.x[0, 5] == pytest.approx(-1.0, abs=1e-4)
+    assert out.closing_speed == pytest.approx(1.5, abs=1e-4)
+    assert out.time_to_contact == pytest.approx(z / 1.5, rel=1e-4)
+
+
+def test_the_camera_motion_moves_a_track_without_x_y_along_z_only():
+    # No intrinsics: a depth alone. The camera turns and drives at 1 m/s; only the
+    # drive moves the track's depth, which coasts through a frame without a depth.
+    motion = CameraMotion((0.0, 0.0, 1.0), (0.0, 0.3, 0.0))
+    tracker = Tracker(exact_config())
+    box = (300, 200, 340, 280)
+    depth_only = dataclasses.replace(estimate(0.0, 0.0, 4.0, box), position=None,
+                                     covariance=None)
+    out, = tracker.update([depth_only], 0.0, 1.0, camera_motion=motion)
+    assert out.position is None and out.closing_speed == pytest.approx(1.0)
+    out, = tracker.update([unranged(box)], 0.1, 1.0, camera_motion=motion)
+    assert out.depth == pytest.approx(3.9, abs=1e-9)
+    assert out.time_to_contact == pytest.approx(3.9, abs=1e-9)
+
+
+def test_a_prediction_through_the_camera_keeps_the_track_in_front_of_it():
+    # A static object 0.08 m ahead, the camera driving at 1 m/s, no more depths: the
+    # prediction would pass MIN_PREDICTED_DEPTH; the track stays where it was instead.
+    motion = CameraMotion((0.0, 0.0, 1.0))
+    tracker = Tracker(exact_config())
+    box = (300, 200, 340, 280)
+    tracker.update([estimate(0.0, 0.0, 0.08, box)], 0.0, 1.0, camera_motion=motion)
+    out, = tracker.update([unranged(box)], 0.1, 1.0, camera_motion=motion)
+    assert out.depth == pytest.approx(0.08, abs=1e-9)
+
+
+@pytest.mark.parametrize('motion', [CameraMotion((0.0, math.nan, 1.0)),
+                                    CameraMotion((0.0, 1.0)),
+                                    CameraMotion((0.0, 0.0, 1.0), (math.inf, 0.0, 0.0)),
+                                    CameraMotion('fast')])
+def test_a_camera_motion_that_is_not_three_finite_numbers_is_refused(motion):
+    tracker = Tracker(exact_config())
+    with pytest.raises(ValueError, match='camera_motion'):
+        tracker.update([], 0.0, 1.0, camera_motion=motion)

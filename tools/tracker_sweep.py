@@ -8,11 +8,13 @@
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
 stamp and image (the tracker re-identifies objects by their colours in it: about 280 MB
-for 300 VGA frames) with the bag's motion truth and the file's tracker settings. `run`
-feeds them to a Tracker with those settings and the NAME=VALUE ones on top (e.g.
-accel_noise=3 ttc_source=expansion) and prints the tracking section `depthdet eval`
-would report for them: the same figures as `depthdet eval BAG --tracker NAME=VALUE` (and
-`--tracker-gt-depth`), without running the networks.
+for 300 VGA frames) with the bag's motion truth, the camera's motion at each frame (from
+/camera/odometry, when the bag has it) and the file's tracker settings. `run` feeds them
+to a Tracker with those settings and the NAME=VALUE ones on top (e.g. accel_noise=3
+ttc_source=expansion) and prints the tracking section `depthdet eval` would report for
+them: the same figures as `depthdet eval BAG --tracker NAME=VALUE` (and
+`--tracker-gt-depth`, `--camera-odometry /camera/odometry` with --camera-odometry),
+without running the networks.
 The pickle belongs to this machine and this version of the code; it is not an exchange
 format.
 """
@@ -29,7 +31,8 @@ MATCH_IOU = 0.5
 def cache(bag, out, params_file=''):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval import bag_input
-    from depthdet_ros.eval.tracking import read_motion
+    from depthdet_ros.eval.tracking import read_camera_odometry, read_motion
+    from depthdet_ros.sim.bag import TOPIC_CAMERA_ODOMETRY
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth, tracker_config
     from depthdet_ros.tools.options import pipeline_values
 
@@ -41,8 +44,10 @@ def cache(bag, out, params_file=''):
     topics = bag_input.select_topics(topic_types)
     index = bag_input.index_bag(bag, topics, store)
     plans = bag_input.plan_frames(index, bag_input.stamp_tolerance_ns(5.0))
+    odometry = read_camera_odometry(bag, store, TOPIC_CAMERA_ODOMETRY) \
+        if TOPIC_CAMERA_ODOMETRY in topic_types else None
     pipeline = build_pipeline(values)
-    frames = []
+    frames, camera_motion = [], {}
     try:
         for frame in bag_input.read_frames(bag, index, plans, store,
                                            values['max_image_pixels']):
@@ -50,21 +55,27 @@ def cache(bag, out, params_file=''):
                 result = pipeline.process(frame.rgb, frame.camera)
                 frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
                                result.objects, frame.rgb))
+                if odometry is not None:
+                    camera_motion[frame.stamp_ns] = odometry.at(frame.stamp_ns,
+                                                                frame.header.frame_id)
     finally:
         pipeline.close()
     with open(out, 'wb') as f:
         pickle.dump({'frames': frames, 'motion': read_motion(bag, store),
+                     'camera_motion': camera_motion if odometry is not None else None,
                      'max_depth': values['max_depth'],
                      'class_max_depth': parse_class_max_depth(values['class_max_depth']),
                      'tracker': dataclasses.asdict(tracker_config(values))}, f)
     return len(frames)
 
 
-def run(cached, settings, gt_depth=None, switches=False, reids=False):
+def run(cached, settings, gt_depth=None, switches=False, reids=False, camera_odometry=False):
     """Tracking summary (eval.tracking) of a Tracker with `settings` over cached frames.
 
     With `switches`, the list of ID switches (TrackingEvaluation.id_switches) instead;
-    with `reids`, the list of re-identifications (reidentifications()).
+    with `reids`, the list of re-identifications (reidentifications()). With
+    `camera_odometry`, the tracker is given the camera's motion the cache holds
+    (ValueError if it holds none).
     """
     from depthdet_ros.core.tracking import Tracker, TrackerConfig
     from depthdet_ros.eval.tracking import BagTracking, TrackingEvaluation
@@ -72,6 +83,10 @@ def run(cached, settings, gt_depth=None, switches=False, reids=False):
     with open(cached, 'rb') as f:
         data = pickle.load(f)
     max_depth, class_max_depth = data['max_depth'], data.get('class_max_depth', {})
+    camera_motion = data.get('camera_motion') if camera_odometry else None
+    if camera_odometry and camera_motion is None:
+        raise ValueError(f'{cached} holds no camera motion: cache a bag with '
+                         '/camera/odometry (depthdet synth bag records it)')
     # The params file's tracker settings (as depthdet eval), `settings` on top.
     config = TrackerConfig(**{**data.get('tracker', {}), **settings})
     evaluation = TrackingEvaluation(max_depth, class_max_depth, MATCH_IOU, data['motion'],
@@ -80,7 +95,8 @@ def run(cached, settings, gt_depth=None, switches=False, reids=False):
                            MATCH_IOU)
     taken_back, last_gt = [], {}
     for index, stamp_ns, gt_objects, objects, rgb in data['frames']:
-        tracked, _, _ = tracking.step(index, stamp_ns, objects, gt_objects, rgb)
+        tracked, _, _ = tracking.step(index, stamp_ns, objects, gt_objects, rgb,
+                                      camera_motion and camera_motion[stamp_ns])
         now = {t.track_id: _ground_truth_of(t.detection, gt_objects) for t in tracked}
         for track_id in tracking.tracker.taken_back:
             taken_back.append((index, track_id, last_gt.get(track_id), now.get(track_id)))
@@ -133,6 +149,9 @@ def main(argv=None):
     to_run.add_argument('--switches', action='store_true',
                         help='list each ID switch: frame, GT instance, track IDs before and '
                              'after, frames since that object was last matched')
+    to_run.add_argument('--camera-odometry', action='store_true',
+                        help='give the tracker the camera motion cached from the bag\'s '
+                             '/camera/odometry (as depthdet eval --camera-odometry)')
     to_run.add_argument('--reids', action='store_true',
                         help='list each ID given back to a detection (re-identification): '
                              'frame, ID, the GT object it was last on and the one it is on now')
@@ -149,8 +168,12 @@ def main(argv=None):
     if args.command == 'cache':
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
-        result = run(args.cached, dict(args.settings), args.gt_depth, args.switches,
-                     args.reids)
+        try:
+            result = run(args.cached, dict(args.settings), args.gt_depth, args.switches,
+                         args.reids, args.camera_odometry)
+        except ValueError as error:
+            print(f'tracker_sweep: {error}', file=sys.stderr)
+            return 2
         if args.reids:
             for frame, track_id, before, now in result:
                 print(f'frame {frame}: ID {track_id} given back, last on GT {before}, '

@@ -71,7 +71,15 @@ library fits these filters (filterpy is unmaintained and per-object; these are a
 lines of numpy, batched over tracks), so they are written here.
 
 Velocity is d/dt of the optical-frame position, i.e. relative to the camera: a
-moving camera's own motion shows up as the velocity of static objects. Time to
+moving camera's own motion shows up as the velocity of static objects. Given the
+camera's motion on every frame (`update(..., camera_motion=)`: its velocity and
+angular velocity in its optical frame, e.g. from a robot's odometry), the 3D filter's
+velocity is the object's own instead, zero at a track's start (most things stand
+still): the prediction moves each track by the camera's motion, and the published
+velocity and closing speed are the object's less the camera's. A static object's
+closing speed is then known from its first frame, and its time to contact is as good as
+its depth. Tracks without x, y (no intrinsics) take the camera's motion along z only.
+Time to
 contact is the distance to the object's surface point over its closing speed (the
 rate at which that distance shrinks), infinite when it is not closing faster than
 `min_closing_speed`. `ttc_source` picks where the closing rate comes from: 'depth'
@@ -148,6 +156,42 @@ _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
 _Z_AXIS = np.array([0.0, 0.0, 1.0])
+
+
+@dataclass(frozen=True)
+class CameraMotion:
+    """The camera's own motion at a frame, in its optical frame (x right, y down, z ahead).
+
+    linear: velocity of the optical frame's origin (m/s); angular: angular velocity
+    (rad/s). A robot's odometry twist turned into the camera's frame gives both.
+    """
+
+    linear: Tuple[float, float, float]
+    angular: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def vectors(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(linear, angular) as float arrays; ValueError unless both are 3 finite numbers."""
+        out = []
+        for name in ('linear', 'angular'):
+            try:
+                value = np.asarray(getattr(self, name), dtype=np.float64)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value.shape != (3,) or not np.isfinite(value).all():
+                raise ValueError(f'camera_motion.{name} must be 3 finite numbers, got '
+                                 f'{getattr(self, name)!r}')
+            out.append(value)
+        return out[0], out[1]
+
+
+def _rotation(rotation_vector: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a rotation vector (axis times angle, rad): Rodrigues' formula."""
+    angle = float(np.linalg.norm(rotation_vector))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = rotation_vector / angle
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + math.sin(angle) * K + (1.0 - math.cos(angle)) * (K @ K)
 
 
 @dataclass
@@ -379,6 +423,8 @@ class Tracker:
     def reset(self):
         """Forget every track (IDs continue from where they were)."""
         self._stamp: Optional[float] = None
+        # The camera's (linear, angular) velocity at the last stamp; None: not given.
+        self._motion: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self._next_id = getattr(self, '_next_id', 1)
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
@@ -435,7 +481,8 @@ class Tracker:
                class_max_depth: Optional[Dict[str, float]] = None,
                image_size: Optional[Tuple[int, int]] = None,
                image: Optional[np.ndarray] = None,
-               drop_duplicates: bool = True) -> List[TrackedObject]:
+               drop_duplicates: bool = True,
+               camera_motion: Optional[CameraMotion] = None) -> List[TrackedObject]:
         """Track one frame's objects (stamp in seconds); a TrackedObject per object kept.
 
         Every object is kept but duplicates (duplicate_overlap, see the module doc), in
@@ -450,7 +497,11 @@ class Tracker:
         track is re-identified (reid_max_age); without it none is; it also gives the
         image size when image_size is None. ValueError if it is not HxWx3 uint8.
         After the update, `taken_back` lists the IDs it gave back.
+        `camera_motion`, the camera's own motion at this stamp, makes the 3D velocities
+        the objects' own (see the module doc); give it on every frame or on none, as a
+        track's velocity means one or the other. ValueError if it is not finite.
         """
+        motion = camera_motion.vectors() if camera_motion is not None else None
         if image is not None:
             if not (isinstance(image, np.ndarray) and image.ndim == 3
                     and image.shape[2] == 3 and image.dtype == np.uint8):
@@ -462,10 +513,10 @@ class Tracker:
         # NaN stands for unknown values throughout: comparisons with it are False.
         with np.errstate(invalid='ignore', divide='ignore'):
             return self._update(objects, float(stamp), max_depth, class_max_depth or {},
-                                image_size, image, drop_duplicates)
+                                image_size, image, drop_duplicates, motion)
 
     def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image,
-                drop_duplicates):
+                drop_duplicates, motion):
         if self._stamp is not None and stamp < self._stamp:
             self.reset()
         previous, self._stamp = self._stamp, stamp
@@ -474,6 +525,7 @@ class Tracker:
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp, previous)
+        self._motion = motion
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
@@ -533,21 +585,52 @@ class Tracker:
 
     def _predict(self, dt):
         config = self.config
-        # A track closing so fast that it would pass MIN_PREDICTED_DEPTH by this stamp
-        # stops closing (SORT's rule for a box area predicted through zero): whatever the
-        # camera still sees is in front of it, and a coasting track (no depth for a few
-        # frames) must not be published at a depth of zero or behind the camera.
-        through = self.x[:, 2] + dt * self.x[:, 5] < MIN_PREDICTED_DEPTH
-        self.x[through, 5] = 0.0
         F, Q = _constant_velocity(dt, 3)
-        self.x = self.x @ F.T
-        self.P = F @ self.P @ F.T + config.accel_noise ** 2 * Q
+        if self._motion is None:
+            # A track closing so fast that it would pass MIN_PREDICTED_DEPTH by this
+            # stamp stops closing (SORT's rule for a box area predicted through zero):
+            # whatever the camera still sees is in front of it, and a coasting track (no
+            # depth for a few frames) must not be published at a depth of zero or
+            # behind the camera.
+            through = self.x[:, 2] + dt * self.x[:, 5] < MIN_PREDICTED_DEPTH
+            self.x[through, 5] = 0.0
+            self.x = self.x @ F.T
+            self.P = F @ self.P @ F.T
+        else:
+            self._predict_moving_camera(dt, F)
+        self.P += config.accel_noise ** 2 * Q
         q = config.box_accel_noise ** 2 * _box_units(self.box_x) ** 2
         self.box_x[:, :4] += dt * self.box_x[:, 4:]
         pp, pr, rr = self.box_P  # views, updated in place (each from the old values)
         pp += 2.0 * dt * pr + dt * dt * rr + 0.25 * dt ** 4 * q
         pr += dt * rr + 0.5 * dt ** 3 * q
         rr += dt * dt * q
+
+    def _predict_moving_camera(self, dt, F):
+        """Predict the 3D states with the camera's motion over dt (velocities: objects' own).
+
+        In the camera's frame a point moves by the object's own velocity less the
+        camera's, and the frame turns by its angular velocity: p' = A (p + dt (u - v)),
+        u' = A u, with A = exp(-dt [w]x). Tracks without x, y (a depth alone) move along z
+        only: their unknown x, y would swamp z if turned. One whose depth would pass
+        MIN_PREDICTED_DEPTH keeps its place relative to the camera (see _predict).
+        """
+        linear, angular = self._motion
+        turn = _rotation(-dt * angular)
+        x = self.x @ F.T
+        x[:, :3] -= dt * linear
+        self.P = F @ self.P @ F.T
+        located = self.has_xy
+        if located.any():
+            both = np.zeros((6, 6))
+            both[:3, :3] = both[3:, 3:] = turn
+            x[located] = x[located] @ both.T
+            self.P[located] = both @ self.P[located] @ both.T
+        through = x[:, 2] < MIN_PREDICTED_DEPTH
+        if through.any():
+            x[through, :3] = np.where(located[through, None], self.x[through, :3] @ turn.T,
+                                      self.x[through, :3])
+        self.x = x
 
     def _associate(self, meas: _Measurements, stamp: float):
         """Track row of each detection (-1: none), and whether its depth is an outlier."""
@@ -898,6 +981,11 @@ class Tracker:
         x = self.x[rows]
         P = self.P[rows]  # a copy: the covariances handed out are views of it
         has_3d, has_xy = self.has_3d[rows], self.has_xy[rows]
+        if self._motion is not None:
+            # Published velocities are relative to the camera, as without its motion:
+            # the object's own less the camera's (and its turning, for located tracks).
+            linear, angular = self._motion
+            x[:, 3:] -= linear + np.where(has_xy[:, None], np.cross(angular, x[:, :3]), 0.0)
         depth = np.where(has_3d, x[:, 2], raw_depth)
         distance, rate, rate_var = self._closing_rates(rows, x, P, has_3d, has_xy)
         closing = rate * distance

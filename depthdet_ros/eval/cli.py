@@ -97,6 +97,12 @@ def add_parser(subparsers):
                         help='feed the tracker the GT depth of matched detections times '
                              '(1 + N(0, NOISE)) instead of the network\'s: scores the tracker '
                              'apart from the depth network (other scores are unchanged)')
+    parser.add_argument('--camera-odometry', default=None, metavar='TOPIC',
+                        help='give the tracker the camera\'s own motion from this '
+                             'nav_msgs/Odometry topic (twist in the camera\'s optical frame, '
+                             'as /camera/odometry of `depthdet synth bag`): velocities become '
+                             'the objects\' own, a static object\'s closing speed is known '
+                             'from its first frame')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -138,7 +144,8 @@ def _tracker(args, values):
         'the params file\'s tracking: false' if not values['tracking'] else None
     if off:
         given = [o for o, v in (('--tracker', args.tracker),
-                                ('--tracker-gt-depth', args.tracker_gt_depth is not None)) if v]
+                                ('--tracker-gt-depth', args.tracker_gt_depth is not None),
+                                ('--camera-odometry', args.camera_odometry is not None)) if v]
         if given:
             raise CliError(f'{given[0]} has no effect with {off}: drop one of them')
         return None
@@ -163,6 +170,8 @@ def run(args, actions=()):
     from depthdet_ros.eval.evaluate import strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
     from depthdet_ros.eval.output_bag import OutputBag
+    from depthdet_ros.core.odometry import CameraMotionUnavailable
+    from depthdet_ros.eval.tracking import read_camera_odometry
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
 
     values = pipeline_values(args)
@@ -184,6 +193,12 @@ def run(args, actions=()):
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
     tracker = _tracker(args, values)
+    odometry = None
+    if args.camera_odometry is not None:
+        try:
+            odometry = read_camera_odometry(args.bag, make_typestore(), args.camera_odometry)
+        except CameraMotionUnavailable as exc:
+            raise CliError(str(exc)) from None
     output_folder(args.out)
     if args.output_bag and os.path.exists(args.output_bag):
         raise CliError(f'--output-bag {args.output_bag} exists; rosbag2 writes a new folder, '
@@ -215,7 +230,9 @@ def run(args, actions=()):
                 args.bag, topics, pipeline, settings, typestore, tolerance_ns,
                 values['max_image_pixels'], output_bag, progress=not args.no_progress,
                 tracker=tracker, gt_depth_noise=args.tracker_gt_depth,
-                window_s=(args.start, args.end))
+                window_s=(args.start, args.end), camera_odometry=odometry)
+        except CameraMotionUnavailable as exc:
+            raise CliError(str(exc)) from None
         except NothingToEvaluate as exc:
             raise CliError(f'no frame to evaluate: {exc} (see --start / --end)'
                            if args.start or math.isfinite(args.end) else
@@ -243,7 +260,8 @@ def run(args, actions=()):
                 'iou_threshold': values['iou_threshold'],
                 'stamp_tolerance_ms': args.stamp_tolerance,
                 'tracker': dataclasses.asdict(tracker.config) if tracker else None,
-                'tracker_gt_depth': args.tracker_gt_depth}
+                'tracker_gt_depth': args.tracker_gt_depth,
+                'camera_odometry': args.camera_odometry}
     report = report_module.build_report(results, index, settings, run_info)
     json_path = os.path.join(args.out, 'report.json')
     md_path = os.path.join(args.out, 'report.md')

@@ -264,7 +264,7 @@ class Evaluation:
 def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typestore,
                  tolerance_ns: int, max_pixels: int, output_bag=None,
                  progress: bool = True, tracker=None, gt_depth_noise: Optional[float] = None,
-                 window_s: Tuple[float, float] = (0.0, math.inf)
+                 window_s: Tuple[float, float] = (0.0, math.inf), camera_odometry=None
                  ) -> Tuple[EvalResults, BagIndex]:
     """Run `pipeline` on every image of the bag and score it (see the module doc).
 
@@ -276,6 +276,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     Only images stamped within `window_s` (seconds after the first image's stamp, start
     included, end excluded) are read, run and scored; the output bag still copies every
     message. NothingToEvaluate, before any frame is read, when no image is in the window.
+    `camera_odometry` (core.odometry.CameraMotionHistory) gives the tracker the camera's
+    own motion at each frame; CameraMotionUnavailable where it cannot.
     """
     from tqdm import tqdm
 
@@ -319,8 +321,11 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
         tracked, held = None, ()
         if tracking is not None:
+            motion = None if camera_odometry is None else \
+                camera_odometry.at(frame.stamp_ns, frame.header.frame_id)
             tracked, held, tracking_ms = tracking.step(
-                frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb)
+                frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb,
+                motion)
             result.timings_ms['tracking'] = tracking_ms
             total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)

@@ -50,7 +50,8 @@ times in milliseconds, shares in [0, 1]):
   flickering_objects, per_object}
 - settings.tracker: the TrackerConfig used (null without tracking);
   settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
-  instead of the network's (null: the network's depth)
+  instead of the network's (null: the network's depth); settings.camera_odometry: the
+  Odometry topic whose camera motion the tracker was given (null: none)
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -120,7 +121,8 @@ def build_report(results, index, settings, run: Dict) -> Dict:
             'stamp_tolerance_ms': run['stamp_tolerance_ms'], 'match_iou': settings.match_iou,
             'distance_bands_m': list(settings.distance_edges_m),
             'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY,
-            'tracker': run.get('tracker'), 'tracker_gt_depth': run.get('tracker_gt_depth')},
+            'tracker': run.get('tracker'), 'tracker_gt_depth': run.get('tracker_gt_depth'),
+            'camera_odometry': run.get('camera_odometry')},
         'frames': dict(results.frames.__dict__),
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
@@ -314,7 +316,8 @@ def markdown(report: Dict) -> str:
         lines += _table(['strategy', 'object P', 'object R', 'tp/fp/fn', 'frame P', 'frame R',
                          'tp/fp/fn/tn'], rows) + ['']
     if report.get('tracking'):
-        lines += _tracking_lines(report['tracking'], settings.get('tracker_gt_depth'))
+        lines += _tracking_lines(report['tracking'], settings.get('tracker_gt_depth'),
+                                 settings.get('camera_odometry'))
     lines += ['## Latency (ms, this machine, one frame at a time)', '']
     lines += _table(['stage', 'n', 'mean', 'p50', 'p90', 'p99'],
                     [[stage, str(v['n']), _num(v['mean'], 1), _num(v['p50'], 1),
@@ -329,7 +332,8 @@ def markdown(report: Dict) -> str:
     return '\n'.join(lines)
 
 
-def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
+def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
+                    camera_odometry: Optional[str] = None) -> List[str]:
     identity, depth, jitter = t['identity'], t['depth'], t['jitter']
     ttc, alerts = t['time_to_contact'], t['alerts']
     switches = identity['id_switches_per_100_object_frames']
@@ -340,6 +344,9 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float]) -> List[str]:
     if gt_depth_noise is not None:
         lines += [f'**The tracker was fed GT depth x (1 + N(0, {gt_depth_noise:g})) for matched '
                   "detections instead of the network's** (--tracker-gt-depth).", '']
+    if camera_odometry:
+        lines += [f"The tracker was given the camera's own motion from `{camera_odometry}` "
+                  '(--camera-odometry).', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],
                     [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),

@@ -54,7 +54,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.tracking import duplicates, PROXIMITY, TIME_TO_CONTACT, TrackerConfig
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
+from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
+    TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
@@ -82,6 +84,33 @@ def motion_topics(topic_types: Dict[str, str]) -> Tuple[Optional[str], Optional[
     world = [t for t in odometry if 'world' in t]
     optical = [t for t in odometry if 'world' not in t]
     return (optical[0] if optical else None), (world[0] if world else None)
+
+
+def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
+    """Read a bag's camera odometry topic (core.odometry); CameraMotionUnavailable if none."""
+    from depthdet_ros.eval.bag_input import open_reader, stamp_ns
+    history = CameraMotionHistory(topic, size=None)
+    reader = open_reader(path)
+    try:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        if types.get(topic) != ODOMETRY:
+            odometry = sorted(t for t, m in types.items() if m == ODOMETRY)
+            raise CameraMotionUnavailable(
+                f'--camera-odometry {topic}: the bag has no {ODOMETRY} topic of that name'
+                + (f' (it has {", ".join(odometry)})' if odometry else ''))
+        connections = [c for c in reader.connections if c.topic == topic]
+        for _, _, raw in reader.messages(connections=connections):
+            try:
+                msg = typestore.deserialize_cdr(raw, ODOMETRY)
+            except Exception:  # a corrupt message: the nearest other one serves
+                continue
+            v, w = msg.twist.twist.linear, msg.twist.twist.angular
+            history.add(stamp_ns(msg), (v.x, v.y, v.z, w.x, w.y, w.z), msg.child_frame_id)
+    finally:
+        reader.close()
+    if not len(history):
+        raise CameraMotionUnavailable(f'--camera-odometry {topic}: no readable message')
+    return history
 
 
 def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:
@@ -171,8 +200,9 @@ class BagTracking:
         self._match_iou = match_iou
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
-             rgb: np.ndarray) -> Tuple[list, list, float]:
-        """Track one frame's objects, seen in the RGB image `rgb`.
+             rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None
+             ) -> Tuple[list, list, float]:
+        """Track one frame's objects, seen in the RGB image `rgb` (camera moving so).
 
         Returns the tracker's output, the alerts it holds for tracks the frame missed
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
@@ -190,7 +220,8 @@ class BagTracking:
         # Duplicates found on the network's depths only, as the node finds them.
         tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
                                       self._class_max_depth, image=rgb,
-                                      drop_duplicates=not ground_truth)
+                                      drop_duplicates=not ground_truth,
+                                      camera_motion=camera_motion)
         held = self.tracker.held_alerts()
         update_ms = (time.perf_counter() - start) * 1e3
         if self.evaluation is not None and gt_objects is not None:

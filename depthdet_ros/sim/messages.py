@@ -12,10 +12,17 @@ orientation, so the child frame's axes are those of header.frame_id and the twis
 linear velocity (m/s) is expressed in that frame; angular velocity is not given (0).
 In the optical frame the velocity is d/dt of the centre's optical coordinates (the
 camera's motion included); in the world frame it is the object's own motion.
+
+The camera's own motion (camera_odometry): a nav_msgs/Odometry as a robot's odometry
+gives it, header.frame_id = the world, child_frame_id = the camera's optical frame,
+pose = the camera's pose in the world, twist = its linear and angular velocity in the
+optical frame (REP 105: the twist is in the child frame).
 """
 import importlib
 
 import numpy as np
+
+from depthdet_ros.sim.geometry import matrix_to_quat
 
 
 def rclpy_factory():
@@ -82,6 +89,25 @@ def detections_3d(make, header, objects):
                                results=_hypotheses(make, obj), bbox=bbox,
                                id=str(obj.instance_id)))
     return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
+
+
+def camera_odometry(make, header, child_frame_id, camera_pose, camera_twist):
+    """Return the Odometry of the camera (see the module doc); camera_twist: 6 floats."""
+    pose = np.asarray(camera_pose, dtype=np.float64)
+    w, x, y, z = (float(v) for v in matrix_to_quat(pose[:3, :3]))
+    linear, angular = (make('geometry_msgs/msg/Vector3', x=float(a), y=float(b), z=float(c))
+                       for a, b, c in np.asarray(camera_twist, np.float64).reshape(2, 3))
+    return make(
+        'nav_msgs/msg/Odometry', header=header, child_frame_id=child_frame_id,
+        pose=make('geometry_msgs/msg/PoseWithCovariance', pose=make(
+            'geometry_msgs/msg/Pose',
+            position=make('geometry_msgs/msg/Point', x=float(pose[0, 3]),
+                          y=float(pose[1, 3]), z=float(pose[2, 3])),
+            orientation=make('geometry_msgs/msg/Quaternion', x=x, y=y, z=z, w=w)),
+            covariance=np.zeros(36)),
+        twist=make('geometry_msgs/msg/TwistWithCovariance',
+                   twist=make('geometry_msgs/msg/Twist', linear=linear, angular=angular),
+                   covariance=np.zeros(36)))
 
 
 def object_motion(make, header, objects, camera_pose=None):

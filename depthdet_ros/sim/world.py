@@ -18,7 +18,7 @@ import numpy as np
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.types import Box, Point3D
 from depthdet_ros.sim.geometry import OPTICAL_FROM_MUJOCO_CAMERA, matrix_to_quat
-from depthdet_ros.sim.motion import add_motions, layout_at, optical_velocity
+from depthdet_ros.sim.motion import add_motions, layout_at, optical_velocity, VELOCITY_STEP_S
 from depthdet_ros.sim.objects import CLASS_NAMES, MAX_DISTRACTOR_PARTS, MAX_OBJECT_PARTS
 from depthdet_ros.sim.render import HIDDEN_GROUP, OffscreenRenderer
 from depthdet_ros.sim.scene import DEFAULT_FRAME_ID, DISTRACTOR_SLOTS, N_LIGHTS, N_TEXTURES, \
@@ -80,7 +80,8 @@ class SimFrame:
     instance_mask: uint16, 0 = no object of interest, else the ObjectTruth.instance_id
     (stable for an object through a sequence). class_mask: uint8, 0 = none, else
     class_id + 1. camera_pose: 4x4 world-from-optical. time: seconds since the start
-    of the sequence (0 for independent frames).
+    of the sequence (0 for independent frames). camera_twist (sequences only): the
+    camera's linear (m/s) and angular (rad/s) velocity in its optical frame, 6 floats.
     """
 
     index: int
@@ -93,6 +94,7 @@ class SimFrame:
     camera: CameraModel
     camera_pose: np.ndarray
     time: float = 0.0
+    camera_twist: Optional[np.ndarray] = None
 
 
 def frame_rng(seed: int, index: int, stream: int = _FRAMES_STREAM) -> np.random.Generator:
@@ -500,9 +502,24 @@ class CameraSequence:
         position, rotation = self.path.pose(t)
         layout = layout_at(self.layout, self.shuttles, t)
         frame = self.world.render(with_camera_pose(layout, position, rotation), index, t)
+        frame.camera_twist = self.camera_twist(t)
         if self.moving:
             frame.objects = [self._with_velocity(truth, t) for truth in frame.objects]
         return frame
+
+    def camera_twist(self, t: float) -> np.ndarray:
+        """Return the camera's (linear m/s, angular rad/s) velocity at t, optical frame.
+
+        Central differences of the path: linear R^T dp/dt, angular from R^T dR/dt (skew).
+        """
+        h = VELOCITY_STEP_S
+        (p0, r0), (p1, r1) = self.path.pose(t - h), self.path.pose(t + h)
+        rotation = self.path.pose(t)[1]
+        linear = rotation.T @ (p1 - p0) / (2 * h)
+        spin = rotation.T @ (r1 - r0) / (2 * h)
+        angular = 0.5 * np.array([spin[2, 1] - spin[1, 2], spin[0, 2] - spin[2, 0],
+                                  spin[1, 0] - spin[0, 1]])
+        return np.concatenate([linear, angular])
 
     def _optical_centre(self, object_index: int, t: float) -> np.ndarray:
         """Centre of an object's bounding box in the optical frame at time t."""

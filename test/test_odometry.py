@@ -1,0 +1,51 @@
+"""core.odometry: the camera's motion at an image's stamp from odometry twists."""
+import math
+
+import pytest
+
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
+
+S = 1_000_000_000  # ns per second
+
+
+def test_the_nearest_twist_within_the_gap_gives_the_motion():
+    history = CameraMotionHistory('/odom')
+    # Added out of order, as messages can arrive: they are kept by stamp.
+    history.add(1 * S, (0, 0, 2, 0, 0, 0.5), 'cam')
+    history.add(0, (0, 0, 1, 0, 0, 0), 'cam')
+    assert history.at(150_000_000, 'cam').linear == (0.0, 0.0, 1.0)
+    assert history.at(850_000_000, 'cam').angular == (0.0, 0.0, 0.5)
+    assert history.at(S + 100_000_000, 'cam').linear == (0.0, 0.0, 2.0)
+
+
+def test_no_twist_near_the_image_is_said():
+    history = CameraMotionHistory('/odom')
+    with pytest.raises(CameraMotionUnavailable, match='no message on /odom yet'):
+        history.at(0, 'cam')
+    history.add(0, (0, 0, 1, 0, 0, 0), 'cam')
+    history.add(1 * S, (0, 0, 1, 0, 0, 0), 'cam')
+    with pytest.raises(CameraMotionUnavailable, match='no message within 0.2 s of the image '
+                                                      r'stamped 0.500 s \(nearest 0.500 s'):
+        history.at(S // 2, 'cam')
+    assert history.at(S + 200_000_000, 'cam')  # 0.2 s after the last: still taken
+
+
+def test_a_twist_of_another_frame_or_not_finite_is_refused():
+    history = CameraMotionHistory('/odom')
+    history.add(0, (0, 0, 1, 0, 0, 0), 'base_link')
+    with pytest.raises(CameraMotionUnavailable, match="motion of 'base_link', not of the "
+                                                      "camera's optical frame 'cam'"):
+        history.at(0, 'cam')
+    history.clear()
+    history.add(0, (0, math.nan, 1, 0, 0, 0), 'cam')
+    with pytest.raises(CameraMotionUnavailable, match='/odom: camera_motion.linear must be 3 '
+                                                      'finite numbers'):
+        history.at(0, 'cam')
+
+
+def test_the_history_keeps_the_newest():
+    history = CameraMotionHistory('/odom', size=3)
+    for k in range(5):
+        history.add(k * S // 10, (0, 0, k, 0, 0, 0), 'cam')
+    assert len(history) == 3
+    assert history.at(0, 'cam').linear == (0.0, 0.0, 2.0)  # stamps 0.2-0.4 s are left
