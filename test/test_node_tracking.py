@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -241,6 +242,76 @@ def test_an_approaching_object_keeps_its_id_and_alerts_by_time_to_contact(
     assert all((m.lifetime.sec, m.lifetime.nanosec) == (2, 0) for m in by_ns.values())
     tail, head = by_ns['velocity'].points
     assert head.z - tail.z == pytest.approx(last['velocity'].pose.pose.position.z)
+
+
+def odometry(stamp, linear, child_frame_id='cam_optical'):
+    msg = Odometry(child_frame_id=child_frame_id)
+    msg.header.frame_id = 'odom'
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+    msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = linear
+    return msg
+
+
+def test_the_camera_odometry_gives_a_static_object_its_time_to_contact_at_once(
+        models, ros, tmp_path, namespace):
+    """The camera drives at 1 m/s at a still chair 5 m away: closing known from frame 1."""
+    params = chair_params(models, tmp_path, max_depth=0.5, use_odometry=True)
+    camera = pinhole()
+    depths = [5.0 - FRAME_S * k for k in range(4)]
+    diagnostics = []
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+        publisher = probe.create_publisher(Odometry, 'odometry', RELIABLE)
+        deadline = time.monotonic() + 10.0
+        while not publisher.get_subscription_count() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+        # The history is by stamp: every frame's twist can come first. The last frame's
+        # is another frame's (a base's odometry): that frame is tracked without it, and
+        # diagnostics say so while no later frame has the camera's motion.
+        for k in range(len(depths)):
+            publisher.publish(odometry(stamp_of(k), (0.0, 0.0, 1.0),
+                                       'base_link' if k == 3 else 'cam_optical'))
+        assert diagnostic_value(probe, diagnostics, 'odometry_received', '4') == '4'
+        frames = play(probe, depths, camera)
+        assert diagnostic_value(probe, diagnostics, 'frames_without_odometry', '1') == '1'
+        time.sleep(0.5)
+        rclpy.spin_once(probe, timeout_sec=0.1)
+        status_name = f'{namespace.lstrip("/")}/depthdet_node: pipeline'
+        messages = [st.message for msg in diagnostics for st in msg.status
+                    if st.name == status_name]
+        assert any("gives the motion of 'base_link', not of the camera's optical frame "
+                   "'cam_optical'" in m for m in messages), messages[-3:]
+        assert node.proc.poll() is None, node.output()
+    # The box centre (200, 275) is 120 px left of and 35 px below the principal point:
+    # the chair's ray, and the share of the camera's 1 m/s along it, are fixed.
+    ray = math.hypot(120 / 500, 35 / 500, 1.0)
+    result = results_by_id(frames[0]['detections_3d'].detections[0])
+    ttc, closing, distance = (getattr(result['time_to_contact'].pose.pose.position, a)
+                              for a in 'xyz')
+    raw_z = float(depth_for_red(red_for_depth(depths[0])))
+    assert distance == pytest.approx(raw_z * ray, rel=1e-6)
+    assert closing == pytest.approx(1.0 / ray, rel=1e-6)
+    assert ttc == pytest.approx(raw_z * ray * ray, rel=1e-6)
+    # Published velocities stay relative to the camera: the still chair comes at it.
+    velocity = result['velocity'].pose.pose.position
+    assert (velocity.x, velocity.y, velocity.z) == pytest.approx((0.0, 0.0, -1.0), abs=1e-9)
+    # Next frame: the filter blends the prediction (0.1 m nearer) with the new depth.
+    result = results_by_id(frames[1]['detections_3d'].detections[0])
+    ttc, closing, distance = (getattr(result['time_to_contact'].pose.pose.position, a)
+                              for a in 'xyz')
+    assert closing == pytest.approx(1.0 / ray, rel=0.02)
+    assert ttc == pytest.approx(distance / closing, rel=1e-9)
+    assert ttc == pytest.approx(float(depth_for_red(red_for_depth(depths[1]))) * ray * ray,
+                                rel=0.03)
+
+
+def test_without_odometry_a_static_object_has_no_time_to_contact_at_first(
+        models, ros, tmp_path, namespace):
+    params = chair_params(models, tmp_path, max_depth=0.5)
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        frames = play(probe, [5.0, 4.9], pinhole())
+    result = results_by_id(frames[0]['detections_3d'].detections[0])
+    assert result['time_to_contact'].pose.pose.position.x == math.inf
 
 
 def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(

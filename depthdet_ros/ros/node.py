@@ -38,12 +38,14 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import Tracker
 from depthdet_ros.core.types import instance_image
@@ -277,6 +279,8 @@ class DepthDetRunner:
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
         self._said_stamp_offset = False
+        self._odometry = None  # CameraMotionHistory while subscribed (use_odometry)
+        self._odometry_problem = ''  # why the last frame had no camera motion
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
 
@@ -407,6 +411,13 @@ class DepthDetRunner:
         self._subscriptions = [image_sub, info_sub]
         self._info_topic, self._image_topic = info_sub.topic_name, image_sub.topic_name
         self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
+        if self.params['use_odometry']:
+            odometry_sub = subscribe_input(node, Odometry, 'odometry', self._on_odometry,
+                                           reliability)
+            self._subscriptions.append(odometry_sub)
+            self._odometry = CameraMotionHistory(odometry_sub.topic_name)
+            self.log.info(f'subscribed to {odometry_sub.topic_name}: the camera\'s own motion '
+                          'for the tracker')
 
     def _set_debug_publisher(self, enabled):
         """Advertise debug_image only while publish_debug_image is true."""
@@ -490,6 +501,29 @@ class DepthDetRunner:
             'and QoS), or publish each image before its camera_info; or raise '
             'camera_info_tolerance to use an earlier camera_info',
             throttle_duration_sec=60.0)
+
+    def _on_odometry(self, msg):
+        self.stats['odometry_received'] += 1
+        twist = msg.twist.twist
+        self._odometry.add(_stamp_ns(msg.header), (twist.linear.x, twist.linear.y,
+                                                   twist.linear.z, twist.angular.x,
+                                                   twist.angular.y, twist.angular.z),
+                           msg.child_frame_id)
+
+    def _camera_motion(self, header):
+        """Return the camera's motion at the image (use_odometry), or None without it."""
+        if self._odometry is None:
+            return None
+        try:
+            motion = self._odometry.at(_stamp_ns(header), header.frame_id)
+        except CameraMotionUnavailable as exc:
+            self.stats['frames_without_odometry'] += 1
+            self._odometry_problem = str(exc)
+            self.log.warning(f'frame tracked without the camera\'s motion: {exc}',
+                             throttle_duration_sec=WARN_THROTTLE_S)
+            return None
+        self._odometry_problem = ''
+        return motion
 
     def _on_image(self, msg):
         now = time.monotonic()
@@ -678,7 +712,8 @@ class DepthDetRunner:
             return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
                     objects)
         tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
-                                 fusion.class_max_depth, image=rgb)
+                                 fusion.class_max_depth, image=rgb,
+                                 camera_motion=self._camera_motion(header))
         self.stats['ids_taken_back'] += len(tracker.taken_back)
         self.stats['duplicates_dropped'] += len(tracker.dropped)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
@@ -854,6 +889,10 @@ class DepthDetRunner:
             else:
                 level = DiagnosticStatus.ERROR
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
+        if self._odometry_problem and self._tracker is not None:
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(f'last frame tracked without the camera\'s motion: '
+                            f'{self._odometry_problem}')
         if self.stats['errors']:
             level = DiagnosticStatus.ERROR
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')
@@ -868,6 +907,9 @@ class DepthDetRunner:
             'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
             'track_ids_taken_back': str(self.stats['ids_taken_back']),
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
+            'odometry_received': str(self.stats['odometry_received'])
+            if self.params['use_odometry'] else 'use_odometry off',
+            'frames_without_odometry': str(self.stats['frames_without_odometry']),
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',

@@ -122,6 +122,12 @@ PARAMS = (
     Param('ttc_source', 'depth', 'Closing rate for time to contact: depth (3D track), '
           'expansion (box growth, needs no metric depth) or fused.', runtime=True,
           choices=TTC_SOURCES),
+    Param('use_odometry', False, 'Subscribe to odometry (nav_msgs/Odometry of the camera '
+          'itself: child_frame_id the images\' frame_id, twist in that frame) and give the '
+          'tracker the camera\'s own motion: 3D velocities become the objects\' own, so a '
+          'static object the camera closes on has its time to contact from its first frame '
+          '(tracking on). A frame with no such message within 0.2 s of its stamp is tracked '
+          'without it (diagnostics count them).'),
     Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
           '(image_transport convention) instead of image.'),
     Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '
