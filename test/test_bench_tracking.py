@@ -71,3 +71,22 @@ def test_compare_with_a_tracker_that_takes_no_image(tmp_path, capsys):
                        '--compare', str(older)]) == 0
     # No object leaves the view, so the image changes nothing but the cost.
     assert 'outputs: same IDs and alerts' in capsys.readouterr().out
+
+
+def test_camera_motion_is_given_to_this_tracker_only(capsys, monkeypatch):
+    given = []
+    update = tracking.Tracker.update
+
+    def recording(self, *args, camera_motion=None, **kwargs):
+        given.append(camera_motion)
+        return update(self, *args, camera_motion=camera_motion, **kwargs)
+    monkeypatch.setattr(tracking.Tracker, 'update', recording)
+    assert bench.main(['--objects', '3', '--frames', '4', '--warmup', '0',
+                       '--compare', tracking.__file__, '--camera-motion']) == 0
+    # The compared module is a copy loaded from the file: only this tracker records.
+    assert given == [bench.CAMERA_MOTION] * 4
+    assert re.search(r'this / that [\d.]+', capsys.readouterr().out)
+    given.clear()
+    assert bench.main(['--objects', '3', '--frames', '4', '--warmup', '1',
+                       '--camera-motion']) == 0
+    assert given == [bench.CAMERA_MOTION] * 10  # after fusion and alone, 5 frames each

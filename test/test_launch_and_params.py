@@ -48,8 +48,8 @@ def test_launch_file_uses_the_shared_argument_table_and_launch_ros_api():
     keywords = {k.arg for k in node_call.keywords}
     assert {'package', 'executable', 'namespace', 'parameters', 'remappings'} <= keywords
     names = {a.name for a in LAUNCH_ARGUMENTS}
-    assert names == {'image', 'camera_info', 'namespace', 'params_file', 'max_depth',
-                     'use_sim_time', 'lifecycle'}
+    assert names == {'image', 'camera_info', 'odometry', 'namespace', 'params_file',
+                     'max_depth', 'use_sim_time', 'lifecycle'}
 
 
 def _runs(cmd, executable):
@@ -67,13 +67,15 @@ def _pipeline_settings(*argv):
 
 def test_pipeline_command_accepts_the_same_arguments():
     settings = _pipeline_settings('image:=/cam/image_raw', '--namespace', 'front',
-                                  'max_depth:=0.8', 'use_sim_time:=True')
+                                  'max_depth:=0.8', 'use_sim_time:=True',
+                                  'odometry:=/cam/odom')
     cmd = node_command(settings)
     assert _runs(cmd, 'depthdet_node')
     assert os.path.samefile(cmd[cmd.index('--params-file') + 1], PARAMS_FILE)
     joined = ' '.join(cmd)
     assert '-r __ns:=/front' in joined
     assert '-r image:=/cam/image_raw' in joined and '-r camera_info:=camera_info' in joined
+    assert '-r odometry:=/cam/odom' in joined
     assert '-p max_depth:=0.8' in joined and '-p use_sim_time:=true' in joined
     defaults = launch_settings({}, PARAMS_FILE)
     assert defaults.parameter_overrides() == {'use_sim_time': False}
@@ -106,6 +108,7 @@ BAD_VALUES = [
     ('namespace', 'bad-ns', ['namespace:=bad-ns', 'alphanumerics']),
     ('image', 'bad topic', ['image:=bad topic', 'not a ROS topic name']),
     ('camera_info', '', ['camera_info:=', 'empty']),
+    ('odometry', 'odom/', ['odometry:=odom/', 'not a ROS topic name']),
 ]
 
 

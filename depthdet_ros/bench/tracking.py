@@ -35,7 +35,7 @@ import numpy as np
 from depthdet_ros.arg_types import bench_count, checked_number, non_negative_int
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, estimate_objects
-from depthdet_ros.core.tracking import Tracker, TrackerConfig
+from depthdet_ros.core.tracking import CameraMotion, Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D
 
 WIDTH, HEIGHT = 640, 480
@@ -43,6 +43,8 @@ WIDTH, HEIGHT = 640, 480
 TARGET_MS, TARGET_OBJECTS = 1.0, 20
 # More objects than a frame could hold apart: each is a box of 20-80 px in 640x480.
 MAX_OBJECTS = 1000
+# A camera driving forward and turning, for --camera-motion.
+CAMERA_MOTION = CameraMotion((0.1, 0.0, 0.5), (0.0, 0.2, 0.0))
 CLASSES = ('person', 'chair', 'bottle', 'cup', 'box')
 
 
@@ -89,9 +91,14 @@ def _takes_image(tracker_class) -> bool:
     return 'image' in inspect.signature(tracker_class.update).parameters
 
 
-def _step(tracker, objects, stamp, rgb):
-    """One frame's tracking as the node does it: the update, then the held alerts."""
-    if _takes_image(type(tracker)):
+def _step(tracker, objects, stamp, rgb, motion=None):
+    """One frame's tracking as the node does it: the update, then the held alerts.
+
+    `motion`: the camera's motion given to the tracker (use_odometry), or none.
+    """
+    if motion is not None:
+        tracked = tracker.update(objects, stamp, 1.0, image=rgb, camera_motion=motion)
+    elif _takes_image(type(tracker)):
         tracked = tracker.update(objects, stamp, 1.0, image=rgb)
     else:
         tracked = tracker.update(objects, stamp, 1.0)
@@ -100,7 +107,8 @@ def _step(tracker, objects, stamp, rgb):
     return tracked
 
 
-def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: int = 0):
+def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: int = 0,
+        motion=None):
     """Per-frame (wall, CPU) ms of fusion, of tracking after it, and of tracking alone."""
     camera = CameraModel.from_fov(WIDTH, HEIGHT, 70.0)
     tracker = Tracker(TrackerConfig())
@@ -109,14 +117,14 @@ def run(n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0, seed: i
         w0, c0 = time.perf_counter(), time.thread_time()
         objects = estimate_objects(detections, depth_map, camera, DEFAULT_STRATEGY, 1.0)
         w1, c1 = time.perf_counter(), time.thread_time()
-        _step(tracker, objects, index / rate_hz, rgb)
+        _step(tracker, objects, index / rate_hz, rgb, motion)
         w2, c2 = time.perf_counter(), time.thread_time()
         times.append((w1 - w0, c1 - c0, w2 - w1, c2 - c1))
         frame_objects.append((objects, rgb))
     alone, alone_times = Tracker(TrackerConfig()), []
     for index, (objects, rgb) in enumerate(frame_objects):
         w0, c0 = time.perf_counter(), time.thread_time()
-        _step(alone, objects, index / rate_hz, rgb)
+        _step(alone, objects, index / rate_hz, rgb, motion)
         alone_times.append((time.perf_counter() - w0, time.thread_time() - c0))
     fusion_wall, fusion_cpu, tracking_wall, tracking_cpu = np.array(times).T * 1e3
     alone_wall, alone_cpu = np.array(alone_times).T * 1e3
@@ -156,8 +164,11 @@ def _differences(ours, theirs) -> float:
 
 
 def compare(module, n_objects: int = 20, n_frames: int = 300, rate_hz: float = 30.0,
-            seed: int = 0):
-    """CPU ms per frame of this Tracker and `module`'s, alternating; largest difference."""
+            seed: int = 0, motion=None):
+    """CPU ms per frame of this Tracker and `module`'s, alternating; largest difference.
+
+    With `motion`, this Tracker is given the camera's motion and `module`'s is not.
+    """
     camera = CameraModel.from_fov(WIDTH, HEIGHT, 70.0)
     ours, theirs = Tracker(TrackerConfig()), module.Tracker(module.TrackerConfig())
     times, largest = [], 0.0
@@ -166,7 +177,8 @@ def compare(module, n_objects: int = 20, n_frames: int = 300, rate_hz: float = 3
         results, spent = {}, {}
         for tracker in ((ours, theirs) if index % 2 else (theirs, ours)):
             start = time.thread_time()
-            results[id(tracker)] = _step(tracker, objects, index / rate_hz, rgb)
+            results[id(tracker)] = _step(tracker, objects, index / rate_hz, rgb,
+                                         motion if tracker is ours else None)
             spent[id(tracker)] = time.thread_time() - start
         times.append((spent[id(ours)], spent[id(theirs)]))
         largest = max(largest, _differences(results[id(ours)], results[id(theirs)]))
@@ -195,7 +207,12 @@ def main(argv=None):
                         help='frames left out of the figures')
     parser.add_argument('--compare', metavar='FILE',
                         help='another tracking.py to time side by side on the same frames')
+    parser.add_argument('--camera-motion', action='store_true',
+                        help='give this tracker the camera\'s motion (the node\'s use_odometry: '
+                             f'{CAMERA_MOTION}), not the --compare one: e.g. --compare '
+                             'depthdet_ros/core/tracking.py --camera-motion times what it costs')
     args = parser.parse_args(argv)
+    motion = CAMERA_MOTION if args.camera_motion else None
     if args.compare:
         try:
             module = load_tracking_module(args.compare)
@@ -207,7 +224,8 @@ def main(argv=None):
             print(f'error: --compare {args.compare} is not a usable core/tracking.py '
                   f'({type(exc).__name__}: {exc})', file=sys.stderr)
             return 2
-        ours, theirs, largest = compare(module, args.objects, args.frames + args.warmup)
+        ours, theirs, largest = compare(module, args.objects, args.frames + args.warmup,
+                                        motion=motion)
         ours, theirs = ours[args.warmup:], theirs[args.warmup:]
         agreement = ('different track IDs, flags or alert rules' if math.isinf(largest)
                      else f'same IDs and alerts, values within {largest:.1e}')
@@ -219,7 +237,7 @@ def main(argv=None):
               f'this / that {ratio:.2f} (means {np.mean(ours) / np.mean(theirs):.2f}); '
               f'outputs: {agreement}')
         return 0
-    fusion, tracking, alone = run(args.objects, args.frames + args.warmup)
+    fusion, tracking, alone = run(args.objects, args.frames + args.warmup, motion=motion)
     fusion = [v[args.warmup:] for v in fusion]
     tracking = [v[args.warmup:] for v in tracking]
     alone = [v[args.warmup:] for v in alone]

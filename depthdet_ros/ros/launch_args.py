@@ -16,6 +16,8 @@ LaunchArgument = namedtuple('LaunchArgument', 'name default description')
 LAUNCH_ARGUMENTS = (
     LaunchArgument('image', 'image', 'Camera image topic to subscribe to.'),
     LaunchArgument('camera_info', 'camera_info', 'CameraInfo topic matching the image.'),
+    LaunchArgument('odometry', 'odometry', 'Odometry of the camera itself (nav_msgs/Odometry, '
+                   'twist in its optical frame), read when use_odometry is true.'),
     LaunchArgument('namespace', '', 'Namespace of the node and its topics.'),
     LaunchArgument('params_file', '', 'Parameters YAML; empty: share/depthdet_ros/config/'
                    'depthdet.yaml.'),
@@ -43,6 +45,7 @@ class LaunchSettings:
 
     image: str
     camera_info: str
+    odometry: str
     namespace: str
     params_file: str
     max_depth: Optional[float]
@@ -63,7 +66,8 @@ class LaunchSettings:
 
     def remappings(self):
         """Topic remappings, as (from, to) pairs."""
-        return [('image', self.image), ('camera_info', self.camera_info)]
+        return [('image', self.image), ('camera_info', self.camera_info),
+                ('odometry', self.odometry)]
 
 
 def parse_bool(name, text):
@@ -135,6 +139,7 @@ def launch_settings(values: Mapping[str, str], default_params_file: str) -> Laun
     return LaunchSettings(
         image=check_name('image', text['image'], 'topic name'),
         camera_info=check_name('camera_info', text['camera_info'], 'topic name'),
+        odometry=check_name('odometry', text['odometry'], 'topic name'),
         namespace=check_name('namespace', text['namespace'], 'namespace'),
         params_file=resolve_params_file(text['params_file'], default_params_file),
         max_depth=parse_max_depth(text['max_depth']),
