@@ -43,14 +43,28 @@ def test_the_tracking_figures_script_runs_every_readme_evaluation(tmp_path):
     fake.chmod(0o755)
     env = dict(os.environ, DEPTHDET=str(fake), REPORT=str(tmp_path / 'report'),
                BAGS=str(tmp_path / 'bags'), ROS_DOMAIN_ID='0')
+    # A bag recorded with the camera's odometry is kept; one from before it is recorded
+    # again (the same frames, with it).
+    for name, topics in (('moving_s7', '/camera/image\n/camera/odometry'),
+                         ('moving_s3', '/camera/image')):
+        (tmp_path / 'bags' / name).mkdir(parents=True)
+        (tmp_path / 'bags' / name / 'metadata.yaml').write_text(topics)
     done = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'tracking_figures.sh')],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert 'moving_s3 has no /camera/odometry: recording it again' in done.stdout
     lines = calls.read_text().splitlines()
     bags = [line for line in lines if line.startswith('synth bag')]
     evals = [line for line in lines if line.startswith('eval')]
-    assert len(bags) == 10  # the README's three, and seven more for the held-out rows
-    assert len(evals) == 3 * 8 + 2 + 7 * 2
+    assert not any('moving_s7 ' in line for line in bags)
+    assert any('--out ' + str(tmp_path / 'bags' / 'moving_s3') in line for line in bags)
+    assert len(bags) == 11  # the README's three, nine more for the held-out rows, but s7
+    # Eight per README bag, two expansion runs, two per other bag, and each of the
+    # twelve with the camera's odometry (with and without the GT depth).
+    assert len(evals) == 3 * 8 + 2 + 9 * 2 + 12 * 2
+    assert f'eval {tmp_path}/bags/moving_s29 --camera-odometry /camera/odometry ' \
+        f'--tracker-gt-depth 0.05 --no-plots --out {tmp_path}/report/tracking_figures/' \
+        'odomgt_moving_s29 --no-progress' in evals
     report = str(tmp_path / 'report')
     # The README's commands, with the report folders its figures come from.
     assert f'eval {tmp_path}/bags/moving_s7 --tracker-gt-depth 0.05 --out {report}/moving_s7_gt' \
