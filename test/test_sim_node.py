@@ -93,6 +93,25 @@ def test_moving_objects_publish_their_motion():
     assert 'moving objects' in output and process.returncode == 0, output
 
 
+def test_the_camera_publishes_its_own_odometry():
+    from nav_msgs.msg import Odometry
+    process = start_node('seed:=3')
+    try:
+        received = receive({'odometry': Odometry, 'image': Image})
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert len(received) == 2, output
+    odometry = received['odometry']
+    # The camera's own motion, as depthdet_node's use_odometry reads it: of the image's
+    # frame, its twist in that frame; the camera path moves at about 0.4 m/s.
+    assert odometry.header.frame_id == 'world'
+    assert odometry.child_frame_id == received['image'].header.frame_id
+    linear = odometry.twist.twist.linear
+    assert 0.05 < (linear.x ** 2 + linear.y ** 2 + linear.z ** 2) ** 0.5 < 1.0
+    assert process.returncode == 0, output
+
+
 @pytest.mark.parametrize('arguments, message', [
     # Before: a 23-line InvalidParameterTypeException traceback, or a value taken silently.
     (['-p', 'width:=abc'], 'width must be of type int (default 640)'),

@@ -6,6 +6,9 @@ Publishes (names relative, remappable), all with one header per frame:
 - `ground_truth/depth` sensor_msgs/Image 32FC1, metres (NaN = no surface)
 - `ground_truth/detections` vision_msgs/Detection2DArray and
   `ground_truth/detections_3d` Detection3DArray (exact; see depthdet_ros.sim.messages)
+- `odometry` nav_msgs/Odometry: the camera's own motion (pose in `world`, twist in its
+  optical frame: depthdet_ros.sim.messages.camera_odometry), for depthdet_node's
+  use_odometry
 - with `moving`: `ground_truth/object_motion` and `ground_truth/object_motion_world`
   nav_msgs/Odometry, one per object per frame (centre and velocity in the optical
   frame, and in the `world` frame; see depthdet_ros.sim.messages.object_motion)
@@ -39,8 +42,8 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray
 from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg
-from depthdet_ros.sim.messages import detections_2d, detections_3d, object_motion, \
-    rclpy_factory
+from depthdet_ros.sim.messages import camera_odometry, detections_2d, detections_3d, \
+    object_motion, rclpy_factory
 
 SCENES = ('room', 'tabletop')
 QUALITIES = ('fast', 'standard', 'high')
@@ -106,6 +109,7 @@ class SyntheticCamera(Node):
             else qos_profile_sensor_data
         self._image_pub = self.create_publisher(Image, 'image', image_qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', 10)
+        self._odometry_pub = self.create_publisher(Odometry, 'odometry', 10)
         self._depth_pub = self.create_publisher(Image, 'ground_truth/depth', image_qos) \
             if self.publish_depth else None
         self._det_pub = self._det3d_pub = self._motion_pub = self._world_motion_pub = None
@@ -143,9 +147,14 @@ class SyntheticCamera(Node):
         frame = self._sequence.frame(self._index, (now - self._pass_start).nanoseconds * 1e-9)
         self._index += 1
         header = Header(stamp=now.to_msg(), frame_id=frame.camera.frame_id)
-        # Image first, then its CameraInfo, as camera drivers publish them (a CameraInfo
-        # sent ahead of a large image waits behind it; README, Large images and QoS).
-        messages = [(self._image_pub, rgb_to_image_msg(frame.rgb, header)),
+        # The camera's motion ahead of the image, so that a node tracking with it has it
+        # at the image's stamp; then the image and its CameraInfo, as camera drivers
+        # publish them (a CameraInfo sent ahead of a large image waits behind it; README,
+        # Large images and QoS).
+        odometry = camera_odometry(self._make, Header(stamp=header.stamp, frame_id='world'),
+                                   header.frame_id, frame.camera_pose, frame.camera_twist)
+        messages = [(self._odometry_pub, odometry),
+                    (self._image_pub, rgb_to_image_msg(frame.rgb, header)),
                     (self._info_pub, camera_model_to_info(frame.camera, header))]
         if self._depth_pub is not None:
             messages.append((self._depth_pub, depth_to_image_msg(frame.depth, header)))
