@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from depthdet_ros.core import tracking
 from depthdet_ros.core.tracking import CameraMotion, confirmed, duplicates, PROXIMITY, \
     TIME_TO_CONTACT, Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
@@ -1000,3 +1001,91 @@ def test_a_camera_motion_that_is_not_three_finite_numbers_is_refused(motion):
     tracker = Tracker(exact_config())
     with pytest.raises(ValueError, match='camera_motion'):
         tracker.update([], 0.0, 1.0, camera_motion=motion)
+
+
+def _chair_and_person(tracker, frames=30, stop=None):
+    """Track a still chair and a person walking at 1.5 m/s, the camera driving at 1 m/s.
+
+    Depths with +-5 % noise (alternating); the person stops at frame `stop`. Returns
+    each frame's two TrackedObjects and the true closing speeds along their rays.
+    """
+    motion = CameraMotion((0.0, 0.0, 1.0))
+    chair_box, person_box = (100, 200, 160, 300), (400, 100, 460, 300)
+    out, truth = [], []
+    person_z = 9.0
+    for k in range(frames):
+        t = k / RATE
+        walking = stop is None or k < stop
+        if k:
+            person_z -= (2.5 if walking else 1.0) / RATE
+        noise = 1.05 if k % 2 else 0.95
+        chair_z = 8.0 - t
+        out.append(tracker.update(
+            [estimate(-1.0, 0.0, chair_z * noise, chair_box, 'chair', sigma=0.05 * chair_z),
+             estimate(1.0, 0.0, person_z * noise, person_box, 'person',
+                      sigma=0.05 * person_z)], t, 1.0, camera_motion=motion))
+        truth.append((1.0 * chair_z / math.hypot(1.0, chair_z),
+                      (2.5 if walking else 1.0) * person_z / math.hypot(1.0, person_z)))
+    return out, truth
+
+
+def test_with_the_camera_motion_steady_and_manoeuvring_objects_are_told_apart():
+    steady_share = []
+    tracker = Tracker(TrackerConfig(alert_time_to_contact=0.0))
+    out, truth = _chair_and_person(_ShareRecorder(tracker, steady_share), frames=40, stop=25)
+    chair, person = out[24]
+    assert (chair.track_id, person.track_id) == (1, 2)
+    # A still chair and a person walking straight both keep their velocity: the steady
+    # filter takes both, and their closing speeds come out right.
+    assert steady_share[24][0] > 0.8 and steady_share[24][1] > 0.8
+    assert chair.closing_speed == pytest.approx(truth[24][0], rel=0.1)
+    assert person.closing_speed == pytest.approx(truth[24][1], rel=0.1)
+    # The person stops: the manoeuvring filter foresees that better for a while; the
+    # chair stays steady.
+    assert min(person for _, person in steady_share[25:30]) < 0.3
+    assert min(chair for chair, _ in steady_share[25:40]) > 0.8
+    # Then it is still, and steady again; its closing speed is the camera's.
+    assert steady_share[-1][1] > 0.5
+    assert out[-1][1].closing_speed == pytest.approx(truth[-1][1], rel=0.15)
+
+
+class _ShareRecorder:
+    """A Tracker whose steady share per track is recorded after each update."""
+
+    def __init__(self, tracker, shares):
+        self.tracker, self.shares = tracker, shares
+
+    def update(self, *args, **kwargs):
+        out = self.tracker.update(*args, **kwargs)
+        self.shares.append(tuple(self.tracker.mode_p[:, 1]))
+        return out
+
+
+def test_the_steady_filter_steadies_a_still_object_s_closing_speed(monkeypatch):
+    def chair_errors():
+        out, truth = _chair_and_person(Tracker(TrackerConfig(alert_time_to_contact=0.0)))
+        return [abs(frame[0].closing_speed - speeds[0])
+                for frame, speeds in zip(out[10:], truth[10:])]
+    mixed = chair_errors()
+    # The manoeuvring filter alone: no track ever steady (no start share, no switching).
+    monkeypatch.setattr(tracking, 'START_STEADY', 0.0)
+    monkeypatch.setattr(tracking, 'MODE_HOLD_S', 1e12)
+    alone = chair_errors()
+    assert np.mean(mixed) < 0.8 * np.mean(alone), (np.mean(mixed), np.mean(alone))
+
+
+def test_frames_without_the_camera_motion_hold_the_last_then_turn_relative():
+    # The camera closes on a still object at 1 m/s; its motion is missing on frame 15
+    # (held: nothing changes) and on frames 20-29 (after 0.5 s the velocities turn
+    # relative to the camera, then back when it returns): no jump in what is published.
+    tracker = Tracker(exact_config(alert_time_to_contact=3.0))
+    box = (280, 200, 360, 330)
+    for k in range(40):
+        t = k / RATE
+        z = 6.0 - t
+        motion = None if k == 15 or 20 <= k < 30 else CameraMotion((0.0, 0.0, 1.0))
+        out, = tracker.update([estimate(0.0, 0.0, z, box)], t, 0.5, camera_motion=motion)
+        assert out.velocity.z == pytest.approx(-1.0, abs=1e-6), k
+        assert out.time_to_contact == pytest.approx(z, rel=1e-6), k
+        assert (tracker._motion is None) == (25 <= k < 30), k  # 0.5 s after frame 19
+    assert out.alert_rules == (TIME_TO_CONTACT,)

@@ -79,8 +79,16 @@ still): the prediction moves each track by the camera's motion, and the publishe
 velocity and closing speed are the object's less the camera's. A static object's
 closing speed is then known from its first frame, and its time to contact is as good as
 its depth. Tracks without x, y (no intrinsics) take the camera's motion along z only.
-Time to
-contact is the distance to the object's surface point over its closing speed (the
+The 3D filter is then two, mixed as an interacting multiple model (IMM): a steady one
+for objects that keep their own velocity (standing still, or walking straight), with
+little process noise, so noisy depths hardly move a static object's closing speed, and
+the usual one for objects that stop, turn or speed up; each frame weighs them by how
+well each foresaw the measurement. The manoeuvring one gates association, as the steady
+one is too sure of an object that starts to move. If frames without the camera's motion
+come (odometry lost), the last motion serves for CAMERA_MOTION_HOLD_S; after that the
+velocities turn relative to the camera until the motion comes back.
+
+Time to contact is the distance to the object's surface point over its closing speed (the
 rate at which that distance shrinks), infinite when it is not closing faster than
 `min_closing_speed`. `ttc_source` picks where the closing rate comes from: 'depth'
 (the 3D filter), 'expansion' (the box growing: an object twice as near looks twice
@@ -152,6 +160,16 @@ APPEARANCE_REFRESH_S = 0.5
 APPEARANCE_WEIGHT = 0.3
 # Most deleted tracks kept for re-identification (the newest).
 REID_GALLERY_SIZE = 100
+# With the camera's motion given, each 3D track is two filters mixed (an interacting
+# multiple model): one for objects that speed up, stop and turn (accel_noise) and one for
+# objects that keep their own velocity, most of them standing still (STEADY_ACCEL_NOISE,
+# m/s^2). An object keeps its kind for MODE_HOLD_S seconds on average; a new track is
+# either at first (START_STEADY).
+STEADY_ACCEL_NOISE = 0.1
+# Seconds the last camera motion stands in for frames given none (odometry late or lost).
+CAMERA_MOTION_HOLD_S = 0.5
+MODE_HOLD_S = 2.0
+START_STEADY = 0.5
 _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
@@ -298,18 +316,29 @@ def _constant_velocity(dt: float, dims: int):
     return F, Q
 
 
-def _kf_update(x, P, z, R, axes: slice):
+def _kf_update(x, P, z, R, axes: slice, S_inverse=None):
     """Batched Kalman update of a direct measurement of x[:, axes] (H selects them).
 
-    x (K,n), P (K,n,n), z (K,m), R (K,m,m), with m the length of `axes`.
+    x (K,n), P (K,n,n), z (K,m), R (K,m,m), with m the length of `axes`; S_inverse, the
+    inverse innovation covariances, if the caller has them.
     """
     innovation = z - x[:, axes]
     PHt = P[:, :, axes]
     # inv + matmul: cheaper than solve on a few dozen small matrices.
-    gain = PHt @ np.linalg.inv(PHt[:, axes] + R)
+    if S_inverse is None:
+        S_inverse = np.linalg.inv(PHt[:, axes] + R)
+    gain = PHt @ S_inverse
     x = x + (gain @ innovation[..., None])[..., 0]
     P = P - gain @ np.swapaxes(PHt, 1, 2)
     return x, 0.5 * (P + np.swapaxes(P, 1, 2))
+
+
+def _mixture(p, x, P):
+    """Mean and covariance of Gaussian mixtures: p (k, m), x (k, m, n), P (k, m, n, n)."""
+    mean = np.einsum('km,kma->ka', p, x)
+    spread = x - mean[:, None]
+    covariance = np.einsum('km,kmab->kab', p, P)
+    return mean, covariance + np.einsum('kma,kmb->kab', p[..., None] * spread, spread)
 
 
 @functools.lru_cache(maxsize=8)
@@ -423,8 +452,10 @@ class Tracker:
     def reset(self):
         """Forget every track (IDs continue from where they were)."""
         self._stamp: Optional[float] = None
-        # The camera's (linear, angular) velocity at the last stamp; None: not given.
+        # The camera's (linear, angular) velocity at the last stamp (None: not given, the
+        # 3D velocities are relative) and the stamp it was given for.
         self._motion: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self._motion_stamp = -math.inf
         self._next_id = getattr(self, '_next_id', 1)
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
@@ -453,6 +484,12 @@ class Tracker:
         self.box_P = np.zeros((3, 0, 4))
         self.x = np.zeros((0, 6))
         self.P = np.zeros((0, 6, 6))
+        # With the camera's motion: the manoeuvring and steady filters of each 3D track,
+        # their probabilities, and whether they hold (False: start them from x, P).
+        self.mode_x = np.zeros((0, 2, 6))
+        self.mode_P = np.zeros((0, 2, 6, 6))
+        self.mode_p = np.zeros((0, 2))
+        self.mode_ready = np.zeros(0, dtype=bool)
         # Appearance descriptors (core.appearance; zeros: none yet) and when each was
         # last looked at (-inf: never).
         self.appearance = np.zeros((0, appearance.SIZE))
@@ -498,8 +535,9 @@ class Tracker:
         image size when image_size is None. ValueError if it is not HxWx3 uint8.
         After the update, `taken_back` lists the IDs it gave back.
         `camera_motion`, the camera's own motion at this stamp, makes the 3D velocities
-        the objects' own (see the module doc); give it on every frame or on none, as a
-        track's velocity means one or the other. ValueError if it is not finite.
+        the objects' own (see the module doc); a frame without it takes the last one for
+        CAMERA_MOTION_HOLD_S, then the velocities turn relative until it comes back.
+        ValueError if it is not finite.
         """
         motion = camera_motion.vectors() if camera_motion is not None else None
         if image is not None:
@@ -525,7 +563,7 @@ class Tracker:
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp, previous)
-        self._motion = motion
+        self._motion = self._camera_motion(motion, stamp)
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
@@ -557,6 +595,34 @@ class Tracker:
         self._frame_rows = track_of
         return self._outputs(objects, meas.depth, track_of, max_depth, class_max_depth)
 
+    def _camera_motion(self, given, stamp):
+        """Return the camera's motion this frame; turn the 3D velocities when it comes or goes.
+
+        A frame without it (odometry late) takes the last one for CAMERA_MOTION_HOLD_S;
+        after that the velocities become relative to the camera (the object's own less
+        the camera's last motion), and the object's own again when the motion comes back,
+        so that what is published goes on without a jump.
+        """
+        if given is not None:
+            if self._motion is None:
+                self._shift_velocities(given, 1.0)
+            self._motion_stamp = stamp
+            return given
+        if self._motion is not None and stamp - self._motion_stamp > CAMERA_MOTION_HOLD_S + 1e-6:
+            self._shift_velocities(self._motion, -1.0)
+            return None
+        return self._motion
+
+    def _shift_velocities(self, motion, sign):
+        """Add (sign 1: relative to own) or take off (-1) the camera's motion from velocities."""
+        if not len(self):
+            return
+        linear, angular = motion
+        camera = linear + np.where(self.has_xy[:, None], np.cross(angular, self.x[:, :3]), 0.0)
+        camera[~self.has_xy, :2] = 0.0  # a depth alone: z only
+        self.x[:, 3:] += sign * camera
+        self.mode_ready[:] = False
+
     def held_alerts(self) -> List[TrackedObject]:
         """Return the tracks in alert that the last update's objects did not match.
 
@@ -587,6 +653,7 @@ class Tracker:
         config = self.config
         F, Q = _constant_velocity(dt, 3)
         if self._motion is None:
+            self.mode_ready[:] = False  # the camera's motion is needed to mix them
             # A track closing so fast that it would pass MIN_PREDICTED_DEPTH by this
             # stamp stops closing (SORT's rule for a box area predicted through zero):
             # whatever the camera still sees is in front of it, and a coasting track (no
@@ -596,9 +663,9 @@ class Tracker:
             self.x[through, 5] = 0.0
             self.x = self.x @ F.T
             self.P = F @ self.P @ F.T
+            self.P += config.accel_noise ** 2 * Q
         else:
-            self._predict_moving_camera(dt, F)
-        self.P += config.accel_noise ** 2 * Q
+            self._predict_moving_camera(dt, F, Q)
         q = config.box_accel_noise ** 2 * _box_units(self.box_x) ** 2
         self.box_x[:, :4] += dt * self.box_x[:, 4:]
         pp, pr, rr = self.box_P  # views, updated in place (each from the old values)
@@ -606,31 +673,93 @@ class Tracker:
         pr += dt * rr + 0.5 * dt ** 3 * q
         rr += dt * dt * q
 
-    def _predict_moving_camera(self, dt, F):
-        """Predict the 3D states with the camera's motion over dt (velocities: objects' own).
+    def _predict_moving_camera(self, dt, F, Q):
+        """Predict the manoeuvring and steady filters of each track with the camera's motion.
+
+        IMM: the two filters are mixed by how likely each kind is to have turned into
+        the other over dt, each is predicted with its own process noise, and x, P are
+        their mixture (for association and outputs).
+        """
+        self._start_modes(~self.mode_ready)
+        p, x, P = self.mode_p, self.mode_x, self.mode_P
+        switch = 1.0 - math.exp(-dt / MODE_HOLD_S)
+        transition = np.array([[1.0 - switch, switch], [switch, 1.0 - switch]])
+        predicted = p @ transition  # (n, 2): each kind's probability now
+        # weights[k, i, j]: the share of kind i in what kind j starts from.
+        weights = p[:, :, None] * transition[None] / np.maximum(predicted[:, None, :], 1e-300)
+        mixed_x = np.einsum('kij,kia->kja', weights, x)
+        spread = x[:, :, None, :] - mixed_x[:, None, :, :]  # (k, i, j, 6)
+        mixed_P = np.einsum('kij,kiab->kjab', weights, P) + np.einsum(
+            'kija,kijb->kjab', weights[..., None] * spread, spread)
+        # Both kinds of every track at once: rows (track, kind).
+        n = len(self)
+        moved_x, moved_P = self._moved(mixed_x.reshape(2 * n, 6), mixed_P.reshape(2 * n, 6, 6),
+                                       dt, F, np.repeat(self.has_xy, 2))
+        x, P = moved_x.reshape(n, 2, 6), moved_P.reshape(n, 2, 6, 6)
+        P += np.array([self.config.accel_noise ** 2, STEADY_ACCEL_NOISE ** 2])[
+            None, :, None, None] * Q
+        self.mode_x, self.mode_P, self.mode_p = x, P, predicted
+        self.x, self.P = _mixture(predicted, x, P)
+
+    def _moved(self, x, P, dt, F, located):
+        """Predict 3D states over dt with the camera's motion (velocities: objects' own).
 
         In the camera's frame a point moves by the object's own velocity less the
         camera's, and the frame turns by its angular velocity: p' = A (p + dt (u - v)),
         u' = A u, with A = exp(-dt [w]x). Tracks without x, y (a depth alone) move along z
         only: their unknown x, y would swamp z if turned. One whose depth would pass
         MIN_PREDICTED_DEPTH keeps its place relative to the camera (see _predict).
+        `located`: the rows with x, y. Returns x, P without process noise.
         """
         linear, angular = self._motion
         turn = _rotation(-dt * angular)
-        x = self.x @ F.T
-        x[:, :3] -= dt * linear
-        self.P = F @ self.P @ F.T
-        located = self.has_xy
+        moved = x @ F.T
+        moved[:, :3] -= dt * linear
+        P = F @ P @ F.T
         if located.any():
             both = np.zeros((6, 6))
             both[:3, :3] = both[3:, 3:] = turn
-            x[located] = x[located] @ both.T
-            self.P[located] = both @ self.P[located] @ both.T
-        through = x[:, 2] < MIN_PREDICTED_DEPTH
+            moved[located] = moved[located] @ both.T
+            P[located] = both @ P[located] @ both.T
+        through = moved[:, 2] < MIN_PREDICTED_DEPTH
         if through.any():
-            x[through, :3] = np.where(located[through, None], self.x[through, :3] @ turn.T,
-                                      self.x[through, :3])
-        self.x = x
+            moved[through, :3] = np.where(located[through, None], x[through, :3] @ turn.T,
+                                          x[through, :3])
+        return moved, P
+
+    def _start_modes(self, rows):
+        """Start the manoeuvring and steady filters of tracks `rows` (bool) from x, P."""
+        if rows.any():
+            self.mode_x[rows] = self.x[rows, None]
+            self.mode_P[rows] = self.P[rows, None]
+            self.mode_p[rows] = (1.0 - START_STEADY, START_STEADY)
+            self.mode_ready[rows] = True
+
+    def _mode_update(self, rows, z, R, axes):
+        """Update both filters of tracks `rows` with a measurement; mix them into x, P.
+
+        Each kind's probability is weighed by how well its prediction foresaw the
+        measurement (the innovation's likelihood).
+        """
+        k = len(rows)
+        unready = np.zeros(len(self), dtype=bool)
+        unready[rows] = ~self.mode_ready[rows]  # no prediction since the start: same stamp
+        self._start_modes(unready)
+        x = self.mode_x[rows].reshape(2 * k, 6)
+        P = self.mode_P[rows].reshape(2 * k, 6, 6)
+        z2, R2 = np.repeat(z, 2, axis=0), np.repeat(R, 2, axis=0)
+        innovation = z2 - x[:, axes]
+        S_inverse = np.linalg.inv(P[:, axes, axes] + R2)
+        # log N(innovation; 0, S), but for the constant: -log det S = log det S^-1.
+        log_likelihood = 0.5 * (np.log(np.linalg.det(S_inverse)) - np.einsum(
+            'ka,kab,kb->k', innovation, S_inverse, innovation)).reshape(k, 2)
+        x, P = _kf_update(x, P, z2, R2, axes, S_inverse)
+        self.mode_x[rows], self.mode_P[rows] = x.reshape(k, 2, 6), P.reshape(k, 2, 6, 6)
+        weights = self.mode_p[rows] * np.exp(
+            log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+        self.mode_p[rows] = weights / weights.sum(axis=1, keepdims=True)
+        self.x[rows], self.P[rows] = _mixture(self.mode_p[rows], self.mode_x[rows],
+                                              self.mode_P[rows])
 
     def _associate(self, meas: _Measurements, stamp: float):
         """Track row of each detection (-1: none), and whether its depth is an outlier."""
@@ -652,8 +781,13 @@ class Tracker:
         if len(t):
             gate3, gate1 = _gates(config.gate_probability)
             both_xy = self.has_xy[t] & meas.full[d]
-            y = meas.z[d] - self.x[t, :3]
-            S = self.P[t, :3, :3] + meas.R[d]
+            # With the camera's motion, the manoeuvring filter's prediction gates: the
+            # steady one's is too sure for an object that stops or turns.
+            x, P = (self.x, self.P) if self._motion is None else \
+                (np.where(self.mode_ready[:, None], self.mode_x[:, 0], self.x),
+                 np.where(self.mode_ready[:, None, None], self.mode_P[:, 0], self.P))
+            y = meas.z[d] - x[t, :3]
+            S = P[t, :3, :3] + meas.R[d]
             d2 = y[:, 2] ** 2 / S[:, 2, 2] / gate1
             if both_xy.any():
                 y3 = y[both_xy]
@@ -735,7 +869,10 @@ class Tracker:
             if update.any():
                 r, d = rows[update], det[update]
                 z, R = meas.z[d, axes], meas.R[d, axes, axes]
-                self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes)
+                if self._motion is not None:
+                    self._mode_update(r, z, R, axes)
+                else:
+                    self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes)
                 self.hits_3d[r] += 1
                 self.last_3d[r] = stamp
                 if kind is meas.full:
@@ -756,6 +893,7 @@ class Tracker:
             self.x[r] = np.concatenate([meas.z[d], np.zeros(3)])
             self.P[r] = P
             self.has_xy[r] = bool(meas.full[d])
+        self.mode_ready[rows] = False  # started from x, P at the next prediction
         self.has_3d[rows] = True
         self.hits_3d[rows] = 1
         self.last_3d[rows] = stamp
@@ -876,6 +1014,10 @@ class Tracker:
         self.box_P = np.concatenate([self.box_P, box_P], axis=1)
         self.x = np.concatenate([self.x, np.zeros((n, 6))])
         self.P = np.concatenate([self.P, np.zeros((n, 6, 6))])
+        self.mode_x = np.concatenate([self.mode_x, np.zeros((n, 2, 6))])
+        self.mode_P = np.concatenate([self.mode_P, np.zeros((n, 2, 6, 6))])
+        self.mode_p = np.concatenate([self.mode_p, np.zeros((n, 2))])
+        self.mode_ready = np.concatenate([self.mode_ready, np.zeros(n, dtype=bool)])
         self._last_raw.extend([None] * n)  # set by _update
         rows = np.arange(start, start + n)
         if len(found):
@@ -951,8 +1093,8 @@ class Tracker:
                 self._keep_lost(newest)
         for name in ('ids', 'classes', 'hits', 'was_confirmed', 'hits_3d', 'outliers',
                      'last_seen', 'last_3d', 'has_3d', 'has_xy', 'in_proximity', 'in_ttc',
-                     'box_cut', 'box_x', 'x', 'P', 'appearance', 'appearance_stamp',
-                     'deleted_at'):
+                     'box_cut', 'box_x', 'x', 'P', 'mode_x', 'mode_P', 'mode_p', 'mode_ready',
+                     'appearance', 'appearance_stamp', 'deleted_at'):
             setattr(self, name, getattr(self, name)[keep])
         self.box_P = self.box_P[:, keep]
         self._last_raw = [obj for obj, kept in zip(self._last_raw, keep.tolist()) if kept]

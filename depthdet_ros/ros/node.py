@@ -47,7 +47,7 @@ from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
 from depthdet_ros.core.session import ModelLoadError
-from depthdet_ros.core.tracking import Tracker
+from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
@@ -519,7 +519,8 @@ class DepthDetRunner:
         except CameraMotionUnavailable as exc:
             self.stats['frames_without_odometry'] += 1
             self._odometry_problem = str(exc)
-            self.log.warning(f'frame tracked without the camera\'s motion: {exc}',
+            self.log.warning(f'no camera motion for this frame (the last one serves for '
+                             f'{CAMERA_MOTION_HOLD_S:g} s): {exc}',
                              throttle_duration_sec=WARN_THROTTLE_S)
             return None
         self._odometry_problem = ''
@@ -891,8 +892,7 @@ class DepthDetRunner:
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
         if self._odometry_problem and self._tracker is not None:
             level = max(level, DiagnosticStatus.WARN)
-            messages.append(f'last frame tracked without the camera\'s motion: '
-                            f'{self._odometry_problem}')
+            messages.append(f'no camera motion for the last frame: {self._odometry_problem}')
         if self.stats['errors']:
             level = DiagnosticStatus.ERROR
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')

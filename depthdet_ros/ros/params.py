@@ -126,8 +126,9 @@ PARAMS = (
           'itself: child_frame_id the images\' frame_id, twist in that frame) and give the '
           'tracker the camera\'s own motion: 3D velocities become the objects\' own, so a '
           'static object the camera closes on has its time to contact from its first frame '
-          '(tracking on). A frame with no such message within 0.2 s of its stamp is tracked '
-          'without it (diagnostics count them).'),
+          '(tracking on). A frame with no such message within 0.2 s of its stamp takes the '
+          'last motion for 0.5 s, then velocities are relative to the camera until '
+          'messages come back (diagnostics count such frames).'),
     Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
           '(image_transport convention) instead of image.'),
     Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '
