@@ -208,7 +208,41 @@ def test_raising_min_hits_at_run_time_does_not_make_tracks_young_again():
     tracker.update([], 0.5, 1.0)
     assert tracker.ids.tolist() == [1]  # missed twice, lives on for max_age
     out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 0.6, 1.0)
-    assert (out.track_id, out.confirmed) == (1, False)  # 5 hits < 10: shown as tentative
+    # A track is confirmed once: 5 hits < 10, but it stays published as confirmed.
+    assert (out.track_id, out.confirmed) == (1, True)
+
+
+def test_lowering_min_hits_at_run_time_confirms_the_tracks_with_enough_hits():
+    # min_hits 6, lowered to 2 on a frame the track misses: with 3 hits it is confirmed
+    # now, so it lives on through the miss and keeps its ID (review finding).
+    box = (100, 100, 160, 260)
+    tracker = Tracker(TrackerConfig(min_hits=6, reid_max_age=0.0))
+    for k in range(3):
+        out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], k / RATE, 1.0)
+    assert not out.confirmed
+    tracker.config = TrackerConfig(min_hits=2, reid_max_age=0.0)
+    tracker.update([], 0.3, 1.0)
+    out, = tracker.update([estimate(0.0, 0.0, 3.0, box)], 0.4, 1.0)
+    assert (out.track_id, out.confirmed) == (1, True)
+
+
+def test_a_track_confirmed_long_ago_takes_no_gallery_id_when_min_hits_is_raised():
+    # Re-identification may change a young track's ID only: raising min_hits above a
+    # confirmed track's hits does not make it young (review finding).
+    tracker = Tracker(TrackerConfig(reid_max_age=5.0))
+    a_box, b_box = (100, 100, 160, 260), (400, 100, 460, 260)
+    red = (200, 40, 40)  # alike: B could pass for A
+    for k in range(6):
+        tracker.update([estimate(-1.0, 0.0, 3.0, a_box), estimate(1.0, 0.0, 3.0, b_box)],
+                       k / RATE, 1.0, image=painted((a_box, red), (b_box, red)))
+    for k in range(6, 20):  # A leaves the view; after max_age it is in the gallery
+        out, = tracker.update([estimate(1.0, 0.0, 3.0, b_box)], k / RATE, 1.0,
+                              image=painted((b_box, red)))
+    assert out.track_id == 2 and tracker.lost_ids.tolist() == [1]
+    tracker.config = TrackerConfig(reid_max_age=5.0, min_hits=30)
+    out, = tracker.update([estimate(1.0, 0.0, 3.0, b_box)], 2.0, 1.0,
+                          image=painted((b_box, red)))
+    assert out.track_id == 2 and tracker.taken_back == []
 
 
 def test_a_tentative_track_cut_by_the_border_survives_a_miss():
@@ -1089,3 +1123,20 @@ def test_frames_without_the_camera_motion_hold_the_last_then_turn_relative():
         assert out.time_to_contact == pytest.approx(z, rel=1e-6), k
         assert (tracker._motion is None) == (25 <= k < 30), k  # 0.5 s after frame 19
     assert out.alert_rules == (TIME_TO_CONTACT,)
+
+
+def test_fused_time_to_contact_falls_back_to_the_depth_when_the_box_fills_the_frame():
+    # A near object cut by all four borders: its box says nothing of its nearness, the
+    # depth rate does (review finding: 'fused' gave NaN and never alerted).
+    results = {}
+    for source in ('depth', 'fused'):
+        tracker = Tracker(exact_config(ttc_source=source, alert_time_to_contact=2.0))
+        for k in range(12):
+            t = k / RATE
+            out, = tracker.update([estimate(0.0, 0.0, 3.0 - t, (0, 0, 640, 480))], t, 0.5,
+                                  image_size=(640, 480))
+        results[source] = out
+    assert results['fused'].time_to_contact == pytest.approx(
+        results['depth'].time_to_contact, rel=1e-9)
+    assert results['fused'].time_to_contact == pytest.approx(1.9, rel=1e-3)
+    assert results['fused'].alert_rules == (TIME_TO_CONTACT,)

@@ -560,9 +560,12 @@ class Tracker:
         previous, self._stamp = self._stamp, stamp
         dt = 0.0 if previous is None else stamp - previous
         self.taken_back = []
+        # min_hits lowered at run time confirms the tracks that now have enough hits.
+        self.was_confirmed |= self.hits >= self.config.min_hits
         # Tracks unmatched for more than max_age by this stamp are gone before matching:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp, previous)
+        confirmed_before = self.was_confirmed.copy()
         self._motion = self._camera_motion(motion, stamp)
         if dt > 0 and len(self):
             self._predict(dt)
@@ -582,7 +585,7 @@ class Tracker:
         self._update_matched(rows, det, outlier[matched], meas, stamp)
         reid = image is not None and self.config.reid_max_age > 0
         if reid:
-            self._refresh_appearance(rows, det, meas, stamp, image)
+            self._refresh_appearance(rows, det, meas, stamp, image, ~confirmed_before[rows])
         new = (~matched).nonzero()[0]
         new_rows = self._birth(new, meas, stamp, image if reid else None)
         track_of[new] = new_rows
@@ -898,7 +901,7 @@ class Tracker:
         self.hits_3d[rows] = 1
         self.last_3d[rows] = stamp
 
-    def _refresh_appearance(self, rows, det, meas: _Measurements, stamp, image):
+    def _refresh_appearance(self, rows, det, meas: _Measurements, stamp, image, young):
         """Fold matched detections into their tracks' appearance; re-identify young tracks.
 
         Every APPEARANCE_REFRESH_S, from boxes whole in the image (a cut box shows part
@@ -909,10 +912,11 @@ class Tracker:
         frame) and has no appearance yet. A young track that took no ID at birth,
         while the gallery holds its class, also looks on every whole box and may take
         a deleted track's ID (its first box, coming into view, was often cut).
+        `young` (bool per row): the track was tentative before this frame's match.
         """
         last = self.appearance_stamp[rows]
         whole = ~self.box_cut[rows].any(axis=1)
-        young = whole & (self.hits[rows] <= self.config.min_hits)
+        young &= whole  # tentative before this frame's match
         due = (stamp - last >= APPEARANCE_REFRESH_S) & (whole | ~np.isfinite(last))
         due |= young & ~self.appearance[rows].any(axis=1)
         looking = None
@@ -1145,7 +1149,7 @@ class Tracker:
         rules = [_RULES[pair] for pair in zip(self.in_proximity[rows].tolist(),
                                               self.in_ttc[rows].tolist())]
         hits = self.hits[rows].tolist()
-        confirmed_flags = (self.hits[rows] >= self.config.min_hits).tolist()
+        confirmed_flags = self.was_confirmed[rows].tolist()
         columns = zip(self.ids[rows].tolist(), confirmed_flags, hits, objects,
                       _xyxy(self.box_x[rows]).tolist(), depth.tolist(), has_xy.tolist(),
                       x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
@@ -1200,7 +1204,10 @@ class Tracker:
             return distance, rates[0], variances[0]
         weights = [np.where(np.isfinite(r), 1.0 / v, 0.0) for r, v in zip(rates, variances)]
         total = weights[0] + weights[1]
-        rate = (weights[0] * np.nan_to_num(rates[0]) + weights[1] * rates[1]) / total
+        # An unknown rate has no weight (and 0 x NaN would be NaN): a box cut on both axes
+        # leaves the depth's rate alone.
+        rate = (weights[0] * np.nan_to_num(rates[0]) + weights[1] * np.nan_to_num(rates[1])) \
+            / total
         return distance, rate, 1.0 / total
 
     def _update_alerts(self, rows, objects, depth, ttc, significant, max_depth,
