@@ -1140,3 +1140,26 @@ def test_fused_time_to_contact_falls_back_to_the_depth_when_the_box_fills_the_fr
         results['depth'].time_to_contact, rel=1e-9)
     assert results['fused'].time_to_contact == pytest.approx(1.9, rel=1e-3)
     assert results['fused'].alert_rules == (TIME_TO_CONTACT,)
+
+
+def test_a_position_that_is_not_finite_or_not_ahead_is_not_used():
+    # Fusion never gives these, other callers might: the depth alone is used (review
+    # finding: they ended in 'matrix contains invalid numeric entries').
+    box = (100, 100, 160, 260)
+    for position, depth in (((0.0, 0.0, 0.0), 2.0), ((math.nan, 0.0, 2.0), 2.0),
+                            ((0.0, 0.0, -2.0), 2.0)):
+        tracker = Tracker(TrackerConfig())
+        bad = dataclasses.replace(estimate(0.0, 0.0, 2.0, box), position=Point3D(*position),
+                                  depth=ObjectDepth(depth, 0.01, 1.0))
+        for k in range(3):
+            out, = tracker.update([bad], k / RATE, 1.0)
+        assert out.position is None and out.depth == pytest.approx(2.0)
+    tracker = Tracker(TrackerConfig())
+    out, = tracker.update([dataclasses.replace(estimate(0.0, 0.0, 2.0, box),
+                                               depth=ObjectDepth(0.0, 0.0, 1.0))], 0.0, 1.0)
+    assert out.position is None and math.isnan(out.time_to_contact)  # depth 0: unknown
+
+
+def test_a_stamp_that_is_not_finite_is_refused():
+    with pytest.raises(ValueError, match='stamp must be a finite number of seconds, got nan'):
+        Tracker(TrackerConfig()).update([], math.nan, 1.0)

@@ -411,8 +411,15 @@ class _Measurements:
             self.near_border |= corners[:, :2] <= BORDER_RELEASE_PX
             self.near_border |= corners[:, 2:] >= far - BORDER_RELEASE_PX
         self.depth = depth = numbers[:, 5]
-        ranged = np.isfinite(depth)
-        self.full = ranged & (numbers[:, 7] > 0)  # 3D position with covariance
+        ranged = np.isfinite(depth) & (depth > 0)
+        # 3D position with covariance; one that is not finite, or not in front of the
+        # camera, is not used (fusion never gives one; other callers might).
+        located = numbers[:, 7] > 0
+        covariance = np.zeros((n, 3, 3))
+        if covariances:
+            covariance[located] = covariances
+        self.full = ranged & located & np.isfinite(numbers[:, 8:11]).all(axis=1) \
+            & (numbers[:, 10] > 0) & np.isfinite(covariance).all(axis=(1, 2))
         self.depth_only = ranged & ~self.full  # depth without intrinsics
         self.z = np.zeros((n, 3))
         self.R = np.zeros((n, 3, 3))
@@ -424,7 +431,7 @@ class _Measurements:
             self.z[full] = p
             # Published covariance, the depth-noise floor along the ray, and the box's
             # noise across it (box_noise of the object's metric width and height).
-            R = np.array(covariances, dtype=np.float64) \
+            R = covariance[full] \
                 + (floor[full] ** 2)[:, None, None] * ray[:, :, None] * ray[:, None, :]
             R[:, 0, 0] += (config.box_noise * size[:, 0]) ** 2
             R[:, 1, 1] += (config.box_noise * size[:, 1]) ** 2
@@ -539,6 +546,8 @@ class Tracker:
         CAMERA_MOTION_HOLD_S, then the velocities turn relative until it comes back.
         ValueError if it is not finite.
         """
+        if not math.isfinite(stamp):
+            raise ValueError(f'stamp must be a finite number of seconds, got {stamp!r}')
         motion = camera_motion.vectors() if camera_motion is not None else None
         if image is not None:
             if not (isinstance(image, np.ndarray) and image.ndim == 3

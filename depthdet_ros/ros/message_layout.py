@@ -6,7 +6,7 @@ type ('vision_msgs/msg/Detection3D'), so the node (rclpy classes: ros.convert's
 fields from one place. rosbags types need every field, so every field is given. This
 module imports no ROS package.
 
-What the fields carry (README, "Tracking, alerts and markers"):
+What the fields carry (README, "Tracking in the node"):
 
 - `Detection2D.id`, `Detection3D.id`: the track ID as a decimal string ('' without
   tracking).
