@@ -1163,3 +1163,24 @@ def test_a_position_that_is_not_finite_or_not_ahead_is_not_used():
 def test_a_stamp_that_is_not_finite_is_refused():
     with pytest.raises(ValueError, match='stamp must be a finite number of seconds, got nan'):
         Tracker(TrackerConfig()).update([], math.nan, 1.0)
+
+
+def test_a_coasted_depth_is_published_with_the_track_s_variance():
+    # The frame's depth is unknown; the track's (coasted) depth is published, with its
+    # own variance, not the frame's NaN spread (review finding: NaN in the covariance).
+    from types import SimpleNamespace
+
+    from depthdet_ros.ros import message_layout as layout
+    box = (280, 200, 360, 330)
+    depth_only = dataclasses.replace(estimate(0.0, 0.0, 3.0, box), position=None,
+                                     covariance=None)
+    tracker = Tracker(TrackerConfig())
+    for k in range(4):
+        tracker.update([depth_only], k / RATE, 1.0)
+    out, = tracker.update([unranged(box)], 0.4, 1.0)
+    assert out.depth_variance == pytest.approx(tracker.P[0, 2, 2])
+    published = layout.from_tracked(out)
+    hypothesis = layout.class_hypothesis(lambda kind, **f: SimpleNamespace(**f), published)
+    assert hypothesis.pose.pose.position.z == pytest.approx(out.depth)
+    assert hypothesis.pose.covariance[14] == pytest.approx(tracker.P[0, 2, 2])
+    assert 0 < hypothesis.pose.covariance[14] < 1.0

@@ -297,6 +297,7 @@ class TrackedObject:
     time_to_contact: float
     alert_rules: Tuple[str, ...]
     held: bool = False  # not matched this frame: an alert held (Tracker.held_alerts)
+    depth_variance: float = math.nan  # of the smoothed depth (m^2), NaN without a 3D state
 
     @property
     def alert(self) -> bool:
@@ -1162,13 +1163,14 @@ class Tracker:
         columns = zip(self.ids[rows].tolist(), confirmed_flags, hits, objects,
                       _xyxy(self.box_x[rows]).tolist(), depth.tolist(), has_xy.tolist(),
                       x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
-                      closing.tolist(), ttc.tolist(), rules)
+                      closing.tolist(), ttc.tolist(), rules,
+                      np.where(self.has_3d[rows], P[:, 2, 2], np.nan).tolist())
         out = []
         # Unpacked in the loop header and passed positionally: star-args of slices
         # cost twice as much per record.
         for (track_id, is_confirmed, n_hits, obj, (x1, y1, x2, y2), z, located,
              (px, py, pz, vx, vy, vz), covariance, velocity_cov, dist, closing_speed,
-             time_to_contact, alert_rules) in columns:
+             time_to_contact, alert_rules, depth_variance) in columns:
             if located:
                 position, velocity = Point3D(px, py, pz), Point3D(vx, vy, vz)
             else:
@@ -1176,7 +1178,7 @@ class Tracker:
             out.append(TrackedObject(
                 track_id, is_confirmed, n_hits, obj, Box(x1, y1, x2, y2), z, position,
                 velocity, covariance, velocity_cov, dist, closing_speed, time_to_contact,
-                alert_rules, held))
+                alert_rules, held, depth_variance))
         return out
 
     def _closing_rates(self, rows, x, P, has_3d, has_xy):

@@ -104,7 +104,7 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
     """
     estimate = tracked.raw
     position, covariance, size = estimate.position, estimate.covariance, estimate.size
-    depth = estimate.depth.depth
+    depth, depth_variance = estimate.depth.depth, estimate.depth.spread ** 2
     if not raw:
         if position is not None and tracked.position is not None:
             position, covariance = tracked.position, tracked.covariance
@@ -114,14 +114,15 @@ def from_tracked(tracked, raw: bool = False) -> OutputObject:
                 k = position.z / estimate.position.z
                 size = Point3D(size.x * k, size.y * k, size.z)
         if math.isfinite(tracked.depth):
-            depth = tracked.depth
+            # The track's depth with its own variance (this frame's may have none).
+            depth, depth_variance = tracked.depth, tracked.depth_variance
     detection = estimate.detection
     if tracked.held:  # drawn where the track predicts it, not where it was last seen
         detection = dataclasses.replace(detection, box=tracked.box)
     return OutputObject(
         detection=detection, depth=depth,
         depth_variance=(float(covariance[2, 2]) if covariance is not None
-                        else estimate.depth.spread ** 2),
+                        else float(depth_variance)),
         position=position, covariance=covariance, size=size,
         track_id=int(tracked.track_id), velocity=tracked.velocity,
         velocity_covariance=tracked.velocity_covariance,
@@ -192,7 +193,8 @@ def class_hypothesis(make, obj: OutputObject):
         # Depth known, direction unknown (no camera_info): z only.
         position = _point(make, math.nan, math.nan, obj.depth)
         cov[0, 0] = cov[1, 1] = UNKNOWN_VARIANCE
-        cov[2, 2] = obj.depth_variance
+        cov[2, 2] = obj.depth_variance if math.isfinite(obj.depth_variance) \
+            else UNKNOWN_VARIANCE
     else:
         position = _point(make, math.nan, math.nan, math.nan)
         cov[:3, :3] = np.eye(3) * UNKNOWN_VARIANCE
