@@ -63,6 +63,15 @@ def test_depth_follows_camera_info_and_the_assumed_field_of_view(ros, tmp_path):
                                   timeout=60)
             position = late.detections[0].results[0].pose.pose.position
             assert np.isnan(position.x) and position.z == pytest.approx(raw * 1.2, rel=1e-4)
+            # A camera_info of another aspect ratio (not this camera's): no 3D either, and
+            # the depth still keeps the scale of the last one that fits (outsider round 39:
+            # it fell back to the assumed field of view).
+            stray = probe.wait_for('detections', lambda m: m.header.stamp.sec == 201,
+                                   resend=lambda: probe.send(image, pinhole(640, 360, 600.0),
+                                                             stamp=(201, 0)),
+                                   timeout=60)
+            position = stray.detections[0].results[0].pose.pose.position
+            assert np.isnan(position.x) and position.z == pytest.approx(raw * 1.2, rel=1e-4)
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()

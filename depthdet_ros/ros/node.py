@@ -620,10 +620,16 @@ class DepthDetRunner:
         return entry[1]
 
     def _latest_camera(self, shape):
-        """Return the newest accepted camera_info fitted to an image size, or None."""
+        """Return the newest accepted camera_info that fits an image size, fitted, or None.
+
+        One of another aspect ratio (a stray camera_info) is passed over: it does not
+        describe this camera's images, whose depth keeps the scale of the last one that
+        does (outsider round 39).
+        """
         with self._info_cond:
-            entry = next((e for e in reversed(self._infos) if e[1] is not None), None)
-        return None if entry is None else entry[1].for_image(shape[1], shape[0])
+            cameras = [e[1] for e in reversed(self._infos) if e[1] is not None]
+        return next((fitted for fitted in (c.for_image(shape[1], shape[0]) for c in cameras)
+                     if fitted is not None), None)
 
     def _camera_for(self, stamp, shape, received):
         camera = self._camera_info_for(stamp, received)
