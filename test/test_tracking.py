@@ -1184,3 +1184,20 @@ def test_a_coasted_depth_is_published_with_the_track_s_variance():
     assert hypothesis.pose.pose.position.z == pytest.approx(out.depth)
     assert hypothesis.pose.covariance[14] == pytest.approx(tracker.P[0, 2, 2])
     assert 0 < hypothesis.pose.covariance[14] < 1.0
+
+
+def test_a_depth_lost_for_longer_than_max_age_is_not_coasted_on():
+    # An object nears at 1 m/s and loses its depth at 2.5 m while its box keeps
+    # matching: its depth coasts for max_age (1 s), then is unknown, not 0.08 m in
+    # proximity alert (review finding).
+    tracker = Tracker(exact_config())
+    box = (280, 200, 360, 330)
+    for k in range(10):
+        tracker.update([estimate(0.0, 0.0, 3.4 - k / RATE, box)], k / RATE, 0.5)
+    for k in range(10, 45):
+        out, = tracker.update([unranged(box)], k / RATE, 0.5)
+        if k <= 19:  # 1 s after the last depth (t = 0.9 s): predicted
+            assert out.depth == pytest.approx(3.4 - k / RATE, abs=1e-4), k
+        else:
+            assert math.isnan(out.depth) and math.isnan(out.time_to_contact), k
+            assert not out.alert_rules, k

@@ -1131,12 +1131,17 @@ class Tracker:
         """Return the published values of tracks `rows`, from their state at the last stamp.
 
         (x, P, has_xy, depth, distance, closing speed, time to contact, whether the
-        closing stands out of its noise); depth is `raw_depth` where a track has no 3D.
+        closing stands out of its noise); depth is `raw_depth` where a track has no 3D
+        state updated within max_age.
         """
         config = self.config
         x = self.x[rows]
         P = self.P[rows]  # a copy: the covariances handed out are views of it
-        has_3d, has_xy = self.has_3d[rows], self.has_xy[rows]
+        # A 3D state no depth has updated for max_age is no longer published (its box
+        # may still match): depth, distance and time to contact are unknown, and the
+        # proximity rule does not see it (review finding: one coasted to 0.08 m).
+        fresh = self._stamp - self.last_3d[rows] <= config.max_age
+        has_3d, has_xy = self.has_3d[rows] & fresh, self.has_xy[rows] & fresh
         if self._motion is not None:
             # Published velocities are relative to the camera, as without its motion:
             # the object's own less the camera's (and its turning, for located tracks).
