@@ -31,6 +31,7 @@ MATCH_IOU = 0.5
 def cache(bag, out, params_file=''):
     from depthdet_ros.bags import make_typestore
     from depthdet_ros.eval import bag_input
+    from depthdet_ros.core.odometry import CameraMotionUnavailable
     from depthdet_ros.eval.tracking import read_camera_odometry, read_motion
     from depthdet_ros.sim.bag import TOPIC_CAMERA_ODOMETRY
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth, tracker_config
@@ -56,8 +57,11 @@ def cache(bag, out, params_file=''):
                 frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
                                result.objects, frame.rgb))
                 if odometry is not None:
-                    camera_motion[frame.stamp_ns] = odometry.at(frame.stamp_ns,
-                                                                frame.header.frame_id)
+                    try:
+                        camera_motion[frame.stamp_ns] = odometry.at(frame.stamp_ns,
+                                                                    frame.header.frame_id)
+                    except CameraMotionUnavailable:  # tracked as depthdet eval does
+                        camera_motion[frame.stamp_ns] = None
     finally:
         pipeline.close()
     with open(out, 'wb') as f:

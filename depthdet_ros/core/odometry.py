@@ -9,13 +9,20 @@ mounting, which is not handled here (the node and `depthdet eval` take the camer
 odometry). The node and the bag evaluation share it.
 """
 import bisect
+import math
 import threading
 from typing import List, Optional, Sequence
+
+import numpy as np
 
 from depthdet_ros.core.tracking import CameraMotion
 
 # Farthest a twist's stamp may be from an image's for it to give the camera's motion (s).
 MAX_GAP_S = 0.2
+# Fastest a camera is taken to move (m/s) and turn (rad/s): a twist beyond is a glitch
+# (outsider round 40: 1e200 m/s made every frame fail), refused as a missing one.
+MAX_SPEED = 100.0
+MAX_TURN = 20.0
 
 
 class CameraMotionUnavailable(ValueError):
@@ -57,7 +64,8 @@ class CameraMotionHistory:
         """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
 
         The nearest twist in time, within MAX_GAP_S, whose frame is the image's
-        `frame_id`; a twist that is not 6 finite numbers is refused too.
+        `frame_id`; a twist that is not 6 finite numbers, or faster than MAX_SPEED or
+        MAX_TURN, is refused too.
         """
         with self._lock:
             k = bisect.bisect_left(self._stamps, stamp_ns)
@@ -76,9 +84,11 @@ class CameraMotionHistory:
                 f'{self.source} gives the motion of {child!r}, not of the camera\'s optical '
                 f'frame {frame_id!r}: it needs the camera\'s own odometry (child_frame_id = '
                 'the images\' frame_id, twist in that frame)')
-        motion = CameraMotion(twist[:3], twist[3:])
-        try:
-            motion.vectors()
-        except ValueError as exc:
-            raise CameraMotionUnavailable(f'{self.source}: {exc}') from None
-        return motion
+        linear, angular = np.asarray(twist[:3]), np.asarray(twist[3:])
+        if not (np.isfinite(linear).all() and np.isfinite(angular).all()):
+            raise CameraMotionUnavailable(f'{self.source}: a twist that is not finite: {twist}')
+        if math.hypot(*linear) > MAX_SPEED or math.hypot(*angular) > MAX_TURN:
+            raise CameraMotionUnavailable(
+                f'{self.source}: a twist faster than a camera moves ({MAX_SPEED:g} m/s, '
+                f'{MAX_TURN:g} rad/s): {twist}')
+        return CameraMotion(twist[:3], twist[3:])

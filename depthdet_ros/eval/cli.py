@@ -231,8 +231,6 @@ def run(args, actions=()):
                 values['max_image_pixels'], output_bag, progress=not args.no_progress,
                 tracker=tracker, gt_depth_noise=args.tracker_gt_depth,
                 window_s=(args.start, args.end), camera_odometry=odometry)
-        except CameraMotionUnavailable as exc:
-            raise CliError(str(exc)) from None
         except NothingToEvaluate as exc:
             raise CliError(f'no frame to evaluate: {exc} (see --start / --end)'
                            if args.start or math.isfinite(args.end) else

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from depthdet_ros.core.odometry import CameraMotionUnavailable
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, object_depth, STRATEGIES
 from depthdet_ros.core.types import FrameResult
 from depthdet_ros.eval.bag_input import BagFrame, BagIndex, EvalTopics, index_bag, plan_frames
@@ -277,7 +278,9 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     included, end excluded) are read, run and scored; the output bag still copies every
     message. NothingToEvaluate, before any frame is read, when no image is in the window.
     `camera_odometry` (core.odometry.CameraMotionHistory) gives the tracker the camera's
-    own motion at each frame; CameraMotionUnavailable where it cannot.
+    own motion at each frame; a frame it has none for is tracked as the node tracks it
+    (the last motion stands in for a while) and counted in the tracking section's
+    `frames_without_camera_motion`.
     """
     from tqdm import tqdm
 
@@ -310,6 +313,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         tracking = BagTracking(tracker, scores, gt_depth_noise, settings.max_depth,
                                settings.class_max_depth, settings.match_iou)
     on_message = output_bag.copy if output_bag is not None else None
+    without_motion = 0
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
     for frame in tqdm(frames, total=selected, unit='frame', disable=not progress,
                       desc='depthdet eval'):
@@ -321,8 +325,12 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
         tracked, held = None, ()
         if tracking is not None:
-            motion = None if camera_odometry is None else \
-                camera_odometry.at(frame.stamp_ns, frame.header.frame_id)
+            motion = None
+            if camera_odometry is not None:
+                try:
+                    motion = camera_odometry.at(frame.stamp_ns, frame.header.frame_id)
+                except CameraMotionUnavailable:
+                    without_motion += 1
             tracked, held, tracking_ms = tracking.step(
                 frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb,
                 motion)
@@ -334,6 +342,8 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     results = evaluation.results()
     if tracking is not None and tracking.evaluation is not None:
         results.tracking = tracking.evaluation.summary()
+        if camera_odometry is not None:
+            results.tracking['frames_without_camera_motion'] = without_motion
     return results, index
 
 

@@ -51,7 +51,8 @@ times in milliseconds, shares in [0, 1]):
 - settings.tracker: the TrackerConfig used (null without tracking);
   settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
   instead of the network's (null: the network's depth); settings.camera_odometry: the
-  Odometry topic whose camera motion the tracker was given (null: none)
+  Odometry topic whose camera motion the tracker was given (null: none), and then
+  tracking.frames_without_camera_motion: the frames it gave none for
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -346,7 +347,8 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
                   "detections instead of the network's** (--tracker-gt-depth).", '']
     if camera_odometry:
         lines += [f"The tracker was given the camera's own motion from `{camera_odometry}` "
-                  '(--camera-odometry).', '']
+                  f'(--camera-odometry); {t.get("frames_without_camera_motion", 0)} frames had '
+                  'none within 0.2 s of their stamp (tracked as the node tracks them).', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],
                     [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),

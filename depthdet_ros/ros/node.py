@@ -519,8 +519,8 @@ class DepthDetRunner:
         except CameraMotionUnavailable as exc:
             self.stats['frames_without_odometry'] += 1
             self._odometry_problem = str(exc)
-            self.log.warning(f'no camera motion for this frame (the last one serves for '
-                             f'{CAMERA_MOTION_HOLD_S:g} s): {exc}',
+            self.log.warning(f'no camera motion for this frame: {exc} (one from the last '
+                             f'{CAMERA_MOTION_HOLD_S:g} s stands in, if any)',
                              throttle_duration_sec=WARN_THROTTLE_S)
             return None
         self._odometry_problem = ''
