@@ -58,3 +58,23 @@ def test_the_history_keeps_the_newest():
         history.add(k * S // 10, (0, 0, k, 0, 0, 0), 'cam')
     assert len(history) == 3
     assert history.at(0, 'cam').linear == (0.0, 0.0, 2.0)  # stamps 0.2-0.4 s are left
+
+
+def test_a_lone_twist_far_off_the_one_before_is_a_glitch():
+    # 10 Hz odometry at 1 m/s; one sample reads -5 m/s (outsider round 40: the tracks
+    # were carried off their depths and a proximity alert dropped for two frames).
+    history = CameraMotionHistory('/odom')
+    for k, speed in enumerate((1.0, 1.0, -5.0, 1.0, 1.1)):
+        history.add(k * S // 10, (0, 0, speed, 0, 0, 0), 'cam')
+    assert history.at(S // 10, 'cam').linear == (0.0, 0.0, 1.0)
+    with pytest.raises(CameraMotionUnavailable, match=r'a twist 6.00 m/s, 0.00 rad/s off the '
+                                                      r'one 0.100 s before it: a glitch'):
+        history.at(2 * S // 10, 'cam')
+    with pytest.raises(CameraMotionUnavailable, match='a glitch'):  # back from it: too
+        history.at(3 * S // 10, 'cam')
+    # Braking or speeding up as robots do (0.1 m/s in 0.1 s): taken.
+    assert history.at(4 * S // 10, 'cam').linear == (0.0, 0.0, 1.1)
+    # A turn rate jumping 5 rad/s in 0.1 s: refused too.
+    history.add(5 * S // 10, (0, 0, 1.1, 0, 5.0, 0), 'cam')
+    with pytest.raises(CameraMotionUnavailable, match='5.00 rad/s off'):
+        history.at(5 * S // 10, 'cam')

@@ -23,6 +23,11 @@ MAX_GAP_S = 0.2
 # (outsider round 40: 1e200 m/s made every frame fail), refused as a missing one.
 MAX_SPEED = 100.0
 MAX_TURN = 20.0
+# Fastest change of the camera's velocity from the message before (m/s^2; angular rad/s^2):
+# a robot braking hard changes it by 1 m/s in 0.1 s; a lone sample 5 m/s off its
+# neighbour is a glitch, which would carry every track off its depths (outsider round 40).
+MAX_ACCELERATION = 30.0
+MAX_ANGULAR_ACCELERATION = 30.0
 
 
 class CameraMotionUnavailable(ValueError):
@@ -64,8 +69,9 @@ class CameraMotionHistory:
         """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
 
         The nearest twist in time, within MAX_GAP_S, whose frame is the image's
-        `frame_id`; a twist that is not 6 finite numbers, or faster than MAX_SPEED or
-        MAX_TURN, is refused too.
+        `frame_id`; a twist that is not 6 finite numbers, faster than MAX_SPEED or
+        MAX_TURN, or off the one before it by more than the MAX_*ACCELERATION allow, is
+        refused too.
         """
         with self._lock:
             k = bisect.bisect_left(self._stamps, stamp_ns)
@@ -75,6 +81,8 @@ class CameraMotionHistory:
             best = min(near, key=lambda i: abs(self._stamps[i] - stamp_ns))
             gap_ns = abs(self._stamps[best] - stamp_ns)
             twist, child = self._rows[best]
+            step_s = (self._stamps[best] - self._stamps[best - 1]) * 1e-9 if best else 0.0
+            before, before_child = self._rows[best - 1] if best else (None, None)
         if gap_ns > MAX_GAP_S * 1e9:
             raise CameraMotionUnavailable(
                 f'{self.source} has no message within {MAX_GAP_S:g} s of the image stamped '
@@ -91,4 +99,11 @@ class CameraMotionHistory:
             raise CameraMotionUnavailable(
                 f'{self.source}: a twist faster than a camera moves ({MAX_SPEED:g} m/s, '
                 f'{MAX_TURN:g} rad/s): {twist}')
+        if before_child == child and step_s > 0:
+            jump = math.hypot(*(a - b for a, b in zip(twist[:3], before[:3])))
+            turn = math.hypot(*(a - b for a, b in zip(twist[3:], before[3:])))
+            if jump > MAX_ACCELERATION * step_s or turn > MAX_ANGULAR_ACCELERATION * step_s:
+                raise CameraMotionUnavailable(
+                    f'{self.source}: a twist {jump:.2f} m/s, {turn:.2f} rad/s off the one '
+                    f'{step_s:.3f} s before it: a glitch')
         return CameraMotion(twist[:3], twist[3:])
