@@ -1201,3 +1201,19 @@ def test_a_depth_lost_for_longer_than_max_age_is_not_coasted_on():
         else:
             assert math.isnan(out.depth) and math.isnan(out.time_to_contact), k
             assert not out.alert_rules, k
+
+
+def test_a_proximity_alert_ends_when_the_depth_goes_stale():
+    # In proximity alert at 0.4 m, then no depth while the box keeps matching: once the
+    # 3D state is stale (max_age), nothing holds the alert up (review finding: it stayed
+    # on, with NaN depth, for ever).
+    tracker = Tracker(exact_config())
+    box = (280, 200, 360, 330)
+    for k in range(5):
+        out, = tracker.update([estimate(0.0, 0.0, 0.4, box)], k / RATE, 0.5)
+    assert out.alert_rules == (PROXIMITY,)
+    for k in range(5, 30):
+        out, = tracker.update([unranged(box)], k / RATE, 0.5)
+        stale = k / RATE - 0.4 > 1.0 + 1e-9
+        assert out.alert_rules == (() if stale else (PROXIMITY,)), k
+        assert math.isnan(out.depth_variance) == stale, k

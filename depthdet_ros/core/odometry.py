@@ -13,8 +13,6 @@ import math
 import threading
 from typing import List, Optional, Sequence
 
-import numpy as np
-
 from depthdet_ros.core.tracking import CameraMotion
 
 # Farthest a twist's stamp may be from an image's for it to give the camera's motion (s).
@@ -23,11 +21,16 @@ MAX_GAP_S = 0.2
 # (outsider round 40: 1e200 m/s made every frame fail), refused as a missing one.
 MAX_SPEED = 100.0
 MAX_TURN = 20.0
-# Fastest change of the camera's velocity from the message before (m/s^2; angular rad/s^2):
-# a robot braking hard changes it by 1 m/s in 0.1 s; a lone sample 5 m/s off its
-# neighbour is a glitch, which would carry every track off its depths (outsider round 40).
+# Fastest change of the camera's velocity from the message before (m/s^2; angular rad/s^2),
+# above a floor for the twist's own noise (m/s; rad/s): a robot braking hard changes it by
+# 1 m/s in 0.1 s; a sample 5 m/s off its neighbour is a glitch, which would carry every
+# track off its depths (outsider round 40). The floor keeps 200 Hz-1 kHz odometry with a
+# few cm/s of noise from being refused (review).
 MAX_ACCELERATION = 30.0
 MAX_ANGULAR_ACCELERATION = 30.0
+JUMP_FLOOR = 0.5
+# Seconds of twists kept before the newest (a frame looks up its stamp after inference).
+HISTORY_S = 5.0
 
 
 class CameraMotionUnavailable(ValueError):
@@ -37,13 +40,13 @@ class CameraMotionUnavailable(ValueError):
 class CameraMotionHistory:
     """Twists of the camera by stamp, thread-safe: `add` from a callback, `at` per image.
 
-    `source` names where they come from (a topic) in messages; `size` bounds how many
-    are kept (the oldest go first; None: all, for a recorded bag).
+    `source` names where they come from (a topic) in messages; `keep_s` bounds how far
+    back they are kept (None: all, for a recorded bag).
     """
 
-    def __init__(self, source: str, size: Optional[int] = 1000):
+    def __init__(self, source: str, keep_s: Optional[float] = HISTORY_S):
         self.source = source
-        self._size = size
+        self._keep_ns = None if keep_s is None else int(keep_s * 1e9)
         self._stamps: List[int] = []
         self._rows: List[tuple] = []  # (twist 6 floats, frame id), in stamp order
         self._lock = threading.Lock()
@@ -57,53 +60,54 @@ class CameraMotionHistory:
             k = bisect.bisect_right(self._stamps, stamp_ns)
             self._stamps.insert(k, stamp_ns)
             self._rows.insert(k, (tuple(float(v) for v in twist), frame_id))
-            if self._size is not None and len(self._stamps) > self._size:
-                del self._stamps[0], self._rows[0]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._stamps.clear()
-            self._rows.clear()
+            if self._keep_ns is not None:
+                old = bisect.bisect_left(self._stamps, self._stamps[-1] - self._keep_ns)
+                del self._stamps[:old], self._rows[:old]
 
     def at(self, stamp_ns: int, frame_id: str) -> CameraMotion:
         """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
 
-        The nearest twist in time, within MAX_GAP_S, whose frame is the image's
-        `frame_id`; a twist that is not 6 finite numbers, faster than MAX_SPEED or
-        MAX_TURN, or off the one before it by more than the MAX_*ACCELERATION allow, is
-        refused too.
+        The nearest usable twist within MAX_GAP_S of the stamp (of the two either side):
+        of the image's `frame_id`, 6 finite numbers, no faster than MAX_SPEED and
+        MAX_TURN, and not off the one before it by more than the MAX_*ACCELERATION (with
+        JUMP_FLOOR) allow. The message says why the nearest was not usable.
         """
         with self._lock:
             k = bisect.bisect_left(self._stamps, stamp_ns)
-            near = [i for i in (k - 1, k) if 0 <= i < len(self._stamps)]
+            near = sorted((i for i in (k - 1, k) if 0 <= i < len(self._stamps)),
+                          key=lambda i: abs(self._stamps[i] - stamp_ns))
             if not near:
                 raise CameraMotionUnavailable(f'no message on {self.source} yet')
-            best = min(near, key=lambda i: abs(self._stamps[i] - stamp_ns))
-            gap_ns = abs(self._stamps[best] - stamp_ns)
-            twist, child = self._rows[best]
-            step_s = (self._stamps[best] - self._stamps[best - 1]) * 1e-9 if best else 0.0
-            before, before_child = self._rows[best - 1] if best else (None, None)
+            candidates = [(abs(self._stamps[i] - stamp_ns), self._rows[i],
+                           (self._stamps[i] - self._stamps[i - 1]) * 1e-9 if i else 0.0,
+                           self._rows[i - 1] if i else None) for i in near]
+        reason = None
+        for gap_ns, (twist, child), step_s, before in candidates:
+            problem = self._problem(stamp_ns, frame_id, gap_ns, twist, child, step_s, before)
+            if problem is None:
+                return CameraMotion(twist[:3], twist[3:])
+            reason = reason or problem
+        raise CameraMotionUnavailable(reason)
+
+    def _problem(self, stamp_ns, frame_id, gap_ns, twist, child, step_s, before):
+        """Why this twist cannot give the camera's motion at the image; None if it can."""
         if gap_ns > MAX_GAP_S * 1e9:
-            raise CameraMotionUnavailable(
-                f'{self.source} has no message within {MAX_GAP_S:g} s of the image stamped '
-                f'{stamp_ns * 1e-9:.3f} s (nearest {gap_ns * 1e-9:.3f} s away)')
+            return (f'{self.source} has no message within {MAX_GAP_S:g} s of the image stamped '
+                    f'{stamp_ns * 1e-9:.3f} s (nearest {gap_ns * 1e-9:.3f} s away)')
         if child != frame_id:
-            raise CameraMotionUnavailable(
-                f'{self.source} gives the motion of {child!r}, not of the camera\'s optical '
-                f'frame {frame_id!r}: it needs the camera\'s own odometry (child_frame_id = '
-                'the images\' frame_id, twist in that frame)')
-        linear, angular = np.asarray(twist[:3]), np.asarray(twist[3:])
-        if not (np.isfinite(linear).all() and np.isfinite(angular).all()):
-            raise CameraMotionUnavailable(f'{self.source}: a twist that is not finite: {twist}')
-        if math.hypot(*linear) > MAX_SPEED or math.hypot(*angular) > MAX_TURN:
-            raise CameraMotionUnavailable(
-                f'{self.source}: a twist faster than a camera moves ({MAX_SPEED:g} m/s, '
-                f'{MAX_TURN:g} rad/s): {twist}')
-        if before_child == child and step_s > 0:
-            jump = math.hypot(*(a - b for a, b in zip(twist[:3], before[:3])))
-            turn = math.hypot(*(a - b for a, b in zip(twist[3:], before[3:])))
-            if jump > MAX_ACCELERATION * step_s or turn > MAX_ANGULAR_ACCELERATION * step_s:
-                raise CameraMotionUnavailable(
-                    f'{self.source}: a twist {jump:.2f} m/s, {turn:.2f} rad/s off the one '
-                    f'{step_s:.3f} s before it: a glitch')
-        return CameraMotion(twist[:3], twist[3:])
+            return (f'{self.source} gives the motion of {child!r}, not of the camera\'s optical '
+                    f'frame {frame_id!r}: it needs the camera\'s own odometry (child_frame_id = '
+                    'the images\' frame_id, twist in that frame)')
+        if not all(map(math.isfinite, twist)):
+            return f'{self.source}: a twist that is not finite: {twist}'
+        if math.hypot(*twist[:3]) > MAX_SPEED or math.hypot(*twist[3:]) > MAX_TURN:
+            return (f'{self.source}: a twist faster than a camera moves ({MAX_SPEED:g} m/s, '
+                    f'{MAX_TURN:g} rad/s): {twist}')
+        if before is not None and before[1] == child and step_s > 0:
+            jump = math.hypot(*(a - b for a, b in zip(twist[:3], before[0][:3])))
+            turn = math.hypot(*(a - b for a, b in zip(twist[3:], before[0][3:])))
+            if jump > max(MAX_ACCELERATION * step_s, JUMP_FLOOR) \
+                    or turn > max(MAX_ANGULAR_ACCELERATION * step_s, JUMP_FLOOR):
+                return (f'{self.source}: a twist {jump:.2f} m/s, {turn:.2f} rad/s off the one '
+                        f'{step_s:.3f} s before it: a glitch')
+        return None

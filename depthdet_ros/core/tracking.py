@@ -66,7 +66,9 @@ measurement's noise is the object's published covariance (its depth spread along
 viewing ray, pixel noise across it) plus a floor of `depth_sigma_floor` x depth
 along the ray, so an uncertain depth moves the estimate less. Without camera
 intrinsics the depth alone updates z; without a valid depth only the box is updated
-and the 3D state coasts, but never closer than MIN_PREDICTED_DEPTH. No maintained
+and the 3D state coasts, but never closer than MIN_PREDICTED_DEPTH; a 3D state no depth
+has updated for max_age is no longer published (depth, distance and time to contact
+unknown) and ends its proximity alert, while its box may still match. No maintained
 library fits these filters (filterpy is unmaintained and per-object; these are a few
 lines of numpy, batched over tracks), so they are written here.
 
@@ -166,10 +168,10 @@ REID_GALLERY_SIZE = 100
 # m/s^2). An object keeps its kind for MODE_HOLD_S seconds on average; a new track is
 # either at first (START_STEADY).
 STEADY_ACCEL_NOISE = 0.1
-# Seconds the last camera motion stands in for frames given none (odometry late or lost).
-CAMERA_MOTION_HOLD_S = 0.5
 MODE_HOLD_S = 2.0
 START_STEADY = 0.5
+# Seconds the last camera motion stands in for frames given none (odometry late or lost).
+CAMERA_MOTION_HOLD_S = 0.5
 _POSITION = slice(0, 3)  # 3D filter: position measured
 _DEPTH = slice(2, 3)  # 3D filter: depth (z) alone
 _EYE3 = np.eye(3)
@@ -719,8 +721,8 @@ class Tracker:
 
         In the camera's frame a point moves by the object's own velocity less the
         camera's, and the frame turns by its angular velocity: p' = A (p + dt (u - v)),
-        u' = A u, with A = exp(-dt [w]x). Tracks without x, y (a depth alone) move along z
-        only: their unknown x, y would swamp z if turned. One whose depth would pass
+        u' = A u, with A = exp(-dt [w]x). Tracks without x, y (a depth alone) are not
+        turned: their unknown x, y would swamp z. One whose depth would pass
         MIN_PREDICTED_DEPTH keeps its place relative to the camera (see _predict).
         `located`: the rows with x, y. Returns x, P without process noise.
         """
@@ -1131,8 +1133,8 @@ class Tracker:
         """Return the published values of tracks `rows`, from their state at the last stamp.
 
         (x, P, has_xy, depth, distance, closing speed, time to contact, whether the
-        closing stands out of its noise); depth is `raw_depth` where a track has no 3D
-        state updated within max_age.
+        closing stands out of its noise, whether the 3D state counts); depth is
+        `raw_depth` where a track has no 3D state updated within max_age.
         """
         config = self.config
         x = self.x[rows]
@@ -1156,11 +1158,11 @@ class Tracker:
         # An alert also needs the closing to stand out of its noise (2 sigma).
         significant = rate > 2.0 * np.sqrt(rate_var)
         ttc[np.isnan(rate)] = np.nan
-        return x, P, has_xy, depth, distance, closing, ttc, significant
+        return x, P, has_xy, depth, distance, closing, ttc, significant, has_3d
 
     def _records(self, rows, objects, values, held=False) -> List[TrackedObject]:
         """One TrackedObject per row, with `objects` its raw estimates."""
-        x, P, has_xy, depth, distance, closing, ttc, _ = values
+        x, P, has_xy, depth, distance, closing, ttc, _, has_3d = values
         rules = [_RULES[pair] for pair in zip(self.in_proximity[rows].tolist(),
                                               self.in_ttc[rows].tolist())]
         hits = self.hits[rows].tolist()
@@ -1169,7 +1171,7 @@ class Tracker:
                       _xyxy(self.box_x[rows]).tolist(), depth.tolist(), has_xy.tolist(),
                       x.tolist(), list(P[:, :3, :3]), list(P[:, 3:, 3:]), distance.tolist(),
                       closing.tolist(), ttc.tolist(), rules,
-                      np.where(self.has_3d[rows], P[:, 2, 2], np.nan).tolist())
+                      np.where(has_3d, P[:, 2, 2], np.nan).tolist())
         out = []
         # Unpacked in the loop header and passed positionally: star-args of slices
         # cost twice as much per record.
@@ -1238,6 +1240,8 @@ class Tracker:
         proximity = self.in_proximity[rows]
         proximity[known & (depth < limit)] = True
         proximity[known & (depth > limit + config.alert_hysteresis)] = False
+        # A depth no longer known (its 3D state stale): nothing holds the alert up.
+        proximity[~known] = False
         self.in_proximity[rows] = proximity
         threshold = config.alert_time_to_contact
         contact = self.in_ttc[rows]

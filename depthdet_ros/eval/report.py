@@ -348,7 +348,8 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
     if camera_odometry:
         lines += [f"The tracker was given the camera's own motion from `{camera_odometry}` "
                   f'(--camera-odometry); {t.get("frames_without_camera_motion", 0)} frames had '
-                  'none within 0.2 s of their stamp (tracked as the node tracks them).', '']
+                  'no usable message (none near the stamp, another frame\'s, or a glitch: '
+                  'tracked as the node tracks them).', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],
                     [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),

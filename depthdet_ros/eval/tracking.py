@@ -89,7 +89,7 @@ def motion_topics(topic_types: Dict[str, str]) -> Tuple[Optional[str], Optional[
 def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
     """Read a bag's camera odometry topic (core.odometry); CameraMotionUnavailable if none."""
     from depthdet_ros.eval.bag_input import open_reader, stamp_ns
-    history = CameraMotionHistory(topic, size=None)
+    history = CameraMotionHistory(topic, keep_s=None)
     reader = open_reader(path)
     try:
         types = {c.topic: c.msgtype for c in reader.connections}

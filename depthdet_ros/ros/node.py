@@ -915,7 +915,8 @@ class DepthDetRunner:
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
             'odometry_received': str(self.stats['odometry_received'])
             if self.params['use_odometry'] else 'use_odometry off',
-            'frames_without_odometry': str(self.stats['frames_without_odometry']),
+            'frames_without_odometry': str(self.stats['frames_without_odometry'])
+            if self.params['use_odometry'] else 'use_odometry off',
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',

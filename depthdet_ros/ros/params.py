@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, STRATEGIES
 from depthdet_ros.core.session import PROVIDER_CHOICES
-from depthdet_ros.core.tracking import TrackerConfig, TTC_SOURCES
+from depthdet_ros.core.odometry import MAX_GAP_S
+from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, TrackerConfig, TTC_SOURCES
 
 
 # Alert distances (metres): max_depth and class_max_depth entries share the range.
@@ -126,9 +127,10 @@ PARAMS = (
           'itself: child_frame_id the images\' frame_id, twist in that frame) and give the '
           'tracker the camera\'s own motion: 3D velocities become the objects\' own, so a '
           'static object the camera closes on has its time to contact from its first frame '
-          '(tracking on). A frame with no such message within 0.2 s of its stamp takes the '
-          'last motion for 0.5 s, then velocities are relative to the camera until '
-          'messages come back (diagnostics count such frames).'),
+          f'(tracking on). A frame with no usable message within {MAX_GAP_S:g} s of its '
+          f'stamp takes the last motion for {CAMERA_MOTION_HOLD_S:g} s, then velocities are '
+          'relative to the camera until messages come back (diagnostics count such '
+          'frames).'),
     Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
           '(image_transport convention) instead of image.'),
     Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '
