@@ -1217,3 +1217,23 @@ def test_a_proximity_alert_ends_when_the_depth_goes_stale():
         stale = k / RATE - 0.4 > 1.0 + 1e-9
         assert out.alert_rules == (() if stale else (PROXIMITY,)), k
         assert math.isnan(out.depth_variance) == stale, k
+
+
+def test_the_prediction_takes_the_camera_motion_over_the_interval():
+    # The camera's turn rate ramps up (0, 0.2, 0.4, ... rad/s about y): over each frame
+    # it turned by the mean of the rates at both ends, exactly, so a static point is
+    # predicted where it is seen and its own velocity stays zero (review: the rate at the
+    # end of the interval alone left it a spurious one).
+    tracker = Tracker(exact_config(accel_noise=0.1))
+    p0 = np.array([1.0, 0.0, 4.0])
+    box = (300, 200, 340, 280)
+    angle = 0.0
+    for k in range(6):
+        rate = 0.2 * k
+        if k:
+            angle += 0.5 * (rate + 0.2 * (k - 1)) / RATE
+        c, s = math.cos(angle), math.sin(angle)
+        p = np.array([c * p0[0] - s * p0[2], 0.0, s * p0[0] + c * p0[2]])
+        tracker.update([estimate(*p, box)], k / RATE, 1.0,
+                       camera_motion=CameraMotion((0.0, 0.0, 0.0), (0.0, rate, 0.0)))
+    assert tracker.x[0, 3:] == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)

@@ -466,6 +466,7 @@ class Tracker:
         # 3D velocities are relative) and the stamp it was given for.
         self._motion: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self._motion_stamp = -math.inf
+        self._interval_motion = None  # its mean over the last interval (prediction)
         self._next_id = getattr(self, '_next_id', 1)
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
@@ -578,7 +579,10 @@ class Tracker:
         # after a gap in the input (a stalled camera) nothing resumes an old track.
         self._remove_old(stamp, previous)
         confirmed_before = self.was_confirmed.copy()
-        self._motion = self._camera_motion(motion, stamp)
+        before, self._motion = self._motion, self._camera_motion(motion, stamp)
+        # Over the interval the camera moved at about the mean of its motions at both ends.
+        self._interval_motion = self._motion if before is None or self._motion is None else \
+            tuple(0.5 * (a + b) for a, b in zip(before, self._motion))
         if dt > 0 and len(self):
             self._predict(dt)
         meas = _Measurements(objects, self.config, self._class_codes, image_size)
@@ -726,7 +730,7 @@ class Tracker:
         MIN_PREDICTED_DEPTH keeps its place relative to the camera (see _predict).
         `located`: the rows with x, y. Returns x, P without process noise.
         """
-        linear, angular = self._motion
+        linear, angular = self._interval_motion
         turn = _rotation(-dt * angular)
         moved = x @ F.T
         moved[:, :3] -= dt * linear
