@@ -306,6 +306,38 @@ def test_the_camera_odometry_gives_a_static_object_its_time_to_contact_at_once(
                                 rel=0.03)
 
 
+def test_a_frame_waits_briefly_for_odometry_published_after_it(
+        models, ros, tmp_path, namespace):
+    """Odometry of a frame's stamp sent just after its image is still the one used."""
+    params = chair_params(models, tmp_path, max_depth=0.5, use_odometry=True)
+    camera = pinhole()
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        publisher = probe.create_publisher(Odometry, 'odometry', RELIABLE)
+        deadline = time.monotonic() + 10.0
+        while not publisher.get_subscription_count() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+        # Frame 0 at 1 m/s, sent ahead; frame 1's twist (2 m/s) only 20 ms after its
+        # image: without the wait the frame would take frame 0's, 0.1 s away.
+        publisher.publish(odometry(stamp_of(0), (0.0, 0.0, 1.0)))
+        time.sleep(0.3)
+        frames = []
+        for k, depth, speed in ((0, 5.0, 1.0), (1, 4.85, 2.0)):
+            rgb = np.zeros((480, 640, 3), np.uint8)
+            rgb[..., 0] = red_for_depth(depth)
+            start = len(probe.received['detections_3d'])
+            probe.send(rgb, camera, stamp=stamp_of(k))
+            if k:
+                time.sleep(0.02)
+                publisher.publish(odometry(stamp_of(k), (0.0, 0.0, speed)))
+            frames.append(probe.wait_for('detections_3d',
+                                         lambda m, k=k: same_stamp(m, stamp_of(k)),
+                                         timeout=30.0, start=start))
+        assert node.proc.poll() is None, node.output()
+    ray = math.hypot(120 / 500, 35 / 500, 1.0)
+    closing = results_by_id(frames[1].detections[0])['time_to_contact'].pose.pose.position.y
+    assert closing == pytest.approx(2.0 / ray, rel=0.1)
+
+
 def test_without_odometry_a_static_object_has_no_time_to_contact_at_first(
         models, ros, tmp_path, namespace):
     params = chair_params(models, tmp_path, max_depth=0.5)

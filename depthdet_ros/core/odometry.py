@@ -54,6 +54,11 @@ class CameraMotionHistory:
     def __len__(self):
         return len(self._stamps)
 
+    def newest_stamp(self) -> Optional[int]:
+        """Return the stamp (ns) of the newest twist kept, or None."""
+        with self._lock:
+            return self._stamps[-1] if self._stamps else None
+
     def add(self, stamp_ns: int, twist: Sequence[float], frame_id: str) -> None:
         """Keep the twist (linear m/s, angular rad/s) of frame `frame_id` at stamp_ns."""
         with self._lock:

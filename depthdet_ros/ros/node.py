@@ -80,6 +80,9 @@ CAMERA_INFO_BUFFER = 30
 # arrives, a frame waits as long if camera_info has a publisher, so that the first
 # frame of a camera that sends one gets its 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
+# Longest a frame waits for an odometry message at or after its stamp, while odometry
+# flows: one published just after its image would otherwise miss it (outsider round 40).
+ODOMETRY_WAIT_S = 0.05
 # Large images keep only the newest sample per subscriber: an image behind a slow
 # reader is worth less than memory and bandwidth.
 LARGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -280,6 +283,7 @@ class DepthDetRunner:
         self._stamp_offset_s = None  # node clock - the last image's stamp
         self._said_stamp_offset = False
         self._odometry = None  # CameraMotionHistory while subscribed (use_odometry)
+        self._odometry_cond = threading.Condition()
         self._odometry_problem = ''  # why the last frame had no camera motion
         with self._lock:
             self._tracker = self._start_tracker() if self.params['tracking'] else None
@@ -505,17 +509,24 @@ class DepthDetRunner:
     def _on_odometry(self, msg):
         self.stats['odometry_received'] += 1
         twist = msg.twist.twist
-        self._odometry.add(_stamp_ns(msg.header), (twist.linear.x, twist.linear.y,
-                                                   twist.linear.z, twist.angular.x,
-                                                   twist.angular.y, twist.angular.z),
-                           msg.child_frame_id)
+        with self._odometry_cond:
+            self._odometry.add(_stamp_ns(msg.header), (twist.linear.x, twist.linear.y,
+                                                       twist.linear.z, twist.angular.x,
+                                                       twist.angular.y, twist.angular.z),
+                               msg.child_frame_id)
+            self._odometry_cond.notify_all()
 
     def _camera_motion(self, header):
         """Return the camera's motion at the image (use_odometry), or None without it."""
         if self._odometry is None:
             return None
+        stamp = _stamp_ns(header)
+        if self._odometry.newest_stamp() is not None:
+            with self._odometry_cond:
+                self._odometry_cond.wait_for(
+                    lambda: self._odometry.newest_stamp() >= stamp, timeout=ODOMETRY_WAIT_S)
         try:
-            motion = self._odometry.at(_stamp_ns(header), header.frame_id)
+            motion = self._odometry.at(stamp, header.frame_id)
         except CameraMotionUnavailable as exc:
             self.stats['frames_without_odometry'] += 1
             self._odometry_problem = str(exc)
