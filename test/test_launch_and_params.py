@@ -109,6 +109,10 @@ BAD_VALUES = [
     ('image', 'bad topic', ['image:=bad topic', 'not a ROS topic name']),
     ('camera_info', '', ['camera_info:=', 'empty']),
     ('odometry', 'odom/', ['odometry:=odom/', 'not a ROS topic name']),
+    # rclpy's validator passed these; rcl then stopped the node with two lines.
+    ('odometry', '/robot//odom', ['odometry:=/robot//odom', 'not a ROS topic name',
+                                  "repeated '/'"]),
+    ('image', 'a//b', ['image:=a//b', "repeated '/'"]),
 ]
 
 
