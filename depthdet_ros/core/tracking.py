@@ -204,6 +204,19 @@ class CameraMotion:
         return out[0], out[1]
 
 
+def _camera_part(motion, position, located):
+    """Velocity each point gets in the camera's frame from the camera's own motion, negated.
+
+    v + w x p for points with x, y (`located`); the camera's velocity along z alone for a
+    depth alone (its x, y unknown). An object's velocity relative to the camera is its own
+    less this.
+    """
+    linear, angular = motion
+    part = linear + np.where(located[:, None], np.cross(angular, position), 0.0)
+    part[~located, :2] = 0.0
+    return part
+
+
 def _rotation(rotation_vector: np.ndarray) -> np.ndarray:
     """Rotation matrix of a rotation vector (axis times angle, rad): Rodrigues' formula."""
     angle = float(np.linalg.norm(rotation_vector))
@@ -636,10 +649,7 @@ class Tracker:
         """Add (sign 1: relative to own) or take off (-1) the camera's motion from velocities."""
         if not len(self):
             return
-        linear, angular = motion
-        camera = linear + np.where(self.has_xy[:, None], np.cross(angular, self.x[:, :3]), 0.0)
-        camera[~self.has_xy, :2] = 0.0  # a depth alone: z only
-        self.x[:, 3:] += sign * camera
+        self.x[:, 3:] += sign * _camera_part(motion, self.x[:, :3], self.has_xy)
         self.mode_ready[:] = False
 
     def held_alerts(self) -> List[TrackedObject]:
@@ -800,13 +810,15 @@ class Tracker:
         if len(t):
             gate3, gate1 = _gates(config.gate_probability)
             both_xy = self.has_xy[t] & meas.full[d]
-            # With the camera's motion, the manoeuvring filter's prediction gates: the
-            # steady one's is too sure for an object that stops or turns.
-            x, P = (self.x, self.P) if self._motion is None else \
-                (np.where(self.mode_ready[:, None], self.mode_x[:, 0], self.x),
-                 np.where(self.mode_ready[:, None, None], self.mode_P[:, 0], self.P))
-            y = meas.z[d] - x[t, :3]
-            S = P[t, :3, :3] + meas.R[d]
+            predicted, spread = self.x[t, :3], self.P[t, :3, :3]
+            if self._motion is not None:
+                # The manoeuvring filter's prediction gates: the steady one's is too sure
+                # of an object that stops or turns.
+                ready = self.mode_ready[t]
+                predicted[ready] = self.mode_x[t[ready], 0, :3]
+                spread[ready] = self.mode_P[t[ready], 0, :3, :3]
+            y = meas.z[d] - predicted
+            S = spread + meas.R[d]
             d2 = y[:, 2] ** 2 / S[:, 2, 2] / gate1
             if both_xy.any():
                 y3 = y[both_xy]
@@ -1149,10 +1161,8 @@ class Tracker:
         fresh = self._stamp - self.last_3d[rows] <= config.max_age
         has_3d, has_xy = self.has_3d[rows] & fresh, self.has_xy[rows] & fresh
         if self._motion is not None:
-            # Published velocities are relative to the camera, as without its motion:
-            # the object's own less the camera's (and its turning, for located tracks).
-            linear, angular = self._motion
-            x[:, 3:] -= linear + np.where(has_xy[:, None], np.cross(angular, x[:, :3]), 0.0)
+            # Published velocities are relative to the camera, as without its motion.
+            x[:, 3:] -= _camera_part(self._motion, x[:, :3], has_xy)
         depth = np.where(has_3d, x[:, 2], raw_depth)
         distance, rate, rate_var = self._closing_rates(rows, x, P, has_3d, has_xy)
         closing = rate * distance
