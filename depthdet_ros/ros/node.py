@@ -45,7 +45,8 @@ from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
-from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
+    MAX_GAP_S
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
@@ -81,7 +82,8 @@ CAMERA_INFO_BUFFER = 30
 # frame of a camera that sends one gets its 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
-# flows: one published just after its image would otherwise miss it (outsider round 40).
+# flows (its newest within MAX_GAP_S before the image): one published just after its
+# image would otherwise miss it (outsider round 40).
 ODOMETRY_WAIT_S = 0.05
 # Large images keep only the newest sample per subscriber: an image behind a slow
 # reader is worth less than memory and bandwidth.
@@ -521,7 +523,10 @@ class DepthDetRunner:
         if self._odometry is None:
             return None
         stamp = _stamp_ns(header)
-        if self._odometry.newest_stamp() is not None:
+        newest = self._odometry.newest_stamp()
+        # Wait only while odometry flows (its newest message close before the image):
+        # lost odometry must not delay every frame.
+        if newest is not None and 0 < stamp - newest <= MAX_GAP_S * 1e9:
             with self._odometry_cond:
                 self._odometry_cond.wait_for(
                     lambda: self._odometry.newest_stamp() >= stamp, timeout=ODOMETRY_WAIT_S)
