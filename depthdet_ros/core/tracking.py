@@ -131,7 +131,6 @@ from depthdet_ros.core.types import Box, iou_matrix, ObjectEstimate, Point3D
 
 PROXIMITY = 'proximity'
 TIME_TO_CONTACT = 'time_to_contact'
-ALERT_RULES = (PROXIMITY, TIME_TO_CONTACT)
 TTC_SOURCES = ('depth', 'expansion', 'fused')
 # Variance of a coordinate nothing has measured yet (x, y from a depth-only update).
 _UNKNOWN_VARIANCE = 1e6
