@@ -312,6 +312,32 @@ def test_a_depth_outlier_keeps_the_id_and_not_the_depth():
     assert depths == [2.0, 2.0, 2.0, 2.0, 6.0]
 
 
+def test_a_sideways_miss_at_the_tracks_depth_is_no_depth_outlier():
+    """The camera stops turning: what slid across the image stops at once.
+
+    The prediction runs on 0.2 m sideways, out of the 3D gate across the ray (the
+    lateral noise is 2.5 cm), while the box still overlaps it by IoU 0.55 and the
+    depth agrees. Taken as a depth outlier, the 3D state would ignore it and drift on
+    until the track is lost (a new ID on the next frame); it must follow the box.
+    """
+    tracker = Tracker(TrackerConfig())
+    focal, z = 500.0, 3.0
+
+    def seen(x):  # 120 px wide at depth z, x metres right of the optical axis
+        u = 320.0 + focal * x / z
+        return estimate(x, 0.0, z, (u - 60.0, 140.0, u + 60.0, 340.0))
+
+    for k in range(15):  # sliding left at 2 m/s: the camera turning right
+        out, = tracker.update([seen(1.4 - 0.2 * k)], k / RATE, 1.0)
+    stopped = 1.4 - 0.2 * 14
+    for k in range(15, 20):  # the turn has stopped
+        out, = tracker.update([seen(stopped)], k / RATE, 1.0)
+        assert out.track_id == 1
+        # Within 5 cm of the measurement, not at the prediction 20 cm on.
+        assert out.position.x == pytest.approx(stopped, abs=0.05)
+        assert out.depth == pytest.approx(z, abs=0.3)  # its noise floor: 10 % of z
+
+
 def test_proximity_hysteresis_enter_and_leave_counts():
     # Process noise far above the measurement noise: the filter follows each depth.
     tracker = Tracker(exact_config(accel_noise=100.0))

@@ -13,7 +13,10 @@ OUTLIER_MIN_IOU still joins it as a depth outlier (monocular depth often jumps t
 another surface in the box for a frame): the 3D state ignores it, unless
 MAX_DEPTH_OUTLIERS come in a row, which restart it. Among the allowed pairs, scipy's
 linear_sum_assignment minimises (1 - IoU) + Mahalanobis^2 / gate (+ 1 outside the
-gate), so a detection at the track's depth wins over one at another depth. Unmatched
+gate), so a detection at the track's depth wins over one at another depth. A pair
+outside the 3D gate only across the viewing ray (its depth inside the gate's depth
+bounds: the prediction drifted sideways, as when the camera stops turning) is no depth
+outlier: it updates the 3D state. Unmatched
 detections start tentative tracks, confirmed after `min_hits` matched frames; a
 track not matched for more than `max_age` seconds is deleted, so missed detections
 and short occlusions keep the ID. A tentative track is deleted sooner, once it has
@@ -245,7 +248,7 @@ class TrackerConfig:
     ttc_hysteresis: float = 0.5  # s beyond alert_time_to_contact before that alert ends
     alert_hold: float = 0.5  # s an alert stays on for a track missing detections (0: off)
     ttc_source: str = 'depth'  # closing rate from 'depth', box 'expansion', or 'fused'
-    reid_max_age: float = 10.0  # s a deleted track can be re-identified by appearance (0: off)
+    reid_max_age: float = 20.0  # s a deleted track can be re-identified by appearance (0: off)
     reid_min_similarity: float = 0.8  # least appearance similarity (0-1) to re-identify
     duplicate_overlap: float = 0.8  # share of a box inside another for a duplicate (0: off)
     duplicate_depth_tolerance: float = 0.1  # depth difference of duplicates, share of depth
@@ -831,8 +834,14 @@ class Tracker:
             if outside.any():
                 allowed[t, d] &= ~outside | (iou[t, d] >= OUTLIER_MIN_IOU)
                 cost[t, d] += np.minimum(d2, 1.0) + outside
+                # A well-overlapping pair whose depth is inside its own gate missed
+                # across the ray, where the box itself is the measurement: the
+                # prediction drifted (the camera stopped turning, the object its
+                # sideways walk). It updates the 3D state; ignoring it would keep the
+                # drift until the track is lost (seed 7, frames 77-78).
+                depth_outside = y[:, 2] ** 2 / S[:, 2, 2] > gate1
                 gated = np.zeros_like(allowed)
-                gated[t[outside], d[outside]] = True
+                gated[t[outside & depth_outside], d[outside & depth_outside]] = True
             else:  # the usual frame: every candidate pair is inside its gate
                 cost[t, d] += d2
                 gated = None

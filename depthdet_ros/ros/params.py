@@ -93,7 +93,7 @@ PARAMS = (
     Param('track_gate_probability', 0.999, 'Share of true matches the 3D gate keeps '
           '(chi-square on the predicted position).', runtime=True, minimum=0.5,
           maximum=0.999999),
-    Param('track_reid_max_age', 10.0, 'Seconds a deleted track is remembered, to give its ID '
+    Param('track_reid_max_age', 20.0, 'Seconds a deleted track is remembered, to give its ID '
           'back to its object when it returns (out of view or missed for longer than '
           'track_max_age), recognised by its colours; 0: off.', runtime=True, minimum=0.0,
           maximum=3600.0),
@@ -124,7 +124,8 @@ PARAMS = (
           'expansion (box growth, needs no metric depth) or fused.', runtime=True,
           choices=TTC_SOURCES),
     Param('use_odometry', False, 'Subscribe to odometry (nav_msgs/Odometry of the camera '
-          'itself: child_frame_id the images\' frame_id, twist in that frame) and give the '
+          'itself: child_frame_id the images\' frame_id, twist in that frame; or of another '
+          'frame, e.g. base_link, that /tf_static links to the camera\'s) and give the '
           'tracker the camera\'s own motion: 3D velocities become the objects\' own, so a '
           'static object the camera closes on has its time to contact from its first frame '
           f'(tracking on). A frame with no usable message within {MAX_GAP_S:g} s of its '
