@@ -380,6 +380,15 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     report = json.loads((tmp_path / 'r4' / 'report.json').read_text())
     assert report['tracking']['frames_without_camera_motion'] == 2
     assert '2 frames had no usable message' in (tmp_path / 'r4' / 'report.md').read_text()
+    # With the camera's mounting on the bag's /tf_static, as the node takes it.
+    mounted = write_eval_bag(tmp_path / 'mounted', frames[:2], camera, camera_twist=twist,
+                             odometry_child='base_link',
+                             mounting=[('base_link', camera.frame_id, (0.2, 0.0, 0.5),
+                                        (-0.5, 0.5, -0.5, 0.5))])
+    assert run_eval(mounted, models, tmp_path / 'r5', '--no-plots', '--camera-odometry',
+                    '/camera/odometry') == 0
+    report = json.loads((tmp_path / 'r5' / 'report.json').read_text())
+    assert report['tracking']['frames_without_camera_motion'] == 0
 
 
 @pytest.mark.parametrize('option, value, message', [

@@ -17,8 +17,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from geometry_msgs.msg import TransformStamped
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -304,6 +306,56 @@ def test_the_camera_odometry_gives_a_static_object_its_time_to_contact_at_once(
     assert ttc == pytest.approx(distance / closing, rel=1e-9)
     assert ttc == pytest.approx(float(depth_for_red(red_for_depth(depths[1]))) * ray * ray,
                                 rel=0.03)
+
+
+def mounting(parent, child, translation, rotation_xyzw):
+    transform = TransformStamped(child_frame_id=child)
+    transform.header.frame_id = parent
+    t, q = transform.transform.translation, transform.transform.rotation
+    t.x, t.y, t.z = translation
+    q.x, q.y, q.z, q.w = rotation_xyzw
+    return transform
+
+
+def test_a_robot_bases_odometry_reaches_the_camera_through_tf_static(
+        models, ros, tmp_path, namespace):
+    """A robot's odometry (base_link) and its camera mounting latched on /tf_static.
+
+    The base drives ahead (+x) at 1 m/s; the camera's optical frame is mounted 0.2 m
+    ahead and 0.5 m up, looking ahead (z = base x): it drives along its z at 1 m/s, and
+    a still chair has its time to contact from the first frame, as with the camera's
+    own odometry.
+    """
+    params = chair_params(models, tmp_path, max_depth=0.5, use_odometry=True)
+    diagnostics = []
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+        # As robot_state_publisher latches it: two links, the optical rotation second.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        tf_static = probe.create_publisher(TFMessage, '/tf_static', latched)
+        tf_static.publish(TFMessage(transforms=[
+            mounting('base_link', 'camera_link', (0.2, 0.0, 0.5), (0.0, 0.0, 0.0, 1.0)),
+            mounting('camera_link', 'cam_optical', (0.0, 0.0, 0.0), (-0.5, 0.5, -0.5, 0.5))]))
+        publisher = probe.create_publisher(Odometry, 'odometry', RELIABLE)
+        deadline = time.monotonic() + 10.0
+        while not publisher.get_subscription_count() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+        assert diagnostic_value(probe, diagnostics, 'static_transforms', '2') == '2'
+        depths = [5.0, 4.9]
+        for k in range(len(depths)):
+            publisher.publish(odometry(stamp_of(k), (1.0, 0.0, 0.0), 'base_link'))
+        assert diagnostic_value(probe, diagnostics, 'odometry_received', '2') == '2'
+        frames = play(probe, depths, pinhole())
+        assert diagnostic_value(probe, diagnostics, 'frames_without_odometry', '0') == '0'
+        assert node.proc.poll() is None, node.output()
+    ray = math.hypot(120 / 500, 35 / 500, 1.0)
+    result = results_by_id(frames[0]['detections_3d'].detections[0])
+    ttc, closing, distance = (getattr(result['time_to_contact'].pose.pose.position, a)
+                              for a in 'xyz')
+    raw_z = float(depth_for_red(red_for_depth(depths[0])))
+    assert closing == pytest.approx(1.0 / ray, rel=1e-6)
+    assert ttc == pytest.approx(raw_z * ray * ray, rel=1e-6)
 
 
 def test_a_frame_waits_briefly_for_odometry_published_after_it(

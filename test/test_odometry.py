@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
+    StaticFrames
 
 S = 1_000_000_000  # ns per second
 
@@ -36,6 +37,8 @@ def test_a_twist_of_another_frame_or_not_finite_is_refused():
     history.add(0, (0, 0, 1, 0, 0, 0), 'base_link')
     with pytest.raises(CameraMotionUnavailable, match="motion of 'base_link', not of the "
                                                       "camera's optical frame 'cam'"):
+        history.at(0, 'cam')
+    with pytest.raises(CameraMotionUnavailable, match='no transform on /tf_static links'):
         history.at(0, 'cam')
     history = CameraMotionHistory('/odom')
     history.add(0, (0, math.nan, 1, 0, 0, 0), 'cam')
@@ -96,3 +99,65 @@ def test_the_history_keeps_the_last_seconds():
         history.add(k * S // 10, (0, 0, k, 0, 0, 0), 'cam')
     assert len(history) == 3  # 0.2-0.4 s: within 0.25 s of the newest
     assert history.at(0, 'cam').linear == (0.0, 0.0, 2.0)
+
+
+# A camera on a robot as robot_state_publisher gives it: base_link -> camera_link, 0.2 m
+# ahead and 0.5 m up, -> camera_optical (z ahead, x right, y down: REP 103's optical
+# rotation, roll -90 deg then yaw -90 deg, quaternion xyzw (-0.5, 0.5, -0.5, 0.5)).
+OPTICAL_XYZW = (-0.5, 0.5, -0.5, 0.5)
+
+
+def robot_frames():
+    frames = StaticFrames()
+    frames.set('camera_link', 'camera_optical', (0, 0, 0), OPTICAL_XYZW)
+    frames.set('base_link', 'camera_link', (0.2, 0, 0.5), (0, 0, 0, 1))
+    frames.set('base_link', 'laser', (0.1, 0, 0.3), (0, 0, 1, 0))  # another branch
+    return frames
+
+
+def test_static_frames_compose_along_the_tree():
+    frames = robot_frames()
+    # The optical axes in base_link: x right = -y, y down = -z, z ahead = +x.
+    rotation, translation = frames.pose('camera_optical', 'base_link')
+    assert rotation == pytest.approx(np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]]), abs=1e-12)
+    assert translation == pytest.approx([0.2, 0, 0.5])
+    rotation, translation = frames.pose('base_link', 'camera_optical')  # the inverse
+    assert rotation == pytest.approx(np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]]), abs=1e-12)
+    assert translation == pytest.approx([0, 0.5, -0.2])
+    # Across branches, through base_link: the laser (turned 180 deg about z) is 0.1 m
+    # ahead of base_link, so the camera is 0.1 m behind it in the laser's own x.
+    rotation, translation = frames.pose('camera_optical', 'laser')
+    assert translation == pytest.approx([-0.1, 0, 0.2])
+    assert rotation[:, 2] == pytest.approx([-1, 0, 0])  # the camera looks along -x_laser
+    assert frames.pose('camera_optical', 'odom') is None  # not linked
+    assert frames.pose('base_link', 'base_link')[1] == pytest.approx([0, 0, 0])
+
+
+def test_static_frames_refuse_what_is_not_a_transform():
+    frames = StaticFrames()
+    for parent, child, translation, rotation in (
+            ('a', 'a', (0, 0, 0), (0, 0, 0, 1)), ('', 'b', (0, 0, 0), (0, 0, 0, 1)),
+            ('a', 'b', (math.nan, 0, 0), (0, 0, 0, 1)), ('a', 'b', (0, 0, 0), (0, 0, 0, 0))):
+        with pytest.raises(ValueError):
+            frames.set(parent, child, translation, rotation)
+    assert len(frames) == 0
+    frames.set('a', 'b', (0, 0, 0), (0, 0, 0, 2))  # not unit: normalised, as tf2 does
+    assert frames.pose('b', 'a')[0] == pytest.approx(np.eye(3))
+
+
+def test_a_robot_bases_odometry_gives_the_camera_motion_through_its_mounting():
+    history = CameraMotionHistory('/odom', frames=robot_frames())
+    # The base drives at 0.5 m/s and turns left at 1 rad/s.
+    history.add(0, (0.5, 0, 0, 0, 0, 1.0), 'base_link')
+    motion = history.at(0, 'camera_optical')
+    # The camera, 0.2 m ahead of the turning axis, also moves left at 0.2 m/s:
+    # v = (0.5, 0, 0) + (0, 0, 1) x (0.2, 0, 0.5) = (0.5, 0.2, 0) in base_link, that is
+    # 0.5 m/s ahead (+z) and 0.2 m/s left (-x) in the optical frame; the turn about
+    # base_link's +z (up) is about the optical -y.
+    assert motion.linear == pytest.approx((-0.2, 0, 0.5))
+    assert motion.angular == pytest.approx((0, -1.0, 0))
+    # A frame the transforms do not reach is still refused, with the way out.
+    history = CameraMotionHistory('/odom', frames=robot_frames())
+    history.add(0, (0.5, 0, 0, 0, 0, 1.0), 'odom_child')
+    with pytest.raises(CameraMotionUnavailable, match='publish the camera.s mounting'):
+        history.at(0, 'camera_optical')

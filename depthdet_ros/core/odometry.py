@@ -3,15 +3,20 @@
 A robot's odometry (or a visual-inertial odometry of the camera) comes at its own rate;
 the tracker wants the camera's motion at each image (core.tracking.CameraMotion). The
 history keeps the recent twists by stamp and gives the nearest one within MAX_GAP_S of
-the image, if its frame is the image's: a twist is in its message's child frame, and
-turning one from a robot's base into the camera's optical frame would need the camera's
-mounting, which is not handled here (the node and `depthdet eval` take the camera's own
-odometry). The node and the bag evaluation share it.
+the image. A twist is in its message's child frame: the camera's own optical frame is
+taken as it is; another frame (a robot's base_link) is turned into the camera's through
+the fixed transforms between them (StaticFrames, from /tf_static: the camera's mounting
+as robot_state_publisher gives it). A camera on a moving joint (a pan-tilt head) is not
+handled: its transform is on /tf, not /tf_static. The node and the bag evaluation share
+it.
 """
 import bisect
 import math
 import threading
 from typing import List, Optional, Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation
 
 from depthdet_ros.core.tracking import CameraMotion
 
@@ -37,6 +42,77 @@ class CameraMotionUnavailable(ValueError):
     """No twist gives the camera's motion at an image (the message says why)."""
 
 
+class StaticFrames:
+    """Fixed transforms between frames (a tree, as /tf_static holds them), thread-safe.
+
+    No pip-installable library fits: tf2_ros has no wheel, and its buffer is what this
+    replaces for static transforms only (parents and poses, composed along the tree).
+    """
+
+    def __init__(self):
+        self._parent = {}  # child frame: (parent frame, rotation 3x3, translation 3)
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._parent)
+
+    def set(self, parent: str, child: str, translation: Sequence[float],
+            rotation_xyzw: Sequence[float]) -> None:
+        """Keep the pose of `child` in `parent` (a later one replaces it).
+
+        ValueError if a frame name is empty, the two are the same, or the numbers are
+        not finite or the quaternion has no length.
+        """
+        if not parent or not child or parent == child:
+            raise ValueError(f'a transform needs two different frames, got {parent!r} -> '
+                             f'{child!r}')
+        numbers = [float(v) for v in (*translation, *rotation_xyzw)]
+        if len(numbers) != 7 or not all(map(math.isfinite, numbers)) \
+                or math.hypot(*numbers[3:]) < 1e-9:
+            raise ValueError(f'transform {parent!r} -> {child!r} is not a finite translation '
+                             f'and rotation: {numbers}')
+        rotation = Rotation.from_quat(numbers[3:]).as_matrix()
+        with self._lock:
+            self._parent[child] = (parent, rotation, np.array(numbers[:3]))
+
+    def pose(self, frame: str, in_frame: str):
+        """Return (R, t), the pose of `frame` in `in_frame` (p_in = R p + t), or None.
+
+        None when no chain of transforms links them.
+        """
+        with self._lock:
+            up, down = self._ancestors(frame), self._ancestors(in_frame)
+        common = next((f for f in up if f in down), None)
+        if common is None:
+            return None
+        (r_up, t_up), (r_down, t_down) = up[common], down[common]
+        return r_down.T @ r_up, r_down.T @ (t_up - t_down)
+
+    def _ancestors(self, frame):
+        """{ancestor: pose of `frame` in it}, from `frame` itself up to the root."""
+        rotation, translation = np.eye(3), np.zeros(3)
+        chain = {frame: (rotation, translation)}
+        while frame in self._parent:
+            frame, r, t = self._parent[frame]
+            if frame in chain:  # a loop: the transforms are not a tree
+                break
+            rotation, translation = r @ rotation, r @ translation + t
+            chain[frame] = (rotation, translation)
+        return chain
+
+
+def twist_of_mounted(twist: Sequence[float], rotation, translation) -> tuple:
+    """Return the twist (linear, angular) of a frame rigidly mounted on a moving one.
+
+    `twist`: the moving frame's velocity and angular velocity, in it; rotation,
+    translation: the mounted frame's pose in it. The mounted frame's origin moves at
+    v + w x t, and both vectors are turned into the mounted frame's axes.
+    """
+    v, w = np.asarray(twist[:3], float), np.asarray(twist[3:], float)
+    return tuple((rotation.T @ (v + np.cross(w, translation))).tolist()
+                 + (rotation.T @ w).tolist())
+
+
 class CameraMotionHistory:
     """Twists of the camera by stamp, thread-safe: `add` from a callback, `at` per image.
 
@@ -44,8 +120,10 @@ class CameraMotionHistory:
     back they are kept (None: all, for a recorded bag).
     """
 
-    def __init__(self, source: str, keep_s: Optional[float] = HISTORY_S):
+    def __init__(self, source: str, keep_s: Optional[float] = HISTORY_S,
+                 frames: Optional[StaticFrames] = None):
         self.source = source
+        self.frames = frames
         self._keep_ns = None if keep_s is None else int(keep_s * 1e9)
         self._stamps: List[int] = []
         self._rows: List[tuple] = []  # (twist 6 floats, frame id), in stamp order
@@ -73,9 +151,10 @@ class CameraMotionHistory:
         """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
 
         The nearest usable twist within MAX_GAP_S of the stamp (of the two either side):
-        of the image's `frame_id`, 6 finite numbers, no faster than MAX_SPEED and
-        MAX_TURN, and not off the one before it by more than the MAX_*ACCELERATION (with
-        JUMP_FLOOR) allow. The message says why the nearest was not usable.
+        of the image's `frame_id`, or of a frame that `frames` links to it, 6 finite
+        numbers, no faster than MAX_SPEED and MAX_TURN, and not off the one before it by
+        more than the MAX_*ACCELERATION (with JUMP_FLOOR) allow (both in the message's
+        frame). The message says why the nearest was not usable.
         """
         with self._lock:
             k = bisect.bisect_left(self._stamps, stamp_ns)
@@ -88,21 +167,28 @@ class CameraMotionHistory:
                            self._rows[i - 1] if i else None) for i in near]
         reason = None
         for gap_ns, (twist, child), step_s, before in candidates:
-            problem = self._problem(stamp_ns, frame_id, gap_ns, twist, child, step_s, before)
+            problem = self._problem(stamp_ns, gap_ns, twist, child, step_s, before)
+            if problem is None and child != frame_id:
+                mounting = self.frames.pose(frame_id, child) if self.frames else None
+                if mounting is None:
+                    problem = (
+                        f'{self.source} gives the motion of {child!r}, not of the camera\'s '
+                        f'optical frame {frame_id!r}, and no transform on /tf_static links '
+                        'the two: publish the camera\'s mounting there (robot_state_publisher '
+                        'does) or give the camera\'s own odometry (child_frame_id = the '
+                        'images\' frame_id, twist in that frame)')
+                else:
+                    twist = twist_of_mounted(twist, *mounting)
             if problem is None:
                 return CameraMotion(twist[:3], twist[3:])
             reason = reason or problem
         raise CameraMotionUnavailable(reason)
 
-    def _problem(self, stamp_ns, frame_id, gap_ns, twist, child, step_s, before):
-        """Why this twist cannot give the camera's motion at the image; None if it can."""
+    def _problem(self, stamp_ns, gap_ns, twist, child, step_s, before):
+        """Why this twist cannot give its frame's motion at the image; None if it can."""
         if gap_ns > MAX_GAP_S * 1e9:
             return (f'{self.source} has no message within {MAX_GAP_S:g} s of the image stamped '
                     f'{stamp_ns * 1e-9:.3f} s (nearest {gap_ns * 1e-9:.3f} s away)')
-        if child != frame_id:
-            return (f'{self.source} gives the motion of {child!r}, not of the camera\'s optical '
-                    f'frame {frame_id!r}: it needs the camera\'s own odometry (child_frame_id = '
-                    'the images\' frame_id, twist in that frame)')
         if not all(map(math.isfinite, twist)):
             return f'{self.source}: a twist that is not finite: {twist}'
         if math.hypot(*twist[:3]) > MAX_SPEED or math.hypot(*twist[3:]) > MAX_TURN:

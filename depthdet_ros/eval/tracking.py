@@ -54,7 +54,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
+    StaticFrames
 from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
     TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
@@ -63,6 +64,8 @@ from depthdet_ros.eval.proximity import alert_limit
 from depthdet_ros.ros.message_layout import from_tracked
 
 ODOMETRY = 'nav_msgs/msg/Odometry'
+# The camera's mounting on a robot, as robot_state_publisher latches it.
+TF_STATIC, TF_MESSAGE = '/tf_static', 'tf2_msgs/msg/TFMessage'
 MOT_IOU = 0.5
 MIN_JITTER_STEPS = 5
 APPROACH_SPEED_M_S = (0.3, 2.0)
@@ -87,9 +90,14 @@ def motion_topics(topic_types: Dict[str, str]) -> Tuple[Optional[str], Optional[
 
 
 def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
-    """Read a bag's camera odometry topic (core.odometry); CameraMotionUnavailable if none."""
+    """Read a bag's camera odometry topic (core.odometry); CameraMotionUnavailable if none.
+
+    Odometry of another frame than the camera's (a robot's base) is turned into the
+    camera's through the bag's TF_STATIC transforms, as the node does.
+    """
     from depthdet_ros.eval.bag_input import open_reader, stamp_ns
-    history = CameraMotionHistory(topic, keep_s=None)
+    frames = StaticFrames()
+    history = CameraMotionHistory(topic, keep_s=None, frames=frames)
     reader = open_reader(path)
     try:
         types = {c.topic: c.msgtype for c in reader.connections}
@@ -98,6 +106,17 @@ def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
             raise CameraMotionUnavailable(
                 f'--camera-odometry {topic}: the bag has no {ODOMETRY} topic of that name'
                 + (f' (it has {", ".join(odometry)})' if odometry else ''))
+        static = [c for c in reader.connections
+                  if c.topic == TF_STATIC and c.msgtype == TF_MESSAGE]
+        # (No connections means every connection to rosbags.)
+        for _, _, raw in reader.messages(connections=static) if static else ():
+            for transform in typestore.deserialize_cdr(raw, TF_MESSAGE).transforms:
+                t, q = transform.transform.translation, transform.transform.rotation
+                try:
+                    frames.set(transform.header.frame_id, transform.child_frame_id,
+                               (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+                except ValueError:  # not a transform: as the node, left out
+                    continue
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             try:

@@ -39,6 +39,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from nav_msgs.msg import Odometry
+from tf2_msgs.msg import TFMessage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
@@ -46,6 +47,7 @@ from visualization_msgs.msg import MarkerArray
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
+    StaticFrames, \
     MAX_GAP_S
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
@@ -81,6 +83,8 @@ CAMERA_INFO_BUFFER = 30
 # arrives, a frame waits as long if camera_info has a publisher, so that the first
 # frame of a camera that sends one gets its 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
+# Where robots latch their fixed transforms (the camera's mounting among them).
+TF_STATIC_TOPIC = '/tf_static'
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -250,6 +254,7 @@ class DepthDetRunner:
         # held up in transport (stamp ns -> the image's arrival, time.perf_counter()).
         self._frames_without_info = collections.OrderedDict()
         self._subscriptions = []
+        self._tf_static_sub = None  # /tf_static while use_odometry
         self._publishers = {}
         self._timer = None
         self._frame_worker = self._output_worker = None
@@ -372,6 +377,9 @@ class DepthDetRunner:
         for subscription in self._subscriptions:
             subscription.destroy()
         self._subscriptions = []
+        if self._tf_static_sub is not None:
+            node.destroy_subscription(self._tf_static_sub)
+            self._tf_static_sub = None
         if self._timer is not None:
             node.destroy_timer(self._timer)
             self._timer = None
@@ -421,9 +429,18 @@ class DepthDetRunner:
             odometry_sub = subscribe_input(node, Odometry, 'odometry', self._on_odometry,
                                            reliability)
             self._subscriptions.append(odometry_sub)
-            self._odometry = CameraMotionHistory(odometry_sub.topic_name)
+            # Odometry of a robot's base is turned into the camera's frame through the
+            # camera's mounting, as robot_state_publisher latches it.
+            self._static_frames = StaticFrames()
+            self._tf_static_sub = node.create_subscription(
+                TFMessage, TF_STATIC_TOPIC, self._on_tf_static,
+                QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
+            self._odometry = CameraMotionHistory(odometry_sub.topic_name,
+                                                 frames=self._static_frames)
             self.log.info(f'subscribed to {odometry_sub.topic_name}: the camera\'s own motion '
-                          'for the tracker')
+                          f'for the tracker (another frame\'s through '
+                          f'{self._tf_static_sub.topic_name})')
 
     def _set_debug_publisher(self, enabled):
         """Advertise debug_image only while publish_debug_image is true."""
@@ -517,6 +534,17 @@ class DepthDetRunner:
                                                        twist.angular.y, twist.angular.z),
                                msg.child_frame_id)
             self._odometry_cond.notify_all()
+
+    def _on_tf_static(self, msg):
+        for transform in msg.transforms:
+            t, q = transform.transform.translation, transform.transform.rotation
+            try:
+                self._static_frames.set(transform.header.frame_id,
+                                        transform.child_frame_id, (t.x, t.y, t.z),
+                                        (q.x, q.y, q.z, q.w))
+            except ValueError as exc:
+                self.log.warning(f'{self._tf_static_sub.topic_name}: {exc}; left out',
+                                 throttle_duration_sec=WARN_THROTTLE_S)
 
     def _camera_motion(self, header):
         """Return the camera's motion at the image (use_odometry), or None without it."""
@@ -933,6 +961,8 @@ class DepthDetRunner:
             if self.params['use_odometry'] else 'use_odometry off',
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
             if self.params['use_odometry'] else 'use_odometry off',
+            'static_transforms': str(len(self._static_frames))
+            if self._odometry is not None else 'use_odometry off',
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
             'input_age_s': f'{age:.3f}',
