@@ -64,6 +64,9 @@ def test_a_twist_far_off_the_one_before_is_a_glitch():
         history.add(k * S // 10, (0, 0, speed, 0, 0, 0), 'cam')
     # The image of the glitch's stamp takes the usable sample 0.1 s before it instead.
     assert history.at(2 * S // 10, 'cam').linear == (0.0, 0.0, 1.0)
+    # The sample right after the glitch is near the one before it: taken (it was
+    # refused as off the glitch, and the image took the last motion held instead).
+    assert history.at(3 * S // 10, 'cam').linear == (0.0, 0.0, 1.0)
     # Braking or speeding up as robots do (0.1 m/s in 0.1 s): taken.
     assert history.at(4 * S // 10, 'cam').linear == (0.0, 0.0, 1.1)
     # With no usable neighbour within 0.2 s, the glitch's reason is given.

@@ -153,8 +153,9 @@ class CameraMotionHistory:
         The nearest usable twist within MAX_GAP_S of the stamp (of the two either side):
         of the image's `frame_id`, or of a frame that `frames` links to it, 6 finite
         numbers, no faster than MAX_SPEED and MAX_TURN, and not off the one before it by
-        more than the MAX_*ACCELERATION (with JUMP_FLOOR) allow (both in the message's
-        frame). The message says why the nearest was not usable.
+        more than the MAX_*ACCELERATION (with JUMP_FLOOR) allow, unless that one was a
+        glitch itself (all in the message's frame). The message says why the nearest was
+        not usable.
         """
         with self._lock:
             k = bisect.bisect_left(self._stamps, stamp_ns)
@@ -162,12 +163,14 @@ class CameraMotionHistory:
                           key=lambda i: abs(self._stamps[i] - stamp_ns))
             if not near:
                 raise CameraMotionUnavailable(f'no message on {self.source} yet')
-            candidates = [(abs(self._stamps[i] - stamp_ns), self._rows[i],
-                           (self._stamps[i] - self._stamps[i - 1]) * 1e-9 if i else 0.0,
-                           self._rows[i - 1] if i else None) for i in near]
+            # Each with the two twists before it (stamp ns, row): one right after a
+            # glitch is checked against the one before the glitch.
+            candidates = [(self._stamps[i], self._rows[i],
+                           [(self._stamps[j], self._rows[j]) for j in (i - 1, i - 2)
+                            if j >= 0]) for i in near]
         reason = None
-        for gap_ns, (twist, child), step_s, before in candidates:
-            problem = self._problem(stamp_ns, gap_ns, twist, child, step_s, before)
+        for this_ns, (twist, child), before in candidates:
+            problem = self._problem(stamp_ns, this_ns, twist, child, before)
             if problem is None and child != frame_id:
                 mounting = self.frames.pose(frame_id, child) if self.frames else None
                 if mounting is None:
@@ -184,8 +187,14 @@ class CameraMotionHistory:
             reason = reason or problem
         raise CameraMotionUnavailable(reason)
 
-    def _problem(self, stamp_ns, gap_ns, twist, child, step_s, before):
-        """Why this twist cannot give its frame's motion at the image; None if it can."""
+    def _problem(self, stamp_ns, this_ns, twist, child, before):
+        """Why this twist (stamped this_ns) cannot give its frame's motion; None if it can.
+
+        `before`: the (stamp ns, row) of the twists before it, nearest first. A twist
+        far off the one before is a glitch, unless that one was: far off the one before
+        it, while this twist is near that.
+        """
+        gap_ns = abs(this_ns - stamp_ns)
         if gap_ns > MAX_GAP_S * 1e9:
             return (f'{self.source} has no message within {MAX_GAP_S:g} s of the image stamped '
                     f'{stamp_ns * 1e-9:.3f} s (nearest {gap_ns * 1e-9:.3f} s away)')
@@ -194,11 +203,28 @@ class CameraMotionHistory:
         if math.hypot(*twist[:3]) > MAX_SPEED or math.hypot(*twist[3:]) > MAX_TURN:
             return (f'{self.source}: a twist faster than a camera moves ({MAX_SPEED:g} m/s, '
                     f'{MAX_TURN:g} rad/s): {twist}')
-        if before is not None and before[1] == child and step_s > 0:
-            jump = math.hypot(*(a - b for a, b in zip(twist[:3], before[0][:3])))
-            turn = math.hypot(*(a - b for a, b in zip(twist[3:], before[0][3:])))
-            if jump > max(MAX_ACCELERATION * step_s, JUMP_FLOOR) \
-                    or turn > max(MAX_ANGULAR_ACCELERATION * step_s, JUMP_FLOOR):
-                return (f'{self.source}: a twist {jump:.2f} m/s, {turn:.2f} rad/s off the one '
-                        f'{step_s:.3f} s before it: a glitch')
+        if not before or before[0][1][1] != child:
+            return None
+        last_ns, (last, _) = before[0]
+        problem = _jump(twist, last, (this_ns - last_ns) * 1e-9)
+        if problem is None:
+            return None
+        if len(before) == 2 and before[1][1][1] == child:
+            first_ns, (first, _) = before[1]
+            if _jump(last, first, (last_ns - first_ns) * 1e-9) \
+                    and not _jump(twist, first, (this_ns - first_ns) * 1e-9):
+                return None  # the one before was the glitch
+        return f'{self.source}: {problem}'
+
+
+def _jump(twist, previous, step_s) -> Optional[str]:
+    """Say how `twist` is too far off `previous`, step_s seconds before it; None if not."""
+    if step_s <= 0:
         return None
+    jump = math.hypot(*(a - b for a, b in zip(twist[:3], previous[:3])))
+    turn = math.hypot(*(a - b for a, b in zip(twist[3:], previous[3:])))
+    if jump > max(MAX_ACCELERATION * step_s, JUMP_FLOOR) \
+            or turn > max(MAX_ANGULAR_ACCELERATION * step_s, JUMP_FLOOR):
+        return (f'a twist {jump:.2f} m/s, {turn:.2f} rad/s off the one {step_s:.3f} s before '
+                'it: a glitch')
+    return None
