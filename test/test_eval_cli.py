@@ -379,16 +379,29 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
                     '/camera/odometry') == 0
     report = json.loads((tmp_path / 'r4' / 'report.json').read_text())
     assert report['tracking']['frames_without_camera_motion'] == 2
-    assert '2 frames had no usable message' in (tmp_path / 'r4' / 'report.md').read_text()
-    # With the camera's mounting on the bag's /tf_static, as the node takes it.
+    markdown = (tmp_path / 'r4' / 'report.md').read_text()
+    # Why, too (outsider round 41: only the count was given).
+    assert "2 frames had no usable message" in markdown
+    assert "the first: /camera/odometry gives the motion of 'base_link'" in markdown
+    assert "the first: /camera/odometry gives the motion of 'base_link'" in \
+        capsys.readouterr().out
+    # With the camera's mounting on the bag's /tf_static, as the node takes it; a
+    # transform that is none is left out and said.
     mounted = write_eval_bag(tmp_path / 'mounted', frames[:2], camera, camera_twist=twist,
                              odometry_child='base_link',
                              mounting=[('base_link', camera.frame_id, (0.2, 0.0, 0.5),
-                                        (-0.5, 0.5, -0.5, 0.5))])
+                                        (-0.5, 0.5, -0.5, 0.5)),
+                                       ('base_link', 'lidar', (0.0, 0.0, 0.0),
+                                        (0.0, 0.0, 0.0, 0.0))])
     assert run_eval(mounted, models, tmp_path / 'r5', '--no-plots', '--camera-odometry',
                     '/camera/odometry') == 0
     report = json.loads((tmp_path / 'r5' / 'report.json').read_text())
     assert report['tracking']['frames_without_camera_motion'] == 0
+    assert report['tracking']['camera_motion_problem'] is None
+    refused, = report['tracking']['static_transforms_refused']
+    assert "'base_link' -> 'lidar' has a rotation quaternion of squared length 0" in refused
+    assert '1 transform(s) on /tf_static left out' in \
+        (tmp_path / 'r5' / 'report.md').read_text()
 
 
 @pytest.mark.parametrize('option, value, message', [

@@ -48,7 +48,7 @@ def test_launch_file_uses_the_shared_argument_table_and_launch_ros_api():
     keywords = {k.arg for k in node_call.keywords}
     assert {'package', 'executable', 'namespace', 'parameters', 'remappings'} <= keywords
     names = {a.name for a in LAUNCH_ARGUMENTS}
-    assert names == {'image', 'camera_info', 'odometry', 'namespace', 'params_file',
+    assert names == {'image', 'camera_info', 'odometry', 'tf_static', 'namespace', 'params_file',
                      'max_depth', 'use_sim_time', 'lifecycle'}
 
 
@@ -68,7 +68,7 @@ def _pipeline_settings(*argv):
 def test_pipeline_command_accepts_the_same_arguments():
     settings = _pipeline_settings('image:=/cam/image_raw', '--namespace', 'front',
                                   'max_depth:=0.8', 'use_sim_time:=True',
-                                  'odometry:=/cam/odom')
+                                  'odometry:=/cam/odom', 'tf_static:=/front/tf_static')
     cmd = node_command(settings)
     assert _runs(cmd, 'depthdet_node')
     assert os.path.samefile(cmd[cmd.index('--params-file') + 1], PARAMS_FILE)
@@ -76,6 +76,7 @@ def test_pipeline_command_accepts_the_same_arguments():
     assert '-r __ns:=/front' in joined
     assert '-r image:=/cam/image_raw' in joined and '-r camera_info:=camera_info' in joined
     assert '-r odometry:=/cam/odom' in joined
+    assert '-r /tf_static:=/front/tf_static' in joined  # absolute: not moved by __ns
     assert '-p max_depth:=0.8' in joined and '-p use_sim_time:=true' in joined
     defaults = launch_settings({}, PARAMS_FILE)
     assert defaults.parameter_overrides() == {'use_sim_time': False}

@@ -137,15 +137,23 @@ def test_static_frames_compose_along_the_tree():
 
 
 def test_static_frames_refuse_what_is_not_a_transform():
-    frames = StaticFrames()
-    for parent, child, translation, rotation in (
-            ('a', 'a', (0, 0, 0), (0, 0, 0, 1)), ('', 'b', (0, 0, 0), (0, 0, 0, 1)),
-            ('a', 'b', (math.nan, 0, 0), (0, 0, 0, 1)), ('a', 'b', (0, 0, 0), (0, 0, 0, 0))):
-        with pytest.raises(ValueError):
+    frames = StaticFrames('/robot/tf_static')
+    for parent, child, translation, rotation, message in (
+            ('a', 'a', (0, 0, 0), (0, 0, 0, 1), "'a' -> 'a' does not join two different"),
+            ('', 'b', (0, 0, 0), (0, 0, 0, 1), 'does not join two different frames'),
+            ('a', 'b', (math.nan, 0, 0), (0, 0, 0, 1), 'is not 7 finite numbers'),
+            ('a', 'b', (0, 0, 0), (0, 0, 0, 0), 'quaternion of squared length 0, not 1'),
+            ('a', 'b', (0, 0, 0), (0, 0, 0, 2), 'squared length 4, not 1: normalise it')):
+        with pytest.raises(ValueError, match=f'^/robot/tf_static: transform .*{message}'):
             frames.set(parent, child, translation, rotation)
     assert len(frames) == 0
-    frames.set('a', 'b', (0, 0, 0), (0, 0, 0, 2))  # not unit: normalised, as tf2 does
-    assert frames.pose('b', 'a')[0] == pytest.approx(np.eye(3))
+    frames.set('a', 'b', (0, 0, 0), (0, 0, 0.0005, 1))  # within tf2's tolerance
+    # A link back up the tree (outsider round 41: it was used, through the bogus link).
+    frames.set('b', 'c', (1, 0, 0), (0, 0, 0, 1))
+    with pytest.raises(ValueError, match="'c' -> 'a' would close a loop"):
+        frames.set('c', 'a', (0, 0, 0), (0, 0, 0, 1))
+    assert frames.pose('c', 'a')[1] == pytest.approx([1, 0, 0], abs=1e-3)
+    assert len(frames) == 2
 
 
 def test_a_robot_bases_odometry_gives_the_camera_motion_through_its_mounting():

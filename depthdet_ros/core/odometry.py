@@ -34,6 +34,8 @@ MAX_TURN = 20.0
 MAX_ACCELERATION = 30.0
 MAX_ANGULAR_ACCELERATION = 30.0
 JUMP_FLOOR = 0.5
+# Most a rotation quaternion's squared length may be off 1 (tf2's tolerance).
+QUATERNION_TOLERANCE = 0.01
 # Seconds of twists kept before the newest (a frame looks up its stamp after inference).
 HISTORY_S = 5.0
 
@@ -49,30 +51,56 @@ class StaticFrames:
     replaces for static transforms only (parents and poses, composed along the tree).
     """
 
-    def __init__(self):
+    def __init__(self, source: str = '/tf_static'):
+        self.source = source  # the topic they come from, for messages
+        self.refused: List[str] = []  # why each transform left out was
         self._parent = {}  # child frame: (parent frame, rotation 3x3, translation 3)
         self._lock = threading.Lock()
 
+    def add_message(self, transforms) -> List[str]:
+        """Keep a TFMessage's transforms (geometry_msgs/TransformStamped, rclpy's or rosbags').
+
+        Returns why each one left out was (set's ValueErrors), also added to `refused`.
+        """
+        refused = []
+        for transform in transforms:
+            t, q = transform.transform.translation, transform.transform.rotation
+            try:
+                self.set(transform.header.frame_id, transform.child_frame_id,
+                         (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+            except ValueError as exc:
+                refused.append(str(exc))
+        self.refused += refused
+        return refused
+
     def __len__(self):
+        """Return the number of transforms kept (one per child frame)."""
         return len(self._parent)
 
     def set(self, parent: str, child: str, translation: Sequence[float],
             rotation_xyzw: Sequence[float]) -> None:
         """Keep the pose of `child` in `parent` (a later one replaces it).
 
-        ValueError if a frame name is empty, the two are the same, or the numbers are
-        not finite or the quaternion has no length.
+        ValueError, naming the transform, if a frame name is empty, the two are the
+        same, a number is not finite, the quaternion is not of unit length (within
+        QUATERNION_TOLERANCE of its squared length, as tf2 refuses it), or the
+        transform would close a loop (`child` an ancestor of `parent`: a tree has none).
         """
+        name = f'{self.source}: transform {parent!r} -> {child!r}'
         if not parent or not child or parent == child:
-            raise ValueError(f'a transform needs two different frames, got {parent!r} -> '
-                             f'{child!r}')
+            raise ValueError(f'{name} does not join two different frames')
         numbers = [float(v) for v in (*translation, *rotation_xyzw)]
-        if len(numbers) != 7 or not all(map(math.isfinite, numbers)) \
-                or math.hypot(*numbers[3:]) < 1e-9:
-            raise ValueError(f'transform {parent!r} -> {child!r} is not a finite translation '
-                             f'and rotation: {numbers}')
+        if len(numbers) != 7 or not all(map(math.isfinite, numbers)):
+            raise ValueError(f'{name} is not 7 finite numbers: {numbers}')
+        length2 = sum(q * q for q in numbers[3:])
+        if abs(length2 - 1.0) > QUATERNION_TOLERANCE:
+            raise ValueError(f'{name} has a rotation quaternion of squared length '
+                             f'{length2:.4g}, not 1: normalise it (tf2 refuses it too)')
         rotation = Rotation.from_quat(numbers[3:]).as_matrix()
         with self._lock:
+            if child in self._ancestors(parent):
+                raise ValueError(f'{name} would close a loop ({child!r} is already above '
+                                 f'{parent!r}): the frames must form a tree')
             self._parent[child] = (parent, rotation, np.array(numbers[:3]))
 
     def pose(self, frame: str, in_frame: str):
@@ -176,10 +204,12 @@ class CameraMotionHistory:
                 if mounting is None:
                     problem = (
                         f'{self.source} gives the motion of {child!r}, not of the camera\'s '
-                        f'optical frame {frame_id!r}, and no transform on /tf_static links '
-                        'the two: publish the camera\'s mounting there (robot_state_publisher '
-                        'does) or give the camera\'s own odometry (child_frame_id = the '
-                        'images\' frame_id, twist in that frame)')
+                        f'optical frame {frame_id!r}, and no transform on '
+                        f'{self.frames.source if self.frames else "/tf_static"} links the '
+                        'two: publish the camera\'s mounting there (robot_state_publisher '
+                        'does; the images\' frame_id must be a frame of it) or give the '
+                        'camera\'s own odometry (child_frame_id = the images\' frame_id, '
+                        'twist in that frame)')
                 else:
                     twist = twist_of_mounted(twist, *mounting)
             if problem is None:

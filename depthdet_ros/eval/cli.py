@@ -100,9 +100,10 @@ def add_parser(subparsers):
     parser.add_argument('--camera-odometry', default=None, metavar='TOPIC',
                         help='give the tracker the camera\'s own motion from this '
                              'nav_msgs/Odometry topic (twist in the camera\'s optical frame, '
-                             'as /camera/odometry of `depthdet synth bag`): velocities become '
-                             'the objects\' own, a static object\'s closing speed is known '
-                             'from its first frame')
+                             'as /camera/odometry of `depthdet synth bag`, or in a robot '
+                             'frame that the bag\'s /tf_static links to the camera\'s): '
+                             'velocities become the objects\' own, a static object\'s '
+                             'closing speed is known from its first frame')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -307,6 +308,11 @@ def _print_tracking(t):
           f'enters + leaves {topic["transitions"]["topic"]}'
           f' (GT {topic["transitions"]["ground_truth"]}), flickering objects '
           f'{topic["flickering_objects"]}')
+    if t.get('frames_without_camera_motion'):
+        print(f'  {t["frames_without_camera_motion"]} frames had no camera motion; the first: '
+              f'{t["camera_motion_problem"]}')
+    for reason in t.get('static_transforms_refused') or ():
+        print(f'  left out: {reason}')
 
 
 def _print_summary(report):

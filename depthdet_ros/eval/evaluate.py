@@ -313,7 +313,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         tracking = BagTracking(tracker, scores, gt_depth_noise, settings.max_depth,
                                settings.class_max_depth, settings.match_iou)
     on_message = output_bag.copy if output_bag is not None else None
-    without_motion = 0
+    without_motion, motion_problem = 0, None
     frames = read_frames(path, index, plans, typestore, max_pixels, on_message)
     for frame in tqdm(frames, total=selected, unit='frame', disable=not progress,
                       desc='depthdet eval'):
@@ -329,8 +329,9 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
             if camera_odometry is not None:
                 try:
                     motion = camera_odometry.at(frame.stamp_ns, frame.header.frame_id)
-                except CameraMotionUnavailable:
+                except CameraMotionUnavailable as exc:
                     without_motion += 1
+                    motion_problem = motion_problem or str(exc)
             tracked, held, tracking_ms = tracking.step(
                 frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb,
                 motion)
@@ -344,6 +345,9 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         results.tracking = tracking.evaluation.summary()
         if camera_odometry is not None:
             results.tracking['frames_without_camera_motion'] = without_motion
+            results.tracking['camera_motion_problem'] = motion_problem
+            results.tracking['static_transforms_refused'] = \
+                list(camera_odometry.frames.refused) if camera_odometry.frames else []
     return results, index
 
 

@@ -52,7 +52,10 @@ times in milliseconds, shares in [0, 1]):
   settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
   instead of the network's (null: the network's depth); settings.camera_odometry: the
   Odometry topic whose camera motion the tracker was given (null: none), and then
-  tracking.frames_without_camera_motion: the frames it gave none for
+  tracking.frames_without_camera_motion: the frames it gave none for,
+  tracking.camera_motion_problem: why the first of them had none (null: none),
+  tracking.static_transforms_refused: why each transform of the bag's /tf_static left
+  out was
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -349,7 +352,13 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
         lines += [f"The tracker was given the camera's own motion from `{camera_odometry}` "
                   f'(--camera-odometry); {t.get("frames_without_camera_motion", 0)} frames had '
                   'no usable message (none near the stamp, another frame\'s, or a glitch: '
-                  'tracked as the node tracks them).', '']
+                  'tracked as the node tracks them)'
+                  + (f'; the first: {t["camera_motion_problem"]}'
+                     if t.get('camera_motion_problem') else '') + '.', '']
+        refused = t.get('static_transforms_refused') or []
+        if refused:
+            lines += [f'{len(refused)} transform(s) on /tf_static left out: '
+                      + '; '.join(refused) + '.', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],
                     [[_num(identity['idf1']), _num(identity['idp']), _num(identity['idr']),

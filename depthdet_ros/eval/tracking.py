@@ -110,13 +110,7 @@ def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
                   if c.topic == TF_STATIC and c.msgtype == TF_MESSAGE]
         # (No connections means every connection to rosbags.)
         for _, _, raw in reader.messages(connections=static) if static else ():
-            for transform in typestore.deserialize_cdr(raw, TF_MESSAGE).transforms:
-                t, q = transform.transform.translation, transform.transform.rotation
-                try:
-                    frames.set(transform.header.frame_id, transform.child_frame_id,
-                               (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
-                except ValueError:  # not a transform: as the node, left out
-                    continue
+            frames.add_message(typestore.deserialize_cdr(raw, TF_MESSAGE).transforms)
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             try:

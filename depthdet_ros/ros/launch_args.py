@@ -16,8 +16,12 @@ LaunchArgument = namedtuple('LaunchArgument', 'name default description')
 LAUNCH_ARGUMENTS = (
     LaunchArgument('image', 'image', 'Camera image topic to subscribe to.'),
     LaunchArgument('camera_info', 'camera_info', 'CameraInfo topic matching the image.'),
-    LaunchArgument('odometry', 'odometry', 'Odometry of the camera itself (nav_msgs/Odometry, '
-                   'twist in its optical frame), read when use_odometry is true.'),
+    LaunchArgument('odometry', 'odometry', 'Odometry read when use_odometry is true '
+                   '(nav_msgs/Odometry): of the camera itself (twist in its optical frame), '
+                   'or of the robot (e.g. /odom, base_link) with the camera\'s mounting on '
+                   'tf_static.'),
+    LaunchArgument('tf_static', '/tf_static', 'Fixed transforms (tf2_msgs/TFMessage) giving '
+                   'the camera\'s mounting, read when use_odometry is true.'),
     LaunchArgument('namespace', '', 'Namespace of the node and its topics.'),
     LaunchArgument('params_file', '', 'Parameters YAML; empty: share/depthdet_ros/config/'
                    'depthdet.yaml.'),
@@ -46,6 +50,7 @@ class LaunchSettings:
     image: str
     camera_info: str
     odometry: str
+    tf_static: str
     namespace: str
     params_file: str
     max_depth: Optional[float]
@@ -67,7 +72,7 @@ class LaunchSettings:
     def remappings(self):
         """Topic remappings, as (from, to) pairs."""
         return [('image', self.image), ('camera_info', self.camera_info),
-                ('odometry', self.odometry)]
+                ('odometry', self.odometry), ('/tf_static', self.tf_static)]
 
 
 def parse_bool(name, text):
@@ -145,6 +150,7 @@ def launch_settings(values: Mapping[str, str], default_params_file: str) -> Laun
         image=check_name('image', text['image'], 'topic name'),
         camera_info=check_name('camera_info', text['camera_info'], 'topic name'),
         odometry=check_name('odometry', text['odometry'], 'topic name'),
+        tf_static=check_name('tf_static', text['tf_static'], 'topic name'),
         namespace=check_name('namespace', text['namespace'], 'namespace'),
         params_file=resolve_params_file(text['params_file'], default_params_file),
         max_depth=parse_max_depth(text['max_depth']),

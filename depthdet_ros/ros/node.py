@@ -431,7 +431,7 @@ class DepthDetRunner:
             self._subscriptions.append(odometry_sub)
             # Odometry of a robot's base is turned into the camera's frame through the
             # camera's mounting, as robot_state_publisher latches it.
-            self._static_frames = StaticFrames()
+            self._static_frames = StaticFrames(node.resolve_topic_name(TF_STATIC_TOPIC))
             self._tf_static_sub = node.create_subscription(
                 TFMessage, TF_STATIC_TOPIC, self._on_tf_static,
                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -536,15 +536,9 @@ class DepthDetRunner:
             self._odometry_cond.notify_all()
 
     def _on_tf_static(self, msg):
-        for transform in msg.transforms:
-            t, q = transform.transform.translation, transform.transform.rotation
-            try:
-                self._static_frames.set(transform.header.frame_id,
-                                        transform.child_frame_id, (t.x, t.y, t.z),
-                                        (q.x, q.y, q.z, q.w))
-            except ValueError as exc:
-                self.log.warning(f'{self._tf_static_sub.topic_name}: {exc}; left out',
-                                 throttle_duration_sec=WARN_THROTTLE_S)
+        refused = self._static_frames.add_message(msg.transforms)
+        if refused:  # one line per message, naming every transform left out
+            self.log.warning(f'{len(refused)} transform(s) left out: {"; ".join(refused)}')
 
     def _camera_motion(self, header):
         """Return the camera's motion at the image (use_odometry), or None without it."""
@@ -962,6 +956,8 @@ class DepthDetRunner:
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
             if self.params['use_odometry'] else 'use_odometry off',
             'static_transforms': str(len(self._static_frames))
+            if self._odometry is not None else 'use_odometry off',
+            'static_transforms_refused': str(len(self._static_frames.refused))
             if self._odometry is not None else 'use_odometry off',
             'models_loaded': 'true',
             'input_rate_hz': f'{rate:.2f}',
