@@ -7,10 +7,9 @@ import time
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -129,11 +128,13 @@ class Probe(Node):
         raise AssertionError(f"no matching message on {topic} within {timeout} s; last: {last}")
 
     def set_parameter(self, name, value, timeout=10.0):
-        """Set a double parameter on depthdet_node; returns the SetParametersResult."""
+        """Set a parameter on depthdet_node as `ros2 param set` does (the type is value's).
+
+        Returns the SetParametersResult.
+        """
         assert self.param_client.wait_for_service(timeout_sec=timeout)
-        request = SetParameters.Request()
-        value_msg = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        request.parameters = [ParameterMsg(name=name, value=value_msg)]
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()])
         future = self.param_client.call_async(request)
         rclpy.spin_until_future_complete(self, future, timeout_sec=timeout)
         return future.result().results[0]

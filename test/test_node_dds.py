@@ -94,11 +94,24 @@ def test_node_publishes_ranged_detections_and_runtime_alerts(models, ros, tmp_pa
             start = len(probe.received['proximity_alert'])
             probe.wait_for('proximity_alert', lambda m: len(m.detections) == 0,
                            resend=lambda: probe.send(image, camera), start=start)
+            # Refused by rclpy's own checks (range, type, name) and by the node's: the
+            # caller gets the reason and the node's log says it, once each.
             refused = probe.set_parameter('max_depth', -1.0)
             assert not refused.successful and 'max_depth' in refused.reason
+            assert not probe.set_parameter('max_depth', 'near').successful
+            assert not probe.set_parameter('max_dpeth', 1.0).successful
+            own = probe.set_parameter('class_max_depth', ['person'])
+            assert not own.successful and 'person:1.5' in own.reason
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None, node.output()
+        refusals = [line for line in node.output().splitlines()
+                    if 'parameter update refused' in line]
+        assert len(refusals) == 4, refusals
+        assert 'max_depth' in refusals[0] and refused.reason in refusals[0]
+        assert 'max_depth' in refusals[1]
+        assert 'max_dpeth' in refusals[2] and 'ros2 param list' in refusals[2]
+        assert own.reason in refusals[3]
 
 
 def test_bad_input_is_refused_and_the_node_keeps_serving(models, ros, tmp_path):

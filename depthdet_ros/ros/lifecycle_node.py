@@ -18,11 +18,11 @@ import sys
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from depthdet_ros.core.session import ModelLoadError
-from depthdet_ros.ros.node import DepthDetRunner, run
+from depthdet_ros.ros.node import DepthDetRunner, LogsParameterRefusals, run
 from depthdet_ros.ros.params import ConfigError
 
 
-class DepthDetLifecycleNode(LifecycleNode):
+class DepthDetLifecycleNode(LogsParameterRefusals, LifecycleNode):
     """depthdet_node with configure / activate / deactivate / cleanup transitions."""
 
     def __init__(self, **kwargs):

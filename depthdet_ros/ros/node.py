@@ -34,6 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterNotDeclaredException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -474,7 +475,6 @@ class DepthDetRunner:
             new_fusion_config = fusion_config(updated)
             new_tracker_config = tracker_config(updated)
         except ConfigError as exc:
-            self.log.warning(f'parameter update refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
@@ -995,7 +995,37 @@ def _stamp_ns(header):
     return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
-class DepthDetNode(Node):
+class LogsParameterRefusals:
+    """Log every refused parameter update in the node, whoever refused it.
+
+    `ros2 param set` and other SetParameters callers get the reason, but rclpy's own
+    checks (descriptor ranges, types, read-only, undeclared names) refuse before the
+    node's callback runs: without this the node's log would not show them. Mixed in
+    before rclpy's Node class; its parameter services call set_parameters_atomically.
+    """
+
+    def set_parameters_atomically(self, parameter_list):
+        """Set the parameters as rclpy does; log a refusal with its reason."""
+        names = ', '.join(p.name for p in parameter_list)
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except ParameterNotDeclaredException:
+            # rclpy's message leaves the names out (rclpy 7.1): name them here.
+            undeclared = [p.name for p in parameter_list if not self.has_parameter(p.name)]
+            self.get_logger().warning(
+                f'parameter update refused: {", ".join(undeclared)}: no such parameter '
+                '(`ros2 param list` names them)')
+            raise
+        if not result.successful:
+            self.get_logger().warning(f'parameter update refused ({names}): {result.reason}')
+        return result
+
+    def set_parameters(self, parameter_list):
+        """Set the parameters one by one as rclpy does, each logged if refused."""
+        return [self.set_parameters_atomically([p]) for p in parameter_list]
+
+
+class DepthDetNode(LogsParameterRefusals, Node):
     """The detection + depth node, configured and active from start-up."""
 
     def __init__(self, **kwargs):
