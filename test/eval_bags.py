@@ -125,13 +125,14 @@ def stamp_of(index, period_ns=100_000_000):
 
 def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='mcap',
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
-                   camera_twist=None, odometry_child=None, mounting=()):
+                   camera_twist=None, odometry_child=None, mounting=(),
+                   tf_static='/tf_static'):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
     camera's frame). `mounting`: (parent, child, translation, quaternion xyzw) transforms
-    latched on /tf_static first.
+    latched on `tf_static` first (frame index -1; -2 an empty message before them).
     """
     store = make_typestore()
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
@@ -153,7 +154,8 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                 tf2['geometry_msgs/msg/Vector3'](*translation),
                 tf2['geometry_msgs/msg/Quaternion'](*rotation)))
             for parent, child, translation, rotation in mounting]
-        write('/tf_static', tf2['tf2_msgs/msg/TFMessage'](transforms), START_NS, -1)
+        write(tf_static, tf2['tf2_msgs/msg/TFMessage']([]), START_NS, -2)
+        write(tf_static, tf2['tf2_msgs/msg/TFMessage'](transforms), START_NS, -1)
     for i, frame in enumerate(frames):
         stamp = stamp_of(i)
         h = header(store, stamp, camera.frame_id)

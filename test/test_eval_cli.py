@@ -385,23 +385,48 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     assert "the first: /camera/odometry gives the motion of 'base_link'" in markdown
     assert "the first: /camera/odometry gives the motion of 'base_link'" in \
         capsys.readouterr().out
-    # With the camera's mounting on the bag's /tf_static, as the node takes it; a
-    # transform that is none is left out and said.
-    mounted = write_eval_bag(tmp_path / 'mounted', frames[:2], camera, camera_twist=twist,
-                             odometry_child='base_link',
-                             mounting=[('base_link', camera.frame_id, (0.2, 0.0, 0.5),
-                                        (-0.5, 0.5, -0.5, 0.5)),
-                                       ('base_link', 'lidar', (0.0, 0.0, 0.0),
-                                        (0.0, 0.0, 0.0, 0.0))])
+    # With the camera's mounting on the bag's fixed transforms, as the node takes it
+    # (here a namespaced robot's, --tf-static); a transform that is none, and a message
+    # that cannot be read, are left out and said.
+    mounting = [('base_link', camera.frame_id, (0.2, 0.0, 0.5), (-0.5, 0.5, -0.5, 0.5)),
+                ('base_link', 'lidar', (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))]
+    mounted = write_eval_bag(tmp_path / 'mounted', frames[:3], camera, camera_twist=twist,
+                             odometry_child='base_link', mounting=mounting,
+                             tf_static='/robot1/tf_static',
+                             corrupt=[('/robot1/tf_static', -2)])
     assert run_eval(mounted, models, tmp_path / 'r5', '--no-plots', '--camera-odometry',
-                    '/camera/odometry') == 0
+                    '/camera/odometry', '--tf-static', '/robot1/tf_static',
+                    '--output-bag', str(tmp_path / 'out5')) == 0
     report = json.loads((tmp_path / 'r5' / 'report.json').read_text())
     assert report['tracking']['frames_without_camera_motion'] == 0
     assert report['tracking']['camera_motion_problem'] is None
-    refused, = report['tracking']['static_transforms_refused']
+    refused, unreadable = report['tracking']['static_transforms_refused']
     assert "'base_link' -> 'lidar' has a rotation quaternion of squared length 0" in refused
-    assert '1 transform(s) on /tf_static left out' in \
-        (tmp_path / 'r5' / 'report.md').read_text()
+    assert unreadable.startswith('/robot1/tf_static: a message that cannot be read')
+    assert '2 fixed transform(s) left out' in (tmp_path / 'r5' / 'report.md').read_text()
+    # The velocities are those of the camera's own odometry worked out by hand: the
+    # optical frame's axes in base_link are x = -y, y = -z, z = +x, and it sits at
+    # t = (0.2, 0, 0.5): v + w x t = (0, 0.02, 0.5), that is (-0.02, -0.5, 0) in the
+    # optical frame; w = (0, 0, 0.1) turns about optical -y. Taking the base's twist for
+    # the camera's (no mounting) publishes other velocities.
+    own = write_eval_bag(tmp_path / 'own', frames[:3], camera,
+                         camera_twist=(-0.02, -0.5, 0.0, 0.0, -0.1, 0.0))
+    unmounted = write_eval_bag(tmp_path / 'unmounted', frames[:3], camera, camera_twist=twist)
+    velocities = {}
+    for name, bag in (('own', own), ('unmounted', unmounted), ('mounted', None)):
+        if bag is not None:
+            assert run_eval(bag, models, tmp_path / f'r_{name}', '--no-plots',
+                            '--camera-odometry', '/camera/odometry', '--output-bag',
+                            str(tmp_path / f'out_{name}')) == 0
+        out = tmp_path / ('out5' if bag is None else f'out_{name}')
+        velocities[name] = [
+            (r.pose.pose.position.x, r.pose.pose.position.y, r.pose.pose.position.z)
+            for m in read_messages(out, ['/depthdet/detections_3d'])
+            for d in m.message.detections
+            for r in d.results if r.hypothesis.class_id == 'velocity']
+    assert velocities['own'] and any(any(v) for v in velocities['own'])
+    assert np.allclose(velocities['mounted'], velocities['own'], atol=1e-9)
+    assert not np.allclose(velocities['unmounted'], velocities['own'], atol=1e-3)
 
 
 @pytest.mark.parametrize('option, value, message', [

@@ -38,6 +38,8 @@ JUMP_FLOOR = 0.5
 QUATERNION_TOLERANCE = 0.01
 # Seconds of twists kept before the newest (a frame looks up its stamp after inference).
 HISTORY_S = 5.0
+# Where robot_state_publisher latches a robot's fixed transforms (an absolute name).
+TF_STATIC = '/tf_static'
 
 
 class CameraMotionUnavailable(ValueError):
@@ -49,13 +51,30 @@ class StaticFrames:
 
     No pip-installable library fits: tf2_ros has no wheel, and its buffer is what this
     replaces for static transforms only (parents and poses, composed along the tree).
+    Frame names are taken as tf2 takes them, without a leading '/'.
     """
 
-    def __init__(self, source: str = '/tf_static'):
+    def __init__(self, source: str = TF_STATIC):
         self.source = source  # the topic they come from, for messages
-        self.refused: List[str] = []  # why each transform left out was
+        self._refused = {}  # child frame: why its last transform was left out
+        self._unreadable: List[str] = []  # messages that could not be read, why
         self._parent = {}  # child frame: (parent frame, rotation 3x3, translation 3)
         self._lock = threading.Lock()
+
+    @property
+    def refused(self) -> List[str]:
+        """Say why each transform is left out.
+
+        A child frame's last transform, unless a later one was kept; and each message
+        that could not be read.
+        """
+        with self._lock:
+            return list(self._refused.values()) + self._unreadable
+
+    def note_unreadable(self, reason: str) -> None:
+        """Count a message that could not be read among those left out."""
+        with self._lock:
+            self._unreadable.append(reason)
 
     def add_message(self, transforms) -> List[str]:
         """Keep a TFMessage's transforms (geometry_msgs/TransformStamped, rclpy's or rosbags').
@@ -65,12 +84,14 @@ class StaticFrames:
         refused = []
         for transform in transforms:
             t, q = transform.transform.translation, transform.transform.rotation
+            child = frame_name(transform.child_frame_id)
             try:
-                self.set(transform.header.frame_id, transform.child_frame_id,
+                self.set(transform.header.frame_id, child,
                          (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
             except ValueError as exc:
                 refused.append(str(exc))
-        self.refused += refused
+                with self._lock:
+                    self._refused[child] = str(exc)
         return refused
 
     def __len__(self):
@@ -84,8 +105,10 @@ class StaticFrames:
         ValueError, naming the transform, if a frame name is empty, the two are the
         same, a number is not finite, the quaternion is not of unit length (within
         QUATERNION_TOLERANCE of its squared length, as tf2 refuses it), or the
-        transform would close a loop (`child` an ancestor of `parent`: a tree has none).
+        transform would close a loop (`child` an ancestor of `parent`: a tree has none;
+        tf2 keeps such a transform and fails every lookup through it).
         """
+        parent, child = frame_name(parent), frame_name(child)
         name = f'{self.source}: transform {parent!r} -> {child!r}'
         if not parent or not child or parent == child:
             raise ValueError(f'{name} does not join two different frames')
@@ -102,12 +125,14 @@ class StaticFrames:
                 raise ValueError(f'{name} would close a loop ({child!r} is already above '
                                  f'{parent!r}): the frames must form a tree')
             self._parent[child] = (parent, rotation, np.array(numbers[:3]))
+            self._refused.pop(child, None)
 
     def pose(self, frame: str, in_frame: str):
         """Return (R, t), the pose of `frame` in `in_frame` (p_in = R p + t), or None.
 
         None when no chain of transforms links them.
         """
+        frame, in_frame = frame_name(frame), frame_name(in_frame)
         with self._lock:
             up, down = self._ancestors(frame), self._ancestors(in_frame)
         common = next((f for f in up if f in down), None)
@@ -127,6 +152,11 @@ class StaticFrames:
             rotation, translation = r @ rotation, r @ translation + t
             chain[frame] = (rotation, translation)
         return chain
+
+
+def frame_name(frame_id: str) -> str:
+    """Return a frame's name as tf2 compares it: without a leading '/' (ROS 1 style)."""
+    return frame_id.lstrip('/')
 
 
 def twist_of_mounted(twist: Sequence[float], rotation, translation) -> tuple:
@@ -199,17 +229,20 @@ class CameraMotionHistory:
         reason = None
         for this_ns, (twist, child), before in candidates:
             problem = self._problem(stamp_ns, this_ns, twist, child, before)
-            if problem is None and child != frame_id:
-                mounting = self.frames.pose(frame_id, child) if self.frames else None
+            if problem is None and frame_name(child) != frame_name(frame_id):
+                mounting = self.frames.pose(frame_id, child) \
+                    if self.frames is not None else None
                 if mounting is None:
+                    links = (f'no transform on {self.frames.source} links the two: publish '
+                             'the camera\'s mounting there (robot_state_publisher does; the '
+                             'images\' frame_id must be a frame of it)'
+                             if self.frames is not None else
+                             'no fixed transforms between frames are given')
                     problem = (
                         f'{self.source} gives the motion of {child!r}, not of the camera\'s '
-                        f'optical frame {frame_id!r}, and no transform on '
-                        f'{self.frames.source if self.frames else "/tf_static"} links the '
-                        'two: publish the camera\'s mounting there (robot_state_publisher '
-                        'does; the images\' frame_id must be a frame of it) or give the '
-                        'camera\'s own odometry (child_frame_id = the images\' frame_id, '
-                        'twist in that frame)')
+                        f'optical frame {frame_id!r}, and {links}; or give the camera\'s own '
+                        'odometry (child_frame_id = the images\' frame_id, twist in that '
+                        'frame)')
                 else:
                     twist = twist_of_mounted(twist, *mounting)
             if problem is None:

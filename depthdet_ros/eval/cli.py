@@ -104,6 +104,10 @@ def add_parser(subparsers):
                              'frame that the bag\'s /tf_static links to the camera\'s): '
                              'velocities become the objects\' own, a static object\'s '
                              'closing speed is known from its first frame')
+    parser.add_argument('--tf-static', default=None, metavar='TOPIC',
+                        help='the bag\'s fixed transforms (tf2_msgs/TFMessage) linking '
+                             '--camera-odometry\'s frame to the camera\'s (default: '
+                             '/tf_static; a namespaced robot\'s, e.g. /robot1/tf_static)')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -171,7 +175,7 @@ def run(args, actions=()):
     from depthdet_ros.eval.evaluate import strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
     from depthdet_ros.eval.output_bag import OutputBag
-    from depthdet_ros.core.odometry import CameraMotionUnavailable
+    from depthdet_ros.core.odometry import CameraMotionUnavailable, TF_STATIC
     from depthdet_ros.eval.tracking import read_camera_odometry
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
 
@@ -197,7 +201,8 @@ def run(args, actions=()):
     odometry = None
     if args.camera_odometry is not None:
         try:
-            odometry = read_camera_odometry(args.bag, make_typestore(), args.camera_odometry)
+            odometry = read_camera_odometry(args.bag, make_typestore(), args.camera_odometry,
+                                            args.tf_static or TF_STATIC)
         except CameraMotionUnavailable as exc:
             raise CliError(str(exc)) from None
     output_folder(args.out)

@@ -347,7 +347,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
             results.tracking['frames_without_camera_motion'] = without_motion
             results.tracking['camera_motion_problem'] = motion_problem
             results.tracking['static_transforms_refused'] = \
-                list(camera_odometry.frames.refused) if camera_odometry.frames else []
+                camera_odometry.frames.refused if camera_odometry.frames is not None else []
     return results, index
 
 

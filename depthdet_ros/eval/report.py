@@ -54,8 +54,8 @@ times in milliseconds, shares in [0, 1]):
   Odometry topic whose camera motion the tracker was given (null: none), and then
   tracking.frames_without_camera_motion: the frames it gave none for,
   tracking.camera_motion_problem: why the first of them had none (null: none),
-  tracking.static_transforms_refused: why each transform of the bag's /tf_static left
-  out was
+  tracking.static_transforms_refused: why each transform of the bag's fixed
+  transforms (--tf-static) left out was
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -357,7 +357,7 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
                      if t.get('camera_motion_problem') else '') + '.', '']
         refused = t.get('static_transforms_refused') or []
         if refused:
-            lines += [f'{len(refused)} transform(s) on /tf_static left out: '
+            lines += [f'{len(refused)} fixed transform(s) left out: '
                       + '; '.join(refused) + '.', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],

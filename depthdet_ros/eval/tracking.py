@@ -55,7 +55,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    StaticFrames
+    StaticFrames, TF_STATIC
 from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
     TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
@@ -64,8 +64,7 @@ from depthdet_ros.eval.proximity import alert_limit
 from depthdet_ros.ros.message_layout import from_tracked
 
 ODOMETRY = 'nav_msgs/msg/Odometry'
-# The camera's mounting on a robot, as robot_state_publisher latches it.
-TF_STATIC, TF_MESSAGE = '/tf_static', 'tf2_msgs/msg/TFMessage'
+TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 MOT_IOU = 0.5
 MIN_JITTER_STEPS = 5
 APPROACH_SPEED_M_S = (0.3, 2.0)
@@ -89,14 +88,16 @@ def motion_topics(topic_types: Dict[str, str]) -> Tuple[Optional[str], Optional[
     return (optical[0] if optical else None), (world[0] if world else None)
 
 
-def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
+def read_camera_odometry(path, typestore, topic: str,
+                         tf_static: str = TF_STATIC) -> CameraMotionHistory:
     """Read a bag's camera odometry topic (core.odometry); CameraMotionUnavailable if none.
 
     Odometry of another frame than the camera's (a robot's base) is turned into the
-    camera's through the bag's TF_STATIC transforms, as the node does.
+    camera's through the bag's fixed transforms on `tf_static`, as the node does; a
+    message there that cannot be read is one of `frames.refused`.
     """
     from depthdet_ros.eval.bag_input import open_reader, stamp_ns
-    frames = StaticFrames()
+    frames = StaticFrames(tf_static)
     history = CameraMotionHistory(topic, keep_s=None, frames=frames)
     reader = open_reader(path)
     try:
@@ -107,10 +108,15 @@ def read_camera_odometry(path, typestore, topic: str) -> CameraMotionHistory:
                 f'--camera-odometry {topic}: the bag has no {ODOMETRY} topic of that name'
                 + (f' (it has {", ".join(odometry)})' if odometry else ''))
         static = [c for c in reader.connections
-                  if c.topic == TF_STATIC and c.msgtype == TF_MESSAGE]
+                  if c.topic == tf_static and c.msgtype == TF_MESSAGE]
         # (No connections means every connection to rosbags.)
         for _, _, raw in reader.messages(connections=static) if static else ():
-            frames.add_message(typestore.deserialize_cdr(raw, TF_MESSAGE).transforms)
+            try:
+                transforms = typestore.deserialize_cdr(raw, TF_MESSAGE).transforms
+            except Exception as exc:  # rosbags raises several kinds on a corrupt message
+                frames.note_unreadable(f'{tf_static}: a message that cannot be read ({exc})')
+                continue
+            frames.add_message(transforms)
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             try:

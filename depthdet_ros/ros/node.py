@@ -48,8 +48,7 @@ from visualization_msgs.msg import MarkerArray
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    StaticFrames, \
-    MAX_GAP_S
+    MAX_GAP_S, StaticFrames, TF_STATIC
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
@@ -84,8 +83,6 @@ CAMERA_INFO_BUFFER = 30
 # arrives, a frame waits as long if camera_info has a publisher, so that the first
 # frame of a camera that sends one gets its 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
-# Where robots latch their fixed transforms (the camera's mounting among them).
-TF_STATIC_TOPIC = '/tf_static'
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -432,9 +429,9 @@ class DepthDetRunner:
             self._subscriptions.append(odometry_sub)
             # Odometry of a robot's base is turned into the camera's frame through the
             # camera's mounting, as robot_state_publisher latches it.
-            self._static_frames = StaticFrames(node.resolve_topic_name(TF_STATIC_TOPIC))
+            self._static_frames = StaticFrames(node.resolve_topic_name(TF_STATIC))
             self._tf_static_sub = node.create_subscription(
-                TFMessage, TF_STATIC_TOPIC, self._on_tf_static,
+                TFMessage, TF_STATIC, self._on_tf_static,
                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL))
             self._odometry = CameraMotionHistory(odometry_sub.topic_name,
