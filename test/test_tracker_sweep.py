@@ -2,6 +2,7 @@
 import json
 
 from depthdet_ros import cli
+from depthdet_ros.core import tracking
 from eval_bags import write_eval_bag
 from test_eval_cli import _frames, models  # noqa: F401 (a fixture)
 from tool_scripts import load_tool
@@ -56,6 +57,8 @@ def test_settings_are_taken_before_or_after_the_options(monkeypatch, capsys):
     for argv, message in ((['run', 'c.pkl', '--switches', 'max_ages=0.4'], 'one of'),
                           (['run', 'c.pkl', '--switches', 'max_age=x'], 'needs a number'),
                           (['run', 'c.pkl', '--switches', '--frames'], 'unrecognized'),
+                          (['run', 'c.pkl', '--constant', 'max_age=1'], 'not a numeric constant'),
+                          (['run', 'c.pkl', '--constant', 'MODE_HOLD_S=x'], 'is not a number'),
                           (['cache', 'b', 'o.pkl', 'max_age=0.4'], 'unrecognized')):
         try:
             tool.main(argv)
@@ -66,7 +69,7 @@ def test_settings_are_taken_before_or_after_the_options(monkeypatch, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_the_camera_odometry_reaches_the_tracker_in_eval_and_in_the_sweep(models, tmp_path):  # noqa: F811,E501
+def test_the_camera_odometry_reaches_the_tracker_in_eval_and_in_the_sweep(models, tmp_path, capsys):  # noqa: F811,E501
     # The camera drives at 0.5 m/s toward the chair: given to the tracker, it predicts
     # the chair nearer each frame (other depth and TTC figures); the sweep agrees.
     frames, camera = _frames()
@@ -90,6 +93,14 @@ def test_the_camera_odometry_reaches_the_tracker_in_eval_and_in_the_sweep(models
         for section in ('identity', 'depth', 'jitter', 'time_to_contact', 'alerts'):
             assert json.loads(json.dumps(got[section])) == \
                 reports[name]['tracking'][section], (name, section)
+    # A module constant of the tracker for one run (the IMM's are no settings): the
+    # steady filter as noisy as the other moves the depths; the constant is put back.
+    capsys.readouterr()
+    assert tool.main(['run', str(tmp_path / 'frames.pkl'), '--camera-odometry', '--gt-depth',
+                      '0.05', '--constant', 'STEADY_ACCEL_NOISE=2.0']) == 0
+    assert json.loads(capsys.readouterr().out)['depth'] != \
+        reports['with']['tracking']['depth']
+    assert tracking.STEADY_ACCEL_NOISE == 0.1
 
 
 def test_a_cache_without_camera_odometry_is_refused_with_the_flag(models, tmp_path, capsys):  # noqa: F811,E501

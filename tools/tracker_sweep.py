@@ -4,6 +4,7 @@
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl [--gt-depth 0.05] [NAME=VALUE ...]
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl --switches   # each ID switch
     python tools/tracker_sweep.py run /tmp/moving_s7.pkl --reids      # each ID taken back
+    python tools/tracker_sweep.py run /tmp/moving_s7.pkl --camera-odometry --constant MODE_HOLD_S=4
 
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
@@ -14,7 +15,9 @@ to a Tracker with those settings and the NAME=VALUE ones on top (e.g. accel_nois
 ttc_source=expansion) and prints the tracking section `depthdet eval` would report for
 them: the same figures as `depthdet eval BAG --tracker NAME=VALUE` (and
 `--tracker-gt-depth`, `--camera-odometry /camera/odometry` with --camera-odometry),
-without running the networks.
+without running the networks. `--constant` sets a module constant of core.tracking for the
+run (the IMM's STEADY_ACCEL_NOISE, MODE_HOLD_S, START_STEADY and the like, which are not
+settings).
 The pickle belongs to this machine and this version of the code; it is not an exchange
 format.
 """
@@ -135,6 +138,21 @@ def reidentification_counts(taken_back):
     return counts
 
 
+def constant_setting(text):
+    """Parse NAME=VALUE for an upper-case numeric module constant of core.tracking."""
+    from depthdet_ros.core import tracking
+
+    name, _, value = text.partition('=')
+    current = getattr(tracking, name, None) if name.isupper() else None
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        raise argparse.ArgumentTypeError(f'{name!r} is not a numeric constant of '
+                                         'core.tracking (e.g. MODE_HOLD_S=4)')
+    try:
+        return name, type(current)(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: {value!r} is not a number') from None
+
+
 def main(argv=None):
     from depthdet_ros.eval.cli import tracker_setting
 
@@ -159,6 +177,10 @@ def main(argv=None):
     to_run.add_argument('--reids', action='store_true',
                         help='list each ID given back to a detection (re-identification): '
                              'frame, ID, the GT object it was last on and the one it is on now')
+    to_run.add_argument('--constant', type=constant_setting, action='append', default=[],
+                        metavar='NAME=VALUE',
+                        help='set a numeric module constant of core.tracking for this run, '
+                             'repeatable (e.g. MODE_HOLD_S=4)')
     # Settings after an option (`run CACHE --switches max_age=0.4`) are left over by
     # argparse, which takes the positionals in one go: take them as settings too.
     args, extra = parser.parse_known_args(argv)
@@ -172,12 +194,19 @@ def main(argv=None):
     if args.command == 'cache':
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
+        from depthdet_ros.core import tracking
+        before = {name: getattr(tracking, name) for name, _ in args.constant}
         try:
+            for name, value in args.constant:
+                setattr(tracking, name, value)
             result = run(args.cached, dict(args.settings), args.gt_depth, args.switches,
                          args.reids, args.camera_odometry)
         except ValueError as error:
             print(f'tracker_sweep: {error}', file=sys.stderr)
             return 2
+        finally:
+            for name, value in before.items():
+                setattr(tracking, name, value)
         if args.reids:
             for frame, track_id, before, now in result:
                 print(f'frame {frame}: ID {track_id} given back, last on GT {before}, '
