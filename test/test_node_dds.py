@@ -99,7 +99,8 @@ def test_node_publishes_ranged_detections_and_runtime_alerts(models, ros, tmp_pa
             refused = probe.set_parameter('max_depth', -1.0)
             assert not refused.successful and 'max_depth' in refused.reason
             assert not probe.set_parameter('max_depth', 'near').successful
-            assert not probe.set_parameter('max_dpeth', 1.0).successful
+            unknown = probe.set_parameter('max_dpeth', 1.0)
+            assert not unknown.successful and 'max_dpeth' in unknown.reason  # rclpy: "[]"
             own = probe.set_parameter('class_max_depth', ['person'])
             assert not own.successful and 'person:1.5' in own.reason
         finally:

@@ -40,7 +40,7 @@ def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
     from vision_msgs.msg import (Detection2D, Detection2DArray, Detection3D,
                                  Detection3DArray, ObjectHypothesisWithPose)
 
-    from depthdet_ros.ros.monitor import Monitor
+    from depthdet_ros.ros.monitor import demo_console, Monitor, PIPED_WIDTH
 
     def hypothesis(name, score=0.0, z=0.0):
         h = ObjectHypothesisWithPose()
@@ -64,10 +64,17 @@ def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
         alert('7', ['person', 'alert/time_to_contact', 'track/coasting'], 1.25),
         alert('9', ['bottle', 'alert/proximity', 'track/tentative'], 0.5)])
     monitor = SimpleNamespace(frames={(3, 0): detections}, truth={}, alerts={(3, 0): alerts})
-    console = Console(width=200, record=True)
+    # Output not to a terminal (pytest captures it), as piped into a file: each row on
+    # one line (outsider round 39: rich wrapped the rows at 80 columns there).
+    console = demo_console(record=True)
+    assert console.width == PIPED_WIDTH
     console.print(Monitor.table(monitor, (3, 0)))
     rows = [line for line in console.export_text().splitlines() if 'ALERT' in line]
     assert len(rows) == 3, rows
+    narrow = Console(width=80, record=True)
+    narrow.print(Monitor.table(monitor, (3, 0)))
+    assert not any('person' in line and 'time to contact (held)' in line
+                   for line in narrow.export_text().splitlines())
     assert 'chair' in rows[0] and 'ALERT: proximity' in rows[0] and '(' not in rows[0]
     assert 'person' in rows[1] and '1.25' in rows[1] and 'time to contact (held)' in rows[1]
     assert 'bottle' in rows[2] and '0.50' in rows[2] and 'proximity (tentative)' in rows[2]

@@ -1,6 +1,7 @@
 """Print what depthdet_node sees as a table, and save annotated frames (for the demo)."""
 import os
 import signal
+import sys
 import time
 
 import cv2
@@ -15,6 +16,8 @@ from depthdet_ros.core.image import decode_raw
 from depthdet_ros.ros.message_layout import COASTING, TENTATIVE
 
 SAVED_FRAMES = 5
+# Columns of the table when the output is not a terminal.
+PIPED_WIDTH = 160
 
 
 def _iou(a, b):
@@ -121,13 +124,24 @@ def _rules(alert):
                      for r in alert.results if r.hypothesis.class_id.startswith('alert/'))
 
 
+def demo_console(record=False):
+    """Return the demo's rich Console: the terminal's width, or PIPED_WIDTH when piped.
+
+    Piped into a file or `tee`, rich would wrap the table at 80 columns, a row over
+    several lines (outsider round 39).
+    """
+    if sys.stdout.isatty():
+        return Console(record=record)
+    return Console(width=PIPED_WIDTH, record=record)
+
+
 def run_monitor(namespace, seconds, out_dir, processes):
     """Spin a Monitor for `seconds`, printing a table about once a second."""
     from rclpy.signals import SignalHandlerOptions
 
     from depthdet_ros.ros.entry import StopSignals
 
-    console = Console()
+    console = demo_console()
     # Ctrl-C and SIGTERM end the loop; the caller then stops the processes. rclpy's own
     # handler would break spin_once with ExternalShutdownException.
     stop = StopSignals()

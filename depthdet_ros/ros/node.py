@@ -1007,12 +1007,13 @@ class LogsParameterRefusals:
         try:
             result = super().set_parameters_atomically(parameter_list)
         except ParameterNotDeclaredException:
-            # rclpy's message leaves the names out (rclpy 7.1): name them here.
+            # rclpy's message leaves the names out ("undeclared parameter(s): []", rclpy
+            # 7.1): name them, here and for the caller, whose reason is the exception's.
             undeclared = [p.name for p in parameter_list if not self.has_parameter(p.name)]
             self.get_logger().warning(
                 f'parameter update refused: {", ".join(undeclared)}: no such parameter '
                 '(`ros2 param list` names them)')
-            raise
+            raise ParameterNotDeclaredException(undeclared) from None
         if not result.successful:
             self.get_logger().warning(f'parameter update refused ({names}): {result.reason}')
         return result
