@@ -217,6 +217,33 @@ def test_train_tools_refuse_numbers_out_of_range(monkeypatch, capsys, command, a
     one_error_line(capsys, command, *words)
 
 
+@pytest.mark.parametrize('command', ['depth', 'detector', 'joint'])
+@pytest.mark.parametrize('args, words', [
+    # Before: "[Errno 2] No such file or directory: 'nope.onnx'", naming no option.
+    (['--init-from', 'nope.onnx'], ['--init-from nope.onnx: no such file']),
+    # Before: accepted, and the learning rate never halved.
+    (['--schedule', 'step'], ['--schedule step', 'give them']),
+    # Before: refused only after the data had loaded and training was announced.
+    (['--resume'], ['--resume but there is no', 'last.pt']),
+    ([], ['last.pt exists: pass --resume']),
+])
+def test_training_refuses_options_that_cannot_work_before_loading_data(
+        tmp_path, monkeypatch, capsys, command, args, words):
+    from depthdet_ros.train import cli as train_cli
+    monkeypatch.setattr(train_cli, '_datasets', not_reached)
+    out = tmp_path / 'run'
+    if not args:  # a finished run's folder
+        out.mkdir()
+        (out / 'last.pt').write_bytes(b'')
+    assert main(['train', command, '--data', 'd', '--val-data', 'v', '--out', str(out),
+                 *args]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == '' and len(lines) == 1, captured  # nothing announced
+    assert lines[0].startswith('depthdet train: error: ')
+    assert all(word in lines[0] for word in words), lines
+
+
 @pytest.mark.parametrize('args, option', [
     (['evaluate', '--data', 'no-data', '--json', '{out}'], '--json'),
     (['calibrate-focal', '--depth', 'x.onnx', '--data', 'no-data', '-o', '{out}'], '--output'),

@@ -9,6 +9,7 @@ exported ONNX file. torch is imported only when a command runs.
 """
 import argparse
 import json
+import os
 
 from depthdet_ros.arg_types import fraction, non_negative_float, non_negative_int, \
     positive_float, positive_int
@@ -223,6 +224,24 @@ def _options(cls, args):
     return cls(**values)
 
 
+def _check_before_loading(args):
+    """Refuse options that cannot work before the data loads (CliError, one line)."""
+    from depthdet_ros.arg_types import output_folder
+    from depthdet_ros.cli import CliError
+    from depthdet_ros.train.common import check_checkpoint_folder
+    output_folder(args.out)
+    if args.init_from and not os.path.isfile(args.init_from):
+        raise CliError(f'--init-from {args.init_from}: no such file; give an ONNX file '
+                       'exported from the same architecture')
+    if args.schedule == 'step' and not args.step_epochs:
+        raise CliError('--schedule step halves the learning rate at --step-epochs: give '
+                       'them (e.g. --step-epochs 10 20), or use --schedule cosine')
+    try:
+        check_checkpoint_folder(args.out, args.resume)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _datasets(args):
     from depthdet_ros.train.data import ConcatFrames, SimDataset, Subset
     train = ConcatFrames([SimDataset(path) for path in args.data])
@@ -232,10 +251,9 @@ def _datasets(args):
 
 def run_depth(args) -> int:
     """Run `depthdet train depth`."""
-    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.depth import train_depth
-    output_folder(args.out)  # before the data loads, not after
+    _check_before_loading(args)
     try:
         train, val = _datasets(args)
         train_depth(_options(DepthTrainOptions, args), train, val)
@@ -246,11 +264,10 @@ def run_depth(args) -> int:
 
 def run_detector(args) -> int:
     """Run `depthdet train detector`."""
-    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.data import FittedBoxFrames
     from depthdet_ros.train.detector import train_detector
-    output_folder(args.out)  # before the data loads, not after
+    _check_before_loading(args)
     try:
         train, val = _datasets(args)
         train = FittedBoxFrames(train, args.image_size)
@@ -262,10 +279,9 @@ def run_detector(args) -> int:
 
 def run_joint(args) -> int:
     """Run `depthdet train joint`."""
-    from depthdet_ros.arg_types import output_folder
     from depthdet_ros.cli import CliError
     from depthdet_ros.train.joint import train_joint
-    output_folder(args.out)  # before the data loads, not after
+    _check_before_loading(args)
     try:
         train, val = _datasets(args)
         train_joint(_options(JointTrainOptions, args), train, val)

@@ -287,6 +287,21 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return steps
 
 
+def check_checkpoint_folder(out_dir: str, resume: bool) -> str:
+    """Return the path of out_dir's last.pt; ValueError unless `resume` matches it.
+
+    A fresh run must not overwrite a checkpoint; a resumed one needs one.
+    """
+    path = os.path.join(out_dir, LAST_CHECKPOINT)
+    exists = os.path.isfile(path)
+    if exists and not resume:
+        raise ValueError(f'{path} exists: pass --resume to continue that run, or choose '
+                         'another --out')
+    if resume and not exists:
+        raise ValueError(f'--resume but there is no {path}')
+    return path
+
+
 def load_or_init(options_plain: Dict[str, Any], out_dir: str, resume: bool
                  ) -> Optional[Dict[str, Any]]:
     """Return the checkpoint to resume from, or None for a fresh run.
@@ -295,16 +310,10 @@ def load_or_init(options_plain: Dict[str, Any], out_dir: str, resume: bool
 
     A fresh run refuses to overwrite an output folder holding a checkpoint.
     """
-    path = os.path.join(out_dir, LAST_CHECKPOINT)
-    exists = os.path.isfile(path)
+    path = check_checkpoint_folder(out_dir, resume)
     if not resume:
-        if exists:
-            raise ValueError(f'{path} exists: pass --resume to continue that run, or choose '
-                             'another --out')
         os.makedirs(out_dir, exist_ok=True)
         return None
-    if not exists:
-        raise ValueError(f'--resume but there is no {path}')
     checkpoint = load_checkpoint(path)
     check_resume_compatible(checkpoint['train_config'], options_plain)
     return checkpoint
