@@ -126,13 +126,15 @@ def stamp_of(index, period_ns=100_000_000):
 def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='mcap',
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
-                   tf_static='/tf_static'):
+                   tf_static='/tf_static', tf_velocity=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
     camera's frame). `mounting`: (parent, child, translation, quaternion xyzw) transforms
     latched on `tf_static` first (frame index -1; -2 an empty message before them).
+    tf_velocity (3 floats, m/s): /tf holds the camera frame's pose in `world`, moving at
+    that velocity without turning, at 50 Hz from 0.2 s before the first frame.
     """
     store = make_typestore()
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
@@ -156,6 +158,15 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
             for parent, child, translation, rotation in mounting]
         write(tf_static, tf2['tf2_msgs/msg/TFMessage']([]), START_NS, -2)
         write(tf_static, tf2['tf2_msgs/msg/TFMessage'](transforms), START_NS, -1)
+    if tf_velocity is not None:
+        tf2 = store.types
+        for k in range(-10, 5 * len(frames)):
+            at = START_NS + k * 20_000_000
+            position = [v * k * 0.02 for v in tf_velocity]
+            write('/tf', tf2['tf2_msgs/msg/TFMessage']([tf2['geometry_msgs/msg/TransformStamped'](
+                header(store, at, 'world'), camera.frame_id, tf2['geometry_msgs/msg/Transform'](
+                    tf2['geometry_msgs/msg/Vector3'](*position),
+                    tf2['geometry_msgs/msg/Quaternion'](0.0, 0.0, 0.0, 1.0)))]), at, -3)
     for i, frame in enumerate(frames):
         stamp = stamp_of(i)
         h = header(store, stamp, camera.frame_id)

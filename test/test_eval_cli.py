@@ -368,7 +368,13 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
              'the bag has no nav_msgs/msg/Odometry topic of that name'),
             (base_frame, ['--camera-odometry', '/odom'], '(it has /camera/odometry)'),
             (base_frame, ['--camera-odometry', '/camera/odometry', '--no-tracking'],
-             '--camera-odometry has no effect with --no-tracking')):
+             '--camera-odometry has no effect with --no-tracking'),
+            (plain, ['--odom-frame', 'odom'],
+             'the bag has no tf2_msgs/msg/TFMessage topic /tf (give its name with --tf)'),
+            (base_frame, ['--odom-frame', 'odom', '--camera-odometry', '/camera/odometry'],
+             'two sources of the camera\'s motion: give one'),
+            (plain, ['--odom-frame', 'odom', '--no-tracking'],
+             '--odom-frame has no effect with --no-tracking')):
         assert run_eval(bag, models, tmp_path / 'r', '--no-plots', *extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.strip().count('\n') == 0, err
@@ -381,7 +387,7 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     assert report['tracking']['frames_without_camera_motion'] == 2
     markdown = (tmp_path / 'r4' / 'report.md').read_text()
     # Why, too (outsider round 41: only the count was given).
-    assert "2 frames had no usable message" in markdown
+    assert "2 frames had none (no message or pose near the stamp" in markdown
     assert "the first: /camera/odometry gives the motion of 'base_link'" in markdown
     assert "the first: /camera/odometry gives the motion of 'base_link'" in \
         capsys.readouterr().out
@@ -400,10 +406,10 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     report = json.loads((tmp_path / 'r5' / 'report.json').read_text())
     assert report['tracking']['frames_without_camera_motion'] == 0
     assert report['tracking']['camera_motion_problem'] is None
-    refused, unreadable = report['tracking']['static_transforms_refused']
+    refused, unreadable = report['tracking']['transforms_refused']
     assert "'base_link' -> 'lidar' has a rotation quaternion of squared length 0" in refused
     assert unreadable.startswith('/robot1/tf_static: a message that cannot be read')
-    assert '2 fixed transform(s) left out' in (tmp_path / 'r5' / 'report.md').read_text()
+    assert '2 transform(s) left out' in (tmp_path / 'r5' / 'report.md').read_text()
     # The velocities are those of the camera's own odometry worked out by hand: the
     # optical frame's axes in base_link are x = -y, y = -z, z = +x, and it sits at
     # t = (0.2, 0, 0.5): v + w x t = (0, 0.02, 0.5), that is (-0.02, -0.5, 0) in the
@@ -427,6 +433,33 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     assert velocities['own'] and any(any(v) for v in velocities['own'])
     assert np.allclose(velocities['mounted'], velocities['own'], atol=1e-9)
     assert not np.allclose(velocities['unmounted'], velocities['own'], atol=1e-3)
+
+
+def test_the_camera_motion_from_its_pose_on_tf_is_its_odometry(models, tmp_path, capsys):
+    # The camera's pose in `world` on /tf, moving along its z at 0.5 m/s (--odom-frame),
+    # and the same motion as its odometry: the same velocities and TTC.
+    frames, camera = _frames()
+    moving = write_eval_bag(tmp_path / 'tf', frames[:3], camera, tf_velocity=(0.0, 0.0, 0.5))
+    odometry = write_eval_bag(tmp_path / 'odom', frames[:3], camera,
+                              camera_twist=(0.0, 0.0, 0.5, 0.0, 0.0, 0.0))
+    velocities = {}
+    for name, bag, extra in (('tf', moving, ['--odom-frame', 'world']),
+                             ('odometry', odometry, ['--camera-odometry', '/camera/odometry'])):
+        assert run_eval(bag, models, tmp_path / f'r_{name}', '--no-plots', *extra,
+                        '--output-bag', str(tmp_path / f'out_{name}')) == 0
+        velocities[name] = [
+            (r.pose.pose.position.x, r.pose.pose.position.y, r.pose.pose.position.z)
+            for m in read_messages(tmp_path / f'out_{name}', ['/depthdet/detections_3d'])
+            for d in m.message.detections
+            for r in d.results if r.hypothesis.class_id == 'velocity']
+    assert velocities['odometry'] and any(any(v) for v in velocities['odometry'])
+    assert np.allclose(velocities['tf'], velocities['odometry'], atol=1e-6)
+    report = json.loads((tmp_path / 'r_tf' / 'report.json').read_text())
+    assert report['settings']['odom_frame'] == 'world'
+    assert report['settings']['camera_odometry'] is None
+    assert report['tracking']['frames_without_camera_motion'] == 0
+    assert "its pose in `world` on the bag's transforms (--odom-frame)" in \
+        (tmp_path / 'r_tf' / 'report.md').read_text()
 
 
 @pytest.mark.parametrize('option, value, message', [

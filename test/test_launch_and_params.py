@@ -48,8 +48,8 @@ def test_launch_file_uses_the_shared_argument_table_and_launch_ros_api():
     keywords = {k.arg for k in node_call.keywords}
     assert {'package', 'executable', 'namespace', 'parameters', 'remappings'} <= keywords
     names = {a.name for a in LAUNCH_ARGUMENTS}
-    assert names == {'image', 'camera_info', 'odometry', 'tf_static', 'namespace', 'params_file',
-                     'max_depth', 'use_sim_time', 'lifecycle'}
+    assert names == {'image', 'camera_info', 'odometry', 'tf_static', 'tf', 'namespace',
+                     'params_file', 'max_depth', 'use_sim_time', 'lifecycle'}
 
 
 def _runs(cmd, executable):
@@ -68,7 +68,8 @@ def _pipeline_settings(*argv):
 def test_pipeline_command_accepts_the_same_arguments():
     settings = _pipeline_settings('image:=/cam/image_raw', '--namespace', 'front',
                                   'max_depth:=0.8', 'use_sim_time:=True',
-                                  'odometry:=/cam/odom', 'tf_static:=/front/tf_static')
+                                  'odometry:=/cam/odom', 'tf_static:=/front/tf_static',
+                                  'tf:=/front/tf')
     cmd = node_command(settings)
     assert _runs(cmd, 'depthdet_node')
     assert os.path.samefile(cmd[cmd.index('--params-file') + 1], PARAMS_FILE)
@@ -77,6 +78,7 @@ def test_pipeline_command_accepts_the_same_arguments():
     assert '-r image:=/cam/image_raw' in joined and '-r camera_info:=camera_info' in joined
     assert '-r odometry:=/cam/odom' in joined
     assert '-r /tf_static:=/front/tf_static' in joined  # absolute: not moved by __ns
+    assert '-r /tf:=/front/tf' in joined
     assert '-p max_depth:=0.8' in joined and '-p use_sim_time:=true' in joined
     defaults = launch_settings({}, PARAMS_FILE)
     assert defaults.parameter_overrides() == {'use_sim_time': False}

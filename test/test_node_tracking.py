@@ -367,6 +367,56 @@ def test_a_robot_bases_odometry_reaches_the_camera_through_tf_static(
     assert ttc == pytest.approx(raw_z * ray * ray, rel=1e-6)
 
 
+def test_a_camera_on_a_moving_arm_takes_its_motion_from_tf(models, ros, tmp_path, namespace):
+    """A wrist camera: no odometry, its pose in a fixed arm's base_link on /tf (odom_frame).
+
+    The wrist moves ahead (+x of base_link) at 1 m/s, its transform on /tf at 50 Hz; the
+    optical frame is fixed on it looking ahead (/tf_static): the camera drives along its
+    z at 1 m/s, and a still chair has its time to contact from the first frame, as with
+    the camera's own odometry.
+    """
+    params = chair_params(models, tmp_path, max_depth=0.5, use_odometry=True,
+                          odom_frame='base_link')
+    diagnostics = []
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        tf_static = probe.create_publisher(TFMessage, '/tf_static', latched)
+        tf_static.publish(TFMessage(transforms=[
+            mounting('wrist', 'cam_optical', (0.0, 0.0, 0.05), (-0.5, 0.5, -0.5, 0.5))]))
+        tf = probe.create_publisher(TFMessage, '/tf', RELIABLE)
+        deadline = time.monotonic() + 10.0
+        while not tf.get_subscription_count() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+        # Its poses from 0.2 s before the first frame to the second; one not a transform.
+        first_ns = stamp_of(0)[0] * 10**9 + stamp_of(0)[1]
+        for k in range(-10, 7):
+            stamp_ns = first_ns + k * 20_000_000
+            wrist = mounting('base_link', 'wrist', (0.3 + k * 0.02, 0.1, 0.4),
+                             (0.0, 0.0, 0.0, 1.0))
+            wrist.header.stamp.sec, wrist.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+            tf.publish(TFMessage(transforms=[wrist] if k != 3 else [
+                wrist, mounting('base_link', 'gripper', (0.0, 0.0, 0.0), (0, 0, 0, 0))]))
+        assert diagnostic_value(probe, diagnostics, 'tf_received', '17') == '17'
+        assert diagnostic_value(probe, diagnostics, 'odometry_received', '0') == '0'
+        frames = play(probe, [5.0, 4.9], pinhole())
+        assert diagnostic_value(probe, diagnostics, 'frames_without_odometry', '0') == '0'
+        assert node.proc.poll() is None, node.output()
+        log = node.output()
+    assert "/tf: transform 'base_link' -> 'gripper' has a rotation quaternion" in log
+    assert "the camera's motion for the tracker from its pose in 'base_link'" in log
+    ray = math.hypot(120 / 500, 35 / 500, 1.0)
+    result = results_by_id(frames[0]['detections_3d'].detections[0])
+    ttc, closing, distance = (getattr(result['time_to_contact'].pose.pose.position, a)
+                              for a in 'xyz')
+    raw_z = float(depth_for_red(red_for_depth(5.0)))
+    assert closing == pytest.approx(1.0 / ray, rel=1e-6)
+    assert ttc == pytest.approx(raw_z * ray * ray, rel=1e-6)
+    velocity = result['velocity'].pose.pose.position
+    assert (velocity.x, velocity.y, velocity.z) == pytest.approx((0.0, 0.0, -1.0), abs=1e-6)
+
+
 def test_a_frame_waits_briefly_for_odometry_published_after_it(
         models, ros, tmp_path, namespace):
     """Odometry of a frame's stamp sent just after its image is still the one used."""

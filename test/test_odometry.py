@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    StaticFrames
+    MovingFrames, StaticFrames, TfCameraMotion
 
 S = 1_000_000_000  # ns per second
 
@@ -212,3 +212,70 @@ def test_a_robot_bases_odometry_gives_the_camera_motion_through_its_mounting():
     history.add(0, (0.5, 0, 0, 0, 0, 1.0), 'odom_child')
     with pytest.raises(CameraMotionUnavailable, match='publish the camera.s mounting'):
         history.at(0, 'camera_optical')
+
+
+def stamped(parent, child, stamp_ns, translation, rotation_xyzw):
+    """Return a TransformStamped look-alike with a stamp (as /tf carries them)."""
+    message = transform(parent, child, translation, rotation_xyzw)
+    message.header.stamp = SimpleNamespace(sec=stamp_ns // S, nanosec=stamp_ns % S)
+    return message
+
+
+def yaw_xyzw(angle):
+    """Return the quaternion (x, y, z, w) of a turn by `angle` about z."""
+    return (0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2))
+
+
+def test_moving_frames_interpolate_between_the_transforms_either_side():
+    static = StaticFrames()
+    static.set('base_link', 'camera_link', (0.2, 0, 0.5), (0, 0, 0, 1))
+    frames = MovingFrames(static)
+    # odom -> base_link: at 0 s at the origin, at 1 s 1 m ahead and turned 90 deg left.
+    assert frames.add_message([stamped('odom', 'base_link', 0, (0, 0, 0), yaw_xyzw(0)),
+                               stamped('odom', 'base_link', S, (1, 0, 0),
+                                       yaw_xyzw(math.pi / 2))]) == []
+    rotation, translation = frames.pose('camera_link', 'odom', S // 2)
+    # Halfway: 0.5 m ahead, turned 45 deg; the camera 0.2 m ahead of the base on that
+    # heading: (0.5 + 0.2 cos 45, 0.2 sin 45, 0.5).
+    c = math.cos(math.pi / 4)
+    assert translation == pytest.approx([0.5 + 0.2 * c, 0.2 * c, 0.5])
+    assert rotation @ np.array([1.0, 0, 0]) == pytest.approx([c, c, 0])
+    assert frames.newest_stamp('camera_link', 'odom') == S
+    with pytest.raises(CameraMotionUnavailable, match="'odom' -> 'base_link' has none at or "
+                                                      r'after 1.500 s yet \(newest 1.000 s\)'):
+        frames.pose('camera_link', 'odom', 3 * S // 2)
+    with pytest.raises(CameraMotionUnavailable, match="link 'camera_link' to 'map'"):
+        frames.pose('camera_link', 'map', S // 2)
+    # Not a transform: left out and said; a child given another parent starts afresh.
+    refused, = frames.add_message([stamped('odom', 'base_link', 2 * S, (0, 0, 0),
+                                           (0, 0, 0, 0))])
+    assert 'squared length 0' in refused and frames.refused == [refused]
+    frames.add_message([stamped('map', 'base_link', 2 * S, (0, 0, 0), (0, 0, 0, 1))])
+    assert frames.refused == [] and frames.newest_stamp('camera_link', 'map') == 2 * S
+    with pytest.raises(CameraMotionUnavailable):
+        frames.pose('camera_link', 'odom', S // 2)
+
+
+def test_the_camera_motion_from_its_poses_on_a_turning_robot():
+    # The robot drives at 0.5 m/s turning left at 1 rad/s (a circle of 0.5 m radius),
+    # its odometry on /tf at 50 Hz; the camera is mounted as in robot_frames(). The same
+    # twist as odometry: 0.5 m/s ahead (+z) and 0.2 m/s left (-x) in the optical frame,
+    # turning about the optical -y (test_a_robot_bases_odometry_...).
+    frames = MovingFrames(robot_frames())
+    for k in range(60):
+        time_s = k * 0.02
+        frames.add_message([stamped(
+            '/odom', 'base_link', k * S // 50,
+            (0.5 * math.sin(time_s), 0.5 * (1 - math.cos(time_s)), 0.0), yaw_xyzw(time_s))])
+    motion = TfCameraMotion(frames, 'odom')
+    at = motion.at(S, 'camera_optical')
+    assert at.linear == pytest.approx((-0.2, 0, 0.5), abs=1e-3)
+    assert at.angular == pytest.approx((0, -1.0, 0), abs=1e-6)
+    assert motion.newest_stamp('camera_optical') == 59 * S // 50
+    # Before the first pose of the window, and a jump of the pose (30 m in 20 ms).
+    with pytest.raises(CameraMotionUnavailable, match='has none at or before'):
+        motion.at(S // 20, 'camera_optical')
+    frames.add_message([stamped('odom', 'base_link', 60 * S // 50, (30, 0, 0),
+                                yaw_xyzw(1.2))])
+    with pytest.raises(CameraMotionUnavailable, match='faster than a camera'):
+        motion.at(60 * S // 50, 'camera_optical')

@@ -35,15 +35,20 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
         simbag.TOPIC_DETECTIONS: 'vision_msgs/msg/Detection2DArray',
         simbag.TOPIC_DETECTIONS_3D: 'vision_msgs/msg/Detection3DArray',
         simbag.TOPIC_INSTANCES: 'sensor_msgs/msg/Image',
-        simbag.TOPIC_CAMERA_ODOMETRY: 'nav_msgs/msg/Odometry'}
+        simbag.TOPIC_CAMERA_ODOMETRY: 'nav_msgs/msg/Odometry',
+        simbag.TOPIC_TF: 'tf2_msgs/msg/TFMessage'}
     by_topic = {}
     for message in read_messages(path):
+        msg = message.message
+        if message.topic == simbag.TOPIC_TF:  # one transform: world -> the camera
+            msg, = msg.transforms
         # Header stamp and bag timestamp are the same instant.
-        assert stamp_to_ns(message.message.header) == message.timestamp_ns
-        # Odometry is in the world, of the camera's frame (its child).
-        frame_id = message.message.child_frame_id \
-            if message.topic == simbag.TOPIC_CAMERA_ODOMETRY else message.message.header.frame_id
-        assert frame_id == 'camera_optical_frame'
+        assert stamp_to_ns(msg.header) == message.timestamp_ns
+        # Odometry and the transform are in the world, of the camera's frame (its child).
+        if message.topic in (simbag.TOPIC_CAMERA_ODOMETRY, simbag.TOPIC_TF):
+            assert (msg.header.frame_id, msg.child_frame_id) == ('world', 'camera_optical_frame')
+        else:
+            assert msg.header.frame_id == 'camera_optical_frame'
         by_topic.setdefault(message.topic, []).append(message)
     expected_stamps = [simbag.frame_stamp_ns(i, RATE) for i in range(len(frames))]
     for messages in by_topic.values():
@@ -51,6 +56,12 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
     assert expected_stamps[1] - expected_stamps[0] == 50_000_000
     for i, frame in enumerate(frames):
         assert np.array_equal(image_to_array(by_topic[simbag.TOPIC_IMAGE][i].message), frame.rgb)
+        pose = by_topic[simbag.TOPIC_CAMERA_ODOMETRY][i].message.pose.pose
+        transform = by_topic[simbag.TOPIC_TF][i].message.transforms[0].transform
+        assert (transform.translation.x, transform.translation.y, transform.translation.z) == \
+            (pose.position.x, pose.position.y, pose.position.z) == \
+            tuple(frame.camera_pose[:3, 3])
+        assert transform.rotation == pose.orientation
         depth = by_topic[simbag.TOPIC_DEPTH][i].message
         assert depth.encoding == '32FC1'
         assert np.array_equal(image_to_array(depth), frame.depth, equal_nan=True)
@@ -94,3 +105,29 @@ def test_writer_refuses_to_mix_types_on_a_topic(tmp_path):
         bag.write('/a', msg_header, 5)
         with pytest.raises(TypeError):
             bag.write('/a', store.types['std_msgs/msg/String'](data='x'), 6)
+
+
+def test_the_camera_motion_from_the_bags_transforms_is_its_odometry(tmp_path, frames):
+    """`depthdet eval --odom-frame world` reads the camera's motion off /tf: the same."""
+    from depthdet_ros.core.odometry import CameraMotionUnavailable
+    from depthdet_ros.eval.tracking import read_camera_odometry, read_camera_tf
+    path = tmp_path / 'bag'
+    simbag.write_bag(path, frames, rate_hz=RATE)
+    store = make_typestore()
+    from_tf = read_camera_tf(path, store, 'world')
+    from_odometry = read_camera_odometry(path, store, simbag.TOPIC_CAMERA_ODOMETRY)
+    frame_id = frames[0].camera.frame_id
+    for i in range(len(frames)):
+        stamp = simbag.frame_stamp_ns(i, RATE)
+        if i < 2:  # its pose 0.1 s before is before the bag
+            with pytest.raises(CameraMotionUnavailable, match='has none at or before'):
+                from_tf.at(stamp, frame_id)
+            continue
+        # The mean over the last 0.1 s against the twist at the stamp (0.4 m/s).
+        twist, mean = from_odometry.at(stamp, frame_id), from_tf.at(stamp, frame_id)
+        assert np.linalg.norm(twist.linear) > 0.1
+        assert mean.linear == pytest.approx(twist.linear, abs=0.01)
+        assert mean.angular == pytest.approx(twist.angular, abs=0.01)
+    with pytest.raises(CameraMotionUnavailable, match='the bag has no tf2_msgs/msg/TFMessage '
+                                                      'topic /robot/tf'):
+        read_camera_tf(path, store, 'world', '/robot/tf')

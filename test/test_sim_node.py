@@ -95,13 +95,20 @@ def test_moving_objects_publish_their_motion():
 
 def test_the_camera_publishes_its_own_odometry():
     from nav_msgs.msg import Odometry
+    from tf2_msgs.msg import TFMessage
     process = start_node('seed:=3')
     try:
-        received = receive({'odometry': Odometry, 'image': Image})
+        received = receive({'odometry': Odometry, 'image': Image, '/tf': TFMessage})
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)
-    assert len(received) == 2, output
+    assert len(received) == 3, output
+    # Its pose on /tf too, as a robot's transforms give it (use_odometry, odom_frame world).
+    transform, = received['/tf'].transforms
+    assert transform.header.frame_id == 'world'
+    assert transform.child_frame_id == received['image'].header.frame_id
+    q = transform.transform.rotation
+    assert q.x ** 2 + q.y ** 2 + q.z ** 2 + q.w ** 2 == pytest.approx(1.0)
     odometry = received['odometry']
     # The camera's own motion, as depthdet_node's use_odometry reads it: of the image's
     # frame, its twist in that frame; the camera path moves at about 0.4 m/s.

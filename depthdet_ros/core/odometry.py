@@ -1,14 +1,18 @@
-"""The camera's own motion at an image's stamp, from odometry messages (no ROS imports).
+"""The camera's own motion at an image's stamp, from odometry or transforms (no ROS imports).
 
-A robot's odometry (or a visual-inertial odometry of the camera) comes at its own rate;
-the tracker wants the camera's motion at each image (core.tracking.CameraMotion). The
-history keeps the recent twists by stamp and gives the nearest one within MAX_GAP_S of
-the image. A twist is in its message's child frame: the camera's own optical frame is
-taken as it is; another frame (a robot's base_link) is turned into the camera's through
-the fixed transforms between them (StaticFrames, from /tf_static: the camera's mounting
-as robot_state_publisher gives it). A camera on a moving joint (a pan-tilt head) is not
-handled: its transform is on /tf, not /tf_static. The node and the bag evaluation share
-it.
+The tracker wants the camera's motion at each image (core.tracking.CameraMotion). Two
+sources, shared by the node and the bag evaluation:
+
+- Odometry (CameraMotionHistory): a robot's odometry, or a visual-inertial odometry of the
+  camera, comes at its own rate; the history keeps the recent twists by stamp and gives
+  the nearest one within MAX_GAP_S of the image. A twist is in its message's child frame:
+  the camera's own optical frame is taken as it is; another frame (a robot's base_link)
+  is turned into the camera's through the fixed transforms between them (StaticFrames,
+  from /tf_static: the camera's mounting as robot_state_publisher gives it).
+- Transforms (TfCameraMotion): the camera's pose in a frame fixed in the world (odom; a
+  fixed arm's base_link) from /tf and /tf_static (MovingFrames), its change over
+  TF_MOTION_WINDOW_S before the image turned into a twist: a camera on a moving joint
+  (a pan-tilt head, an arm's wrist) moves with its joints and with the robot.
 """
 import bisect
 import math
@@ -16,7 +20,7 @@ import threading
 from typing import List, Optional, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from depthdet_ros.core.tracking import CameraMotion
 
@@ -38,27 +42,30 @@ JUMP_FLOOR = 0.5
 QUATERNION_TOLERANCE = 0.01
 # Seconds of twists kept before the newest (a frame looks up its stamp after inference).
 HISTORY_S = 5.0
-# Where robot_state_publisher latches a robot's fixed transforms (an absolute name).
+# Where robot_state_publisher latches a robot's fixed transforms, and where the moving
+# ones go (absolute names).
 TF_STATIC = '/tf_static'
+TF = '/tf'
+# Seconds over which TfCameraMotion takes the camera's change of pose, ending at the
+# image: a frame at 10 Hz, the interval the tracker predicts over (a pose's noise is
+# divided by the distance covered in it).
+TF_MOTION_WINDOW_S = 0.1
 
 
 class CameraMotionUnavailable(ValueError):
     """No twist gives the camera's motion at an image (the message says why)."""
 
 
-class StaticFrames:
-    """Fixed transforms between frames (a tree, as /tf_static holds them), thread-safe.
+class _Refusals:
+    """What a set of transforms left out: each child frame's last refusal, unreadable messages.
 
-    No pip-installable library fits: tf2_ros has no wheel, and its buffer is what this
-    replaces for static transforms only (parents and poses, composed along the tree).
-    Frame names are taken as tf2 takes them, without a leading '/'.
+    Subclasses hold `_lock` while they change `_refused`.
     """
 
-    def __init__(self, source: str = TF_STATIC):
+    def __init__(self, source: str):
         self.source = source  # the topic they come from, for messages
         self._refused = {}  # child frame: why its last transform was left out
         self._unreadable: List[str] = []  # messages that could not be read, why
-        self._parent = {}  # child frame: (parent frame, rotation 3x3, translation 3)
         self._lock = threading.Lock()
 
     @property
@@ -75,6 +82,19 @@ class StaticFrames:
         """Count a message that could not be read among those left out."""
         with self._lock:
             self._unreadable.append(reason)
+
+
+class StaticFrames(_Refusals):
+    """Fixed transforms between frames (a tree, as /tf_static holds them), thread-safe.
+
+    No pip-installable library fits: tf2_ros has no wheel, and its buffer is what this
+    replaces for static transforms only (parents and poses, composed along the tree).
+    Frame names are taken as tf2 takes them, without a leading '/'.
+    """
+
+    def __init__(self, source: str = TF_STATIC):
+        super().__init__(source)
+        self._parent = {}  # child frame: (parent frame, rotation 3x3, translation 3)
 
     def add_message(self, transforms) -> List[str]:
         """Keep a TFMessage's transforms (geometry_msgs/TransformStamped, rclpy's or rosbags').
@@ -109,20 +129,12 @@ class StaticFrames:
         tf2 keeps such a transform and fails every lookup through it).
         """
         parent, child = frame_name(parent), frame_name(child)
-        name = f'{self.source}: transform {parent!r} -> {child!r}'
-        if not parent or not child or parent == child:
-            raise ValueError(f'{name} does not join two different frames')
-        numbers = [float(v) for v in (*translation, *rotation_xyzw)]
-        if len(numbers) != 7 or not all(map(math.isfinite, numbers)):
-            raise ValueError(f'{name} is not 7 finite numbers: {numbers}')
-        length2 = sum(q * q for q in numbers[3:])
-        if abs(length2 - 1.0) > QUATERNION_TOLERANCE:
-            raise ValueError(f'{name} has a rotation quaternion of squared length '
-                             f'{length2:.4g}, not 1: normalise it (tf2 refuses it too)')
+        numbers = _checked_transform(self.source, parent, child, translation, rotation_xyzw)
         rotation = Rotation.from_quat(numbers[3:]).as_matrix()
         with self._lock:
             if child in self._ancestors(parent):
-                raise ValueError(f'{name} would close a loop ({child!r} is already above '
+                raise ValueError(f'{self.source}: transform {parent!r} -> {child!r} would close '
+                                 f'a loop ({child!r} is already above '
                                  f'{parent!r}): the frames must form a tree')
             self._parent[child] = (parent, rotation, np.array(numbers[:3]))
             self._refused.pop(child, None)
@@ -134,24 +146,205 @@ class StaticFrames:
         """
         frame, in_frame = frame_name(frame), frame_name(in_frame)
         with self._lock:
-            up, down = self._ancestors(frame), self._ancestors(in_frame)
-        common = next((f for f in up if f in down), None)
-        if common is None:
-            return None
-        (r_up, t_up), (r_down, t_down) = up[common], down[common]
-        return r_down.T @ r_up, r_down.T @ (t_up - t_down)
+            return _relative_pose(self._ancestors(frame), self._ancestors(in_frame))
+
+    def parent_of(self, frame: str):
+        """Return (parent, R, t), the pose of `frame` in its parent, or None for a root."""
+        with self._lock:
+            return self._parent.get(frame_name(frame))
 
     def _ancestors(self, frame):
         """{ancestor: pose of `frame` in it}, from `frame` itself up to the root."""
-        rotation, translation = np.eye(3), np.zeros(3)
-        chain = {frame: (rotation, translation)}
-        while frame in self._parent:
-            frame, r, t = self._parent[frame]
-            if frame in chain:  # a loop: the transforms are not a tree
-                break
-            rotation, translation = r @ rotation, r @ translation + t
-            chain[frame] = (rotation, translation)
-        return chain
+        return _chain(frame, self._parent.get)
+
+
+def _checked_transform(source, parent, child, translation, rotation_xyzw) -> List[float]:
+    """Return a transform's 7 numbers; ValueError, naming it, if it is none.
+
+    Frame names empty or the same, a number not finite, or a rotation quaternion not of
+    unit length (within QUATERNION_TOLERANCE of its squared length, as tf2 refuses it).
+    """
+    name = f'{source}: transform {parent!r} -> {child!r}'
+    if not parent or not child or parent == child:
+        raise ValueError(f'{name} does not join two different frames')
+    numbers = [float(v) for v in (*translation, *rotation_xyzw)]
+    if len(numbers) != 7 or not all(map(math.isfinite, numbers)):
+        raise ValueError(f'{name} is not 7 finite numbers: {numbers}')
+    length2 = sum(q * q for q in numbers[3:])
+    if abs(length2 - 1.0) > QUATERNION_TOLERANCE:
+        raise ValueError(f'{name} has a rotation quaternion of squared length '
+                         f'{length2:.4g}, not 1: normalise it (tf2 refuses it too)')
+    return numbers
+
+
+def _chain(frame, parent_of):
+    """{ancestor: pose of `frame` in it}, from `frame` up to the root of the tree.
+
+    parent_of(frame) gives (parent, R, t) or None at the root.
+    """
+    rotation, translation = np.eye(3), np.zeros(3)
+    chain = {frame: (rotation, translation)}
+    link = parent_of(frame)
+    while link is not None:
+        frame, r, t = link
+        if frame in chain:  # a loop: the transforms are not a tree
+            break
+        rotation, translation = r @ rotation, r @ translation + t
+        chain[frame] = (rotation, translation)
+        link = parent_of(frame)
+    return chain
+
+
+def _relative_pose(up, down):
+    """Pose (R, t) of the frame of chain `up` in that of chain `down`; None if unlinked."""
+    common = next((f for f in up if f in down), None)
+    if common is None:
+        return None
+    (r_up, t_up), (r_down, t_down) = up[common], down[common]
+    return r_down.T @ r_up, r_down.T @ (t_up - t_down)
+
+
+class MovingFrames(_Refusals):
+    """Transforms that change with time (as /tf carries them), by stamp, and the fixed ones.
+
+    A pose is looked up at a stamp: each moving transform on the way interpolated between
+    the two either side of it (linearly, and spherically for the rotation), as tf2's
+    buffer does, never past the newest nor before the oldest kept; the fixed transforms
+    (`static`, from /tf_static) as they are. Thread-safe. No pip-installable library fits
+    (tf2_ros has no wheel).
+    """
+
+    def __init__(self, static: StaticFrames, source: str = TF,
+                 keep_s: Optional[float] = HISTORY_S):
+        super().__init__(source)
+        self.static = static
+        self._keep_ns = None if keep_s is None else int(keep_s * 1e9)
+        # child frame: (parent, stamps ns, translations, quaternions xyzw), stamp order
+        self._moving = {}
+
+    @property
+    def refused(self) -> List[str]:
+        """Say why each transform is left out, the fixed ones' first (StaticFrames)."""
+        return self.static.refused + super().refused
+
+    def add_message(self, transforms) -> List[str]:
+        """Keep a TFMessage's stamped transforms; return why each one left out was.
+
+        A child frame given another parent starts its history afresh.
+        """
+        refused = []
+        for transform in transforms:
+            parent = frame_name(transform.header.frame_id)
+            child = frame_name(transform.child_frame_id)
+            t, q = transform.transform.translation, transform.transform.rotation
+            stamp = transform.header.stamp
+            try:
+                numbers = _checked_transform(self.source, parent, child, (t.x, t.y, t.z),
+                                             (q.x, q.y, q.z, q.w))
+            except ValueError as exc:
+                refused.append(str(exc))
+                with self._lock:
+                    self._refused[child] = str(exc)
+                continue
+            stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+            with self._lock:
+                self._refused.pop(child, None)
+                kept = self._moving.get(child)
+                if kept is None or kept[0] != parent:
+                    kept = self._moving[child] = (parent, [], [], [])
+                _, stamps, translations, rotations = kept
+                k = bisect.bisect_right(stamps, stamp_ns)
+                stamps.insert(k, stamp_ns)
+                translations.insert(k, np.array(numbers[:3]))
+                rotations.insert(k, numbers[3:])
+                if self._keep_ns is not None:
+                    old = bisect.bisect_left(stamps, stamps[-1] - self._keep_ns)
+                    del stamps[:old], translations[:old], rotations[:old]
+        return refused
+
+    def newest_stamp(self, frame: str, in_frame: str) -> Optional[int]:
+        """Return the newest stamp a pose of `frame` in `in_frame` can be had at.
+
+        The oldest of the newest transforms of the moving links between them; None
+        when a moving link has none or they are not linked.
+        """
+        with self._lock:
+            moving = {f: kept[1][-1] for f, kept in self._moving.items() if kept[1]}
+            up = _chain(frame_name(frame), self._link_newest)
+            down = _chain(frame_name(in_frame), self._link_newest)
+        common = next((f for f in up if f in down), None)
+        if common is None:
+            return None
+        on_the_way = [f for chain in (up, down) for f in _below(chain, common) if f in moving]
+        return min((moving[f] for f in on_the_way), default=_ALWAYS)
+
+    def pose(self, frame: str, in_frame: str, stamp_ns: int):
+        """Return (R, t), the pose of `frame` in `in_frame` at stamp_ns (p_in = R p + t).
+
+        CameraMotionUnavailable, saying why, when no chain of transforms links them or a
+        moving one has no transform either side of the stamp.
+        """
+        frame, in_frame = frame_name(frame), frame_name(in_frame)
+        problems = []
+
+        def link(child):
+            with self._lock:
+                kept = self._moving.get(child)
+                if kept is None:
+                    return self.static.parent_of(child)
+                parent, stamps, translations, rotations = kept
+                try:
+                    return (parent, *_interpolate(stamps, translations, rotations, stamp_ns))
+                except ValueError as exc:
+                    problems.append(f'{self.source}: {parent!r} -> {child!r} {exc}')
+                    return None
+
+        relative = _relative_pose(_chain(frame, link), _chain(in_frame, link))
+        if relative is None:
+            raise CameraMotionUnavailable(
+                problems[0] if problems else
+                f'no transforms on {self.source} and {self.static.source} link {frame!r} '
+                f'to {in_frame!r}')
+        return relative
+
+    def _link_newest(self, child):
+        """parent_of for newest_stamp: the link to the parent at any time (lock held)."""
+        kept = self._moving.get(child)
+        if kept is not None:
+            return kept[0], np.eye(3), np.zeros(3)
+        return self.static.parent_of(child)
+
+
+# newest_stamp of frames linked by fixed transforms alone: any stamp.
+_ALWAYS = 1 << 62
+
+
+def _below(chain, common):
+    """Return the frames of `chain` (ancestors in order) before `common`: links used."""
+    frames = []
+    for frame in chain:
+        if frame == common:
+            break
+        frames.append(frame)
+    return frames
+
+
+def _interpolate(stamps, translations, rotations, stamp_ns):
+    """Return (R, t) at stamp_ns from the two kept either side; ValueError if none."""
+    k = bisect.bisect_left(stamps, stamp_ns)
+    if k < len(stamps) and stamps[k] == stamp_ns:
+        return Rotation.from_quat(rotations[k]).as_matrix(), translations[k]
+    if not stamps:
+        raise ValueError('has no transform')
+    if k == len(stamps):
+        raise ValueError(f'has none at or after {stamp_ns * 1e-9:.3f} s yet (newest '
+                         f'{stamps[-1] * 1e-9:.3f} s)')
+    if k == 0:
+        raise ValueError(f'has none at or before {stamp_ns * 1e-9:.3f} s (oldest kept '
+                         f'{stamps[0] * 1e-9:.3f} s)')
+    share = (stamp_ns - stamps[k - 1]) / (stamps[k] - stamps[k - 1])
+    rotation = Slerp([0.0, 1.0], Rotation.from_quat([rotations[k - 1], rotations[k]]))(share)
+    return rotation.as_matrix(), (1.0 - share) * translations[k - 1] + share * translations[k]
 
 
 def frame_name(frame_id: str) -> str:
@@ -169,6 +362,53 @@ def twist_of_mounted(twist: Sequence[float], rotation, translation) -> tuple:
     v, w = np.asarray(twist[:3], float), np.asarray(twist[3:], float)
     return tuple((rotation.T @ (v + np.cross(w, translation))).tolist()
                  + (rotation.T @ w).tolist())
+
+
+class TfCameraMotion:
+    """The camera's motion at an image from its poses in a frame fixed in the world.
+
+    The camera's pose in `fixed_frame` (MovingFrames: /tf and /tf_static) at the image's
+    stamp and TF_MOTION_WINDOW_S before it: the move between them, in the camera's axes
+    halfway, over the window is its velocity, the turn its angular velocity (the mean
+    over the window, the interval the tracker predicts over). `fixed_frame` is fixed in
+    the world (a mobile robot's odom, whose odometry node publishes odom -> base_link; a
+    fixed arm's base_link): a camera on a pan-tilt head or an arm's wrist then moves
+    with its joints as well as with the robot.
+    """
+
+    def __init__(self, frames: MovingFrames, fixed_frame: str,
+                 window_s: float = TF_MOTION_WINDOW_S):
+        self.frames = frames
+        self.fixed_frame = frame_name(fixed_frame)
+        self.source = f'{frames.source} (the camera\'s pose in {self.fixed_frame!r})'
+        self._window_ns = int(round(window_s * 1e9))
+
+    def newest_stamp(self, frame_id: str) -> Optional[int]:
+        """Return the newest image stamp the transforms can give the motion at, or None."""
+        return self.frames.newest_stamp(frame_id, self.fixed_frame)
+
+    def at(self, stamp_ns: int, frame_id: str) -> CameraMotion:
+        """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
+
+        Refused as CameraMotionHistory refuses a twist: no pose at either end (the
+        message says why), or faster than MAX_SPEED or MAX_TURN (a jump of a pose).
+        """
+        rotation0, translation0 = self.frames.pose(frame_id, self.fixed_frame,
+                                                   stamp_ns - self._window_ns)
+        rotation1, translation1 = self.frames.pose(frame_id, self.fixed_frame, stamp_ns)
+        # The move in the axes of the window's middle: along the path there, on a turn
+        # too (in the axes at its end it would be off by half the window's turn).
+        middle, _ = self.frames.pose(frame_id, self.fixed_frame,
+                                     stamp_ns - self._window_ns // 2)
+        window_s = self._window_ns * 1e-9
+        linear = middle.T @ (translation1 - translation0) / window_s
+        angular = Rotation.from_matrix(rotation0.T @ rotation1).as_rotvec() / window_s
+        if np.linalg.norm(linear) > MAX_SPEED or np.linalg.norm(angular) > MAX_TURN:
+            raise CameraMotionUnavailable(
+                f'{self.source}: the camera would move at {np.linalg.norm(linear):.3g} m/s '
+                f'and turn at {np.linalg.norm(angular):.3g} rad/s, faster than a camera '
+                f'({MAX_SPEED:g} m/s, {MAX_TURN:g} rad/s): a jump of a transform')
+        return CameraMotion(tuple(linear.tolist()), tuple(angular.tolist()))
 
 
 class CameraMotionHistory:
@@ -190,8 +430,11 @@ class CameraMotionHistory:
     def __len__(self):
         return len(self._stamps)
 
-    def newest_stamp(self) -> Optional[int]:
-        """Return the stamp (ns) of the newest twist kept, or None."""
+    def newest_stamp(self, frame_id: str = '') -> Optional[int]:
+        """Return the stamp (ns) of the newest twist kept, of any frame, or None.
+
+        (`frame_id`, the images', is for TfCameraMotion's alike method.)
+        """
         with self._lock:
             return self._stamps[-1] if self._stamps else None
 

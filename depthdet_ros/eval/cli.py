@@ -104,6 +104,13 @@ def add_parser(subparsers):
                              'frame that the bag\'s /tf_static links to the camera\'s): '
                              'velocities become the objects\' own, a static object\'s '
                              'closing speed is known from its first frame')
+    parser.add_argument('--odom-frame', default=None, metavar='FRAME',
+                        help='give the tracker the camera\'s motion from its pose in FRAME, '
+                             'a frame fixed in the world (e.g. odom), on the bag\'s /tf and '
+                             '/tf_static, as the node\'s odom_frame does (a camera on a moving '
+                             'joint); instead of --camera-odometry')
+    parser.add_argument('--tf', default=None, metavar='TOPIC',
+                        help='the bag\'s moving transforms for --odom-frame (default: /tf)')
     parser.add_argument('--tf-static', default=None, metavar='TOPIC',
                         help='the bag\'s fixed transforms (tf2_msgs/TFMessage) linking '
                              '--camera-odometry\'s frame to the camera\'s (default: '
@@ -150,7 +157,8 @@ def _tracker(args, values):
     if off:
         given = [o for o, v in (('--tracker', args.tracker),
                                 ('--tracker-gt-depth', args.tracker_gt_depth is not None),
-                                ('--camera-odometry', args.camera_odometry is not None)) if v]
+                                ('--camera-odometry', args.camera_odometry is not None),
+                                ('--odom-frame', args.odom_frame is not None)) if v]
         if given:
             raise CliError(f'{given[0]} has no effect with {off}: drop one of them')
         return None
@@ -175,8 +183,8 @@ def run(args, actions=()):
     from depthdet_ros.eval.evaluate import strategy_order
     from depthdet_ros.eval.object_errors import DEFAULT_DISTANCE_EDGES_M
     from depthdet_ros.eval.output_bag import OutputBag
-    from depthdet_ros.core.odometry import CameraMotionUnavailable, TF_STATIC
-    from depthdet_ros.eval.tracking import read_camera_odometry
+    from depthdet_ros.core.odometry import CameraMotionUnavailable, TF, TF_STATIC
+    from depthdet_ros.eval.tracking import read_camera_odometry, read_camera_tf
     from depthdet_ros.ros.params import build_pipeline, parse_class_max_depth
 
     values = pipeline_values(args)
@@ -199,12 +207,18 @@ def run(args, actions=()):
         raise CliError(str(exc)) from None
     tracker = _tracker(args, values)
     odometry = None
-    if args.camera_odometry is not None:
-        try:
+    if args.camera_odometry is not None and args.odom_frame is not None:
+        raise CliError('--camera-odometry and --odom-frame are two sources of the camera\'s '
+                       'motion: give one')
+    try:
+        if args.camera_odometry is not None:
             odometry = read_camera_odometry(args.bag, make_typestore(), args.camera_odometry,
                                             args.tf_static or TF_STATIC)
-        except CameraMotionUnavailable as exc:
-            raise CliError(str(exc)) from None
+        elif args.odom_frame is not None:
+            odometry = read_camera_tf(args.bag, make_typestore(), args.odom_frame,
+                                      args.tf or TF, args.tf_static or TF_STATIC)
+    except CameraMotionUnavailable as exc:
+        raise CliError(str(exc)) from None
     output_folder(args.out)
     if args.output_bag and os.path.exists(args.output_bag):
         raise CliError(f'--output-bag {args.output_bag} exists; rosbag2 writes a new folder, '
@@ -265,7 +279,7 @@ def run(args, actions=()):
                 'stamp_tolerance_ms': args.stamp_tolerance,
                 'tracker': dataclasses.asdict(tracker.config) if tracker else None,
                 'tracker_gt_depth': args.tracker_gt_depth,
-                'camera_odometry': args.camera_odometry}
+                'camera_odometry': args.camera_odometry, 'odom_frame': args.odom_frame}
     report = report_module.build_report(results, index, settings, run_info)
     json_path = os.path.join(args.out, 'report.json')
     md_path = os.path.join(args.out, 'report.md')
@@ -316,7 +330,7 @@ def _print_tracking(t):
     if t.get('frames_without_camera_motion'):
         print(f'  {t["frames_without_camera_motion"]} frames had no camera motion; the first: '
               f'{t["camera_motion_problem"]}')
-    for reason in t.get('static_transforms_refused') or ():
+    for reason in t.get('transforms_refused') or ():
         print(f'  left out: {reason}')
 
 

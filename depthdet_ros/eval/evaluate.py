@@ -277,10 +277,10 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     Only images stamped within `window_s` (seconds after the first image's stamp, start
     included, end excluded) are read, run and scored; the output bag still copies every
     message. NothingToEvaluate, before any frame is read, when no image is in the window.
-    `camera_odometry` (core.odometry.CameraMotionHistory) gives the tracker the camera's
-    own motion at each frame; a frame it has none for is tracked as the node tracks it
-    (the last motion stands in for a while) and counted in the tracking section's
-    `frames_without_camera_motion`.
+    `camera_odometry` (core.odometry.CameraMotionHistory or TfCameraMotion) gives the
+    tracker the camera's own motion at each frame; a frame it has none for is tracked as
+    the node tracks it (the last motion stands in for a while) and counted in the
+    tracking section's `frames_without_camera_motion`.
     """
     from tqdm import tqdm
 
@@ -346,7 +346,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         if camera_odometry is not None:
             results.tracking['frames_without_camera_motion'] = without_motion
             results.tracking['camera_motion_problem'] = motion_problem
-            results.tracking['static_transforms_refused'] = \
+            results.tracking['transforms_refused'] = \
                 camera_odometry.frames.refused if camera_odometry.frames is not None else []
     return results, index
 

@@ -51,11 +51,12 @@ times in milliseconds, shares in [0, 1]):
 - settings.tracker: the TrackerConfig used (null without tracking);
   settings.tracker_gt_depth: relative noise of the GT depth fed to the tracker
   instead of the network's (null: the network's depth); settings.camera_odometry: the
-  Odometry topic whose camera motion the tracker was given (null: none), and then
+  Odometry topic whose camera motion the tracker was given (null: none), or
+  settings.odom_frame: the frame in which the camera's pose on /tf gave it, and then
   tracking.frames_without_camera_motion: the frames it gave none for,
   tracking.camera_motion_problem: why the first of them had none (null: none),
-  tracking.static_transforms_refused: why each transform of the bag's fixed
-  transforms (--tf-static) left out was
+  tracking.transforms_refused: why each transform of the bag's /tf_static
+  (--tf-static) and, with --odom-frame, /tf (--tf) left out was
 - outputs: json, markdown, plots [...], output_bag (null when not written)
 """
 import datetime
@@ -126,7 +127,8 @@ def build_report(results, index, settings, run: Dict) -> Dict:
             'distance_bands_m': list(settings.distance_edges_m),
             'gt_object_depth': GT_OBJECT_DEPTH, 'gt_visibility': GT_VISIBILITY,
             'tracker': run.get('tracker'), 'tracker_gt_depth': run.get('tracker_gt_depth'),
-            'camera_odometry': run.get('camera_odometry')},
+            'camera_odometry': run.get('camera_odometry'),
+            'odom_frame': run.get('odom_frame')},
         'frames': dict(results.frames.__dict__),
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
@@ -320,8 +322,11 @@ def markdown(report: Dict) -> str:
         lines += _table(['strategy', 'object P', 'object R', 'tp/fp/fn', 'frame P', 'frame R',
                          'tp/fp/fn/tn'], rows) + ['']
     if report.get('tracking'):
-        lines += _tracking_lines(report['tracking'], settings.get('tracker_gt_depth'),
-                                 settings.get('camera_odometry'))
+        source = f"`{settings['camera_odometry']}` (--camera-odometry)" \
+            if settings.get('camera_odometry') else \
+            f"its pose in `{settings['odom_frame']}` on the bag's transforms (--odom-frame)" \
+            if settings.get('odom_frame') else None
+        lines += _tracking_lines(report['tracking'], settings.get('tracker_gt_depth'), source)
     lines += ['## Latency (ms, this machine, one frame at a time)', '']
     lines += _table(['stage', 'n', 'mean', 'p50', 'p90', 'p99'],
                     [[stage, str(v['n']), _num(v['mean'], 1), _num(v['p50'], 1),
@@ -337,7 +342,7 @@ def markdown(report: Dict) -> str:
 
 
 def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
-                    camera_odometry: Optional[str] = None) -> List[str]:
+                    camera_motion: Optional[str] = None) -> List[str]:
     identity, depth, jitter = t['identity'], t['depth'], t['jitter']
     ttc, alerts = t['time_to_contact'], t['alerts']
     switches = identity['id_switches_per_100_object_frames']
@@ -348,16 +353,16 @@ def _tracking_lines(t: Dict, gt_depth_noise: Optional[float],
     if gt_depth_noise is not None:
         lines += [f'**The tracker was fed GT depth x (1 + N(0, {gt_depth_noise:g})) for matched '
                   "detections instead of the network's** (--tracker-gt-depth).", '']
-    if camera_odometry:
-        lines += [f"The tracker was given the camera's own motion from `{camera_odometry}` "
-                  f'(--camera-odometry); {t.get("frames_without_camera_motion", 0)} frames had '
-                  'no usable message (none near the stamp, another frame\'s, or a glitch: '
-                  'tracked as the node tracks them)'
+    if camera_motion:
+        lines += [f"The tracker was given the camera's own motion from {camera_motion}; "
+                  f'{t.get("frames_without_camera_motion", 0)} frames had none (no message '
+                  'or pose near the stamp, another frame\'s, or a glitch: tracked as the node '
+                  'tracks them)'
                   + (f'; the first: {t["camera_motion_problem"]}'
                      if t.get('camera_motion_problem') else '') + '.', '']
-        refused = t.get('static_transforms_refused') or []
+        refused = t.get('transforms_refused') or []
         if refused:
-            lines += [f'{len(refused)} fixed transform(s) left out: '
+            lines += [f'{len(refused)} transform(s) left out: '
                       + '; '.join(refused) + '.', '']
     lines += _table(['IDF1', 'IDP', 'IDR', 'MOTA', 'ID switches', 'per 100 object-frames',
                      'FP', 'misses'],

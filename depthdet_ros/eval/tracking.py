@@ -55,7 +55,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    StaticFrames, TF_STATIC
+    MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
     TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
@@ -107,16 +107,7 @@ def read_camera_odometry(path, typestore, topic: str,
             raise CameraMotionUnavailable(
                 f'--camera-odometry {topic}: the bag has no {ODOMETRY} topic of that name'
                 + (f' (it has {", ".join(odometry)})' if odometry else ''))
-        static = [c for c in reader.connections
-                  if c.topic == tf_static and c.msgtype == TF_MESSAGE]
-        # (No connections means every connection to rosbags.)
-        for _, _, raw in reader.messages(connections=static) if static else ():
-            try:
-                transforms = typestore.deserialize_cdr(raw, TF_MESSAGE).transforms
-            except Exception as exc:  # rosbags raises several kinds on a corrupt message
-                frames.note_unreadable(f'{tf_static}: a message that cannot be read ({exc})')
-                continue
-            frames.add_message(transforms)
+        _read_transforms(reader, typestore, tf_static, frames)
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             try:
@@ -130,6 +121,42 @@ def read_camera_odometry(path, typestore, topic: str,
     if not len(history):
         raise CameraMotionUnavailable(f'--camera-odometry {topic}: no readable message')
     return history
+
+
+def read_camera_tf(path, typestore, odom_frame: str, tf: str = TF,
+                   tf_static: str = TF_STATIC) -> TfCameraMotion:
+    """Read a bag's transforms: the camera's motion from its pose in `odom_frame`.
+
+    As the node's `odom_frame` does (core.odometry.TfCameraMotion); CameraMotionUnavailable
+    if the bag has no `tf` topic. Messages that cannot be read are in `frames.refused`.
+    """
+    from depthdet_ros.eval.bag_input import open_reader
+    frames = MovingFrames(StaticFrames(tf_static), tf, keep_s=None)
+    reader = open_reader(path)
+    try:
+        if not any(c.topic == tf and c.msgtype == TF_MESSAGE for c in reader.connections):
+            raise CameraMotionUnavailable(
+                f'--odom-frame {odom_frame}: the bag has no {TF_MESSAGE} topic {tf} (give '
+                'its name with --tf)')
+        _read_transforms(reader, typestore, tf_static, frames.static)
+        _read_transforms(reader, typestore, tf, frames)
+    finally:
+        reader.close()
+    return TfCameraMotion(frames, odom_frame)
+
+
+def _read_transforms(reader, typestore, topic, frames):
+    """Give `frames` (StaticFrames or MovingFrames) every TFMessage of `topic` in the bag."""
+    connections = [c for c in reader.connections
+                   if c.topic == topic and c.msgtype == TF_MESSAGE]
+    # (No connections means every connection to rosbags.)
+    for _, _, raw in reader.messages(connections=connections) if connections else ():
+        try:
+            transforms = typestore.deserialize_cdr(raw, TF_MESSAGE).transforms
+        except Exception as exc:  # rosbags raises several kinds on a corrupt message
+            frames.note_unreadable(f'{topic}: a message that cannot be read ({exc})')
+            continue
+        frames.add_message(transforms)
 
 
 def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:

@@ -22,6 +22,9 @@ LAUNCH_ARGUMENTS = (
                    'tf_static.'),
     LaunchArgument('tf_static', '/tf_static', 'Fixed transforms (tf2_msgs/TFMessage) giving '
                    'the camera\'s mounting, read when use_odometry is true.'),
+    LaunchArgument('tf', '/tf', 'Moving transforms (tf2_msgs/TFMessage) giving the '
+                   'camera\'s pose in odom_frame, read when use_odometry is true and '
+                   'odom_frame is set.'),
     LaunchArgument('namespace', '', 'Namespace of the node and its topics.'),
     LaunchArgument('params_file', '', 'Parameters YAML; empty: share/depthdet_ros/config/'
                    'depthdet.yaml.'),
@@ -51,6 +54,7 @@ class LaunchSettings:
     camera_info: str
     odometry: str
     tf_static: str
+    tf: str
     namespace: str
     params_file: str
     max_depth: Optional[float]
@@ -72,7 +76,7 @@ class LaunchSettings:
     def remappings(self):
         """Topic remappings, as (from, to) pairs."""
         return [('image', self.image), ('camera_info', self.camera_info),
-                ('odometry', self.odometry), ('/tf_static', self.tf_static)]
+                ('odometry', self.odometry), ('/tf_static', self.tf_static), ('/tf', self.tf)]
 
 
 def parse_bool(name, text):
@@ -151,6 +155,7 @@ def launch_settings(values: Mapping[str, str], default_params_file: str) -> Laun
         camera_info=check_name('camera_info', text['camera_info'], 'topic name'),
         odometry=check_name('odometry', text['odometry'], 'topic name'),
         tf_static=check_name('tf_static', text['tf_static'], 'topic name'),
+        tf=check_name('tf', text['tf'], 'topic name'),
         namespace=check_name('namespace', text['namespace'], 'namespace'),
         params_file=resolve_params_file(text['params_file'], default_params_file),
         max_depth=parse_max_depth(text['max_depth']),

@@ -48,7 +48,7 @@ from visualization_msgs.msg import MarkerArray
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    MAX_GAP_S, StaticFrames, TF_STATIC
+    MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
@@ -252,7 +252,7 @@ class DepthDetRunner:
         # held up in transport (stamp ns -> the image's arrival, time.perf_counter()).
         self._frames_without_info = collections.OrderedDict()
         self._subscriptions = []
-        self._tf_static_sub = None  # /tf_static while use_odometry
+        self._tf_subscriptions = []  # /tf_static (and /tf) while use_odometry
         self._publishers = {}
         self._timer = None
         self._frame_worker = self._output_worker = None
@@ -375,9 +375,9 @@ class DepthDetRunner:
         for subscription in self._subscriptions:
             subscription.destroy()
         self._subscriptions = []
-        if self._tf_static_sub is not None:
-            node.destroy_subscription(self._tf_static_sub)
-            self._tf_static_sub = None
+        for subscription in self._tf_subscriptions:
+            node.destroy_subscription(subscription)
+        self._tf_subscriptions = []
         if self._timer is not None:
             node.destroy_timer(self._timer)
             self._timer = None
@@ -424,21 +424,42 @@ class DepthDetRunner:
         self._info_topic, self._image_topic = info_sub.topic_name, image_sub.topic_name
         self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
         if self.params['use_odometry']:
-            odometry_sub = subscribe_input(node, Odometry, 'odometry', self._on_odometry,
-                                           reliability)
-            self._subscriptions.append(odometry_sub)
-            # Odometry of a robot's base is turned into the camera's frame through the
-            # camera's mounting, as robot_state_publisher latches it.
-            self._static_frames = StaticFrames(node.resolve_topic_name(TF_STATIC))
-            self._tf_static_sub = node.create_subscription(
-                TFMessage, TF_STATIC, self._on_tf_static,
+            self._subscribe_camera_motion()
+
+    def _subscribe_camera_motion(self):
+        """Subscribe the camera's motion: odometry, or its pose on /tf (odom_frame)."""
+        node = self.node
+        # Odometry of a robot's base is turned into the camera's frame through the
+        # camera's mounting, as robot_state_publisher latches it; a pose on /tf goes up
+        # the tree through it.
+        self._static_frames = StaticFrames(node.resolve_topic_name(TF_STATIC))
+        tf_static_sub = node.create_subscription(
+            TFMessage, TF_STATIC, self._on_tf_static,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._tf_subscriptions = [tf_static_sub]
+        odom_frame = self.params['odom_frame']
+        if odom_frame:
+            # As tf2's listener subscribes /tf: reliable, volatile, a deep queue.
+            tf_sub = node.create_subscription(
+                TFMessage, TF, self._on_tf,
                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
-            self._odometry = CameraMotionHistory(odometry_sub.topic_name,
-                                                 frames=self._static_frames)
-            self.log.info(f'subscribed to {odometry_sub.topic_name}: the camera\'s own motion '
-                          f'for the tracker (another frame\'s through '
-                          f'{self._tf_static_sub.topic_name})')
+                           durability=DurabilityPolicy.VOLATILE))
+            self._tf_subscriptions.append(tf_sub)
+            self._odometry = TfCameraMotion(
+                MovingFrames(self._static_frames, tf_sub.topic_name), odom_frame)
+            self.log.info(f'subscribed to {tf_sub.topic_name} and {tf_static_sub.topic_name}: '
+                          f'the camera\'s motion for the tracker from its pose in '
+                          f'{odom_frame!r}')
+            return
+        odometry_sub = subscribe_input(node, Odometry, 'odometry', self._on_odometry,
+                                       self.params['input_reliability'])
+        self._subscriptions.append(odometry_sub)
+        self._odometry = CameraMotionHistory(odometry_sub.topic_name,
+                                             frames=self._static_frames)
+        self.log.info(f'subscribed to {odometry_sub.topic_name}: the camera\'s own motion '
+                      f'for the tracker (another frame\'s through '
+                      f'{tf_static_sub.topic_name})')
 
     def _set_debug_publisher(self, enabled):
         """Advertise debug_image only while publish_debug_image is true."""
@@ -537,18 +558,28 @@ class DepthDetRunner:
         if refused:  # one line per message, naming every transform left out
             self.log.warning(f'{len(refused)} transform(s) left out: {"; ".join(refused)}')
 
+    def _on_tf(self, msg):
+        self.stats['tf_received'] += 1
+        with self._odometry_cond:
+            refused = self._odometry.frames.add_message(msg.transforms)
+            self._odometry_cond.notify_all()
+        if refused:  # /tf comes at tens of Hz: throttled
+            self.log.warning(f'{len(refused)} transform(s) left out: {"; ".join(refused)}',
+                             throttle_duration_sec=WARN_THROTTLE_S)
+
     def _camera_motion(self, header):
         """Return the camera's motion at the image (use_odometry), or None without it."""
         if self._odometry is None:
             return None
         stamp = _stamp_ns(header)
-        newest = self._odometry.newest_stamp()
+        newest = self._odometry.newest_stamp(header.frame_id)
         # Wait only while odometry flows (its newest message close before the image):
         # lost odometry must not delay every frame.
         if newest is not None and 0 < stamp - newest <= MAX_GAP_S * 1e9:
             with self._odometry_cond:
                 self._odometry_cond.wait_for(
-                    lambda: self._odometry.newest_stamp() >= stamp, timeout=ODOMETRY_WAIT_S)
+                    lambda: (self._odometry.newest_stamp(header.frame_id) or 0) >= stamp,
+                    timeout=ODOMETRY_WAIT_S)
         try:
             motion = self._odometry.at(stamp, header.frame_id)
         except CameraMotionUnavailable as exc:
@@ -950,6 +981,9 @@ class DepthDetRunner:
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
             'odometry_received': str(self.stats['odometry_received'])
             if self.params['use_odometry'] else 'use_odometry off',
+            'tf_received': str(self.stats['tf_received'])
+            if self.params['use_odometry'] and self.params['odom_frame']
+            else 'odom_frame not set',
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
             if self.params['use_odometry'] else 'use_odometry off',
             'static_transforms': str(len(self._static_frames))

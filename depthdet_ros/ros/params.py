@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, STRATEGIES
 from depthdet_ros.core.session import PROVIDER_CHOICES
-from depthdet_ros.core.odometry import MAX_GAP_S
+from depthdet_ros.core.odometry import MAX_GAP_S, TF_MOTION_WINDOW_S
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, TrackerConfig, TTC_SOURCES
 
 
@@ -132,6 +132,12 @@ PARAMS = (
           f'stamp takes the last motion for {CAMERA_MOTION_HOLD_S:g} s, then velocities are '
           'relative to the camera until messages come back (diagnostics count such '
           'frames).'),
+    Param('odom_frame', '', 'With use_odometry: empty to take the camera\'s motion from '
+          'the odometry topic; a frame fixed in the world (e.g. odom; a fixed arm\'s '
+          'base_link) to take it from the camera\'s pose in that frame on /tf and '
+          f'/tf_static instead, its change over the last {TF_MOTION_WINDOW_S:g} s (a camera '
+          'on a pan-tilt head or an arm moves with its joints too); no odometry topic is '
+          'read then.'),
     Param('use_compressed', False, 'Subscribe to the image topic + "/compressed" '
           '(image_transport convention) instead of image.'),
     Param('input_reliability', 'auto', 'QoS reliability of image and camera_info '

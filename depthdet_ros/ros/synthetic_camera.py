@@ -8,7 +8,8 @@ Publishes (names relative, remappable), all with one header per frame:
   `ground_truth/detections_3d` Detection3DArray (exact; see depthdet_ros.sim.messages)
 - `odometry` nav_msgs/Odometry: the camera's own motion (pose in `world`, twist in its
   optical frame: depthdet_ros.sim.messages.camera_odometry), for depthdet_node's
-  use_odometry
+  use_odometry, and the same pose on `/tf` (tf2_msgs/TFMessage, `world` -> the
+  optical frame), for its use_odometry with odom_frame `world`
 - with `moving`: `ground_truth/object_motion` and `ground_truth/object_motion_world`
   nav_msgs/Odometry, one per object per frame (centre and velocity in the optical
   frame, and in the `world` frame; see depthdet_ros.sim.messages.object_motion)
@@ -37,13 +38,15 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from nav_msgs.msg import Odometry
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
+from depthdet_ros.core.odometry import TF
 from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg
-from depthdet_ros.sim.messages import camera_odometry, detections_2d, detections_3d, \
-    object_motion, rclpy_factory
+from depthdet_ros.sim.messages import camera_odometry, camera_transform, detections_2d, \
+    detections_3d, object_motion, rclpy_factory
 
 SCENES = ('room', 'tabletop')
 QUALITIES = ('fast', 'standard', 'high')
@@ -110,6 +113,8 @@ class SyntheticCamera(Node):
         self._image_pub = self.create_publisher(Image, 'image', image_qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', 10)
         self._odometry_pub = self.create_publisher(Odometry, 'odometry', 10)
+        # tf2's name and QoS: absolute, reliable, a deep queue.
+        self._tf_pub = self.create_publisher(TFMessage, TF, 100)
         self._depth_pub = self.create_publisher(Image, 'ground_truth/depth', image_qos) \
             if self.publish_depth else None
         self._det_pub = self._det3d_pub = self._motion_pub = self._world_motion_pub = None
@@ -153,7 +158,9 @@ class SyntheticCamera(Node):
         # Large images and QoS).
         odometry = camera_odometry(self._make, Header(stamp=header.stamp, frame_id='world'),
                                    header.frame_id, frame.camera_pose, frame.camera_twist)
-        messages = [(self._odometry_pub, odometry),
+        transform = camera_transform(self._make, Header(stamp=header.stamp, frame_id='world'),
+                                     header.frame_id, frame.camera_pose)
+        messages = [(self._odometry_pub, odometry), (self._tf_pub, transform),
                     (self._image_pub, rgb_to_image_msg(frame.rgb, header)),
                     (self._info_pub, camera_model_to_info(frame.camera, header))]
         if self._depth_pub is not None:

@@ -20,7 +20,9 @@ Per frame, all with the same header stamp (also the bag timestamp) and frame_id:
 - /camera/odometry (nav_msgs/Odometry): the camera's pose in the `world` frame and its
   velocity and angular velocity in its optical frame, as a robot's odometry gives them
   (sim.messages.camera_odometry; `depthdet eval --camera-odometry` feeds it to the
-  tracker).
+  tracker), and /tf (tf2_msgs/TFMessage): the same pose as the transform `world` ->
+  the optical frame, as a robot's transforms give it (`depthdet eval --odom-frame
+  world` takes the camera's motion from it).
 
 Stamps are start + i / rate, so they increase monotonically with the frame index.
 """
@@ -28,8 +30,8 @@ from typing import Callable, Iterable, Optional
 
 from depthdet_ros.bags import BagWriter, camera_info, depth_image, header, jpeg_image, \
     mono16_image, rgb_image
-from depthdet_ros.sim.messages import camera_odometry, detections_2d, detections_3d, \
-    object_motion, rosbags_factory
+from depthdet_ros.sim.messages import camera_odometry, camera_transform, detections_2d, \
+    detections_3d, object_motion, rosbags_factory
 
 TOPIC_IMAGE = '/camera/image'
 TOPIC_IMAGE_COMPRESSED = '/camera/image/compressed'
@@ -41,6 +43,7 @@ TOPIC_INSTANCES = '/ground_truth/instances'
 TOPIC_MOTION = '/ground_truth/object_motion'
 TOPIC_MOTION_WORLD = '/ground_truth/object_motion_world'
 TOPIC_CAMERA_ODOMETRY = '/camera/odometry'
+TOPIC_TF = '/tf'
 WORLD_FRAME_ID = 'world'
 # Default first stamp (2023-11-14T22:13:20Z): fixed so the same seed gives the same bag.
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
@@ -79,6 +82,8 @@ def write_bag(path, frames: Iterable, storage: str = 'mcap', compressed: bool = 
                 bag.write(TOPIC_CAMERA_ODOMETRY,
                           camera_odometry(make, world_header, frame.camera.frame_id,
                                           frame.camera_pose, frame.camera_twist), stamp)
+                bag.write(TOPIC_TF, camera_transform(make, world_header, frame.camera.frame_id,
+                                                     frame.camera_pose), stamp)
             for message in object_motion(make, msg_header, frame.objects):
                 bag.write(TOPIC_MOTION, message, stamp)
             for message in object_motion(make, world_header, frame.objects, frame.camera_pose):

@@ -91,10 +91,26 @@ def detections_3d(make, header, objects):
     return make('vision_msgs/msg/Detection3DArray', header=header, detections=detections)
 
 
+def _quaternion(make, rotation):
+    """Return the geometry_msgs/Quaternion of a 3x3 rotation matrix."""
+    w, x, y, z = (float(v) for v in matrix_to_quat(rotation))
+    return make('geometry_msgs/msg/Quaternion', x=x, y=y, z=z, w=w)
+
+
+def camera_transform(make, header, child_frame_id, camera_pose):
+    """Return a TFMessage of the camera's pose (4x4) in header's frame, as /tf carries it."""
+    pose = np.asarray(camera_pose, dtype=np.float64)
+    return make('tf2_msgs/msg/TFMessage', transforms=[make(
+        'geometry_msgs/msg/TransformStamped', header=header, child_frame_id=child_frame_id,
+        transform=make('geometry_msgs/msg/Transform',
+                       translation=make('geometry_msgs/msg/Vector3', x=float(pose[0, 3]),
+                                        y=float(pose[1, 3]), z=float(pose[2, 3])),
+                       rotation=_quaternion(make, pose[:3, :3])))])
+
+
 def camera_odometry(make, header, child_frame_id, camera_pose, camera_twist):
     """Return the Odometry of the camera (see the module doc); camera_twist: 6 floats."""
     pose = np.asarray(camera_pose, dtype=np.float64)
-    w, x, y, z = (float(v) for v in matrix_to_quat(pose[:3, :3]))
     linear, angular = (make('geometry_msgs/msg/Vector3', x=float(a), y=float(b), z=float(c))
                        for a, b, c in np.asarray(camera_twist, np.float64).reshape(2, 3))
     return make(
@@ -103,7 +119,7 @@ def camera_odometry(make, header, child_frame_id, camera_pose, camera_twist):
             'geometry_msgs/msg/Pose',
             position=make('geometry_msgs/msg/Point', x=float(pose[0, 3]),
                           y=float(pose[1, 3]), z=float(pose[2, 3])),
-            orientation=make('geometry_msgs/msg/Quaternion', x=x, y=y, z=z, w=w)),
+            orientation=_quaternion(make, pose[:3, :3])),
             covariance=np.zeros(36)),
         twist=make('geometry_msgs/msg/TwistWithCovariance',
                    twist=make('geometry_msgs/msg/Twist', linear=linear, angular=angular),
