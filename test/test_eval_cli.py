@@ -357,6 +357,14 @@ def test_the_params_files_tracking_settings_reach_the_tracker(models, tmp_path, 
     assert not (tmp_path / 'r3').exists()
 
 
+def velocities_of(output_bag):
+    """Return every tracked velocity (x, y, z) on an output bag's detections_3d."""
+    return [(r.pose.pose.position.x, r.pose.pose.position.y, r.pose.pose.position.z)
+            for m in read_messages(output_bag, ['/depthdet/detections_3d'])
+            for d in m.message.detections
+            for r in d.results if r.hypothesis.class_id == 'velocity']
+
+
 def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     frames, camera = _frames()
     twist = (0.0, 0.0, 0.5, 0.0, 0.0, 0.1)
@@ -374,7 +382,12 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
             (base_frame, ['--odom-frame', 'odom', '--camera-odometry', '/camera/odometry'],
              'two sources of the camera\'s motion: give one'),
             (plain, ['--odom-frame', 'odom', '--no-tracking'],
-             '--odom-frame has no effect with --no-tracking')):
+             '--odom-frame has no effect with --no-tracking'),
+            # Options that would do nothing (review: ignored silently).
+            (plain, ['--tf', '/robot/tf'], '--tf has no effect without --odom-frame'),
+            (plain, ['--tf-static', '/robot/tf_static'],
+             '--tf-static has no effect without --odom-frame or --camera-odometry'),
+            (plain, ['--odom-frame', ''], '--odom-frame is empty: give a name')):
         assert run_eval(bag, models, tmp_path / 'r', '--no-plots', *extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.strip().count('\n') == 0, err
@@ -425,11 +438,7 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
                             '--camera-odometry', '/camera/odometry', '--output-bag',
                             str(tmp_path / f'out_{name}')) == 0
         out = tmp_path / ('out5' if bag is None else f'out_{name}')
-        velocities[name] = [
-            (r.pose.pose.position.x, r.pose.pose.position.y, r.pose.pose.position.z)
-            for m in read_messages(out, ['/depthdet/detections_3d'])
-            for d in m.message.detections
-            for r in d.results if r.hypothesis.class_id == 'velocity']
+        velocities[name] = velocities_of(out)
     assert velocities['own'] and any(any(v) for v in velocities['own'])
     assert np.allclose(velocities['mounted'], velocities['own'], atol=1e-9)
     assert not np.allclose(velocities['unmounted'], velocities['own'], atol=1e-3)
@@ -447,11 +456,7 @@ def test_the_camera_motion_from_its_pose_on_tf_is_its_odometry(models, tmp_path,
                              ('odometry', odometry, ['--camera-odometry', '/camera/odometry'])):
         assert run_eval(bag, models, tmp_path / f'r_{name}', '--no-plots', *extra,
                         '--output-bag', str(tmp_path / f'out_{name}')) == 0
-        velocities[name] = [
-            (r.pose.pose.position.x, r.pose.pose.position.y, r.pose.pose.position.z)
-            for m in read_messages(tmp_path / f'out_{name}', ['/depthdet/detections_3d'])
-            for d in m.message.detections
-            for r in d.results if r.hypothesis.class_id == 'velocity']
+        velocities[name] = velocities_of(tmp_path / f'out_{name}')
     assert velocities['odometry'] and any(any(v) for v in velocities['odometry'])
     assert np.allclose(velocities['tf'], velocities['odometry'], atol=1e-6)
     report = json.loads((tmp_path / 'r_tf' / 'report.json').read_text())

@@ -150,7 +150,9 @@ def constant_setting(text):
     try:
         return name, type(current)(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r}: {value!r} is not a number') from None
+        raise argparse.ArgumentTypeError(f'{text!r}: {value!r} is not a number of the '
+                                         f'constant\'s type ({type(current).__name__})') \
+            from None
 
 
 def main(argv=None):
@@ -195,7 +197,7 @@ def main(argv=None):
         print(f'{cache(args.bag, args.out, args.params_file)} frames cached in {args.out}')
     else:
         from depthdet_ros.core import tracking
-        before = {name: getattr(tracking, name) for name, _ in args.constant}
+        saved = {name: getattr(tracking, name) for name, _ in args.constant}
         try:
             for name, value in args.constant:
                 setattr(tracking, name, value)
@@ -205,7 +207,7 @@ def main(argv=None):
             print(f'tracker_sweep: {error}', file=sys.stderr)
             return 2
         finally:
-            for name, value in before.items():
+            for name, value in saved.items():
                 setattr(tracking, name, value)
         if args.reids:
             for frame, track_id, before, now in result:

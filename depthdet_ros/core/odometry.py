@@ -20,7 +20,7 @@ import threading
 from typing import List, Optional, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from depthdet_ros.core.tracking import CameraMotion
 
@@ -103,11 +103,9 @@ class StaticFrames(_Refusals):
         """
         refused = []
         for transform in transforms:
-            t, q = transform.transform.translation, transform.transform.rotation
-            child = frame_name(transform.child_frame_id)
+            parent, child, translation, rotation = _transform_fields(transform)
             try:
-                self.set(transform.header.frame_id, child,
-                         (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+                self.set(parent, child, translation, rotation)
             except ValueError as exc:
                 refused.append(str(exc))
                 with self._lock:
@@ -156,6 +154,13 @@ class StaticFrames(_Refusals):
     def _ancestors(self, frame):
         """{ancestor: pose of `frame` in it}, from `frame` itself up to the root."""
         return _chain(frame, self._parent.get)
+
+
+def _transform_fields(transform):
+    """Return (parent, child, translation, quaternion xyzw) of a TransformStamped."""
+    t, q = transform.transform.translation, transform.transform.rotation
+    return (frame_name(transform.header.frame_id), frame_name(transform.child_frame_id),
+            (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
 def _checked_transform(source, parent, child, translation, rotation_xyzw) -> List[float]:
@@ -222,25 +227,27 @@ class MovingFrames(_Refusals):
         # child frame: (parent, stamps ns, translations, quaternions xyzw), stamp order
         self._moving = {}
 
-    @property
-    def refused(self) -> List[str]:
-        """Say why each transform is left out, the fixed ones' first (StaticFrames)."""
-        return self.static.refused + super().refused
-
     def add_message(self, transforms) -> List[str]:
         """Keep a TFMessage's stamped transforms; return why each one left out was.
 
-        A child frame given another parent starts its history afresh.
+        A child frame given another parent starts its history afresh, as does one whose
+        stamp goes back by more than the history kept (a bag played again, a simulation
+        reset: tf2 clears its buffer then); a transform of a stamp already kept
+        replaces it. One that would close a loop in the tree is left out.
         """
         refused = []
         for transform in transforms:
-            parent = frame_name(transform.header.frame_id)
-            child = frame_name(transform.child_frame_id)
-            t, q = transform.transform.translation, transform.transform.rotation
+            parent, child, translation, rotation = _transform_fields(transform)
             stamp = transform.header.stamp
             try:
-                numbers = _checked_transform(self.source, parent, child, (t.x, t.y, t.z),
-                                             (q.x, q.y, q.z, q.w))
+                numbers = _checked_transform(self.source, parent, child, translation,
+                                             rotation)
+                with self._lock:
+                    if child in _chain(parent, self._link_newest):
+                        raise ValueError(
+                            f'{self.source}: transform {parent!r} -> {child!r} would close a '
+                            f'loop ({child!r} is already above {parent!r}): the frames must '
+                            'form a tree')
             except ValueError as exc:
                 refused.append(str(exc))
                 with self._lock:
@@ -250,10 +257,15 @@ class MovingFrames(_Refusals):
             with self._lock:
                 self._refused.pop(child, None)
                 kept = self._moving.get(child)
-                if kept is None or kept[0] != parent:
+                if kept is None or kept[0] != parent or (
+                        self._keep_ns is not None and kept[1]
+                        and stamp_ns < kept[1][-1] - self._keep_ns):
                     kept = self._moving[child] = (parent, [], [], [])
                 _, stamps, translations, rotations = kept
-                k = bisect.bisect_right(stamps, stamp_ns)
+                k = bisect.bisect_left(stamps, stamp_ns)
+                if k < len(stamps) and stamps[k] == stamp_ns:  # the same stamp again
+                    translations[k], rotations[k] = np.array(numbers[:3]), numbers[3:]
+                    continue
                 stamps.insert(k, stamp_ns)
                 translations.insert(k, np.array(numbers[:3]))
                 rotations.insert(k, numbers[3:])
@@ -333,7 +345,7 @@ def _interpolate(stamps, translations, rotations, stamp_ns):
     """Return (R, t) at stamp_ns from the two kept either side; ValueError if none."""
     k = bisect.bisect_left(stamps, stamp_ns)
     if k < len(stamps) and stamps[k] == stamp_ns:
-        return Rotation.from_quat(rotations[k]).as_matrix(), translations[k]
+        return _rotation_matrix(rotations[k]), translations[k]
     if not stamps:
         raise ValueError('has no transform')
     if k == len(stamps):
@@ -343,8 +355,34 @@ def _interpolate(stamps, translations, rotations, stamp_ns):
         raise ValueError(f'has none at or before {stamp_ns * 1e-9:.3f} s (oldest kept '
                          f'{stamps[0] * 1e-9:.3f} s)')
     share = (stamp_ns - stamps[k - 1]) / (stamps[k] - stamps[k - 1])
-    rotation = Slerp([0.0, 1.0], Rotation.from_quat([rotations[k - 1], rotations[k]]))(share)
-    return rotation.as_matrix(), (1.0 - share) * translations[k - 1] + share * translations[k]
+    return (_rotation_matrix(_slerp(rotations[k - 1], rotations[k], share)),
+            (1.0 - share) * translations[k - 1] + share * translations[k])
+
+
+def _slerp(q0, q1, share):
+    """Return the quaternion `share` of the way from q0 to q1 on the shorter arc.
+
+    In numpy: scipy's Slerp object costs about 0.3 ms to build, per link and lookup.
+    """
+    q0, q1 = np.asarray(q0, float), np.asarray(q1, float)
+    cos = float(q0 @ q1)
+    if cos < 0.0:  # q and -q are one rotation: take the shorter way
+        q1, cos = -q1, -cos
+    if cos > 0.9995:  # nearly the same: the chord is the arc
+        q = q0 + share * (q1 - q0)
+        return q / np.linalg.norm(q)
+    angle = math.acos(cos)
+    return (math.sin((1.0 - share) * angle) * q0 + math.sin(share * angle) * q1) / \
+        math.sin(angle)
+
+
+def _rotation_matrix(q):
+    """Return the rotation matrix of a quaternion (x, y, z, w), normalised first."""
+    x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def frame_name(frame_id: str) -> str:
@@ -370,10 +408,10 @@ class TfCameraMotion:
     The camera's pose in `fixed_frame` (MovingFrames: /tf and /tf_static) at the image's
     stamp and TF_MOTION_WINDOW_S before it: the move between them, in the camera's axes
     halfway, over the window is its velocity, the turn its angular velocity (the mean
-    over the window, the interval the tracker predicts over). `fixed_frame` is fixed in
-    the world (a mobile robot's odom, whose odometry node publishes odom -> base_link; a
-    fixed arm's base_link): a camera on a pan-tilt head or an arm's wrist then moves
-    with its joints as well as with the robot.
+    over the window: the interval the tracker predicts over at 10 Hz). `fixed_frame` is
+    fixed in the world (a mobile robot's odom, whose odometry node publishes odom ->
+    base_link; a fixed arm's base_link; continuous, not map): a camera on a pan-tilt
+    head or an arm's wrist then moves with its joints as well as with the robot.
     """
 
     def __init__(self, frames: MovingFrames, fixed_frame: str,
@@ -386,6 +424,10 @@ class TfCameraMotion:
     def newest_stamp(self, frame_id: str) -> Optional[int]:
         """Return the newest image stamp the transforms can give the motion at, or None."""
         return self.frames.newest_stamp(frame_id, self.fixed_frame)
+
+    def refused_transforms(self) -> List[str]:
+        """Say why each transform is left out, the fixed ones' first."""
+        return self.frames.static.refused + self.frames.refused
 
     def at(self, stamp_ns: int, frame_id: str) -> CameraMotion:
         """Return the camera's motion at an image; CameraMotionUnavailable if none fits.
@@ -438,9 +480,21 @@ class CameraMotionHistory:
         with self._lock:
             return self._stamps[-1] if self._stamps else None
 
+    def refused_transforms(self) -> List[str]:
+        """Say why each fixed transform is left out (none without `frames`)."""
+        return self.frames.refused if self.frames is not None else []
+
     def add(self, stamp_ns: int, twist: Sequence[float], frame_id: str) -> None:
-        """Keep the twist (linear m/s, angular rad/s) of frame `frame_id` at stamp_ns."""
+        """Keep the twist (linear m/s, angular rad/s) of frame `frame_id` at stamp_ns.
+
+        One stamped more than the history kept before the newest starts it afresh (a
+        bag played again, a simulation reset), as tf2 clears its buffer.
+        """
         with self._lock:
+            if self._keep_ns is not None and self._stamps \
+                    and stamp_ns < self._stamps[-1] - self._keep_ns:
+                self._stamps.clear()
+                self._rows.clear()
             k = bisect.bisect_right(self._stamps, stamp_ns)
             self._stamps.insert(k, stamp_ns)
             self._rows.insert(k, (tuple(float(v) for v in twist), frame_id))

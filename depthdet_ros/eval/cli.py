@@ -113,8 +113,9 @@ def add_parser(subparsers):
                         help='the bag\'s moving transforms for --odom-frame (default: /tf)')
     parser.add_argument('--tf-static', default=None, metavar='TOPIC',
                         help='the bag\'s fixed transforms (tf2_msgs/TFMessage) linking '
-                             '--camera-odometry\'s frame to the camera\'s (default: '
-                             '/tf_static; a namespaced robot\'s, e.g. /robot1/tf_static)')
+                             '--camera-odometry\'s frame, or --odom-frame, to the camera\'s '
+                             '(default: /tf_static; a namespaced robot\'s, e.g. '
+                             '/robot1/tf_static)')
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(func=functools.partial(run, actions=parser._actions))
@@ -210,6 +211,18 @@ def run(args, actions=()):
     if args.camera_odometry is not None and args.odom_frame is not None:
         raise CliError('--camera-odometry and --odom-frame are two sources of the camera\'s '
                        'motion: give one')
+    for option, value, needs in (
+            ('--tf', args.tf, args.odom_frame is not None),
+            ('--tf-static', args.tf_static,
+             args.odom_frame is not None or args.camera_odometry is not None)):
+        if value is not None and not needs:
+            raise CliError(f'{option} has no effect without --odom-frame'
+                           + (' or --camera-odometry' if option == '--tf-static' else ''))
+    for option, value in (('--camera-odometry', args.camera_odometry),
+                          ('--odom-frame', args.odom_frame), ('--tf', args.tf),
+                          ('--tf-static', args.tf_static)):
+        if value is not None and not value.strip('/'):
+            raise CliError(f'{option} is empty: give a name')
     try:
         if args.camera_odometry is not None:
             odometry = read_camera_odometry(args.bag, make_typestore(), args.camera_odometry,

@@ -346,8 +346,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         if camera_odometry is not None:
             results.tracking['frames_without_camera_motion'] = without_motion
             results.tracking['camera_motion_problem'] = motion_problem
-            results.tracking['transforms_refused'] = \
-                camera_odometry.frames.refused if camera_odometry.frames is not None else []
+            results.tracking['transforms_refused'] = camera_odometry.refused_transforms()
     return results, index
 
 

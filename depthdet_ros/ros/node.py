@@ -287,7 +287,9 @@ class DepthDetRunner:
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
         self._said_stamp_offset = False
-        self._odometry = None  # CameraMotionHistory while subscribed (use_odometry)
+        # The camera's motion while subscribed (use_odometry): CameraMotionHistory, or
+        # TfCameraMotion with odom_frame.
+        self._odometry = None
         self._odometry_cond = threading.Condition()
         self._odometry_problem = ''  # why the last frame had no camera motion
         with self._lock:
@@ -425,6 +427,10 @@ class DepthDetRunner:
         self.log.info(f'subscribed to {image_sub.topic_name} and {info_sub.topic_name}')
         if self.params['use_odometry']:
             self._subscribe_camera_motion()
+        elif self.params['odom_frame']:
+            self.log.warning(f'odom_frame is {self.params["odom_frame"]!r} but use_odometry is '
+                             'false: the tracker gets no camera motion; set use_odometry: '
+                             'true to take it from /tf')
 
     def _subscribe_camera_motion(self):
         """Subscribe the camera's motion: odometry, or its pose on /tf (odom_frame)."""
@@ -979,11 +985,15 @@ class DepthDetRunner:
             'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
             'track_ids_taken_back': str(self.stats['ids_taken_back']),
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
-            'odometry_received': str(self.stats['odometry_received'])
-            if self.params['use_odometry'] else 'use_odometry off',
+            'odometry_received': 'use_odometry off' if not self.params['use_odometry']
+            else 'not read (odom_frame set)' if self.params['odom_frame']
+            else str(self.stats['odometry_received']),
             'tf_received': str(self.stats['tf_received'])
-            if self.params['use_odometry'] and self.params['odom_frame']
-            else 'odom_frame not set',
+            if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
+            'or use_odometry off)',
+            'tf_transforms_refused': str(len(self._odometry.frames.refused))
+            if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
+            'or use_odometry off)',
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
             if self.params['use_odometry'] else 'use_odometry off',
             'static_transforms': str(len(self._static_frames))
