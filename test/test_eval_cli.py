@@ -371,6 +371,8 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
     plain = write_eval_bag(tmp_path / 'plain', frames[:2], camera)
     base_frame = write_eval_bag(tmp_path / 'base', frames[:2], camera, camera_twist=twist,
                                 odometry_child='base_link')
+    with_tf = write_eval_bag(tmp_path / 'with_tf', frames[:2], camera,
+                             tf_velocity=(0.0, 0.0, 0.5))
     for bag, extra, message in (
             (plain, ['--camera-odometry', '/odom'],
              'the bag has no nav_msgs/msg/Odometry topic of that name'),
@@ -387,7 +389,10 @@ def test_unusable_camera_odometry_is_one_line(models, tmp_path, capsys):
             (plain, ['--tf', '/robot/tf'], '--tf has no effect without --odom-frame'),
             (plain, ['--tf-static', '/robot/tf_static'],
              '--tf-static has no effect without --odom-frame or --camera-odometry'),
-            (plain, ['--odom-frame', ''], '--odom-frame is empty: give a name')):
+            (plain, ['--odom-frame', ''], '--odom-frame is empty: give a name'),
+            # Outsider round 43: every frame without motion, the frame never named.
+            (with_tf, ['--odom-frame', 'odom'], '--odom-frame odom: no transform on /tf or '
+             '/tf_static names that frame; they name cam, world')):
         assert run_eval(bag, models, tmp_path / 'r', '--no-plots', *extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.strip().count('\n') == 0, err

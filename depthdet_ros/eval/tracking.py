@@ -142,7 +142,13 @@ def read_camera_tf(path, typestore, odom_frame: str, tf: str = TF,
         _read_transforms(reader, typestore, tf, frames)
     finally:
         reader.close()
-    return TfCameraMotion(frames, odom_frame)
+    motion = TfCameraMotion(frames, odom_frame)
+    named = frames.frames()
+    if motion.fixed_frame not in named:
+        raise CameraMotionUnavailable(
+            f'--odom-frame {odom_frame}: no transform on {tf} or {tf_static} names that '
+            f'frame; they name {", ".join(named) or "none"}')
+    return motion
 
 
 def _read_transforms(reader, typestore, topic, frames):

@@ -569,6 +569,7 @@ class DepthDetRunner:
         with self._odometry_cond:
             refused = self._odometry.frames.add_message(msg.transforms)
             self._odometry_cond.notify_all()
+        self.stats['tf_transforms_refused'] += len(refused)
         if refused:  # /tf comes at tens of Hz: throttled
             self.log.warning(f'{len(refused)} transform(s) left out: {"; ".join(refused)}',
                              throttle_duration_sec=WARN_THROTTLE_S)
@@ -991,7 +992,7 @@ class DepthDetRunner:
             'tf_received': str(self.stats['tf_received'])
             if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
             'or use_odometry off)',
-            'tf_transforms_refused': str(len(self._odometry.frames.refused))
+            'tf_transforms_refused': str(self.stats['tf_transforms_refused'])
             if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
             'or use_odometry off)',
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
