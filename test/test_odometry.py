@@ -309,6 +309,9 @@ def test_moving_frames_keep_one_transform_per_stamp_in_order_and_start_again_bac
         frames.pose('base_link', 'odom', 15 * S)
     # Back by less than the history kept, on another path (a simulation reset): afresh
     # too, not mixed with the poses of before (outsider round 43: false speeds of 5-10 m/s).
+    # Exactly 1 s back is still a late message.
+    frames.add_message([at(9.2, 9.2)])
+    assert frames.pose('base_link', 'odom', int(9.6 * S))[1] == pytest.approx([9.6, 0, 0])
     frames.add_message([at(8.0, 100.0), at(8.1, 100.1)])
     assert frames.pose('base_link', 'odom', int(8.05 * S))[1] == pytest.approx([100.05, 0, 0])
     with pytest.raises(CameraMotionUnavailable, match='has none at or after 10.100 s'):
@@ -320,8 +323,37 @@ def test_moving_frames_keep_one_transform_per_stamp_in_order_and_start_again_bac
     assert frames.pose('base_link', 'odom', int(8.05 * S))[1] == pytest.approx([100.05, 0, 0])
 
 
+def test_time_going_back_clears_every_moving_frame():
+    # A base on /tf at 50 Hz and a pan head at 5 Hz turning at 1 rad/s; a simulation reset
+    # from 4 s to 1 s, both still after it: no turn may come from the head's poses of the
+    # old timeline (review: only the frame whose stamp went back was cleared).
+    static = StaticFrames()
+    static.set('head', 'camera', (0, 0, 0), (0, 0, 0, 1))
+    frames = MovingFrames(static)
+    for k in range(21):  # 0-4 s: the head turns
+        frames.add_message([stamped('base_link', 'head', k * S // 5, (0, 0, 0),
+                                    yaw_xyzw(k * 0.2))])
+    for k in range(201):
+        frames.add_message([stamped('odom', 'base_link', k * S // 50, (0, 0, 0),
+                                    (0, 0, 0, 1))])
+    for k in range(50, 61):  # 1-1.2 s after the reset: all still
+        frames.add_message([stamped('odom', 'base_link', k * S // 50, (0, 0, 0),
+                                    (0, 0, 0, 1))])
+    motion = TfCameraMotion(frames, 'odom')
+    # The head has published nothing since: no motion, rather than its old turn.
+    with pytest.raises(CameraMotionUnavailable):
+        motion.at(6 * S // 5, 'camera')
+    frames.add_message([stamped('base_link', 'head', S, (0, 0, 0), (0, 0, 0, 1)),
+                        stamped('base_link', 'head', 6 * S // 5, (0, 0, 0), (0, 0, 0, 1))])
+    assert motion.at(6 * S // 5, 'camera').angular == pytest.approx((0, 0, 0), abs=1e-9)
+
+
 def test_the_odometry_history_starts_again_back_in_time():
     history = CameraMotionHistory('/odom', keep_s=5.0)
     history.add(20 * S, (1.0, 0, 0, 0, 0, 0), 'cam')
     history.add(10 * S, (2.0, 0, 0, 0, 0, 0), 'cam')  # a bag played again
     assert len(history) == 1 and history.at(10 * S, 'cam').linear == (2.0, 0, 0)
+    history.add(9 * S, (3.0, 0, 0, 0, 0, 0), 'cam')  # exactly 1 s back: a late one
+    assert len(history) == 2
+    history.add(6 * S, (4.0, 0, 0, 0, 0, 0), 'cam')  # 3 s back, within the 5 s kept
+    assert len(history) == 1 and history.at(6 * S, 'cam').linear == (4.0, 0, 0)

@@ -242,10 +242,10 @@ class MovingFrames(_Refusals):
     def add_message(self, transforms) -> List[str]:
         """Keep a TFMessage's stamped transforms; return why each one left out was.
 
-        A child frame given another parent starts its history afresh, as does one whose
-        stamp goes back by more than TIME_BACK_S (live, `keep_s` set); a transform of a
-        stamp already kept replaces it. One that would close a loop in the tree is left
-        out.
+        A child frame given another parent starts its history afresh; a stamp going back
+        by more than TIME_BACK_S (live, `keep_s` set) starts every frame's afresh, as tf2
+        clears its buffer; a transform of a stamp already kept replaces it. One that
+        would close a loop in the tree is left out.
         """
         refused = []
         for transform in transforms:
@@ -269,8 +269,12 @@ class MovingFrames(_Refusals):
             with self._lock:
                 self._refused.pop(child, None)
                 kept = self._moving.get(child)
-                if kept is None or kept[0] != parent or (
-                        self._live and kept[1] and stamp_ns < kept[1][-1] - _TIME_BACK_NS):
+                if self._live and kept and kept[1] and stamp_ns < kept[1][-1] - _TIME_BACK_NS:
+                    # Time went back: every frame's poses are of the old timeline (one
+                    # moving frame cleared alone would mix them in through the others).
+                    self._moving.clear()
+                    kept = None
+                if kept is None or kept[0] != parent:
                     kept = self._moving[child] = (parent, [], [], [])
                 _, stamps, translations, rotations = kept
                 k = bisect.bisect_left(stamps, stamp_ns)

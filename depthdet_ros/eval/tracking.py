@@ -145,9 +145,11 @@ def read_camera_tf(path, typestore, odom_frame: str, tf: str = TF,
     motion = TfCameraMotion(frames, odom_frame)
     named = frames.frames()
     if motion.fixed_frame not in named:
+        listed = ', '.join(named[:10]) + (f' and {len(named) - 10} more'
+                                          if len(named) > 10 else '')
         raise CameraMotionUnavailable(
             f'--odom-frame {odom_frame}: no transform on {tf} or {tf_static} names that '
-            f'frame; they name {", ".join(named) or "none"}')
+            f'frame; they name {listed or "none"}')
     return motion
 
 
