@@ -211,9 +211,14 @@ def _chain(frame, parent_of):
     return chain
 
 
+def _common_ancestor(up, down):
+    """Return the first frame of chain `up` that chain `down` holds too, or None."""
+    return next((f for f in up if f in down), None)
+
+
 def _relative_pose(up, down):
     """Pose (R, t) of the frame of chain `up` in that of chain `down`; None if unlinked."""
-    common = next((f for f in up if f in down), None)
+    common = _common_ancestor(up, down)
     if common is None:
         return None
     (r_up, t_up), (r_down, t_down) = up[common], down[common]
@@ -234,8 +239,7 @@ class MovingFrames(_Refusals):
                  keep_s: Optional[float] = HISTORY_S):
         super().__init__(source)
         self.static = static
-        self._keep_ns = None if keep_s is None else int(keep_s * 1e9)
-        self._live = keep_s is not None  # (a bag read whole: stamps never go back)
+        self._keep_ns = None if keep_s is None else int(keep_s * 1e9)  # None: a bag read whole
         # child frame: (parent, stamps ns, translations, quaternions xyzw), stamp order
         self._moving = {}
 
@@ -269,7 +273,8 @@ class MovingFrames(_Refusals):
             with self._lock:
                 self._refused.pop(child, None)
                 kept = self._moving.get(child)
-                if self._live and kept and kept[1] and stamp_ns < kept[1][-1] - _TIME_BACK_NS:
+                if self._keep_ns is not None and kept and kept[1] \
+                        and stamp_ns < kept[1][-1] - _TIME_BACK_NS:
                     # Time went back: every frame's poses are of the old timeline (one
                     # moving frame cleared alone would mix them in through the others).
                     self._moving.clear()
@@ -305,7 +310,7 @@ class MovingFrames(_Refusals):
             moving = {f: kept[1][-1] for f, kept in self._moving.items() if kept[1]}
             up = _chain(frame_name(frame), self._link_newest)
             down = _chain(frame_name(in_frame), self._link_newest)
-        common = next((f for f in up if f in down), None)
+        common = _common_ancestor(up, down)
         if common is None:
             return None
         on_the_way = [f for chain in (up, down) for f in _below(chain, common) if f in moving]
@@ -366,7 +371,7 @@ def _interpolate(stamps, translations, rotations, stamp_ns):
     """Return (R, t) at stamp_ns from the two kept either side; ValueError if none."""
     k = bisect.bisect_left(stamps, stamp_ns)
     if k < len(stamps) and stamps[k] == stamp_ns:
-        return _rotation_matrix(rotations[k]), translations[k]
+        return Rotation.from_quat(rotations[k]).as_matrix(), translations[k]
     if not stamps:
         raise ValueError('has no transform')
     if k == len(stamps):
@@ -376,7 +381,7 @@ def _interpolate(stamps, translations, rotations, stamp_ns):
         raise ValueError(f'has none at or before {stamp_ns * 1e-9:.3f} s (oldest kept '
                          f'{stamps[0] * 1e-9:.3f} s)')
     share = (stamp_ns - stamps[k - 1]) / (stamps[k] - stamps[k - 1])
-    return (_rotation_matrix(_slerp(rotations[k - 1], rotations[k], share)),
+    return (Rotation.from_quat(_slerp(rotations[k - 1], rotations[k], share)).as_matrix(),
             (1.0 - share) * translations[k - 1] + share * translations[k])
 
 
@@ -395,15 +400,6 @@ def _slerp(q0, q1, share):
     angle = math.acos(cos)
     return (math.sin((1.0 - share) * angle) * q0 + math.sin(share * angle) * q1) / \
         math.sin(angle)
-
-
-def _rotation_matrix(q):
-    """Return the rotation matrix of a quaternion (x, y, z, w), normalised first."""
-    x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def frame_name(frame_id: str) -> str:

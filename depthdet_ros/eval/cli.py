@@ -211,13 +211,13 @@ def run(args, actions=()):
     if args.camera_odometry is not None and args.odom_frame is not None:
         raise CliError('--camera-odometry and --odom-frame are two sources of the camera\'s '
                        'motion: give one')
-    for option, value, needs in (
-            ('--tf', args.tf, args.odom_frame is not None),
+    for option, value, used, by in (
+            ('--tf', args.tf, args.odom_frame is not None, '--odom-frame'),
             ('--tf-static', args.tf_static,
-             args.odom_frame is not None or args.camera_odometry is not None)):
-        if value is not None and not needs:
-            raise CliError(f'{option} has no effect without --odom-frame'
-                           + (' or --camera-odometry' if option == '--tf-static' else ''))
+             args.odom_frame is not None or args.camera_odometry is not None,
+             '--odom-frame or --camera-odometry')):
+        if value is not None and not used:
+            raise CliError(f'{option} has no effect without {by}')
     for option, value in (('--camera-odometry', args.camera_odometry),
                           ('--odom-frame', args.odom_frame), ('--tf', args.tf),
                           ('--tf-static', args.tf_static)):

@@ -979,6 +979,8 @@ class DepthDetRunner:
         status.message = '; '.join(messages) or 'ok'
         rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) \
             if len(arrivals) > 1 and arrivals[-1] > arrivals[0] else 0.0
+        from_tf = isinstance(self._odometry, TfCameraMotion)
+        not_from_tf = 'not read (odom_frame unset or use_odometry off)'
         values = {
             'detector_provider': self.pipeline.detector.provider,
             'depth_provider': self.pipeline.depth.provider,
@@ -989,12 +991,9 @@ class DepthDetRunner:
             'odometry_received': 'use_odometry off' if not self.params['use_odometry']
             else 'not read (odom_frame set)' if self.params['odom_frame']
             else str(self.stats['odometry_received']),
-            'tf_received': str(self.stats['tf_received'])
-            if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
-            'or use_odometry off)',
+            'tf_received': str(self.stats['tf_received']) if from_tf else not_from_tf,
             'tf_transforms_refused': str(self.stats['tf_transforms_refused'])
-            if isinstance(self._odometry, TfCameraMotion) else 'not read (odom_frame unset '
-            'or use_odometry off)',
+            if from_tf else not_from_tf,
             'frames_without_odometry': str(self.stats['frames_without_odometry'])
             if self.params['use_odometry'] else 'use_odometry off',
             'static_transforms': str(len(self._static_frames))

@@ -156,10 +156,11 @@ class SyntheticCamera(Node):
         # at the image's stamp; then the image and its CameraInfo, as camera drivers
         # publish them (a CameraInfo sent ahead of a large image waits behind it; README,
         # Large images and QoS).
-        odometry = camera_odometry(self._make, Header(stamp=header.stamp, frame_id='world'),
-                                   header.frame_id, frame.camera_pose, frame.camera_twist)
-        transform = camera_transform(self._make, Header(stamp=header.stamp, frame_id='world'),
-                                     header.frame_id, frame.camera_pose)
+        world_header = Header(stamp=header.stamp, frame_id='world')
+        odometry = camera_odometry(self._make, world_header, header.frame_id,
+                                   frame.camera_pose, frame.camera_twist)
+        transform = camera_transform(self._make, world_header, header.frame_id,
+                                     frame.camera_pose)
         messages = [(self._odometry_pub, odometry), (self._tf_pub, transform),
                     (self._image_pub, rgb_to_image_msg(frame.rgb, header)),
                     (self._info_pub, camera_model_to_info(frame.camera, header))]
@@ -169,7 +170,6 @@ class SyntheticCamera(Node):
             messages += [(self._det_pub, detections_2d(self._make, header, frame.objects)),
                          (self._det3d_pub, detections_3d(self._make, header, frame.objects))]
         if self._motion_pub is not None:
-            world_header = Header(stamp=header.stamp, frame_id='world')
             messages += [(self._motion_pub, m)
                          for m in object_motion(self._make, header, frame.objects)]
             messages += [(self._world_motion_pub, m) for m in object_motion(
