@@ -17,7 +17,7 @@ sources, shared by the node and the bag evaluation:
 import bisect
 import math
 import threading
-from typing import List, Optional, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -56,6 +56,25 @@ TF = '/tf'
 # image: a frame at 10 Hz, the interval the tracker predicts over (a pose's noise is
 # divided by the distance covered in it).
 TF_MOTION_WINDOW_S = 0.1
+
+
+class CameraMotionSource(Protocol):
+    """What the node and the bag evaluation ask of a source of the camera's motion.
+
+    CameraMotionHistory (odometry) and TfCameraMotion (transforms) both give it; the
+    image's frame matters to the transforms only.
+    """
+
+    source: str
+
+    def newest_stamp(self, frame_id: str) -> Optional[int]:
+        """Return the newest image stamp (ns) a motion can be had at, or None."""
+
+    def at(self, stamp_ns: int, frame_id: str) -> CameraMotion:
+        """Return the camera's motion at an image; CameraMotionUnavailable if none fits."""
+
+    def refused_transforms(self) -> List[str]:
+        """Say why each transform was left out."""
 
 
 class CameraMotionUnavailable(ValueError):
@@ -294,6 +313,11 @@ class MovingFrames(_Refusals):
                     del stamps[:old], translations[:old], rotations[:old]
         return refused
 
+    def __len__(self):
+        """Stamped transforms kept, over every moving frame."""
+        with self._lock:
+            return sum(len(kept[1]) for kept in self._moving.values())
+
     def frames(self) -> List[str]:
         """Return every frame a transform kept names, fixed or moving, sorted."""
         with self._lock:
@@ -498,7 +522,8 @@ class CameraMotionHistory:
     def newest_stamp(self, frame_id: str = '') -> Optional[int]:
         """Return the stamp (ns) of the newest twist kept, of any frame, or None.
 
-        (`frame_id`, the images', is for TfCameraMotion's alike method.)
+        `frame_id` (the image's) is CameraMotionSource's: twists are looked up by stamp
+        alone.
         """
         with self._lock:
             return self._stamps[-1] if self._stamps else None

@@ -277,7 +277,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
     Only images stamped within `window_s` (seconds after the first image's stamp, start
     included, end excluded) are read, run and scored; the output bag still copies every
     message. NothingToEvaluate, before any frame is read, when no image is in the window.
-    `camera_odometry` (core.odometry.CameraMotionHistory or TfCameraMotion) gives the
+    `camera_odometry` (a core.odometry.CameraMotionSource: odometry or transforms) gives the
     tracker the camera's own motion at each frame; a frame it has none for is tracked as
     the node tracks it (the last motion stands in for a while) and counted in the
     tracking section's `frames_without_camera_motion`.

@@ -47,8 +47,8 @@ from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core.image import ImageDecodeError
-from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
-    MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
+from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionSource, \
+    CameraMotionUnavailable, MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
@@ -289,7 +289,7 @@ class DepthDetRunner:
         self._said_stamp_offset = False
         # The camera's motion while subscribed (use_odometry): CameraMotionHistory, or
         # TfCameraMotion with odom_frame.
-        self._odometry = None
+        self._odometry: Optional[CameraMotionSource] = None
         self._odometry_cond = threading.Condition()
         self._odometry_problem = ''  # why the last frame had no camera motion
         with self._lock:
