@@ -162,8 +162,14 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     with pytest.raises(Interrupted):
         train_joint(options(tmp_path / 'resumed'), MaskFrames(fail_at=8), MaskFrames(),
                     log=lambda _: None)
-    resumed = train_joint(options(tmp_path / 'resumed', resume=True), MaskFrames(),
-                          MaskFrames(), log=lambda _: None)
+    said, counted = [], MaskFrames()
+    resumed = train_joint(options(tmp_path / 'resumed', resume=True), counted, MaskFrames(),
+                          log=said.append)
+    # The same weights would come from training again from scratch (the runs are
+    # deterministic): the resumed run starts after step 1's checkpoint, and loads the
+    # set-up's 4 frames, the second batch's 2 and epoch 2's 4.
+    assert any(line.endswith('at epoch 1, batch 1') for line in said), said
+    assert counted.loads == 4 + 2 + 4
     assert_same_weights(final_weights(tmp_path / 'straight'), final_weights(tmp_path / 'resumed'))
     del resumed['time_s'], straight['time_s']
     assert resumed == pytest.approx(straight, nan_ok=True)

@@ -26,9 +26,12 @@ class Interrupted(Exception):
 
 
 class FailingFrames(ArrayFrames):
-    """Frames that raise Interrupted on the n-th load (a crash mid-batch)."""
+    """Frames that count their loads and raise Interrupted on the n-th (a crash mid-batch).
 
-    def __init__(self, frames, fail_at):
+    fail_at None: never; `loads` then tells how much of the run was trained.
+    """
+
+    def __init__(self, frames, fail_at=None):
         super().__init__(frames.rgbs, frames.depths, frames.boxes, frames.classes, NAMES,
                          frames.cameras)
         self.loads, self.fail_at = 0, fail_at
@@ -68,10 +71,16 @@ def assert_same_weights(a, b):
 
 
 def run_interrupted_then_resumed(train_fn, options, frames, fail_at):
+    """Crash a run at load `fail_at`, resume it: (final metrics, its log, frames it loaded).
+
+    A resumed run that trained from scratch again would end with the same weights (the
+    runs are deterministic): the log and the loads tell where it really started.
+    """
     with pytest.raises(Interrupted):
         train_fn(options, FailingFrames(frames, fail_at), frames, log=lambda _: None)
     options.resume = True
-    return train_fn(options, frames, frames, log=lambda _: None)
+    said, counted = [], FailingFrames(frames)
+    return train_fn(options, counted, frames, log=said.append), said, counted.loads
 
 
 # Frames read before the first batch: the depth trainer sets its head bias from them.
@@ -100,8 +109,14 @@ def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path, kind):
     # end. Crash while building epoch 2's second batch: the detector's mosaic loads four
     # frames per sample in epoch 1 and one in epoch 2 (close_mosaic).
     epoch1_loads = 8 * (4 if kind == 'detector' else 1)
-    resumed = run_interrupted_then_resumed(train_fn, make_options(tmp_path / 'resumed'),
-                                           frames, fail_at=SETUP_LOADS[kind] + epoch1_loads + 3)
+    resumed, said, loads = run_interrupted_then_resumed(
+        train_fn, make_options(tmp_path / 'resumed'), frames,
+        fail_at=SETUP_LOADS[kind] + epoch1_loads + 3)
+    # The last checkpoint is epoch 1's end (step 6's would come after the crash): the
+    # resumed run trains epoch 2 alone, one frame per sample, 8 loads, after the set-up
+    # (which the checkpoint's weights then replace).
+    assert any(line.endswith('at epoch 2, batch 0') for line in said), said
+    assert loads == SETUP_LOADS[kind] + 8
     assert_same_weights(final_weights(tmp_path / 'straight'),
                         final_weights(tmp_path / 'resumed'))
     del resumed['time_s'], straight['time_s']
@@ -116,8 +131,12 @@ def test_crash_in_the_first_epoch_resumes_mid_epoch(tmp_path):
     frames = random_frames()
     train_depth(depth_options(tmp_path / 'straight'), frames, frames, log=lambda _: None)
     # Step 3's checkpoint is mid-epoch 1; crash while building batch 4.
-    run_interrupted_then_resumed(train_depth, depth_options(tmp_path / 'resumed'), frames,
-                                 fail_at=SETUP_LOADS['depth'] + 7)
+    _, said, loads = run_interrupted_then_resumed(
+        train_depth, depth_options(tmp_path / 'resumed'), frames,
+        fail_at=SETUP_LOADS['depth'] + 7)
+    # From step 3 on: the set-up, epoch 1's fourth batch (2 loads) and epoch 2 (8).
+    assert any(line.endswith('at epoch 1, batch 3') for line in said), said
+    assert loads == SETUP_LOADS['depth'] + 2 + 8
     assert_same_weights(final_weights(tmp_path / 'straight'),
                         final_weights(tmp_path / 'resumed'))
 
