@@ -125,9 +125,18 @@ def test_node_fed_by_replay_matches_bag_ground_truth(tmp_path):
                     pytest.approx(((gt.box.x1 + gt.box.x2) / 2, (gt.box.y1 + gt.box.y2) / 2))
                 # Colour quantisation of the fixture: half a step of 10 m / 255.
                 assert det.results[0].pose.pose.position.z == pytest.approx(gt.depth, abs=0.02)
+            # Every frame's alert message comes, empty or not (test audit: this loop ran
+            # over nothing when none came).
+            assert wanted <= stamps('proximity_alert'), node.output() + output
+            alerting = set()
             for msg in probe.received['proximity_alert']:
                 stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
                 assert len(msg.detections) == int(truth[stamp][0].depth < MAX_DEPTH)
+                if msg.detections:
+                    alerting.add(stamp)
+            # The frames nearer than MAX_DEPTH (0.8 m and 0.9 m) alert.
+            assert alerting == {stamp_of(i) for i, z in enumerate(GT_DEPTHS)
+                                if z < MAX_DEPTH and i != CORRUPT_FRAME}
             clock_ns = [m.clock.sec * 10 ** 9 + m.clock.nanosec for m in probe.received['/clock']]
             assert clock_ns and min(wanted) <= min(clock_ns) and max(clock_ns) <= max(wanted)
             probe.destroy_node()
