@@ -30,7 +30,7 @@ def check_common_fields(result):
         assert all(summary[f'p{p}'] is not None for p in PERCENTILES)
     overhead = result['ratios']['overhead']
     assert overhead['value'] > 0 and overhead['target'] == report.OVERHEAD_TARGET
-    assert overhead['met'] in (True, False)
+    assert overhead['met'] is (overhead['value'] <= report.OVERHEAD_TARGET)
     assert result['throughput_fps']['pipeline'] > 0
     assert result['providers'] == {'detector': 'cpu', 'depth': 'cpu'}
     assert result['memory']['rss_mb_after_load'] > 0
@@ -44,6 +44,19 @@ def render_table(path, capsys):
     assert '| Stage | p50 ms | p90 ms | p99 ms | n |' in table
     assert 'overhead: end-to-end / (detector alone + depth alone)' in table
     return table
+
+
+def test_ratio_verdicts_follow_the_target_and_its_direction():
+    assert report.ratio_record(1.2, 'd', 1.25)['met'] is True
+    assert report.ratio_record(1.3, 'd', 1.25)['met'] is False
+    assert report.ratio_record(1.25, 'd', 1.25)['met'] is True  # at the target: met
+    assert report.ratio_record(2.0, 'd', 1.5, lower_is_better=False)['met'] is True
+    assert report.ratio_record(1.4, 'd', 1.5, lower_is_better=False)['met'] is False
+    assert report.ratio_record(None, 'd', 1.5)['met'] is None  # not measured: no verdict
+    assert report.ratio_record(1.0, 'd')['met'] is None  # no target
+    concurrent = report.overhead_ratio(0.8, concurrent=True)
+    assert (concurrent['met'], concurrent['overlap_met']) == (True, False)
+    assert report.overhead_ratio(0.8, concurrent=False)['overlap_met'] is None
 
 
 @pytest.mark.torch
@@ -85,7 +98,10 @@ def test_bench_all_sections_on_tiny_exported_models(tmp_path, capsys):
     assert [r['rate_hz'] for r in result['keep_latest']] == [30, 60]
     for record in result['keep_latest']:
         assert record['sent'] == record['rate_hz'] * 0.5
-        assert record['processed'] is not None and record['dropped'] is not None
+        # The node's counters over the burst: it kept up with some frames, and every frame
+        # it counts was sent.
+        assert record['processed'] >= 1 and record['dropped'] >= 0
+        assert record['processed'] + record['dropped'] <= record['sent']
     assert len(result['threading']['variants']) == 5
     assert result['memory']['node_rss_mb'] > 0
     table = render_table(out, capsys)
