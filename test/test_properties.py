@@ -1,4 +1,6 @@
 """Property-based tests: no exception escapes, boxes stay in the image, depths are sane."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
@@ -8,13 +10,27 @@ from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.core.depth import DepthEstimator, DepthView
 from depthdet_ros.core.detector import decode, DetectorConfig, LAYOUT_YOLOV5, letterbox
 from depthdet_ros.core.image import decode_raw, ImageDecodeError, SUPPORTED_ENCODINGS
-from depthdet_ros.core.object_depth import estimate_objects, MAD_TO_SIGMA, near_median, \
-    NEAR_FRACTION, object_depth, STRATEGIES
+from depthdet_ros.core.object_depth import CENTER_FRACTION, estimate_objects, MAD_TO_SIGMA, \
+    MIN_VALID_PIXELS, near_median, NEAR_FRACTION, object_depth, STRATEGIES
 from depthdet_ros.core.types import Box, Detection2D
 
 SETTINGS = settings(max_examples=60, deadline=None)
+# Bytes per pixel of each encoding the decoder supports (channels x bytes per channel, as
+# sensor_msgs/image_encodings names them), written out here rather than read from it.
+BYTES_PER_PIXEL = {
+    'rgb8': 3, 'bgr8': 3, '8UC3': 3, 'rgba8': 4, 'bgra8': 4, '8UC4': 4, 'mono8': 1, '8UC1': 1,
+    'rgb16': 6, 'bgr16': 6, 'rgba16': 8, 'bgra16': 8, 'mono16': 2,
+    'bayer_rggb8': 1, 'bayer_bggr8': 1, 'bayer_gbrg8': 1, 'bayer_grbg8': 1,
+    'bayer_rggb16': 2, 'bayer_bggr16': 2, 'bayer_gbrg16': 2, 'bayer_grbg16': 2,
+    'yuv422': 2, 'uyvy': 2, 'UYVY': 2, 'yuv422_yuy2': 2, 'yuyv': 2, 'YUYV': 2}
+
+
 sizes = st.integers(min_value=1, max_value=64)
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+def test_every_supported_encoding_has_its_size_here():
+    assert set(SUPPORTED_ENCODINGS) == set(BYTES_PER_PIXEL)
 
 
 @SETTINGS
@@ -23,15 +39,22 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
        seed=st.integers(0, 2**16))
 def test_decode_raw_returns_rgb_or_refuses(encoding, h, w, pad, extra, big_endian, seed):
     rng = np.random.default_rng(seed)
-    bpp = {'mono8': 1, 'bayer_rggb8': 1, 'mono16': 2, 'rgb16': 6, 'rgba8': 4,
-           'yuv422': 2}.get(encoding, 3)
+    bpp = BYTES_PER_PIXEL.get(encoding, 3)
     step = w * bpp + pad
     data = rng.integers(0, 256, max(step * h + extra, 0), dtype=np.uint8).tobytes()
-    try:
-        out = decode_raw(encoding, h, w, step, data, big_endian)
-    except ImageDecodeError:
+    # A supported encoding with exactly step x height bytes (and an even width for 4:2:2)
+    # decodes; anything else is refused (test audit: a decoder refusing everything passed).
+    decodable = encoding in BYTES_PER_PIXEL and extra == 0 \
+        and not (encoding.lower() in ('yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv') and w % 2)
+    if not decodable:
+        with pytest.raises(ImageDecodeError):
+            decode_raw(encoding, h, w, step, data, big_endian)
         return
+    out = decode_raw(encoding, h, w, step, data, big_endian)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    if encoding == 'rgb8':  # the rows as they are, padding left out
+        rows = np.frombuffer(data, np.uint8).reshape(h, step)[:, :w * 3]
+        np.testing.assert_array_equal(out, rows.reshape(h, w, 3))
 
 
 @SETTINGS
@@ -68,6 +91,22 @@ def _huge_patch():
     return depth
 
 
+def usable_pixels_inside(depth, box, fraction=1.0):
+    """Count finite positive depths of the pixels wholly inside the box scaled about its centre.
+
+    Every strategy reads at least these (it rounds the box outwards).
+    """
+    cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
+    half_w, half_h = (box.x2 - box.x1) * fraction / 2, (box.y2 - box.y1) * fraction / 2
+    h, w = depth.shape
+    c1, c2 = max(math.ceil(cx - half_w), 0), min(math.floor(cx + half_w), w)
+    r1, r2 = max(math.ceil(cy - half_h), 0), min(math.floor(cy + half_h), h)
+    if c2 <= c1 or r2 <= r1:
+        return 0
+    window = depth[r1:r2, c1:c2]
+    return int(((window > 0) & np.isfinite(window)).sum())
+
+
 @SETTINGS
 @given(depth=arrays(np.float32, st.tuples(st.integers(1, 40), st.integers(1, 40)),
                     elements=finite_or_not),
@@ -76,8 +115,13 @@ def _huge_patch():
 @example(depth=_huge_patch(), box=(0.0, 0.0, 32.0, 29.0), strategy='center_mean')
 def test_strategies_give_finite_positive_depth_or_invalid(depth, box, strategy):
     x1, y1, x2, y2 = box
-    est = object_depth(depth, Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)),
-                       strategy)
+    box = Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    est = object_depth(depth, box, strategy)
+    # Enough usable depths wholly inside the part of the box a strategy reads: a depth
+    # (test audit: a strategy that never gave one passed).
+    fraction = CENTER_FRACTION if strategy == 'center_mean' else 1.0
+    if usable_pixels_inside(depth, box, fraction) >= MIN_VALID_PIXELS:
+        assert est.valid
     if est.valid:
         assert est.depth > 0 and np.isfinite(est.depth) and np.isfinite(est.spread)
         assert 0 < est.fraction <= 1
@@ -112,6 +156,8 @@ def test_estimates_with_camera_have_finite_geometry(depth, u, v, f):
     camera = CameraModel(K=np.array([[f, 0, 20], [0, f, 15], [0, 0, 1.0]]), width=40, height=30)
     det = Detection2D(Box(max(u - 5, 0), max(v - 5, 0), u, v), 0.5, 0, 'thing')
     (obj,) = estimate_objects([det], depth, camera, 'robust', 1.0)
+    if usable_pixels_inside(depth, det.box) >= MIN_VALID_PIXELS:
+        assert obj.depth.valid and obj.position is not None
     if obj.depth.valid:
         assert np.isfinite([obj.position.x, obj.position.y, obj.position.z]).all()
         assert np.isfinite(obj.covariance).all() and np.isfinite(obj.size.x)
