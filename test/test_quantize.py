@@ -89,8 +89,16 @@ def test_study_is_written_with_measured_variants(quantized_red_depth):
 def test_int8_model_runs_in_depthdet_run(quantized_red_depth, tmp_path, capsys):
     _, int8, _ = quantized_red_depth
     image = tmp_path / 'scene.png'
-    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
-    assert main(['run', str(image), '--depth-model', int8, '--out', str(tmp_path / 'o')]) == 0
+    bgr = np.zeros((48, 64, 3), np.uint8)
+    bgr[..., 2] = 128  # red 128, inside the calibrated 8-248
+    cv2.imwrite(str(image), bgr)
+    out = tmp_path / 'o'
+    assert main(['run', str(image), '--depth-model', int8, '--out', str(out),
+                 '--save-depth']) == 0
+    (record,) = json.loads((out / 'results.json').read_text())['images']
+    depth = np.load(out / record['files']['depth'])
+    # Within two 8-bit steps of the 0.5-10.5 m range of red 128's 5.52 m.
+    assert np.nanmedian(depth) == pytest.approx(depth_for_red(128), abs=2 * 10 / 255)
 
 
 def test_calibration_sources_split_bag_images(tmp_path):

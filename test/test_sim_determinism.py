@@ -24,6 +24,7 @@ def assert_same(a, b):
 def test_same_seed_gives_identical_frames(world):
     first = list(generate_frames(3, 3, 'mixed', (SIZE,), world=world))
     second = list(generate_frames(3, 3, 'mixed', (SIZE,), world=world))
+    assert len(first) == len(second) == 3
     for a, b in zip(first, second):
         assert_same(a, b)
 
@@ -72,5 +73,6 @@ def test_independent_frames_stay_as_earlier_versions_drew_them():
 def test_sequences_repeat_exactly(world):
     first = list(generate_sequence(2, 2, 'tabletop', SIZE, world=world))
     second = list(generate_sequence(2, 2, 'tabletop', SIZE, world=world))
+    assert len(first) == len(second) == 2
     for a, b in zip(first, second):
         assert_same(a, b)

@@ -89,7 +89,8 @@ def test_moving_objects_publish_their_motion():
     assert optical.header.frame_id == 'camera_optical_frame' and world.header.frame_id == 'world'
     # child_frame_id is the instance id, as the Detection ids.
     assert int(optical.child_frame_id) >= 1 and int(world.child_frame_id) >= 1
-    assert all(int(d.id) >= 1 for d in received['ground_truth/detections_3d'].detections)
+    detections = received['ground_truth/detections_3d'].detections
+    assert detections and all(int(d.id) >= 1 for d in detections)
     assert 'moving objects' in output and process.returncode == 0, output
 
 
