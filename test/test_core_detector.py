@@ -118,8 +118,47 @@ def test_detector_yolov8_fixture_and_names_mismatch(tmp_path):
     assert det.class_name == 'bottle' and det.score == pytest.approx(0.9)
     names = tmp_path / 'names.txt'
     names.write_text('a\nb\nc\n')
-    with pytest.raises(ModelLoadError, match='predicts 2 classes but 3 class names'):
+    with pytest.raises(ModelLoadError, match="predicts 2 classes but the class names file "
+                       f"'{names}' gives 3"):
         Detector(path, names_file=str(names))
+
+
+def test_names_file_that_is_not_text_and_paths_from_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    path = constant_detector(tmp_path / 'det.onnx', [(320, 320, 64, 64, 0.9, 1.0, 0.0)])
+    # A model given as the names file (outsider round 44: a UnicodeDecodeError traceback).
+    with pytest.raises(ModelLoadError, match="class names file '.*det.onnx' is not UTF-8 text"):
+        Detector(path, names_file=path)
+    # ~ is the home folder, for the model and the names file, as in a shell.
+    (tmp_path / 'names.txt').write_text('seat\nflask\n')
+    detector = Detector('~/det.onnx', names_file='~/names.txt')
+    assert detector.class_names == ['seat', 'flask']
+
+
+def test_an_input_size_a_fixed_model_cannot_take_is_refused(tmp_path):
+    path = constant_detector(tmp_path / 'det.onnx', [(160, 160, 64, 64, 0.9, 1.0, 0.0)],
+                             input_hw=(320, 320))
+    with pytest.raises(ModelLoadError, match='det.onnx takes a fixed 320x320 input .height x '
+                       r'width., not the 640x640 asked for'):
+        Detector(path, input_size=(640, 640))
+    assert (Detector(path, input_size=(320, 320)).input_h, Detector(path).input_w) == (320, 320)
+
+
+def test_a_detector_without_names_says_what_its_classes_are_called(tmp_path, caplog):
+    import onnx
+
+    from depthdet_ros.core import metadata
+
+    path = constant_detector(tmp_path / 'det.onnx', [(320, 320, 64, 64, 0.9, 1.0, 0.0)])
+    model = onnx.load(path)
+    kept = [p for p in model.metadata_props if p.key != metadata.NAMES]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, path)
+    detector = Detector(path)
+    assert detector.class_names == ['class_0', 'class_1']
+    assert 'det.onnx has no class names in its metadata and no class names file was given: ' \
+        'its classes are called class_0 ... class_1' in caplog.text
 
 
 def test_garbage_model_file_is_a_clear_error(tmp_path):

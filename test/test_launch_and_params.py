@@ -251,7 +251,15 @@ def test_parameter_validation_messages():
     cases = [('max_depth', -1.0, 'must be >= 0.0'), ('depth_strategy', 'avg', 'choose one of'),
              ('threads', 1.5, 'must be of the type'), ('class_max_depth', ['chair'], 'person:1.5'),
              ('detector_input_size', [100, 640], 'multiples of 32'),
-             ('nonsense', 1, 'unknown parameter')]
+             ('detector_input_size', [0, 320], 'both multiples of 32 and > 0, or [0, 0]'),
+             ('nonsense', 1, 'unknown parameter'),
+             # Outsider round 44: these started without a word.
+             ('default_frame_id', '', 'give a frame name, not blank and without spaces'),
+             ('default_frame_id', 'my camera', 'without spaces'),
+             ('default_frame_id', '/camera', "no leading / in ROS 2 (tf2 refuses them): 'camera'"),
+             ('odom_frame', ' ', 'without spaces'),
+             # rcl gives an empty YAML list as a value with no type.
+             ('class_filter', None, "empty list, which ROS 2 cannot type; write ['']")]
     for name, value, message in cases:
         try:
             check_value(name, value)
@@ -292,11 +300,19 @@ def test_ros_arguments_are_read_as_rcl_reads_them():
      '(from -p max_depth:=far)'),
     (lambda d: ['--params-file', str(d / 'good.yaml'), '-p', 'track_min_hits:=2.5'],
      'got 2.5 (from -p track_min_hits:=2.5)'),
+    # rclpy's own parameter, declared before ours are read: was a traceback (outsider 44).
+    (lambda d: ['-p', 'use_sim_time:=abc'],
+     "Trying to set parameter 'use_sim_time' to 'abc' of type 'STRING', expecting type 'BOOL'"),
+    (lambda d: ['--params-file', str(d / 'sim_time.yaml')], "expecting type 'BOOL'"),
+    # A model file given as the names file: was a UnicodeDecodeError traceback.
+    (lambda d: ['-p', f'class_names_file:={d / "binary.yaml"}'],
+     "class names file '{d}/binary.yaml' is not UTF-8 text with one name per line"),
 ])
 def test_unusable_command_line_stops_the_node_with_one_line(tmp_path, make_args, message):
     (tmp_path / 'broken.yaml').write_text('/**:\n  ros__parameters: [max_depth\n')
     (tmp_path / 'good.yaml').write_text('/**:\n  ros__parameters:\n    max_depth: 1.0\n')
     (tmp_path / 'binary.yaml').write_bytes(bytes([0x8e, 0xff, 0x00, 0x12]) * 64)
+    (tmp_path / 'sim_time.yaml').write_text('/**:\n  ros__parameters:\n    use_sim_time: 1\n')
     result = subprocess.run(
         [sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args', *make_args(tmp_path)],
         capture_output=True, text=True, timeout=120)

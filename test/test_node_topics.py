@@ -428,6 +428,23 @@ def test_a_class_the_model_lacks_stops_the_node_with_one_line(models, tmp_path):
     assert 'Traceback' not in proc.stderr
 
 
+def test_settings_that_do_nothing_together_are_named_at_start(models, tmp_path):
+    # Outsider round 44: each of these started without a word.
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu', trt_fp16=True,
+                          use_odometry=True, tracking=False, depth_strategy='mask')
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and 'subscribed to' not in node.output():
+            time.sleep(0.2)
+        log = node.output()
+    assert 'trt_fp16 set with providers cpu: TensorRT settings, used by the TensorRT ' \
+        'provider only' in log
+    assert 'use_odometry is true but tracking is false' in log
+    assert 'depth_strategy mask reads a joint model\'s instance masks; without joint_model ' \
+        'every object falls back to near_median' in log
+
+
 def test_diagnostics_run_under_sim_time_without_clock(models, ros, tmp_path):
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
                           depth_model=models['red_depth'], providers='cpu',

@@ -138,7 +138,6 @@ class DepthEstimator(SingleInputModel):
                              f'{", ".join(COVERAGE_MODES)}')
         self.resize = 'fit_pad' if coverage == 'full' and \
             self.preprocessing.resize != 'stretch' else self.preprocessing.resize
-        self.canonical_focal = _canonical_focal(meta, name)
         self.input_dtype = model.input_dtype
         self._blob = model.input_buffer()
         self._mean = np.array(self.preprocessing.mean, np.float32)
@@ -147,6 +146,8 @@ class DepthEstimator(SingleInputModel):
         if out.ndim not in (3, 4) or (out.ndim == 4 and out.shape[1] != 1) or out.shape[0] != 1:
             raise ModelLoadError(f'{name} output shape {list(out.shape)} is not a depth map '
                                  '[1,1,h,w] or [1,h,w]')
+        # After the checks that refuse the model: a refusal is one line, not a warning first.
+        self.canonical_focal = _canonical_focal(meta, name)
         self.output_h, self.output_w = out.shape[-2:]
         self._views = {}
         self._binding = device_binding(model, self._blob, options)

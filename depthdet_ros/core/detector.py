@@ -1,4 +1,5 @@
 """YOLO-family ONNX detector: letterbox, output-layout detection, decoding, NMS."""
+import logging
 import math
 import os
 import time
@@ -199,11 +200,45 @@ def to_detections(xyxy, scores, class_ids, lb, class_names):
 def load_class_names(source, count):
     """Class names from a names file (one per line), or defaults for `count` classes."""
     if source:
-        if not os.path.isfile(source):
+        path = os.path.expanduser(source)
+        if not os.path.isfile(path):
             raise ModelLoadError(f'class names file not found: {source!r}')
-        with open(source, encoding='utf-8') as f:
-            return [line.strip() for line in f if line.strip()]
+        try:
+            with open(path, encoding='utf-8') as f:
+                return [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise ModelLoadError(f'class names file {source!r} is not UTF-8 text with one '
+                                 f'name per line: byte {exc.start} cannot be decoded (a model '
+                                 'file given as the names file?)') from None
+        except OSError as exc:
+            raise ModelLoadError(f'cannot read class names file {source!r}: '
+                                 f'{exc.strerror}') from None
     return [f'class_{i}' for i in range(count or 0)]
+
+
+def model_class_names(name, meta, names_file, num_classes):
+    """Return a model's class names: from `names_file`, its metadata, or class_0, class_1 ...
+
+    `name` names the model in errors; `num_classes` is what its output predicts (None:
+    any number, 80 by default). ModelLoadError when the names do not fit.
+    """
+    if names_file:
+        names = load_class_names(names_file, num_classes)
+    elif metadata.NAMES in meta:
+        try:
+            names = metadata.parse_names(meta[metadata.NAMES])
+        except ValueError as exc:
+            raise ModelLoadError(f'{name}: {exc}') from None
+    else:
+        names = load_class_names('', num_classes or 80)
+        logging.getLogger(__name__).warning(
+            '%s has no class names in its metadata and no class names file was given: its '
+            'classes are called %s ... %s', name, names[0], names[-1])
+    if num_classes is not None and len(names) != num_classes:
+        given = f'the class names file {names_file!r} gives' if names_file else \
+            'its metadata names'
+        raise ModelLoadError(f'{name} predicts {num_classes} classes but {given} {len(names)}')
+    return names
 
 
 class Detector(SingleInputModel):
@@ -226,19 +261,8 @@ class Detector(SingleInputModel):
             self.layout, num_classes = detect_layout(raw.shape, self.input_h, self.input_w)
         except ModelLoadError as exc:
             raise ModelLoadError(f'{os.path.basename(path)} is not a detector: {exc}') from None
-        if names_file:
-            self.class_names = load_class_names(names_file, num_classes)
-        elif metadata.NAMES in meta:
-            try:
-                self.class_names = metadata.parse_names(meta[metadata.NAMES])
-            except ValueError as exc:
-                raise ModelLoadError(f'{os.path.basename(path)}: {exc}') from None
-        else:
-            self.class_names = load_class_names('', num_classes or 80)
-        if num_classes is not None and len(self.class_names) != num_classes:
-            raise ModelLoadError(
-                f'{os.path.basename(path)} predicts {num_classes} classes but '
-                f'{len(self.class_names)} class names were given')
+        self.class_names = model_class_names(os.path.basename(path), meta, names_file,
+                                             num_classes)
 
     def preprocess(self, rgb):
         """Letterbox `rgb` into the reused input buffer; returns the Letterbox."""

@@ -21,7 +21,7 @@ from depthdet_ros.core import metadata
 from depthdet_ros.core.depth import _canonical_focal, canonical_hfov_deg, DepthEstimator, \
     DepthView, focal_scale, warp_to_image
 from depthdet_ros.core.detector import decode_indexed, DetectorConfig, detect_layout, \
-    LAYOUT_YOLOV5, letterbox, load_class_names, to_detections
+    LAYOUT_YOLOV5, letterbox, model_class_names, to_detections
 from depthdet_ros.core.session import device_binding, ModelLoadError, open_image_model, \
     SessionOptions
 from depthdet_ros.core.types import Box, Detection2D, InstanceMask
@@ -168,18 +168,7 @@ class JointModel:
             raise ModelLoadError(f'{name}: outputs {list(rows.shape)}, {list(protos.shape)}, '
                                  f'{list(depth.shape)} do not fit a joint model with '
                                  f'{self.num_masks} prototypes')
-        if names_file:
-            class_names = load_class_names(names_file, num_classes)
-        elif metadata.NAMES in meta:
-            try:
-                class_names = metadata.parse_names(meta[metadata.NAMES])
-            except ValueError as exc:
-                raise ModelLoadError(f'{name}: {exc}') from None
-        else:
-            class_names = load_class_names('', num_classes)
-        if len(class_names) != num_classes:
-            raise ModelLoadError(f'{name} predicts {num_classes} classes but '
-                                 f'{len(class_names)} class names were given')
+        class_names = model_class_names(name, meta, names_file, num_classes)
         self.decoder = JointDecoder(class_names, self.num_masks, (self.input_h, self.input_w),
                                     protos.shape[2:], depth.shape[2:], config)
         self._binding = device_binding(model, self._blob, options)

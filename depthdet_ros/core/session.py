@@ -157,8 +157,10 @@ def provider_options(name, options):
 def create_session(path, options=SessionOptions()):
     """Open an ONNX model; returns (InferenceSession, active provider short name).
 
-    Raises ModelLoadError with a one-line reason for a missing or invalid file.
+    Raises ModelLoadError with a one-line reason for a missing or invalid file. A path
+    starting with ~ is taken from the home folder, as a shell would.
     """
+    path = os.path.expanduser(path) if path else path
     if not path or not os.path.isfile(path):
         raise ModelLoadError(f'model file not found: {path!r}')
     so = ort.SessionOptions()
@@ -266,9 +268,14 @@ def open_image_model(path, options, kind, other_task, input_size=None, default_s
     shape = inputs[0].shape
     if isinstance(shape[1], int) and shape[1] != 3:
         raise ModelLoadError(f'{name}: the {kind} input must have 3 channels, has {shape[1]}')
+    fixed = isinstance(shape[2], int) and isinstance(shape[3], int)
+    if input_size and fixed and tuple(input_size) != tuple(shape[2:]):
+        raise ModelLoadError(f'{name} takes a fixed {shape[2]}x{shape[3]} input (height x '
+                             f'width), not the {input_size[0]}x{input_size[1]} asked for: '
+                             'leave the input size to the model')
     if input_size:
         size = input_size
-    elif isinstance(shape[2], int) and isinstance(shape[3], int):
+    elif fixed:
         size = shape[2:]
     elif metadata.INPUT_SIZE in meta:
         size = json.loads(meta[metadata.INPUT_SIZE])

@@ -34,7 +34,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterNotDeclaredException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, \
+    ParameterNotDeclaredException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -315,6 +316,7 @@ class DepthDetRunner:
         with self._lock:
             self.pipeline = pipeline
         self._create_publishers()
+        self._warn_of_settings_without_effect()
         detector, depth = pipeline.detector, pipeline.depth
         if pipeline.joint is not None:
             self.log.info(f'joint model {detector.path} ({len(detector.class_names)} classes, '
@@ -330,6 +332,22 @@ class DepthDetRunner:
         self.log.info(
             f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
             f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
+        if self.params['depth_strategy'] == 'mask':
+            self.log.warning('depth_strategy mask reads a joint model\'s instance masks; '
+                             'without joint_model every object falls back to near_median')
+
+    def _warn_of_settings_without_effect(self):
+        """Say which start-up settings do nothing with the others as they are."""
+        params = self.params
+        trt = [name for name in ('trt_fp16', 'trt_int8') if params[name]]
+        trt += ['trt_cache_dir'] if params['trt_cache_dir'] else []
+        if trt and params['providers'] in ('cpu', 'cuda'):
+            self.log.warning(f'{" and ".join(trt)} set with providers {params["providers"]}: '
+                             'TensorRT settings, used by the TensorRT provider only '
+                             '(providers: auto or tensorrt)')
+        if params['use_odometry'] and not params['tracking']:
+            self.log.warning('use_odometry is true but tracking is false: the camera\'s '
+                             'motion is read for the tracker, unused until tracking is on')
 
     def _create_publishers(self):
         """Advertise the outputs, from configure to cleanup (ROS lifecycle convention).
@@ -1009,6 +1027,8 @@ class DepthDetRunner:
             'large_outputs_replaced': str(
                 self._output_worker.replaced if self._output_worker else 0),
             'images_refused': str(self.stats['bad_images']),
+            # Why, as the log says it only once per kind and throttled.
+            'last_image_refused': self._last_refused[1] if self._last_refused else 'none',
             'images_without_camera_info': str(self.stats['no_camera']),
             'camera_info_received': str(self.stats['camera_infos']),
             'camera_info_refused': str(self.stats['bad_camera_info']),
@@ -1133,6 +1153,11 @@ def run(node_class, args=None):
         rclpy.spin(node)
     except (ConfigError, ModelLoadError) as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)
+        return 2
+    except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+        # rclpy's own parameters (use_sim_time: abc), declared before ours are checked.
+        print(f'[depthdet_node] configuration error: {str(exc).splitlines()[0]}',
+              file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

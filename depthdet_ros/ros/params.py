@@ -181,6 +181,10 @@ def check_value(name, value):
     param = BY_NAME.get(name)
     if param is None:
         raise ConfigError(f'unknown parameter {name!r}')
+    if value is None and isinstance(param.default, list):
+        # rcl reads an empty YAML list as a parameter with no type.
+        raise ConfigError(f'{name} is an empty list, which ROS 2 cannot type; write '
+                          f'{param.default!r} for none')
     if not _same_type(param, value):
         raise ConfigError(f'parameter {name} must be of the type of its default '
                           f'{param.default!r}, got {value!r}')
@@ -195,17 +199,36 @@ def check_value(name, value):
     if param.maximum is not None and value > param.maximum:
         raise ConfigError(f'{name} is {value}; it must be <= {param.maximum}')
     if name == 'detector_input_size':
-        if len(value) != 2 or any(v < 0 or v % 32 for v in value):
-            raise ConfigError('detector_input_size must be [height, width], multiples of 32, '
-                              'or [0, 0]')
+        if len(value) != 2 or any(v < 0 or v % 32 for v in value) \
+                or (0 in value and any(value)):
+            raise ConfigError(f'detector_input_size is {list(value)}; it must be [height, '
+                              'width], both multiples of 32 and > 0, or [0, 0] (the model\'s)')
     if name == 'class_max_depth':
         parse_class_max_depth(value)
+    if name in ('default_frame_id', 'odom_frame'):
+        _check_frame(name, value)
     for path_param in ('detector_model', 'depth_model', 'joint_model', 'class_names_file'):
         if name == path_param and value and not os.path.isfile(os.path.expanduser(value)):
             what = 'a folder, not a file' if os.path.isdir(os.path.expanduser(value)) \
                 else 'file not found'
             raise ConfigError(f'{name}: {what}: {value!r}')
     return value
+
+
+def _check_frame(name, value):
+    """Refuse a frame name tf2 would not find: blank, with spaces, or (outputs) a leading /.
+
+    odom_frame may be empty (odometry from its topic), and may start with / (tf2 drops
+    it when looking frames up); default_frame_id goes into every output's header as it is.
+    """
+    if name == 'odom_frame' and not value:
+        return
+    if not value.strip() or any(c.isspace() for c in value) or not value.isprintable():
+        raise ConfigError(f'{name} is {value!r}; give a frame name, not blank and without '
+                          f'spaces (e.g. {BY_NAME[name].default or "odom"!r})')
+    if name == 'default_frame_id' and value.startswith('/'):
+        raise ConfigError(f'{name} is {value!r}; frame names have no leading / in ROS 2 '
+                          f'(tf2 refuses them): {value.lstrip("/")!r}')
 
 
 def parse_class_max_depth(entries):
@@ -382,7 +405,8 @@ def session_options(values):
 
     return SessionOptions(providers=values['providers'], intra_op_threads=values['threads'],
                           device_id=values['gpu_device_id'], trt_fp16=values['trt_fp16'],
-                          trt_int8=values['trt_int8'], trt_cache_dir=values['trt_cache_dir'],
+                          trt_int8=values['trt_int8'],
+                          trt_cache_dir=os.path.expanduser(values['trt_cache_dir']),
                           gpu_mem_limit_mb=values['gpu_mem_limit_mb'])
 
 
@@ -397,7 +421,7 @@ def build_pipeline(values, concurrent=True):
                             values['depth_model'] or default_model('depth'), session,
                             values['class_names_file'], size if any(size) else None,
                             depth_coverage=values['depth_coverage'],
-                            joint_path=os.path.expanduser(values['joint_model']))
+                            joint_path=values['joint_model'])
     pipeline = Pipeline(models, detector_config(values), fusion_config(values),
                         concurrent=concurrent)
     try:
