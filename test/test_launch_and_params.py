@@ -322,6 +322,17 @@ def test_unusable_command_line_stops_the_node_with_one_line(tmp_path, make_args,
     assert result.stderr.count('\n') == 1  # one line, no traceback
 
 
+def test_a_remap_rcl_refuses_is_its_reason_without_rcl_internals():
+    result = subprocess.run(
+        [sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args', '-r', 'image:='],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    # rcl logs a line of its own first; ours says which rule, without rcl's source position.
+    assert result.stderr.splitlines()[-1] == (
+        '[depthdet_node] configuration error: ROS 2 could not start with these arguments: '
+        "failed to initialize rcl: Couldn't parse remap rule: '-r image:='")
+
+
 def test_gpu_parameters_reach_the_session_options(tmp_path):
     params = tmp_path / 'gpu.yaml'
     params.write_text('/**:\n  ros__parameters:\n    providers: tensorrt\n    trt_fp16: true\n'

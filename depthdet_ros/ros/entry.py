@@ -72,6 +72,15 @@ def run(executable: str) -> int:
     return module.main()
 
 
+def rcl_refusal(exc) -> str:
+    """Say in one line why rclpy.init refused the arguments (rcl's message, trimmed).
+
+    Without rcl's source position (", at /.../arguments.c:380") and its empty error text.
+    """
+    import re
+    return re.sub(r'(\. Error: error not set)?, at \S+:\d+$', '', str(exc).splitlines()[0])
+
+
 def interrupt_once():
     """Make Ctrl-C raise KeyboardInterrupt once; every later SIGINT is ignored.
 

@@ -55,7 +55,7 @@ from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
-from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
+from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once, rcl_refusal
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
                                      check_command_line, check_value, ConfigError,
                                      detector_config, fusion_config, Param, PARAMS,
@@ -1142,7 +1142,7 @@ def run(node_class, args=None):
         return 2
     except Exception as exc:  # rcl refused the arguments: its message, not a traceback
         print(f'[depthdet_node] configuration error: ROS 2 could not start with these '
-              f'arguments: {str(exc).splitlines()[0]}', file=sys.stderr)
+              f'arguments: {rcl_refusal(exc)}', file=sys.stderr)
         return 2
     node = None
     try:

@@ -42,7 +42,7 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.core.odometry import TF
-from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once
+from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once, rcl_refusal
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg
 from depthdet_ros.sim.messages import camera_odometry, camera_transform, detections_2d, \
@@ -197,7 +197,7 @@ def main(args=None):
         rclpy.init(args=args)
     except Exception as exc:  # rcl refused the arguments: its message, not a traceback
         print(f'synthetic_camera: ROS 2 could not start with these arguments: '
-              f'{str(exc).splitlines()[0]}', file=sys.stderr)
+              f'{rcl_refusal(exc)}', file=sys.stderr)
         return 2
     try:
         node = SyntheticCamera()
