@@ -300,6 +300,11 @@ def test_ros_arguments_are_read_as_rcl_reads_them():
      '(from -p max_depth:=far)'),
     (lambda d: ['--params-file', str(d / 'good.yaml'), '-p', 'track_min_hits:=2.5'],
      'got 2.5 (from -p track_min_hits:=2.5)'),
+    # rcl skipped a file holding a bare value (a warning), and refused a list in two lines.
+    (lambda d: ['--params-file', str(d / 'scalar.yaml')],
+     "params file '{d}/scalar.yaml' is not a ROS parameters file: it must hold NODE: "
+     'ros__parameters: NAME: VALUE'),
+    (lambda d: ['--params-file', str(d / 'list.yaml')], 'is not a ROS parameters file'),
     # rclpy's own parameter, declared before ours are read: was a traceback (outsider 44).
     (lambda d: ['-p', 'use_sim_time:=abc'],
      "Trying to set parameter 'use_sim_time' to 'abc' of type 'STRING', expecting type 'BOOL'"),
@@ -312,6 +317,8 @@ def test_unusable_command_line_stops_the_node_with_one_line(tmp_path, make_args,
     (tmp_path / 'broken.yaml').write_text('/**:\n  ros__parameters: [max_depth\n')
     (tmp_path / 'good.yaml').write_text('/**:\n  ros__parameters:\n    max_depth: 1.0\n')
     (tmp_path / 'binary.yaml').write_bytes(bytes([0x8e, 0xff, 0x00, 0x12]) * 64)
+    (tmp_path / 'scalar.yaml').write_text('just a string\n')
+    (tmp_path / 'list.yaml').write_text('- max_depth: 2.0\n')
     (tmp_path / 'sim_time.yaml').write_text('/**:\n  ros__parameters:\n    use_sim_time: 1\n')
     result = subprocess.run(
         [sys.executable, '-m', 'depthdet_ros.ros.node', '--ros-args', *make_args(tmp_path)],

@@ -289,6 +289,15 @@ def _read_params_yaml(path):
         raise ConfigError(f'params file {path!r} is not valid YAML: {problem}') from None
 
 
+def _read_params_mapping(path):
+    """Return a params file's sections ({} for an empty file); ConfigError unless a mapping."""
+    data = _read_params_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
+                          'hold NODE: ros__parameters: NAME: VALUE')
+    return data
+
+
 def load_params_file(path, node_name='depthdet_node'):
     """Read and validate depthdet_node's parameters from a ROS parameters YAML.
 
@@ -299,10 +308,7 @@ def load_params_file(path, node_name='depthdet_node'):
     such section, or with sections for it in several namespaces, is refused: the tool
     would otherwise run on values the user did not mean.
     """
-    data = _read_params_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f'params file {path!r} is not a ROS parameters file: it must '
-                          'hold NODE: ros__parameters: NAME: VALUE')
+    data = _read_params_mapping(path)
     keys = [str(k) for k in data]
     at_root = {k for k in keys if node_key_matches(k, '/' + node_name)}
     namespaced = [k for k in keys if k not in at_root
@@ -364,8 +370,7 @@ def params_files_not_applied(argv, fully_qualified_name):
     """
     warnings = []
     for path in ros_arguments(argv)[0]:
-        data = _read_params_yaml(path)
-        keys = [str(k) for k in data] if isinstance(data, dict) else []
+        keys = [str(k) for k in _read_params_mapping(path)]
         if not any(node_key_matches(k, fully_qualified_name) for k in keys):
             warnings.append(
                 f'params file {path} has no section for {fully_qualified_name} (its '
@@ -384,7 +389,7 @@ def check_command_line(argv, node_name='depthdet_node'):
     import yaml
     files, pairs = ros_arguments(argv)
     for path in files:
-        _read_params_yaml(path)
+        _read_params_mapping(path)  # rcl skips a bare value without a word
     for key, text in pairs:
         node, _, name = key.rpartition(':')
         if node not in ('', node_name) or name not in BY_NAME:
