@@ -19,7 +19,7 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.core.camera import CameraModel
 from depthdet_ros.ros import convert
-from onnx_fixtures import constant_detector, red_depth, red_for_depth, sqrt_depth
+from onnx_fixtures import constant_detector, depth_for_red, red_depth, red_for_depth, sqrt_depth
 from ros_harness import NodeProcess, pinhole, Probe, write_params
 
 pytestmark = pytest.mark.ros
@@ -40,6 +40,13 @@ def raw(encoding, h, w, data, step=None, bigendian=0):
     return msg
 
 
+# The depth each decodable case reads in the detector's box (red_depth of its red):
+# every image is the scene's red, but all-zero 4:2:2 frames are black (Y 0 clips R to 0)
+# and a 1x1 image leaves too few pixels in the box for a depth.
+DEPTH_OF_CASE = {'yuv422 (uyvy)': depth_for_red(0), 'yuv422_yuy2': depth_for_red(0),
+                 '1x1 image': math.nan}
+
+
 def encoded_cases():
     """(name, message, expected) for the raw-image battery; expected 'ok' or 'refused'."""
     rgb = scene()
@@ -52,13 +59,16 @@ def encoded_cases():
         ('bgra8', raw('bgra8', 480, 640, np.dstack([bgr, bgr[..., :1]]).tobytes()), 'ok'),
         ('mono8', raw('mono8', 480, 640, mono.tobytes()), 'ok'),
         ('mono16', raw('mono16', 480, 640, (mono.astype('<u2') << 8).tobytes()), 'ok'),
-        ('mono16 big-endian', raw('mono16', 480, 640, (mono.astype('>u2') << 8).tobytes(),
+        # Big-endian bytes (numpy's shift gives native order: cast after it; test audit).
+        ('mono16 big-endian', raw('mono16', 480, 640,
+                                  (mono.astype(np.uint16) << 8).astype('>u2').tobytes(),
                                   bigendian=1), 'ok'),
         ('yuv422 (uyvy)', raw('yuv422', 480, 640, bytes(480 * 640 * 2)), 'ok'),
         ('yuv422_yuy2', raw('yuv422_yuy2', 480, 640, bytes(480 * 640 * 2)), 'ok'),
         ('bayer_rggb8', raw('bayer_rggb8', 480, 640, mono.tobytes()), 'ok'),
         ('bayer_bggr8', raw('bayer_bggr8', 480, 640, mono.tobytes()), 'ok'),
-        ('bayer_gbrg16', raw('bayer_gbrg16', 480, 640, mono.astype('<u2').tobytes()), 'ok'),
+        ('bayer_gbrg16', raw('bayer_gbrg16', 480, 640, (mono.astype('<u2') << 8).tobytes()),
+         'ok'),
         ('row padding (step > width*3)', raw('rgb8', 480, 640, np.pad(
             rgb.reshape(480, -1), ((0, 0), (0, 64))).tobytes(), step=640 * 3 + 64), 'ok'),
         ('odd width 641', raw('rgb8', 480, 641, scene(480, 641).tobytes()), 'ok'),
@@ -126,7 +136,7 @@ def test_raw_image_battery_and_header_cases(ros, models, tmp_path):
     params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
                           depth_model=models['depth'], providers='cpu',
                           max_image_pixels=20_000_000, input_reliability='reliable',
-                          diagnostics_period=0.2)
+                          diagnostics_period=0.2, publish_raw=True)
     camera = pinhole()
     topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
     cases = encoded_cases()
@@ -152,8 +162,13 @@ def test_raw_image_battery_and_header_cases(ros, models, tmp_path):
                                              probe.image_pub.publish(m)),
                                          start=start)
                     assert out.header.frame_id == 'cam', name
-                    for det in out.detections:
-                        assert all(np.isfinite(det.results[0].pose.covariance)), name
+                    # The frame as decoded (publish_raw: this frame's depth, not smoothed):
+                    # a decoder that got the pixels wrong reads another depth (test audit).
+                    (det,) = out.detections
+                    assert all(np.isfinite(det.results[0].pose.covariance)), name
+                    assert det.results[0].pose.pose.position.z == pytest.approx(
+                        DEPTH_OF_CASE.get(name, depth_for_red(RED)), abs=1e-3, nan_ok=True), \
+                        name
                 else:
                     refused += 1
                     probe.image_pub.publish(msg)
@@ -273,13 +288,18 @@ def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models,
             stale = probe.wait_for('/diagnostics',
                                    lambda m: 'stale' in m.status[0].message, timeout=10)
             assert stale.status[0].level == DiagnosticStatus.WARN
-            start = len(probe.received['detections'])
             camera = CameraModel(K=pinhole().K * [[0.5], [0.5], [1]], width=320, height=240)
             out = probe.wait_for('detections_3d', lambda m: len(m.detections) == 1, timeout=20,
                                  resend=lambda: probe.send(scene(), camera, stamp=(50, 0)),
                                  start=0)
-            # camera_info at half the image size is scaled up to the image: x stays finite.
-            assert np.isfinite(out.detections[0].bbox.center.position.x)
+            # camera_info at half the image size is scaled up to the image (pixel centres:
+            # cx = 2 (160 + 0.5) - 0.5 = 320.5, fx = 500): the box centre (320, 240) at
+            # the red's depth is 0.5 px left of and above the axis (test audit: an
+            # unscaled camera passed the finite check).
+            z = depth_for_red(RED)
+            centre = out.detections[0].bbox.center.position
+            assert (centre.x, centre.y, centre.z) == pytest.approx(
+                ((320 - 320.5) * z / 500, (240 - 240.5) * z / 500, z), abs=1e-4)
             # One of another aspect ratio (640x360 for 640x480) does not describe the
             # image: no 3D, and diagnostics say why.
             wide = CameraModel(K=pinhole().K, width=640, height=360)
@@ -288,7 +308,6 @@ def test_faults_stale_camera_missing_info_gpu_fallback_and_shutdown(ros, models,
             assert math.isnan(out.detections[0].results[0].pose.pose.position.x)
             probe.wait_for('/diagnostics',
                            lambda m: 'another aspect ratio' in m.status[0].message, timeout=10)
-            assert len(probe.received['detections']) > start
             # Unusable camera_info (no size; a D OpenCV cannot take) is refused: the frame
             # keeps its detections, depth and alert check, without 3D. Before, every
             # frame failed (ZeroDivisionError, an OpenCV assertion): nothing published.

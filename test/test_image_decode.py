@@ -35,19 +35,31 @@ def test_mono_and_16_bit_encodings():
     mono = np.array([[0, 128], [255, 7]], np.uint8)
     out = decode_raw('mono8', 2, 2, 2, mono.tobytes())
     assert out.shape == (2, 2, 3) and (out[..., 1] == mono).all()
-    mono16 = np.array([[0x1234, 0xFF00]], '>u2')
-    out = decode_raw('mono16', 1, 2, 4, mono16.tobytes(), is_bigendian=True)
-    assert out[0, :, 0].tolist() == [0x12, 0xFF]
+    # 16 bits keep their high byte, in the byte order the message says (test audit: a
+    # decoder ignoring is_bigendian passed).
+    for order, bigendian in (('>u2', True), ('<u2', False)):
+        mono16 = np.array([[0x1234, 0xFF00]], order)
+        out = decode_raw('mono16', 1, 2, 4, mono16.tobytes(), is_bigendian=bigendian)
+        assert out[0].tolist() == [[0x12] * 3, [0xFF] * 3], order
+    rgb16 = np.array([[0x1234, 0xAB00, 0x0100]], '<u2')
+    assert decode_raw('rgb16', 1, 1, 6, rgb16.tobytes()).tolist() == [[[0x12, 0xAB, 0x01]]]
 
 
 def test_yuv422_and_bayer():
-    uyvy = np.array([[128, 200, 128, 50]], np.uint8)  # neutral chroma: grey pixels
-    out = decode_raw('yuv422', 1, 2, 4, uyvy.tobytes())
-    assert out.shape == (1, 2, 3) and out[0, 0, 0] > out[0, 1, 0]
+    # Neutral chroma, Y 200 and 50: grey 1.164 (Y - 16) = 214.2 and 39.6 (BT.601), in
+    # each packing's byte order (UYVY: U Y0 V Y1; YUY2: Y0 U Y1 V).
+    grey = [[[214] * 3, [40] * 3]]
+    for encoding, packed in (('yuv422', [128, 200, 128, 50]), ('uyvy', [128, 200, 128, 50]),
+                             ('yuv422_yuy2', [200, 128, 50, 128]),
+                             ('yuyv', [200, 128, 50, 128])):
+        out = decode_raw(encoding, 1, 2, 4, bytes(packed))
+        assert out.tolist() == grey, encoding
     bayer = np.zeros((4, 4), np.uint8)
     bayer[0::2, 0::2] = 200  # red sites of an RGGB pattern
     out = decode_raw('bayer_rggb8', 4, 4, 4, bayer.tobytes())
-    assert out[1, 1, 0] > 100 and out[1, 1, 2] == 0
+    assert out[1, 1].tolist() == [200, 0, 0]
+    out = decode_raw('bayer_rggb16', 4, 4, 8, (bayer.astype('<u2') << 8).tobytes())
+    assert out[1, 1].tolist() == [200, 0, 0]
 
 
 @pytest.mark.parametrize('args,message', [

@@ -74,4 +74,4 @@ def test_export_records_the_stride_and_the_pipeline_covers_the_image(tmp_path):
         pipeline.close()
     # Depth on every image pixel (the letterbox's fit_pad view of the 16x24 grid).
     assert result.depth_map.shape == (90, 120)
-    assert np.isfinite(result.depth_map).mean() > 0.5
+    assert np.isfinite(result.depth_map).all()

@@ -146,7 +146,7 @@ def test_depthdet_pipeline_refuses_bad_values_with_one_line(name, value, words):
     result = subprocess.run(
         [sys.executable, '-m', 'depthdet_ros.cli', 'pipeline', f'{name}:={value}'],
         capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith('depthdet pipeline: error: ')

@@ -1,4 +1,5 @@
 """Models users bring: float16 inputs and outputs run; unusable models are one line."""
+import json
 import subprocess
 import sys
 
@@ -59,6 +60,10 @@ def test_depthdet_run_with_fp16_models(fp16_models, tmp_path, capsys):
                  '--depth-model', fp16_models[1], '--out', str(tmp_path / 'out')])
     assert code == 0
     assert 'chair' in capsys.readouterr().out
+    (record,) = json.loads((tmp_path / 'out' / 'results.json').read_text())['images']
+    (obj,) = record['objects']
+    # The red's depth, to float16's precision at 3 m (steps of 2 mm).
+    assert obj['depth_m'] == pytest.approx(depth_for_red(red_for_depth(3.0)), abs=3e-3)
 
 
 def test_real_yolov5_and_hybrid_fp16_exports_match_fp32(tmp_path):
