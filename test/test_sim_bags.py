@@ -74,7 +74,7 @@ def test_bag_reads_back_with_the_written_content(tmp_path, frames, storage):
         assert (info.width, info.height) == SIZE
         detections = by_topic[simbag.TOPIC_DETECTIONS][i].message.detections
         detections_3d = by_topic[simbag.TOPIC_DETECTIONS_3D][i].message.detections
-        assert len(detections) == len(detections_3d) == len(frame.objects)
+        assert len(detections) == len(detections_3d) == len(frame.objects) > 0
         for obj, det, det3d in zip(frame.objects, detections, detections_3d):
             assert det.results[0].hypothesis.class_id == obj.class_name
             assert det.results[0].hypothesis.score == 1.0

@@ -126,6 +126,7 @@ def test_windowed_occlusion_passes_count_like_full_renders(world):
         scene_layout = frame_layout(5, index, 'mixed', ((WIDTH, HEIGHT),))
         frame = world.render(scene_layout, index)
         model = world.model
+        assert frame.objects  # the checks below run on each
         for obj in frame.objects:
             slot = world._object_geoms[obj.instance_id - 1]
             groups = np.full(model.ngeom, HIDDEN_GROUP, dtype=model.geom_group.dtype)

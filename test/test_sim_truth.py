@@ -66,6 +66,7 @@ def test_sequence_camera_moves_smoothly_through_a_fixed_scene(world):
     tracked = set.intersection(*({o.instance_id for o in f.objects} for f in frames))
     first = {o.instance_id: o for o in frames[0].objects}
     second = {o.instance_id: o for o in frames[1].objects}
+    assert tracked  # objects seen in every frame, checked below
     for instance_id in tracked:
         assert first[instance_id].class_name == second[instance_id].class_name
         assert first[instance_id].size == second[instance_id].size
