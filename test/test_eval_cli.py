@@ -109,7 +109,8 @@ def test_every_frame_processed_and_matched_by_stamp(evaluated):
                                 'with_gt_depth': 4,
                                 'with_gt_detections': 4}
     assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
-                                'gt_detections': GT_2D, 'gt_detections_3d': GT_3D}
+                                'gt_detections': GT_2D, 'gt_detections_3d': GT_3D,
+                                'gt_instances': None}
     assert report['corrupt_messages']['count'] == 0
 
 

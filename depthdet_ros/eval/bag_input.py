@@ -60,11 +60,8 @@ class EvalTopics:
     gt_instances: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Optional[str]]:
-        """Role -> topic; gt_instances only when the bag has one (reports before it)."""
-        roles = dict(self.__dict__)
-        if roles['gt_instances'] is None:
-            del roles['gt_instances']
-        return roles
+        """Role -> topic, None where the bag has none (as the report schema says)."""
+        return dict(self.__dict__)
 
 
 def open_reader(path):
