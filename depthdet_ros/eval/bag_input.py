@@ -287,6 +287,7 @@ class BagIndex:
     gt_instances: List[tuple] = field(default_factory=list)  # (stamp, {id: RLE})
     corrupt: List[CorruptMessage] = field(default_factory=list)
     invalid_camera_info: int = 0
+    depth_unpaired: Optional[str] = None  # why no image got a depth message (evaluate_bag)
 
 
 def storage_name(path) -> str:
@@ -402,6 +403,30 @@ def plan_frames(index: BagIndex, tolerance_ns: int,
                                gt_3d.nearest(stamp, tolerance_ns) if detections else None,
                                gt_masks.nearest(stamp, tolerance_ns) if detections else None))
     return plans
+
+
+def depth_unpaired(index: BagIndex, plans: List[Optional[FramePlan]],
+                   tolerance_ns: int) -> Optional[str]:
+    """Why no image evaluated got a message of the bag's depth topic; None if one did.
+
+    A depth camera's frames are often stamped apart from the colour camera's (a few ms to
+    tens of ms): say how far off the nearest are, so that --stamp-tolerance can be set.
+    """
+    topic = index.topics.depth
+    if topic is None or any(p is not None and p.depth_ordinal is not None for p in plans):
+        return None
+    depth = np.array(sorted(s for s in index.depth_stamps if s is not None), dtype=np.int64)
+    images = [index.images[p.image_ordinal][1] for p in plans if p is not None]
+    images = np.array([s for s in images if s is not None], dtype=np.int64)
+    if not len(depth) or not len(images):
+        return f'{topic} has no depth message with a readable stamp'
+    k = np.searchsorted(depth, images)
+    nearest = np.minimum(np.abs(depth[np.clip(k - 1, 0, len(depth) - 1)] - images),
+                         np.abs(depth[np.clip(k, 0, len(depth) - 1)] - images))
+    return (f'none of the {len(depth)} messages of {topic} is stamped within '
+            f'{tolerance_ns * 1e-6:g} ms of an image evaluated (the nearest are '
+            f'{np.median(nearest) * 1e-6:.1f} ms off, median over the images): give a '
+            'larger --stamp-tolerance if they belong together')
 
 
 def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typestore,

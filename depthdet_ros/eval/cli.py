@@ -354,6 +354,9 @@ def _print_summary(report):
     if report['depth']:
         m = report['depth']['metric']
         print(f'depth: REL {m["rel"]:.3f}  RMSE {m["rmse"]:.3f} m  δ1 {m["delta1"]:.3f}')
+    elif report['topics']['depth']:
+        from depthdet_ros.eval.report import no_depth_why
+        print(f'depth: {no_depth_why(report)}')
     if report['objects']:
         strategy = report['settings']['depth_strategy']
         o = report['objects']['detected'][strategy]['overall']

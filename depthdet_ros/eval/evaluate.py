@@ -29,7 +29,8 @@ import numpy as np
 from depthdet_ros.core.odometry import CameraMotionUnavailable
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, object_depth, STRATEGIES
 from depthdet_ros.core.types import FrameResult
-from depthdet_ros.eval.bag_input import BagFrame, BagIndex, EvalTopics, index_bag, plan_frames
+from depthdet_ros.eval.bag_input import BagFrame, BagIndex, depth_unpaired, EvalTopics, \
+    index_bag, plan_frames
 from depthdet_ros.eval.bag_input import read_frames
 from depthdet_ros.eval.matching import boxes_xyxy, match_boxes
 from depthdet_ros.eval.metrics import DepthAccumulator, DepthMetrics, detection_map
@@ -295,6 +296,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
              for p in plan_frames(index, tolerance_ns)]
     if not index.images:
         raise NothingToEvaluate(f'{topics.image} has no images')
+    index.depth_unpaired = depth_unpaired(index, plans, tolerance_ns)
     if stamps and not any(start_ns <= s < end_ns for s in stamps):
         start, end = window_s
         when = f'{start:g} s or more' if math.isinf(end) else \

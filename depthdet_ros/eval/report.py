@@ -17,6 +17,8 @@ times in milliseconds, shares in [0, 1]):
   with_gt_depth, with_gt_detections
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
+- depth_unpaired: why no image got a message of the depth topic (its stamps too far from
+  the images' for stamp_tolerance_ms), null when some did or there is no depth topic
 - depth: null without GT depth, else
   metric / median_scaled: {rel, rmse, log10, delta1, delta2, delta3, pixels} and
   median_scale: {mean, std, min, max} of the per-frame scales
@@ -133,6 +135,7 @@ def build_report(results, index, settings, run: Dict) -> Dict:
         'corrupt_messages': {'count': len(corrupt), 'by_topic': by_topic,
                              'items': [{'topic': c.topic, 'bag_time_ns': c.bag_time_ns,
                                         'error': c.error} for c in corrupt[:MAX_LISTED]]},
+        'depth_unpaired': index.depth_unpaired,
         'depth': None, 'objects': None, 'detection': None, 'alerts': None,
         'tracking': results.tracking,
         'latency_ms': _latency_summary(results.latency_ms),
@@ -175,6 +178,18 @@ def write_json(report: Dict, path) -> None:
 
 
 # ---- Markdown ------------------------------------------------------------------------
+
+def no_depth_why(report) -> str:
+    """Say why the report has no dense depth metrics."""
+    topic = report['topics']['depth']
+    if topic is None:
+        return 'No ground-truth depth topic: skipped.'
+    if report['depth_unpaired']:
+        return f'No frame has ground-truth depth: {report["depth_unpaired"]}.'
+    unreadable = report['corrupt_messages']['by_topic'].get(topic, 0)
+    return (f'No frame has ground-truth depth: {unreadable} message(s) of {topic} could not '
+            'be read as depth (32FC1 metres or 16UC1 millimetres; corrupt messages above).')
+
 
 def _num(value, digits=3, unit=''):
     return '-' if value is None else f'{value:.{digits}f}{unit}'
@@ -263,7 +278,7 @@ def markdown(report: Dict) -> str:
     depth = report['depth']
     lines += ['## Dense depth (valid GT pixels)', '']
     if depth is None:
-        lines += ['No ground-truth depth topic: skipped.', '']
+        lines += [no_depth_why(report), '']
     else:
         rows = []
         for name, key in (('metric', 'metric'), ('median-scaled', 'median_scaled')):
