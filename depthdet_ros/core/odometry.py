@@ -22,7 +22,7 @@ from typing import List, Optional, Protocol, Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from depthdet_ros.core.tracking import CameraMotion
+from depthdet_ros.core.tracking import CameraMotion, TIME_BACK_S
 
 # Farthest a twist's stamp may be from an image's for it to give the camera's motion (s).
 MAX_GAP_S = 0.2
@@ -42,11 +42,10 @@ JUMP_FLOOR = 0.5
 QUATERNION_TOLERANCE = 0.01
 # Seconds of twists kept before the newest (a frame looks up its stamp after inference).
 HISTORY_S = 5.0
-# A message stamped this much before the newest kept of its kind is time going back (a
-# bag played again, a simulation reset), not a late one: the history starts afresh, as
-# tf2 clears its buffer when time jumps back (old and new poses mixed would give false
-# speeds: outsider round 43, 5-10 m/s after a 3 s jump).
-TIME_BACK_S = 1.0
+# A message stamped more than TIME_BACK_S (core.tracking's) before the newest kept of its
+# kind is time going back (a bag played again, a simulation reset), not a late one: the
+# history starts afresh, as tf2 clears its buffer when time jumps back (old and new poses
+# mixed would give false speeds: outsider round 43, 5-10 m/s after a 3 s jump).
 _TIME_BACK_NS = int(TIME_BACK_S * 1e9)
 # Where robot_state_publisher latches a robot's fixed transforms, and where the moving
 # ones go (absolute names).

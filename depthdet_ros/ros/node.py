@@ -1006,6 +1006,7 @@ class DepthDetRunner:
             'tracks': str(len(self._tracker)) if self._tracker is not None else 'tracking off',
             'track_ids_taken_back': str(self.stats['ids_taken_back']),
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
+            'track_late_frames': str(self._tracker_instance.late_frames),
             'odometry_received': 'use_odometry off' if not self.params['use_odometry']
             else 'not read (odom_frame set)' if self.params['odom_frame']
             else str(self.stats['odometry_received']),
