@@ -5,6 +5,8 @@
 - BagWriter: `with BagWriter(path, 'mcap') as bag: bag.write(topic, msg, stamp_ns)`;
   connections are made on first use of a topic.
 - read_messages(path, topics): (topic, msgtype, timestamp_ns, message) in bag order.
+- bag_messages(reader, connections): a reader's messages; a file damaged part way
+  through is a DamagedBagError (one line), not the storage library's own exception.
 - header/image/depth/camera_info builders for the rosbags message classes.
 
 Bags are written as rosbag2 metadata version 8, which ROS 2 Jazzy and later read.
@@ -93,6 +95,28 @@ class BagWriter:
         self.count += 1
 
 
+class DamagedBagError(ValueError):
+    """A bag whose file cannot be read to its end; the message says where it stopped."""
+
+
+def bag_messages(reader, connections):
+    """Yield (connection, timestamp, raw) of an open rosbags Reader, as reader.messages.
+
+    A damaged file breaks the storage plugins part way with assorted exceptions (mcap:
+    OverflowError, struct errors; sqlite3: DatabaseError): a DamagedBagError instead,
+    naming how many messages came before it.
+    """
+    count = 0
+    try:
+        for item in reader.messages(connections=connections):
+            yield item
+            count += 1
+    except Exception as exc:
+        problem = ' '.join(str(exc).split()) or type(exc).__name__
+        raise DamagedBagError(f'cannot read bag {reader.path}: it breaks off after {count} '
+                              f'messages ({problem}): the file is damaged') from None
+
+
 @dataclass(frozen=True)
 class BagMessage:
     """One message read back from a bag."""
@@ -111,7 +135,7 @@ def read_messages(path, topics: Optional[Iterable[str]] = None,
     wanted = None if topics is None else set(topics)
     with Reader(Path(path)) as reader:
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        for connection, timestamp, raw in reader.messages(connections=connections):
+        for connection, timestamp, raw in bag_messages(reader, connections):
             yield BagMessage(connection.topic, connection.msgtype, timestamp,
                              store.deserialize_cdr(raw, connection.msgtype))
 

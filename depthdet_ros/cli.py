@@ -103,10 +103,11 @@ def _run(argv):
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2
+    from depthdet_ros.bags import DamagedBagError  # any subcommand reading a bag
     from depthdet_ros.ros.params import ConfigError  # what a subcommand's settings raise
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, DamagedBagError) as exc:
         print(f'depthdet {args.command}: error: {exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -195,8 +195,8 @@ def test_detection_map_and_alerts(evaluated):
 def test_report_schema_markdown_and_plots(evaluated):
     report, _, folder = evaluated
     assert set(report) == {'schema', 'created', 'command', 'bag', 'topics', 'settings',
-                           'frames', 'corrupt_messages', 'depth', 'objects', 'detection',
-                           'alerts', 'tracking', 'latency_ms', 'outputs'}
+                           'frames', 'corrupt_messages', 'depth_unpaired', 'depth', 'objects',
+                           'detection', 'alerts', 'tracking', 'latency_ms', 'outputs'}
     assert report['schema'] == 'depthdet-eval/1'
     assert report['command'][:3] == ['depthdet', 'eval', str(folder / 'bag')]
     assert report['bag']['storage'] == 'mcap' and report['bag']['message_count'] == 25

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,39 @@ def test_unusable_replay_options_are_one_line(tmp_path, options, message):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and 'Traceback' not in result.stderr
+    assert result.stderr.strip().count('\n') == 0, result.stderr
+
+
+def damage(bag, fill):
+    """Overwrite bytes 100-5000 of the bag's mcap file with `fill` (one byte, repeated)."""
+    (path,) = Path(bag).glob('*.mcap')
+    data = bytearray(path.read_bytes())
+    data[100:5000] = fill * 4900
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize('fill, command, message', [
+    # The mcap reader breaks part way (an OverflowError traceback before: outsider 45).
+    (b'\xab', 'eval', 'it breaks off after 0 messages (Python int too large to convert to C '
+     'ssize_t): the file is damaged'),
+    (b'\xab', 'replay', 'it breaks off after 0 messages'),
+    # Or reads nothing at all: eval said the topic had no images, replay exited 0.
+    (b'\x00', 'eval', 'no frame to evaluate: /camera/image: the bag lists 5 messages on it, '
+     'but none could be read (a damaged file?)'),
+    (b'\x00', 'replay', 'nothing was published: the bag lists 10 messages on these topics, '
+     'none could be read (a damaged file?)'),
+])
+def test_a_damaged_bag_is_one_line(tmp_path, fill, command, message):
+    # Five grey frames and their camera_info (10 messages); how the damage shows depends
+    # on where it falls, so the bag is this small one.
+    frames = [FrameSpec(np.full((48, 64, 3), 100, np.uint8), None) for _ in range(5)]
+    bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48))
+    damage(bag, fill)
+    extra = ['--out', str(tmp_path / 'report'), '--no-progress'] if command == 'eval' else []
+    result = subprocess.run([sys.executable, '-m', 'depthdet_ros.cli', command, bag, *extra],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and 'Traceback' not in result.stderr, result.stderr
     assert result.stderr.strip().count('\n') == 0, result.stderr
 
 

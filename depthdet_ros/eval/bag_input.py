@@ -30,6 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
+from depthdet_ros.bags import bag_messages
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core import image
 from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
@@ -288,6 +289,7 @@ class BagIndex:
     corrupt: List[CorruptMessage] = field(default_factory=list)
     invalid_camera_info: int = 0
     depth_unpaired: Optional[str] = None  # why no image got a depth message (evaluate_bag)
+    listed: Dict[str, int] = field(default_factory=dict)  # messages per topic, as indexed
 
 
 def storage_name(path) -> str:
@@ -309,9 +311,12 @@ def index_bag(path, topics: EvalTopics, typestore) -> BagIndex:
         index = BagIndex(topics=topics, topic_types=topic_types, storage=storage_name(path),
                          duration_s=reader.duration / 1e9 if reader.message_count else 0.0,
                          message_count=reader.message_count)
+        for connection in reader.connections:
+            index.listed[connection.topic] = \
+                index.listed.get(connection.topic, 0) + connection.msgcount
         wanted = {t for t in topics.as_dict().values() if t}
         connections = [c for c in reader.connections if c.topic in wanted]
-        for connection, bag_time, raw in reader.messages(connections=connections):
+        for connection, bag_time, raw in bag_messages(reader, connections):
             topic = connection.topic
             try:
                 msg = typestore.deserialize_cdr(raw, connection.msgtype)
@@ -453,7 +458,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
         wanted = {topics.image, topics.depth}
         connections = reader.connections if on_message else \
             [c for c in reader.connections if c.topic in wanted]
-        for connection, bag_time, raw in reader.messages(connections=connections):
+        for connection, bag_time, raw in bag_messages(reader, connections):
             if on_message:
                 on_message(connection, bag_time, raw)
             topic = connection.topic

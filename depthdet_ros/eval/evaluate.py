@@ -295,7 +295,11 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
              or start_ns <= index.images[p.image_ordinal][1] < end_ns else None
              for p in plan_frames(index, tolerance_ns)]
     if not index.images:
-        raise NothingToEvaluate(f'{topics.image} has no images')
+        listed = index.listed.get(topics.image, 0)
+        raise NothingToEvaluate(
+            f'{topics.image} has no images' if not listed else
+            f'{topics.image}: the bag lists {listed} messages on it, but none could be read '
+            '(a damaged file?)')
     index.depth_unpaired = depth_unpaired(index, plans, tolerance_ns)
     if stamps and not any(start_ns <= s < end_ns for s in stamps):
         start, end = window_s

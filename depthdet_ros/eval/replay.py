@@ -25,6 +25,7 @@ import os
 import time
 
 from depthdet_ros.arg_types import non_negative_float, positive_float
+from depthdet_ros.bags import bag_messages
 
 DEFAULT_CLOCK_HZ = 100.0
 # Seconds the last messages may take to be acknowledged by reliable subscribers.
@@ -119,6 +120,8 @@ class Replayer:
         self.store = make_typestore()
         reader = open_reader(bag)
         self._types = {c.topic: c.msgtype for c in reader.connections}
+        # Messages the bag's index lists on the topics replayed (a damaged file reads fewer).
+        self.listed = sum(c.msgcount for c in reader.connections if c.topic in topics)
         reader.close()
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
                          if reliability == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
@@ -185,7 +188,7 @@ class Replayer:
         try:
             connections = [c for c in reader.connections if c.topic in self.publishers]
             start, first_ns = time.monotonic(), None
-            for connection, bag_time, raw in reader.messages(connections=connections):
+            for connection, bag_time, raw in bag_messages(reader, connections):
                 if first_ns is None:
                     first_ns = bag_time
                 self._wait_until(start + (bag_time - first_ns) / 1e9 / self.rate, start,
@@ -271,4 +274,9 @@ def run(args):
         counts = ', '.join(f'{t}: {n}' for t, n in replayer.published.items())
         print(f'published {counts} ({rounds} full pass{"es" if rounds != 1 else ""}); '
               f'{replayer.corrupt} corrupt messages skipped{note}', flush=True)
+        if rounds and not any(replayer.published.values()):
+            raise CliError(f'nothing was published: the bag lists {replayer.listed} messages '
+                           'on these topics, none could be read (a damaged file?)'
+                           if replayer.listed else 'nothing was published: the bag holds no '
+                           'message on these topics')
     return 0

@@ -54,6 +54,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from depthdet_ros.bags import bag_messages
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
     MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
@@ -109,7 +110,7 @@ def read_camera_odometry(path, typestore, topic: str,
                 + (f' (it has {", ".join(odometry)})' if odometry else ''))
         _read_transforms(reader, typestore, tf_static, frames)
         connections = [c for c in reader.connections if c.topic == topic]
-        for _, _, raw in reader.messages(connections=connections):
+        for _, _, raw in bag_messages(reader, connections):
             try:
                 msg = typestore.deserialize_cdr(raw, ODOMETRY)
             except Exception:  # a corrupt message: the nearest other one serves
@@ -158,7 +159,7 @@ def _read_transforms(reader, typestore, topic, frames):
     connections = [c for c in reader.connections
                    if c.topic == topic and c.msgtype == TF_MESSAGE]
     # (No connections means every connection to rosbags.)
-    for _, _, raw in reader.messages(connections=connections) if connections else ():
+    for _, _, raw in bag_messages(reader, connections) if connections else ():
         try:
             transforms = typestore.deserialize_cdr(raw, TF_MESSAGE).transforms
         except Exception as exc:  # rosbags raises several kinds on a corrupt message
@@ -178,7 +179,7 @@ def read_motion(path, typestore) -> Dict[int, Dict[str, MotionTruth]]:
         velocities: Dict[int, Dict[str, np.ndarray]] = {}
         speeds: Dict[int, Dict[str, float]] = {}
         connections = [c for c in reader.connections if c.topic in (optical, world)]
-        for connection, _, raw in reader.messages(connections=connections):
+        for connection, _, raw in bag_messages(reader, connections):
             try:
                 msg = typestore.deserialize_cdr(raw, ODOMETRY)
             except Exception:  # corrupt motion truth: that object-frame goes unscored

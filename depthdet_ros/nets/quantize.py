@@ -170,6 +170,7 @@ def _read_image(path):
 
 def _bag_messages(path):
     """Yield (ordinal, raw CDR, message type) of the bag's camera image topic."""
+    from depthdet_ros.bags import bag_messages
     from depthdet_ros.eval import bag_input
 
     reader = bag_input.open_reader(path)
@@ -177,7 +178,7 @@ def _bag_messages(path):
         topic_types = {c.topic: c.msgtype for c in reader.connections}
         topic = bag_input.select_topics(topic_types).image
         connections = [c for c in reader.connections if c.topic == topic]
-        for ordinal, (_, _, raw) in enumerate(reader.messages(connections=connections)):
+        for ordinal, (_, _, raw) in enumerate(bag_messages(reader, connections)):
             yield ordinal, raw, topic_types[topic]
     finally:
         reader.close()

@@ -61,11 +61,12 @@ def _check_split_folders(out: str) -> None:
 
 def _first_message(bag: str, topic: str, typestore):
     """Return the first message on `topic` that deserialises, or None."""
+    from depthdet_ros.bags import bag_messages
     from depthdet_ros.eval.bag_input import open_reader
     reader = open_reader(bag)
     try:
         connections = [c for c in reader.connections if c.topic == topic]
-        for connection, _, raw in reader.messages(connections=connections):
+        for connection, _, raw in bag_messages(reader, connections):
             try:
                 return typestore.deserialize_cdr(raw, connection.msgtype)
             except Exception:  # a corrupt message (rosbags raises assorted errors): try the next
