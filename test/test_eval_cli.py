@@ -524,6 +524,12 @@ def test_missing_topic_and_unreadable_bag_give_clear_errors(models, tmp_path, ca
     (tmp_path / 'no_metadata').mkdir()
     assert run_eval(tmp_path / 'no_metadata', models, tmp_path / 'r') == 2
     assert 'the folder has no metadata.yaml' in capsys.readouterr().err
+    # With its storage file there, the file itself is the way (outsider round 45: the hint
+    # named `ros2 bag reindex`, which a pip install lacks).
+    (tmp_path / 'no_metadata' / 'run_0.mcap').write_bytes(b'')
+    assert run_eval(tmp_path / 'no_metadata', models, tmp_path / 'r') == 2
+    assert f"give the file itself ({tmp_path / 'no_metadata' / 'run_0.mcap'}), or write it " \
+        'again with `ros2 bag reindex`' in capsys.readouterr().err
 
 
 def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):

@@ -72,8 +72,11 @@ def open_reader(path):
     if not bag.exists():
         raise BagInputError(f'no such bag: {bag}')
     if bag.is_dir() and not (bag / 'metadata.yaml').is_file():
+        files = sorted(p.name for p in bag.glob('*') if p.suffix in ('.mcap', '.db3'))
+        hint = f'give the file itself ({bag / files[0]}), or' if files else 'a ROS install can'
         raise BagInputError(f'cannot read bag {bag}: the folder has no metadata.yaml (a '
-                            'recording cut short? `ros2 bag reindex` writes it again)')
+                            f'recording cut short? {hint} write it again with '
+                            '`ros2 bag reindex`)')
     try:
         reader = Reader(bag)
         reader.open()
