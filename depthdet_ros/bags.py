@@ -114,7 +114,7 @@ def bag_messages(reader, connections):
     except Exception as exc:
         problem = ' '.join(str(exc).split()) or type(exc).__name__
         raise DamagedBagError(f'cannot read bag {reader.path}: it breaks off after {count} '
-                              f'messages ({problem}): the file is damaged') from None
+                              f'messages ({problem}): is the file damaged?') from exc
 
 
 @dataclass(frozen=True)

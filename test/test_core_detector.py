@@ -1,4 +1,6 @@
 """Detector: letterbox and inverse, layouts, decoding and NMS, with hand-computed values."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -155,7 +157,12 @@ def test_a_detector_without_names_says_what_its_classes_are_called(tmp_path, cap
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     onnx.save(model, path)
-    detector = Detector(path)
+    logger = logging.getLogger('depthdet_ros.core.detector')
+    logger.addHandler(caplog.handler)  # the package's logger may not propagate to the root
+    try:
+        detector = Detector(path)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert detector.class_names == ['class_0', 'class_1']
     assert 'det.onnx has no class names in its metadata and no class names file was given: ' \
         'its classes are called class_0 ... class_1' in caplog.text

@@ -173,14 +173,13 @@ def damage(bag, fill):
 
 @pytest.mark.parametrize('fill, command, message', [
     # The mcap reader breaks part way (an OverflowError traceback before: outsider 45).
-    (b'\xab', 'eval', 'it breaks off after 0 messages (Python int too large to convert to C '
-     'ssize_t): the file is damaged'),
+    (b'\xab', 'eval', 'it breaks off after 0 messages ('),
     (b'\xab', 'replay', 'it breaks off after 0 messages'),
     # Or reads nothing at all: eval said the topic had no images, replay exited 0.
     (b'\x00', 'eval', 'no frame to evaluate: /camera/image: the bag lists 5 messages on it, '
      'but none could be read (a damaged file?)'),
     (b'\x00', 'replay', 'nothing was published: the bag lists 10 messages on these topics, '
-     'none could be read (a damaged file?)'),
+     'none could be read (a damaged file, or a type rosbags cannot read?)'),
 ])
 def test_a_damaged_bag_is_one_line(tmp_path, fill, command, message):
     # Five grey frames and their camera_info (10 messages); how the damage shows depends

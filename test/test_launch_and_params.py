@@ -259,7 +259,8 @@ def test_parameter_validation_messages():
              ('default_frame_id', '/camera', "no leading / in ROS 2 (tf2 refuses them): 'camera'"),
              ('odom_frame', ' ', 'without spaces'),
              # rcl gives an empty YAML list as a value with no type.
-             ('class_filter', None, "empty list, which ROS 2 cannot type; write ['']")]
+             ('class_filter', None, "empty or null, which ROS 2 cannot type as a list; write "
+              "['']")]
     for name, value, message in cases:
         try:
             check_value(name, value)
@@ -338,6 +339,13 @@ def test_a_remap_rcl_refuses_is_its_reason_without_rcl_internals():
     assert result.stderr.splitlines()[-1] == (
         '[depthdet_node] configuration error: ROS 2 could not start with these arguments: '
         "failed to initialize rcl: Couldn't parse remap rule: '-r image:='")
+
+
+def test_the_tools_refuse_an_empty_list_as_the_node_does(tmp_path):
+    params = tmp_path / 'p.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    class_filter: []\n')
+    with pytest.raises(ConfigError, match='class_filter is empty or null'):
+        load_params_file(str(params))
 
 
 def test_gpu_parameters_reach_the_session_options(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from depthdet_ros.core import tracking
 from depthdet_ros.core.tracking import CameraMotion, confirmed, duplicates, PROXIMITY, \
-    TIME_BACK_S, TIME_TO_CONTACT, Tracker, TrackerConfig
+    MAX_LATE_IN_A_ROW, TIME_BACK_S, TIME_TO_CONTACT, Tracker, TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 
 RATE = 10.0  # frames per second of the streams below
@@ -529,6 +529,25 @@ def test_a_frame_that_comes_late_keeps_every_track():
     tracker.update(walker(6), later, 1.0)
     assert tracker.update(walker(6), later - TIME_BACK_S, 1.0)[0].track_id == 1
     assert tracker.update(walker(6), later - TIME_BACK_S - 0.01, 1.0)[0].track_id == 2
+
+
+def test_a_short_bag_played_in_a_loop_starts_over_within_three_frames():
+    # A 0.5 s bag looped: every frame of the second pass is behind the first pass's last
+    # stamp, by less than TIME_BACK_S. Taken as late, the tracker's clock would stop and
+    # the near object of the first pass would keep its held alert for ever (review).
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    near = [estimate(0.0, 0.0, 0.5, (100, 100, 150, 200))]
+    for k in range(5):
+        tracker.update(near, 100.0 + k / RATE, 1.0)
+    assert len(tracker.held_alerts()) == 0 and tracker.in_proximity.tolist() == [True]
+    held = []
+    for k in range(5):  # the second pass, the object gone
+        tracker.update([], 100.0 + k / RATE, 1.0)
+        held.append(len(tracker.held_alerts()))
+    # Two frames are taken as late (the alert held, 0 s after its last match), the third
+    # starts over; stamps then go on from there.
+    assert tracker.late_frames == MAX_LATE_IN_A_ROW == 2
+    assert held == [1, 1, 0, 0, 0] and len(tracker) == 0
 
 
 def test_invalid_configuration_names_the_setting():

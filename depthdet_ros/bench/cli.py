@@ -269,7 +269,7 @@ def _node_values(args):
     values = pipeline_values(args)
     for kind in ('detector', 'depth'):
         key = f'{kind}_model'
-        values[key] = os.path.abspath(values[key] or default_model(kind))
+        values[key] = os.path.abspath(os.path.expanduser(values[key] or default_model(kind)))
         if not os.path.isfile(values[key]):
             raise CliError(
                 f'{kind} model {values[key]} not found; pass --{kind}-model, or export one, '
@@ -495,7 +495,7 @@ def _int8(sections, args, values, pipeline, frame, camera):
     for kind in ('detector', 'depth'):
         path = getattr(args, f'int8_{kind}_model')
         if path:
-            int8_values[f'{kind}_model'] = os.path.abspath(path)
+            int8_values[f'{kind}_model'] = os.path.abspath(os.path.expanduser(path))
     print('comparing FP32 and INT8 models', file=sys.stderr)
     try:
         int8_pipeline = build_pipeline(int8_values)

@@ -108,7 +108,8 @@ def run_section(values, joint_path, pipeline, frame, camera, iterations, warmup,
 
     print(f'comparing the pair with the joint model {joint_path}', file=sys.stderr)
     try:
-        joint = build_pipeline(dict(values, joint_model=os.path.abspath(joint_path)))
+        joint_model = os.path.abspath(os.path.expanduser(joint_path))
+        joint = build_pipeline(dict(values, joint_model=joint_model))
     except (ModelLoadError, ValueError) as exc:
         raise CliError(str(exc)) from None
     try:

@@ -31,8 +31,10 @@ near object missed for a frame). An unmatched track whose box overlaps a matched
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards by more than TIME_BACK_S (a bag looped, a camera restarted, a
 simulation reset) start over; a frame stamped less far back came late (reordered in
-transport or in a recording) and is taken at the newest stamp, so every track goes on
-(`late_frames` counts them).
+transport or in a recording) and is taken at the newest stamp, without its camera
+motion, so every track goes on (`late_frames` counts them). More than MAX_LATE_IN_A_ROW
+such frames in a row are a new timeline (a bag of a second or less played in a loop),
+which starts over too: the tracker's clock must not stop.
 
 Duplicates: before association, two detections of one class are the same object
 detected twice when the smaller box lies at least `duplicate_overlap` inside the other
@@ -178,6 +180,9 @@ START_STEADY = 0.5
 # A stamp more than this (s) before the newest starts a new timeline; a nearer one is a
 # message that came late (core.odometry treats its messages alike).
 TIME_BACK_S = 1.0
+# Late frames come one at a time (a frame swapped with the next); this many in a row are
+# the start of a new timeline.
+MAX_LATE_IN_A_ROW = 2
 # Seconds the last camera motion stands in for frames given none (odometry late or lost).
 CAMERA_MOTION_HOLD_S = 0.5
 _POSITION = slice(0, 3)  # 3D filter: position measured
@@ -489,8 +494,10 @@ class Tracker:
         self._motion_stamp = -math.inf
         self._interval_motion = None  # its mean over the last interval (prediction)
         self._next_id = getattr(self, '_next_id', 1)
-        # Frames stamped before the newest, by less than TIME_BACK_S, since the start.
+        # Frames stamped before the newest, by less than TIME_BACK_S, since the start; and
+        # how many of the last frames in a row were.
         self.late_frames = getattr(self, 'late_frames', 0)
+        self._late_in_a_row = 0
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
         self.classes = np.zeros(0, dtype=np.int64)  # class codes (_class_codes)
@@ -592,13 +599,17 @@ class Tracker:
     def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image,
                 drop_duplicates, motion):
         if self._stamp is not None and stamp < self._stamp:
-            if self._stamp - stamp > TIME_BACK_S:
+            if self._stamp - stamp > TIME_BACK_S or self._late_in_a_row >= MAX_LATE_IN_A_ROW:
                 self.reset()
             else:
                 # A frame that came late: its objects are where they were a moment ago,
-                # nearer the tracks' state now than a restart of every ID would be.
+                # nearer the tracks' state now than a restart of every ID would be; its
+                # camera motion is older than the one in hand.
                 self.late_frames += 1
-                stamp = self._stamp
+                self._late_in_a_row += 1
+                stamp, motion = self._stamp, None
+        else:
+            self._late_in_a_row = 0
         previous, self._stamp = self._stamp, stamp
         dt = 0.0 if previous is None else stamp - previous
         self.taken_back = []

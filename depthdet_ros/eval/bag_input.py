@@ -73,7 +73,9 @@ def open_reader(path):
         raise BagInputError(f'no such bag: {bag}')
     if bag.is_dir() and not (bag / 'metadata.yaml').is_file():
         files = sorted(p.name for p in bag.glob('*') if p.suffix in ('.mcap', '.db3'))
-        hint = f'give the file itself ({bag / files[0]}), or' if files else 'a ROS install can'
+        first = f', the first of {len(files)}' if len(files) > 1 else ''
+        hint = f'give the file itself ({bag / files[0]}{first}), or' if files else \
+            'a ROS install can'
         raise BagInputError(f'cannot read bag {bag}: the folder has no metadata.yaml (a '
                             f'recording cut short? {hint} write it again with '
                             '`ros2 bag reindex`)')

@@ -276,7 +276,8 @@ def run(args):
               f'{replayer.corrupt} corrupt messages skipped{note}', flush=True)
         if rounds and not any(replayer.published.values()):
             raise CliError(f'nothing was published: the bag lists {replayer.listed} messages '
-                           'on these topics, none could be read (a damaged file?)'
+                           'on these topics, none could be read (a damaged file, or a type '
+                           'rosbags cannot read?)'
                            if replayer.listed else 'nothing was published: the bag holds no '
                            'message on these topics')
     return 0

@@ -187,6 +187,9 @@ def no_depth_why(report) -> str:
     if report['depth_unpaired']:
         return f'No frame has ground-truth depth: {report["depth_unpaired"]}.'
     unreadable = report['corrupt_messages']['by_topic'].get(topic, 0)
+    if not unreadable:
+        return (f'No frame has ground-truth depth: no evaluated image could be read with its '
+                f'message of {topic}.')
     return (f'No frame has ground-truth depth: {unreadable} message(s) of {topic} could not '
             'be read as depth (32FC1 metres or 16UC1 millimetres; corrupt messages above).')
 

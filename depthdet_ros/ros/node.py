@@ -1147,18 +1147,19 @@ def run(node_class, args=None):
         return 2
     node = None
     try:
-        node = node_class()
+        try:
+            node = node_class()
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            # rclpy's own parameters (use_sim_time: abc), declared before ours are checked.
+            print(f'[depthdet_node] configuration error: {str(exc).splitlines()[0]}',
+                  file=sys.stderr)
+            return 2
         for warning in params_files_not_applied(sys.argv if args is None else args,
                                                 node.get_fully_qualified_name()):
             node.get_logger().warning(warning)
         rclpy.spin(node)
     except (ConfigError, ModelLoadError) as exc:
         print(f'[depthdet_node] configuration error: {exc}', file=sys.stderr)
-        return 2
-    except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-        # rclpy's own parameters (use_sim_time: abc), declared before ours are checked.
-        print(f'[depthdet_node] configuration error: {str(exc).splitlines()[0]}',
-              file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

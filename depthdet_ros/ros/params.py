@@ -183,8 +183,8 @@ def check_value(name, value):
         raise ConfigError(f'unknown parameter {name!r}')
     if value is None and isinstance(param.default, list):
         # rcl reads an empty YAML list as a parameter with no type.
-        raise ConfigError(f'{name} is an empty list, which ROS 2 cannot type; write '
-                          f'{param.default!r} for none')
+        raise ConfigError(f'{name} is empty or null, which ROS 2 cannot type as a list; '
+                          f'write {param.default!r} for none')
     if not _same_type(param, value):
         raise ConfigError(f'parameter {name} must be of the type of its default '
                           f'{param.default!r}, got {value!r}')
@@ -330,7 +330,10 @@ def load_params_file(path, node_name='depthdet_node'):
                               f'hold {key}: ros__parameters: NAME: VALUE')
         for name, value in parameters.items():
             if name != 'use_sim_time':
-                values[name] = check_value(name, value)
+                # An empty list, as the node gets it from rcl (no type): refused alike.
+                empty = value == [] and isinstance(getattr(BY_NAME.get(name), 'default', None),
+                                                   list)
+                values[name] = check_value(name, None if empty else value)
     return values
 
 
