@@ -117,6 +117,14 @@ def bag_messages(reader, connections):
                               f'messages ({problem}): is the file damaged?') from exc
 
 
+def listed_messages(reader) -> Dict[str, int]:
+    """Messages per topic as the bag's index lists them (a damaged file may read fewer)."""
+    listed: Dict[str, int] = {}
+    for connection in reader.connections:
+        listed[connection.topic] = listed.get(connection.topic, 0) + connection.msgcount
+    return listed
+
+
 @dataclass(frozen=True)
 class BagMessage:
     """One message read back from a bag."""

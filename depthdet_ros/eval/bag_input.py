@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-from depthdet_ros.bags import bag_messages
+from depthdet_ros.bags import bag_messages, listed_messages
 from depthdet_ros.core.camera import CameraModel, CameraModelError
 from depthdet_ros.core import image
 from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
@@ -316,9 +316,7 @@ def index_bag(path, topics: EvalTopics, typestore) -> BagIndex:
         index = BagIndex(topics=topics, topic_types=topic_types, storage=storage_name(path),
                          duration_s=reader.duration / 1e9 if reader.message_count else 0.0,
                          message_count=reader.message_count)
-        for connection in reader.connections:
-            index.listed[connection.topic] = \
-                index.listed.get(connection.topic, 0) + connection.msgcount
+        index.listed = listed_messages(reader)
         wanted = {t for t in topics.as_dict().values() if t}
         connections = [c for c in reader.connections if c.topic in wanted]
         for connection, bag_time, raw in bag_messages(reader, connections):

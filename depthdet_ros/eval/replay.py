@@ -25,7 +25,7 @@ import os
 import time
 
 from depthdet_ros.arg_types import non_negative_float, positive_float
-from depthdet_ros.bags import bag_messages
+from depthdet_ros.bags import bag_messages, listed_messages
 
 DEFAULT_CLOCK_HZ = 100.0
 # Seconds the last messages may take to be acknowledged by reliable subscribers.
@@ -121,7 +121,7 @@ class Replayer:
         reader = open_reader(bag)
         self._types = {c.topic: c.msgtype for c in reader.connections}
         # Messages the bag's index lists on the topics replayed (a damaged file reads fewer).
-        self.listed = sum(c.msgcount for c in reader.connections if c.topic in topics)
+        self.listed = sum(n for topic, n in listed_messages(reader).items() if topic in topics)
         reader.close()
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
                          if reliability == 'reliable' else ReliabilityPolicy.BEST_EFFORT)

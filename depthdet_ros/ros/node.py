@@ -1151,9 +1151,7 @@ def run(node_class, args=None):
             node = node_class()
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             # rclpy's own parameters (use_sim_time: abc), declared before ours are checked.
-            print(f'[depthdet_node] configuration error: {str(exc).splitlines()[0]}',
-                  file=sys.stderr)
-            return 2
+            raise ConfigError(str(exc).splitlines()[0]) from None
         for warning in params_files_not_applied(sys.argv if args is None else args,
                                                 node.get_fully_qualified_name()):
             node.get_logger().warning(warning)
