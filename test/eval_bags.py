@@ -126,8 +126,12 @@ def stamp_of(index, period_ns=100_000_000):
 def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='mcap',
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
-                   tf_static='/tf_static', tf_velocity=None):
+                   tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
+                   info_camera=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
+
+    depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
+    CameraModel written as camera_info (default `camera`).
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
@@ -171,13 +175,14 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
         stamp = stamp_of(i)
         h = header(store, stamp, camera.frame_id)
         write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
-                                                     camera.frame_id), camera), stamp, i)
+                                                     camera.frame_id), info_camera or camera),
+              stamp, i)
         if compressed:
             write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
         else:
             write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
         if frame.gt_depth is not None:
-            dh = header(store, stamp + frame.depth_offset_ns, camera.frame_id)
+            dh = header(store, stamp + frame.depth_offset_ns, depth_frame_id or camera.frame_id)
             msg = depth_image(store, dh, frame.gt_depth) if depth_encoding == '32FC1' \
                 else depth_16uc1(store, dh, frame.gt_depth)
             write(DEPTH, msg, stamp + frame.depth_offset_ns, i)

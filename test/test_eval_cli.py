@@ -106,7 +106,8 @@ def test_every_frame_processed_and_matched_by_stamp(evaluated):
     report, _, _ = evaluated
     assert report['frames'] == {'images': 5, 'processed': 5, 'corrupt_images': 0,
                                 'with_camera_info': 5, 'camera_info_refused': 0,
-                                'with_gt_depth': 4,
+                                'camera_info_scaled': 0, 'depth_refused': 0,
+                                'depth_other_frame': 0, 'with_gt_depth': 4,
                                 'with_gt_detections': 4}
     assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
                                 'gt_detections': GT_2D, 'gt_detections_3d': GT_3D,
@@ -130,6 +131,50 @@ def test_a_depth_topic_stamped_off_the_images_is_explained(models, tmp_path, cap
     assert f'depth: No frame has ground-truth depth: {why}.' in capsys.readouterr().out
     assert f'No frame has ground-truth depth: {why}.' in \
         (tmp_path / 'report' / 'report.md').read_text()
+
+
+def test_depth_and_camera_info_of_other_sizes_and_frames(models, tmp_path, capsys):
+    # Outsider round 45 left these unsaid: a depth map at half the image's resolution
+    # (its GT object pixels are found through the halved 2D box), a depth topic in the
+    # depth camera's own frame, a CameraInfo made for twice the resolution, and a depth
+    # map of another aspect ratio (left out).
+    frames, camera = _frames()
+    half = [FrameSpec(f.rgb, f.gt_depth[::2, ::2], f.objects, f.depth_offset_ns,
+                      f.gt_offset_ns) for f in frames]
+    bag = write_eval_bag(tmp_path / 'half', half, camera, depth_frame_id='depth_optical',
+                         info_camera=camera.scaled(2.0, 2.0))
+    assert run_eval(bag, models, tmp_path / 'half_report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'half_report' / 'report.json').read_text())
+    frames_counted = report['frames']
+    assert (frames_counted['with_gt_depth'], frames_counted['depth_other_frame'],
+            frames_counted['depth_refused'], frames_counted['camera_info_scaled']) \
+        == (4, 4, 0, 5)
+    # The chair's own pixels, found on the 160x128 map, give its GT depth exactly.
+    assert report['objects']['gt_depth_sources'] == {'box3d_pixels': 4}
+    errors = [predicted(i) - FRAMES[i][0] for i in range(4)]
+    overall = report['objects']['ground_truth']['near_median']['overall']
+    assert overall['mae_m'] == pytest.approx(np.mean(np.abs(errors)), abs=1e-5)
+    # Compared on the map's own 160x128 pixels; its row 0 is invalid (NaN).
+    assert report['depth']['metric']['pixels'] == 4 * (W // 2) * (H // 2 - 1)
+    out = capsys.readouterr().out
+    assert ('warning: 4 depth map(s) of /camera/depth have another frame_id than the '
+            'images') in out
+    assert ('warning: 5 frame(s) took a CameraInfo of /camera/camera_info made for another '
+            'resolution') in out
+    markdown = (tmp_path / 'half_report' / 'report.md').read_text()
+    assert '**Warning:** 4 depth map(s) of /camera/depth have another frame_id' in markdown
+
+    wide = [FrameSpec(f.rgb, f.gt_depth[:, :W // 2], f.objects, f.depth_offset_ns,
+                      f.gt_offset_ns) for f in frames]
+    bag = write_eval_bag(tmp_path / 'wide', wide, camera)
+    assert run_eval(bag, models, tmp_path / 'wide_report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'wide_report' / 'report.json').read_text())
+    assert report['depth'] is None and report['frames']['depth_refused'] == 4
+    assert report['frames']['with_gt_depth'] == 0
+    assert report['objects']['gt_depth_sources'] == {'center_z': 4}
+    out = capsys.readouterr().out
+    assert ('depth: No frame has ground-truth depth: the depth maps of /camera/depth have '
+            'another aspect ratio than the images.') in out
 
 
 def test_dense_depth_metrics_match_independent_computation(evaluated):
@@ -322,7 +367,8 @@ def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, cap
     # Every other frame is processed; frame 1 loses its GT depth, frame 3 its GT boxes.
     assert report['frames'] == {'images': 5, 'processed': 4, 'corrupt_images': 1,
                                 'with_camera_info': 4, 'camera_info_refused': 0,
-                                'with_gt_depth': 2,
+                                'camera_info_scaled': 0, 'depth_refused': 0,
+                                'depth_other_frame': 0, 'with_gt_depth': 2,
                                 'with_gt_detections': 2}
     assert report['latency_ms']['total']['n'] == 4
     assert '3 corrupt messages skipped' in capsys.readouterr().out

@@ -154,6 +154,19 @@ def test_gt_object_depth_and_visibility_by_hand():
     assert with_measured_depth(obj, None, camera) is obj
 
 
+def test_gt_object_depth_from_a_depth_map_of_another_resolution():
+    # The image is 128x128, the depth map and its camera 64x64: the 2D box (image
+    # pixels) is halved onto the depth map's pixels, so the same pixels are found.
+    camera, box3d, depth = _square_scene()
+    obj = GroundTruthObject('box', Box(64, 24, 104, 104), '1', None, box3d, 2.2,
+                            DEPTH_FROM_CENTER, None)
+    measured = with_measured_depth(obj, depth, camera, image_size=(128, 128))
+    assert measured.depth_source == DEPTH_FROM_BOX3D
+    assert measured.depth == pytest.approx(2.0)
+    visible = 20 * 40 - 12 * 12
+    assert measured.visibility == pytest.approx(visible / (visible + 800))
+
+
 def test_decode_depth_encodings():
     from types import SimpleNamespace
     metres = np.array([[1.5, np.nan], [0.0, 2.25]], '<f4')

@@ -53,3 +53,24 @@ def test_a_recording_is_evaluated_for_depth_alone(rgbd_bag, tmp_path):
     assert report.frames == 3
     assert 0 < report.depth['rel'] < 10 and 0 <= report.depth['delta1'] <= 1
     assert math.isnan(report.map50)  # no boxes in an RGB-D recording
+
+
+@pytest.mark.parametrize('kind, reason', [
+    ('other_frame', 'depth map in another frame_id than the image'),
+    ('half_size', 'depth map of another size')])
+def test_depth_not_of_the_image_pixels_is_skipped_and_said(kind, reason, tmp_path):
+    # A depth camera's own view (its frame_id) or a map of another size is no per-pixel
+    # target for the image: every frame is skipped, and the refusal names why.
+    from depthdet_ros.eval.bag_input import BagInputError
+    from eval_bags import FrameSpec, pinhole, write_eval_bag
+    camera = pinhole(64, 48)
+    depth = np.full((48, 64), 2.0, np.float32)
+    frames = [FrameSpec(np.full((48, 64, 3), 20 * i, np.uint8),
+                        depth[::2, ::2] if kind == 'half_size' else depth) for i in range(8)]
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera,
+                         depth_frame_id='depth_optical' if kind == 'other_frame' else None)
+    with pytest.raises(BagInputError) as refused:
+        convert(bag, str(tmp_path / 'data'), val_seconds=0.25)
+    assert str(refused.value).endswith(
+        f'0 training and 0 validation frames could be used; skipped, {reason}: 8; both '
+        'splits need frames')

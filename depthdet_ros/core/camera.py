@@ -14,6 +14,11 @@ import numpy as np
 ASPECT_TOLERANCE = 0.01
 
 
+def same_aspect(size: Tuple[int, int], other: Tuple[int, int]) -> bool:
+    """Whether two (width, height) sizes are one image resized (ASPECT_TOLERANCE)."""
+    return abs((other[0] / size[0]) / (other[1] / size[1]) - 1.0) <= ASPECT_TOLERANCE
+
+
 # sensor_msgs/distortion_models.hpp: the models CameraInfo names, each with its usual
 # number of coefficients and those OpenCV takes (equidistant is OpenCV's fisheye model, and
 # no pinhole even with all of its coefficients 0). An empty name is taken as plumb_bob, as
@@ -155,7 +160,7 @@ class CameraModel:
         """
         if (self.width, self.height) == (width, height):
             return self
-        if abs((width / self.width) / (height / self.height) - 1.0) > ASPECT_TOLERANCE:
+        if not same_aspect((self.width, self.height), (width, height)):
             return None
         return self.scaled(width / self.width, height / self.height)
 

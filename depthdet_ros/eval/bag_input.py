@@ -31,7 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from depthdet_ros.bags import bag_messages, listed_messages
-from depthdet_ros.core.camera import CameraModel, CameraModelError
+from depthdet_ros.core.camera import CameraModel, CameraModelError, same_aspect
 from depthdet_ros.core import image
 from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
 from depthdet_ros.eval.ground_truth import frame_ground_truth, GroundTruthObject
@@ -272,6 +272,12 @@ class BagFrame:
     error: str = ''
     # A CameraInfo was matched but has another aspect ratio than the image: camera None.
     camera_info_refused: bool = False
+    # The matched CameraInfo is for another resolution: `camera` is it scaled.
+    camera_info_scaled: bool = False
+    # The depth map matched has another aspect ratio than the image: not compared (None).
+    depth_refused: bool = False
+    # The depth map's frame_id is not the image's: another viewpoint, not registered.
+    depth_other_frame: bool = False
     # GT instance masks {instance id: COCO RLE}, with the GT detections; None: none.
     gt_masks: Optional[Dict[str, Dict]] = None
 
@@ -492,7 +498,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
 def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max_pixels):
     topics = index.topics
     bag_time, stamp, header = index.images[plan.image_ordinal]
-    gt_depth = None
+    gt_depth, depth_frame_id = None, ''
     if plan.depth_ordinal is not None:
         raw = depth_raw.get(plan.depth_ordinal)
         needed_depth[plan.depth_ordinal] -= 1
@@ -500,7 +506,9 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
             depth_raw.pop(plan.depth_ordinal, None)
         if raw is not None:
             try:
-                gt_depth = decode_depth(typestore.deserialize_cdr(raw, IMAGE))
+                depth_msg = typestore.deserialize_cdr(raw, IMAGE)
+                gt_depth = decode_depth(depth_msg)
+                depth_frame_id = depth_msg.header.frame_id
             except Exception as exc:
                 index.corrupt.append(CorruptMessage(topics.depth, bag_time, _describe(exc)))
     frame = BagFrame(index=plan.image_ordinal, bag_time_ns=bag_time, stamp_ns=stamp,
@@ -520,10 +528,21 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
     frame.decode_ms = (time.perf_counter() - t0) * 1e3
     frame.camera = camera_for_shape(plan.camera, frame.rgb.shape)
     frame.camera_info_refused = plan.camera is not None and frame.camera is None
+    frame.camera_info_scaled = frame.camera is not None and frame.camera is not plan.camera
+    image_size = frame.rgb.shape[1::-1]
+    if gt_depth is not None:
+        # Both frame_ids given and different: a depth camera's own view (an unaligned
+        # RealSense depth topic), compared pixel by pixel as if it were the image's.
+        frame.depth_other_frame = bool(depth_frame_id and header.frame_id
+                                       and depth_frame_id != header.frame_id)
+        if not same_aspect(image_size, gt_depth.shape[1::-1]):
+            frame.depth_refused, gt_depth = True, None
+    frame.gt_depth = gt_depth
     if plan.gt_2d is not None:
         depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \
             if gt_depth is not None else None
-        frame.gt_objects = frame_ground_truth(plan.gt_2d, plan.gt_3d, gt_depth, depth_camera)
+        frame.gt_objects = frame_ground_truth(plan.gt_2d, plan.gt_3d, gt_depth, depth_camera,
+                                              image_size)
         frame.gt_masks = plan.gt_masks
     return frame
 

@@ -348,14 +348,16 @@ def _print_tracking(t):
 
 
 def _print_summary(report):
+    from depthdet_ros.eval.report import input_warnings, no_depth_why
     frames, corrupt = report['frames'], report['corrupt_messages']
     print(f'{frames["processed"]}/{frames["images"]} frames processed, '
           f'{corrupt["count"]} corrupt messages skipped')
+    for warning in input_warnings(report):
+        print(f'warning: {warning}')
     if report['depth']:
         m = report['depth']['metric']
         print(f'depth: REL {m["rel"]:.3f}  RMSE {m["rmse"]:.3f} m  δ1 {m["delta1"]:.3f}')
     elif report['topics']['depth']:
-        from depthdet_ros.eval.report import no_depth_why
         print(f'depth: {no_depth_why(report)}')
     if report['objects']:
         strategy = report['settings']['depth_strategy']

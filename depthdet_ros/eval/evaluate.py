@@ -71,6 +71,9 @@ class FrameCounts:
     corrupt_images: int = 0
     with_camera_info: int = 0
     camera_info_refused: int = 0  # of another aspect ratio than the image: no 3D
+    camera_info_scaled: int = 0  # of another resolution, scaled to the image
+    depth_refused: int = 0  # GT depth of another aspect ratio: not compared
+    depth_other_frame: int = 0  # GT depth with another frame_id than the image's
     with_gt_depth: int = 0
     with_gt_detections: int = 0
 
@@ -133,6 +136,9 @@ class Evaluation:
         counts.processed += 1
         counts.with_camera_info += frame.camera is not None
         counts.camera_info_refused += frame.camera_info_refused
+        counts.camera_info_scaled += frame.camera_info_scaled
+        counts.depth_refused += frame.depth_refused
+        counts.depth_other_frame += frame.depth_other_frame
         self._latency[DECODE_STAGE].append(frame.decode_ms)
         for stage, value in result.timings_ms.items():
             self._latency.setdefault(stage, []).append(value)

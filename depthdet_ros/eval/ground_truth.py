@@ -164,9 +164,12 @@ def classify_pixels(gt_depth: np.ndarray, box3d: Box3D, camera: CameraModel):
 
 
 def with_measured_depth(obj: GroundTruthObject, gt_depth: Optional[np.ndarray],
-                        camera: Optional[CameraModel]) -> GroundTruthObject:
+                        camera: Optional[CameraModel],
+                        image_size: Optional[Tuple[int, int]] = None) -> GroundTruthObject:
     """Return `obj` with depth and visibility from its own GT pixels (see the module doc).
 
+    `camera` describes the depth map; `image_size` (width, height), the image the 2D
+    box is in when the depth map has another resolution (None: the depth map's).
     Unchanged (centre z, no visibility) without a GT depth map, camera or 3D box, or
     when fewer than MIN_OBJECT_PIXELS of its pixels are found.
     """
@@ -177,12 +180,15 @@ def with_measured_depth(obj: GroundTruthObject, gt_depth: Optional[np.ndarray],
         return obj
     (x1, y1, x2, y2), inside, occluded = labels
     box = obj.box
+    # The 2D box in the depth map's pixels (edges scale with the image).
+    sx, sy = (1.0, 1.0) if image_size is None else (
+        gt_depth.shape[1] / image_size[0], gt_depth.shape[0] / image_size[1])
     # The object's pixels lie in its visible 2D box; other surfaces may cross its 3D
     # box elsewhere (the floor under a chair).
     cols = np.arange(x1, x2) + 0.5
     rows = np.arange(y1, y2) + 0.5
-    in_box = ((rows >= box.y1) & (rows <= box.y2))[:, None] & \
-        ((cols >= box.x1) & (cols <= box.x2))[None, :]
+    in_box = ((rows >= sy * box.y1) & (rows <= sy * box.y2))[:, None] & \
+        ((cols >= sx * box.x1) & (cols <= sx * box.x2))[None, :]
     own = inside & in_box
     n_own = int(np.count_nonzero(own))
     if n_own < MIN_OBJECT_PIXELS:
@@ -192,8 +198,9 @@ def with_measured_depth(obj: GroundTruthObject, gt_depth: Optional[np.ndarray],
                    visibility=n_own / (n_own + int(np.count_nonzero(occluded))))
 
 
-def frame_ground_truth(detections_2d_msg, detections_3d_msg, gt_depth, camera
+def frame_ground_truth(detections_2d_msg, detections_3d_msg, gt_depth, camera,
+                       image_size: Optional[Tuple[int, int]] = None
                        ) -> List[GroundTruthObject]:
-    """All GT objects of one frame with their scored depth."""
-    return [with_measured_depth(obj, gt_depth, camera)
+    """All GT objects of one frame with their scored depth (see with_measured_depth)."""
+    return [with_measured_depth(obj, gt_depth, camera, image_size)
             for obj in parse_ground_truth(detections_2d_msg, detections_3d_msg)]

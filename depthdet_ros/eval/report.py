@@ -14,7 +14,11 @@ times in milliseconds, shares in [0, 1]):
   gt_visibility (in words: how GT object depth and visibility are derived)
 - frames: images, processed, corrupt_images, with_camera_info, camera_info_refused
   (a CameraInfo of another aspect ratio than the image: no 3D, as in the node),
-  with_gt_depth, with_gt_detections
+  with_gt_depth, with_gt_detections, camera_info_scaled (a CameraInfo of another
+  resolution, scaled to the image as the node does), depth_refused (GT depth maps of
+  another aspect ratio than the image: not compared), depth_other_frame (GT depth maps
+  whose frame_id is not the image's: compared, but another camera's view); the
+  Markdown and the command's summary warn about the last three (input_warnings)
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
 - depth_unpaired: why no image got a message of the depth topic (its stamps too far from
@@ -179,6 +183,27 @@ def write_json(report: Dict, path) -> None:
 
 # ---- Markdown ------------------------------------------------------------------------
 
+def input_warnings(report) -> List[str]:
+    """Say which inputs were taken in ways that may not describe the images."""
+    frames, topics, warnings = report['frames'], report['topics'], []
+    if frames['depth_other_frame']:
+        warnings.append(
+            f'{frames["depth_other_frame"]} depth map(s) of {topics["depth"]} have another '
+            'frame_id than the images: a depth camera\'s own view, compared pixel by pixel '
+            'with the colour image\'s; give a depth topic registered to the colour camera '
+            '(a RealSense\'s aligned_depth_to_color) with --depth-topic')
+    if frames['depth_refused']:
+        warnings.append(
+            f'{frames["depth_refused"]} depth map(s) of {topics["depth"]} have another aspect '
+            'ratio than the images: left out of the depth metrics and GT object depths')
+    if frames['camera_info_scaled']:
+        warnings.append(
+            f'{frames["camera_info_scaled"]} frame(s) took a CameraInfo of '
+            f'{topics["camera_info"]} made for another resolution, scaled to the image as '
+            'the node does: right for a resized stream, wrong for another camera\'s')
+    return warnings
+
+
 def no_depth_why(report) -> str:
     """Say why the report has no dense depth metrics."""
     topic = report['topics']['depth']
@@ -186,6 +211,9 @@ def no_depth_why(report) -> str:
         return 'No ground-truth depth topic: skipped.'
     if report['depth_unpaired']:
         return f'No frame has ground-truth depth: {report["depth_unpaired"]}.'
+    if report['frames']['depth_refused']:
+        return (f'No frame has ground-truth depth: the depth maps of {topic} have another '
+                'aspect ratio than the images.')
     unreadable = report['corrupt_messages']['by_topic'].get(topic, 0)
     if not unreadable:
         return (f'No frame has ground-truth depth: no evaluated image could be read with its '
@@ -278,6 +306,8 @@ def markdown(report: Dict) -> str:
              + (' (' + ', '.join(f'{t}: {n}' for t, n in
                                  report['corrupt_messages']['by_topic'].items()) + ')'
                 if report['corrupt_messages']['count'] else ''), '']
+    warnings = input_warnings(report)
+    lines += [f'**Warning:** {warning}.' for warning in warnings] + ([''] if warnings else [])
     depth = report['depth']
     lines += ['## Dense depth (valid GT pixels)', '']
     if depth is None:

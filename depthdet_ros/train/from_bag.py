@@ -174,16 +174,22 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                 # ratio (a crop, another camera's) does not describe the image.
                 skipped['camera_info of another aspect ratio'] += 1
                 continue
-            if frame.index % every or frame.rgb is None or frame.gt_depth is None \
-                    or frame.camera is None:
+            if frame.index % every or frame.rgb is None:
+                continue
+            h, w = frame.rgb.shape[:2]
+            if frame.depth_refused or (frame.gt_depth is not None
+                                       and frame.gt_depth.shape != (h, w)):
+                skipped['depth map of another size'] += 1  # unusable as a per-pixel target
+                continue
+            if frame.depth_other_frame:
+                # Another frame_id: the depth camera's own view, not the image's pixels.
+                skipped['depth map in another frame_id than the image'] += 1
+                continue
+            if frame.gt_depth is None or frame.camera is None:
                 continue
             split = VAL if frame.stamp_ns > split_ns else TRAIN
             name = f'{frame.index:06d}'
             directory = staging / split
-            h, w = frame.rgb.shape[:2]
-            if frame.gt_depth.shape != (h, w):
-                skipped['depth map of another size'] += 1  # unusable as a per-pixel target
-                continue
             camera = frame.camera  # scaled for a resized image by read_frames
             millimetres = np.where(np.isfinite(frame.gt_depth) & (frame.gt_depth > 0),
                                    np.round(frame.gt_depth * 1000.0), 0)
