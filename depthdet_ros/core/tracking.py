@@ -32,7 +32,10 @@ track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID
 Stamps going backwards by more than TIME_BACK_S (a bag looped, a camera restarted, a
 simulation reset) start over; a frame stamped less far back came late (reordered in
 transport or in a recording) and is taken at the newest stamp, without its camera
-motion, so every track goes on (`late_frames` counts them). More than MAX_LATE_IN_A_ROW
+motion, so every track goes on (`late_frames` counts them): its boxes and depths are
+compared with where each track was when the frame was taken (constant velocity back
+over the lag, the unknown acceleration over it added to the measurement noise), so an
+object approaching is not pulled back by its older reading. More than MAX_LATE_IN_A_ROW
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
 which starts over too: the tracker's clock must not stop.
 
@@ -345,21 +348,41 @@ def _constant_velocity(dt: float, dims: int):
     return F, Q
 
 
-def _kf_update(x, P, z, R, axes: slice, S_inverse=None):
-    """Batched Kalman update of a direct measurement of x[:, axes] (H selects them).
+def _observed(x, P, axes: slice, lag: float = 0.0):
+    """H x, P H^T and H P H^T of a measurement of 3D states' x[:, axes] taken lag s ago.
 
-    x (K,n), P (K,n,n), z (K,m), R (K,m,m), with m the length of `axes`; S_inverse, the
-    inverse innovation covariances, if the caller has them.
+    x (K,6), P (K,6,6): positions then velocities. H picks the axes (lag 0), less lag
+    times their velocities (where constant velocity puts them lag s earlier).
     """
-    innovation = z - x[:, axes]
-    PHt = P[:, :, axes]
+    if not lag:
+        PHt = P[:, :, axes]
+        return x[:, axes], PHt, PHt[:, axes]
+    rates = slice(axes.start + 3, axes.stop + 3)
+    PHt = P[:, :, axes] - lag * P[:, :, rates]
+    return x[:, axes] - lag * x[:, rates], PHt, PHt[:, axes] - lag * PHt[:, rates]
+
+
+def _kf_update(x, P, z, R, axes: slice, lag: float = 0.0, observed=None, S_inverse=None):
+    """Batched Kalman update of 3D states with a measurement of x[:, axes] (_observed).
+
+    x (K,6), P (K,6,6), z (K,m), R (K,m,m), with m the length of `axes`; `observed`
+    and S_inverse, _observed's values and the inverse innovation covariances, if the
+    caller has them.
+    """
+    predicted, PHt, HPHt = observed or _observed(x, P, axes, lag)
+    innovation = z - predicted
     # inv + matmul: cheaper than solve on a few dozen small matrices.
     if S_inverse is None:
-        S_inverse = np.linalg.inv(PHt[:, axes] + R)
+        S_inverse = np.linalg.inv(HPHt + R)
     gain = PHt @ S_inverse
     x = x + (gain @ innovation[..., None])[..., 0]
     P = P - gain @ np.swapaxes(PHt, 1, 2)
     return x, 0.5 * (P + np.swapaxes(P, 1, 2))
+
+
+def _lag_noise(accel_noise: float, lag: float) -> np.ndarray:
+    """Position covariance (3x3) that the unknown acceleration adds over lag seconds."""
+    return (accel_noise ** 2 * lag ** 4 / 4.0) * _EYE3
 
 
 def _mixture(p, x, P):
@@ -498,6 +521,7 @@ class Tracker:
         # how many of the last frames in a row were.
         self.late_frames = getattr(self, 'late_frames', 0)
         self._late_in_a_row = 0
+        self._lag = 0.0  # s the frame being tracked was taken before the newest stamp
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
         self.ids = np.zeros(0, dtype=np.int64)
         self.classes = np.zeros(0, dtype=np.int64)  # class codes (_class_codes)
@@ -598,15 +622,17 @@ class Tracker:
 
     def _update(self, objects, stamp, max_depth, class_max_depth, image_size, image,
                 drop_duplicates, motion):
+        self._lag = 0.0
         if self._stamp is not None and stamp < self._stamp:
             if self._stamp - stamp > TIME_BACK_S or self._late_in_a_row >= MAX_LATE_IN_A_ROW:
                 self.reset()
             else:
-                # A frame that came late: its objects are where they were a moment ago,
-                # nearer the tracks' state now than a restart of every ID would be; its
-                # camera motion is older than the one in hand.
+                # A frame that came late: tracked at the newest stamp, its objects
+                # compared with where the tracks were lag s ago; its camera motion is
+                # older than the one in hand.
                 self.late_frames += 1
                 self._late_in_a_row += 1
+                self._lag = self._stamp - stamp
                 stamp, motion = self._stamp, None
         else:
             self._late_in_a_row = 0
@@ -804,12 +830,13 @@ class Tracker:
         x = self.mode_x[rows].reshape(2 * k, 6)
         P = self.mode_P[rows].reshape(2 * k, 6, 6)
         z2, R2 = np.repeat(z, 2, axis=0), np.repeat(R, 2, axis=0)
-        innovation = z2 - x[:, axes]
-        S_inverse = np.linalg.inv(P[:, axes, axes] + R2)
+        observed = _observed(x, P, axes, self._lag)
+        innovation = z2 - observed[0]
+        S_inverse = np.linalg.inv(observed[2] + R2)
         # log N(innovation; 0, S), but for the constant: -log det S = log det S^-1.
         log_likelihood = 0.5 * (np.log(np.linalg.det(S_inverse)) - np.einsum(
             'ka,kab,kb->k', innovation, S_inverse, innovation)).reshape(k, 2)
-        x, P = _kf_update(x, P, z2, R2, axes, S_inverse)
+        x, P = _kf_update(x, P, z2, R2, axes, observed=observed, S_inverse=S_inverse)
         self.mode_x[rows], self.mode_P[rows] = x.reshape(k, 2, 6), P.reshape(k, 2, 6, 6)
         weights = self.mode_p[rows] * np.exp(
             log_likelihood - log_likelihood.max(axis=1, keepdims=True))
@@ -824,8 +851,9 @@ class Tracker:
         outlier = np.zeros(n_det, dtype=bool)
         if not n_det or not len(self):
             return track_of, outlier
-        config = self.config
-        iou = iou_matrix(_xyxy(self.box_x), _xyxy(meas.boxes))
+        config, lag = self.config, self._lag
+        boxes = self.box_x[:, :4] - lag * self.box_x[:, 4:] if lag else self.box_x
+        iou = iou_matrix(_xyxy(boxes), _xyxy(meas.boxes))
         allowed = (self.classes[:, None] == meas.classes[None, :]) & (iou >= config.min_iou)
         cost = 1.0 - iou
         # 3D gate on the candidate pairs (same class, overlapping) where both sides
@@ -838,14 +866,20 @@ class Tracker:
             gate3, gate1 = _gates(config.gate_probability)
             both_xy = self.has_xy[t] & meas.full[d]
             predicted, spread = self.x[t, :3], self.P[t, :3, :3]
+            if lag:
+                predicted, _, spread = _observed(self.x[t], self.P[t], _POSITION, lag)
             if self._motion is not None:
                 # The manoeuvring filter's prediction gates: the steady one's is too sure
                 # of an object that stops or turns.
                 ready = self.mode_ready[t]
-                predicted[ready] = self.mode_x[t[ready], 0, :3]
-                spread[ready] = self.mode_P[t[ready], 0, :3, :3]
+                predicted[ready], _, spread[ready] = _observed(
+                    self.mode_x[t[ready], 0], self.mode_P[t[ready], 0], _POSITION, lag)
+                if lag:  # velocities are the objects' own: the camera moved too
+                    predicted += lag * self._motion[0]
             y = meas.z[d] - predicted
             S = spread + meas.R[d]
+            if lag:
+                S += _lag_noise(config.accel_noise, lag)
             d2 = y[:, 2] ** 2 / S[:, 2, 2] / gate1
             if both_xy.any():
                 y3 = y[both_xy]
@@ -904,13 +938,25 @@ class Tracker:
             P[1, k, size] = 0.0
             P[2, k, size] = units[k, size] ** 2
         pp, pr, rr = P  # views: updated in place
-        s = pp + r
-        gain_r = pr / s
-        innovation = boxes - x[:, :4]
-        x[:, :4] += (pp / s) * innovation
+        lag = self._lag
+        if lag:
+            # Measured lag s ago: h = [1, -lag] on (position, rate), the unknown
+            # acceleration over lag added to the noise. hp, hr: P h^T.
+            hp, hr = pp - lag * pr, pr - lag * rr
+            s = hp - lag * hr + r + 0.25 * lag ** 4 * config.box_accel_noise ** 2 * units ** 2
+            innovation = boxes - (x[:, :4] - lag * x[:, 4:])
+        else:
+            hp, hr, s = pp, pr, pp + r
+            innovation = boxes - x[:, :4]
+        gain_p, gain_r = hp / s, hr / s
+        x[:, :4] += gain_p * innovation
         x[:, 4:] += gain_r * innovation
-        rr -= gain_r * pr
-        P[:2] *= r / s
+        rr -= gain_r * hr
+        if lag:
+            pr -= gain_p * hr
+            pp -= gain_p * hp
+        else:
+            P[:2] *= r / s
         self.box_x[rows] = x
         self.box_P[:, rows] = P
         self.hits[rows] += 1
@@ -933,10 +979,14 @@ class Tracker:
             if update.any():
                 r, d = rows[update], det[update]
                 z, R = meas.z[d, axes], meas.R[d, axes, axes]
+                if lag:
+                    R = R + _lag_noise(config.accel_noise, lag)[axes, axes]
                 if self._motion is not None:
+                    if lag:  # where the camera's own motion puts the object now
+                        z = z - lag * self._motion[0][axes]
                     self._mode_update(r, z, R, axes)
                 else:
-                    self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes)
+                    self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes, lag)
                 self.hits_3d[r] += 1
                 self.last_3d[r] = stamp
                 if kind is meas.full:
