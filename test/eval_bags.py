@@ -1,7 +1,8 @@
 """Small evaluation bags written message by message with rosbags, for the eval tests.
 
 Topics as `depthdet synth bag` writes them: /camera/image (rgb8) or
-/camera/image/compressed (PNG), /camera/camera_info, /camera/depth (32FC1 or 16UC1),
+/camera/image/compressed (PNG), /camera/camera_info, /camera/depth (32FC1 or 16UC1; or
+/camera/depth/compressedDepth),
 /ground_truth/detections and /ground_truth/detections_3d. Any message can be replaced
 by garbage bytes to test corrupt-message handling.
 """
@@ -19,6 +20,7 @@ from depthdet_ros.sim.messages import camera_odometry, rosbags_factory
 
 IMAGE, COMPRESSED = '/camera/image', '/camera/image/compressed'
 CAMERA_INFO, DEPTH = '/camera/camera_info', '/camera/depth'
+DEPTH_COMPRESSED = DEPTH + '/compressedDepth'
 GT_2D, GT_3D = '/ground_truth/detections', '/ground_truth/detections_3d'
 ODOMETRY = '/camera/odometry'
 START_NS = 1_700_000_000_000_000_000
@@ -110,6 +112,25 @@ def depth_16uc1(store, msg_header, depth):
         data=mm.view(np.uint8).reshape(-1))
 
 
+def compressed_depth(store, msg_header, depth, depth_max=10.0, quantization=100.0):
+    """32FC1 depth as image_transport's compressedDepth writes it (its default settings).
+
+    Inverse depth quantised to uint16 q = a / d + b (truncated; 0 for NaN or d >=
+    depth_max), a = quantization (quantization + 1), b = 1 - a / depth_max, after a
+    ConfigHeader (int32 kind, float32 a, b) and as a 16-bit PNG.
+    """
+    a = np.float32(quantization * (quantization + 1.0))
+    b = np.float32(1.0) - a / np.float32(depth_max)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        q = np.where(depth < depth_max, a / depth.astype(np.float32) + b, 0).astype(np.uint16)
+    ok, png = cv2.imencode('.png', q)
+    assert ok
+    data = np.array([0], '<i4').tobytes() + np.array([a, b], '<f4').tobytes() + png.tobytes()
+    return store.types['sensor_msgs/msg/CompressedImage'](
+        header=msg_header, format='32FC1; compressedDepth png',
+        data=np.frombuffer(data, np.uint8))
+
+
 def png_image(store, msg_header, rgb):
     """PNG CompressedImage (lossless, so results equal the raw image's)."""
     ok, data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -183,9 +204,14 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
             write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
         if frame.gt_depth is not None:
             dh = header(store, stamp + frame.depth_offset_ns, depth_frame_id or camera.frame_id)
-            msg = depth_image(store, dh, frame.gt_depth) if depth_encoding == '32FC1' \
-                else depth_16uc1(store, dh, frame.gt_depth)
-            write(DEPTH, msg, stamp + frame.depth_offset_ns, i)
+            topic = DEPTH
+            if depth_encoding == '32FC1':
+                msg = depth_image(store, dh, frame.gt_depth)
+            elif depth_encoding == '16UC1':
+                msg = depth_16uc1(store, dh, frame.gt_depth)
+            else:  # image_transport's compressedDepth, on its topic
+                msg, topic = compressed_depth(store, dh, frame.gt_depth), DEPTH_COMPRESSED
+            write(topic, msg, stamp + frame.depth_offset_ns, i)
         gh = header(store, stamp + frame.gt_offset_ns, camera.frame_id)
         write(GT_2D, _detections(store, gh, frame.objects, False), stamp + frame.gt_offset_ns, i)
         if with_3d:

@@ -341,6 +341,25 @@ def test_sqlite3_png_compressed_and_16uc1_give_the_same_figures(models, evaluate
     assert other['alerts'] == report['alerts']
 
 
+def test_a_compressed_depth_topic_is_the_ground_truth(models, tmp_path):
+    # A RealSense recorded through image_transport's compressedDepth (32FC1 inverse depth,
+    # PNG): the metrics are those of the raw maps quantised as the transport quantises.
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera, depth_encoding='compressedDepth')
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert report['topics']['depth'] == '/camera/depth/compressedDepth'
+    assert report['frames']['with_gt_depth'] == 4 and report['corrupt_messages']['count'] == 0
+    a, b = np.float32(10100.0), np.float32(-1009.0)  # depth_max 10, quantization 100
+    quantised = []
+    with np.errstate(divide='ignore', invalid='ignore'):
+        for f in frames:
+            q = np.where(f.gt_depth < 10, a / f.gt_depth + b, 0).astype(np.uint16)
+            quantised.append(FrameSpec(f.rgb, np.where(q > 0, a / (q - b), np.nan)))
+    for key, value in expected_dense(quantised, range(4)).items():
+        assert report['depth']['metric'][key] == pytest.approx(value, rel=1e-5), key
+
+
 def test_start_and_end_score_only_the_frames_stamped_in_between(models, tmp_path):
     """Frames are 0.1 s apart: --start 0.15 --end 0.35 keeps frames 2 and 3."""
     frames, camera = _frames()

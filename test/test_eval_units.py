@@ -170,21 +170,73 @@ def test_gt_object_depth_from_a_depth_map_of_another_resolution():
 def test_decode_depth_encodings():
     from types import SimpleNamespace
     metres = np.array([[1.5, np.nan], [0.0, 2.25]], '<f4')
-    msg = SimpleNamespace(encoding='32FC1', is_bigendian=0, height=2, width=2, step=8,
-                          data=metres.view(np.uint8).reshape(-1))
+    msg = SimpleNamespace(__msgtype__=bag_input.IMAGE, encoding='32FC1', is_bigendian=0,
+                          height=2, width=2, step=8, data=metres.view(np.uint8).reshape(-1))
     out = bag_input.decode_depth(msg)
     assert out[0, 0] == 1.5 and out[1, 1] == 2.25 and np.isnan(out[0, 1]) and np.isnan(out[1, 0])
     mm = np.array([[1500, 0, 7]], '>u2')
     padded = np.zeros((1, 8), np.uint8)
     padded[0, :6] = mm.view(np.uint8)
-    msg = SimpleNamespace(encoding='16UC1', is_bigendian=1, height=1, width=3, step=8,
-                          data=padded.reshape(-1))
+    msg = SimpleNamespace(__msgtype__=bag_input.IMAGE, encoding='16UC1', is_bigendian=1,
+                          height=1, width=3, step=8, data=padded.reshape(-1))
     out = bag_input.decode_depth(msg)
     assert out[0, 0] == pytest.approx(1.5) and np.isnan(out[0, 1])
     assert out[0, 2] == pytest.approx(0.007)
     with pytest.raises(ValueError, match='not 32FC1 or 16UC1'):
-        bag_input.decode_depth(SimpleNamespace(encoding='rgb8', is_bigendian=0, height=1,
-                                               width=1, step=3, data=bytes(3)))
+        bag_input.decode_depth(SimpleNamespace(__msgtype__=bag_input.IMAGE, encoding='rgb8',
+                                               is_bigendian=0, height=1, width=1, step=3,
+                                               data=bytes(3)))
+
+
+def _compressed_depth(image_format, kind, a, b, png_values):
+    """Build a compressedDepth message as image_transport writes it: ConfigHeader, PNG."""
+    import cv2
+    from types import SimpleNamespace
+    ok, png = cv2.imencode('.png', png_values)
+    assert ok
+    header = np.array([kind], '<i4').tobytes() + np.array([a, b], '<f4').tobytes()
+    return SimpleNamespace(__msgtype__=bag_input.COMPRESSED_IMAGE, format=image_format,
+                           data=np.frombuffer(header + png.tobytes(), np.uint8))
+
+
+def test_decode_compressed_depth_formats():
+    # 32FC1 by the transport's defaults (depth_max 10 m, depth_quantization 100):
+    # a = 100 * 101 = 10100, b = 1 - a / 10 = -1009, q = uint16(a / d + b), 0 for
+    # d >= 10 m or NaN. 2 m -> q 4041 -> 10100 / 5050 = 2.0; 3 m -> q 2357 (2357.67
+    # truncated) -> 10100 / 3366 = 3.000594 m.
+    q = np.array([[4041, 2357, 0]], np.uint16)
+    out = bag_input.decode_depth(_compressed_depth('32FC1; compressedDepth png', 0, 10100.0,
+                                                   -1009.0, q))
+    assert out.dtype == np.float32 and out.shape == (1, 3)
+    assert out[0, 0] == pytest.approx(2.0) and out[0, 1] == pytest.approx(10100 / 3366)
+    assert np.isnan(out[0, 2])
+    # Older publishers wrote no compression name after the encoding ('32FC1; compressedDepth').
+    old = bag_input.decode_depth(_compressed_depth('32FC1; compressedDepth', 0, 10100.0,
+                                                   -1009.0, q))
+    np.testing.assert_array_equal(old, out)
+    # 16UC1: millimetres, 0 invalid; a plain PNG (the compressed transport) alike.
+    mm = np.array([[1500, 0, 7]], np.uint16)
+    out = bag_input.decode_depth(_compressed_depth('16UC1; compressedDepth png', 0, 0.0, 0.0,
+                                                   mm))
+    assert out[0, 0] == pytest.approx(1.5) and np.isnan(out[0, 1])
+    assert out[0, 2] == pytest.approx(0.007)
+    import cv2
+    from types import SimpleNamespace
+    plain = SimpleNamespace(__msgtype__=bag_input.COMPRESSED_IMAGE, format='16UC1; png',
+                            data=cv2.imencode('.png', mm)[1].reshape(-1))
+    np.testing.assert_array_equal(bag_input.decode_depth(plain), out)
+    for image_format, data, reason in (
+            ('32FC1; compressedDepth rvl', None, 'RVL is not supported'),
+            ('rgb8; jpeg compressed bgr8', None, 'encoding is not 32FC1 or 16UC1'),
+            ('32FC1; png', cv2.imencode('.png', q)[1].reshape(-1),
+             '32FC1 comes only as compressedDepth'),
+            ('16UC1; compressedDepth png', np.zeros(12, np.uint8), 'holds no image'),
+            ('16UC1; compressedDepth png', np.zeros(40, np.uint8), 'not a 16-bit')):
+        msg = _compressed_depth(image_format, 0, 1.0, 0.0, q)
+        if data is not None:
+            msg.data = data
+        with pytest.raises(ValueError, match=reason):
+            bag_input.decode_depth(msg)
 
 
 def test_topic_selection_by_type_and_errors():
@@ -205,6 +257,11 @@ def test_topic_selection_by_type_and_errors():
         bag_input.select_topics(types, image='/cam/camera_info')
     with pytest.raises(bag_input.BagInputError, match='no camera image topic found'):
         bag_input.select_topics({'/cam/camera_info': bag_input.CAMERA_INFO})
+    # A compressed depth topic is taken when no raw one is recorded.
+    packed = {'/cam/image': bag_input.IMAGE,
+              '/cam/depth/image_rect_raw/compressedDepth': bag_input.COMPRESSED_IMAGE}
+    assert bag_input.select_topics(packed).depth == '/cam/depth/image_rect_raw/compressedDepth'
+    assert bag_input.select_topics(dict(types, **packed)).depth == '/cam/depth'
     two = dict(types, **{'/left/image': bag_input.IMAGE})
     with pytest.raises(bag_input.BagInputError, match='--image-topic'):
         bag_input.select_topics(two)

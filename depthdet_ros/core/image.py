@@ -145,3 +145,50 @@ def decode_depth(encoding, height, width, step, data, is_bigendian=False):
         depth[values == 0] = np.nan
     depth[~((depth > 0) & np.isfinite(depth))] = np.nan
     return depth
+
+
+# image_transport's compressedDepth data starts with a ConfigHeader: the compression's
+# kind (int32) and two float32 quantisation parameters, little-endian as written.
+_COMPRESSED_DEPTH_HEADER = np.dtype([('kind', '<i4'), ('a', '<f4'), ('b', '<f4')])
+
+
+def decode_compressed_depth(data, image_format: str) -> np.ndarray:
+    """Decode a depth sensor_msgs/CompressedImage to HxW float32 metres, NaN invalid.
+
+    `image_format` as the transports write it: '32FC1; compressedDepth png' (inverse
+    depth quantised to uint16 q, depth = a / (q - b), q 0 invalid),
+    '16UC1; compressedDepth png' (millimetres), each after the ConfigHeader; or a
+    16-bit PNG of millimetres from the plain compressed transport ('16UC1; png ...').
+    RVL-coded streams are refused (no maintained decoder to lean on).
+    """
+    encoding, _, rest = image_format.partition(';')
+    encoding, depth_format = encoding.strip(), 'compresseddepth' in rest.lower()
+    if encoding not in ('32FC1', '16UC1', 'mono16'):
+        raise ImageDecodeError(f'compressed depth format {image_format!r}: encoding is not '
+                               '32FC1 or 16UC1')
+    if depth_format and 'rvl' in rest.lower():
+        raise ImageDecodeError(f'compressed depth format {image_format!r}: RVL is not '
+                               'supported; record the png compressedDepth format or raw depth')
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    header = None
+    if depth_format:
+        if buffer.size <= _COMPRESSED_DEPTH_HEADER.itemsize:
+            raise ImageDecodeError(f'compressedDepth data of {buffer.size} bytes holds no image')
+        header = buffer[:_COMPRESSED_DEPTH_HEADER.itemsize].view(_COMPRESSED_DEPTH_HEADER)[0]
+        buffer = buffer[_COMPRESSED_DEPTH_HEADER.itemsize:]
+    values = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if values is None or values.dtype != np.uint16 or values.ndim != 2:
+        raise ImageDecodeError(f'compressed depth ({image_format!r}, {buffer.size} bytes) is '
+                               'not a 16-bit single-channel PNG')
+    with np.errstate(divide='ignore', invalid='ignore'):
+        if encoding == '32FC1':
+            if header is None:
+                raise ImageDecodeError(f'compressed depth format {image_format!r}: 32FC1 '
+                                       'comes only as compressedDepth')
+            depth = (np.float32(header['a'])
+                     / (values.astype(np.float32) - np.float32(header['b'])))
+        else:
+            depth = values.astype(np.float32) * np.float32(0.001)
+    depth[values == 0] = np.nan
+    depth[~((depth > 0) & np.isfinite(depth))] = np.nan
+    return depth

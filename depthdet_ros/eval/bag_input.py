@@ -5,7 +5,8 @@ Any rosbag2 folder (MCAP or sqlite3) is read with rosbags, no ROS install needed
 Topics (`select_topics`): given ones must exist with a fitting type; missing ones are
 found by message type: camera images are Image/CompressedImage topics without 'depth'
 or 'debug' in their name, outside the ground-truth namespaces (raw preferred over
-compressed), the depth topic is the Image topic with 'depth' in its name, camera_info the
+compressed), the depth topic is the Image topic with 'depth' in its name (else the
+CompressedImage one: image_transport's compressedDepth, or a 16-bit PNG), camera_info the
 CameraInfo topic (the one beside the image when there are several), ground truth the
 Detection2DArray / Detection3DArray topics under a 'ground_truth' or 'gt' namespace, and
 ground-truth instance masks the Image topic there with 'instance' in its name (16UC1 or
@@ -158,11 +159,12 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
         camera_info = _pick_one('camera_info', '--camera-info-topic',
                                 [beside] if beside in infos else infos, topic_types, False)
     if depth:
-        depth = _given('depth', '--depth-topic', depth, (IMAGE,), topic_types)
+        depth = _given('depth', '--depth-topic', depth, (IMAGE, COMPRESSED_IMAGE), topic_types)
     else:
-        depth = _pick_one('depth', '--depth-topic', sorted(
-            t for t, m in topic_types.items() if m == IMAGE and is_depth_topic(t)),
-            topic_types, False)
+        named = sorted(t for t, m in topic_types.items()
+                       if m in (IMAGE, COMPRESSED_IMAGE) and is_depth_topic(t))
+        raw = [t for t in named if topic_types[t] == IMAGE]
+        depth = _pick_one('depth', '--depth-topic', raw or named, topic_types, False)
     found = {}
     for role, option, given, msgtype in (
             ('ground-truth detections', '--gt-detections-topic', gt_detections,
@@ -198,7 +200,12 @@ def decode_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def decode_depth(msg) -> np.ndarray:
-    """Decode a rosbags depth Image to float32 metres, NaN where invalid (core.image)."""
+    """Decode a rosbags depth Image or CompressedImage to float32 metres, NaN where invalid.
+
+    (core.image's decode_depth and decode_compressed_depth.)
+    """
+    if msg.__msgtype__ == COMPRESSED_IMAGE:
+        return image.decode_compressed_depth(msg.data, msg.format)
     return image.decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                               bool(msg.is_bigendian))
 
@@ -506,7 +513,7 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
             depth_raw.pop(plan.depth_ordinal, None)
         if raw is not None:
             try:
-                depth_msg = typestore.deserialize_cdr(raw, IMAGE)
+                depth_msg = typestore.deserialize_cdr(raw, index.topic_types[topics.depth])
                 gt_depth = decode_depth(depth_msg)
                 depth_frame_id = depth_msg.header.frame_id
             except Exception as exc:

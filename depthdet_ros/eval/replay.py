@@ -84,8 +84,8 @@ def parse_remaps(entries):
 
 def replay_topics(topic_types, topics=None, with_depth=False, with_ground_truth=False):
     """Choose the topics to publish (see the module doc); raises ValueError."""
-    from depthdet_ros.eval.bag_input import (camera_image_topics, CAMERA_INFO, IMAGE,
-                                             is_depth_topic, is_ground_truth_topic)
+    from depthdet_ros.eval.bag_input import (camera_image_topics, CAMERA_INFO, COMPRESSED_IMAGE,
+                                             IMAGE, is_depth_topic, is_ground_truth_topic)
     if topics:
         missing = [t for t in topics if t not in topic_types]
         if missing:
@@ -95,7 +95,8 @@ def replay_topics(topic_types, topics=None, with_depth=False, with_ground_truth=
     chosen = set(camera_image_topics(topic_types))
     chosen |= {t for t, m in topic_types.items() if m == CAMERA_INFO}
     if with_depth:
-        chosen |= {t for t, m in topic_types.items() if m == IMAGE and is_depth_topic(t)}
+        chosen |= {t for t, m in topic_types.items()
+                   if m in (IMAGE, COMPRESSED_IMAGE) and is_depth_topic(t)}
     if with_ground_truth:
         chosen |= {t for t in topic_types if is_ground_truth_topic(t)}
     if not chosen:

@@ -90,8 +90,11 @@ def _check_encodings(bag: str, topics, typestore) -> None:
                             'camera images (rgb8, bgr8, mono8, ...): choose the camera topic '
                             'with --image-topic')
     depth = _first_message(bag, topics.depth, typestore)
-    if depth is not None and depth.encoding not in DEPTH_ENCODINGS:
-        raise BagInputError(f'depth topic {topics.depth} carries {depth.encoding} images, not '
+    # A CompressedImage's format begins with the encoding ('16UC1; compressedDepth png').
+    encoding = None if depth is None else depth.encoding if depth.__msgtype__ == IMAGE \
+        else depth.format.partition(';')[0].strip()
+    if depth is not None and encoding not in DEPTH_ENCODINGS:
+        raise BagInputError(f'depth topic {topics.depth} carries {encoding} images, not '
                             'depth (32FC1 metres or 16UC1 millimetres): choose the depth topic '
                             'with --depth-topic')
     if topics.image == topics.depth:
