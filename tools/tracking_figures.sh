@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every `depthdet eval` behind the README's tracking figures (*Tracking objects through
-# time*: the main table, *Alerts as published*, the expansion figures, the v1-detector
-# and first-net rows) and the depth card's tracking rows, with today's models and
+# Every `depthdet eval` behind the tracking figures (README *Tracking objects through
+# time*: the main table, the expansion figures, the v1-detector rows; docs/tracking.md:
+# *Alerts as published*, the first-net rows) and the depth card's tracking rows, with today's models and
 # tracker: run it after a change to either, then copy the figures from the reports.
 # Records the bags it lacks first (the README's synth bag commands). About 40 minutes
 # on a 2-core VM; reports in $REPORT (README bags) and $OUT (the rest).
@@ -67,7 +67,7 @@ for bag in moving_s11 moving_s13 moving_s19 moving_s23 moving_s29 table_s9 table
     run "$REPORT/$bag" "$BAGS/$bag" --no-plots
     run "$REPORT/${bag}_gt" "$BAGS/$bag" --tracker-gt-depth 0.05 --no-plots
 done
-# The camera's own motion (README, *The camera's own motion*).
+# The camera's own motion (docs/tracking.md, *The camera's own motion: time to contact*).
 for bag in moving_s3 moving_s7 moving_s11 moving_s13 moving_s19 moving_s23 moving_s29 \
         table_s6 table_s9 table_s21 table_s25 table_s27; do
     run "$OUT/odom_$bag" "$BAGS/$bag" --camera-odometry /camera/odometry --no-plots

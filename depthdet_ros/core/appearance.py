@@ -12,7 +12,7 @@ four brightness bins do not tell such objects apart.
 
 A colour histogram over a sparse grid of the box (at most SAMPLES x SAMPLES pixels)
 costs tens of microseconds; a learnt re-identification embedding would mean a third
-network per frame. On six synthetic sequences (README, Re-identification;
+network per frame. On six synthetic sequences (docs/tracking.md, Re-identification;
 tools/reid_similarity.py) the same object seen 1-10 s apart scores a median of 0.93,
 two objects of one class 0.39.
 """
