@@ -32,6 +32,16 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+def unwind_on_sigterm():
+    """Make SIGTERM (kill, systemd, CI's timeout) unwind the stack as Ctrl-C does.
+
+    Python's default ends the process at once: the children it started ran on without
+    it, and its temporary files stayed. Now SystemExit(143) runs every `finally` on the
+    way out, and the exit status is the one a shell reports for SIGTERM.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument error is one line naming the option (no usage block), exit code 2.
 

@@ -6,8 +6,12 @@ only checked to exist and to add up.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from depthdet_ros.bench import system
 
@@ -69,3 +73,55 @@ def test_repeats_keep_one_runs_memory_figures_together(monkeypatch):
         assert record['rss_mb_per_process'] == [340.0]
         assert record['frames_per_s_total'] == 11.0
         assert record['load_average'] == [0.2, 3.5]  # the load fell during one run
+
+
+@pytest.mark.parametrize('how, status', [('sigterm', 143), ('ctrl_c_group', 130)])
+def test_a_stopped_bench_stops_its_workers_and_leaves_no_folder(how, status, tmp_path):
+    # Outsider round 47: Ctrl-C waited for the workers to run out their seconds (they
+    # ignore it), then a traceback and a worker left running; SIGTERM left the worker
+    # and the temporary folder.
+    import psutil
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'bench', '--sections', 'multicamera',
+         '--cameras', '1', '--camera-seconds', '120'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=dict(os.environ, TMPDIR=str(tmp_path)))
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [p for p in psutil.Process(proc.pid).children()
+                       if '--worker' in p.cmdline()]
+        assert workers, 'no worker started'
+        time.sleep(8.0)  # loaded and measuring
+        assert workers[0].is_running()
+        stopped = time.monotonic()
+        if how == 'sigterm':
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == status, output
+    assert took < 10, took
+    assert 'Traceback' not in output, output
+    psutil.wait_procs(workers, timeout=5)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    # The bench's temporary folder is gone (a library leaves a small file of its own).
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
+
+
+def test_more_cameras_than_memory_holds_are_refused(capsys):
+    from depthdet_ros import cli
+    from depthdet_ros.bench import multicamera
+    too_many = int(system.available_memory_mb() / multicamera.PROCESS_MB) + 1
+    assert cli.main(['bench', '--sections', 'multicamera', '--cameras', str(too_many)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f'depthdet bench: error: --cameras {too_many} starts {too_many} processes at once, '
+        f'about {too_many * multicamera.PROCESS_MB} MB')
+    assert err[0].endswith('MB are available: give fewer cameras')

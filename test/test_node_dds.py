@@ -208,3 +208,27 @@ def test_bad_configuration_is_one_clear_line(models, tmp_path):
         assert proc.returncode == 2, (values, proc.stderr)
         assert expected in proc.stderr, (expected, proc.stderr)
         assert 'Traceback' not in proc.stderr
+
+
+def test_a_second_node_of_the_same_name_is_said(models, ros, tmp_path):
+    # Outsider round 47: the same namespace started twice ran silently, both nodes on the
+    # same topics, a parameter set reaching one of them.
+    params = write_params(tmp_path / 'params.yaml', detector_model=models[0],
+                          depth_model=models[1], providers='cpu', diagnostics_period=0.2)
+    probe = Probe({'/diagnostics': DiagnosticArray})
+    twin = ('1 other node(s) named /depthdet_node in this ROS domain: their outputs mix with '
+            'these and a parameter set reaches only one; give each camera its own namespace')
+    try:
+        with NodeProcess(params, log_path=tmp_path / 'first.log') as first:
+            with NodeProcess(params, log_path=tmp_path / 'second.log') as second:
+                probe.wait_for('/diagnostics', lambda m: twin in m.status[0].message,
+                               timeout=60)
+                assert first.proc.poll() is None and second.proc.poll() is None
+            # The second gone (and out of the graph), the first says nothing of it.
+            start = len(probe.received['/diagnostics'])
+            probe.wait_for('/diagnostics', lambda m: 'other node' not in m.status[0].message,
+                           timeout=30, start=start)
+            logs = first.output() + (tmp_path / 'second.log').read_text()
+            assert '[ERROR]' in logs and twin in logs, logs
+    finally:
+        probe.destroy_node()

@@ -220,7 +220,7 @@ def _standalone(section, args):
     import tempfile
 
     from depthdet_ros.bench import system
-    from depthdet_ros.cli import CliError
+    from depthdet_ros.cli import CliError, unwind_on_sigterm
 
     if section == 'gpu':
         from depthdet_ros.bench import gpu
@@ -229,6 +229,14 @@ def _standalone(section, args):
 
     if args.cameras < 1 or args.camera_seconds <= 0 or args.camera_repeats < 1:
         raise CliError('--cameras and --camera-repeats must be >= 1, --camera-seconds > 0')
+    # One process per camera, all at once, each holding its own sessions.
+    needed_mb = args.cameras * multicamera.PROCESS_MB
+    available_mb = system.available_memory_mb()
+    if needed_mb > available_mb:
+        raise CliError(f'--cameras {args.cameras} starts {args.cameras} processes at once, '
+                       f'about {needed_mb:.0f} MB with {multicamera.PROCESS_MB} MB each, and '
+                       f'{available_mb:.0f} MB are available: give fewer cameras')
+    unwind_on_sigterm()  # its workers and temporary folder must not outlive a SIGTERM
     values = _node_values(args)
     width, height = _frame_size(args.size)
     environment = system.environment()

@@ -22,6 +22,9 @@ import sys
 import time
 
 MODES = ('processes', 'shared')
+# What one worker process holds, rounded up from the 205-214 MB RSS measured with the
+# bundled models at 640x480 (README, *Several cameras on one machine*).
+PROCESS_MB = 250
 WARMUP_FRAMES = 3
 CAMERA_HFOV_DEG = 60.0
 
@@ -93,10 +96,23 @@ def measure(values, processes, cameras_each, seconds, width, height, workdir):
         memory = [system.process_memory_mb(proc.pid) for proc in workers]
         results = [json.loads(proc.stdout.readline()) for proc in workers]
         load_end = os.getloadavg()[0]
+    except BaseException:
+        # Ctrl-C, SIGTERM (cli.unwind_on_sigterm) or a failed worker: the others would
+        # run out their --camera-seconds (they ignore Ctrl-C) and outlive this process.
+        for proc in workers:
+            proc.terminate()
+        raise
     finally:
         for proc in workers:
-            proc.stdin.close()
-            proc.wait(timeout=60)
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:  # it has gone already
+                pass
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     fps = [sum(r['frames']) / r['seconds'] for r in results]
     return {
         'processes': processes, 'cameras_per_process': cameras_each,

@@ -20,6 +20,15 @@ def peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def available_memory_mb():
+    """Memory that new processes can take without swapping, in MB (Linux MemAvailable)."""
+    with open('/proc/meminfo', encoding='utf-8') as f:
+        for line in f:
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError('/proc/meminfo has no MemAvailable')
+
+
 def process_memory_mb(pid):
     """Resident (rss) and proportional (pss) memory of a running process in MB, from /proc.
 

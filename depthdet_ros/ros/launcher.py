@@ -13,7 +13,7 @@ import sys
 import time
 
 from depthdet_ros.assets import default_params_file
-from depthdet_ros.cli import CliError
+from depthdet_ros.cli import CliError, unwind_on_sigterm
 from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
                                           LaunchArgumentError, NODE_NAME)
 
@@ -115,10 +115,6 @@ def _stop(processes):
             proc.kill()
 
 
-def _terminated(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def run(args):
     """Start the node (and, with --demo, the synthetic camera and the monitor)."""
     apply_assignments(args)
@@ -135,7 +131,7 @@ def run(args):
                        'managed node waits to be configured and activated)')
     # A supervisor's SIGTERM (kill, systemd) stops the started processes as Ctrl-C does,
     # instead of leaving them running without their parent.
-    signal.signal(signal.SIGTERM, _terminated)
+    unwind_on_sigterm()
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []

@@ -288,6 +288,7 @@ class DepthDetRunner:
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
         self._said_stamp_offset = False
+        self._said_namesake = False
         # The camera's motion while subscribed (use_odometry): CameraMotionHistory, or
         # TfCameraMotion with odom_frame.
         self._odometry: Optional[CameraMotionSource] = None
@@ -990,6 +991,18 @@ class DepthDetRunner:
         if self._odometry_problem and self._tracker is not None:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'no camera motion for the last frame: {self._odometry_problem}')
+        namesakes = self._namesakes()
+        if namesakes:
+            # ROS does not refuse a second node of one name; both would publish on the
+            # same topics and a parameter set would reach only one (outsider round 47).
+            level = max(level, DiagnosticStatus.WARN)
+            problem = (f'{namesakes} other node(s) named /{full_name} in this ROS domain: '
+                       'their outputs mix with these and a parameter set reaches only one; '
+                       'give each camera its own namespace (namespace:=...)')
+            messages.append(problem)
+            if not self._said_namesake:
+                self._said_namesake = True
+                self.log.error(problem)
         if self.stats['errors']:
             level = DiagnosticStatus.ERROR
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')
@@ -1043,6 +1056,11 @@ class DepthDetRunner:
                 values[f'latency_{stage}_p95_ms'] = f'{p95:.2f}'
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         return status
+
+    def _namesakes(self) -> int:
+        """Other nodes in the graph with this node's name and namespace."""
+        own = (self.node.get_name(), self.node.get_namespace())
+        return max(0, sum(pair == own for pair in self.node.get_node_names_and_namespaces()) - 1)
 
     def _publish_diagnostics(self):
         msg = DiagnosticArray()
