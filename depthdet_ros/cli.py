@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import sys
+import threading
 
 # (subcommand, module) in the order `depthdet --help` lists them.
 SUBCOMMANDS = (
@@ -35,11 +36,14 @@ class CliError(Exception):
 def unwind_on_sigterm():
     """Make SIGTERM (kill, systemd, CI's timeout) unwind the stack as Ctrl-C does.
 
-    Python's default ends the process at once: the children it started ran on without
-    it, and its temporary files stayed. Now SystemExit(143) runs every `finally` on the
-    way out, and the exit status is the one a shell reports for SIGTERM.
+    Python's default ends the process at once: the children a command started (a node,
+    bench workers) ran on without it, and its temporary folders stayed. Now
+    SystemExit(143) runs every `finally` on the way out, and the exit status is the one
+    a shell reports for SIGTERM. Commands that spin rclpy install their own handlers
+    (ros.entry.StopSignals) over this one. Main thread only, as Python's signals are.
     """
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -115,6 +119,7 @@ def _run(argv):
         return 2
     from depthdet_ros.bags import DamagedBagError  # any subcommand reading a bag
     from depthdet_ros.ros.params import ConfigError  # what a subcommand's settings raise
+    unwind_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except (CliError, ConfigError, DamagedBagError) as exc:

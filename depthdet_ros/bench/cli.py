@@ -220,7 +220,7 @@ def _standalone(section, args):
     import tempfile
 
     from depthdet_ros.bench import system
-    from depthdet_ros.cli import CliError, unwind_on_sigterm
+    from depthdet_ros.cli import CliError
 
     if section == 'gpu':
         from depthdet_ros.bench import gpu
@@ -236,7 +236,6 @@ def _standalone(section, args):
         raise CliError(f'--cameras {args.cameras} starts {args.cameras} processes at once, '
                        f'about {needed_mb:.0f} MB with {multicamera.PROCESS_MB} MB each, and '
                        f'{available_mb:.0f} MB are available: give fewer cameras')
-    unwind_on_sigterm()  # its workers and temporary folder must not outlive a SIGTERM
     values = _node_values(args)
     width, height = _frame_size(args.size)
     environment = system.environment()

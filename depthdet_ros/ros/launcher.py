@@ -13,7 +13,7 @@ import sys
 import time
 
 from depthdet_ros.assets import default_params_file
-from depthdet_ros.cli import CliError, unwind_on_sigterm
+from depthdet_ros.cli import CliError
 from depthdet_ros.ros.launch_args import (LAUNCH_ARGUMENTS, launch_settings,
                                           LaunchArgumentError, NODE_NAME)
 
@@ -129,9 +129,6 @@ def run(args):
     if settings.lifecycle and demo:
         raise CliError('--demo needs the node active at once; drop lifecycle:=true (a '
                        'managed node waits to be configured and activated)')
-    # A supervisor's SIGTERM (kill, systemd) stops the started processes as Ctrl-C does,
-    # instead of leaving them running without their parent.
-    unwind_on_sigterm()
     env = ros_environment()
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
     processes = []
