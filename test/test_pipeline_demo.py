@@ -76,5 +76,7 @@ def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
     assert not any('person' in line and 'time to contact (held)' in line
                    for line in narrow.export_text().splitlines())
     assert 'chair' in rows[0] and 'ALERT: proximity' in rows[0] and '(' not in rows[0]
+    # No ground truth for this frame (the monitor's `truth` is empty): '?', not blank.
+    assert rows[0].split('│')[4].strip() == '?', rows[0]
     assert 'person' in rows[1] and '1.25' in rows[1] and 'time to contact (held)' in rows[1]
     assert 'bottle' in rows[2] and '0.50' in rows[2] and 'proximity (tentative)' in rows[2]

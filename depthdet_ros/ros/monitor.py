@@ -83,8 +83,11 @@ class Monitor(Node):
         for det in msg.detections:
             hyp = det.results[0]
             p = hyp.pose.pose.position
-            true_depth = ''
+            # '?': this frame's ground truth has not come (the camera's first, sent
+            # before the monitor matched it); blank: no object of the class overlaps.
+            true_depth = '?'
             if truth is not None:
+                true_depth = ''
                 same = [t for t in truth.detections
                         if t.results
                         and t.results[0].hypothesis.class_id == hyp.hypothesis.class_id]
