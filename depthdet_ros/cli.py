@@ -39,11 +39,19 @@ def unwind_on_sigterm():
     Python's default ends the process at once: the children a command started (a node,
     bench workers) ran on without it, and its temporary folders stayed. Now
     SystemExit(143) runs every `finally` on the way out, and the exit status is the one
-    a shell reports for SIGTERM. Commands that spin rclpy install their own handlers
-    (ros.entry.StopSignals) over this one. Main thread only, as Python's signals are.
+    a shell reports for SIGTERM; a second SIGTERM is ignored, so that it does not break
+    into that cleanup. Commands that spin rclpy with ros.entry.StopSignals (pipeline's
+    demo monitor, soak) replace it with their own; elsewhere the SystemExit may arrive
+    inside an rclpy call. Main thread only, as Python's signals are. Returns the handler
+    it replaced (None off the main thread).
     """
+    def unwind(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit(128 + signum)
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        return signal.signal(signal.SIGTERM, unwind)
+    return None
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -119,7 +127,7 @@ def _run(argv):
         return 2
     from depthdet_ros.bags import DamagedBagError  # any subcommand reading a bag
     from depthdet_ros.ros.params import ConfigError  # what a subcommand's settings raise
-    unwind_on_sigterm()
+    previous = unwind_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except (CliError, ConfigError, DamagedBagError) as exc:
@@ -127,6 +135,9 @@ def _run(argv):
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if previous is not None:  # a caller in the same process (tests) keeps its own
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == '__main__':

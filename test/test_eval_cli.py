@@ -166,15 +166,18 @@ def test_depth_and_camera_info_of_other_sizes_and_frames(models, tmp_path, capsy
 
     wide = [FrameSpec(f.rgb, f.gt_depth[:, :W // 2], f.objects, f.depth_offset_ns,
                       f.gt_offset_ns) for f in frames]
-    bag = write_eval_bag(tmp_path / 'wide', wide, camera)
+    bag = write_eval_bag(tmp_path / 'wide', wide, camera, depth_frame_id='depth_optical')
     assert run_eval(bag, models, tmp_path / 'wide_report', '--no-plots') == 0
     report = json.loads((tmp_path / 'wide_report' / 'report.json').read_text())
     assert report['depth'] is None and report['frames']['depth_refused'] == 4
+    # Left out, so not also "compared pixel by pixel" in another frame.
+    assert report['frames']['depth_other_frame'] == 0
     assert report['frames']['with_gt_depth'] == 0
     assert report['objects']['gt_depth_sources'] == {'center_z': 4}
     out = capsys.readouterr().out
     assert ('depth: No frame has ground-truth depth: the depth maps of /camera/depth have '
             'another aspect ratio than the images.') in out
+    assert 'another frame_id' not in out
 
 
 def test_dense_depth_metrics_match_independent_computation(evaluated):

@@ -1,4 +1,5 @@
 """`depthdet replay`: topic choice and remapping, and depthdet_node fed live from a bag."""
+import re
 import signal
 import subprocess
 import sys
@@ -212,3 +213,25 @@ def test_a_bag_without_messages_is_refused(tmp_path, loop):
     assert result.returncode == 2, result.stdout + result.stderr
     assert 'has no messages on /camera/camera_info, /camera/image' in result.stderr
     assert result.stderr.strip().count('\n') == 0, result.stderr
+
+
+def test_sigterm_stops_replay_with_its_counts(tmp_path):
+    # timeout(1), systemd or CI stop it with SIGTERM: the counts so far, then the status
+    # a shell reports for SIGTERM (it used to die at once, saying nothing).
+    bag, _ = _scene(tmp_path)
+    player = subprocess.Popen(
+        [sys.executable, '-m', 'depthdet_ros.cli', 'replay', bag, '--loop', '--rate', '5'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in player.stdout:
+            if line.startswith('publishing '):
+                break
+        time.sleep(2.0)
+        player.send_signal(signal.SIGTERM)
+        output, _ = player.communicate(timeout=30)
+    finally:
+        if player.poll() is None:
+            player.kill()
+    assert player.returncode == 128 + signal.SIGTERM, output
+    assert 'Traceback' not in output and output.rstrip().endswith('stopped by SIGTERM'), output
+    assert re.search(r'published /camera/camera_info: [1-9]\d*, /camera/image: [1-9]', output)

@@ -229,6 +229,6 @@ def test_a_second_node_of_the_same_name_is_said(models, ros, tmp_path):
             probe.wait_for('/diagnostics', lambda m: 'other node' not in m.status[0].message,
                            timeout=30, start=start)
             logs = first.output() + (tmp_path / 'second.log').read_text()
-            assert '[ERROR]' in logs and twin in logs, logs
+            assert '[WARN]' in logs and twin in logs and 'stopped in the last 20 s' in logs, logs
     finally:
         probe.destroy_node()

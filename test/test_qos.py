@@ -116,7 +116,7 @@ def _frames_taken(msg):
 
 
 @pytest.mark.ros
-def test_every_frame_of_a_reliable_or_best_effort_camera_reaches_the_default_node(
+def test_a_reliable_or_best_effort_camera_reaches_the_default_node(
         models, tmp_path, monkeypatch):
     # The node runs as `depthdet pipeline` and the launch file start it (large-data
     # profile); the cameras are plain rclpy publishers in processes of their own. A

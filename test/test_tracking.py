@@ -562,6 +562,24 @@ def test_a_late_frame_leaves_the_box_expansion_and_the_camera_motion_as_in_order
         assert late.depth == pytest.approx(in_order.depth, abs=1e-6)
         assert late.velocity.z == pytest.approx(in_order.velocity.z, abs=1e-6)
 
+    def turning(frames):  # yawing at 0.3 rad/s, a still object 4 m ahead at the start
+        tracker = Tracker(TrackerConfig(min_hits=1))
+        outs = []
+        for k in frames:
+            angle = 0.3 * k / RATE
+            x, z = -4.0 * math.sin(angle), 4.0 * math.cos(angle)
+            u = 320 + 500 * x / z
+            box = (u - 125 / z, 240 - 425 / z, u + 125 / z, 240 + 425 / z)
+            outs.append(tracker.update(
+                [estimate(x, 0.0, z, box, lateral_sigma=0.01)], k / RATE, 1.0,
+                camera_motion=CameraMotion((0.0, 0.0, 0.0), (0.0, 0.3, 0.0)))[0])
+        return outs
+
+    # Review: with the turn left out, the late depth read 3.160 m against 3.232 m.
+    for late, in_order in zip(turning(order)[21:], turning(range(26))[21:]):
+        assert late.position.x == pytest.approx(in_order.position.x, abs=0.001)
+        assert late.depth == pytest.approx(in_order.depth, abs=0.001)
+
 
 def test_a_short_bag_played_in_a_loop_starts_over_within_three_frames():
     # A 0.5 s bag looped: every frame of the second pass is behind the first pass's last

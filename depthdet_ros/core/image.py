@@ -140,9 +140,16 @@ def decode_depth(encoding, height, width, step, data, is_bigendian=False):
                                f'step {step} x height {height}')
     values = np.ascontiguousarray(buffer.reshape(height, step)[:, :row_bytes]).view(dtype)
     depth = values.astype(np.float32)
-    if scale is not None:
-        depth *= scale
-        depth[values == 0] = np.nan
+    if scale is None:
+        return _unknown_as_nan(depth)
+    depth *= scale
+    return _unknown_as_nan(depth, values == 0)
+
+
+def _unknown_as_nan(depth, invalid=None):
+    """Set NaN where `invalid` (a 0 code) or not a finite positive depth (REP 117)."""
+    if invalid is not None:
+        depth[invalid] = np.nan
     depth[~((depth > 0) & np.isfinite(depth))] = np.nan
     return depth
 
@@ -189,6 +196,4 @@ def decode_compressed_depth(data, image_format: str) -> np.ndarray:
                      / (values.astype(np.float32) - np.float32(header['b'])))
         else:
             depth = values.astype(np.float32) * np.float32(0.001)
-    depth[values == 0] = np.nan
-    depth[~((depth > 0) & np.isfinite(depth))] = np.nan
-    return depth
+    return _unknown_as_nan(depth, values == 0)

@@ -417,6 +417,11 @@ def _xyxy(state):
     return np.concatenate([state[:, :2] - half, state[:, :2] + half], axis=1)
 
 
+def _box_at(state, lag: float):
+    """Nx4 box measurements lag s before Nx8 box states (constant rates back over lag)."""
+    return state[:, :4] - lag * state[:, 4:]
+
+
 def _box_units(state):
     """Nx4 units of the box filter's axes: box size (px) for the centre, the values else."""
     units = np.empty((len(state), 4))
@@ -852,7 +857,7 @@ class Tracker:
         if not n_det or not len(self):
             return track_of, outlier
         config, lag = self.config, self._lag
-        boxes = self.box_x[:, :4] - lag * self.box_x[:, 4:] if lag else self.box_x
+        boxes = _box_at(self.box_x, lag) if lag else self.box_x
         iou = iou_matrix(_xyxy(boxes), _xyxy(meas.boxes))
         allowed = (self.classes[:, None] == meas.classes[None, :]) & (iou >= config.min_iou)
         cost = 1.0 - iou
@@ -874,8 +879,8 @@ class Tracker:
                 ready = self.mode_ready[t]
                 predicted[ready], _, spread[ready] = _observed(
                     self.mode_x[t[ready], 0], self.mode_P[t[ready], 0], _POSITION, lag)
-                if lag:  # velocities are the objects' own: the camera moved too
-                    predicted += lag * self._motion[0]
+                if lag:  # velocities are the objects' own: the camera moved and turned too
+                    predicted += lag * _camera_part(self._motion, predicted, self.has_xy[t])
             y = meas.z[d] - predicted
             S = spread + meas.R[d]
             if lag:
@@ -944,7 +949,7 @@ class Tracker:
             # acceleration over lag added to the noise. hp, hr: P h^T.
             hp, hr = pp - lag * pr, pr - lag * rr
             s = hp - lag * hr + r + 0.25 * lag ** 4 * config.box_accel_noise ** 2 * units ** 2
-            innovation = boxes - (x[:, :4] - lag * x[:, 4:])
+            innovation = boxes - _box_at(x, lag)
         else:
             hp, hr, s = pp, pr, pp + r
             innovation = boxes - x[:, :4]
@@ -983,7 +988,10 @@ class Tracker:
                     R = R + _lag_noise(config.accel_noise, lag)[axes, axes]
                 if self._motion is not None:
                     if lag:  # where the camera's own motion puts the object now
-                        z = z - lag * self._motion[0][axes]
+                        at = np.zeros((len(d), 3))
+                        at[:, axes] = z
+                        z = z - lag * _camera_part(self._motion, at,
+                                                   np.full(len(d), kind is meas.full))[:, axes]
                     self._mode_update(r, z, R, axes)
                 else:
                     self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes, lag)

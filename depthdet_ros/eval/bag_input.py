@@ -537,13 +537,13 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
     frame.camera_info_refused = plan.camera is not None and frame.camera is None
     frame.camera_info_scaled = frame.camera is not None and frame.camera is not plan.camera
     image_size = frame.rgb.shape[1::-1]
+    if gt_depth is not None and not same_aspect(image_size, gt_depth.shape[1::-1]):
+        frame.depth_refused, gt_depth = True, None
     if gt_depth is not None:
         # Both frame_ids given and different: a depth camera's own view (an unaligned
         # RealSense depth topic), compared pixel by pixel as if it were the image's.
         frame.depth_other_frame = bool(depth_frame_id and header.frame_id
                                        and depth_frame_id != header.frame_id)
-        if not same_aspect(image_size, gt_depth.shape[1::-1]):
-            frame.depth_refused, gt_depth = True, None
     frame.gt_depth = gt_depth
     if plan.gt_2d is not None:
         depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \

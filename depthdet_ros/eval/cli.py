@@ -57,7 +57,8 @@ def add_parser(subparsers):
     topics.add_argument('--image-topic', default='', help='Image or CompressedImage topic')
     topics.add_argument('--camera-info-topic', default='', help='CameraInfo topic')
     topics.add_argument('--depth-topic', default='',
-                        help='ground-truth depth Image: 32FC1 metres or 16UC1 millimetres')
+                        help='ground-truth depth Image: 32FC1 metres or 16UC1 millimetres, or '
+                        'its compressedDepth CompressedImage; registered to the images')
     topics.add_argument('--gt-detections-topic', default='',
                         help='ground-truth Detection2DArray (class_id = class name)')
     topics.add_argument('--gt-detections-3d-topic', default='',

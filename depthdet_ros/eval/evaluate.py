@@ -73,7 +73,7 @@ class FrameCounts:
     camera_info_refused: int = 0  # of another aspect ratio than the image: no 3D
     camera_info_scaled: int = 0  # of another resolution, scaled to the image
     depth_refused: int = 0  # GT depth of another aspect ratio: not compared
-    depth_other_frame: int = 0  # GT depth with another frame_id than the image's
+    depth_other_frame: int = 0  # GT depth compared, with another frame_id than the image's
     with_gt_depth: int = 0
     with_gt_detections: int = 0
 

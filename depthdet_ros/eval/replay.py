@@ -246,7 +246,7 @@ def run(args):
     # context under a publish in progress (a traceback instead of the counts).
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('depthdet_replay')
-    replayer, rounds, note = None, 0, ''
+    replayer, rounds, note, stopped = None, 0, '', None
     try:
         replayer = Replayer(node, args.bag, topics, remaps, args.rate,
                             args.clock_hz if args.clock else 0.0, args.reliability)
@@ -268,6 +268,8 @@ def run(args):
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         note = '; stopped by Ctrl-C'
+    except SystemExit as exc:  # SIGTERM (cli.unwind_on_sigterm): the counts, then its status
+        note, stopped = '; stopped by SIGTERM', exc
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -281,4 +283,6 @@ def run(args):
                            'rosbags cannot read?)'
                            if replayer.listed else 'nothing was published: the bag holds no '
                            'message on these topics')
+    if stopped is not None:
+        raise stopped
     return 0

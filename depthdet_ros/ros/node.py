@@ -1001,8 +1001,10 @@ class DepthDetRunner:
                        'give each camera its own namespace (namespace:=...)')
             messages.append(problem)
             if not self._said_namesake:
+                # A node that was killed stays in the graph until DDS's lease on it
+                # ends (10-20 s): a respawned node can see its own predecessor.
                 self._said_namesake = True
-                self.log.error(problem)
+                self.log.warning(f'{problem} (or one that stopped in the last 20 s)')
         if self.stats['errors']:
             level = DiagnosticStatus.ERROR
             messages.append(f'{self.stats["errors"]} frames failed: {self._last_error}')

@@ -236,7 +236,9 @@ def add_parser(commands):
     parser.add_argument('--every', type=positive_int, default=1, metavar='N',
                         help='keep every N-th image (default 1)')
     parser.add_argument('--image-topic', default='', help='default: found by type')
-    parser.add_argument('--depth-topic', default='', help='default: the Image topic named depth')
+    parser.add_argument('--depth-topic', default='',
+                        help='default: the Image topic named depth (else the compressed one); '
+                        'its frame_id must be the images\' (a depth map registered to them)')
     parser.add_argument('--camera-info-topic', default='', help='default: found by type')
     parser.set_defaults(func=run)
     return parser
