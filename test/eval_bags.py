@@ -112,7 +112,8 @@ def depth_16uc1(store, msg_header, depth):
         data=mm.view(np.uint8).reshape(-1))
 
 
-def compressed_depth(store, msg_header, depth, depth_max=10.0, quantization=100.0):
+def compressed_depth(store, msg_header, depth, depth_max=10.0, quantization=100.0,
+                     image_format='32FC1; compressedDepth png'):
     """32FC1 depth as image_transport's compressedDepth writes it (its default settings).
 
     Inverse depth quantised to uint16 q = a / d + b (truncated; 0 for NaN or d >=
@@ -127,7 +128,7 @@ def compressed_depth(store, msg_header, depth, depth_max=10.0, quantization=100.
     assert ok
     data = np.array([0], '<i4').tobytes() + np.array([a, b], '<f4').tobytes() + png.tobytes()
     return store.types['sensor_msgs/msg/CompressedImage'](
-        header=msg_header, format='32FC1; compressedDepth png',
+        header=msg_header, format=image_format,
         data=np.frombuffer(data, np.uint8))
 
 
@@ -148,11 +149,12 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
                    tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
-                   info_camera=None):
+                   info_camera=None, info_frame_id=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
-    CameraModel written as camera_info (default `camera`).
+    CameraModel written as camera_info (default `camera`), with frame_id `info_frame_id`
+    (default the camera's).
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
@@ -196,8 +198,8 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
         stamp = stamp_of(i)
         h = header(store, stamp, camera.frame_id)
         write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
-                                                     camera.frame_id), info_camera or camera),
-              stamp, i)
+                                                     info_frame_id or camera.frame_id),
+                                       info_camera or camera), stamp, i)
         if compressed:
             write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
         else:
@@ -209,8 +211,10 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                 msg = depth_image(store, dh, frame.gt_depth)
             elif depth_encoding == '16UC1':
                 msg = depth_16uc1(store, dh, frame.gt_depth)
-            else:  # image_transport's compressedDepth, on its topic
-                msg, topic = compressed_depth(store, dh, frame.gt_depth), DEPTH_COMPRESSED
+            else:  # image_transport's compressedDepth ('compressedDepth [png|rvl]'), on its topic
+                msg = compressed_depth(store, dh, frame.gt_depth,
+                                       image_format=f'32FC1; {depth_encoding}')
+                topic = DEPTH_COMPRESSED
             write(topic, msg, stamp + frame.depth_offset_ns, i)
         gh = header(store, stamp + frame.gt_offset_ns, camera.frame_id)
         write(GT_2D, _detections(store, gh, frame.objects, False), stamp + frame.gt_offset_ns, i)

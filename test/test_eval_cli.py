@@ -106,8 +106,8 @@ def test_every_frame_processed_and_matched_by_stamp(evaluated):
     report, _, _ = evaluated
     assert report['frames'] == {'images': 5, 'processed': 5, 'corrupt_images': 0,
                                 'with_camera_info': 5, 'camera_info_refused': 0,
-                                'camera_info_scaled': 0, 'depth_refused': 0,
-                                'depth_other_frame': 0, 'with_gt_depth': 4,
+                                'camera_info_scaled': 0, 'camera_info_other_frame': 0,
+                                'depth_refused': 0, 'depth_other_frame': 0, 'with_gt_depth': 4,
                                 'with_gt_detections': 4}
     assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
                                 'gt_detections': GT_2D, 'gt_detections_3d': GT_3D,
@@ -142,13 +142,13 @@ def test_depth_and_camera_info_of_other_sizes_and_frames(models, tmp_path, capsy
     half = [FrameSpec(f.rgb, f.gt_depth[::2, ::2], f.objects, f.depth_offset_ns,
                       f.gt_offset_ns) for f in frames]
     bag = write_eval_bag(tmp_path / 'half', half, camera, depth_frame_id='depth_optical',
-                         info_camera=camera.scaled(2.0, 2.0))
+                         info_camera=camera.scaled(2.0, 2.0), info_frame_id='other_optical')
     assert run_eval(bag, models, tmp_path / 'half_report', '--no-plots') == 0
     report = json.loads((tmp_path / 'half_report' / 'report.json').read_text())
     frames_counted = report['frames']
     assert (frames_counted['with_gt_depth'], frames_counted['depth_other_frame'],
-            frames_counted['depth_refused'], frames_counted['camera_info_scaled']) \
-        == (4, 4, 0, 5)
+            frames_counted['depth_refused'], frames_counted['camera_info_scaled'],
+            frames_counted['camera_info_other_frame']) == (4, 4, 0, 5, 5)
     # The chair's own pixels, found on the 160x128 map, give its GT depth exactly.
     assert report['objects']['gt_depth_sources'] == {'box3d_pixels': 4}
     errors = [predicted(i) - FRAMES[i][0] for i in range(4)]
@@ -161,6 +161,8 @@ def test_depth_and_camera_info_of_other_sizes_and_frames(models, tmp_path, capsy
             'images') in out
     assert ('warning: 5 frame(s) took a CameraInfo of /camera/camera_info made for another '
             'resolution') in out
+    assert ('warning: 5 frame(s) took a CameraInfo of /camera/camera_info whose frame_id is '
+            "not the images'") in out
     markdown = (tmp_path / 'half_report' / 'report.md').read_text()
     assert '**Warning:** 4 depth map(s) of /camera/depth have another frame_id' in markdown
 
@@ -178,6 +180,27 @@ def test_depth_and_camera_info_of_other_sizes_and_frames(models, tmp_path, capsy
     assert ('depth: No frame has ground-truth depth: the depth maps of /camera/depth have '
             'another aspect ratio than the images.') in out
     assert 'another frame_id' not in out
+
+
+def test_a_colour_topic_given_as_depth_and_unreadable_depth_are_said(models, tmp_path, capsys):
+    # Outsider round 49: the image topic as --depth-topic said "no depth message with a
+    # readable stamp" and exited 0; depth no decoder could read said "corrupt messages
+    # above", listed nowhere but report.json.
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera)
+    assert run_eval(bag, models, tmp_path / 'report', '--depth-topic', IMAGE) == 2
+    assert capsys.readouterr().err.strip() == (
+        f'depthdet eval: error: depth topic {IMAGE} carries rgb8 images, not depth (32FC1 '
+        'metres or 16UC1 millimetres): choose the depth topic with --depth-topic')
+    rvl = write_eval_bag(tmp_path / 'rvl', frames, camera, depth_encoding='compressedDepth rvl')
+    assert run_eval(rvl, models, tmp_path / 'rvl_report', '--no-plots') == 0
+    out = capsys.readouterr().out
+    # Four: frame 4's depth is stamped outside the tolerance, never read.
+    assert (f'depth: No frame has ground-truth depth: 4 message(s) of {DEPTH}/compressedDepth '
+            'could not be read as depth (32FC1 metres or 16UC1 millimetres, raw or '
+            "compressedDepth png); the first: ImageDecodeError: compressed depth format '32FC1; "
+            "compressedDepth rvl': RVL is not supported; record the png compressedDepth format "
+            'or raw depth.') in out
 
 
 def test_dense_depth_metrics_match_independent_computation(evaluated):
@@ -389,8 +412,8 @@ def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, cap
     # Every other frame is processed; frame 1 loses its GT depth, frame 3 its GT boxes.
     assert report['frames'] == {'images': 5, 'processed': 4, 'corrupt_images': 1,
                                 'with_camera_info': 4, 'camera_info_refused': 0,
-                                'camera_info_scaled': 0, 'depth_refused': 0,
-                                'depth_other_frame': 0, 'with_gt_depth': 2,
+                                'camera_info_scaled': 0, 'camera_info_other_frame': 0,
+                                'depth_refused': 0, 'depth_other_frame': 0, 'with_gt_depth': 2,
                                 'with_gt_detections': 2}
     assert report['latency_ms']['total']['n'] == 4
     assert '3 corrupt messages skipped' in capsys.readouterr().out
@@ -625,6 +648,9 @@ def test_no_frame_evaluated_is_an_error_that_says_why(models, tmp_path, capsys):
     assert f'--output-bag {out_bag} exists' in capsys.readouterr().err
     assert run_eval(bag, models, tmp_path / 'r', '--start', '1.5', '--end', '0.5') == 2
     assert 'need a finite start >= 0 before the end' in capsys.readouterr().err
+    # The depth topic as the image topic: refused before any frame is read (before outsider
+    # round 49, after reading every one: "every image in the window was unreadable").
     assert run_eval(bag, models, tmp_path / 'r', '--no-plots', '--image-topic', DEPTH) == 2
-    assert 'no frame was evaluated: every image in the window was unreadable, e.g. ' \
-        f'{DEPTH}: ' in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == (
+        f'depthdet eval: error: image topic {DEPTH} carries 32FC1 images, not camera images '
+        '(rgb8, bgr8, mono8, ...): choose the camera topic with --image-topic')

@@ -262,6 +262,11 @@ def test_topic_selection_by_type_and_errors():
               '/cam/depth/image_rect_raw/compressedDepth': bag_input.COMPRESSED_IMAGE}
     assert bag_input.select_topics(packed).depth == '/cam/depth/image_rect_raw/compressedDepth'
     assert bag_input.select_topics(dict(types, **packed)).depth == '/cam/depth'
+    # A RealSense recording: its own-view depth beside the one aligned to the colour image.
+    realsense = {'/camera/color/image_raw': bag_input.IMAGE,
+                 '/camera/depth/image_rect_raw': bag_input.IMAGE,
+                 '/camera/aligned_depth_to_color/image_raw': bag_input.IMAGE}
+    assert bag_input.select_topics(realsense).depth == '/camera/aligned_depth_to_color/image_raw'
     two = dict(types, **{'/left/image': bag_input.IMAGE})
     with pytest.raises(bag_input.BagInputError, match='--image-topic'):
         bag_input.select_topics(two)

@@ -121,6 +121,16 @@ def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS, image_format=''):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+# Depth encodings read (REP 118): 32FC1 metres, 16UC1 / mono16 millimetres.
+DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
+
+
+def depth_encoding(msg) -> str:
+    """Return a depth Image's encoding, or a CompressedImage's ('16UC1; compressedDepth png')."""
+    encoding = getattr(msg, 'encoding', None)
+    return encoding if encoding is not None else msg.format.partition(';')[0].strip()
+
+
 def decode_depth(encoding, height, width, step, data, is_bigendian=False):
     """Decode a depth image to HxW float32 metres, NaN where invalid.
 
@@ -170,7 +180,7 @@ def decode_compressed_depth(data, image_format: str) -> np.ndarray:
     """
     encoding, _, rest = image_format.partition(';')
     encoding, depth_format = encoding.strip(), 'compresseddepth' in rest.lower()
-    if encoding not in ('32FC1', '16UC1', 'mono16'):
+    if encoding not in DEPTH_ENCODINGS:
         raise ImageDecodeError(f'compressed depth format {image_format!r}: encoding is not '
                                '32FC1 or 16UC1')
     if depth_format and 'rvl' in rest.lower():

@@ -6,7 +6,8 @@ Topics (`select_topics`): given ones must exist with a fitting type; missing one
 found by message type: camera images are Image/CompressedImage topics without 'depth'
 or 'debug' in their name, outside the ground-truth namespaces (raw preferred over
 compressed), the depth topic is the Image topic with 'depth' in its name (else the
-CompressedImage one: image_transport's compressedDepth, or a 16-bit PNG), camera_info the
+CompressedImage one: image_transport's compressedDepth, or a 16-bit PNG; of several, the
+one named aligned or registered), camera_info the
 CameraInfo topic (the one beside the image when there are several), ground truth the
 Detection2DArray / Detection3DArray topics under a 'ground_truth' or 'gt' namespace, and
 ground-truth instance masks the Image topic there with 'instance' in its name (16UC1 or
@@ -163,8 +164,14 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
     else:
         named = sorted(t for t, m in topic_types.items()
                        if m in (IMAGE, COMPRESSED_IMAGE) and is_depth_topic(t))
-        raw = [t for t in named if topic_types[t] == IMAGE]
-        depth = _pick_one('depth', '--depth-topic', raw or named, topic_types, False)
+        candidates = [t for t in named if topic_types[t] == IMAGE] or named
+        # Of several, the one registered to the colour image (a RealSense's
+        # aligned_depth_to_color, OpenNI's depth_registered) has the image's pixels.
+        registered = [t for t in candidates
+                      if 'aligned' in t.lower() or 'registered' in t.lower()]
+        depth = _pick_one('depth', '--depth-topic',
+                          registered if len(registered) == 1 else candidates, topic_types,
+                          False)
     found = {}
     for role, option, given, msgtype in (
             ('ground-truth detections', '--gt-detections-topic', gt_detections,
@@ -187,6 +194,46 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
     return EvalTopics(image=image, camera_info=camera_info, depth=depth,
                       gt_detections=found[DETECTION_2D_ARRAY],
                       gt_detections_3d=found[DETECTION_3D_ARRAY], gt_instances=gt_instances)
+
+
+def first_message(path, topic: str, typestore):
+    """Return the first message on `topic` that deserialises, or None."""
+    reader = open_reader(path)
+    try:
+        connections = [c for c in reader.connections if c.topic == topic]
+        for connection, _, raw in bag_messages(reader, connections):
+            try:
+                return typestore.deserialize_cdr(raw, connection.msgtype)
+            except Exception:  # a corrupt message (rosbags raises assorted errors): try the next
+                continue
+    finally:
+        reader.close()
+    return None
+
+
+def check_topic_contents(path, topics: EvalTopics, typestore) -> None:
+    """Refuse an image topic that carries depth, or a depth topic that carries colour.
+
+    By their first readable message; otherwise every frame would be skipped or compared
+    against the wrong thing, and the run end with nothing to show.
+    """
+    message = first_message(path, topics.image, typestore)
+    if message is not None and message.__msgtype__ == IMAGE \
+            and message.encoding not in image.SUPPORTED_ENCODINGS:
+        raise BagInputError(f'image topic {topics.image} carries {message.encoding} images, '
+                            'not camera images (rgb8, bgr8, mono8, ...): choose the camera '
+                            'topic with --image-topic')
+    if topics.depth is None:
+        return
+    message = first_message(path, topics.depth, typestore)
+    encoding = None if message is None else image.depth_encoding(message)
+    if message is not None and encoding not in image.DEPTH_ENCODINGS:
+        raise BagInputError(f'depth topic {topics.depth} carries {encoding} images, not '
+                            'depth (32FC1 metres or 16UC1 millimetres): choose the depth topic '
+                            'with --depth-topic')
+    if topics.image == topics.depth:
+        raise BagInputError(f'{topics.image} is both the image and the depth topic: choose '
+                            'them with --image-topic and --depth-topic')
 
 
 # ---- decoding rosbags messages -------------------------------------------------------
@@ -281,6 +328,10 @@ class BagFrame:
     camera_info_refused: bool = False
     # The matched CameraInfo is for another resolution: `camera` is it scaled.
     camera_info_scaled: bool = False
+    # The matched CameraInfo's frame_id is not the image's: another camera's intrinsics?
+    camera_info_other_frame: bool = False
+    # Why the matched depth message could not be read ('' if it could, or none matched).
+    depth_error: str = ''
     # The depth map matched has another aspect ratio than the image: not compared (None).
     depth_refused: bool = False
     # The depth map's frame_id is not the image's: another viewpoint, not registered.
@@ -505,7 +556,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
 def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max_pixels):
     topics = index.topics
     bag_time, stamp, header = index.images[plan.image_ordinal]
-    gt_depth, depth_frame_id = None, ''
+    gt_depth, depth_frame_id, depth_error = None, '', ''
     if plan.depth_ordinal is not None:
         raw = depth_raw.get(plan.depth_ordinal)
         needed_depth[plan.depth_ordinal] -= 1
@@ -517,10 +568,11 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
                 gt_depth = decode_depth(depth_msg)
                 depth_frame_id = depth_msg.header.frame_id
             except Exception as exc:
-                index.corrupt.append(CorruptMessage(topics.depth, bag_time, _describe(exc)))
+                depth_error = _describe(exc)
+                index.corrupt.append(CorruptMessage(topics.depth, bag_time, depth_error))
     frame = BagFrame(index=plan.image_ordinal, bag_time_ns=bag_time, stamp_ns=stamp,
                      header=header, rgb=None, camera=None, gt_depth=gt_depth, gt_objects=None,
-                     decode_ms=0.0)
+                     decode_ms=0.0, depth_error=depth_error)
     if stamp is None:
         frame.error = 'corrupt image message'
         return frame
@@ -536,6 +588,9 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
     frame.camera = camera_for_shape(plan.camera, frame.rgb.shape)
     frame.camera_info_refused = plan.camera is not None and frame.camera is None
     frame.camera_info_scaled = frame.camera is not None and frame.camera is not plan.camera
+    frame.camera_info_other_frame = bool(plan.camera is not None and plan.camera.frame_id
+                                         and header.frame_id
+                                         and plan.camera.frame_id != header.frame_id)
     image_size = frame.rgb.shape[1::-1]
     if gt_depth is not None and not same_aspect(image_size, gt_depth.shape[1::-1]):
         frame.depth_refused, gt_depth = True, None

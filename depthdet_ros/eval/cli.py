@@ -205,6 +205,7 @@ def run(args, actions=()):
         topics = bag_input.select_topics(
             topic_types, args.image_topic, args.camera_info_topic, args.depth_topic,
             args.gt_detections_topic, args.gt_detections_3d_topic, args.gt_instances_topic)
+        bag_input.check_topic_contents(args.bag, topics, make_typestore())
     except ValueError as exc:  # BagInputError is a ValueError
         raise CliError(str(exc)) from None
     tracker = _tracker(args, values)

@@ -72,6 +72,7 @@ class FrameCounts:
     with_camera_info: int = 0
     camera_info_refused: int = 0  # of another aspect ratio than the image: no 3D
     camera_info_scaled: int = 0  # of another resolution, scaled to the image
+    camera_info_other_frame: int = 0  # with another frame_id than the image's
     depth_refused: int = 0  # GT depth of another aspect ratio: not compared
     depth_other_frame: int = 0  # GT depth compared, with another frame_id than the image's
     with_gt_depth: int = 0
@@ -137,6 +138,7 @@ class Evaluation:
         counts.with_camera_info += frame.camera is not None
         counts.camera_info_refused += frame.camera_info_refused
         counts.camera_info_scaled += frame.camera_info_scaled
+        counts.camera_info_other_frame += frame.camera_info_other_frame
         counts.depth_refused += frame.depth_refused
         counts.depth_other_frame += frame.depth_other_frame
         self._latency[DECODE_STAGE].append(frame.decode_ms)

@@ -15,10 +15,11 @@ times in milliseconds, shares in [0, 1]):
 - frames: images, processed, corrupt_images, with_camera_info, camera_info_refused
   (a CameraInfo of another aspect ratio than the image: no 3D, as in the node),
   with_gt_depth, with_gt_detections, camera_info_scaled (a CameraInfo of another
-  resolution, scaled to the image as the node does), depth_refused (GT depth maps of
+  resolution, scaled to the image as the node does), camera_info_other_frame (a
+  CameraInfo whose frame_id is not the image's), depth_refused (GT depth maps of
   another aspect ratio than the image: not compared), depth_other_frame (GT depth maps
   whose frame_id is not the image's: compared, but another camera's view); the
-  Markdown and the command's summary warn about the last three (input_warnings)
+  Markdown and the command's summary warn about the last four (input_warnings)
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
 - depth_unpaired: why no image got a message of the depth topic (its stamps too far from
@@ -196,6 +197,12 @@ def input_warnings(report) -> List[str]:
         warnings.append(
             f'{frames["depth_refused"]} depth map(s) of {topics["depth"]} have another aspect '
             'ratio than the images: left out of the depth metrics and GT object depths')
+    if frames['camera_info_other_frame']:
+        warnings.append(
+            f'{frames["camera_info_other_frame"]} frame(s) took a CameraInfo of '
+            f'{topics["camera_info"]} whose frame_id is not the images\': another camera\'s '
+            'intrinsics give the depth net the wrong focal length and the 3D positions the '
+            'wrong rays; give the image\'s own with --camera-info-topic')
     if frames['camera_info_scaled']:
         warnings.append(
             f'{frames["camera_info_scaled"]} frame(s) took a CameraInfo of '
@@ -218,8 +225,11 @@ def no_depth_why(report) -> str:
     if not unreadable:
         return (f'No frame has ground-truth depth: no evaluated image could be read with its '
                 f'message of {topic}.')
+    first = next((item['error'] for item in report['corrupt_messages']['items']
+                  if item['topic'] == topic), None)
     return (f'No frame has ground-truth depth: {unreadable} message(s) of {topic} could not '
-            'be read as depth (32FC1 metres or 16UC1 millimetres; corrupt messages above).')
+            'be read as depth (32FC1 metres or 16UC1 millimetres, raw or compressedDepth png)'
+            + (f'; the first: {first}.' if first else '.'))
 
 
 def _num(value, digits=3, unit=''):

@@ -24,11 +24,10 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from depthdet_ros.arg_types import output_folder, positive_float, positive_int
+from depthdet_ros.arg_types import non_negative_float, output_folder, positive_float
+from depthdet_ros.arg_types import positive_int
 
 TRAIN, VAL = 'train', 'val'
-# What core.image.decode_depth reads: 32FC1 metres, 16UC1 / mono16 millimetres.
-DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
 # All that a split folder of this command holds; a folder with more is not replaced.
 SPLIT_ENTRIES = {'rgb', 'depth', 'annotations.json'}
 FRAME_FILE = re.compile(r'\d{6}\.png')  # in rgb/ and depth/
@@ -59,64 +58,21 @@ def _check_split_folders(out: str) -> None:
                              'train from-bag`; not replacing it: choose another --out')
 
 
-def _first_message(bag: str, topic: str, typestore):
-    """Return the first message on `topic` that deserialises, or None."""
-    from depthdet_ros.bags import bag_messages
-    from depthdet_ros.eval.bag_input import open_reader
-    reader = open_reader(bag)
-    try:
-        connections = [c for c in reader.connections if c.topic == topic]
-        for connection, _, raw in bag_messages(reader, connections):
-            try:
-                return typestore.deserialize_cdr(raw, connection.msgtype)
-            except Exception:  # a corrupt message (rosbags raises assorted errors): try the next
-                continue
-    finally:
-        reader.close()
-    return None
-
-
-def _check_encodings(bag: str, topics, typestore) -> None:
-    """Refuse an image topic that carries depth, or a depth topic that carries colour.
-
-    Otherwise every frame would be skipped, and the run would end in empty splits.
-    """
-    from depthdet_ros.core.image import SUPPORTED_ENCODINGS
-    from depthdet_ros.eval.bag_input import BagInputError, IMAGE
-    image = _first_message(bag, topics.image, typestore)
-    if image is not None and image.__msgtype__ == IMAGE \
-            and image.encoding not in SUPPORTED_ENCODINGS:
-        raise BagInputError(f'image topic {topics.image} carries {image.encoding} images, not '
-                            'camera images (rgb8, bgr8, mono8, ...): choose the camera topic '
-                            'with --image-topic')
-    depth = _first_message(bag, topics.depth, typestore)
-    # A CompressedImage's format begins with the encoding ('16UC1; compressedDepth png').
-    encoding = None if depth is None else depth.encoding if depth.__msgtype__ == IMAGE \
-        else depth.format.partition(';')[0].strip()
-    if depth is not None and encoding not in DEPTH_ENCODINGS:
-        raise BagInputError(f'depth topic {topics.depth} carries {encoding} images, not '
-                            'depth (32FC1 metres or 16UC1 millimetres): choose the depth topic '
-                            'with --depth-topic')
-    if topics.image == topics.depth:
-        raise BagInputError(f'{topics.image} is both the image and the depth topic: choose '
-                            'them with --image-topic and --depth-topic')
-
-
 def _check_planned_splits(bag, index, plans, every, split_ns, val_seconds, tolerance_ms):
     """Raise BagInputError when a split gets no frame with image, depth and camera_info.
 
     Checked before anything is written; frames whose depth turns out corrupt or not aligned
     are found only while writing.
     """
-    from depthdet_ros.eval.bag_input import BagInputError
+    from depthdet_ros.eval.bag_input import BagInputError, depth_unpaired, stamp_tolerance_ns
     topics = index.topics
     usable = [index.images[p.image_ordinal][1] for p in plans
               if index.images[p.image_ordinal][1] is not None and not p.image_ordinal % every
               and p.depth_ordinal is not None and p.camera is not None]
     if not usable:
         if all(p.depth_ordinal is None for p in plans):
-            raise BagInputError(f'{bag}: no image on {topics.image} has a depth map on '
-                                f'{topics.depth} stamped within {tolerance_ms:g} ms of it')
+            raise BagInputError(f'{bag}: no image on {topics.image} has a depth map: ' +
+                                depth_unpaired(index, plans, stamp_tolerance_ns(tolerance_ms)))
         raise BagInputError(f'{bag}: no image on {topics.image} has both a depth map and a '
                             f'usable camera_info on {topics.camera_info}')
     counts = {VAL: sum(s > split_ns for s in usable)}
@@ -138,9 +94,9 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
     only when both have frames, so a failed run leaves an earlier dataset as it was.
     """
     from depthdet_ros.bags import make_typestore
-    from depthdet_ros.eval.bag_input import (BagInputError, index_bag, open_reader,
-                                             plan_frames, read_frames, select_topics,
-                                             stamp_tolerance_ns)
+    from depthdet_ros.eval.bag_input import (BagInputError, check_topic_contents, index_bag,
+                                             open_reader, plan_frames, read_frames,
+                                             select_topics, stamp_tolerance_ns)
     if every < 1:
         raise ValueError('--every must be at least 1')
     _check_split_folders(out)
@@ -154,7 +110,7 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
         raise BagInputError(f'{bag}: fine-tuning needs a depth image topic and camera_info; '
                             f'found {topics.as_dict()}')
     typestore = make_typestore()
-    _check_encodings(bag, topics, typestore)
+    check_topic_contents(bag, topics, typestore)
     index = index_bag(bag, topics, typestore)
     stamps = [s for _, s, _ in index.images if s is not None]
     if not stamps:
@@ -168,6 +124,7 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
     try:
         records = {TRAIN: [], VAL: []}
         skipped = collections.Counter()
+        unreadable = {}  # the first unreadable depth map's error
         for split in records:
             for sub in ('rgb', 'depth'):
                 (staging / split / sub).mkdir(parents=True)
@@ -188,6 +145,14 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                 # Another frame_id: the depth camera's own view, not the image's pixels.
                 skipped['depth map in another frame_id than the image'] += 1
                 continue
+            if frame.camera_info_other_frame:
+                # Another camera's K would be written as this frame's (outsider round 49).
+                skipped['camera_info in another frame_id than the image'] += 1
+                continue
+            if frame.depth_error:
+                unreadable.setdefault('first', frame.depth_error)
+                skipped['depth map unreadable'] += 1
+                continue
             if frame.gt_depth is None or frame.camera is None:
                 continue
             split = VAL if frame.stamp_ns > split_ns else TRAIN
@@ -207,6 +172,9 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                            'D': [float(v) for v in camera.D],
                            'distortion_model': camera.distortion_model}})
         counts = {split: len(entries) for split, entries in records.items()}
+        if unreadable:
+            skipped[f'depth map unreadable (the first: {unreadable["first"]})'] = \
+                skipped.pop('depth map unreadable')
         if not counts[TRAIN] or not counts[VAL]:
             reasons = ''.join(f'; skipped, {reason}: {n}' for reason, n in skipped.items())
             raise BagInputError(f'{bag}: {counts[TRAIN]} training and {counts[VAL]} validation '
@@ -240,6 +208,9 @@ def add_parser(commands):
                         help='default: the Image topic named depth (else the compressed one); '
                         'its frame_id must be the images\' (a depth map registered to them)')
     parser.add_argument('--camera-info-topic', default='', help='default: found by type')
+    parser.add_argument('--stamp-tolerance', type=non_negative_float, default=20.0,
+                        metavar='MS', help='largest header-stamp difference between an image '
+                        'and its depth map, ms (default 20)')
     parser.set_defaults(func=run)
     return parser
 
@@ -251,7 +222,8 @@ def run(args) -> int:
     output_folder(args.out, '--out')
     try:
         counts, skipped = convert(args.bag, args.out, args.val_seconds, args.every,
-                                  args.image_topic, args.depth_topic, args.camera_info_topic)
+                                  args.image_topic, args.depth_topic, args.camera_info_topic,
+                                  args.stamp_tolerance)
     except (ValueError, OSError) as exc:
         if created:
             with contextlib.suppress(OSError):
