@@ -35,7 +35,8 @@ transport or in a recording) and is taken at the newest stamp, without its camer
 motion, so every track goes on (`late_frames` counts them): its boxes and depths are
 compared with where each track was when the frame was taken (constant velocity back
 over the lag, the unknown acceleration over it added to the measurement noise), so an
-object approaching is not pulled back by its older reading. More than MAX_LATE_IN_A_ROW
+object approaching is not pulled back by its older reading; what it returns is the
+tracks' state at the newest stamp, the freshest there is. More than MAX_LATE_IN_A_ROW
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
 which starts over too: the tracker's clock must not stop.
 
