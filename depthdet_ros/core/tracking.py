@@ -31,10 +31,11 @@ near object missed for a frame). An unmatched track whose box overlaps a matched
 track of the same class by DUPLICATE_IOU is folded into it, keeping the older ID.
 Stamps going backwards by more than TIME_BACK_S (a bag looped, a camera restarted, a
 simulation reset) start over; a frame stamped less far back came late (reordered in
-transport or in a recording) and is taken at the newest stamp, without its camera
-motion, so every track goes on (`late_frames` counts them): its boxes and depths are
-compared with where each track was when the frame was taken (constant velocity back
-over the lag, the unknown acceleration over it added to the measurement noise), so an
+transport or in a recording) and is taken at the newest stamp, with the camera motion
+in hand (its own is older), so every track goes on (`late_frames` counts them): its
+boxes and depths are compared with where each track was when the frame was taken
+(constant velocity back over the lag, the camera's motion over it too, the unknown
+acceleration over it added to the measurement noise), so an
 object approaching is not pulled back by its older reading; what it returns is the
 tracks' state at the newest stamp, the freshest there is. More than MAX_LATE_IN_A_ROW
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
