@@ -117,12 +117,24 @@ def test_a_stopped_bench_stops_its_workers_and_leaves_no_folder(how, status, tmp
 
 def test_more_cameras_than_memory_holds_are_refused(capsys, monkeypatch):
     from depthdet_ros import cli
+    from depthdet_ros.bench import multicamera
     monkeypatch.setattr(system, 'available_memory_mb', lambda: 1000.0)
+    measured = []
+
+    def run(values, cameras, *args, **kwargs):  # the bench itself: not run here
+        measured.append(cameras)
+        raise RuntimeError('stopped by the test after the memory check')
+
+    monkeypatch.setattr(multicamera, 'run', run)
     assert cli.main(['bench', '--sections', 'multicamera', '--cameras', '5']) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         'depthdet bench: error: --cameras 5 starts 5 processes at once, about 1250 MB with '
         '250 MB each, and 1000 MB are available: give fewer cameras']
-    assert 4 * 250 <= 1000  # four would have been let through
+    assert measured == []
+    # Four (1000 MB) fit: the bench is started.
+    assert cli.main(['bench', '--sections', 'multicamera', '--cameras', '4']) == 2
+    assert measured == [4]
+    assert 'stopped by the test after the memory check' in capsys.readouterr().err
 
 
 def test_available_memory_is_read_from_meminfo():

@@ -177,6 +177,9 @@ def test_a_reliable_or_best_effort_camera_reaches_the_default_node(
                 before = after
                 time.sleep(1.0)  # the node sees this camera leave before the next comes
             assert node.proc.poll() is None, node.output()
+            # Taken means processed: none refused or failed (test audit: they counted too).
+            values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+            assert (values['images_refused'], values['frames_failed']) == ('0', '0'), values
     finally:
         listener.destroy_node()
         rclpy.try_shutdown()
