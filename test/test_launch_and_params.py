@@ -510,3 +510,34 @@ def test_offline_tools_refuse_a_params_file_that_applies_nothing(tmp_path, text,
     params.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(words)):
         load_params_file(str(params))
+
+
+@pytest.mark.ros
+def test_ctrl_c_taken_inside_rclpy_is_a_clean_stop(tmp_path):
+    # CI, session 21: a Ctrl-C raised while rclpy took a message left pybind11 as
+    # "RuntimeError: Unable to convert call argument" before rclpy's own handler had shut
+    # the context down, and the node exited 1 with a traceback. The spin here does what
+    # that race does: the node's Ctrl-C handler runs, then the converted error comes.
+    script = tmp_path / 'race.py'
+    script.write_text(
+        'import signal, sys\n'
+        'import rclpy\n'
+        'from rclpy.node import Node\n'
+        'from depthdet_ros.ros import node as node_module\n'
+        'def spin(node):\n'
+        '    assert rclpy.ok()\n'
+        '    try:\n'
+        '        HANDLER(signal.SIGINT, None)\n'
+        '    except KeyboardInterrupt:\n'
+        '        raise RuntimeError("Unable to convert call argument \'0\' to Python object")\n'
+        'real_init = rclpy.init\n'
+        'def init(*args, **kwargs):  # the handler interrupt_once installed, before rclpy\'s\n'
+        '    global HANDLER\n'
+        '    HANDLER = signal.getsignal(signal.SIGINT)\n'
+        '    real_init(*args, **kwargs)\n'
+        'rclpy.init, rclpy.spin = init, spin\n'
+        'sys.exit(node_module.run(lambda: Node("race_node"), []))\n')
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr

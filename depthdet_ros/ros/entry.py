@@ -81,6 +81,20 @@ def rcl_refusal(exc) -> str:
     return re.sub(r'(\. Error: error not set)?, at \S+:\d+$', '', str(exc).splitlines()[0])
 
 
+_CTRL_C = {'received': False}
+
+
+def ctrl_c_received() -> bool:
+    """Whether interrupt_once's handler has had its Ctrl-C.
+
+    Raised while rclpy takes a message, the KeyboardInterrupt leaves pybind11 as
+    'RuntimeError: Unable to convert call argument', and rclpy's own handler may not yet
+    have shut the context down (it does so from another thread): the node then has to
+    know that a stop was asked for (CI, session 21: exit 1 on a Ctrl-C mid-stream).
+    """
+    return _CTRL_C['received']
+
+
 def interrupt_once():
     """Make Ctrl-C raise KeyboardInterrupt once; every later SIGINT is ignored.
 
@@ -92,6 +106,7 @@ def interrupt_once():
 
     def first_only(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _CTRL_C['received'] = True
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():  # signals: main thread only

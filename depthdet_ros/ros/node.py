@@ -55,7 +55,8 @@ from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
-from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once, rcl_refusal
+from depthdet_ros.ros.entry import ctrl_c_received, ignore_further_ctrl_c, interrupt_once
+from depthdet_ros.ros.entry import rcl_refusal
 from depthdet_ros.ros.params import (BY_NAME, build_pipeline, check_class_names,
                                      check_command_line, check_value, ConfigError,
                                      detector_config, fusion_config, Param, PARAMS,
@@ -1184,8 +1185,9 @@ def run(node_class, args=None):
     except Exception:
         # Ctrl-C shuts the context down wherever the node is: while it is being built
         # (creating a publisher then fails) or while the executor takes a message.
-        # That is a requested stop; with the context still up it is a real error.
-        if rclpy.ok():
+        # That is a requested stop; with the context still up and no Ctrl-C it is a
+        # real error.
+        if rclpy.ok() and not ctrl_c_received():
             raise
     finally:
         ignore_further_ctrl_c()

@@ -42,7 +42,8 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.core.odometry import TF
-from depthdet_ros.ros.entry import ignore_further_ctrl_c, interrupt_once, rcl_refusal
+from depthdet_ros.ros.entry import ctrl_c_received, ignore_further_ctrl_c, interrupt_once
+from depthdet_ros.ros.entry import rcl_refusal
 from depthdet_ros.ros.convert import camera_model_to_info, depth_to_image_msg, \
     rgb_to_image_msg
 from depthdet_ros.sim.messages import camera_odometry, camera_transform, detections_2d, \
@@ -209,8 +210,9 @@ def main(args=None):
         status = 2
     except Exception:
         # A signal that shuts ROS down while the node is being built makes rclpy
-        # calls fail: that is a requested exit, not an error.
-        if rclpy.ok():
+        # calls fail, or one raised while a message is taken leaves pybind11 as
+        # another error (entry.ctrl_c_received): a requested exit, not an error.
+        if rclpy.ok() and not ctrl_c_received():
             raise
     finally:
         ignore_further_ctrl_c()
