@@ -267,6 +267,11 @@ def _frame_size(text):
         raise CliError(f'--size: {exc}') from None
 
 
+def model_path(path):
+    """Return a model path as the bench's workers and reports need it: `~` out, absolute."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def _node_values(args):
     """Return the node's parameter values with the command line's overrides applied."""
     from depthdet_ros.assets import default_model
@@ -276,7 +281,7 @@ def _node_values(args):
     values = pipeline_values(args)
     for kind in ('detector', 'depth'):
         key = f'{kind}_model'
-        values[key] = os.path.abspath(os.path.expanduser(values[key] or default_model(kind)))
+        values[key] = model_path(values[key] or default_model(kind))
         if not os.path.isfile(values[key]):
             raise CliError(
                 f'{kind} model {values[key]} not found; pass --{kind}-model, or export one, '
@@ -502,7 +507,7 @@ def _int8(sections, args, values, pipeline, frame, camera):
     for kind in ('detector', 'depth'):
         path = getattr(args, f'int8_{kind}_model')
         if path:
-            int8_values[f'{kind}_model'] = os.path.abspath(os.path.expanduser(path))
+            int8_values[f'{kind}_model'] = model_path(path)
     print('comparing FP32 and INT8 models', file=sys.stderr)
     try:
         int8_pipeline = build_pipeline(int8_values)

@@ -299,7 +299,7 @@ def run(args, progress=None):
         raise CliError('--gpu-batch-sizes: numbers >= 1')
     values = cli._node_values(args)
     width, height = cli._frame_size(args.size)
-    int8 = {kind: os.path.abspath(os.path.expanduser(getattr(args, f'int8_{kind}_model')))
+    int8 = {kind: cli.model_path(getattr(args, f'int8_{kind}_model'))
             for kind in ('detector', 'depth') if getattr(args, f'int8_{kind}_model')}
     result = {
         'section': 'gpu',

@@ -102,14 +102,14 @@ def run_section(values, joint_path, pipeline, frame, camera, iterations, warmup,
     """
     import sys
 
+    from depthdet_ros.bench.cli import model_path
     from depthdet_ros.cli import CliError
     from depthdet_ros.core.session import ModelLoadError
     from depthdet_ros.ros.params import build_pipeline
 
     print(f'comparing the pair with the joint model {joint_path}', file=sys.stderr)
     try:
-        joint_model = os.path.abspath(os.path.expanduser(joint_path))
-        joint = build_pipeline(dict(values, joint_model=joint_model))
+        joint = build_pipeline(dict(values, joint_model=model_path(joint_path)))
     except (ModelLoadError, ValueError) as exc:
         raise CliError(str(exc)) from None
     try:

@@ -384,7 +384,7 @@ def _kf_update(x, P, z, R, axes: slice, lag: float = 0.0, observed=None, S_inver
 
 def _lag_noise(accel_noise: float, lag: float) -> np.ndarray:
     """Position covariance (3x3) that the unknown acceleration adds over lag seconds."""
-    return (accel_noise ** 2 * lag ** 4 / 4.0) * _EYE3
+    return accel_noise ** 2 * _constant_velocity(lag, 3)[1][:3, :3]
 
 
 def _mixture(p, x, P):
@@ -872,9 +872,7 @@ class Tracker:
         if len(t):
             gate3, gate1 = _gates(config.gate_probability)
             both_xy = self.has_xy[t] & meas.full[d]
-            predicted, spread = self.x[t, :3], self.P[t, :3, :3]
-            if lag:
-                predicted, _, spread = _observed(self.x[t], self.P[t], _POSITION, lag)
+            predicted, _, spread = _observed(self.x[t], self.P[t], _POSITION, lag)
             if self._motion is not None:
                 # The manoeuvring filter's prediction gates: the steady one's is too sure
                 # of an object that stops or turns.

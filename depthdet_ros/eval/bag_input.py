@@ -196,19 +196,24 @@ def select_topics(topic_types: Dict[str, str], image: str = '', camera_info: str
                       gt_detections_3d=found[DETECTION_3D_ARRAY], gt_instances=gt_instances)
 
 
-def first_message(path, topic: str, typestore):
-    """Return the first message on `topic` that deserialises, or None."""
+def first_messages(path, topics, typestore) -> Dict[str, object]:
+    """Return the first message that deserialises on each of `topics` (one reading)."""
+    wanted, first = set(topics), {}
     reader = open_reader(path)
     try:
-        connections = [c for c in reader.connections if c.topic == topic]
+        connections = [c for c in reader.connections if c.topic in wanted]
         for connection, _, raw in bag_messages(reader, connections):
+            if connection.topic in first:
+                continue
             try:
-                return typestore.deserialize_cdr(raw, connection.msgtype)
+                first[connection.topic] = typestore.deserialize_cdr(raw, connection.msgtype)
             except Exception:  # a corrupt message (rosbags raises assorted errors): try the next
                 continue
+            if len(first) == len(wanted):
+                break
     finally:
         reader.close()
-    return None
+    return first
 
 
 def check_topic_contents(path, topics: EvalTopics, typestore) -> None:
@@ -217,7 +222,8 @@ def check_topic_contents(path, topics: EvalTopics, typestore) -> None:
     By their first readable message; otherwise every frame would be skipped or compared
     against the wrong thing, and the run end with nothing to show.
     """
-    message = first_message(path, topics.image, typestore)
+    first = first_messages(path, [t for t in (topics.image, topics.depth) if t], typestore)
+    message = first.get(topics.image)
     if message is not None and message.__msgtype__ == IMAGE \
             and message.encoding not in image.SUPPORTED_ENCODINGS:
         raise BagInputError(f'image topic {topics.image} carries {message.encoding} images, '
@@ -225,7 +231,7 @@ def check_topic_contents(path, topics: EvalTopics, typestore) -> None:
                             'topic with --image-topic')
     if topics.depth is None:
         return
-    message = first_message(path, topics.depth, typestore)
+    message = first.get(topics.depth)
     encoding = None if message is None else image.depth_encoding(message)
     if message is not None and encoding not in image.DEPTH_ENCODINGS:
         raise BagInputError(f'depth topic {topics.depth} carries {encoding} images, not '
@@ -588,17 +594,15 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
     frame.camera = camera_for_shape(plan.camera, frame.rgb.shape)
     frame.camera_info_refused = plan.camera is not None and frame.camera is None
     frame.camera_info_scaled = frame.camera is not None and frame.camera is not plan.camera
-    frame.camera_info_other_frame = bool(plan.camera is not None and plan.camera.frame_id
-                                         and header.frame_id
-                                         and plan.camera.frame_id != header.frame_id)
+    frame.camera_info_other_frame = plan.camera is not None and _other_frame(
+        plan.camera.frame_id, header.frame_id)
     image_size = frame.rgb.shape[1::-1]
     if gt_depth is not None and not same_aspect(image_size, gt_depth.shape[1::-1]):
         frame.depth_refused, gt_depth = True, None
     if gt_depth is not None:
         # Both frame_ids given and different: a depth camera's own view (an unaligned
         # RealSense depth topic), compared pixel by pixel as if it were the image's.
-        frame.depth_other_frame = bool(depth_frame_id and header.frame_id
-                                       and depth_frame_id != header.frame_id)
+        frame.depth_other_frame = _other_frame(depth_frame_id, header.frame_id)
     frame.gt_depth = gt_depth
     if plan.gt_2d is not None:
         depth_camera = camera_for_shape(plan.camera, gt_depth.shape) \
@@ -607,6 +611,11 @@ def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max
                                               image_size)
         frame.gt_masks = plan.gt_masks
     return frame
+
+
+def _other_frame(frame_id: str, image_frame_id: str) -> bool:
+    """Whether both frame_ids are given and differ (an empty one says nothing)."""
+    return bool(frame_id and image_frame_id and frame_id != image_frame_id)
 
 
 def stamp_tolerance_ns(milliseconds: float) -> int:

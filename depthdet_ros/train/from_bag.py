@@ -124,7 +124,7 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
     try:
         records = {TRAIN: [], VAL: []}
         skipped = collections.Counter()
-        unreadable = {}  # the first unreadable depth map's error
+        unreadable = ''  # the first unreadable depth map's error
         for split in records:
             for sub in ('rgb', 'depth'):
                 (staging / split / sub).mkdir(parents=True)
@@ -150,8 +150,8 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                 skipped['camera_info in another frame_id than the image'] += 1
                 continue
             if frame.depth_error:
-                unreadable.setdefault('first', frame.depth_error)
-                skipped['depth map unreadable'] += 1
+                unreadable = unreadable or frame.depth_error
+                skipped[f'depth map unreadable (the first: {unreadable})'] += 1
                 continue
             if frame.gt_depth is None or frame.camera is None:
                 continue
@@ -172,9 +172,6 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                            'D': [float(v) for v in camera.D],
                            'distortion_model': camera.distortion_model}})
         counts = {split: len(entries) for split, entries in records.items()}
-        if unreadable:
-            skipped[f'depth map unreadable (the first: {unreadable["first"]})'] = \
-                skipped.pop('depth map unreadable')
         if not counts[TRAIN] or not counts[VAL]:
             reasons = ''.join(f'; skipped, {reason}: {n}' for reason, n in skipped.items())
             raise BagInputError(f'{bag}: {counts[TRAIN]} training and {counts[VAL]} validation '
