@@ -510,3 +510,83 @@ def test_diagnostics_are_error_while_every_image_is_refused(ros, models, tmp_pat
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None
+
+
+def test_an_image_that_comes_twice_gets_its_first_answer(ros, models, tmp_path):
+    """Two publishers on one topic deliver every image twice.
+
+    The second copy used to be tracked as another frame at the same moment: a second hit
+    (here min_hits 2: the copy confirmed the track) and the same measurement again. It
+    now gets the first copy's answer; an image with only the stamp repeated (a camera
+    that does not stamp its images) is processed, and the diagnostics say which.
+    """
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', track_min_hits=2,
+                          publish_tentative=False, input_reliability='reliable',
+                          diagnostics_period=0.2)
+    camera = pinhole()
+    reliable = rclpy.qos.QoSProfile(depth=10,
+                                    reliability=rclpy.qos.ReliabilityPolicy.RELIABLE)
+    topics = {'detections': Detection2DArray, '/diagnostics': DiagnosticArray}
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=reliable)
+
+        def image(stamp, red=RED):
+            rgb = np.zeros((480, 640, 3), np.uint8)
+            rgb[..., 0] = red
+            return convert.rgb_to_image_msg(rgb, probe.send_camera_info(camera, stamp))
+
+        def answers(stamp):
+            return [m for m in probe.received['detections'] if _has_stamp(stamp)(m)]
+
+        def diagnostics(**values):
+            return probe.wait_for('/diagnostics', lambda m: all(
+                _diag_values(m).get(k) == str(v) for k, v in values.items()), timeout=20)
+
+        try:
+            # Until the node is up, frames of their own stamps (none the same).
+            startup = iter(range(10**6))
+            probe.wait_for('detections', timeout=60, resend=lambda: probe.send(
+                scene(), camera, stamp=(1, next(startup))))
+            end = time.monotonic() + 1.0  # the last of them finished: a fresh count
+            while time.monotonic() < end:
+                rclpy.spin_once(probe, timeout_sec=0.05)
+            fresh = probe.wait_for('/diagnostics', start=len(probe.received['/diagnostics']))
+            assert _diag_values(fresh)['images_repeated'] == '0'
+            processed = int(_diag_values(fresh)['frames_processed'])
+            first = image((2000, 0))
+            probe.image_pub.publish(first)
+            probe.wait_for('detections', lambda m: len(answers((2000, 0))) == 1, timeout=20)
+            probe.image_pub.publish(first)  # the same message again
+            probe.wait_for('detections', lambda m: len(answers((2000, 0))) == 2, timeout=20)
+            once, twice = answers((2000, 0))
+            assert len(once.detections) == 0 and twice == once  # tentative: not shown
+            diag = diagnostics(images_repeated=1, frames_processed=processed + 1)
+            assert diag.status[0].level == DiagnosticStatus.WARN
+            assert 'came twice' in diag.status[0].message
+            assert diag.status[0].hardware_id == probe.resolve_topic_name('image')
+            # The next frame is the track's second hit: confirmed.
+            probe.image_pub.publish(image((2001, 0)))
+            probe.wait_for('detections', lambda m: len(answers((2001, 0))) == 1, timeout=20)
+            (det,) = answers((2001, 0))[0].detections
+            assert det.id != ''
+            # Only the stamp again: another image, processed.
+            other = image((2001, 0), red=red_for_depth(2.0))
+            probe.image_pub.publish(other)
+            probe.wait_for('detections', lambda m: len(answers((2001, 0))) == 2, timeout=20)
+            diag = diagnostics(image_stamps_repeated=1, frames_processed=processed + 3)
+            assert 'stamp of the one before' in diag.status[0].message
+            # After a parameter change an image that comes again is processed again.
+            probe.set_parameter('max_depth', 2.5)
+            probe.image_pub.publish(other)
+            diagnostics(images_repeated=2, frames_processed=processed + 4)
+            # A driver that leaves the stamp 0 is named as the likely cause.
+            probe.image_pub.publish(image((0, 0)))
+            diag = diagnostics(frames_processed=processed + 5)
+            assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None
+        log = node.output()
+        assert 'came twice' in log and 'the stamp of the one before' in log
+        assert 'Traceback' not in log

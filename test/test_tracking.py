@@ -606,6 +606,33 @@ def test_the_noise_of_a_lag_is_the_acceleration_over_it():
     np.testing.assert_allclose(_lag_noise(2.0, 0.1), 1e-4 * np.eye(3), rtol=1e-12)
 
 
+def test_each_kind_of_a_moving_camera_track_takes_its_own_acceleration_over_a_lag(
+        monkeypatch):
+    # With the camera's motion, a late frame updates the manoeuvring and the steady filter
+    # of each track; each adds its own acceleration's noise over the lag (session 21 gave
+    # both the manoeuvring one's): accel_noise 2 and STEADY_ACCEL_NOISE 0.1 over 0.1 s,
+    # 2^2 x 0.1^4 / 4 = 1e-4 and 0.1^2 x 0.1^4 / 4 = 2.5e-7 m^2 a side.
+    noises = []
+    update = tracking._kf_update
+
+    def recording(x, P, z, R, *args, **kwargs):
+        noises.append(R.copy())
+        return update(x, P, z, R, *args, **kwargs)
+
+    tracker = Tracker(TrackerConfig(min_hits=1, accel_noise=2.0))
+    still = CameraMotion((0.0, 0.0, 0.0))
+    box = (300, 200, 340, 280)
+    for k in range(4):
+        tracker.update([estimate(0.0, 0.0, 3.0, box)], k / RATE, 1.0, camera_motion=still)
+    monkeypatch.setattr(tracking, '_kf_update', recording)
+    tracker.update([estimate(0.0, 0.0, 3.0, box)], 3 / RATE, 1.0, camera_motion=still)
+    tracker.update([estimate(0.0, 0.0, 3.0, box)], 2 / RATE, 1.0)  # 0.1 s late
+    in_order, late = noises
+    assert late.shape == (2, 3, 3)  # (manoeuvring, steady) of the one track
+    np.testing.assert_allclose(late - in_order, [1e-4 * np.eye(3), 2.5e-7 * np.eye(3)],
+                               rtol=1e-9, atol=1e-15)
+
+
 def test_a_short_bag_played_in_a_loop_starts_over_within_three_frames():
     # A 0.5 s bag looped: every frame of the second pass is behind the first pass's last
     # stamp, by less than TIME_BACK_S. Taken as late, the tracker's clock would stop and

@@ -837,6 +837,10 @@ class Tracker:
         x = self.mode_x[rows].reshape(2 * k, 6)
         P = self.mode_P[rows].reshape(2 * k, 6, 6)
         z2, R2 = np.repeat(z, 2, axis=0), np.repeat(R, 2, axis=0)
+        if self._lag:  # each kind's own acceleration over the lag, as in its prediction
+            R2 = R2 + np.tile([_lag_noise(a, self._lag)[axes, axes]
+                               for a in (self.config.accel_noise, STEADY_ACCEL_NOISE)],
+                              (k, 1, 1))
         observed = _observed(x, P, axes, self._lag)
         innovation = z2 - observed[0]
         S_inverse = np.linalg.inv(observed[2] + R2)
@@ -984,8 +988,6 @@ class Tracker:
             if update.any():
                 r, d = rows[update], det[update]
                 z, R = meas.z[d, axes], meas.R[d, axes, axes]
-                if lag:
-                    R = R + _lag_noise(config.accel_noise, lag)[axes, axes]
                 if self._motion is not None:
                     if lag:  # where the camera's own motion puts the object now
                         at = np.zeros((len(d), 3))
@@ -994,6 +996,8 @@ class Tracker:
                                                    np.full(len(d), kind is meas.full))[:, axes]
                     self._mode_update(r, z, R, axes)
                 else:
+                    if lag:
+                        R = R + _lag_noise(config.accel_noise, lag)[axes, axes]
                     self.x[r], self.P[r] = _kf_update(self.x[r], self.P[r], z, R, axes, lag)
                 self.hits_3d[r] += 1
                 self.last_3d[r] = stamp

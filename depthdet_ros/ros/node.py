@@ -43,6 +43,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from nav_msgs.msg import Odometry
 from tf2_msgs.msg import TFMessage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
@@ -231,6 +232,22 @@ class LargeOutputs(NamedTuple):
     drawn: list             # on markers and debug_image: the shown, then held alerts
 
 
+# Safety first: the alert, then the small topics; large outputs go to their thread.
+SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
+
+
+class Answer(NamedTuple):
+    """An image as it came, and what was published for it (to answer it again)."""
+
+    stamp: int              # ns
+    frame_id: str           # as it came (the outputs may carry default_frame_id)
+    image: object           # the Image or CompressedImage message
+    messages: tuple         # SMALL_OUTPUTS' messages
+    large: LargeOutputs
+    had_camera: bool        # the frame had its CameraInfo (else one may have come since)
+    settings_version: int   # DepthDetRunner._settings_version when the frame began
+
+
 class DepthDetRunner:
     """The node's work for any rclpy node (plain or managed): see the module docstring.
 
@@ -265,6 +282,7 @@ class DepthDetRunner:
         # switched off and on and through re-activation, so an ID never names two objects.
         self._tracker_instance = Tracker(self._tracker_config)
         self._tracker = None
+        self._settings_version = 0  # counts parameter changes
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -285,6 +303,10 @@ class DepthDetRunner:
         self._waiting_since = None  # monotonic: the oldest image no frame has answered since
         self._last_processed = None  # monotonic
         self._last_refused = None  # (monotonic time, why)
+        # The last image processed and its answer, to know the image when it comes again
+        # (Answer); and when an image or a stamp last came again (monotonic).
+        self._last_answer: Optional[Answer] = None
+        self._last_repeat = {'image': None, 'stamp': None}
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -522,6 +544,7 @@ class DepthDetRunner:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
+            self._settings_version += 1  # an image that comes again gets the new answer
             if self.pipeline is not None:
                 self.pipeline.detector.config = new_detector_config
                 self.pipeline.fusion = new_fusion_config
@@ -747,13 +770,50 @@ class DepthDetRunner:
 
     # Processing -----------------------------------------------------------------------
 
+    def _answered_before(self, msg) -> bool:
+        """Publish the answer again if msg is the last image delivered again; say if it was.
+
+        Two publishers on one topic (a driver and a relay, a bag played beside the camera)
+        deliver every image twice: taken as another frame at the same moment, the second
+        would give the tracker a second hit and the same measurement again. It gets the
+        first one's answer, unless that frame had no CameraInfo of its own or a
+        parameter has changed since (then it is processed again). An image whose stamp
+        alone repeats (a driver that stamps several images alike, or not at all) is
+        processed; tracks age on the stamps, so the log and the diagnostics say so.
+        """
+        last, header = self._last_answer, msg.header
+        if last is None or (last.stamp, last.frame_id) != (_stamp_ns(header), header.frame_id):
+            return False
+        kind = 'image' if _same_message(msg, last.image) else 'stamp'
+        self.stats[f'{kind}s_repeated'] += 1
+        self._last_repeat[kind] = time.monotonic()
+        if kind == 'stamp':
+            self.log.warning(f'an image has the stamp of the one before '
+                             f'({_stamp_text(last.stamp)}): tracks age on image stamps; the '
+                             'camera driver should stamp each image with its capture time',
+                             throttle_duration_sec=WARN_THROTTLE_S)
+            return False
+        self.log.warning('an image came twice (same stamp, frame_id and data): is more than '
+                         f'one node publishing on {self._image_topic}?',
+                         throttle_duration_sec=WARN_THROTTLE_S)
+        if not last.had_camera or last.settings_version != self._settings_version:
+            return False
+        publishers = self._publishers
+        for name, message in zip(SMALL_OUTPUTS, last.messages):
+            publishers[name].publish(message)
+        self._output_worker.put(last.large)
+        return True
+
     def _process(self, msg, received):
-        params = self.params
+        params, settings_version = self.params, self._settings_version
+        if self._answered_before(msg):
+            return
         t0 = time.perf_counter()
         rgb = convert.image_msg_to_rgb(msg, params['max_image_pixels'])
         header = msg.header
         if not header.frame_id:
-            header.frame_id = params['default_frame_id']
+            # A new header: msg is kept as it came, to know it if it comes again.
+            header = Header(stamp=header.stamp, frame_id=params['default_frame_id'])
             self.log.warning(f'image has an empty frame_id; using {header.frame_id!r}',
                              throttle_duration_sec=60.0)
         t1 = time.perf_counter()
@@ -775,15 +835,15 @@ class DepthDetRunner:
                                                                   outputs, shown)
         t3 = time.perf_counter()
         publishers = self._publishers
-        # Safety first: the alert, then the small topics; large outputs go to their thread.
-        publishers['proximity_alert'].publish(alerts)
-        publishers['detections'].publish(detections)
-        publishers['detections_3d'].publish(detections_3d)
-        self._output_worker.put(LargeOutputs(header, result.depth_map, camera, rgb,
-                                             [outputs[i] for i in shown],
-                                             [objects[i] for i in shown],
-                                             layout.drawn(outputs, shown,
-                                                          self.params['publish_tentative'])))
+        messages = (alerts, detections, detections_3d)
+        for name, message in zip(SMALL_OUTPUTS, messages):
+            publishers[name].publish(message)
+        large = LargeOutputs(header, result.depth_map, camera, rgb, [outputs[i] for i in shown],
+                             [objects[i] for i in shown],
+                             layout.drawn(outputs, shown, self.params['publish_tentative']))
+        self._output_worker.put(large)
+        self._last_answer = Answer(_stamp_ns(msg.header), msg.header.frame_id, msg, messages,
+                                   large, camera is not None, settings_version)
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         self._last_processed = time.monotonic()
@@ -911,7 +971,10 @@ class DepthDetRunner:
         # diagnostic_updater's '<node name>: <task>', with the namespace in front (as in
         # 'front/depthdet_node: pipeline'): two cameras' nodes must not share a name.
         full_name = self.node.get_fully_qualified_name().lstrip('/')
-        status = DiagnosticStatus(name=f'{full_name}: pipeline', hardware_id='depthdet_ros')
+        # The camera this node serves, by its input topic: known from the start and the
+        # same for every node on that camera.
+        status = DiagnosticStatus(name=f'{full_name}: pipeline',
+                                  hardware_id=getattr(self, '_image_topic', ''))
         now = time.monotonic()
         level, messages = DiagnosticStatus.OK, []
         if self._last_image_time is None:
@@ -948,7 +1011,8 @@ class DepthDetRunner:
         if offset is not None and abs(offset) > STAMP_OFFSET_WARNING_S:
             level = max(level, DiagnosticStatus.WARN)
             where = 'behind' if offset > 0 else 'ahead of'
-            why = ('is /clock from the same source as the images?'
+            why = ('the camera driver leaves header.stamp 0?' if not self._image_stamps[-1]
+                   else 'is /clock from the same source as the images?'
                    if self.node.get_parameter('use_sim_time').value else
                    'a bag played without --clock and use_sim_time:=true, or a camera clock '
                    'not synchronised?')
@@ -989,6 +1053,16 @@ class DepthDetRunner:
             else:
                 level = DiagnosticStatus.ERROR
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
+        for kind, problem in (
+                ('image', f'{self.stats["images_repeated"]} images came twice (same stamp, '
+                 'frame_id and data) and were skipped: more than one node publishing on '
+                 f'{self._image_topic}?'),
+                ('stamp', f'{self.stats["stamps_repeated"]} images had the stamp of the one '
+                 'before: tracks age on image stamps (they end late, or never); stamp each '
+                 'image with its capture time')):
+            if (self._last_repeat[kind] or -math.inf) >= recent:
+                level = max(level, DiagnosticStatus.WARN)
+                messages.append(problem)
         if self._odometry_problem and self._tracker is not None:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'no camera motion for the last frame: {self._odometry_problem}')
@@ -1044,6 +1118,8 @@ class DepthDetRunner:
             'large_outputs_replaced': str(
                 self._output_worker.replaced if self._output_worker else 0),
             'images_refused': str(self.stats['bad_images']),
+            'images_repeated': str(self.stats['images_repeated']),
+            'image_stamps_repeated': str(self.stats['stamps_repeated']),
             # Why, as the log says it only once per kind and throttled.
             'last_image_refused': self._last_refused[1] if self._last_refused else 'none',
             'images_without_camera_info': str(self.stats['no_camera']),
@@ -1076,6 +1152,21 @@ class DepthDetRunner:
 
 def _stamp_ns(header):
     return header.stamp.sec * 10**9 + header.stamp.nanosec
+
+
+def _same_message(a, b) -> bool:
+    """Whether two Image (or CompressedImage) messages are equal, data compared by numpy.
+
+    The generated __eq__ compares the data array element by element: 4x slower.
+    """
+    return type(a) is type(b) and all(
+        getattr(a, field) == getattr(b, field) for field in a.get_fields_and_field_types()
+        if field != 'data') and np.array_equal(np.frombuffer(a.data, np.uint8),
+                                               np.frombuffer(b.data, np.uint8))
+
+
+def _stamp_text(stamp_ns):
+    return 'stamp 0: none' if not stamp_ns else f'{stamp_ns * 1e-9:.9f} s'
 
 
 class LogsParameterRefusals:
