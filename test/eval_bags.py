@@ -149,12 +149,13 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
                    tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
-                   info_camera=None, info_frame_id=None):
+                   info_camera=None, info_frame_id=None, repeated_images=()):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
     CameraModel written as camera_info (default `camera`), with frame_id `info_frame_id`
-    (default the camera's).
+    (default the camera's). The image of each frame in `repeated_images` is written
+    twice, as a topic with two publishers is recorded.
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
@@ -200,10 +201,11 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
         write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
                                                      info_frame_id or camera.frame_id),
                                        info_camera or camera), stamp, i)
-        if compressed:
-            write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
-        else:
-            write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
+        for _ in range(1 + (i in repeated_images)):
+            if compressed:
+                write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
+            else:
+                write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
         if frame.gt_depth is not None:
             dh = header(store, stamp + frame.depth_offset_ns, depth_frame_id or camera.frame_id)
             topic = DEPTH

@@ -107,8 +107,8 @@ def test_every_frame_processed_and_matched_by_stamp(evaluated):
     assert report['frames'] == {'images': 5, 'processed': 5, 'corrupt_images': 0,
                                 'with_camera_info': 5, 'camera_info_refused': 0,
                                 'camera_info_scaled': 0, 'camera_info_other_frame': 0,
-                                'depth_refused': 0, 'depth_other_frame': 0, 'with_gt_depth': 4,
-                                'with_gt_detections': 4}
+                                'depth_refused': 0, 'depth_other_frame': 0, 'repeated': 0,
+                                'with_gt_depth': 4, 'with_gt_detections': 4}
     assert report['topics'] == {'image': IMAGE, 'camera_info': CAMERA_INFO, 'depth': DEPTH,
                                 'gt_detections': GT_2D, 'gt_detections_3d': GT_3D,
                                 'gt_instances': None}
@@ -413,10 +413,25 @@ def test_corrupt_messages_are_reported_skipped_and_counted(models, tmp_path, cap
     assert report['frames'] == {'images': 5, 'processed': 4, 'corrupt_images': 1,
                                 'with_camera_info': 4, 'camera_info_refused': 0,
                                 'camera_info_scaled': 0, 'camera_info_other_frame': 0,
-                                'depth_refused': 0, 'depth_other_frame': 0, 'with_gt_depth': 2,
-                                'with_gt_detections': 2}
+                                'depth_refused': 0, 'depth_other_frame': 0, 'repeated': 0,
+                                'with_gt_depth': 2, 'with_gt_detections': 2}
     assert report['latency_ms']['total']['n'] == 4
     assert '3 corrupt messages skipped' in capsys.readouterr().out
+
+
+def test_an_image_recorded_twice_is_evaluated_once(models, evaluated, tmp_path, capsys):
+    # A topic with two publishers is recorded with every image twice; the node answers
+    # the copy from before, so eval scores it once and says so: the figures are the
+    # single-copy bag's.
+    frames, camera = _frames()
+    bag = write_eval_bag(tmp_path / 'bag', frames, camera, repeated_images={1, 3})
+    assert run_eval(bag, models, tmp_path / 'report', '--no-plots') == 0
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    single, _, _ = evaluated
+    assert report['frames'] == {**single['frames'], 'repeated': 2}
+    assert report['depth'] == single['depth'] and report['objects'] == single['objects']
+    assert (f'warning: 2 image(s) of {IMAGE} came twice (the same message as the one before'
+            in capsys.readouterr().out)
 
 
 def test_camera_info_of_another_aspect_ratio_gives_no_3d_as_in_the_node(models, tmp_path):

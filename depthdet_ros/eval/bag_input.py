@@ -363,6 +363,9 @@ class BagIndex:
     gt_instances: List[tuple] = field(default_factory=list)  # (stamp, {id: RLE})
     corrupt: List[CorruptMessage] = field(default_factory=list)
     invalid_camera_info: int = 0
+    # Image messages equal to the one before (read_frames skips them, as the node answers
+    # them from before): two publishers on the topic while it was recorded.
+    repeated_images: int = 0
     depth_unpaired: Optional[str] = None  # why no image got a depth message (evaluate_bag)
     listed: Dict[str, int] = field(default_factory=dict)  # messages per topic, as indexed
 
@@ -512,7 +515,9 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
                 on_message: Optional[Callable] = None) -> Iterator[BagFrame]:
     """Second pass: yield a BagFrame per image, in bag order (see the module doc).
 
-    An image whose plan is None is skipped unread (outside the window evaluated).
+    An image whose plan is None is skipped unread (outside the window evaluated); one
+    whose message is byte for byte the one before (stamp, frame_id and data: the topic
+    had two publishers) is skipped and counted in index.repeated_images.
     `on_message(connection, bag_time, raw)` sees every message of the bag, in order,
     before the frames it completes are yielded (used to copy a bag). Corrupt depth maps
     and images are appended to index.corrupt.
@@ -525,6 +530,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
     depth_raw: Dict[int, bytes] = {}
     pending: List[tuple] = []  # (plan, raw image), in bag order
     next_plan = 0
+    previous_image = None  # the last image message's bytes
     ordinals = {topics.image: 0, topics.depth: 0}
     reader = open_reader(path)
     try:
@@ -540,8 +546,12 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
             ordinal = ordinals[topic]
             ordinals[topic] += 1
             if topic == topics.image:
-                if plans[next_plan] is not None:
-                    pending.append((plans[next_plan], bytes(raw)))
+                data = bytes(raw)
+                if data == previous_image:
+                    index.repeated_images += plans[next_plan] is not None
+                elif plans[next_plan] is not None:
+                    pending.append((plans[next_plan], data))
+                previous_image = data
                 next_plan += 1
             elif ordinal in needed_depth:
                 depth_raw[ordinal] = bytes(raw)

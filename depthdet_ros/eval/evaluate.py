@@ -75,6 +75,7 @@ class FrameCounts:
     camera_info_other_frame: int = 0  # with another frame_id than the image's
     depth_refused: int = 0  # GT depth of another aspect ratio: not compared
     depth_other_frame: int = 0  # GT depth compared, with another frame_id than the image's
+    repeated: int = 0  # images equal to the one before: skipped (bag_input.read_frames)
     with_gt_depth: int = 0
     with_gt_detections: int = 0
 
@@ -354,6 +355,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
         evaluation.add(frame, result, total_ms)
         if output_bag is not None:
             output_bag.add_frame(frame, result, tracked, held)
+    evaluation.frames.repeated = index.repeated_images
     results = evaluation.results()
     if tracking is not None and tracking.evaluation is not None:
         results.tracking = tracking.evaluation.summary()

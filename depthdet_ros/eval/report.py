@@ -18,8 +18,9 @@ times in milliseconds, shares in [0, 1]):
   resolution, scaled to the image as the node does), camera_info_other_frame (a
   CameraInfo whose frame_id is not the image's), depth_refused (GT depth maps of
   another aspect ratio than the image: not compared), depth_other_frame (GT depth maps
-  whose frame_id is not the image's: compared, but another camera's view); the
-  Markdown and the command's summary warn about the last four (input_warnings)
+  whose frame_id is not the image's: compared, but another camera's view), repeated
+  (image messages equal to the one before, skipped: the topic had two publishers); the
+  Markdown and the command's summary warn about the last five (input_warnings)
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
 - depth_unpaired: why no image got a message of the depth topic (its stamps too far from
@@ -187,6 +188,11 @@ def write_json(report: Dict, path) -> None:
 def input_warnings(report) -> List[str]:
     """Say which inputs were taken in ways that may not describe the images."""
     frames, topics, warnings = report['frames'], report['topics'], []
+    if frames['repeated']:
+        warnings.append(
+            f'{frames["repeated"]} image(s) of {topics["image"]} came twice (the same message '
+            'as the one before: two publishers on the topic while it was recorded?): each '
+            'evaluated once, as the node answers such a copy from before')
     if frames['depth_other_frame']:
         warnings.append(
             f'{frames["depth_other_frame"]} depth map(s) of {topics["depth"]} have another '
