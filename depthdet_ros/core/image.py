@@ -103,6 +103,19 @@ def decode_raw(encoding, height, width, step, data, is_bigendian=False,
     return cv2.cvtColor(image, code)
 
 
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_PNG_END = b'IEND\xaeB`\x82'  # the IEND chunk's type and CRC: the last 8 bytes of a PNG
+
+
+def _imdecode(buffer, flags, what):
+    """cv2.imdecode, with a truncated PNG refused first (libpng would print its own error)."""
+    data = buffer.data
+    if data[:8] == _PNG_SIGNATURE and data[-8:] != _PNG_END:
+        raise ImageDecodeError(f'{what} ({buffer.size} bytes) is not a whole PNG: it does not '
+                               'end with the IEND chunk (cut off?)')
+    return cv2.imdecode(buffer, flags)
+
+
 def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS, image_format=''):
     """Decode a JPEG/PNG (sensor_msgs/CompressedImage data and format) into RGB uint8."""
     if 'compresseddepth' in image_format.lower():
@@ -113,7 +126,7 @@ def decode_compressed(data, max_pixels=DEFAULT_MAX_PIXELS, image_format=''):
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageDecodeError('compressed image is empty')
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    bgr = _imdecode(buffer, cv2.IMREAD_COLOR, 'compressed image')
     if bgr is None:
         raise ImageDecodeError(f'compressed image ({buffer.size} bytes) could not be decoded')
     if bgr.shape[0] * bgr.shape[1] > max_pixels:
@@ -193,7 +206,8 @@ def decode_compressed_depth(data, image_format: str) -> np.ndarray:
             raise ImageDecodeError(f'compressedDepth data of {buffer.size} bytes holds no image')
         header = buffer[:_COMPRESSED_DEPTH_HEADER.itemsize].view(_COMPRESSED_DEPTH_HEADER)[0]
         buffer = buffer[_COMPRESSED_DEPTH_HEADER.itemsize:]
-    values = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    values = _imdecode(buffer, cv2.IMREAD_UNCHANGED, 'compressed depth') \
+        if buffer.size else None
     if values is None or values.dtype != np.uint16 or values.ndim != 2:
         raise ImageDecodeError(f'compressed depth ({image_format!r}, {buffer.size} bytes) is '
                                'not a 16-bit single-channel PNG')
