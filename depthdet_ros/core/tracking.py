@@ -39,7 +39,10 @@ acceleration over it added to the measurement noise), so an
 object approaching is not pulled back by its older reading; what it returns is the
 tracks' state at the newest stamp, the freshest there is. More than MAX_LATE_IN_A_ROW
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
-which starts over too: the tracker's clock must not stop.
+which starts over too: the tracker's clock must not stop. A frame at the newest stamp
+again is another image of the same moment (nothing ages; it counts as a hit): the node
+and the bag tools answer an exact copy of an image (two publishers on its topic) from
+before, so only a camera that stamps several images alike gets here.
 
 Duplicates: before association, two detections of one class are the same object
 detected twice when the smaller box lies at least `duplicate_overlap` inside the other
