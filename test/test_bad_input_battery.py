@@ -590,3 +590,43 @@ def test_an_image_that_comes_twice_gets_its_first_answer(ros, models, tmp_path):
         log = node.output()
         assert 'came twice' in log and 'the stamp of the one before' in log
         assert 'Traceback' not in log
+
+
+def test_a_camera_that_leaves_the_stamp_0_is_tracked_by_arrival(ros, models, tmp_path):
+    """Images all stamped 0 (a driver that does not stamp): the tracker's clock went on.
+
+    Before, it stood still at 0: a track whose object was gone never ended, and its
+    alert was held for ever on proximity_alert.
+    """
+    params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
+                          depth_model=models['depth'], providers='cpu', track_min_hits=1,
+                          track_max_age=1.0, max_depth=5.0, input_reliability='reliable',
+                          diagnostics_period=0.2)
+    camera = pinhole()
+    reliable = rclpy.qos.QoSProfile(depth=10,
+                                    reliability=rclpy.qos.ReliabilityPolicy.RELIABLE)
+    topics = {'proximity_alert': Detection3DArray, '/diagnostics': DiagnosticArray}
+    with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
+        probe = Probe(topics, input_qos=reliable)
+        frames = iter(range(10**6))
+
+        def unstamped():  # another image each time (a repeated one is answered from before)
+            rgb = scene()
+            rgb[0, 0, 1] = next(frames) % 256
+            probe.send(rgb, camera, stamp=(0, 0))
+
+        try:
+            probe.wait_for('proximity_alert', lambda m: len(m.detections) == 1, timeout=60,
+                           resend=unstamped)
+            probe.set_parameter('score_threshold', 0.99)  # the object is no longer detected
+            start = len(probe.received['proximity_alert'])
+            probe.wait_for('proximity_alert', lambda m: not m.detections, timeout=20,
+                           resend=unstamped, start=start)
+            diag = probe.wait_for('/diagnostics', lambda m: _diag_values(m)['tracks'] == '0',
+                                  timeout=20, resend=unstamped)
+            assert 'images had the stamp of the one before: tracked by their arrival times' \
+                in diag.status[0].message
+            assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None

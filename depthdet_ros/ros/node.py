@@ -307,6 +307,8 @@ class DepthDetRunner:
         # (Answer); and when an image or a stamp last came again (monotonic).
         self._last_answer: Optional[Answer] = None
         self._last_repeat = {'image': None, 'stamp': None}
+        # The last tracked frame: (image stamp ns, the tracker's stamp s, arrival).
+        self._tracker_clock = None
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -779,7 +781,8 @@ class DepthDetRunner:
         first one's answer, unless that frame had no CameraInfo of its own or a
         parameter has changed since (then it is processed again). An image whose stamp
         alone repeats (a driver that stamps several images alike, or not at all) is
-        processed; tracks age on the stamps, so the log and the diagnostics say so.
+        processed, tracked by its arrival (_tracker_stamp); the log and the diagnostics
+        say so.
         """
         last, header = self._last_answer, msg.header
         if last is None or (last.stamp, last.frame_id) != (_stamp_ns(header), header.frame_id):
@@ -789,7 +792,7 @@ class DepthDetRunner:
         self._last_repeat[kind] = time.monotonic()
         if kind == 'stamp':
             self.log.warning(f'an image has the stamp of the one before '
-                             f'({_stamp_text(last.stamp)}): tracks age on image stamps; the '
+                             f'({_stamp_text(last.stamp)}): tracked by its arrival time; the '
                              'camera driver should stamp each image with its capture time',
                              throttle_duration_sec=WARN_THROTTLE_S)
             return False
@@ -829,7 +832,7 @@ class DepthDetRunner:
         t2 = time.perf_counter()
         if not _is_current(self._frame_worker):
             return  # deactivation gave up waiting for this frame: nothing more is published
-        outputs, shown, objects = self._track(result.objects, header, rgb)
+        outputs, shown, objects = self._track(result.objects, header, rgb, received)
         t_track = time.perf_counter()
         detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
                                                                   outputs, shown)
@@ -856,7 +859,21 @@ class DepthDetRunner:
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    def _track(self, objects, header, rgb):
+    def _tracker_stamp(self, header, received) -> float:
+        """Return the stamp (s) the tracker takes for a frame: the image's, unless repeated.
+
+        A camera that stamps several images alike (or leaves the stamp 0) would stop the
+        tracker's clock: nothing would age, a lost object's track would never end nor its
+        held alert drop. Such an image is taken as long after the one before as it
+        arrived after it (time.perf_counter() s); the outputs keep the image's stamp.
+        """
+        stamp, last = _stamp_ns(header), self._tracker_clock
+        at = stamp * 1e-9 if last is None or stamp != last[0] else \
+            last[1] + max(received - last[2], 0.0)
+        self._tracker_clock = (stamp, at, received)
+        return at
+
+    def _track(self, objects, header, rgb, received):
         """Return the frame's OutputObjects, the indices on detections, and their objects.
 
         The objects are those the outputs come from: the tracker drops duplicates. With
@@ -871,7 +888,7 @@ class DepthDetRunner:
         if tracker is None:
             return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
                     objects)
-        tracked = tracker.update(objects, _stamp_ns(header) * 1e-9, fusion.max_depth,
+        tracked = tracker.update(objects, self._tracker_stamp(header, received), fusion.max_depth,
                                  fusion.class_max_depth, image=rgb,
                                  camera_motion=self._camera_motion(header))
         self.stats['ids_taken_back'] += len(tracker.taken_back)
@@ -1058,8 +1075,8 @@ class DepthDetRunner:
                  'frame_id and data) and were skipped: more than one node publishing on '
                  f'{self._image_topic}?'),
                 ('stamp', f'{self.stats["stamps_repeated"]} images had the stamp of the one '
-                 'before: tracks age on image stamps (they end late, or never); stamp each '
-                 'image with its capture time')):
+                 'before: tracked by their arrival times, as the tracker\'s clock must go on; '
+                 'stamp each image with its capture time')):
             if (self._last_repeat[kind] or -math.inf) >= recent:
                 level = max(level, DiagnosticStatus.WARN)
                 messages.append(problem)
