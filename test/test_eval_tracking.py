@@ -196,6 +196,31 @@ def test_the_bag_loop_puts_the_trackers_held_alerts_on_the_topic():
         == (5, 5, 0)
 
 
+def test_images_recorded_with_one_stamp_are_tracked_by_their_record_times():
+    """A camera that left the stamp 0, recorded: the bag's record times keep time.
+
+    On the stamps alone the tracker's clock stood still: the chair's track, lost after
+    frame 2, lived on with its alert held on the topic to the end of the bag.
+    """
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.eval.tracking import BagTracking
+    loop = BagTracking(Tracker(TrackerConfig(max_age=1.0, alert_hold=0.5)), None, None, 1.0,
+                       {}, 0.5)
+    chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
+                           ObjectDepth(0.8, 0.01, 1.0), Point3D(0.0, 0.0, 0.8),
+                           Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
+    image = np.zeros((480, 640, 3), np.uint8)
+    held, tracks = [], []
+    for k in range(20):  # 10 Hz: the chair in frames 0-2, gone from 0.3 s
+        _, alerts, _ = loop.step(k, 0, [chair] if k < 3 else [], None, image,
+                                 recorded_ns=STAMP0 + k * PERIOD)
+        held.append(len(alerts))
+        tracks.append(len(loop.tracker))
+    # Held 0.5 s after the last match (0.2 s): to 0.7 s; deleted after max_age, past 1.2 s.
+    assert held == [0] * 3 + [1] * 5 + [0] * 12
+    assert tracks == [1] * 13 + [0] * 7
+
+
 def test_motion_topics_are_found_by_type_and_name():
     types = {'/ground_truth/object_motion': 'nav_msgs/msg/Odometry',
              '/ground_truth/object_motion_world': 'nav_msgs/msg/Odometry',

@@ -7,7 +7,8 @@ import pytest
 
 from depthdet_ros.core import tracking
 from depthdet_ros.core.tracking import _lag_noise, CameraMotion, confirmed, duplicates, \
-    PROXIMITY, MAX_LATE_IN_A_ROW, TIME_BACK_S, TIME_TO_CONTACT, Tracker, TrackerConfig
+    FrameClock, PROXIMITY, MAX_LATE_IN_A_ROW, TIME_BACK_S, TIME_TO_CONTACT, Tracker, \
+    TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 
 RATE = 10.0  # frames per second of the streams below
@@ -631,6 +632,16 @@ def test_each_kind_of_a_moving_camera_track_takes_its_own_acceleration_over_a_la
     assert late.shape == (2, 3, 3)  # (manoeuvring, steady) of the one track
     np.testing.assert_allclose(late - in_order, [1e-4 * np.eye(3), 2.5e-7 * np.eye(3)],
                                rtol=1e-9, atol=1e-15)
+
+
+def test_the_frame_clock_goes_on_by_arrival_where_stamps_repeat():
+    clock = FrameClock()
+    # Stamps in s: 5, 5 again (0.1 s after), again (0.15 s after), then 6; an arrival
+    # that goes back (a clock step) adds nothing.
+    given = [clock(stamp, arrival) for stamp, arrival in (
+        (5_000_000_000, 10.0), (5_000_000_000, 10.1), (5_000_000_000, 10.25),
+        (5_000_000_000, 10.2), (6_000_000_000, 10.3), (0, 10.4), (0, 10.6))]
+    assert given == pytest.approx([5.0, 5.1, 5.25, 5.25, 6.0, 0.0, 0.2])
 
 
 def test_a_short_bag_played_in_a_loop_starts_over_within_three_frames():

@@ -58,7 +58,7 @@ def cache(bag, out, params_file=''):
             if frame.rgb is not None:
                 result = pipeline.process(frame.rgb, frame.camera)
                 frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
-                               result.objects, frame.rgb))
+                               result.objects, frame.rgb, frame.bag_time_ns))
                 if odometry is not None:
                     try:
                         camera_motion[frame.stamp_ns] = odometry.at(frame.stamp_ns,
@@ -101,9 +101,11 @@ def run(cached, settings, gt_depth=None, switches=False, reids=False, camera_odo
     tracking = BagTracking(Tracker(config), evaluation, gt_depth, max_depth, class_max_depth,
                            MATCH_IOU)
     taken_back, last_gt = [], {}
-    for index, stamp_ns, gt_objects, objects, rgb in data['frames']:
+    for index, stamp_ns, gt_objects, objects, rgb, *recorded in data['frames']:
+        # (A cache made before the record times were kept tracks on the stamps alone.)
         tracked, _, _ = tracking.step(index, stamp_ns, objects, gt_objects, rgb,
-                                      camera_motion and camera_motion[stamp_ns])
+                                      camera_motion and camera_motion[stamp_ns],
+                                      *recorded)
         now = {t.track_id: _ground_truth_of(t.detection, gt_objects) for t in tracked}
         for track_id in tracking.tracker.taken_back:
             taken_back.append((index, track_id, last_gt.get(track_id), now.get(track_id)))

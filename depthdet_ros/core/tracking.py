@@ -40,9 +40,10 @@ object approaching is not pulled back by its older reading; what it returns is t
 tracks' state at the newest stamp, the freshest there is. More than MAX_LATE_IN_A_ROW
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
 which starts over too: the tracker's clock must not stop. A frame at the newest stamp
-again is another image of the same moment (nothing ages; it counts as a hit): the node
+again is another image of the same moment (nothing ages; it counts as a hit). The node
 and the bag tools answer an exact copy of an image (two publishers on its topic) from
-before, so only a camera that stamps several images alike gets here.
+before, and take the stamps through a FrameClock, which goes on by the images' arrival
+where a camera stamps several images alike (or leaves the stamp 0).
 
 Duplicates: before association, two detections of one class are the same object
 detected twice when the smaller box lies at least `duplicate_overlap` inside the other
@@ -504,6 +505,28 @@ class _Measurements:
             self.z[only, 2] = depth[only]
             # Only the z variance of a depth alone is ever read.
             self.R[only, 2, 2] = np.nan_to_num(numbers[only, 6]) ** 2 + floor[only] ** 2 + 1e-8
+
+
+class FrameClock:
+    """The stamps a Tracker takes for a camera's images: theirs, unless repeated.
+
+    A camera that stamps several images alike (or leaves the stamp 0) would stop the
+    tracker's clock: nothing would age, a lost object's track would never end nor its
+    held alert drop. An image with the stamp of the one before is taken as long after
+    it as it arrived after it (the node's receipt, a bag's record time); published
+    outputs keep the image's own stamp.
+    """
+
+    def __init__(self):
+        self._last = None  # (image stamp ns, stamp given s, arrival s)
+
+    def __call__(self, stamp_ns: int, arrival_s: float) -> float:
+        """Return the stamp (s) to track the image stamped stamp_ns, arrived at arrival_s."""
+        last = self._last
+        at = stamp_ns * 1e-9 if last is None or stamp_ns != last[0] else \
+            last[1] + max(arrival_s - last[2], 0.0)
+        self._last = (stamp_ns, at, arrival_s)
+        return at
 
 
 class Tracker:

@@ -57,8 +57,8 @@ import numpy as np
 from depthdet_ros.bags import bag_messages
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
     MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
-from depthdet_ros.core.tracking import CameraMotion, duplicates, PROXIMITY, TIME_TO_CONTACT, \
-    TrackerConfig
+from depthdet_ros.core.tracking import CameraMotion, duplicates, FrameClock, PROXIMITY, \
+    TIME_TO_CONTACT, TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
 from depthdet_ros.eval.matching import boxes_xyxy, iou_matrix, match_boxes
 from depthdet_ros.eval.proximity import alert_limit
@@ -238,7 +238,9 @@ class BagTracking:
 
     Per frame: with `gt_depth_noise`, the GT depth in place of the network's
     (with_ground_truth_depth, from a fixed seed: the same bag gives the same figures);
-    the tracker's update on the frame's header stamp; and, with an `evaluation` and GT
+    the tracker's update on the frame's header stamp, through a FrameClock as the node
+    (an image with the stamp before is taken at its record time's distance from that
+    one's); and, with an `evaluation` and GT
     objects, the frame's scores. evaluate_bag and tools/tracker_sweep.py both step
     through frames with it, so their figures agree.
     """
@@ -253,11 +255,14 @@ class BagTracking:
         self._max_depth = max_depth
         self._class_max_depth = dict(class_max_depth)
         self._match_iou = match_iou
+        self._clock = FrameClock()
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
-             rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None
-             ) -> Tuple[list, list, float]:
+             rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None,
+             recorded_ns: Optional[int] = None) -> Tuple[list, list, float]:
         """Track one frame's objects, seen in the RGB image `rgb` (camera moving so).
+
+        `recorded_ns`: the bag's record time of the image (default its stamp).
 
         Returns the tracker's output, the alerts it holds for tracks the frame missed
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
@@ -273,7 +278,9 @@ class BagTracking:
                                               self._max_depth, self._class_max_depth)
         start = time.perf_counter()
         # Duplicates found on the network's depths only, as the node finds them.
-        tracked = self.tracker.update(objects, stamp_ns * 1e-9, self._max_depth,
+        arrival = stamp_ns if recorded_ns is None else recorded_ns
+        tracked = self.tracker.update(objects, self._clock(stamp_ns, arrival * 1e-9),
+                                      self._max_depth,
                                       self._class_max_depth, image=rgb,
                                       drop_duplicates=not ground_truth,
                                       camera_motion=camera_motion)

@@ -52,7 +52,7 @@ from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionSource, \
     CameraMotionUnavailable, MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.session import ModelLoadError
-from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, Tracker
+from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, FrameClock, Tracker
 from depthdet_ros.core.types import instance_image
 from depthdet_ros.ros import convert
 from depthdet_ros.ros import message_layout as layout
@@ -307,8 +307,7 @@ class DepthDetRunner:
         # (Answer); and when an image or a stamp last came again (monotonic).
         self._last_answer: Optional[Answer] = None
         self._last_repeat = {'image': None, 'stamp': None}
-        # The last tracked frame: (image stamp ns, the tracker's stamp s, arrival).
-        self._tracker_clock = None
+        self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -781,8 +780,8 @@ class DepthDetRunner:
         first one's answer, unless that frame had no CameraInfo of its own or a
         parameter has changed since (then it is processed again). An image whose stamp
         alone repeats (a driver that stamps several images alike, or not at all) is
-        processed, tracked by its arrival (_tracker_stamp); the log and the diagnostics
-        say so.
+        processed, tracked by its arrival (FrameClock); the log and the diagnostics say
+        so.
         """
         last, header = self._last_answer, msg.header
         if last is None or (last.stamp, last.frame_id) != (_stamp_ns(header), header.frame_id):
@@ -859,20 +858,6 @@ class DepthDetRunner:
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    def _tracker_stamp(self, header, received) -> float:
-        """Return the stamp (s) the tracker takes for a frame: the image's, unless repeated.
-
-        A camera that stamps several images alike (or leaves the stamp 0) would stop the
-        tracker's clock: nothing would age, a lost object's track would never end nor its
-        held alert drop. Such an image is taken as long after the one before as it
-        arrived after it (time.perf_counter() s); the outputs keep the image's stamp.
-        """
-        stamp, last = _stamp_ns(header), self._tracker_clock
-        at = stamp * 1e-9 if last is None or stamp != last[0] else \
-            last[1] + max(received - last[2], 0.0)
-        self._tracker_clock = (stamp, at, received)
-        return at
-
     def _track(self, objects, header, rgb, received):
         """Return the frame's OutputObjects, the indices on detections, and their objects.
 
@@ -888,7 +873,8 @@ class DepthDetRunner:
         if tracker is None:
             return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
                     objects)
-        tracked = tracker.update(objects, self._tracker_stamp(header, received), fusion.max_depth,
+        tracked = tracker.update(objects, self._tracker_clock(_stamp_ns(header), received),
+                                 fusion.max_depth,
                                  fusion.class_max_depth, image=rgb,
                                  camera_motion=self._camera_motion(header))
         self.stats['ids_taken_back'] += len(tracker.taken_back)
