@@ -513,12 +513,13 @@ def test_diagnostics_are_error_while_every_image_is_refused(ros, models, tmp_pat
 
 
 def test_an_image_that_comes_twice_gets_its_first_answer(ros, models, tmp_path):
-    """Two publishers on one topic deliver every image twice.
+    """Two publishers on one topic deliver every image twice, a copy sometimes late.
 
-    The second copy used to be tracked as another frame at the same moment: a second hit
-    (here min_hits 2: the copy confirmed the track) and the same measurement again. It
-    now gets the first copy's answer; an image with only the stamp repeated (a camera
-    that does not stamp its images) is processed, and the diagnostics say which.
+    The copy used to be tracked as another frame at the same moment (a second hit: here
+    min_hits 2, the copy confirmed the track) or, a frame late, as a late frame (outsider
+    round 50). It now gets the first copy's answer; an image with only the stamp
+    repeated (a camera that does not stamp its images) is processed, and the
+    diagnostics say which.
     """
     params = write_params(tmp_path / 'p.yaml', detector_model=models['detector'],
                           depth_model=models['depth'], providers='cpu', track_min_hits=2,
@@ -531,13 +532,19 @@ def test_an_image_that_comes_twice_gets_its_first_answer(ros, models, tmp_path):
     with NodeProcess(params, log_path=tmp_path / 'node.log') as node:
         probe = Probe(topics, input_qos=reliable)
 
-        def image(stamp, red=RED):
+        def image(stamp, red=RED, info=True):
             rgb = np.zeros((480, 640, 3), np.uint8)
             rgb[..., 0] = red
-            return convert.rgb_to_image_msg(rgb, probe.send_camera_info(camera, stamp))
+            header = probe.send_camera_info(camera if info else None, stamp)
+            return convert.rgb_to_image_msg(rgb, header)
 
         def answers(stamp):
             return [m for m in probe.received['detections'] if _has_stamp(stamp)(m)]
+
+        def publish_and_wait(msg, stamp, count):
+            probe.image_pub.publish(msg)
+            probe.wait_for('detections', lambda m: len(answers(stamp)) == count, timeout=20)
+            return answers(stamp)[-1]
 
         def diagnostics(**values):
             return probe.wait_for('/diagnostics', lambda m: all(
@@ -555,40 +562,48 @@ def test_an_image_that_comes_twice_gets_its_first_answer(ros, models, tmp_path):
             assert _diag_values(fresh)['images_repeated'] == '0'
             processed = int(_diag_values(fresh)['frames_processed'])
             first = image((2000, 0))
-            probe.image_pub.publish(first)
-            probe.wait_for('detections', lambda m: len(answers((2000, 0))) == 1, timeout=20)
-            probe.image_pub.publish(first)  # the same message again
-            probe.wait_for('detections', lambda m: len(answers((2000, 0))) == 2, timeout=20)
-            once, twice = answers((2000, 0))
+            once = publish_and_wait(first, (2000, 0), 1)
+            twice = publish_and_wait(first, (2000, 0), 2)  # the same message again
             assert len(once.detections) == 0 and twice == once  # tentative: not shown
             diag = diagnostics(images_repeated=1, frames_processed=processed + 1)
             assert diag.status[0].level == DiagnosticStatus.WARN
-            assert 'came twice' in diag.status[0].message
+            assert ('1 images came twice (same stamp, frame_id and data), answered as before: '
+                    'the publisher of /image sends images more than once') \
+                in diag.status[0].message
             assert diag.status[0].hardware_id == probe.resolve_topic_name('image')
             # The next frame is the track's second hit: confirmed.
-            probe.image_pub.publish(image((2001, 0)))
-            probe.wait_for('detections', lambda m: len(answers((2001, 0))) == 1, timeout=20)
-            (det,) = answers((2001, 0))[0].detections
+            (det,) = publish_and_wait(image((2001, 0)), (2001, 0), 1).detections
             assert det.id != ''
             # Only the stamp again: another image, processed.
             other = image((2001, 0), red=red_for_depth(2.0))
-            probe.image_pub.publish(other)
-            probe.wait_for('detections', lambda m: len(answers((2001, 0))) == 2, timeout=20)
+            publish_and_wait(other, (2001, 0), 2)
             diag = diagnostics(image_stamps_repeated=1, frames_processed=processed + 3)
-            assert 'stamp of the one before' in diag.status[0].message
-            # After a parameter change an image that comes again is processed again.
+            assert 'stamp of one before' in diag.status[0].message
+            # A copy two frames late, and one after a parameter change: as before, not
+            # tracked again (as a late frame).
             probe.set_parameter('max_depth', 2.5)
-            probe.image_pub.publish(other)
-            diagnostics(images_repeated=2, frames_processed=processed + 4)
+            assert publish_and_wait(first, (2000, 0), 3) == once
+            diagnostics(images_repeated=2, frames_processed=processed + 3,
+                        track_late_frames=0)
+            # A frame without its CameraInfo (no 3D), then the CameraInfo, then the copy:
+            # processed again, for its 3D position.
+            unplaced = image((2002, 0), info=False)
+            (det,) = publish_and_wait(unplaced, (2002, 0), 1).detections
+            assert math.isnan(det.results[0].pose.pose.position.x)
+            probe.send_camera_info(camera, (2002, 0))
+            time.sleep(0.5)
+            (det,) = publish_and_wait(unplaced, (2002, 0), 2).detections
+            assert math.isfinite(det.results[0].pose.pose.position.x)
+            diagnostics(images_repeated=3, frames_processed=processed + 5)
             # A driver that leaves the stamp 0 is named as the likely cause.
             probe.image_pub.publish(image((0, 0)))
-            diag = diagnostics(frames_processed=processed + 5)
+            diag = diagnostics(frames_processed=processed + 6)
             assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None
         log = node.output()
-        assert 'came twice' in log and 'the stamp of the one before' in log
+        assert 'came twice' in log and 'the stamp of one before' in log
         assert 'Traceback' not in log
 
 
@@ -625,7 +640,7 @@ def test_a_camera_that_leaves_the_stamp_0_is_tracked_by_arrival(ros, models, tmp
             diag = probe.wait_for('/diagnostics', lambda m: _diag_values(m)['tracks'] == '0',
                                   timeout=20, resend=unstamped,
                                   start=len(probe.received['/diagnostics']))
-            assert 'images had the stamp of the one before: tracked by their arrival times' \
+            assert 'images had the stamp of one before: tracked by their arrival times' \
                 in diag.status[0].message
             assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
         finally:

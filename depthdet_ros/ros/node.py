@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import time
+import zlib
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -177,10 +178,13 @@ class NewestOnlyWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, item):
-        """Hand over an item; one still waiting is replaced (and counted)."""
+    def put(self, item, same=None):
+        """Hand over an item; one still waiting is replaced (and counted, unless same()).
+
+        `same(waiting, item)`: whether the item waiting is the new one again.
+        """
         with self._cond:
-            if self._item is not None:
+            if self._item is not None and not (same and same(self._item, item)):
                 self.replaced += 1
             self._item = item
             self._cond.notify()
@@ -234,18 +238,16 @@ class LargeOutputs(NamedTuple):
 
 # Safety first: the alert, then the small topics; large outputs go to their thread.
 SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
+# Images whose answers are kept to answer a copy again (1 s of a 30 Hz camera).
+ANSWERS_KEPT = 30
 
 
 class Answer(NamedTuple):
-    """An image as it came, and what was published for it (to answer it again)."""
+    """What was published for an image, to answer the image again if it comes again."""
 
-    stamp: int              # ns
-    frame_id: str           # as it came (the outputs may carry default_frame_id)
-    image: object           # the Image or CompressedImage message
+    image: tuple            # _identity(): the image's fields but header and data, and a CRC
     messages: tuple         # SMALL_OUTPUTS' messages
-    large: LargeOutputs
     had_camera: bool        # the frame had its CameraInfo (else one may have come since)
-    settings_version: int   # DepthDetRunner._settings_version when the frame began
 
 
 class DepthDetRunner:
@@ -282,7 +284,6 @@ class DepthDetRunner:
         # switched off and on and through re-activation, so an ID never names two objects.
         self._tracker_instance = Tracker(self._tracker_config)
         self._tracker = None
-        self._settings_version = 0  # counts parameter changes
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -303,9 +304,11 @@ class DepthDetRunner:
         self._waiting_since = None  # monotonic: the oldest image no frame has answered since
         self._last_processed = None  # monotonic
         self._last_refused = None  # (monotonic time, why)
-        # The last image processed and its answer, to know the image when it comes again
-        # (Answer); and when an image or a stamp last came again (monotonic).
-        self._last_answer: Optional[Answer] = None
+        # Answers to the last images processed, by (stamp ns, frame_id), to know an image
+        # when it comes again; the newest one's large outputs; and when an image or a
+        # stamp last came again (monotonic).
+        self._answers = collections.OrderedDict()
+        self._newest_large = (None, None)  # ((stamp, frame_id), LargeOutputs)
         self._last_repeat = {'image': None, 'stamp': None}
         self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
         self._started = time.monotonic()
@@ -545,7 +548,6 @@ class DepthDetRunner:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
-            self._settings_version += 1  # an image that comes again gets the new answer
             if self.pipeline is not None:
                 self.pipeline.detector.config = new_detector_config
                 self.pipeline.fusion = new_fusion_config
@@ -655,7 +657,8 @@ class DepthDetRunner:
             self._stamp_offset_s = (now_ns - _stamp_ns(msg.header)) * 1e-9
         worker = self._frame_worker
         if worker is not None:
-            worker.put((msg, time.perf_counter()))
+            # A copy of the image still waiting takes its place: not a frame dropped.
+            worker.put((msg, time.perf_counter()), same=_same_delivery)
 
     def _process_safely(self, item):
         try:
@@ -771,44 +774,56 @@ class DepthDetRunner:
 
     # Processing -----------------------------------------------------------------------
 
-    def _answered_before(self, msg) -> bool:
-        """Publish the answer again if msg is the last image delivered again; say if it was.
+    def _answered_before(self, msg, key) -> bool:
+        """Publish the answer again if msg is an image processed before; say if it was.
 
         Two publishers on one topic (a driver and a relay, a bag played beside the camera)
-        deliver every image twice: taken as another frame at the same moment, the second
-        would give the tracker a second hit and the same measurement again. It gets the
-        first one's answer, unless that frame had no CameraInfo of its own or a
-        parameter has changed since (then it is processed again). An image whose stamp
-        alone repeats (a driver that stamps several images alike, or not at all) is
-        processed, tracked by its arrival (FrameClock); the log and the diagnostics say
-        so.
+        deliver every image twice, the copy sometimes a frame or two late: taken as
+        another frame, it would give the tracker a second hit and the same measurement
+        again (or an old one, as a late frame). A copy of one of the last
+        ANSWERS_KEPT images (same stamp, frame_id, fields and data CRC) gets the
+        safety topics' answer again, and the newest frame's large outputs; unless that
+        frame had no CameraInfo of its own and one of its stamp has come since (then
+        it is processed again, for its 3D positions). An image that only has the stamp
+        of one before (a driver that stamps several images alike, or not at all) is
+        processed, tracked by its arrival (FrameClock); the log and the diagnostics
+        say so.
         """
-        last, header = self._last_answer, msg.header
-        if last is None or (last.stamp, last.frame_id) != (_stamp_ns(header), header.frame_id):
+        answer = self._answers.get(key)
+        if answer is None:
             return False
-        kind = 'image' if _same_message(msg, last.image) else 'stamp'
+        kind = 'image' if _identity(msg) == answer.image else 'stamp'
         self.stats[f'{kind}s_repeated'] += 1
         self._last_repeat[kind] = time.monotonic()
         if kind == 'stamp':
-            self.log.warning(f'an image has the stamp of the one before '
-                             f'({_stamp_text(last.stamp)}): tracked by its arrival time; the '
-                             'camera driver should stamp each image with its capture time',
+            self.log.warning(f'an image has the stamp of one before ({_stamp_text(key[0])}): '
+                             'tracked by its arrival time; the camera driver should stamp '
+                             'each image with its capture time',
                              throttle_duration_sec=WARN_THROTTLE_S)
             return False
-        self.log.warning('an image came twice (same stamp, frame_id and data): is more than '
-                         f'one node publishing on {self._image_topic}?',
-                         throttle_duration_sec=WARN_THROTTLE_S)
-        if not last.had_camera or last.settings_version != self._settings_version:
-            return False
+        self.log.warning(f'an image came twice (same stamp, frame_id and data): '
+                         f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
+        if not answer.had_camera:
+            with self._info_cond:  # the subscription's thread appends to it
+                if any(stamp == key[0] for stamp, _ in self._infos):
+                    return False
         publishers = self._publishers
-        for name, message in zip(SMALL_OUTPUTS, last.messages):
+        for name, message in zip(SMALL_OUTPUTS, answer.messages):
             publishers[name].publish(message)
-        self._output_worker.put(last.large)
+        newest, large = self._newest_large
+        if newest == key:
+            self._output_worker.put(large)
         return True
 
+    def _copies_why(self) -> str:
+        """Say where copies of images come from, by how many publish the image topic."""
+        publishers = self.node.count_publishers(self._image_topic)
+        return (f'{publishers} publishers on {self._image_topic}' if publishers > 1 else
+                f'the publisher of {self._image_topic} sends images more than once')
+
     def _process(self, msg, received):
-        params, settings_version = self.params, self._settings_version
-        if self._answered_before(msg):
+        params, key = self.params, (_stamp_ns(msg.header), msg.header.frame_id)
+        if self._answered_before(msg, key):
             return
         t0 = time.perf_counter()
         rgb = convert.image_msg_to_rgb(msg, params['max_image_pixels'])
@@ -844,8 +859,11 @@ class DepthDetRunner:
                              [objects[i] for i in shown],
                              layout.drawn(outputs, shown, self.params['publish_tentative']))
         self._output_worker.put(large)
-        self._last_answer = Answer(_stamp_ns(msg.header), msg.header.frame_id, msg, messages,
-                                   large, camera is not None, settings_version)
+        self._answers[key] = Answer(_identity(msg), messages, camera is not None)
+        self._answers.move_to_end(key)
+        if len(self._answers) > ANSWERS_KEPT:
+            self._answers.popitem(last=False)
+        self._newest_large = (key, large)
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         self._last_processed = time.monotonic()
@@ -974,10 +992,10 @@ class DepthDetRunner:
         # diagnostic_updater's '<node name>: <task>', with the namespace in front (as in
         # 'front/depthdet_node: pipeline'): two cameras' nodes must not share a name.
         full_name = self.node.get_fully_qualified_name().lstrip('/')
-        # The camera this node serves, by its input topic: known from the start and the
-        # same for every node on that camera.
+        # The camera this node serves, by its image topic (the raw one, with the compressed
+        # transport too): known from the start and the same for every node on that camera.
         status = DiagnosticStatus(name=f'{full_name}: pipeline',
-                                  hardware_id=getattr(self, '_image_topic', ''))
+                                  hardware_id=self.node.resolve_topic_name('image'))
         now = time.monotonic()
         level, messages = DiagnosticStatus.OK, []
         if self._last_image_time is None:
@@ -1057,15 +1075,15 @@ class DepthDetRunner:
                 level = DiagnosticStatus.ERROR
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
         for kind, problem in (
-                ('image', f'{self.stats["images_repeated"]} images came twice (same stamp, '
-                 'frame_id and data) and were skipped: more than one node publishing on '
-                 f'{self._image_topic}?'),
-                ('stamp', f'{self.stats["stamps_repeated"]} images had the stamp of the one '
-                 'before: tracked by their arrival times, as the tracker\'s clock must go on; '
-                 'stamp each image with its capture time')):
+                ('image', lambda: f'{self.stats["images_repeated"]} images came twice '
+                 '(same stamp, frame_id and data), answered as before: '
+                 f'{self._copies_why()}'),
+                ('stamp', lambda: f'{self.stats["stamps_repeated"]} images had the stamp of '
+                 'one before: tracked by their arrival times, as the tracker\'s clock must '
+                 'go on; stamp each image with its capture time')):
             if (self._last_repeat[kind] or -math.inf) >= recent:
                 level = max(level, DiagnosticStatus.WARN)
-                messages.append(problem)
+                messages.append(problem())
         if self._odometry_problem and self._tracker is not None:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'no camera motion for the last frame: {self._odometry_problem}')
@@ -1157,19 +1175,26 @@ def _stamp_ns(header):
     return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
-def _same_message(a, b) -> bool:
-    """Whether two Image (or CompressedImage) messages are equal, data compared by numpy.
+def _identity(msg) -> tuple:
+    """Return an image message's fields but header and data, and its data's CRC-32.
 
-    The generated __eq__ compares the data array element by element: 4x slower.
+    With the stamp and frame_id, what tells a copy from another image (0.25 ms for a VGA
+    image); a CRC, as the last ANSWERS_KEPT answers are kept without their images.
     """
-    return type(a) is type(b) and all(
-        getattr(a, field) == getattr(b, field) for field in a.get_fields_and_field_types()
-        if field != 'data') and np.array_equal(np.frombuffer(a.data, np.uint8),
-                                               np.frombuffer(b.data, np.uint8))
+    return tuple(getattr(msg, field) for field in msg.get_fields_and_field_types()
+                 if field not in ('header', 'data')) + (zlib.crc32(msg.data),)
+
+
+def _same_delivery(waiting, new) -> bool:
+    """Whether a frame waiting for the worker is the same image as a new one (a copy)."""
+    a, b = waiting[0], new[0]
+    return (_stamp_ns(a.header), a.header.frame_id) == (_stamp_ns(b.header),
+                                                        b.header.frame_id) \
+        and _identity(a) == _identity(b)
 
 
 def _stamp_text(stamp_ns):
-    return 'stamp 0: none' if not stamp_ns else f'{stamp_ns * 1e-9:.9f} s'
+    return 'stamp 0: not stamped' if not stamp_ns else f'stamp {stamp_ns * 1e-9:.9f} s'
 
 
 class LogsParameterRefusals:
