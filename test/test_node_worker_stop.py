@@ -1,8 +1,11 @@
-"""A frame in flight when the node is deactivated: finished within the wait, else dropped.
+"""The node's frame worker in process: frames in flight at deactivation, copies of images.
 
-In process (no DDS traffic is needed): the runner of a plain rclpy node, with a
+A frame in flight when the node is deactivated is finished within the wait, else
+dropped. In process (no DDS traffic is needed): the runner of a plain rclpy node, with a
 pipeline whose inference (or depth image conversion) waits on an event, so that the
 frame outlasts the wait of deactivate (shortened here from WORKER_STOP_TIMEOUT_S) or not.
+A copy of an image (a second publisher's) is answered from before, at chosen arrival
+times (DDS tests cannot time arrivals to the window).
 """
 import itertools
 import threading
@@ -181,3 +184,37 @@ def test_a_copy_that_takes_the_place_of_its_waiting_image_is_no_frame_dropped():
     finally:
         worker.stop()
     assert [item[0].header.stamp.sec for item in handled] == [1, 3]
+
+
+def test_a_copy_is_answered_from_before_within_its_window_and_settings(runner):
+    sent = counted_publishes(runner)
+    processed = runner.pipeline.process
+    passes = []
+    runner.pipeline.process = lambda *args: (passes.append(1), processed(*args))[1]
+    original = image_msg()
+    copy = convert.rgb_to_image_msg(convert.image_msg_to_rgb(original), original.header)
+
+    def arrives(msg, at):
+        """Hand msg to the frame worker as arrived at `at`; wait for its small answers."""
+        del sent[:]
+        runner._frame_worker.put((msg, at))
+        deadline = time.monotonic() + 30.0
+        while sum(name != 'depth' for name in sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(passes), runner.stats['images_repeated']
+
+    assert arrives(original, 100.0) == (1, 0)
+    # A copy (another message object, equal) within the window: the same answers, no
+    # pass through the networks.
+    assert arrives(copy, 100.0 + node_module.COPY_WINDOW_S) == (1, 1)
+    # After a parameter change: processed with the new settings.
+    assert runner.node.set_parameters([Parameter('max_depth', value=2.5)])[0].successful
+    assert arrives(copy, 100.5) == (2, 2)
+    assert arrives(copy, 100.6) == (2, 3)  # and that answer is given from then on
+    # Later than the window after the frame: a replay (a short bag looped), processed.
+    assert arrives(copy, 100.5 + node_module.COPY_WINDOW_S + 0.01) == (3, 3)
+    # Other pixels under the same stamp: processed, counted as a repeated stamp.
+    other = image_msg()
+    other.header = original.header
+    other.data[0] ^= 1
+    assert arrives(other, 102.0) == (4, 3) and runner.stats['stamps_repeated'] == 1

@@ -238,8 +238,12 @@ class LargeOutputs(NamedTuple):
 
 # Safety first: the alert, then the small topics; large outputs go to their thread.
 SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
-# Images whose answers are kept to answer a copy again (1 s of a 30 Hz camera).
+# Images whose answers are kept to answer a copy again (1 s of a 30 Hz camera), and
+# for how long after the image arrived (s): a second publisher's copy comes within a
+# frame or two; the same image later is replayed (a short bag looped, a bench's next
+# camera) and is processed again.
 ANSWERS_KEPT = 30
+COPY_WINDOW_S = 1.0
 
 
 class Answer(NamedTuple):
@@ -248,6 +252,8 @@ class Answer(NamedTuple):
     image: tuple            # _identity(): the image's fields but header and data, and a CRC
     messages: tuple         # SMALL_OUTPUTS' messages
     had_camera: bool        # the frame had its CameraInfo (else one may have come since)
+    settings_version: int   # DepthDetRunner._settings_version when the frame began
+    received: float         # when the image arrived (time.perf_counter())
 
 
 class DepthDetRunner:
@@ -284,6 +290,7 @@ class DepthDetRunner:
         # switched off and on and through re-activation, so an ID never names two objects.
         self._tracker_instance = Tracker(self._tracker_config)
         self._tracker = None
+        self._settings_version = 0  # counts parameter changes
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -548,6 +555,7 @@ class DepthDetRunner:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
+            self._settings_version += 1  # a copy after this gets the new settings' answer
             if self.pipeline is not None:
                 self.pipeline.detector.config = new_detector_config
                 self.pipeline.fusion = new_fusion_config
@@ -774,35 +782,42 @@ class DepthDetRunner:
 
     # Processing -----------------------------------------------------------------------
 
-    def _answered_before(self, msg, key) -> bool:
-        """Publish the answer again if msg is an image processed before; say if it was.
+    def _answered_before(self, msg, key, received) -> bool:
+        """Publish the answer again if msg is a copy of an image just processed; say so.
 
         Two publishers on one topic (a driver and a relay, a bag played beside the camera)
         deliver every image twice, the copy sometimes a frame or two late: taken as
         another frame, it would give the tracker a second hit and the same measurement
-        again (or an old one, as a late frame). A copy of one of the last
-        ANSWERS_KEPT images (same stamp, frame_id, fields and data CRC) gets the
-        safety topics' answer again, and the newest frame's large outputs; unless that
-        frame had no CameraInfo of its own and one of its stamp has come since (then
-        it is processed again, for its 3D positions). An image that only has the stamp
-        of one before (a driver that stamps several images alike, or not at all) is
-        processed, tracked by its arrival (FrameClock); the log and the diagnostics
-        say so.
+        again (or an old one, as a late frame). A copy of one of the last ANSWERS_KEPT
+        images (same stamp, frame_id, fields and data CRC), arriving within
+        COPY_WINDOW_S of it, gets the safety topics' answer again, and the newest
+        frame's large outputs; unless a parameter has changed since, or that frame had
+        no CameraInfo of its own and one of its stamp has come since (then it is
+        processed again: the new settings, its 3D positions). Later, the same image is
+        a replay (a short bag looped), processed as any image. An image that only has
+        the stamp of one before (a driver that stamps several images alike, or not at
+        all) is processed, tracked by its arrival (FrameClock); the log and the
+        diagnostics say so.
         """
         answer = self._answers.get(key)
         if answer is None:
             return False
-        kind = 'image' if _identity(msg) == answer.image else 'stamp'
-        self.stats[f'{kind}s_repeated'] += 1
-        self._last_repeat[kind] = time.monotonic()
-        if kind == 'stamp':
+        if _identity(msg) != answer.image:
+            self.stats['stamps_repeated'] += 1
+            self._last_repeat['stamp'] = time.monotonic()
             self.log.warning(f'an image has the stamp of one before ({_stamp_text(key[0])}): '
                              'tracked by its arrival time; the camera driver should stamp '
                              'each image with its capture time',
                              throttle_duration_sec=WARN_THROTTLE_S)
             return False
+        if received - answer.received > COPY_WINDOW_S:
+            return False
+        self.stats['images_repeated'] += 1
+        self._last_repeat['image'] = time.monotonic()
         self.log.warning(f'an image came twice (same stamp, frame_id and data): '
                          f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
+        if answer.settings_version != self._settings_version:
+            return False
         if not answer.had_camera:
             with self._info_cond:  # the subscription's thread appends to it
                 if any(stamp == key[0] for stamp, _ in self._infos):
@@ -823,7 +838,8 @@ class DepthDetRunner:
 
     def _process(self, msg, received):
         params, key = self.params, (_stamp_ns(msg.header), msg.header.frame_id)
-        if self._answered_before(msg, key):
+        settings_version = self._settings_version
+        if self._answered_before(msg, key, received):
             return
         t0 = time.perf_counter()
         rgb = convert.image_msg_to_rgb(msg, params['max_image_pixels'])
@@ -859,7 +875,8 @@ class DepthDetRunner:
                              [objects[i] for i in shown],
                              layout.drawn(outputs, shown, self.params['publish_tentative']))
         self._output_worker.put(large)
-        self._answers[key] = Answer(_identity(msg), messages, camera is not None)
+        self._answers[key] = Answer(_identity(msg), messages, camera is not None,
+                                    settings_version, received)
         self._answers.move_to_end(key)
         if len(self._answers) > ANSWERS_KEPT:
             self._answers.popitem(last=False)
