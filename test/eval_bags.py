@@ -149,13 +149,14 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
                    tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
-                   info_camera=None, info_frame_id=None, repeated_images=()):
+                   info_camera=None, info_frame_id=None, repeated_images=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
     CameraModel written as camera_info (default `camera`), with frame_id `info_frame_id`
-    (default the camera's). The image of each frame in `repeated_images` is written
-    twice, as a topic with two publishers is recorded.
+    (default the camera's). `repeated_images` {frame: frames late}: that frame's image
+    written again after the image of the frame so many later (0: at once), as a topic
+    with two publishers is recorded.
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
@@ -197,15 +198,17 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                     tf2['geometry_msgs/msg/Quaternion'](0.0, 0.0, 0.0, 1.0)))]), at, -3)
     for i, frame in enumerate(frames):
         stamp = stamp_of(i)
-        h = header(store, stamp, camera.frame_id)
         write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
                                                      info_frame_id or camera.frame_id),
                                        info_camera or camera), stamp, i)
-        for _ in range(1 + (i in repeated_images)):
+        copies = [(j, stamp_of(j)) for j, late in (repeated_images or {}).items()
+                  if j + late == i]
+        for j, stamped in [(i, stamp)] + copies:
+            image_header = header(store, stamped, camera.frame_id)
             if compressed:
-                write(COMPRESSED, png_image(store, h, frame.rgb), stamp, i)
+                write(COMPRESSED, png_image(store, image_header, frames[j].rgb), stamp, i)
             else:
-                write(IMAGE, rgb_image(store, h, frame.rgb), stamp, i)
+                write(IMAGE, rgb_image(store, image_header, frames[j].rgb), stamp, i)
         if frame.gt_depth is not None:
             dh = header(store, stamp + frame.depth_offset_ns, depth_frame_id or camera.frame_id)
             topic = DEPTH

@@ -109,7 +109,7 @@ def test_an_image_recorded_twice_is_written_once(tmp_path):
     from eval_bags import FrameSpec, pinhole, write_eval_bag
     frames = [FrameSpec(np.full((48, 64, 3), 20 * i, np.uint8),
                         np.full((48, 64), 2.0, np.float32)) for i in range(8)]
-    bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48), repeated_images={2, 6})
+    bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48), repeated_images={2: 0, 6: 0})
     counts, skipped = convert(bag, str(tmp_path / 'data'), val_seconds=0.25)
     assert counts == {'train': 5, 'val': 3}
     assert skipped == {'the same image message as the one before': 2}

@@ -11,6 +11,14 @@ import numpy as np
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
+# Two publishers on one image topic deliver every image twice, the copy within a frame or
+# two. The node answers a copy of one of its last COPIES_KEPT images that arrives within
+# COPY_WINDOW_S of it from before (later: a replay, processed); the bag tools skip such
+# copies by the bag's record time.
+COPIES_KEPT = 30  # 1 s of a 30 Hz camera
+COPY_WINDOW_S = 1.0
+
+
 class ImageDecodeError(ValueError):
     """An image that cannot be decoded; the message says why."""
 

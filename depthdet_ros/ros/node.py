@@ -49,7 +49,7 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
-from depthdet_ros.core.image import ImageDecodeError
+from depthdet_ros.core.image import COPIES_KEPT, COPY_WINDOW_S, ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionSource, \
     CameraMotionUnavailable, MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.session import ModelLoadError
@@ -238,12 +238,6 @@ class LargeOutputs(NamedTuple):
 
 # Safety first: the alert, then the small topics; large outputs go to their thread.
 SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
-# Images whose answers are kept to answer a copy again (1 s of a 30 Hz camera), and
-# for how long after the image arrived (s): a second publisher's copy comes within a
-# frame or two; the same image later is replayed (a short bag looped, a bench's next
-# camera) and is processed again.
-ANSWERS_KEPT = 30
-COPY_WINDOW_S = 1.0
 
 
 class Answer(NamedTuple):
@@ -788,7 +782,7 @@ class DepthDetRunner:
         Two publishers on one topic (a driver and a relay, a bag played beside the camera)
         deliver every image twice, the copy sometimes a frame or two late: taken as
         another frame, it would give the tracker a second hit and the same measurement
-        again (or an old one, as a late frame). A copy of one of the last ANSWERS_KEPT
+        again (or an old one, as a late frame). A copy of one of the last COPIES_KEPT
         images (same stamp, frame_id, fields and data CRC), arriving within
         COPY_WINDOW_S of it, gets the safety topics' answer again, and the newest
         frame's large outputs; unless a parameter has changed since, or that frame had
@@ -878,7 +872,7 @@ class DepthDetRunner:
         self._answers[key] = Answer(_identity(msg), messages, camera is not None,
                                     settings_version, received)
         self._answers.move_to_end(key)
-        if len(self._answers) > ANSWERS_KEPT:
+        if len(self._answers) > COPIES_KEPT:
             self._answers.popitem(last=False)
         self._newest_large = (key, large)
         t4 = time.perf_counter()
@@ -1196,7 +1190,7 @@ def _identity(msg) -> tuple:
     """Return an image message's fields but header and data, and its data's CRC-32.
 
     With the stamp and frame_id, what tells a copy from another image (0.25 ms for a VGA
-    image); a CRC, as the last ANSWERS_KEPT answers are kept without their images.
+    image); a CRC, as the last COPIES_KEPT answers are kept without their images.
     """
     return tuple(getattr(msg, field) for field in msg.get_fields_and_field_types()
                  if field not in ('header', 'data')) + (zlib.crc32(msg.data),)
