@@ -642,6 +642,13 @@ def test_the_frame_clock_goes_on_by_arrival_where_stamps_repeat():
         (5_000_000_000, 10.0), (5_000_000_000, 10.1), (5_000_000_000, 10.25),
         (5_000_000_000, 10.2), (6_000_000_000, 10.3), (0, 10.4), (0, 10.6))]
     assert given == pytest.approx([5.0, 5.1, 5.25, 5.25, 6.0, 0.0, 0.2])
+    # Stamps going on after a repeat: one the arrivals had passed is not a late frame
+    # (review: 5.0, 5.05, then 5.033 was); one before the repeated stamp still is.
+    clock = FrameClock()
+    given = [clock(stamp, arrival) for stamp, arrival in (
+        (5_000_000_000, 0.0), (5_000_000_000, 0.05), (5_033_000_000, 0.066),
+        (5_066_000_000, 0.1), (5_000_000_000, 0.2))]
+    assert given == pytest.approx([5.0, 5.05, 5.05, 5.066, 5.0])
 
 
 def test_a_short_bag_played_in_a_loop_starts_over_within_three_frames():

@@ -112,4 +112,4 @@ def test_an_image_recorded_twice_is_written_once(tmp_path):
     bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48), repeated_images={2: 0, 6: 0})
     counts, skipped = convert(bag, str(tmp_path / 'data'), val_seconds=0.25)
     assert counts == {'train': 5, 'val': 3}
-    assert skipped == {'the same image message as the one before': 2}
+    assert skipped == {'a copy of an image message (two publishers)': 2}

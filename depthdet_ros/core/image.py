@@ -11,14 +11,6 @@ import numpy as np
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
-# Two publishers on one image topic deliver every image twice, the copy within a frame or
-# two. The node answers a copy of one of its last COPIES_KEPT images that arrives within
-# COPY_WINDOW_S of it from before (later: a replay, processed); the bag tools skip such
-# copies by the bag's record time.
-COPIES_KEPT = 30  # 1 s of a 30 Hz camera
-COPY_WINDOW_S = 1.0
-
-
 class ImageDecodeError(ValueError):
     """An image that cannot be decoded; the message says why."""
 
@@ -112,13 +104,16 @@ def decode_raw(encoding, height, width, step, data, is_bigendian=False,
 
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-_PNG_END = b'IEND\xaeB`\x82'  # the IEND chunk's type and CRC: the last 8 bytes of a PNG
+# The IEND chunk (its type, then a 4-byte CRC) ends a PNG; an encoder may pad after it.
+_PNG_END, _PNG_TAIL = b'IEND', 64
 
 
 def _imdecode(buffer, flags, what):
     """cv2.imdecode, with a truncated PNG refused first (libpng would print its own error)."""
     data = buffer.data
-    if data[:8] == _PNG_SIGNATURE and data[-8:] != _PNG_END:
+    tail = bytes(data[-_PNG_TAIL:])
+    end = tail.rfind(_PNG_END)
+    if data[:8] == _PNG_SIGNATURE and (end < 0 or len(tail) - end < 8):
         raise ImageDecodeError(f'{what} ({buffer.size} bytes) is not a whole PNG: it does not '
                                'end with the IEND chunk (cut off?)')
     return cv2.imdecode(buffer, flags)

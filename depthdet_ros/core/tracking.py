@@ -521,10 +521,18 @@ class FrameClock:
         self._last = None  # (image stamp ns, stamp given s, arrival s)
 
     def __call__(self, stamp_ns: int, arrival_s: float) -> float:
-        """Return the stamp (s) to track the image stamped stamp_ns, arrived at arrival_s."""
-        last = self._last
-        at = stamp_ns * 1e-9 if last is None or stamp_ns != last[0] else \
-            last[1] + max(arrival_s - last[2], 0.0)
+        """Return the stamp (s) to track the image stamped stamp_ns, arrived at arrival_s.
+
+        When stamps go on after a repeat, a stamp between the last one and where arrivals
+        took the clock is given that clock: not a late frame of the few ms in between.
+        """
+        last, own = self._last, stamp_ns * 1e-9
+        if last is None:
+            at = own
+        elif stamp_ns == last[0]:
+            at = last[1] + max(arrival_s - last[2], 0.0)
+        else:
+            at = last[1] if last[0] * 1e-9 < own < last[1] else own
         self._last = (stamp_ns, at, arrival_s)
         return at
 

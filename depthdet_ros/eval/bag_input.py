@@ -24,7 +24,6 @@ images are read in the first pass and kept as one COCO RLE per instance (a few h
 bytes each), matched like the GT detections. Messages that fail to deserialise or decode
 are reported as CorruptMessage and skipped.
 """
-import collections
 import math
 import time
 import zlib
@@ -37,8 +36,8 @@ import numpy as np
 from depthdet_ros.bags import bag_messages, listed_messages
 from depthdet_ros.core.camera import CameraModel, CameraModelError, same_aspect
 from depthdet_ros.core import image
-from depthdet_ros.core.image import COPIES_KEPT, COPY_WINDOW_S, decode_compressed, \
-    decode_raw, DEFAULT_MAX_PIXELS
+from depthdet_ros.core.copies import COPY, LATE_COPY, RecentImages
+from depthdet_ros.core.image import decode_compressed, decode_raw, DEFAULT_MAX_PIXELS
 from depthdet_ros.eval.ground_truth import frame_ground_truth, GroundTruthObject
 from depthdet_ros.eval.matching import latest_at_or_before, nearest_stamp
 
@@ -366,8 +365,8 @@ class BagIndex:
     gt_instances: List[tuple] = field(default_factory=list)  # (stamp, {id: RLE})
     corrupt: List[CorruptMessage] = field(default_factory=list)
     invalid_camera_info: int = 0
-    # Copies of image messages (core.image.COPY_WINDOW_S; read_frames skips them, as the
-    # node answers them from before): two publishers on the topic while recorded.
+    # Copies of image messages (core.copies: two publishers on the topic while it was
+    # recorded), skipped by read_frames as the node gives them no new answer.
     repeated_images: int = 0
     depth_unpaired: Optional[str] = None  # why no image got a depth message (evaluate_bag)
     listed: Dict[str, int] = field(default_factory=dict)  # messages per topic, as indexed
@@ -519,10 +518,9 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
     """Second pass: yield a BagFrame per image, in bag order (see the module doc).
 
     An image whose plan is None is skipped unread (outside the window evaluated); one
-    whose message is byte for byte one of the COPIES_KEPT before, recorded within
-    COPY_WINDOW_S of it (stamp, frame_id and data: the topic had two publishers, the
-    copy perhaps a frame or two late; told by length and CRC-32), is skipped and
-    counted in index.repeated_images, as the node answers such a copy from before.
+    that is a copy (core.copies: by stamp, frame_id, the message's length and CRC-32,
+    and the record time) is skipped and counted in index.repeated_images, as the node
+    answers a copy from before.
     `on_message(connection, bag_time, raw)` sees every message of the bag, in order,
     before the frames it completes are yielded (used to copy a bag). Corrupt depth maps
     and images are appended to index.corrupt.
@@ -535,7 +533,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
     depth_raw: Dict[int, bytes] = {}
     pending: List[tuple] = []  # (plan, raw image), in bag order
     next_plan = 0
-    recent = collections.OrderedDict()  # (length, CRC-32) of image messages -> record time
+    recent = RecentImages()
     ordinals = {topics.image: 0, topics.depth: 0}
     reader = open_reader(path)
     try:
@@ -552,16 +550,13 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
             ordinals[topic] += 1
             if topic == topics.image:
                 data = bytes(raw)
-                seen = (len(data), zlib.crc32(data))
-                if bag_time - recent.get(seen, -math.inf) <= COPY_WINDOW_S * 1e9:
+                _, stamp, header = index.images[next_plan]
+                kind = None if stamp is None else recent.classify(
+                    stamp, header.frame_id, (len(data), zlib.crc32(data)), bag_time * 1e-9)
+                if kind in (COPY, LATE_COPY):
                     index.repeated_images += plans[next_plan] is not None
-                else:
-                    if plans[next_plan] is not None:
-                        pending.append((plans[next_plan], data))
-                    recent[seen] = bag_time
-                    recent.move_to_end(seen)
-                    if len(recent) > COPIES_KEPT:
-                        recent.popitem(last=False)
+                elif plans[next_plan] is not None:
+                    pending.append((plans[next_plan], data))
                 next_plan += 1
             elif ordinal in needed_depth:
                 depth_raw[ordinal] = bytes(raw)

@@ -75,7 +75,7 @@ class FrameCounts:
     camera_info_other_frame: int = 0  # with another frame_id than the image's
     depth_refused: int = 0  # GT depth of another aspect ratio: not compared
     depth_other_frame: int = 0  # GT depth compared, with another frame_id than the image's
-    repeated: int = 0  # images equal to the one before: skipped (bag_input.read_frames)
+    repeated: int = 0  # copies of images (core.copies): skipped (bag_input.read_frames)
     with_gt_depth: int = 0
     with_gt_detections: int = 0
 

@@ -19,7 +19,7 @@ times in milliseconds, shares in [0, 1]):
   CameraInfo whose frame_id is not the image's), depth_refused (GT depth maps of
   another aspect ratio than the image: not compared), depth_other_frame (GT depth maps
   whose frame_id is not the image's: compared, but another camera's view), repeated
-  (image messages equal to the one before, skipped: the topic had two publishers); the
+  (copies of image messages, core.copies, skipped: the topic had two publishers); the
   Markdown and the command's summary warn about the last five (input_warnings)
 - corrupt_messages: count, by_topic {topic: n}, items [{topic, bag_time_ns, error}]
   (first MAX_LISTED)
@@ -191,8 +191,8 @@ def input_warnings(report) -> List[str]:
     if frames['repeated']:
         warnings.append(
             f'{frames["repeated"]} image(s) of {topics["image"]} came twice (the same message '
-            'as the one before: two publishers on the topic while it was recorded?): each '
-            'evaluated once, as the node answers such a copy from before')
+            'again within a frame or two: two publishers on the topic while it was '
+            'recorded?): each evaluated once, as the node gives a copy no new answer')
     if frames['depth_other_frame']:
         warnings.append(
             f'{frames["depth_other_frame"]} depth map(s) of {topics["depth"]} have another '

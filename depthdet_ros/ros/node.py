@@ -49,7 +49,8 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from depthdet_ros.core.camera import CameraModel, CameraModelError
-from depthdet_ros.core.image import COPIES_KEPT, COPY_WINDOW_S, ImageDecodeError
+from depthdet_ros.core.copies import COPY, LATE_COPY, RecentImages, STAMP_REPEATED
+from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionSource, \
     CameraMotionUnavailable, MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
 from depthdet_ros.core.session import ModelLoadError
@@ -178,13 +179,10 @@ class NewestOnlyWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, item, same=None):
-        """Hand over an item; one still waiting is replaced (and counted, unless same()).
-
-        `same(waiting, item)`: whether the item waiting is the new one again.
-        """
+    def put(self, item):
+        """Hand over an item; one still waiting is replaced (and counted)."""
         with self._cond:
-            if self._item is not None and not (same and same(self._item, item)):
+            if self._item is not None:
                 self.replaced += 1
             self._item = item
             self._cond.notify()
@@ -240,16 +238,6 @@ class LargeOutputs(NamedTuple):
 SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
 
 
-class Answer(NamedTuple):
-    """What was published for an image, to answer the image again if it comes again."""
-
-    image: tuple            # _identity(): the image's fields but header and data, and a CRC
-    messages: tuple         # SMALL_OUTPUTS' messages
-    had_camera: bool        # the frame had its CameraInfo (else one may have come since)
-    settings_version: int   # DepthDetRunner._settings_version when the frame began
-    received: float         # when the image arrived (time.perf_counter())
-
-
 class DepthDetRunner:
     """The node's work for any rclpy node (plain or managed): see the module docstring.
 
@@ -284,7 +272,6 @@ class DepthDetRunner:
         # switched off and on and through re-activation, so an ID never names two objects.
         self._tracker_instance = Tracker(self._tracker_config)
         self._tracker = None
-        self._settings_version = 0  # counts parameter changes
         self._reset_run_state()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -305,11 +292,11 @@ class DepthDetRunner:
         self._waiting_since = None  # monotonic: the oldest image no frame has answered since
         self._last_processed = None  # monotonic
         self._last_refused = None  # (monotonic time, why)
-        # Answers to the last images processed, by (stamp ns, frame_id), to know an image
-        # when it comes again; the newest one's large outputs; and when an image or a
-        # stamp last came again (monotonic).
-        self._answers = collections.OrderedDict()
-        self._newest_large = (None, None)  # ((stamp, frame_id), LargeOutputs)
+        # The last images taken, to know a copy (core.copies; the subscription's thread
+        # only); the newest processed image's key and answer (SMALL_OUTPUTS' messages),
+        # given to its copies; when a copy or a repeated stamp last came (monotonic).
+        self._recent_images = RecentImages()
+        self._answer = (None, ())
         self._last_repeat = {'image': None, 'stamp': None}
         self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
         self._started = time.monotonic()
@@ -549,7 +536,6 @@ class DepthDetRunner:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self.params = updated
-            self._settings_version += 1  # a copy after this gets the new settings' answer
             if self.pipeline is not None:
                 self.pipeline.detector.config = new_detector_config
                 self.pipeline.fusion = new_fusion_config
@@ -648,6 +634,27 @@ class DepthDetRunner:
         return motion
 
     def _on_image(self, msg):
+        self._take_image(msg, time.perf_counter())
+
+    def _take_image(self, msg, received):
+        """Hand an image that arrived at `received` (time.perf_counter()) to the worker.
+
+        A copy of the newest image (two publishers on the topic) gets its answer again,
+        a late copy nothing (its answer went out before newer ones): neither reaches the
+        worker, where it would take the place of another image waiting (core.copies).
+        """
+        key = (_stamp_ns(msg.header), msg.header.frame_id, _identity(msg))
+        kind = self._recent_images.classify(*key, received)
+        if kind in (COPY, LATE_COPY):
+            self._copy_came(key, kind)
+            return
+        if kind == STAMP_REPEATED:
+            self.stats['stamps_repeated'] += 1
+            self._last_repeat['stamp'] = time.monotonic()
+            self.log.warning(f'an image has the stamp of the one before ({_stamp_text(key[0])}):'
+                             ' tracked by its arrival time; the camera driver should stamp '
+                             'each image with its capture time',
+                             throttle_duration_sec=WARN_THROTTLE_S)
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
@@ -659,8 +666,18 @@ class DepthDetRunner:
             self._stamp_offset_s = (now_ns - _stamp_ns(msg.header)) * 1e-9
         worker = self._frame_worker
         if worker is not None:
-            # A copy of the image still waiting takes its place: not a frame dropped.
-            worker.put((msg, time.perf_counter()), same=_same_delivery)
+            worker.put((msg, received, key))
+
+    def _copy_came(self, key, kind):
+        """Count a copy of an image; give a copy of the newest processed one its answer."""
+        self.stats['images_repeated'] += 1
+        self._last_repeat['image'] = time.monotonic()
+        self.log.warning(f'an image came twice (same stamp, frame_id and data): '
+                         f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
+        answered, messages = self._answer
+        if kind == COPY and answered == key:  # else in the worker still: its answer comes
+            for name, message in zip(SMALL_OUTPUTS, messages):
+                self._publishers[name].publish(message)
 
     def _process_safely(self, item):
         try:
@@ -776,65 +793,14 @@ class DepthDetRunner:
 
     # Processing -----------------------------------------------------------------------
 
-    def _answered_before(self, msg, key, received) -> bool:
-        """Publish the answer again if msg is a copy of an image just processed; say so.
-
-        Two publishers on one topic (a driver and a relay, a bag played beside the camera)
-        deliver every image twice, the copy sometimes a frame or two late: taken as
-        another frame, it would give the tracker a second hit and the same measurement
-        again (or an old one, as a late frame). A copy of one of the last COPIES_KEPT
-        images (same stamp, frame_id, fields and data CRC), arriving within
-        COPY_WINDOW_S of it, gets the safety topics' answer again, and the newest
-        frame's large outputs; unless a parameter has changed since, or that frame had
-        no CameraInfo of its own and one of its stamp has come since (then it is
-        processed again: the new settings, its 3D positions). Later, the same image is
-        a replay (a short bag looped), processed as any image. An image that only has
-        the stamp of one before (a driver that stamps several images alike, or not at
-        all) is processed, tracked by its arrival (FrameClock); the log and the
-        diagnostics say so.
-        """
-        answer = self._answers.get(key)
-        if answer is None:
-            return False
-        if _identity(msg) != answer.image:
-            self.stats['stamps_repeated'] += 1
-            self._last_repeat['stamp'] = time.monotonic()
-            self.log.warning(f'an image has the stamp of one before ({_stamp_text(key[0])}): '
-                             'tracked by its arrival time; the camera driver should stamp '
-                             'each image with its capture time',
-                             throttle_duration_sec=WARN_THROTTLE_S)
-            return False
-        if received - answer.received > COPY_WINDOW_S:
-            return False
-        self.stats['images_repeated'] += 1
-        self._last_repeat['image'] = time.monotonic()
-        self.log.warning(f'an image came twice (same stamp, frame_id and data): '
-                         f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
-        if answer.settings_version != self._settings_version:
-            return False
-        if not answer.had_camera:
-            with self._info_cond:  # the subscription's thread appends to it
-                if any(stamp == key[0] for stamp, _ in self._infos):
-                    return False
-        publishers = self._publishers
-        for name, message in zip(SMALL_OUTPUTS, answer.messages):
-            publishers[name].publish(message)
-        newest, large = self._newest_large
-        if newest == key:
-            self._output_worker.put(large)
-        return True
-
     def _copies_why(self) -> str:
         """Say where copies of images come from, by how many publish the image topic."""
         publishers = self.node.count_publishers(self._image_topic)
         return (f'{publishers} publishers on {self._image_topic}' if publishers > 1 else
                 f'the publisher of {self._image_topic} sends images more than once')
 
-    def _process(self, msg, received):
-        params, key = self.params, (_stamp_ns(msg.header), msg.header.frame_id)
-        settings_version = self._settings_version
-        if self._answered_before(msg, key, received):
-            return
+    def _process(self, msg, received, key):
+        params = self.params
         t0 = time.perf_counter()
         rgb = convert.image_msg_to_rgb(msg, params['max_image_pixels'])
         header = msg.header
@@ -869,12 +835,7 @@ class DepthDetRunner:
                              [objects[i] for i in shown],
                              layout.drawn(outputs, shown, self.params['publish_tentative']))
         self._output_worker.put(large)
-        self._answers[key] = Answer(_identity(msg), messages, camera is not None,
-                                    settings_version, received)
-        self._answers.move_to_end(key)
-        if len(self._answers) > COPIES_KEPT:
-            self._answers.popitem(last=False)
-        self._newest_large = (key, large)
+        self._answer = (key, messages)  # one assignment: the subscription's thread reads it
         t4 = time.perf_counter()
         self.stats['frames'] += 1
         self._last_processed = time.monotonic()
@@ -1087,11 +1048,11 @@ class DepthDetRunner:
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
         for kind, problem in (
                 ('image', lambda: f'{self.stats["images_repeated"]} images came twice '
-                 '(same stamp, frame_id and data), answered as before: '
+                 '(same stamp, frame_id and data), given no new answer: '
                  f'{self._copies_why()}'),
                 ('stamp', lambda: f'{self.stats["stamps_repeated"]} images had the stamp of '
-                 'one before: tracked by their arrival times, as the tracker\'s clock must '
-                 'go on; stamp each image with its capture time')):
+                 'the one before: tracked by their arrival times, as the tracker\'s clock '
+                 'must go on; stamp each image with its capture time')):
             if (self._last_repeat[kind] or -math.inf) >= recent:
                 level = max(level, DiagnosticStatus.WARN)
                 messages.append(problem())
@@ -1189,19 +1150,11 @@ def _stamp_ns(header):
 def _identity(msg) -> tuple:
     """Return an image message's fields but header and data, and its data's CRC-32.
 
-    With the stamp and frame_id, what tells a copy from another image (0.25 ms for a VGA
-    image); a CRC, as the last COPIES_KEPT answers are kept without their images.
+    With the stamp and frame_id, what tells a copy from another image (core.copies), for
+    0.25 ms a VGA image: the images themselves are not kept.
     """
     return tuple(getattr(msg, field) for field in msg.get_fields_and_field_types()
                  if field not in ('header', 'data')) + (zlib.crc32(msg.data),)
-
-
-def _same_delivery(waiting, new) -> bool:
-    """Whether a frame waiting for the worker is the same image as a new one (a copy)."""
-    a, b = waiting[0], new[0]
-    return (_stamp_ns(a.header), a.header.frame_id) == (_stamp_ns(b.header),
-                                                        b.header.frame_id) \
-        and _identity(a) == _identity(b)
 
 
 def _stamp_text(stamp_ns):

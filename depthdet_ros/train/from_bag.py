@@ -172,7 +172,7 @@ def convert(bag: str, out: str, val_seconds: float = 10.0, every: int = 1,
                            'D': [float(v) for v in camera.D],
                            'distortion_model': camera.distortion_model}})
         if index.repeated_images:
-            skipped['the same image message as the one before'] = index.repeated_images
+            skipped['a copy of an image message (two publishers)'] = index.repeated_images
         counts = {split: len(entries) for split, entries in records.items()}
         if not counts[TRAIN] or not counts[VAL]:
             reasons = ''.join(f'; skipped, {reason}: {n}' for reason, n in skipped.items())
