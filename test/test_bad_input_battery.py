@@ -590,6 +590,13 @@ def test_an_image_that_comes_twice_is_processed_once(ros, models, tmp_path):
             probe.image_pub.publish(image((0, 0)))
             diag = diagnostics(frames_processed=processed + 4)
             assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
+            # Stamps going back again and again (outsider round 51: a relay 1.2 s late
+            # restarted tracking on every copy, with a false track_max_age warning).
+            for stamp in (3000, 1000, 3001, 1001):
+                publish_and_wait(image((stamp, 0)), (stamp, 0), 1)
+            diag = diagnostics(track_restarts=3)  # 2001 -> 0, 3000 -> 1000, 3001 -> 1001
+            assert 'tracking started over' in diag.status[0].message
+            assert 'track_max_age' not in diag.status[0].message
         finally:
             probe.destroy_node()
         assert node.proc.poll() is None

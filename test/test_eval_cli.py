@@ -431,6 +431,7 @@ def test_an_image_recorded_twice_is_evaluated_once(models, evaluated, tmp_path, 
     single, _, _ = evaluated
     assert report['frames'] == {**single['frames'], 'repeated': 2}
     assert report['depth'] == single['depth'] and report['objects'] == single['objects']
+    assert report['tracking'] == single['tracking']
     assert (f'warning: 2 image(s) of {IMAGE} came twice (the same message again within a frame'
             in capsys.readouterr().out)
     bag = write_eval_bag(tmp_path / 'replayed', frames, camera, repeated_images={0: 3})

@@ -221,6 +221,29 @@ def test_images_recorded_with_one_stamp_are_tracked_by_their_record_times():
     assert tracks == [1] * 13 + [0] * 7
 
 
+def test_the_depth_jitter_steps_over_a_copy_left_out():
+    """A copy of an image skipped by read_frames leaves a gap in the bag's ordinals.
+
+    The jitter took only ordinals one apart as neighbours: each copy cost a step (outsider
+    round 51: with every image recorded twice, no object had enough steps).
+    """
+    from depthdet_ros.core.tracking import Tracker
+    from depthdet_ros.eval.tracking import BagTracking
+    evaluation = TrackingEvaluation(max_depth=1.0)
+    loop = BagTracking(Tracker(TrackerConfig()), evaluation, None, 1.0, {}, 0.5)
+    image = np.zeros((480, 640, 3), np.uint8)
+    truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
+    for k, ordinal in enumerate((0, 1, 2, 4, 5, 6, 7, 8)):  # ordinal 3: a copy, skipped
+        z = 2.0 + 0.1 * (-1) ** k
+        chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
+                               ObjectDepth(z, 0.01, 1.0), Point3D(0.0, 0.0, z),
+                               Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
+        loop.step(ordinal, STAMP0 + k * PERIOD, [chair], truth, image)
+    jitter = evaluation.summary()['jitter']
+    assert jitter['per_object']['8']['steps'] == 7
+    assert jitter['raw_m'] == pytest.approx(0.2)
+
+
 def test_motion_topics_are_found_by_type_and_name():
     types = {'/ground_truth/object_motion': 'nav_msgs/msg/Odometry',
              '/ground_truth/object_motion_world': 'nav_msgs/msg/Odometry',

@@ -502,7 +502,7 @@ def test_stamps_going_backwards_start_over():
     assert tracker.update([estimate(0.0, 0.0, 2.0, box)], 5.0, 1.0)[0].track_id == 1
     out, = tracker.update([estimate(0.0, 0.0, 2.0, box)], 1.0, 1.0)
     assert out.track_id == 2 and len(tracker) == 1
-    assert tracker.late_frames == 0
+    assert tracker.late_frames == 0 and tracker.restarts == 1
 
 
 def test_a_frame_that_comes_late_keeps_every_track():

@@ -561,6 +561,8 @@ class Tracker:
         # Frames stamped before the newest, by less than TIME_BACK_S, since the start; and
         # how many of the last frames in a row were.
         self.late_frames = getattr(self, 'late_frames', 0)
+        # Starts over on stamps going back (TIME_BACK_S, MAX_LATE_IN_A_ROW), since the start.
+        self.restarts = getattr(self, 'restarts', 0)
         self._late_in_a_row = 0
         self._lag = 0.0  # s the frame being tracked was taken before the newest stamp
         self._class_codes: Dict[str, int] = getattr(self, '_class_codes', {})
@@ -666,6 +668,7 @@ class Tracker:
         self._lag = 0.0
         if self._stamp is not None and stamp < self._stamp:
             if self._stamp - stamp > TIME_BACK_S or self._late_in_a_row >= MAX_LATE_IN_A_ROW:
+                self.restarts += 1
                 self.reset()
             else:
                 # A frame that came late: tracked at the newest stamp, its objects

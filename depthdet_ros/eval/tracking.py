@@ -256,6 +256,7 @@ class BagTracking:
         self._class_max_depth = dict(class_max_depth)
         self._match_iou = match_iou
         self._clock = FrameClock()
+        self._steps = 0  # frames tracked so far (read_frames leaves copies of images out)
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
              rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None,
@@ -287,7 +288,8 @@ class BagTracking:
         held = self.tracker.held_alerts()
         update_ms = (time.perf_counter() - start) * 1e3
         if self.evaluation is not None and gt_objects is not None:
-            self.evaluation.add(frame_index, stamp_ns, gt_objects, tracked, held)
+            self.evaluation.add(frame_index, stamp_ns, gt_objects, tracked, held, self._steps)
+        self._steps += 1
         return tracked, held, update_ms
 
 
@@ -295,7 +297,7 @@ class BagTracking:
 class TrackSample:
     """A tracked object matched to a GT object in one frame."""
 
-    frame: int
+    frame: int  # its place among the frames tracked (TrackingEvaluation.add's sequence)
     instance: str
     gt_depth: float
     raw_depth: float
@@ -341,11 +343,14 @@ class TrackingEvaluation:
         self._on_topic: Dict[str, List[Tuple[bool, bool]]] = {}
         self._entries = {'all': 0, 'due': 0, 'duplicate': 0, 'no_gt_object': 0}
 
-    def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked, held=()) -> None:
+    def add(self, frame_index: int, stamp_ns: int, gt_objects, tracked, held=(),
+            sequence: Optional[int] = None) -> None:
         """Score one frame: its GT objects (eval.ground_truth) and Tracker output.
 
         `held` are the alerts Tracker.held_alerts returned after that update: they are on
-        proximity_alert too.
+        proximity_alert too. `sequence`: the frame's place among the frames tracked
+        (default frame_index, the bag's image ordinal, which counts skipped copies of
+        images too): the depth jitter steps between neighbours in it.
         """
         motion = self.motion.get(stamp_ns, {})
         # As the node builds proximity_alert (every alert; held ones at their prediction).
@@ -368,7 +373,9 @@ class TrackingEvaluation:
                             [t.detection.score for t in tracked], gt_boxes,
                             [g.class_name for g in gt_objects], self.match_iou)
         for p, g in pairs:
-            self.samples.append(self._sample(frame_index, tracked[p], gt_objects[g], motion))
+            self.samples.append(self._sample(
+                frame_index if sequence is None else sequence, tracked[p], gt_objects[g],
+                motion))
 
     def _add_topic(self, gt_objects, entries, motion) -> None:
         entry_boxes = boxes_xyxy([e.detection.box for e in entries])

@@ -234,6 +234,8 @@ class LargeOutputs(NamedTuple):
     drawn: list             # on markers and debug_image: the shown, then held alerts
 
 
+# Tracking starting over this many times in RESTARTS_WINDOW_S s is a WARN.
+RESTARTS_SAID, RESTARTS_WINDOW_S = 3, 10.0
 # Safety first: the alert, then the small topics; large outputs go to their thread.
 SMALL_OUTPUTS = ('proximity_alert', 'detections', 'detections_3d')
 
@@ -299,6 +301,7 @@ class DepthDetRunner:
         self._answer = (None, ())
         self._last_repeat = {'image': None, 'stamp': None}
         self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
+        self._restarts = collections.deque(maxlen=RESTARTS_SAID)  # when tracking started over
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -863,10 +866,15 @@ class DepthDetRunner:
         if tracker is None:
             return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
                     objects)
+        restarts = tracker.restarts
         tracked = tracker.update(objects, self._tracker_clock(_stamp_ns(header), received),
                                  fusion.max_depth,
                                  fusion.class_max_depth, image=rgb,
                                  camera_motion=self._camera_motion(header))
+        if tracker.restarts > restarts:
+            self._restarts.append(time.monotonic())
+            self.log.info('image stamps went back by more than 1 s: tracking starts over (a '
+                          'bag looped, a camera restarted)', throttle_duration_sec=WARN_THROTTLE_S)
         self.stats['ids_taken_back'] += len(tracker.taken_back)
         self.stats['duplicates_dropped'] += len(tracker.dropped)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
@@ -1033,7 +1041,15 @@ class DepthDetRunner:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'no frame finished for {now - waiting:.1f} s while images '
                             'arrive')
-        if self._tracker is not None and interval > self.params['track_max_age']:
+        restarts = sum(t >= now - RESTARTS_WINDOW_S for t in self._restarts)
+        if self._tracker is not None and restarts >= RESTARTS_SAID:
+            # Stamps going back again and again; the interval below is then meaningless.
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(f'tracking started over {restarts} times in {RESTARTS_WINDOW_S:g} s '
+                            'as image stamps went back by more than 1 s: a bag playing in a '
+                            'short loop, or a second publisher\'s copies of the images more '
+                            'than 1 s late?')
+        elif self._tracker is not None and interval > self.params['track_max_age']:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'track_max_age {self.params["track_max_age"]:g} s is shorter than '
                             f'the {interval:.2f} s between images: every track ends before '
@@ -1090,6 +1106,7 @@ class DepthDetRunner:
             'track_ids_taken_back': str(self.stats['ids_taken_back']),
             'track_duplicates_dropped': str(self.stats['duplicates_dropped']),
             'track_late_frames': str(self._tracker_instance.late_frames),
+            'track_restarts': str(self._tracker_instance.restarts),
             'odometry_received': 'use_odometry off' if not self.params['use_odometry']
             else 'not read (odom_frame set)' if self.params['odom_frame']
             else str(self.stats['odometry_received']),
