@@ -620,7 +620,7 @@ def test_a_camera_that_leaves_the_stamp_0_is_tracked_by_arrival(ros, models, tmp
         probe = make_probe()
         frames = iter(range(10**6))
 
-        def unstamped():  # another image each time (a repeated one is answered from before)
+        def unstamped():  # another image each time (a copy would go no further)
             rgb = scene()
             rgb[0, 0, 1] = next(frames) % 256
             probe.send(rgb, camera, stamp=(0, 0))

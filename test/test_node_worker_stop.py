@@ -69,7 +69,7 @@ _STAMPS = itertools.count(5)
 
 
 def image_msg():
-    """Return a frame of its own stamp (a copy of one before is answered from before)."""
+    """Return a frame of its own stamp (a copy of one before would go no further)."""
     rgb = np.zeros((480, 640, 3), np.uint8)
     rgb[..., 0] = red_for_depth(2.0)
     header = Header(frame_id='cam_optical')
@@ -172,9 +172,15 @@ def test_copies_are_answered_or_dropped_before_the_worker(runner):
     def arrives(msg, at, answers=3):
         """Hand msg over as arrived at `at`; wait for its small answers (if any)."""
         del sent[:]
+        frames = runner.stats['frames']
         runner._take_image(msg, at)
         deadline = time.monotonic() + (30.0 if answers else 0.5)
         while sum(name != 'depth' for name in sent) < max(answers, 1) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # A frame processed: until the worker has kept its answer too (review: a copy in
+        # between got none).
+        while len(passes) > frames and runner.stats['frames'] == frames \
                 and time.monotonic() < deadline:
             time.sleep(0.01)
         return len(passes), runner.stats['images_repeated'], sorted(
@@ -207,3 +213,15 @@ def test_copies_are_answered_or_dropped_before_the_worker(runner):
     time.sleep(0.2)
     assert (runner.stats['frames'], runner.stats['images_repeated'],
             runner._frame_worker.replaced) == (5, 4, 0)
+
+
+def test_stamps_going_back_again_and_again_warn_in_place_of_the_interval(runner):
+    # Images 2 s apart by their stamps: longer than track_max_age (1 s), said so.
+    runner._image_stamps.extend(k * 2_000_000_000 for k in range(5))
+    assert 'shorter than the 2.00 s between images' in runner.diagnostics().message
+    # Tracking starting over again and again (a relay more than 1 s late, outsider round
+    # 51): the stamps' steps mean nothing then; that is said instead.
+    runner._restarts.extend([time.monotonic()] * 3)
+    message = runner.diagnostics().message
+    assert 'tracking started over 3 times in 10 s' in message
+    assert 'track_max_age' not in message

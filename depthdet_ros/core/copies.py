@@ -1,20 +1,21 @@
 """Copies of a camera's images: two publishers on one topic deliver every image twice.
 
 A driver and a relay (or a bag played beside the live camera) on one image topic give
-each image twice, the copy at once or a frame or two late. Taken as another frame, a
-copy would be a second hit for the tracker and the same measurement twice (a late copy
-an old one, as a late frame). An image is a copy when its stamp, frame_id and identity
-(the caller's: the message's fields and a CRC of its data) are those of one of the last
-COPIES_KEPT images, arrived at most COPY_WINDOW_S before it. Later, or older, the same
-image is a replay (a short bag looped) and is taken as a new image. An image with only
-the stamp and frame_id of the one before is new too, but says a camera stamps several
-images alike (or not at all: stamp 0). The node answers a copy of its newest image
-again and drops a late one; the bag tools skip both.
+each image twice, the copy at once or frames late. Taken as another frame, a copy would
+be a second hit for the tracker and the same measurement twice (a late copy an old one,
+as a late frame). An image is a copy when its stamp, frame_id and identity (the
+caller's: the message's fields and a CRC of its data) are those of one of the last
+COPIES_KEPT images, arrived at most COPY_WINDOW_S before it (a relay over a network may
+lag several frames). Later, the same image is a replay (a bag looped) and is taken as a
+new image; a bag of a second or less in a loop has every other pass taken as copies.
+An image with only the stamp and frame_id of the one before is new too, but says a
+camera stamps several images alike (or not at all: stamp 0). The node answers a copy
+of its newest image again and drops a late one; the bag tools skip both.
 """
 import collections
 from typing import Hashable
 
-COPIES_KEPT = 3  # a copy up to two frames late
+COPIES_KEPT = 30  # 1 s of a 30 Hz camera
 COPY_WINDOW_S = 1.0
 
 NEW, COPY, LATE_COPY, STAMP_REPEATED = 'new', 'copy', 'late copy', 'stamp repeated'

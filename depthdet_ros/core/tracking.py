@@ -41,9 +41,9 @@ tracks' state at the newest stamp, the freshest there is. More than MAX_LATE_IN_
 such frames in a row are a new timeline (a bag of a second or less played in a loop),
 which starts over too: the tracker's clock must not stop. A frame at the newest stamp
 again is another image of the same moment (nothing ages; it counts as a hit). The node
-and the bag tools answer an exact copy of an image (two publishers on its topic) from
-before, and take the stamps through a FrameClock, which goes on by the images' arrival
-where a camera stamps several images alike (or leaves the stamp 0).
+and the bag tools leave copies of images (two publishers on a topic, core.copies) out,
+and take the stamps through a FrameClock, which goes on by the images' arrival where a
+camera stamps several images alike (or leaves the stamp 0).
 
 Duplicates: before association, two detections of one class are the same object
 detected twice when the smaller box lies at least `duplicate_overlap` inside the other

@@ -520,7 +520,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
     An image whose plan is None is skipped unread (outside the window evaluated); one
     that is a copy (core.copies: by stamp, frame_id, the message's length and CRC-32,
     and the record time) is skipped and counted in index.repeated_images, as the node
-    answers a copy from before.
+    gives a copy no new answer.
     `on_message(connection, bag_time, raw)` sees every message of the bag, in order,
     before the frames it completes are yielded (used to copy a bag). Corrupt depth maps
     and images are appended to index.corrupt.

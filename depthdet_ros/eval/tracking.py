@@ -256,7 +256,9 @@ class BagTracking:
         self._class_max_depth = dict(class_max_depth)
         self._match_iou = match_iou
         self._clock = FrameClock()
-        self._steps = 0  # frames tracked so far (read_frames leaves copies of images out)
+        # Frames tracked so far: the jitter's neighbours step over what was not tracked
+        # (copies of images read_frames left out, corrupt images evaluate_bag skipped).
+        self._steps = 0
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
              rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None,

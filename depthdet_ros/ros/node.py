@@ -301,7 +301,7 @@ class DepthDetRunner:
         self._answer = (None, ())
         self._last_repeat = {'image': None, 'stamp': None}
         self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
-        self._restarts = collections.deque(maxlen=RESTARTS_SAID)  # when tracking started over
+        self._restarts = collections.deque(maxlen=100)  # when tracking started over
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -655,8 +655,7 @@ class DepthDetRunner:
             self.stats['stamps_repeated'] += 1
             self._last_repeat['stamp'] = time.monotonic()
             self.log.warning(f'an image has the stamp of the one before ({_stamp_text(key[0])}):'
-                             ' tracked by its arrival time; the camera driver should stamp '
-                             'each image with its capture time',
+                             f' tracked by its arrival time; {self._stamps_why()}',
                              throttle_duration_sec=WARN_THROTTLE_S)
         now = time.monotonic()
         self._arrivals.append(now)
@@ -678,7 +677,8 @@ class DepthDetRunner:
         self.log.warning(f'an image came twice (same stamp, frame_id and data): '
                          f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
         answered, messages = self._answer
-        if kind == COPY and answered == key:  # else in the worker still: its answer comes
+        # A copy of the newest image not answered yet: its answer is on its way.
+        if kind == COPY and answered == key:
             for name, message in zip(SMALL_OUTPUTS, messages):
                 self._publishers[name].publish(message)
 
@@ -796,6 +796,13 @@ class DepthDetRunner:
 
     # Processing -----------------------------------------------------------------------
 
+    def _stamps_why(self) -> str:
+        """Say where images with the stamp of the one before come from."""
+        publishers = self.node.count_publishers(self._image_topic)
+        return (f'{publishers} publishers on {self._image_topic}: one sending other data under '
+                'the same stamps?' if publishers > 1 else 'the camera driver should stamp '
+                'each image with its capture time')
+
     def _copies_why(self) -> str:
         """Say where copies of images come from, by how many publish the image topic."""
         publishers = self.node.count_publishers(self._image_topic)
@@ -808,7 +815,7 @@ class DepthDetRunner:
         rgb = convert.image_msg_to_rgb(msg, params['max_image_pixels'])
         header = msg.header
         if not header.frame_id:
-            # A new header: msg is kept as it came, to know it if it comes again.
+            # A new header: the message itself stays as it came.
             header = Header(stamp=header.stamp, frame_id=params['default_frame_id'])
             self.log.warning(f'image has an empty frame_id; using {header.frame_id!r}',
                              throttle_duration_sec=60.0)
@@ -873,8 +880,9 @@ class DepthDetRunner:
                                  camera_motion=self._camera_motion(header))
         if tracker.restarts > restarts:
             self._restarts.append(time.monotonic())
-            self.log.info('image stamps went back by more than 1 s: tracking starts over (a '
-                          'bag looped, a camera restarted)', throttle_duration_sec=WARN_THROTTLE_S)
+            self.log.info('image stamps went back (by more than 1 s, or late several frames '
+                          'in a row): tracking starts over (a bag looped, a camera restarted)',
+                          throttle_duration_sec=WARN_THROTTLE_S)
         self.stats['ids_taken_back'] += len(tracker.taken_back)
         self.stats['duplicates_dropped'] += len(tracker.dropped)
         # Tracks in alert that missed this frame keep their alert on proximity_alert.
@@ -1041,14 +1049,15 @@ class DepthDetRunner:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'no frame finished for {now - waiting:.1f} s while images '
                             'arrive')
-        restarts = sum(t >= now - RESTARTS_WINDOW_S for t in self._restarts)
+        # A copy: the worker thread appends to the deque.
+        restarts = sum(t >= now - RESTARTS_WINDOW_S for t in tuple(self._restarts))
         if self._tracker is not None and restarts >= RESTARTS_SAID:
             # Stamps going back again and again; the interval below is then meaningless.
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'tracking started over {restarts} times in {RESTARTS_WINDOW_S:g} s '
-                            'as image stamps went back by more than 1 s: a bag playing in a '
-                            'short loop, or a second publisher\'s copies of the images more '
-                            'than 1 s late?')
+                            'as image stamps went back (by more than 1 s, or late several '
+                            'frames in a row): a bag playing in a short loop, or a second '
+                            'publisher\'s copies of the images more than 1 s late?')
         elif self._tracker is not None and interval > self.params['track_max_age']:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'track_max_age {self.params["track_max_age"]:g} s is shorter than '
@@ -1068,7 +1077,7 @@ class DepthDetRunner:
                  f'{self._copies_why()}'),
                 ('stamp', lambda: f'{self.stats["stamps_repeated"]} images had the stamp of '
                  'the one before: tracked by their arrival times, as the tracker\'s clock '
-                 'must go on; stamp each image with its capture time')):
+                 f'must go on; {self._stamps_why()}')):
             if (self._last_repeat[kind] or -math.inf) >= recent:
                 level = max(level, DiagnosticStatus.WARN)
                 messages.append(problem())
