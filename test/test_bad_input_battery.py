@@ -574,7 +574,7 @@ def test_an_image_that_comes_twice_is_processed_once(ros, models, tmp_path):
             assert len(once.detections) == 0  # tentative: not shown
             diag = diagnostics(images_repeated=1, frames_processed=processed + 1)
             assert diag.status[0].level == DiagnosticStatus.WARN
-            assert ('1 images came twice (same stamp, frame_id and data), given no new answer: '
+            assert ('1 image(s) came twice (same stamp, frame_id and data), given no new answer: '
                     'the publisher of /image sends images more than once') \
                 in diag.status[0].message
             assert diag.status[0].hardware_id == probe.resolve_topic_name('image')
@@ -635,7 +635,7 @@ def test_a_camera_that_leaves_the_stamp_0_is_tracked_by_arrival(ros, models, tmp
             diag = probe.wait_for('/diagnostics', lambda m: _diag_values(m)['tracks'] == '0',
                                   timeout=20, resend=unstamped,
                                   start=len(probe.received['/diagnostics']))
-            assert 'images had the stamp of the one before: tracked by their arrival times' \
+            assert 'image(s) had the stamp of the one before: tracked by their arrival times' \
                 in diag.status[0].message
             assert 'the camera driver leaves header.stamp 0?' in diag.status[0].message
         finally:

@@ -225,3 +225,25 @@ def test_stamps_going_back_again_and_again_warn_in_place_of_the_interval(runner)
     message = runner.diagnostics().message
     assert 'tracking started over 3 times in 10 s' in message
     assert 'track_max_age' not in message
+
+
+def test_a_frame_stamped_before_the_one_waiting_does_not_take_its_place(runner):
+    # Outsider round 52: a second publisher's copies 1.2 s late (replays by the copy
+    # rule) took the place of the camera's current frame waiting for the worker, which
+    # was then answered from its own copy 1.3 s late, or never.
+    counted_publishes(runner)
+    started, release = held_frame(runner)
+    in_hand, current, late = image_msg(), image_msg(), image_msg()
+    late.header.stamp.sec = in_hand.header.stamp.sec  # ... another image (pixels)
+    late.data[0] ^= 1
+    runner._take_image(in_hand, 200.0)
+    assert started.wait(30.0)
+    runner._take_image(current, 200.1)  # waits
+    runner._take_image(late, 200.2)  # stamped before it: dropped
+    release.set()
+    deadline = time.monotonic() + 30.0
+    while runner.stats['frames'] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert runner.stats['frames'] == 2 and runner._frame_worker.replaced == 1
+    assert runner._answer[0][0] == current.header.stamp.sec * 10**9

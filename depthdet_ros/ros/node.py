@@ -9,10 +9,11 @@ positions, velocity and time to contact, and alerts have hysteresis
 (ros.message_layout says how each is encoded).
 
 Images are processed newest-first on a worker thread: a frame that arrives while another
-is being processed replaces any frame still waiting, and the replaced one counts as
-dropped. That thread publishes the small safety topics first; the large outputs (depth,
-debug_image, instance_masks, markers) are built and published by a second newest-first
-thread, so subscribers to them never delay or drop the small ones.
+is being processed replaces any frame still waiting (unless stamped before it: then it
+is the one dropped), and the replaced one counts as dropped. That thread publishes the
+small safety topics first; the large outputs (depth, debug_image, instance_masks,
+markers) are built and published by a second newest-first thread, so subscribers to them
+never delay or drop the small ones.
 
 `DepthDetRunner` is everything the node does, in the steps of a managed node: configure
 (load and warm the models, advertise the outputs), activate (inputs, threads), deactivate,
@@ -179,11 +180,17 @@ class NewestOnlyWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, item):
-        """Hand over an item; one still waiting is replaced (and counted)."""
+    def put(self, item, supersedes=None):
+        """Hand over an item; one still waiting is replaced, or the new one dropped (counted).
+
+        `supersedes(item, waiting)`: whether the new item replaces the one waiting (default
+        always); if not, the new item is dropped.
+        """
         with self._cond:
             if self._item is not None:
                 self.replaced += 1
+                if supersedes is not None and not supersedes(item, self._item):
+                    return
             self._item = item
             self._cond.notify()
 
@@ -668,7 +675,7 @@ class DepthDetRunner:
             self._stamp_offset_s = (now_ns - _stamp_ns(msg.header)) * 1e-9
         worker = self._frame_worker
         if worker is not None:
-            worker.put((msg, received, key))
+            worker.put((msg, received, key), supersedes=_stamped_no_earlier)
 
     def _copy_came(self, key, kind):
         """Count a copy of an image; give a copy of the newest processed one its answer."""
@@ -1072,10 +1079,10 @@ class DepthDetRunner:
                 level = DiagnosticStatus.ERROR
                 messages.insert(0, f'every image refused: {self._last_refused[1]}')
         for kind, problem in (
-                ('image', lambda: f'{self.stats["images_repeated"]} images came twice '
+                ('image', lambda: f'{self.stats["images_repeated"]} image(s) came twice '
                  '(same stamp, frame_id and data), given no new answer: '
                  f'{self._copies_why()}'),
-                ('stamp', lambda: f'{self.stats["stamps_repeated"]} images had the stamp of '
+                ('stamp', lambda: f'{self.stats["stamps_repeated"]} image(s) had the stamp of '
                  'the one before: tracked by their arrival times, as the tracker\'s clock '
                  f'must go on; {self._stamps_why()}')):
             if (self._last_repeat[kind] or -math.inf) >= recent:
@@ -1181,6 +1188,18 @@ def _identity(msg) -> tuple:
     """
     return tuple(getattr(msg, field) for field in msg.get_fields_and_field_types()
                  if field not in ('header', 'data')) + (zlib.crc32(msg.data),)
+
+
+def _stamped_no_earlier(new, waiting) -> bool:
+    """Whether a frame replaces the one waiting for the worker: not stamped before it.
+
+    The worker keeps the newest frame by stamp: one stamped earlier came late (a second
+    publisher's copies more than 1 s late, reordered in transport; outsider round 52: it
+    took the place of the camera's current frame). When stamps go back for good (a bag
+    looped, a camera restarted), the frame waiting then is processed and the next ones
+    flow again.
+    """
+    return new[2][0] >= waiting[2][0]
 
 
 def _stamp_text(stamp_ns):
