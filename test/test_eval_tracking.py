@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackedObject, \
+from depthdet_ros.core.tracking import PROXIMITY, TIME_TO_CONTACT, TrackedObject, Tracker, \
     TrackerConfig
 from depthdet_ros.core.types import Box, Detection2D, ObjectDepth, ObjectEstimate, Point3D
 from depthdet_ros.eval.ground_truth import DEPTH_FROM_BOX3D, GroundTruthObject
-from depthdet_ros.eval.tracking import motion_topics, MotionTruth, TrackingEvaluation
+from depthdet_ros.eval.tracking import BagTracking, motion_topics, MotionTruth, \
+    TrackingEvaluation
 
 WALKER_BOX = (100, 100, 160, 260)
 CHAIR_BOX = (300, 100, 360, 200)
@@ -175,15 +176,18 @@ def test_the_alert_topic_counts_duplicates_and_the_time_to_contact_truth():
                                         'ground_truth': {'enters': 1, 'leaves': 0}}
 
 
+def placed_chair(z):
+    """Return the chair detected at depth z straight ahead, placed in 3D (alerts < 1 m)."""
+    return ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
+                          ObjectDepth(z, 0.01, 1.0), Point3D(0.0, 0.0, z),
+                          Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), z < 1.0)
+
+
 def test_the_bag_loop_puts_the_trackers_held_alerts_on_the_topic():
     """The bag loop (BagTracking) scores what the node publishes: held alerts too."""
-    from depthdet_ros.core.tracking import Tracker
-    from depthdet_ros.eval.tracking import BagTracking
     evaluation = TrackingEvaluation(max_depth=1.0)
     loop = BagTracking(Tracker(TrackerConfig()), evaluation, None, 1.0, {}, 0.5)
-    chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
-                           ObjectDepth(0.8, 0.01, 1.0), Point3D(0.0, 0.0, 0.8),
-                           Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
+    chair = placed_chair(0.8)
     truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
     held_per_frame = []
     image = np.zeros((480, 640, 3), np.uint8)
@@ -202,13 +206,9 @@ def test_images_recorded_with_one_stamp_are_tracked_by_their_record_times():
     On the stamps alone the tracker's clock stood still: the chair's track, lost after
     frame 2, lived on with its alert held on the topic to the end of the bag.
     """
-    from depthdet_ros.core.tracking import Tracker
-    from depthdet_ros.eval.tracking import BagTracking
     loop = BagTracking(Tracker(TrackerConfig(max_age=1.0, alert_hold=0.5)), None, None, 1.0,
                        {}, 0.5)
-    chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
-                           ObjectDepth(0.8, 0.01, 1.0), Point3D(0.0, 0.0, 0.8),
-                           Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
+    chair = placed_chair(0.8)
     image = np.zeros((480, 640, 3), np.uint8)
     held, tracks = [], []
     for k in range(20):  # 10 Hz: the chair in frames 0-2, gone from 0.3 s
@@ -227,18 +227,13 @@ def test_the_depth_jitter_steps_over_a_copy_left_out():
     The jitter took only ordinals one apart as neighbours: each copy cost a step (outsider
     round 51: with every image recorded twice, no object had enough steps).
     """
-    from depthdet_ros.core.tracking import Tracker
-    from depthdet_ros.eval.tracking import BagTracking
     evaluation = TrackingEvaluation(max_depth=1.0)
     loop = BagTracking(Tracker(TrackerConfig()), evaluation, None, 1.0, {}, 0.5)
     image = np.zeros((480, 640, 3), np.uint8)
     truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
     for k, ordinal in enumerate((0, 1, 2, 4, 5, 6, 7, 8)):  # ordinal 3: a copy, skipped
         z = 2.0 + 0.1 * (-1) ** k
-        chair = ObjectEstimate(Detection2D(Box(*CHAIR_BOX), 0.9, 0, 'chair'),
-                               ObjectDepth(z, 0.01, 1.0), Point3D(0.0, 0.0, z),
-                               Point3D(0.4, 0.4, 0.2), np.diag([1e-6, 1e-6, 1e-4]), True)
-        loop.step(ordinal, STAMP0 + k * PERIOD, [chair], truth, image)
+        loop.step(ordinal, STAMP0 + k * PERIOD, [placed_chair(z)], truth, image)
     jitter = evaluation.summary()['jitter']
     assert jitter['per_object']['8']['steps'] == 7
     assert jitter['raw_m'] == pytest.approx(0.2)
@@ -288,8 +283,6 @@ def test_with_ground_truth_depth_duplicates_are_dropped_on_the_networks_depths()
     (IoU 0.25 < 0.5) matches nothing and keeps the network's 2 m. Dropped after the
     replacement, the seat would be a second object, 2 m from its twin.
     """
-    from depthdet_ros.core.tracking import Tracker
-    from depthdet_ros.eval.tracking import BagTracking
 
     def chair(box, score):
         return ObjectEstimate(Detection2D(Box(*box), score, 0, 'chair'),
@@ -313,8 +306,6 @@ def test_with_ground_truth_depth_boxes_apart_on_the_networks_depths_stay_apart()
     The network reads the chair at 3 m and the seat inside it at 2.05 m (two objects to the
     node); the GT puts the chair at 2 m, within 10 % of the seat's 2.05 m.
     """
-    from depthdet_ros.core.tracking import Tracker
-    from depthdet_ros.eval.tracking import BagTracking
 
     def chair(box, score, depth):
         return ObjectEstimate(Detection2D(Box(*box), score, 0, 'chair'),

@@ -111,11 +111,12 @@ _PNG_END, _PNG_TAIL = b'IEND', 64
 def _imdecode(buffer, flags, what):
     """cv2.imdecode, with a truncated PNG refused first (libpng would print its own error)."""
     data = buffer.data
-    tail = bytes(data[-_PNG_TAIL:])
-    end = tail.rfind(_PNG_END)
-    if data[:8] == _PNG_SIGNATURE and (end < 0 or len(tail) - end < 8):
-        raise ImageDecodeError(f'{what} ({buffer.size} bytes) is not a whole PNG: it does not '
-                               'end with the IEND chunk (cut off?)')
+    if data[:8] == _PNG_SIGNATURE:
+        tail = bytes(data[-_PNG_TAIL:])
+        end = tail.rfind(_PNG_END)
+        if end < 0 or len(tail) - end < 8:
+            raise ImageDecodeError(f'{what} ({buffer.size} bytes) is not a whole PNG: it '
+                                   'does not end with the IEND chunk (cut off?)')
     return cv2.imdecode(buffer, flags)
 
 

@@ -669,10 +669,10 @@ class DepthDetRunner:
         self._last_image_time = now
         if self._waiting_since is None:
             self._waiting_since = now
-        self._image_stamps.append(_stamp_ns(msg.header))
+        self._image_stamps.append(key[0])
         now_ns = self.node.get_clock().now().nanoseconds
         if now_ns:  # 0: sim time before the first /clock, nothing to compare with
-            self._stamp_offset_s = (now_ns - _stamp_ns(msg.header)) * 1e-9
+            self._stamp_offset_s = (now_ns - key[0]) * 1e-9
         worker = self._frame_worker
         if worker is not None:
             worker.put((msg, received, key), supersedes=_stamped_no_earlier)
