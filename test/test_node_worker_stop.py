@@ -215,6 +215,23 @@ def test_copies_are_answered_or_dropped_before_the_worker(runner):
             runner._frame_worker.replaced) == (5, 4, 0)
 
 
+def test_a_throttled_copy_warning_does_not_ask_the_graph(runner, monkeypatch):
+    # Each copy (two publishers: every image) used to build its warning, a graph query,
+    # before the throttle dropped it.
+    warnings, _ = quiet_log(runner)
+    asked = []
+    monkeypatch.setattr(runner, '_copies_why', lambda: asked.append(1) or 'why')
+    monkeypatch.setattr(runner, '_stamps_why', lambda: asked.append(2) or 'why')
+    msg = image_msg()
+    runner._take_image(msg, 100.0)
+    for k in range(1, 5):
+        runner._take_image(msg, 100.0 + 0.01 * k)
+    assert runner.stats['images_repeated'] == 4
+    assert asked == [1]
+    assert [w for w in warnings if 'came twice' in w] == [
+        'an image came twice (same stamp, frame_id and data): why']
+
+
 def test_stamps_going_back_again_and_again_warn_in_place_of_the_interval(runner):
     # Images 2 s apart by their stamps: longer than track_max_age (1 s), said so.
     runner._image_stamps.extend(k * 2_000_000_000 for k in range(5))

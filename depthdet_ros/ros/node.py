@@ -296,7 +296,7 @@ class DepthDetRunner:
         self._latency = {s: collections.deque(maxlen=LATENCY_WINDOW) for s in STAGES}
         self._arrivals = collections.deque(maxlen=100)
         self._last_error = ''
-        self._refusals_logged = {}                # problem kind -> when last logged
+        self._warnings_logged = {}                # problem kind -> when last logged
         self._last_image_time = None
         self._waiting_since = None  # monotonic: the oldest image no frame has answered since
         self._last_processed = None  # monotonic
@@ -661,9 +661,9 @@ class DepthDetRunner:
         if kind == STAMP_REPEATED:
             self.stats['stamps_repeated'] += 1
             self._last_repeat['stamp'] = time.monotonic()
-            self.log.warning(f'an image has the stamp of the one before ({_stamp_text(key[0])}):'
-                             f' tracked by its arrival time; {self._stamps_why()}',
-                             throttle_duration_sec=WARN_THROTTLE_S)
+            self._warn_throttled('stamp repeated', lambda: (
+                f'an image has the stamp of the one before ({_stamp_text(key[0])}): '
+                f'tracked by its arrival time; {self._stamps_why()}'))
         now = time.monotonic()
         self._arrivals.append(now)
         self._last_image_time = now
@@ -681,8 +681,8 @@ class DepthDetRunner:
         """Count a copy of an image; give a copy of the newest processed one its answer."""
         self.stats['images_repeated'] += 1
         self._last_repeat['image'] = time.monotonic()
-        self.log.warning(f'an image came twice (same stamp, frame_id and data): '
-                         f'{self._copies_why()}', throttle_duration_sec=WARN_THROTTLE_S)
+        self._warn_throttled('image repeated', lambda: (
+            f'an image came twice (same stamp, frame_id and data): {self._copies_why()}'))
         answered, messages = self._answer
         # A copy of the newest image not answered yet: its answer is on its way.
         if kind == COPY and answered == key:
@@ -710,12 +710,20 @@ class DepthDetRunner:
         One throttle for all would hide a second problem behind the first; the kind is
         the message without its numbers.
         """
-        kind, now = re.sub(r'\d+', '#', text), time.monotonic()
-        if now - self._refusals_logged.get(kind, -math.inf) >= WARN_THROTTLE_S:
-            if len(self._refusals_logged) > 100:
-                self._refusals_logged.clear()
-            self._refusals_logged[kind] = now
-            self.log.warning(text)
+        self._warn_throttled(re.sub(r'\d+', '#', text), lambda: text)
+
+    def _warn_throttled(self, kind, make_text):
+        """Log make_text() at most once per WARN_THROTTLE_S for each kind.
+
+        The text is made only when it is logged: some ask the ROS graph who publishes,
+        which would cost every copy of an image that the throttle then drops.
+        """
+        now = time.monotonic()
+        if now - self._warnings_logged.get(kind, -math.inf) >= WARN_THROTTLE_S:
+            if len(self._warnings_logged) > 100:
+                self._warnings_logged.clear()
+            self._warnings_logged[kind] = now
+            self.log.warning(make_text())
 
     def _frame_failed(self, exc):
         if not self.node.context.ok():
