@@ -1,4 +1,5 @@
 """`depthdet pipeline --demo`: synthetic camera -> depthdet_node -> monitor over DDS."""
+import math
 import subprocess
 import sys
 
@@ -57,8 +58,14 @@ def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
     header = Header(frame_id='cam')
     header.stamp.sec = 3
     chair = Detection2D(id='4')
-    chair.results = [hypothesis('chair', 0.9, 2.5)]
-    detections = Detection2DArray(header=header, detections=[chair])
+    chair.results = [hypothesis('chair', 0.9, 2.5), hypothesis('time_to_contact')]
+    chair.results[1].pose.pose.position.x = 1.84  # seconds
+    receding = Detection2D(id='5')
+    receding.results = [hypothesis('ball', 0.8, 4.0), hypothesis('time_to_contact')]
+    receding.results[1].pose.pose.position.x = math.inf  # not closing: no time shown
+    untracked = Detection2D()  # tracking off: no ID
+    untracked.results = [hypothesis('cup', 0.6, 3.0)]
+    detections = Detection2DArray(header=header, detections=[chair, receding, untracked])
     alerts = Detection3DArray(header=header, detections=[
         alert('4', ['chair', 'alert/proximity'], 2.5),
         alert('7', ['person', 'alert/time_to_contact', 'track/coasting'], 1.25),
@@ -69,14 +76,22 @@ def test_the_demo_table_shows_alerts_of_objects_not_on_detections():
     console = demo_console(record=True)
     assert console.width == PIPED_WIDTH
     console.print(Monitor.table(monitor, (3, 0)))
-    rows = [line for line in console.export_text().splitlines() if 'ALERT' in line]
+    lines = console.export_text().splitlines()
+    rows = [line for line in lines if 'ALERT' in line]
     assert len(rows) == 3, rows
     narrow = Console(width=80, record=True)
     narrow.print(Monitor.table(monitor, (3, 0)))
     assert not any('person' in line and 'time to contact (held)' in line
                    for line in narrow.export_text().splitlines())
     assert 'chair' in rows[0] and 'ALERT: proximity' in rows[0] and '(' not in rows[0]
+    cells = [cell.strip() for cell in rows[0].split('│')]
+    # The track ID first, the time to contact before the alert.
+    assert (cells[1], cells[2], cells[7]) == ('#4', 'chair', '1.8'), rows[0]
     # No ground truth for this frame (the monitor's `truth` is empty): '?', not blank.
-    assert rows[0].split('│')[4].strip() == '?', rows[0]
+    assert cells[5] == '?', rows[0]
+    ball = [cell.strip() for cell in next(line for line in lines if 'ball' in line).split('│')]
+    cup = [cell.strip() for cell in next(line for line in lines if 'cup' in line).split('│')]
+    assert (ball[1], ball[7], cup[1], cup[7]) == ('#5', '', '', ''), (ball, cup)
     assert 'person' in rows[1] and '1.25' in rows[1] and 'time to contact (held)' in rows[1]
+    assert '#7' in rows[1] and '#9' in rows[2]
     assert 'bottle' in rows[2] and '0.50' in rows[2] and 'proximity (tentative)' in rows[2]

@@ -1,4 +1,5 @@
 """Print what depthdet_node sees as a table, and save annotated frames (for the demo)."""
+import math
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from depthdet_ros.core.image import decode_raw
-from depthdet_ros.ros.message_layout import COASTING, TENTATIVE
+from depthdet_ros.ros.message_layout import COASTING, TENTATIVE, TIME_TO_CONTACT
 
 SAVED_FRAMES = 5
 # Columns of the table when the output is not a terminal.
@@ -77,7 +78,8 @@ class Monitor(Node):
         alerts = self.alerts.get(key)
         table = Table(title=f'frame {key[0]}.{key[1]:09d}  frame_id={msg.header.frame_id}  '
                             f'alerts={len(alerts.detections) if alerts else "?"}')
-        for column in ('class', 'score', 'depth m', 'true depth m', 'x, y, z m', 'alert'):
+        for column in ('ID', 'class', 'score', 'depth m', 'true depth m', 'x, y, z m',
+                       'contact in s', 'alert'):
             table.add_column(column, justify='right')
         shown = set()  # alerts matched to a row of detections
         for det in msg.detections:
@@ -100,9 +102,9 @@ class Monitor(Node):
                           if (a.id == det.id if det.id else
                               a.results[0].hypothesis.class_id == hyp.hypothesis.class_id
                               and abs(a.results[0].pose.pose.position.z - p.z) < 1e-6)), None)
-            table.add_row(hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
+            table.add_row(_track(det), hyp.hypothesis.class_id, f'{hyp.hypothesis.score:.2f}',
                           f'{p.z:.2f}', true_depth, f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
-                          f'ALERT: {_rules(alert)}' if alert else '')
+                          _time_to_contact(det), f'ALERT: {_rules(alert)}' if alert else '')
             if alert is not None:
                 shown.add(id(alert))
         # Alerts of objects not on detections: held through a missed detection
@@ -115,10 +117,22 @@ class Monitor(Node):
             why = 'held' if COASTING in names else 'tentative' if TENTATIVE in names else \
                 'not on detections'
             p = alert.bbox.center.position
-            table.add_row(names[0], f'{alert.results[0].hypothesis.score:.2f}', f'{p.z:.2f}',
-                          '', f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
-                          f'ALERT: {_rules(alert)} ({why})')
+            table.add_row(_track(alert), names[0], f'{alert.results[0].hypothesis.score:.2f}',
+                          f'{p.z:.2f}', '', f'{p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}',
+                          _time_to_contact(alert), f'ALERT: {_rules(alert)} ({why})')
         return table
+
+
+def _track(detection):
+    """Return '#ID' of a detection's track, '' without tracking."""
+    return f'#{detection.id}' if detection.id else ''
+
+
+def _time_to_contact(detection):
+    """Return the seconds of its time_to_contact hypothesis while closing, else ''."""
+    seconds = next((r.pose.pose.position.x for r in detection.results
+                    if r.hypothesis.class_id == TIME_TO_CONTACT), math.nan)
+    return f'{seconds:.1f}' if math.isfinite(seconds) else ''
 
 
 def _rules(alert):
