@@ -339,6 +339,63 @@ def test_a_camera_info_after_its_processed_frame_is_reported_as_held_up(models, 
     assert 'large-data profile' in log
 
 
+def test_a_slow_camera_stamping_camera_info_off_its_images_gets_3d(models, ros, tmp_path):
+    """A camera at 5 Hz: CameraInfo stamped 5 ms after its image and sent just after it.
+
+    The newest CameraInfo within camera_info_tolerance (0.1 s) of a frame is the one sent
+    after it: the frame waits for it. Outsider round 53: 1 frame of 29 had 3D (each
+    frame took the one before's, 0.2 s away), and camera_info_late stayed 0.
+    """
+    params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
+                          depth_model=models['red_depth'], providers='cpu',
+                          diagnostics_period=0.2)
+
+    def ours(msg):
+        return next(s for s in msg.status if s.name.startswith('off_info/depthdet_node'))
+
+    def stamped(sec, nanosec=0):
+        header = Header(frame_id='cam')
+        header.stamp.sec, header.stamp.nanosec = sec, nanosec
+        return header
+
+    with NodeProcess(params, ('-r', '__ns:=/off_info'), log_path=tmp_path / 'node.log') as node:
+        probe = Probe({'detections': Detection2DArray, '/diagnostics': DiagnosticArray},
+                      input_qos=RELIABLE, namespace='/off_info')
+        try:
+            deadline = time.monotonic() + 60.0
+            while not all(f'/off_info/{topic}: publisher reliability' in node.output()
+                          for topic in ('image', 'camera_info')):
+                assert time.monotonic() < deadline, node.output()
+                rclpy.spin_once(probe, timeout_sec=0.1)
+            xs = []
+            for k in range(4):
+                nanosec = 200_000_000 * k
+                probe.image_pub.publish(convert.rgb_to_image_msg(uniform_scene(),
+                                                                 stamped(50, nanosec)))
+                time.sleep(0.02)
+                probe.info_pub.publish(convert.camera_model_to_info(
+                    pinhole(), stamped(50, nanosec + 5_000_000)))
+                msg = probe.wait_for('detections', lambda m: m.header.stamp.nanosec == nanosec,
+                                     timeout=30)
+                xs.append(msg.detections[0].results[0].pose.pose.position.x)
+            assert all(map(math.isfinite, xs)), xs
+            # Its CameraInfo a second late: the frame waited for it in vain, and says so.
+            probe.image_pub.publish(convert.rgb_to_image_msg(uniform_scene(), stamped(60)))
+            msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 60, timeout=30)
+            assert math.isnan(msg.detections[0].results[0].pose.pose.position.x)
+            time.sleep(1.0)
+            probe.info_pub.publish(convert.camera_model_to_info(pinhole(),
+                                                                stamped(60, 5_000_000)))
+            start = len(probe.received['/diagnostics'])
+            diag = probe.wait_for('/diagnostics', lambda m: {
+                kv.key: kv.value for kv in ours(m).values}.get('camera_info_late') != '0',
+                start=start, timeout=20)
+            assert {kv.key: kv.value for kv in ours(diag).values}['camera_info_late'] == '1'
+        finally:
+            probe.destroy_node()
+        assert node.proc.poll() is None, node.output()
+
+
 def test_debug_image_is_advertised_only_while_enabled_and_ranges_are_described(
         models, ros, tmp_path):
     params = write_params(tmp_path / 'params.yaml', detector_model=models['detector'],
