@@ -250,6 +250,9 @@ def test_params_file_documents_every_parameter_with_valid_defaults():
 def test_parameter_validation_messages():
     cases = [('max_depth', -1.0, 'must be >= 0.0'), ('depth_strategy', 'avg', 'choose one of'),
              ('threads', 1.5, 'must be of the type'), ('class_max_depth', ['chair'], 'person:1.5'),
+             # Outsider round 53: Python's float() read '1_0' as 10 m.
+             ('class_max_depth', ['person:1_0'], 'person:1.5'),
+             ('class_max_depth', ['chair:1', ' chair : 2'], "names 'chair' twice"),
              ('detector_input_size', [100, 640], 'multiples of 32'),
              ('detector_input_size', [0, 320], 'both multiples of 32 and > 0, or [0, 0]'),
              ('nonsense', 1, 'unknown parameter'),
@@ -268,6 +271,15 @@ def test_parameter_validation_messages():
             assert message in str(exc), (name, str(exc))
         else:
             raise AssertionError(f'{name}={value!r} was accepted')
+
+
+def test_class_max_depth_takes_spaces_around_either_part():
+    # Outsider round 53: 'person: 2.0' was kept as 'person' + ' 2.0' while ' person:2'
+    # was refused.
+    from depthdet_ros.ros.params import parse_class_max_depth
+
+    assert parse_class_max_depth(['person: 2.0', ' chair :0.5 ', '']) == {'person': 2.0,
+                                                                          'chair': 0.5}
 
 
 @pytest.mark.ros

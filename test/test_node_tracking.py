@@ -41,7 +41,9 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp('models')
     chair = (200, 355, 200, 250, 0.9, 0.95, 0.1)
     return {'detector': constant_detector(root / 'det.onnx', [chair]),
-            'depth': red_depth(root / 'depth.onnx')}
+            'depth': red_depth(root / 'depth.onnx'),
+            # Depth scaled for the camera's focal length (focal / 250 px here).
+            'focal_depth': red_depth(root / 'focal.onnx', canonical_focal=250.0)}
 
 
 def node_params(tmp_path, **values):
@@ -462,6 +464,32 @@ def test_without_odometry_a_static_object_has_no_time_to_contact_at_first(
         frames = play(probe, [5.0, 4.9], pinhole())
     result = results_by_id(frames[0]['detections_3d'].detections[0])
     assert result['time_to_contact'].pose.pose.position.x == math.inf
+
+
+def test_depth_measured_otherwise_starts_tracking_over(models, ros, tmp_path, namespace):
+    """A camera zooming out (focal 500 -> 400 px) scales every depth by 0.8 in one frame.
+
+    Taken for motion, the static chair closed in at 4 m/s and alerted by time to contact;
+    as after a change of depth_strategy (outsider round 53: 0.64 m/s for a second).
+    Tracking starts over instead: a new ID, no velocity from the step, no alert.
+    """
+    params = node_params(tmp_path, detector_model=models['detector'],
+                         depth_model=models['focal_depth'], providers='cpu',
+                         publish_depth=False, max_depth=0.5)
+    with node_and_probe(params, tmp_path, namespace) as (node, probe):
+        before = play(probe, [2.0] * 6, pinhole(f=500.0))
+        after = play(probe, [2.0] * 6, pinhole(f=400.0), first=6)
+        assert node.proc.poll() is None, node.output()
+        log = node.output()
+    chairs = [f['detections_3d'].detections[0] for f in before + after]
+    depths = [c.results[0].pose.pose.position.z for c in chairs]
+    assert depths[-1] == pytest.approx(0.8 * depths[5], rel=0.02)
+    assert len({c.id for c in chairs[:6]}) == 1 and not {c.id for c in chairs[6:]} & {
+        chairs[0].id}
+    assert all(not f['proximity_alert'].detections for f in after), [
+        [r.hypothesis.class_id for d in f['proximity_alert'].detections for r in d.results]
+        for f in after]
+    assert 'depth is measured otherwise from this frame on (focal scale 1.000 -> 0.800)' in log
 
 
 def test_an_object_hovering_at_max_depth_alerts_once_and_its_depth_is_smoothed(

@@ -5,7 +5,7 @@ dropped. In process (no DDS traffic is needed): the runner of a plain rclpy node
 pipeline whose inference (or depth image conversion) waits on an event, so that the
 frame outlasts the wait of deactivate (shortened here from WORKER_STOP_TIMEOUT_S) or not.
 Copies of images (a second publisher's) are answered or dropped before the worker, at
-chosen arrival times.
+chosen arrival times. Warnings the runner logs as it goes.
 """
 import itertools
 import threading
@@ -230,6 +230,17 @@ def test_a_throttled_copy_warning_does_not_ask_the_graph(runner, monkeypatch):
     assert asked == [1]
     assert [w for w in warnings if 'came twice' in w] == [
         'an image came twice (same stamp, frame_id and data): why']
+
+
+def test_depth_strategy_mask_set_at_run_time_without_masks_is_named(runner):
+    # Outsider round 53: said at start-up only; set at run time, it fell back silently.
+    warnings, _ = quiet_log(runner)
+    said = 'depth_strategy mask reads a joint model\'s instance masks'
+    assert runner.node.set_parameters([Parameter('depth_strategy', value='box_median')])[0] \
+        .successful
+    assert not any(said in w for w in warnings)
+    assert runner.node.set_parameters([Parameter('depth_strategy', value='mask')])[0].successful
+    assert any(said in w for w in warnings), warnings
 
 
 def test_stamps_going_back_again_and_again_warn_in_place_of_the_interval(runner):

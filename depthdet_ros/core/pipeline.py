@@ -134,7 +134,7 @@ class Pipeline:
         timings['inference'] = (t1 - t0) * 1e3
         timings['fusion'] = (t2 - t1) * 1e3
         return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings,
-                           depth_scale=scale)
+                           depth_scale=scale, depth_strategy=fusion.strategy)
 
     def close(self):
         """Stop the worker thread."""

@@ -141,3 +141,4 @@ class FrameResult:
     depth_map: Optional[np.ndarray]  # HxW float32 metres aligned to the input, NaN invalid
     timings_ms: Dict[str, float] = field(default_factory=dict)
     depth_scale: float = 1.0  # focal-length factor applied to the depth net's output
+    depth_strategy: str = ''  # per-object depth statistic of `objects`

@@ -87,8 +87,12 @@ CAMERA_INFO_BUFFER = 30
 # pairs stamps (a CameraInfo with the stamp of an image received before), a frame
 # waits this long for the CameraInfo with its own stamp. Until the first CameraInfo
 # arrives, a frame waits as long if camera_info has a publisher, so that the first
-# frame of a camera that sends one gets its 3D positions too.
+# frame of a camera that sends one gets its 3D positions too; and so does a frame with
+# none within camera_info_tolerance (a camera stamping CameraInfo off its images).
 CAMERA_INFO_WAIT_S = 0.1
+# Relative change of the depth's focal scale from one frame to the next that restarts
+# tracking (the same camera's intrinsics give the same scale to rounding).
+DEPTH_SCALE_TOLERANCE = 1e-3
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -309,6 +313,7 @@ class DepthDetRunner:
         self._last_repeat = {'image': None, 'stamp': None}
         self._tracker_clock = FrameClock()  # the tracker's stamps (received: arrival)
         self._restarts = collections.deque(maxlen=100)  # when tracking started over
+        self._depth_measured = None  # the last frame's (depth strategy, focal scale)
         self._started = time.monotonic()
         self._said_no_image = False
         self._stamp_offset_s = None  # node clock - the last image's stamp
@@ -358,7 +363,12 @@ class DepthDetRunner:
         self.log.info(
             f'detector {detector.path} ({detector.layout}, {len(detector.class_names)} '
             f'classes) on {detector.provider}; depth {depth.path} on {depth.provider}')
-        if self.params['depth_strategy'] == 'mask':
+        self._warn_of_mask_without_masks()
+
+    def _warn_of_mask_without_masks(self):
+        # Unconfigured (a lifecycle node), configure says it once the models are known.
+        if self.params['depth_strategy'] == 'mask' and self.pipeline is not None \
+                and self.pipeline.joint is None:
             self.log.warning('depth_strategy mask reads a joint model\'s instance masks; '
                              'without joint_model every object falls back to near_median')
 
@@ -559,6 +569,8 @@ class DepthDetRunner:
             self._set_debug_publisher(updated['publish_debug_image'])
         self.log.info('parameters updated: ' + ', '.join(
             f'{p.name}={p.value}' for p in parameters))
+        if any(p.name == 'depth_strategy' for p in parameters):
+            self._warn_of_mask_without_masks()
         return SetParametersResult(successful=True)
 
     # Input ----------------------------------------------------------------------------
@@ -874,7 +886,7 @@ class DepthDetRunner:
         t2 = time.perf_counter()
         if not _is_current(self._frame_worker):
             return  # deactivation gave up waiting for this frame: nothing more is published
-        outputs, shown, objects = self._track(result.objects, header, rgb, received)
+        outputs, shown, objects = self._track(result, header, rgb, received)
         t_track = time.perf_counter()
         detections, detections_3d, alerts = layout.frame_messages(convert.make, header,
                                                                   outputs, shown)
@@ -900,7 +912,7 @@ class DepthDetRunner:
                              ('total', (t4 - received) * 1e3)):
             self._latency[stage].append(value)
 
-    def _track(self, objects, header, rgb, received):
+    def _track(self, result, header, rgb, received):
         """Return the frame's OutputObjects, the indices on detections, and their objects.
 
         The objects are those the outputs come from: the tracker drops duplicates. With
@@ -908,13 +920,25 @@ class DepthDetRunner:
         (the image gives the objects' appearance, for re-identification); without,
         every object is published raw under the per-frame alert rule.
         """
+        objects = result.objects
+        measured, self._depth_measured = self._depth_measured, (result.depth_strategy,
+                                                                result.depth_scale)
         with self._lock:
             tracker, params, fusion = self._tracker, self.params, self.pipeline.fusion
             if tracker is not None:
                 tracker.config = self._tracker_config
+                changed = _depth_measured_otherwise(measured, self._depth_measured)
+                if changed:
+                    tracker.reset()
         if tracker is None:
             return ([layout.from_estimate(o) for o in objects], list(range(len(objects))),
                     objects)
+        if changed:
+            # Tracks would take the step in every depth for motion: a false closing speed
+            # and time to contact (outsider round 53: a static chair closing at 0.64 m/s
+            # for a second after depth_strategy changed).
+            self.log.info(f'depth is measured otherwise from this frame on ({changed}): '
+                          'tracking starts over')
         restarts = tracker.restarts
         tracked = tracker.update(objects, self._tracker_clock(_stamp_ns(header), received),
                                  fusion.max_depth,
@@ -1104,7 +1128,8 @@ class DepthDetRunner:
             level = max(level, DiagnosticStatus.WARN)
             messages.append(f'track_max_age {self.params["track_max_age"]:g} s is shorter than '
                             f'the {interval:.2f} s between images: every track ends before '
-                            'the next frame')
+                            'the next frame (an ID may come back by re-identification, but '
+                            'its smoothing and velocity start over)')
         if refusing:
             # Images keep coming but are refused: a node with no output is not OK.
             if self._last_processed is not None and self._last_processed >= recent:
@@ -1235,6 +1260,22 @@ def _stamped_no_earlier(new, waiting) -> bool:
     flow again.
     """
     return new[2][0] >= waiting[2][0]
+
+
+def _depth_measured_otherwise(before, now):
+    """Say how depth is measured otherwise now: (strategy, focal scale) pairs; '' if not.
+
+    The focal scale changes when the first camera_info comes after frames scaled for an
+    assumed field of view, or when assumed_hfov_deg or the intrinsics change.
+    """
+    if before is None:
+        return ''
+    changes = []
+    if before[0] != now[0]:
+        changes.append(f'depth_strategy {before[0]} -> {now[0]}')
+    if not math.isclose(before[1], now[1], rel_tol=DEPTH_SCALE_TOLERANCE):
+        changes.append(f'focal scale {before[1]:.3f} -> {now[1]:.3f}')
+    return ', '.join(changes)
 
 
 def _stamp_text(stamp_ns):

@@ -237,9 +237,10 @@ def parse_class_max_depth(entries):
     for entry in entries:
         if not entry:
             continue
-        name, sep, metres = entry.rpartition(':')
+        name, sep, metres = (part.strip() for part in entry.rpartition(':'))
         try:
-            value = float(metres)
+            # Python's float() takes '1_0' as 10: not a distance anyone writes so.
+            value = float(metres) if '_' not in metres else float('nan')
         except ValueError:
             value = float('nan')
         if not sep or not name or not MIN_ALERT_DISTANCE <= value <= MAX_ALERT_DISTANCE:
