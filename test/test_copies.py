@@ -37,3 +37,25 @@ def test_the_frame_id_tells_cameras_apart():
     recent = RecentImages()
     assert recent.classify(1, 'left', 'a', 0.0) == NEW
     assert recent.classify(1, 'right', 'a', 0.0) == NEW
+    # Another camera's image under the same stamp is no repeated stamp of this one's.
+    recent = RecentImages()
+    assert recent.classify(1, 'left', 'a', 0.0) == NEW
+    assert recent.classify(1, 'right', 'b', 0.01) == NEW
+
+
+def test_the_memory_in_figures():
+    # Written out, not from the constants: a relay 10 frames late at 30 Hz is a copy,
+    # and the same image 1.5 s later a replay (a test built from the constants would
+    # follow any change of them).
+    stream = [(k, str(k), k / 30) for k in range(12)] + [(1, '1', 11 / 30 + 0.001)]
+    assert classify(stream)[-1] == LATE_COPY
+    assert classify([(1, 'a', 0.0), (1, 'a', 1.5)]) == [NEW, NEW]
+    assert classify([(1, 'a', 0.0), (1, 'a', 0.95)]) == [NEW, COPY]
+
+
+def test_a_replayed_image_is_remembered_as_the_newest_arrival():
+    # K replayed after the window is remembered from then: 29 images later and one more,
+    # the oldest forgotten is another image, and a copy of the replay is still late.
+    stream = [(0, 'K', 0.0)] + [(k, str(k), 0.5 * k / 29) for k in range(1, 30)]
+    stream += [(0, 'K', 1.5), (99, 'X', 1.51), (0, 'K', 1.52)]
+    assert classify(stream)[-3:] == [NEW, NEW, LATE_COPY]

@@ -555,10 +555,13 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
                     stamp, header.frame_id, (len(data), zlib.crc32(data)), bag_time * 1e-9)
                 if kind in (COPY, LATE_COPY):
                     index.repeated_images += plans[next_plan] is not None
+                    # Its depth map is not kept for it (review: every map a copy shared
+                    # stayed in memory to the end of the bag).
+                    _release_depth(plans[next_plan], depth_raw, needed_depth)
                 elif plans[next_plan] is not None:
                     pending.append((plans[next_plan], data))
                 next_plan += 1
-            elif ordinal in needed_depth:
+            elif needed_depth.get(ordinal):
                 depth_raw[ordinal] = bytes(raw)
             # Frames leave in bag order, each as soon as its depth map has been read.
             while pending and (pending[0][0].depth_ordinal is None
@@ -574,15 +577,21 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
         reader.close()
 
 
+def _release_depth(plan, depth_raw, needed_depth):
+    """One image of a plan (or None) no longer needs its depth map: drop it if none does."""
+    if plan is not None and plan.depth_ordinal is not None:
+        needed_depth[plan.depth_ordinal] -= 1
+        if not needed_depth[plan.depth_ordinal]:
+            depth_raw.pop(plan.depth_ordinal, None)
+
+
 def _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore, max_pixels):
     topics = index.topics
     bag_time, stamp, header = index.images[plan.image_ordinal]
     gt_depth, depth_frame_id, depth_error = None, '', ''
     if plan.depth_ordinal is not None:
         raw = depth_raw.get(plan.depth_ordinal)
-        needed_depth[plan.depth_ordinal] -= 1
-        if not needed_depth[plan.depth_ordinal]:
-            depth_raw.pop(plan.depth_ordinal, None)
+        _release_depth(plan, depth_raw, needed_depth)
         if raw is not None:
             try:
                 depth_msg = typestore.deserialize_cdr(raw, index.topic_types[topics.depth])
