@@ -113,3 +113,29 @@ def test_an_image_recorded_twice_is_written_once(tmp_path):
     counts, skipped = convert(bag, str(tmp_path / 'data'), val_seconds=0.25)
     assert counts == {'train': 5, 'val': 3}
     assert skipped == {'a copy of an image message (two publishers)': 2}
+
+
+def test_a_copy_skipped_keeps_no_depth_map_in_memory(tmp_path):
+    # Every image recorded twice: each copy's plan claims its frame's depth map too, and
+    # the skipped copy never gave its claim back: every map stayed to the end of the bag
+    # (review). The reader's own maps are what is left in its frame once all are read.
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.eval.bag_input import (index_bag, open_reader, plan_frames, read_frames,
+                                             select_topics, stamp_tolerance_ns)
+    from eval_bags import FrameSpec, pinhole, write_eval_bag
+    frames = [FrameSpec(np.full((48, 64, 3), 20 * i, np.uint8),
+                        np.full((48, 64), 2.0, np.float32)) for i in range(8)]
+    bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48),
+                         repeated_images={k: 0 for k in range(8)})
+    reader = open_reader(bag)
+    topics = select_topics({c.topic: c.msgtype for c in reader.connections})
+    reader.close()
+    store = make_typestore()
+    index = index_bag(bag, topics, store)
+    reading = read_frames(bag, index, plan_frames(index, stamp_tolerance_ns(20)), store)
+    held = []
+    for frame in reading:
+        assert frame.gt_depth is not None
+        held.append(len(reading.gi_frame.f_locals['depth_raw']))
+    assert index.repeated_images == 8
+    assert held[-1] == 0 and max(held) <= 1, held
