@@ -201,11 +201,15 @@ def test_copies_are_answered_or_dropped_before_the_worker(runner):
     # place (review: the image waiting was dropped, the copy answered).
     started, release = held_frame(runner)
     c, d = image_msg(), image_msg()
+    del sent[:]
     runner._take_image(c, 110.0)
     assert started.wait(30.0)
     runner._take_image(d, 110.1)  # waits
     runner._take_image(copy_of(c), 110.2)
     runner._take_image(copy_of(d), 110.2)  # of the newest, not answered yet: its answer comes
+    # ... with its frame: none of the answer before it goes out for it (an older stamp).
+    time.sleep(0.2)
+    assert sent == [], sent
     release.set()
     deadline = time.monotonic() + 30.0
     while runner.stats['frames'] < 5 and time.monotonic() < deadline:
@@ -241,6 +245,88 @@ def test_depth_strategy_mask_set_at_run_time_without_masks_is_named(runner):
     assert not any(said in w for w in warnings)
     assert runner.node.set_parameters([Parameter('depth_strategy', value='mask')])[0].successful
     assert any(said in w for w in warnings), warnings
+
+
+def test_a_late_copy_of_the_answered_image_gets_nothing_while_the_next_is_in_hand(runner):
+    # The newest answer is a's, but b came after it: a's copy is late (its answer went
+    # out before b's will), not one to answer again.
+    sent = counted_publishes(runner)
+    a, b = image_msg(), image_msg()
+    runner._take_image(a, 300.0)
+    deadline = time.monotonic() + 30.0
+    while runner._answer[0] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started, release = held_frame(runner)
+    runner._take_image(b, 300.1)
+    assert started.wait(30.0)
+    del sent[:]
+    runner._take_image(convert.rgb_to_image_msg(convert.image_msg_to_rgb(a), a.header), 300.15)
+    time.sleep(0.2)
+    release.set()
+    assert sent == [] and runner.stats['images_repeated'] == 1, sent
+
+
+def test_copies_are_left_out_of_the_input_rate(runner):
+    counted_publishes(runner)
+    msg = image_msg()
+    for k in range(5):  # the image and four copies
+        runner._take_image(msg, 400.0 + 0.01 * k)
+    assert len(runner._arrivals) == 1
+
+
+def test_copy_and_restart_warnings_end_with_what_caused_them(runner):
+    runner._image_stamps.extend(k * 2_000_000_000 for k in range(5))
+    stale = time.monotonic() - runner.params['stale_input_timeout'] - 1.0
+    runner._last_repeat.update(image=stale, stamp=stale)
+    runner._restarts.extend([time.monotonic() - 11.0] * 3)  # out of the 10 s window
+    message = runner.diagnostics().message
+    assert 'came twice' not in message and 'stamp of the one before' not in message
+    assert 'tracking started over' not in message
+    assert 'shorter than the 2.00 s between images' in message  # the interval again
+    runner._last_repeat['image'] = time.monotonic()
+    assert 'came twice' in runner.diagnostics().message
+
+
+def test_images_left_stamped_0_keep_the_newest_for_the_worker(runner):
+    # Two images of a camera that leaves the stamp 0 while a frame is in hand: the later
+    # one replaces the earlier waiting (stamped no earlier), and is the one answered.
+    counted_publishes(runner)
+    started, release = held_frame(runner)
+    first, second, third = image_msg(), image_msg(), image_msg()
+    for k, msg in enumerate((first, second, third)):
+        msg.header.stamp.sec = 0
+        msg.data[k] ^= 1
+    runner._take_image(first, 500.0)
+    assert started.wait(30.0)
+    runner._take_image(second, 500.1)
+    runner._take_image(third, 500.2)
+    release.set()
+    deadline = time.monotonic() + 30.0
+    while runner.stats['frames'] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert runner.stats['frames'] == 2 and runner._frame_worker.replaced == 1
+    assert runner._answer[0][2] == node_module._identity(third)
+    assert runner.stats['stamps_repeated'] == 2 and runner.stats['images_repeated'] == 0
+
+
+def test_the_same_pixels_under_another_encoding_are_another_image(runner):
+    # bgr8 bytes relayed as rgb8 under the same stamp: not a copy (it would get the
+    # first's answer), an image repeating the stamp.
+    counted_publishes(runner)
+    msg = image_msg()
+    other = convert.rgb_to_image_msg(convert.image_msg_to_rgb(msg), msg.header)
+    other.encoding = 'bgr8'
+    runner._take_image(msg, 600.0)
+    runner._take_image(other, 600.05)
+    assert (runner.stats['images_repeated'], runner.stats['stamps_repeated']) == (0, 1)
+
+
+def test_each_kind_of_warning_keeps_its_own_throttle(runner):
+    warnings, _ = quiet_log(runner)
+    for kind in ('a', 'b', 'a', 'b'):
+        runner._warn_throttled(kind, lambda kind=kind: f'problem {kind}')
+    assert warnings == ['problem a', 'problem b']
 
 
 def test_stamps_going_back_again_and_again_warn_in_place_of_the_interval(runner):
