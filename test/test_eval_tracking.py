@@ -239,6 +239,19 @@ def test_the_depth_jitter_steps_over_a_copy_left_out():
     assert jitter['raw_m'] == pytest.approx(0.2)
 
 
+def test_a_frame_without_ground_truth_is_a_step_the_jitter_does_not_bridge():
+    # Frame 3 is tracked but has no GT message: frames 2 and 4 are two steps apart, not
+    # neighbours (their change would count as one frame's).
+    evaluation = TrackingEvaluation(max_depth=1.0)
+    loop = BagTracking(Tracker(TrackerConfig()), evaluation, None, 1.0, {}, 0.5)
+    image = np.zeros((480, 640, 3), np.uint8)
+    truth = [gt('8', CHAIR_BOX, 'chair', 1.0, 0.8)]
+    for k in range(8):
+        z = 2.0 + 0.1 * (-1) ** k
+        loop.step(k, STAMP0 + k * PERIOD, [placed_chair(z)], truth if k != 3 else None, image)
+    assert evaluation.summary()['jitter']['per_object']['8']['steps'] == 5  # 0-1-2, 4-5-6-7
+
+
 def test_motion_topics_are_found_by_type_and_name():
     types = {'/ground_truth/object_motion': 'nav_msgs/msg/Odometry',
              '/ground_truth/object_motion_world': 'nav_msgs/msg/Odometry',
