@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from depthdet_ros.core.image import decode_compressed, decode_raw, ImageDecodeError
+from depthdet_ros.core.image import (decode_compressed, decode_compressed_depth, decode_raw,
+                                     ImageDecodeError)
 
 RGB = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
                 [[10, 20, 30], [40, 50, 60], [70, 80, 90]]], np.uint8)
@@ -95,8 +96,16 @@ def test_compressed_round_trip_and_corruption(capfd):
                                                    r'with the IEND chunk'):
             decode_compressed(cut)
     assert 'libpng' not in capfd.readouterr().err
-    # Bytes after the IEND chunk (an encoder's padding) are no cut (review).
-    np.testing.assert_array_equal(decode_compressed(png.tobytes() + bytes(16)), RGB)
+    # Bytes after the IEND chunk (an encoder's padding) are no cut (review), up to 56
+    # (IEND's type and CRC within the last 64 bytes).
+    for padding in (16, 48, 56):
+        np.testing.assert_array_equal(decode_compressed(png.tobytes() + bytes(padding)), RGB)
+    # A depth camera's compressedDepth PNG cut off: the same check (no libpng message).
+    depth = np.full((4, 6), 1500, np.uint16)
+    cut_depth = cv2.imencode('.png', depth)[1].tobytes()[:-1]
+    with pytest.raises(ImageDecodeError, match='is not a whole PNG'):
+        decode_compressed_depth(bytes(12) + cut_depth, '16UC1; compressedDepth png')
+    assert 'libpng' not in capfd.readouterr().err
     # A depth camera's compressedDepth topic wired to `image`: said so (it was "could not
     # be decoded").
     with pytest.raises(ImageDecodeError, match=r"'32FC1; compressedDepth png' is a depth "
