@@ -149,14 +149,16 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                    compressed=False, depth_encoding='32FC1', corrupt=(), with_3d=True,
                    camera_twist=None, odometry_child=None, mounting=(),
                    tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
-                   info_camera=None, info_frame_id=None, repeated_images=None):
+                   info_camera=None, info_frame_id=None, repeated_images=None,
+                   restamped_images=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
     CameraModel written as camera_info (default `camera`), with frame_id `info_frame_id`
     (default the camera's). `repeated_images` {frame: frames late}: that frame's image
     written again after the image of the frame so many later (0: at once), as a topic
-    with two publishers is recorded.
+    with two publishers is recorded. `restamped_images` {frame: other frame}: that
+    frame's image carries the other's header stamp (a camera that stamps images alike).
 
     camera_twist (6 floats, linear and angular): /camera/odometry, one per frame, as
     `depthdet synth bag` writes it, with child_frame_id `odometry_child` (default the
@@ -203,7 +205,8 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                                        info_camera or camera), stamp, i)
         copies = [(j, stamp_of(j)) for j, late in (repeated_images or {}).items()
                   if j + late == i]
-        for j, stamped in [(i, stamp)] + copies:
+        own = stamp_of((restamped_images or {}).get(i, i))
+        for j, stamped in [(i, own)] + copies:
             image_header = header(store, stamped, camera.frame_id)
             if compressed:
                 write(COMPRESSED, png_image(store, image_header, frames[j].rgb), stamp, i)

@@ -119,23 +119,50 @@ def test_a_copy_skipped_keeps_no_depth_map_in_memory(tmp_path):
     # Every image recorded twice: each copy's plan claims its frame's depth map too, and
     # the skipped copy never gave its claim back: every map stayed to the end of the bag
     # (review). The reader's own maps are what is left in its frame once all are read.
-    from depthdet_ros.bags import make_typestore
-    from depthdet_ros.eval.bag_input import (index_bag, open_reader, plan_frames, read_frames,
-                                             select_topics, stamp_tolerance_ns)
     from eval_bags import FrameSpec, pinhole, write_eval_bag
     frames = [FrameSpec(np.full((48, 64, 3), 20 * i, np.uint8),
                         np.full((48, 64), 2.0, np.float32)) for i in range(8)]
     bag = write_eval_bag(tmp_path / 'bag', frames, pinhole(64, 48),
                          repeated_images={k: 0 for k in range(8)})
-    reader = open_reader(bag)
-    topics = select_topics({c.topic: c.msgtype for c in reader.connections})
-    reader.close()
-    store = make_typestore()
-    index = index_bag(bag, topics, store)
-    reading = read_frames(bag, index, plan_frames(index, stamp_tolerance_ns(20)), store)
+    reading, index = _reading(bag)
     held = []
     for frame in reading:
         assert frame.gt_depth is not None
         held.append(len(reading.gi_frame.f_locals['depth_raw']))
     assert index.repeated_images == 8
     assert held[-1] == 0 and max(held) <= 1, held
+
+
+def _reading(bag):
+    """Read an eval bag's frames as depthdet eval does: (the generator, the bag's index)."""
+    from depthdet_ros.bags import make_typestore
+    from depthdet_ros.eval.bag_input import (index_bag, open_reader, plan_frames, read_frames,
+                                             select_topics, stamp_tolerance_ns)
+    reader = open_reader(bag)
+    topics = select_topics({c.topic: c.msgtype for c in reader.connections})
+    reader.close()
+    store = make_typestore()
+    index = index_bag(bag, topics, store)
+    return read_frames(bag, index, plan_frames(index, stamp_tolerance_ns(20)), store), index
+
+
+def _read_all(bag):
+    reading, index = _reading(bag)
+    return list(reading), index
+
+
+def test_copies_are_told_by_record_time_and_data(tmp_path):
+    from eval_bags import FrameSpec, pinhole, write_eval_bag
+    frames = [FrameSpec(np.full((48, 64, 3), 10 * i, np.uint8),
+                        np.full((48, 64), 2.0, np.float32)) for i in range(20)]
+    # Frame 0's image again 0.5 s later by the record time: a copy; 1.5 s later: a
+    # replay (the node's window is 1 s of arrival, whatever the stamps say).
+    for late, repeated, read in ((5, 1, 20), (15, 0, 21)):
+        read_frames, index = _read_all(write_eval_bag(
+            tmp_path / f'late{late}', frames, pinhole(64, 48), repeated_images={0: late}))
+        assert (index.repeated_images, len(read_frames)) == (repeated, read), late
+    # Frame 1's image under frame 0's stamp, the same size, other pixels: a repeated
+    # stamp (read), no copy.
+    read_frames, index = _read_all(write_eval_bag(tmp_path / 'restamped', frames,
+                                                  pinhole(64, 48), restamped_images={1: 0}))
+    assert (index.repeated_images, len(read_frames)) == (0, 20)
