@@ -252,6 +252,21 @@ def test_a_frame_without_ground_truth_is_a_step_the_jitter_does_not_bridge():
     assert evaluation.summary()['jitter']['per_object']['8']['steps'] == 5  # 0-1-2, 4-5-6-7
 
 
+def test_the_bag_loop_starts_over_where_depth_is_measured_otherwise():
+    """As the node: the first camera_info after frames of an assumed field of view."""
+    loop = BagTracking(Tracker(TrackerConfig(min_hits=1)), None, None, 1.0, {}, 0.5)
+    image = np.zeros((480, 640, 3), np.uint8)
+    ids = []
+    for k, (z, scale) in enumerate([(2.0, 1.0)] * 3 + [(1.6, 0.8)] * 2 + [(1.6, 0.8004)]):
+        tracked, _, _ = loop.step(k, STAMP0 + k * PERIOD, [placed_chair(z)], None, image,
+                                  depth_measured=('near_median', scale))
+        ids.append(tracked[0].track_id)
+    assert ids == [1, 1, 1, 2, 2, 2]  # a scale within 1e-3 is the same camera's
+    from depthdet_ros.core.pipeline import depth_measured_otherwise
+    assert depth_measured_otherwise(('near_median', 1.0), ('box_median', 1.0)) == \
+        'depth_strategy near_median -> box_median'
+
+
 def test_motion_topics_are_found_by_type_and_name():
     types = {'/ground_truth/object_motion': 'nav_msgs/msg/Odometry',
              '/ground_truth/object_motion_world': 'nav_msgs/msg/Odometry',

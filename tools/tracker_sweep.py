@@ -8,9 +8,10 @@
 
 `cache` runs the bundled pipeline (or --params-file's) over every frame of a bag with
 ground truth, as `depthdet eval` does, and pickles each frame's objects, GT objects,
-stamp and image (the tracker re-identifies objects by their colours in it: about 280 MB
-for 300 VGA frames) with the bag's motion truth, the camera's motion at each frame (from
-/camera/odometry, when the bag has it) and the file's tracker settings. `run` feeds them
+stamp, record time, how its depth was measured and image (the tracker re-identifies
+objects by their colours in it: about 280 MB for 300 VGA frames) with the bag's motion
+truth, the camera's motion at each frame (from /camera/odometry, when the bag has it)
+and the file's tracker settings. `run` feeds them
 to a Tracker with those settings and the NAME=VALUE ones on top (e.g. accel_noise=3
 ttc_source=expansion) and prints the tracking section `depthdet eval` would report for
 them: the same figures as `depthdet eval BAG --tracker NAME=VALUE` (and
@@ -58,7 +59,8 @@ def cache(bag, out, params_file=''):
             if frame.rgb is not None:
                 result = pipeline.process(frame.rgb, frame.camera)
                 frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
-                               result.objects, frame.rgb, frame.bag_time_ns))
+                               result.objects, frame.rgb, frame.bag_time_ns,
+                               result.depth_measured))
                 if odometry is not None:
                     try:
                         camera_motion[frame.stamp_ns] = odometry.at(frame.stamp_ns,
@@ -102,7 +104,8 @@ def run(cached, settings, gt_depth=None, switches=False, reids=False, camera_odo
                            MATCH_IOU)
     taken_back, last_gt = [], {}
     for index, stamp_ns, gt_objects, objects, rgb, *recorded in data['frames']:
-        # (A cache made before the record times were kept tracks on the stamps alone.)
+        # (A cache made before the record times, and how depth was measured, were kept
+        # tracks on the stamps alone, and never starts over for the latter.)
         tracked, _, _ = tracking.step(index, stamp_ns, objects, gt_objects, rgb,
                                       camera_motion and camera_motion[stamp_ns],
                                       *recorded)

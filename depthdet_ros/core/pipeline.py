@@ -1,9 +1,10 @@
 """Both networks (or one joint network) plus fusion: one call per frame for every tool."""
 import dataclasses
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from depthdet_ros.core.detector import Detector, DetectorConfig
 from depthdet_ros.core.depth import DepthEstimator
@@ -11,6 +12,10 @@ from depthdet_ros.core.joint import JointModel
 from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, estimate_objects, STRATEGIES
 from depthdet_ros.core.session import SessionOptions
 from depthdet_ros.core.types import FrameResult
+
+# Relative change of the depth's focal scale from one frame to the next that counts as
+# depth measured otherwise (one camera's intrinsics give one scale, to rounding).
+DEPTH_SCALE_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -37,6 +42,25 @@ class FusionConfig:
         if self.assumed_hfov_deg is not None and not 1.0 <= self.assumed_hfov_deg <= 179.0:
             raise ValueError(f'assumed_hfov_deg must be within 1 .. 179 degrees, got '
                              f'{self.assumed_hfov_deg}')
+
+
+def depth_measured_otherwise(before: Optional[Tuple[str, float]],
+                             now: Tuple[str, float]) -> str:
+    """Say how depth is measured otherwise now (FrameResult.depth_measured); '' if not.
+
+    The tracker starts over then: its tracks would take the step in every depth for
+    motion (a false closing speed and time to contact). The statistic changes when
+    depth_strategy is set at run time; the focal scale when the first camera_info comes
+    after frames scaled for an assumed field of view, or the intrinsics change.
+    """
+    if before is None:
+        return ''
+    changes = []
+    if before[0] != now[0]:
+        changes.append(f'depth_strategy {before[0]} -> {now[0]}')
+    if not math.isclose(before[1], now[1], rel_tol=DEPTH_SCALE_TOLERANCE):
+        changes.append(f'focal scale {before[1]:.3f} -> {now[1]:.3f}')
+    return ', '.join(changes)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Typed records passed between the core's stages, the ROS nodes and offline tools."""
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -142,3 +142,8 @@ class FrameResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)
     depth_scale: float = 1.0  # focal-length factor applied to the depth net's output
     depth_strategy: str = ''  # per-object depth statistic of `objects`
+
+    @property
+    def depth_measured(self) -> Tuple[str, float]:
+        """How this frame's object depths were measured: (statistic, focal scale)."""
+        return self.depth_strategy, self.depth_scale

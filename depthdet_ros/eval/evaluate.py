@@ -349,7 +349,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
                     motion_problem = motion_problem or str(exc)
             tracked, held, tracking_ms = tracking.step(
                 frame.index, frame.stamp_ns, result.objects, frame.gt_objects, frame.rgb,
-                motion, frame.bag_time_ns)
+                motion, frame.bag_time_ns, result.depth_measured)
             result.timings_ms['tracking'] = tracking_ms
             total_ms += tracking_ms
         evaluation.add(frame, result, total_ms)

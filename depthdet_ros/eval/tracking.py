@@ -57,6 +57,7 @@ import numpy as np
 from depthdet_ros.bags import bag_messages
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionUnavailable, \
     MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
+from depthdet_ros.core.pipeline import depth_measured_otherwise
 from depthdet_ros.core.tracking import CameraMotion, duplicates, FrameClock, PROXIMITY, \
     TIME_TO_CONTACT, TrackerConfig
 from depthdet_ros.core.types import ObjectDepth, Point3D
@@ -259,13 +260,17 @@ class BagTracking:
         # Frames tracked so far: the jitter's neighbours step over what was not tracked
         # (copies of images read_frames left out, corrupt images evaluate_bag skipped).
         self._steps = 0
+        self._depth_measured = None  # the last frame's FrameResult.depth_measured
 
     def step(self, frame_index: int, stamp_ns: int, objects, gt_objects,
              rgb: np.ndarray, camera_motion: Optional[CameraMotion] = None,
-             recorded_ns: Optional[int] = None) -> Tuple[list, list, float]:
+             recorded_ns: Optional[int] = None,
+             depth_measured: Optional[Tuple[str, float]] = None) -> Tuple[list, list, float]:
         """Track one frame's objects, seen in the RGB image `rgb` (camera moving so).
 
         `recorded_ns`: the bag's record time of the image (default its stamp).
+        `depth_measured`: the frame's FrameResult.depth_measured; tracking starts over
+        where it changes, as in the node (core.pipeline.depth_measured_otherwise).
 
         Returns the tracker's output, the alerts it holds for tracks the frame missed
         (Tracker.held_alerts: on proximity_alert too), and the time both took (ms).
@@ -280,6 +285,10 @@ class BagTracking:
                                               self._noise_rng, self._match_iou,
                                               self._max_depth, self._class_max_depth)
         start = time.perf_counter()
+        if depth_measured is not None:
+            if depth_measured_otherwise(self._depth_measured, depth_measured):
+                self.tracker.reset()
+            self._depth_measured = depth_measured
         # Duplicates found on the network's depths only, as the node finds them.
         arrival = stamp_ns if recorded_ns is None else recorded_ns
         tracked = self.tracker.update(objects, self._clock(stamp_ns, arrival * 1e-9),

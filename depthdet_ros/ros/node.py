@@ -54,6 +54,7 @@ from depthdet_ros.core.copies import COPY, LATE_COPY, RecentImages, STAMP_REPEAT
 from depthdet_ros.core.image import ImageDecodeError
 from depthdet_ros.core.odometry import CameraMotionHistory, CameraMotionSource, \
     CameraMotionUnavailable, MAX_GAP_S, MovingFrames, StaticFrames, TF, TF_STATIC, TfCameraMotion
+from depthdet_ros.core.pipeline import depth_measured_otherwise
 from depthdet_ros.core.session import ModelLoadError
 from depthdet_ros.core.tracking import CAMERA_MOTION_HOLD_S, FrameClock, Tracker
 from depthdet_ros.core.types import instance_image
@@ -90,9 +91,6 @@ CAMERA_INFO_BUFFER = 30
 # frame of a camera that sends one gets its 3D positions too; and so does a frame with
 # none within camera_info_tolerance (a camera stamping CameraInfo off its images).
 CAMERA_INFO_WAIT_S = 0.1
-# Relative change of the depth's focal scale from one frame to the next that restarts
-# tracking (the same camera's intrinsics give the same scale to rounding).
-DEPTH_SCALE_TOLERANCE = 1e-3
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -921,13 +919,12 @@ class DepthDetRunner:
         every object is published raw under the per-frame alert rule.
         """
         objects = result.objects
-        measured, self._depth_measured = self._depth_measured, (result.depth_strategy,
-                                                                result.depth_scale)
+        measured, self._depth_measured = self._depth_measured, result.depth_measured
         with self._lock:
             tracker, params, fusion = self._tracker, self.params, self.pipeline.fusion
             if tracker is not None:
                 tracker.config = self._tracker_config
-                changed = _depth_measured_otherwise(measured, self._depth_measured)
+                changed = depth_measured_otherwise(measured, self._depth_measured)
                 if changed:
                     tracker.reset()
         if tracker is None:
@@ -1260,22 +1257,6 @@ def _stamped_no_earlier(new, waiting) -> bool:
     flow again.
     """
     return new[2][0] >= waiting[2][0]
-
-
-def _depth_measured_otherwise(before, now):
-    """Say how depth is measured otherwise now: (strategy, focal scale) pairs; '' if not.
-
-    The focal scale changes when the first camera_info comes after frames scaled for an
-    assumed field of view, or when assumed_hfov_deg or the intrinsics change.
-    """
-    if before is None:
-        return ''
-    changes = []
-    if before[0] != now[0]:
-        changes.append(f'depth_strategy {before[0]} -> {now[0]}')
-    if not math.isclose(before[1], now[1], rel_tol=DEPTH_SCALE_TOLERANCE):
-        changes.append(f'focal scale {before[1]:.3f} -> {now[1]:.3f}')
-    return ', '.join(changes)
 
 
 def _stamp_text(stamp_ns):
