@@ -150,12 +150,13 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
                    camera_twist=None, odometry_child=None, mounting=(),
                    tf_static='/tf_static', tf_velocity=None, depth_frame_id=None,
                    info_camera=None, info_frame_id=None, repeated_images=None,
-                   restamped_images=None):
+                   restamped_images=None, info_cameras=None):
     """Write the frames; `corrupt` holds (topic, frame index) pairs written as garbage.
 
     depth_frame_id: the depth maps' frame_id (default the camera's); info_camera: the
     CameraModel written as camera_info (default `camera`), with frame_id `info_frame_id`
-    (default the camera's). `repeated_images` {frame: frames late}: that frame's image
+    (default the camera's); `info_cameras` {frame: CameraModel}: that frame's instead.
+    `repeated_images` {frame: frames late}: that frame's image
     written again after the image of the frame so many later (0: at once), as a topic
     with two publishers is recorded. `restamped_images` {frame: other frame}: that
     frame's image carries the other's header stamp (a camera that stamps images alike).
@@ -202,7 +203,8 @@ def write_eval_bag(path, frames: List[FrameSpec], camera: CameraModel, storage='
         stamp = stamp_of(i)
         write(CAMERA_INFO, camera_info(store, header(store, stamp + frame.depth_offset_ns,
                                                      info_frame_id or camera.frame_id),
-                                       info_camera or camera), stamp, i)
+                                       (info_cameras or {}).get(i, info_camera or camera)),
+              stamp, i)
         copies = [(j, stamp_of(j)) for j, late in (repeated_images or {}).items()
                   if j + late == i]
         own = stamp_of((restamped_images or {}).get(i, i))

@@ -379,13 +379,15 @@ def test_a_slow_camera_stamping_camera_info_off_its_images_gets_3d(models, ros, 
                                      timeout=30)
                 xs.append(msg.detections[0].results[0].pose.pose.position.x)
             assert all(map(math.isfinite, xs)), xs
-            # Its CameraInfo a second late: the frame waited for it in vain, and says so.
-            probe.image_pub.publish(convert.rgb_to_image_msg(uniform_scene(), stamped(60)))
-            msg = probe.wait_for('detections', lambda m: m.header.stamp.sec == 60, timeout=30)
+            # The next frame's CameraInfo a second late: it waited in vain, and says so.
+            probe.image_pub.publish(convert.rgb_to_image_msg(uniform_scene(),
+                                                             stamped(50, 800_000_000)))
+            msg = probe.wait_for('detections',
+                                 lambda m: m.header.stamp.nanosec == 800_000_000, timeout=30)
             assert math.isnan(msg.detections[0].results[0].pose.pose.position.x)
             time.sleep(1.0)
             probe.info_pub.publish(convert.camera_model_to_info(pinhole(),
-                                                                stamped(60, 5_000_000)))
+                                                                stamped(50, 805_000_000)))
             start = len(probe.received['/diagnostics'])
             diag = probe.wait_for('/diagnostics', lambda m: {
                 kv.key: kv.value for kv in ours(m).values}.get('camera_info_late') != '0',

@@ -5,7 +5,8 @@ dropped. In process (no DDS traffic is needed): the runner of a plain rclpy node
 pipeline whose inference (or depth image conversion) waits on an event, so that the
 frame outlasts the wait of deactivate (shortened here from WORKER_STOP_TIMEOUT_S) or not.
 Copies of images (a second publisher's) are answered or dropped before the worker, at
-chosen arrival times. Warnings the runner logs as it goes.
+chosen arrival times. Warnings the runner logs as it goes. How long a frame waits for
+its CameraInfo, with images and CameraInfos arriving in a chosen order.
 """
 import itertools
 import threading
@@ -16,12 +17,14 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from depthdet_ros.ros import convert
 from depthdet_ros.core.copies import COPY_WINDOW_S
 from depthdet_ros.ros import node as node_module
 from onnx_fixtures import constant_detector, red_depth, red_for_depth
+from ros_harness import pinhole
 
 pytestmark = pytest.mark.ros
 ROW = (200, 355, 200, 250, 0.9, 0.95, 0.1)
@@ -262,8 +265,9 @@ def test_a_late_copy_of_the_answered_image_gets_nothing_while_the_next_is_in_han
     del sent[:]
     runner._take_image(convert.rgb_to_image_msg(convert.image_msg_to_rgb(a), a.header), 300.15)
     time.sleep(0.2)
-    release.set()
+    # Before b's answer goes out: nothing was sent for the copy.
     assert sent == [] and runner.stats['images_repeated'] == 1, sent
+    release.set()
 
 
 def test_copies_are_left_out_of_the_input_rate(runner):
@@ -361,3 +365,103 @@ def test_a_frame_stamped_before_the_one_waiting_does_not_take_its_place(runner):
     time.sleep(0.3)
     assert runner.stats['frames'] == 2 and runner._frame_worker.replaced == 1
     assert runner._answer[0][0] == current.header.stamp.sec * 10**9
+
+
+class CameraInfoWaits:
+    """Images and CameraInfos arriving in a chosen order; the frames that waited in vain.
+
+    The frame's part that looks for its CameraInfo runs where it arrives, so that the
+    order is the test's (the worker would take frames whenever it gets to them).
+    """
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.publisher = runner.node.create_publisher(CameraInfo, runner._info_topic, 10)
+        self.frames = 0
+        self.waited, self.in_vain, self.found = [], [], []
+        wait_for = runner._info_cond.wait_for
+
+        def recorded(predicate, timeout):
+            entry = wait_for(predicate, timeout)
+            if timeout > 0:
+                self.waited.append(self.frames)
+                if entry is None:
+                    self.in_vain.append(self.frames)
+            return entry
+
+        runner._info_cond.wait_for = recorded
+
+    def info(self, stamp_ns, after_s=None):
+        """Send a CameraInfo now, or from another thread after_s later."""
+        if after_s is not None:
+            timer = threading.Timer(after_s, self.info, (stamp_ns,))
+            timer.start()
+            return timer
+        header = Header(frame_id='cam_optical')
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        self.runner._on_camera_info(convert.camera_model_to_info(pinhole(), header))
+
+    def frame(self, stamp_ns):
+        self.runner._image_stamps.append(stamp_ns)
+        found = self.runner._camera_info_for(stamp_ns, time.perf_counter())
+        self.found.append(found is not None)
+        self.frames += 1
+
+
+FRAME_NS = 33_333_333
+
+
+def test_camera_info_at_1_hz_delays_no_frame(runner):
+    # A review: each of 80 frames of a 30 Hz camera with a 1 Hz CameraInfo (stamped like
+    # one image in thirty, sent just after it) waited 0.1 s in vain; 38 were answered.
+    arrivals = CameraInfoWaits(runner)
+    for k in range(90):
+        timer = arrivals.info(k * FRAME_NS, after_s=0.02) if k % 30 == 0 else None
+        arrivals.frame(k * FRAME_NS)
+        if timer:
+            timer.join()
+    # The first frame waits for its CameraInfo and gets it; until a second one comes, a
+    # few more wait in vain for theirs; then none. Each CameraInfo just after its frame
+    # (which did not wait) is not held up.
+    assert arrivals.found[0] and arrivals.waited[0] == 0
+    assert arrivals.in_vain == list(range(1, node_module.FIRST_INFO_WAITS + 1))
+    assert arrivals.waited == list(range(node_module.FIRST_INFO_WAITS + 1))
+    assert runner._stamps_paired and runner.stats['camera_info_late'] == 0
+
+
+@pytest.mark.parametrize('stamp_ns', [0, 5 * 10**9], ids=['stamped-0', 'another-clock'])
+def test_a_camera_info_far_from_the_images_delays_no_frame(runner, stamp_ns):
+    # One after each image, but stamped 0 or on another clock: none is this frame's.
+    arrivals = CameraInfoWaits(runner)
+    for k in range(30):
+        arrivals.frame(1000 * 10**9 + k * FRAME_NS)
+        arrivals.info(stamp_ns + k * FRAME_NS)
+    assert arrivals.in_vain == arrivals.waited
+    assert set(arrivals.waited) <= set(range(node_module.FIRST_INFO_WAITS)), arrivals.waited
+    assert not any(arrivals.found)
+
+
+def test_a_camera_info_publisher_that_never_publishes_delays_only_the_first_frames(runner):
+    arrivals = CameraInfoWaits(runner)
+    for k in range(10):
+        arrivals.frame(k * FRAME_NS)
+    assert arrivals.in_vain == list(range(node_module.FIRST_INFO_WAITS))
+
+
+def test_a_camera_info_per_image_keeps_frames_waiting_for_theirs(runner):
+    # Stamped 5 ms after its image and sent after it, at 5 Hz: each frame waits for its
+    # own (0.2 s from the one before, outside camera_info_tolerance).
+    arrivals = CameraInfoWaits(runner)
+    for k in range(6):
+        timer = arrivals.info(k * 200_000_000 + 5_000_000, after_s=0.02)
+        arrivals.frame(k * 200_000_000)
+        timer.join()
+    assert arrivals.waited == list(range(6)) and all(arrivals.found)
+    assert not runner._stamps_paired
+    # The next CameraInfo a second late: the frame waited for it in vain, and it is
+    # counted as held up.
+    arrivals.frame(6 * 200_000_000)
+    assert arrivals.in_vain == [6] and not arrivals.found[-1]
+    time.sleep(0.05)
+    arrivals.info(6 * 200_000_000 + 5_000_000)
+    assert runner.stats['camera_info_late'] == 1

@@ -1,10 +1,15 @@
 """tools/tracker_sweep.py gives depthdet eval's tracking figures from cached frames."""
 import json
+import re
+
+import numpy as np
+import pytest
 
 from depthdet_ros import cli
 from depthdet_ros.core import tracking
-from eval_bags import write_eval_bag
-from test_eval_cli import _frames, models  # noqa: F401 (a fixture)
+from eval_bags import FrameSpec, object_behind_box, pinhole, write_eval_bag
+from onnx_fixtures import red_depth, red_for_depth
+from test_eval_cli import CHAIR_BOX, H, W, _frames, models  # noqa: F401 (a fixture)
 from tool_scripts import load_tool
 
 
@@ -110,3 +115,42 @@ def test_a_cache_without_camera_odometry_is_refused_with_the_flag(models, tmp_pa
     tool.cache(bag, str(tmp_path / 'frames.pkl'), models)
     assert tool.main(['run', str(tmp_path / 'frames.pkl'), '--camera-odometry']) == 2
     assert 'holds no camera motion' in capsys.readouterr().err
+
+
+def _steady_frames(camera, count=6):
+    """Return frames of the chair 2 m away, its depth predicted as 2 m in each."""
+    image = np.zeros((H, W, 3), np.uint8)
+    image[..., 0] = red_for_depth(2.0)
+    depth = np.full((H, W), 4.0, np.float32)
+    x1, y1, x2, y2 = CHAIR_BOX
+    depth[y1:y2, x1:x2] = 2.0
+    return [FrameSpec(image, depth, [object_behind_box('chair', CHAIR_BOX, 2.0, 0.3, camera)])
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize('camera_infos, id_switches', [
+    ({2: pinhole(W, H, f=160.0), 3: pinhole(W, H, f=160.0), 4: pinhole(W, H, f=160.0),
+      5: pinhole(W, H, f=160.0)}, 1),
+    ({2: pinhole(W, int(round(W * 9 / 16)))}, 0)], ids=['zoom', 'refused'])
+def test_tracking_starts_over_where_depth_is_scaled_otherwise_in_eval_and_the_sweep(
+        models, tmp_path, camera_infos, id_switches):  # noqa: F811
+    # As the node: where the focal length changes (a zoom) the depth takes another scale
+    # and tracking starts over; a frame whose CameraInfo is refused keeps the scale of
+    # the last one (eval used to give it the assumed field of view's, starting over
+    # twice). The depth net takes the focal length into account (canonical 250 px).
+    depth = red_depth(tmp_path / 'depth.onnx', input_hw=(H, W), canonical_focal=250.0)
+    params = tmp_path / 'params.yaml'
+    params.write_text(re.sub(r'depth_model: "[^"]*"', f'depth_model: "{depth}"',
+                             open(models).read()))
+    camera = pinhole(W, H)
+    bag = str(write_eval_bag(tmp_path / 'bag', _steady_frames(camera), camera,
+                             info_cameras=camera_infos))
+    assert cli.main(['eval', bag, '--params-file', str(params), '--out',
+                     str(tmp_path / 'r'), '--no-progress', '--no-plots', '--tracker',
+                     'min_hits=1']) == 0
+    report = json.loads((tmp_path / 'r' / 'report.json').read_text())['tracking']
+    assert report['identity']['id_switches'] == id_switches
+    tool = load_tool('tracker_sweep')
+    tool.cache(bag, str(tmp_path / 'frames.pkl'), str(params))
+    swept = tool.run(str(tmp_path / 'frames.pkl'), {'min_hits': 1})
+    assert swept['identity']['id_switches'] == id_switches

@@ -57,7 +57,7 @@ def cache(bag, out, params_file=''):
         for frame in bag_input.read_frames(bag, index, plans, store,
                                            values['max_image_pixels']):
             if frame.rgb is not None:
-                result = pipeline.process(frame.rgb, frame.camera)
+                result = pipeline.process(frame.rgb, frame.camera, frame.depth_camera)
                 frames.append((frame.index, frame.stamp_ns, frame.gt_objects,
                                result.objects, frame.rgb, frame.bag_time_ns,
                                result.depth_measured))

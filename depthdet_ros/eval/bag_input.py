@@ -334,6 +334,11 @@ class BagFrame:
     error: str = ''
     # A CameraInfo was matched but has another aspect ratio than the image: camera None.
     camera_info_refused: bool = False
+    # Whose focal length scales the depth: `camera`, else (none matched, or refused) the
+    # last frame's that fits this image, as the node keeps a lost CameraInfo's frame at
+    # the scale of the newest one that fits (a frame at the assumed scale would restart
+    # tracking twice, core.pipeline.depth_measured_otherwise).
+    depth_camera: Optional[CameraModel] = None
     # The matched CameraInfo is for another resolution: `camera` is it scaled.
     camera_info_scaled: bool = False
     # The matched CameraInfo's frame_id is not the image's: another camera's intrinsics?
@@ -534,6 +539,7 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
     pending: List[tuple] = []  # (plan, raw image), in bag order
     next_plan = 0
     recent = RecentImages()
+    last_camera = _LastCamera()
     ordinals = {topics.image: 0, topics.depth: 0}
     reader = open_reader(path)
     try:
@@ -567,14 +573,29 @@ def read_frames(path, index: BagIndex, plans: List[Optional[FramePlan]], typesto
             while pending and (pending[0][0].depth_ordinal is None
                                or pending[0][0].depth_ordinal in depth_raw):
                 plan, image_raw = pending.pop(0)
-                yield _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore,
-                                   max_pixels)
+                yield last_camera.fill(_build_frame(index, plan, image_raw, depth_raw,
+                                                    needed_depth, typestore, max_pixels))
         while pending:  # depth never arrived (corrupt or cut off): frames without it
             plan, image_raw = pending.pop(0)
-            yield _build_frame(index, plan, image_raw, depth_raw, needed_depth, typestore,
-                               max_pixels)
+            yield last_camera.fill(_build_frame(index, plan, image_raw, depth_raw,
+                                                needed_depth, typestore, max_pixels))
     finally:
         reader.close()
+
+
+class _LastCamera:
+    """The last camera matched to a frame, for the depth of frames without one."""
+
+    def __init__(self):
+        self.camera = None
+
+    def fill(self, frame: BagFrame) -> BagFrame:
+        """Set frame.depth_camera; return the frame."""
+        if frame.camera is not None:
+            self.camera = frame.depth_camera = frame.camera
+        elif frame.rgb is not None:
+            frame.depth_camera = camera_for_shape(self.camera, frame.rgb.shape)
+        return frame
 
 
 def _release_depth(plan, depth_raw, needed_depth):

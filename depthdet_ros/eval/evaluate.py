@@ -336,7 +336,7 @@ def evaluate_bag(path, topics: EvalTopics, pipeline, settings: EvalSettings, typ
             evaluation.add_corrupt()
             continue
         t0 = time.perf_counter()
-        result = pipeline.process(frame.rgb, frame.camera)
+        result = pipeline.process(frame.rgb, frame.camera, frame.depth_camera)
         total_ms = frame.decode_ms + (time.perf_counter() - t0) * 1e3
         tracked, held = None, ()
         if tracking is not None:

@@ -84,13 +84,16 @@ WARN_THROTTLE_S = 5.0
 WORKER_STOP_TIMEOUT_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
-# Drivers publish an image and then its CameraInfo: once a camera has shown that it
-# pairs stamps (a CameraInfo with the stamp of an image received before), a frame
-# waits this long for the CameraInfo with its own stamp. Until the first CameraInfo
-# arrives, a frame waits as long if camera_info has a publisher, so that the first
-# frame of a camera that sends one gets its 3D positions too; and so does a frame with
-# none within camera_info_tolerance (a camera stamping CameraInfo off its images).
+# Drivers publish an image and then its CameraInfo. A frame waits this long for its own
+# (its stamp; or within camera_info_tolerance for a camera stamping CameraInfo off its
+# images) while the camera is seen to send one per image: the two newest CameraInfos at
+# most 1.5 image intervals apart, the newest within that plus the tolerance of the frame.
+# A CameraInfo at a lower rate, latched, or on another clock makes no frame wait (a
+# review found every frame of a 1 Hz CameraInfo waiting in vain). Until two have come,
+# frames wait as long while camera_info has a publisher, at most FIRST_INFO_WAITS of them
+# in vain, so that the first frames of a camera get their 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
+FIRST_INFO_WAITS = 3
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -292,6 +295,7 @@ class DepthDetRunner:
         self._image_stamps.clear()
         self._frames_without_info.clear()
         self._stamps_paired = False
+        self._first_waits_in_vain = 0
         self._camera_problem = ''                 # why the last frame had no camera
         self._warned_size_mismatch = None
         self.stats = collections.Counter()
@@ -589,7 +593,9 @@ class DepthDetRunner:
                 self._stamps_paired = True   # this camera stamps CameraInfo like its images
             missed_at = self._frames_without_info.pop(self._frame_without_info(stamp), None)
             self._info_cond.notify_all()
-        if missed_at is not None:
+        # Later than a frame waits for it: held up. (A frame of a paired camera that did
+        # not wait, as its CameraInfo had not come per image, may find it just after.)
+        if missed_at is not None and time.perf_counter() - missed_at >= CAMERA_INFO_WAIT_S:
             self._camera_info_late(time.perf_counter() - missed_at)
 
     def _frame_without_info(self, stamp):
@@ -754,6 +760,26 @@ class DepthDetRunner:
         self._last_error = f'{type(exc).__name__}: {exc}'
         self.log.error(f'frame failed: {self._last_error}', throttle_duration_sec=WARN_THROTTLE_S)
 
+    def _image_interval_ns(self):
+        """Return the median interval between recent image stamps (ns), or None."""
+        steps = np.diff(np.array(list(self._image_stamps), np.int64))
+        steps = steps[steps > 0]
+        return float(np.median(steps)) if len(steps) > 1 else None
+
+    def _info_per_image(self, stamp):
+        """Return whether the camera sends a CameraInfo per image, up to this frame's.
+
+        The two newest are about one image interval apart and the newest is near this
+        frame's stamp. Called holding self._info_cond.
+        """
+        interval = self._image_interval_ns()
+        if interval is None or len(self._infos) < 2:
+            return False
+        newest, before = self._infos[-1][0], self._infos[-2][0]
+        slack = 1.5 * interval
+        return (0 < newest - before <= slack and abs(stamp - newest)
+                <= slack + self.params['camera_info_tolerance'] * 1e9)
+
     def _camera_info_for(self, stamp, received):
         """Return the camera for an image stamp: same stamp, else newest within tolerance.
 
@@ -769,31 +795,25 @@ class DepthDetRunner:
             return next((e for e in reversed(self._infos) if abs(e[0] - stamp) <= tolerance),
                         None)
 
-        first = not self._infos and self.node.count_publishers(self._info_topic) > 0
+        first = (len(self._infos) < 2 and self._first_waits_in_vain < FIRST_INFO_WAITS
+                 and self.node.count_publishers(self._info_topic) > 0)
         with self._info_cond:
-            wait = CAMERA_INFO_WAIT_S if self._stamps_paired or first else 0.0
-            # The first frame takes its own CameraInfo, stamped like it or within the
-            # tolerance; a camera that stamps them alike waits for the same stamp.
+            wait = CAMERA_INFO_WAIT_S if first or self._info_per_image(stamp) else 0.0
+            # A camera that stamps CameraInfo like its images waits for the same stamp.
             entry = self._info_cond.wait_for(
                 same_stamp if self._stamps_paired else lambda: same_stamp() or near(),
                 timeout=wait)
             if entry is not None and entry[0] == stamp:
                 self._stamps_paired = True
             elif entry is None:
+                self._first_waits_in_vain += first
                 entry = near()
-            if (entry is None and wait == 0 and tolerance > 0
-                    and self.node.count_publishers(self._info_topic) > 0):
-                # A camera that stamps its CameraInfo a little off its image, at a rate
-                # below 1 / tolerance: none within the tolerance yet, as the one of this
-                # image comes just after it (outsider round 53: 1 frame of 29 had 3D at
-                # 5 Hz with CameraInfo stamped 5 ms late).
-                wait = CAMERA_INFO_WAIT_S
-                entry = self._info_cond.wait_for(near, timeout=wait)
             nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
-            if entry is None and wait > 0:
-                # It waited for its own CameraInfo in vain: one coming later was held up.
-                # (A frame that has one within the tolerance does not wait, and a
-                # CameraInfo of its own may come just after it.)
+            if entry is None and (wait > 0 or self._stamps_paired):
+                # Its own CameraInfo may still come: if it comes later than the wait, it
+                # was held up in transport. (A frame that has one within the tolerance
+                # does not wait, and an unpaired camera's that did not wait may simply
+                # send CameraInfo at a lower rate.)
                 self._frames_without_info.setdefault(stamp, received)
                 while len(self._frames_without_info) > CAMERA_INFO_BUFFER:
                     self._frames_without_info.popitem(last=False)
@@ -934,8 +954,9 @@ class DepthDetRunner:
             # Tracks would take the step in every depth for motion: a false closing speed
             # and time to contact (outsider round 53: a static chair closing at 0.64 m/s
             # for a second after depth_strategy changed).
+            # Throttled: a zooming camera changes the scale at every frame.
             self.log.info(f'depth is measured otherwise from this frame on ({changed}): '
-                          'tracking starts over')
+                          'tracking starts over', throttle_duration_sec=WARN_THROTTLE_S)
         restarts = tracker.restarts
         tracked = tracker.update(objects, self._tracker_clock(_stamp_ns(header), received),
                                  fusion.max_depth,
@@ -1101,9 +1122,7 @@ class DepthDetRunner:
         recent = now - self.params['stale_input_timeout']
         arrivals = list(self._arrivals)
         # The tracker ages tracks on the image stamps (a bag may play faster or slower).
-        steps = np.diff(np.array(list(self._image_stamps), np.int64)) * 1e-9
-        steps = steps[steps > 0]
-        interval = float(np.median(steps)) if len(steps) > 1 else 0.0
+        interval = (self._image_interval_ns() or 0.0) * 1e-9
         refusing = self._last_refused is not None and self._last_refused[0] >= recent
         waiting = self._waiting_since
         if waiting is not None and waiting < recent:
