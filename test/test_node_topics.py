@@ -270,6 +270,18 @@ def test_the_first_frame_waits_for_its_camera_info(models, ros, tmp_path):
     assert position.x == pytest.approx((CHAIR_CENTER[0] - 320) * z / 500.0, rel=1e-4)
 
 
+def stamped(sec, nanosec=0):
+    """Return a header of frame 'cam' with this stamp."""
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = sec, nanosec
+    return header
+
+
+def node_status(msg, namespace):
+    """Return the node's status in a DiagnosticArray, the node in `namespace`."""
+    return next(s for s in msg.status if s.name.startswith(f'{namespace}/depthdet_node'))
+
+
 def test_a_camera_info_after_its_processed_frame_is_reported_as_held_up(models, ros, tmp_path):
     """A CameraInfo that comes after its frame gave up waiting for it: reported as held up.
 
@@ -286,12 +298,7 @@ def test_a_camera_info_after_its_processed_frame_is_reported_as_held_up(models, 
     log_path = tmp_path / 'node.log'
 
     def ours(msg):
-        return next(s for s in msg.status if s.name.startswith('late_info/depthdet_node'))
-
-    def stamped(sec, nanosec=0):
-        header = Header(frame_id='cam')
-        header.stamp.sec, header.stamp.nanosec = sec, nanosec
-        return header
+        return node_status(msg, 'late_info')
 
     with NodeProcess(params, ('-r', '__ns:=/late_info'), log_path=log_path) as node:
         probe = Probe({'detections': Detection2DArray, '/diagnostics': DiagnosticArray},
@@ -351,12 +358,7 @@ def test_a_slow_camera_stamping_camera_info_off_its_images_gets_3d(models, ros, 
                           diagnostics_period=0.2)
 
     def ours(msg):
-        return next(s for s in msg.status if s.name.startswith('off_info/depthdet_node'))
-
-    def stamped(sec, nanosec=0):
-        header = Header(frame_id='cam')
-        header.stamp.sec, header.stamp.nanosec = sec, nanosec
-        return header
+        return node_status(msg, 'off_info')
 
     with NodeProcess(params, ('-r', '__ns:=/off_info'), log_path=tmp_path / 'node.log') as node:
         probe = Probe({'detections': Detection2DArray, '/diagnostics': DiagnosticArray},

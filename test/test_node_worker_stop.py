@@ -96,12 +96,17 @@ def quiet_log(runner):
     return warnings, errors
 
 
+def wait_until(condition, timeout=30.0):
+    """Poll `condition` until it holds or `timeout` seconds pass (the asserts then say)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def first_frame(runner, sent):
     """Process one frame as usual (so that the checks below can fail)."""
     runner._on_image(image_msg())
-    deadline = time.monotonic() + 30.0
-    while len(sent) < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(sent) >= 4)
     assert runner.stats['frames'] == 1 and sorted(sent) == sorted(
         ['proximity_alert', 'detections', 'detections_3d', 'depth']), sent
     sent.clear()
@@ -214,9 +219,7 @@ def test_copies_are_answered_or_dropped_before_the_worker(runner):
     time.sleep(0.2)
     assert sent == [], sent
     release.set()
-    deadline = time.monotonic() + 30.0
-    while runner.stats['frames'] < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: runner.stats['frames'] >= 5)
     time.sleep(0.2)
     assert (runner.stats['frames'], runner.stats['images_repeated'],
             runner._frame_worker.replaced) == (5, 4, 0)
@@ -256,9 +259,7 @@ def test_a_late_copy_of_the_answered_image_gets_nothing_while_the_next_is_in_han
     sent = counted_publishes(runner)
     a, b = image_msg(), image_msg()
     runner._take_image(a, 300.0)
-    deadline = time.monotonic() + 30.0
-    while runner._answer[0] is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: runner._answer[0] is not None)
     started, release = held_frame(runner)
     runner._take_image(b, 300.1)
     assert started.wait(30.0)
@@ -305,9 +306,7 @@ def test_images_left_stamped_0_keep_the_newest_for_the_worker(runner):
     runner._take_image(second, 500.1)
     runner._take_image(third, 500.2)
     release.set()
-    deadline = time.monotonic() + 30.0
-    while runner.stats['frames'] < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: runner.stats['frames'] >= 2)
     time.sleep(0.3)
     assert runner.stats['frames'] == 2 and runner._frame_worker.replaced == 1
     assert runner._answer[0][2] == node_module._identity(third)
@@ -359,9 +358,7 @@ def test_a_frame_stamped_before_the_one_waiting_does_not_take_its_place(runner):
     runner._take_image(current, 200.1)  # waits
     runner._take_image(late, 200.2)  # stamped before it: dropped
     release.set()
-    deadline = time.monotonic() + 30.0
-    while runner.stats['frames'] < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: runner.stats['frames'] >= 2)
     time.sleep(0.3)
     assert runner.stats['frames'] == 2 and runner._frame_worker.replaced == 1
     assert runner._answer[0][0] == current.header.stamp.sec * 10**9
