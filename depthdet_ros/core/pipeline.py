@@ -157,8 +157,11 @@ class Pipeline:
         t2 = time.perf_counter()
         timings['inference'] = (t1 - t0) * 1e3
         timings['fusion'] = (t2 - t1) * 1e3
+        # 'mask' without masks (no joint model) measures as near_median does.
+        strategy = 'near_median' if fusion.strategy == 'mask' and masks is None \
+            else fusion.strategy
         return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings,
-                           depth_scale=scale, depth_strategy=fusion.strategy)
+                           depth_scale=scale, depth_strategy=strategy)
 
     def close(self):
         """Stop the worker thread."""

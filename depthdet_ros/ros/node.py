@@ -86,13 +86,15 @@ WORKER_STOP_TIMEOUT_S = 5.0
 CAMERA_INFO_BUFFER = 30
 # Drivers publish an image and then its CameraInfo. A frame waits this long for its own
 # (its stamp; or within camera_info_tolerance for a camera stamping CameraInfo off its
-# images) while the camera is seen to send one per image: the two newest CameraInfos at
-# most 1.5 image intervals apart, the newest within that plus the tolerance of the frame.
-# A CameraInfo at a lower rate, latched, or on another clock makes no frame wait (a
-# review found every frame of a 1 Hz CameraInfo waiting in vain). Until two have come,
-# frames wait as long while camera_info has a publisher, at most FIRST_INFO_WAITS of them
-# in vain, so that the first frames of a camera get their 3D positions too.
+# images) while waiting has paid off: at least INFO_WAITS_PAID of the last INFO_OUTCOMES
+# frames without their CameraInfo at hand got it within this time. A CameraInfo at a
+# lower rate, latched, on another clock or held up longer makes no frame wait (a review
+# found every frame of a 1 Hz CameraInfo waiting in vain). Until two CameraInfos have
+# come, frames wait as long while camera_info has a publisher, at most FIRST_INFO_WAITS
+# of them in vain, so that the first frames of a camera get their 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
+INFO_OUTCOMES = 3
+INFO_WAITS_PAID = 2
 FIRST_INFO_WAITS = 3
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
@@ -271,9 +273,12 @@ class DepthDetRunner:
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
         self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
-        # Stamps of frames that waited for their CameraInfo in vain: one coming later was
-        # held up in transport (stamp ns -> the image's arrival, time.perf_counter()).
+        # Frames processed without their own CameraInfo: stamp ns -> [the image's arrival
+        # (time.perf_counter()), whether its outcome is in _info_outcomes]. One coming
+        # more than CAMERA_INFO_WAIT_S later was held up in transport.
         self._frames_without_info = collections.OrderedDict()
+        # Per frame without its CameraInfo at hand: whether it came within the wait.
+        self._info_outcomes = collections.deque(maxlen=INFO_OUTCOMES)
         self._subscriptions = []
         self._tf_subscriptions = []  # /tf_static (and /tf) while use_odometry
         self._publishers = {}
@@ -294,6 +299,7 @@ class DepthDetRunner:
         self._infos.clear()
         self._image_stamps.clear()
         self._frames_without_info.clear()
+        self._info_outcomes.clear()
         self._stamps_paired = False
         self._first_waits_in_vain = 0
         self._camera_problem = ''                 # why the last frame had no camera
@@ -591,12 +597,18 @@ class DepthDetRunner:
             self._infos.append((stamp, camera))
             if stamp in self._image_stamps:
                 self._stamps_paired = True   # this camera stamps CameraInfo like its images
-            missed_at = self._frames_without_info.pop(self._frame_without_info(stamp), None)
+            frame = self._frame_without_info(stamp)
+            missed = self._frames_without_info.pop(frame, None)
+            late_s = None if missed is None else time.perf_counter() - missed[0]
+            if missed is not None:
+                # CameraInfos come in order: frames before this one got none in time.
+                self._resolve_waits(time.perf_counter(), before=frame)
+                if not missed[1]:
+                    self._info_outcomes.append(late_s < CAMERA_INFO_WAIT_S)
             self._info_cond.notify_all()
-        # Later than a frame waits for it: held up. (A frame of a paired camera that did
-        # not wait, as its CameraInfo had not come per image, may find it just after.)
-        if missed_at is not None and time.perf_counter() - missed_at >= CAMERA_INFO_WAIT_S:
-            self._camera_info_late(time.perf_counter() - missed_at)
+        # Later than a frame would wait for it: held up.
+        if late_s is not None and late_s >= CAMERA_INFO_WAIT_S:
+            self._camera_info_late(late_s)
 
     def _frame_without_info(self, stamp):
         """Return the stamp of the frame that went without this CameraInfo, or None.
@@ -615,10 +627,10 @@ class DepthDetRunner:
         self.stats['camera_info_late'] += 1
         self.log.warning(
             f'a camera_info came {late_s:.2f} s after its image, which was processed '
-            'without 3D positions: the camera\'s CameraInfo is held up in transport. With '
-            'Fast DDS, give the camera driver the large-data profile (README: Large images '
-            'and QoS), or publish each image before its camera_info; or raise '
-            'camera_info_tolerance to use an earlier camera_info',
+            'without it: the camera\'s CameraInfo is held up in transport. With Fast DDS, '
+            'give the camera driver the large-data profile (README: Large images and QoS), '
+            'or publish each image before its camera_info; or raise camera_info_tolerance '
+            'to use an earlier camera_info (or one stamped further off its image)',
             throttle_duration_sec=60.0)
 
     def _on_odometry(self, msg):
@@ -766,19 +778,17 @@ class DepthDetRunner:
         steps = steps[steps > 0]
         return float(np.median(steps)) if len(steps) > 1 else None
 
-    def _info_per_image(self, stamp):
-        """Return whether the camera sends a CameraInfo per image, up to this frame's.
+    def _resolve_waits(self, now, before=None):
+        """Count frames whose CameraInfo did not come within the wait as waits unpaid.
 
-        The two newest are about one image interval apart and the newest is near this
-        frame's stamp. Called holding self._info_cond.
+        With `before` (a stamp), also those stamped before it. Called holding
+        self._info_cond.
         """
-        interval = self._image_interval_ns()
-        if interval is None or len(self._infos) < 2:
-            return False
-        newest, before = self._infos[-1][0], self._infos[-2][0]
-        slack = 1.5 * interval
-        return (0 < newest - before <= slack and abs(stamp - newest)
-                <= slack + self.params['camera_info_tolerance'] * 1e9)
+        for stamp, record in self._frames_without_info.items():
+            if not record[1] and (now - record[0] >= CAMERA_INFO_WAIT_S
+                                  or before is not None and stamp < before):
+                record[1] = True
+                self._info_outcomes.append(False)
 
     def _camera_info_for(self, stamp, received):
         """Return the camera for an image stamp: same stamp, else newest within tolerance.
@@ -798,25 +808,29 @@ class DepthDetRunner:
         first = (len(self._infos) < 2 and self._first_waits_in_vain < FIRST_INFO_WAITS
                  and self.node.count_publishers(self._info_topic) > 0)
         with self._info_cond:
-            wait = CAMERA_INFO_WAIT_S if first or self._info_per_image(stamp) else 0.0
+            self._resolve_waits(time.perf_counter())
+            # Paid: every outcome so far, or INFO_WAITS_PAID of the last INFO_OUTCOMES.
+            outcomes = self._info_outcomes
+            paid = bool(outcomes) and sum(outcomes) >= min(INFO_WAITS_PAID, len(outcomes))
+            wait = CAMERA_INFO_WAIT_S if first or paid else 0.0
             # A camera that stamps CameraInfo like its images waits for the same stamp.
-            entry = self._info_cond.wait_for(
+            own = self._info_cond.wait_for(
                 same_stamp if self._stamps_paired else lambda: same_stamp() or near(),
                 timeout=wait)
-            if entry is not None and entry[0] == stamp:
-                self._stamps_paired = True
-            elif entry is None:
+            entry = own
+            if own is not None:
+                if own[0] == stamp:
+                    self._stamps_paired = True
+                if wait > 0:
+                    self._info_outcomes.append(True)
+            else:
                 self._first_waits_in_vain += first
                 entry = near()
-            nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
-            if entry is None and (wait > 0 or self._stamps_paired):
-                # Its own CameraInfo may still come: if it comes later than the wait, it
-                # was held up in transport. (A frame that has one within the tolerance
-                # does not wait, and an unpaired camera's that did not wait may simply
-                # send CameraInfo at a lower rate.)
-                self._frames_without_info.setdefault(stamp, received)
+                # Its own CameraInfo may still come: within the wait, waiting pays.
+                self._frames_without_info.setdefault(stamp, [received, False])
                 while len(self._frames_without_info) > CAMERA_INFO_BUFFER:
                     self._frames_without_info.popitem(last=False)
+            nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
         if entry is None:
             self._camera_problem = (
                 f'no camera_info received yet on {self._info_topic}: 3D positions not '
