@@ -84,18 +84,23 @@ WARN_THROTTLE_S = 5.0
 WORKER_STOP_TIMEOUT_S = 5.0
 # CameraInfo messages kept for matching to images by stamp (1 s of a 30 Hz camera).
 CAMERA_INFO_BUFFER = 30
-# Drivers publish an image and then its CameraInfo. A frame waits this long for its own
-# (its stamp; or within camera_info_tolerance for a camera stamping CameraInfo off its
-# images) while waiting has paid off: at least INFO_WAITS_PAID of the last INFO_OUTCOMES
-# frames without their CameraInfo at hand got it within this time. A CameraInfo at a
-# lower rate, latched, on another clock or held up longer makes no frame wait (a review
-# found every frame of a 1 Hz CameraInfo waiting in vain). Until two CameraInfos have
-# come, frames wait as long while camera_info has a publisher, at most FIRST_INFO_WAITS
-# of them in vain, so that the first frames of a camera get their 3D positions too.
+# Drivers publish an image and then its CameraInfo. A frame whose own CameraInfo (its
+# stamp; or within camera_info_tolerance for a camera stamping CameraInfo off its
+# images) is not at hand waits up to this long for it while that pays: of the images
+# whose CameraInfo was not there on their arrival, the last two, or two thirds of the
+# last INFO_DELAYS, got it by this frame's age plus the wait. Judged on every image
+# that arrives, not only the frames the worker takes, so that a CameraInfo for every
+# other image (frames in turn waiting in vain) or one that comes again after a stretch
+# of losses is seen (two reviews). A CameraInfo at a lower rate, latched, on another
+# clock or held up longer makes no frame wait. Until two CameraInfos have come, frames
+# wait as long while camera_info has a publisher, at most FIRST_INFO_WAITS of them in
+# vain, so that the first frames of a camera get their 3D positions too.
 CAMERA_INFO_WAIT_S = 0.1
-INFO_OUTCOMES = 3
-INFO_WAITS_PAID = 2
+INFO_DELAYS = 6
 FIRST_INFO_WAITS = 3
+# An image whose CameraInfo has not come after this long has none (as one of a later
+# image coming first): its delay is infinite.
+INFO_GIVE_UP_S = 1.0
 # Longest a frame waits for an odometry message at or after its stamp, while odometry
 # flows (its newest within MAX_GAP_S before the image): one published just after its
 # image would otherwise miss it (outsider round 40).
@@ -273,12 +278,13 @@ class DepthDetRunner:
         self._info_cond = threading.Condition()  # CameraInfo buffer
         self._infos = collections.deque(maxlen=CAMERA_INFO_BUFFER)  # (stamp ns, camera)
         self._image_stamps = collections.deque(maxlen=CAMERA_INFO_BUFFER)
-        # Frames processed without their own CameraInfo: stamp ns -> [the image's arrival
-        # (time.perf_counter()), whether its outcome is in _info_outcomes]. One coming
-        # more than CAMERA_INFO_WAIT_S later was held up in transport.
+        # Images whose own CameraInfo had not come on their arrival: stamp ns -> arrival
+        # (time.perf_counter()); and how long after it theirs came (s, inf: never).
+        self._awaiting_info = collections.OrderedDict()
+        self._info_delays = collections.deque(maxlen=INFO_DELAYS)
+        # Frames processed without a camera: stamp ns -> the image's arrival. Their
+        # CameraInfo coming more than CAMERA_INFO_WAIT_S later was held up in transport.
         self._frames_without_info = collections.OrderedDict()
-        # Per frame without its CameraInfo at hand: whether it came within the wait.
-        self._info_outcomes = collections.deque(maxlen=INFO_OUTCOMES)
         self._subscriptions = []
         self._tf_subscriptions = []  # /tf_static (and /tf) while use_odometry
         self._publishers = {}
@@ -299,7 +305,8 @@ class DepthDetRunner:
         self._infos.clear()
         self._image_stamps.clear()
         self._frames_without_info.clear()
-        self._info_outcomes.clear()
+        self._awaiting_info.clear()
+        self._info_delays.clear()
         self._stamps_paired = False
         self._first_waits_in_vain = 0
         self._camera_problem = ''                 # why the last frame had no camera
@@ -597,30 +604,77 @@ class DepthDetRunner:
             self._infos.append((stamp, camera))
             if stamp in self._image_stamps:
                 self._stamps_paired = True   # this camera stamps CameraInfo like its images
-            frame = self._frame_without_info(stamp)
-            missed = self._frames_without_info.pop(frame, None)
-            late_s = None if missed is None else time.perf_counter() - missed[0]
-            if missed is not None:
-                # CameraInfos come in order: frames before this one got none in time.
-                self._resolve_waits(time.perf_counter(), before=frame)
-                if not missed[1]:
-                    self._info_outcomes.append(late_s < CAMERA_INFO_WAIT_S)
+            now = time.perf_counter()
+            image = self._image_of_info(stamp, self._awaiting_info)
+            if image is not None:
+                # CameraInfos come in order: images before this one have none.
+                for earlier in [s for s in self._awaiting_info if s < image]:
+                    del self._awaiting_info[earlier]
+                    self._info_delays.append(math.inf)
+                self._info_delays.append(now - self._awaiting_info.pop(image))
+            missed_at = self._frames_without_info.pop(
+                self._image_of_info(stamp, self._frames_without_info), None)
             self._info_cond.notify_all()
         # Later than a frame would wait for it: held up.
-        if late_s is not None and late_s >= CAMERA_INFO_WAIT_S:
-            self._camera_info_late(late_s)
+        if missed_at is not None and now - missed_at >= CAMERA_INFO_WAIT_S:
+            self._camera_info_late(now - missed_at)
 
-    def _frame_without_info(self, stamp):
-        """Return the stamp of the frame that went without this CameraInfo, or None.
+    def _image_of_info(self, stamp, images):
+        """Return the key of `images` (stamps) whose CameraInfo this is, or None.
 
         Its own stamp; for a camera that stamps CameraInfo off its images, the nearest
-        frame within camera_info_tolerance. Called holding self._info_cond.
+        within camera_info_tolerance. Called holding self._info_cond.
         """
-        if stamp in self._frames_without_info or self._stamps_paired:
-            return stamp
+        if stamp in images or self._stamps_paired:
+            return stamp if stamp in images else None
         tolerance = self.params['camera_info_tolerance'] * 1e9
-        near = [s for s in self._frames_without_info if abs(s - stamp) <= tolerance]
+        near = [s for s in images if abs(s - stamp) <= tolerance]
         return min(near, key=lambda s: abs(s - stamp), default=None)
+
+    def _own_info(self, stamp):
+        """Return this image's own (stamp, camera) entry if it has come, else None.
+
+        Same stamp for a camera seen to pair stamps, else the newest within
+        camera_info_tolerance. Called holding self._info_cond.
+        """
+        same = next((e for e in reversed(self._infos) if e[0] == stamp), None)
+        if same is not None or self._stamps_paired:
+            return same
+        return self._near_info(stamp)
+
+    def _near_info(self, stamp):
+        """Return the newest (stamp, camera) entry within camera_info_tolerance, or None."""
+        tolerance = self.params['camera_info_tolerance'] * 1e9
+        return next((e for e in reversed(self._infos) if abs(e[0] - stamp) <= tolerance),
+                    None)
+
+    def _image_arrived(self, stamp, received):
+        """Note an image's arrival: its CameraInfo's delay is measured from it."""
+        self._image_stamps.append(stamp)
+        with self._info_cond:
+            if self._own_info(stamp) is None:
+                self._awaiting_info[stamp] = received
+                while len(self._awaiting_info) > CAMERA_INFO_BUFFER:
+                    self._awaiting_info.popitem(last=False)
+                    self._info_delays.append(math.inf)
+
+    def _waiting_pays(self, age_s):
+        """Return whether a frame `age_s` after its arrival should wait for its CameraInfo.
+
+        Called holding self._info_cond.
+        """
+        now, horizon = time.perf_counter(), age_s + CAMERA_INFO_WAIT_S
+        for stamp in [s for s, at in self._awaiting_info.items() if now - at > INFO_GIVE_UP_S]:
+            del self._awaiting_info[stamp]
+            self._info_delays.append(math.inf)
+        # Images still without theirs past the horizon count as late already.
+        outcomes = [d <= horizon for d in self._info_delays] + [
+            False for at in self._awaiting_info.values() if now - at > horizon]
+        recent = outcomes[-INFO_DELAYS:]
+        # The last two in time (the CameraInfos came again after losses), or two thirds
+        # of the last INFO_DELAYS (a loss now and then); not one image in two.
+        return (len(recent) >= 2 and all(recent[-2:])) or (
+            bool(recent) and 3 * sum(recent) >= 2 * len(recent))
 
     def _camera_info_late(self, late_s):
         """Count (and explain, once a minute) a CameraInfo that came after its frame."""
@@ -709,7 +763,7 @@ class DepthDetRunner:
         self._last_image_time = now
         if self._waiting_since is None:
             self._waiting_since = now
-        self._image_stamps.append(key[0])
+        self._image_arrived(key[0], received)
         now_ns = self.node.get_clock().now().nanoseconds
         if now_ns:  # 0: sim time before the first /clock, nothing to compare with
             self._stamp_offset_s = (now_ns - key[0]) * 1e-9
@@ -778,56 +832,26 @@ class DepthDetRunner:
         steps = steps[steps > 0]
         return float(np.median(steps)) if len(steps) > 1 else None
 
-    def _resolve_waits(self, now, before=None):
-        """Count frames whose CameraInfo did not come within the wait as waits unpaid.
-
-        With `before` (a stamp), also those stamped before it. Called holding
-        self._info_cond.
-        """
-        for stamp, record in self._frames_without_info.items():
-            if not record[1] and (now - record[0] >= CAMERA_INFO_WAIT_S
-                                  or before is not None and stamp < before):
-                record[1] = True
-                self._info_outcomes.append(False)
-
     def _camera_info_for(self, stamp, received):
         """Return the camera for an image stamp: same stamp, else newest within tolerance.
 
         Sets self._camera_problem to '' or to why no camera is used for this frame.
         `received` is the image's arrival (time.perf_counter()).
         """
-        tolerance = int(round(self.params['camera_info_tolerance'] * 1e9))
-
-        def same_stamp():
-            return next((entry for entry in reversed(self._infos) if entry[0] == stamp), None)
-
-        def near():
-            return next((e for e in reversed(self._infos) if abs(e[0] - stamp) <= tolerance),
-                        None)
-
         first = (len(self._infos) < 2 and self._first_waits_in_vain < FIRST_INFO_WAITS
                  and self.node.count_publishers(self._info_topic) > 0)
         with self._info_cond:
-            self._resolve_waits(time.perf_counter())
-            # Paid: every outcome so far, or INFO_WAITS_PAID of the last INFO_OUTCOMES.
-            outcomes = self._info_outcomes
-            paid = bool(outcomes) and sum(outcomes) >= min(INFO_WAITS_PAID, len(outcomes))
-            wait = CAMERA_INFO_WAIT_S if first or paid else 0.0
-            # A camera that stamps CameraInfo like its images waits for the same stamp.
-            own = self._info_cond.wait_for(
-                same_stamp if self._stamps_paired else lambda: same_stamp() or near(),
-                timeout=wait)
-            entry = own
-            if own is not None:
-                if own[0] == stamp:
-                    self._stamps_paired = True
-                if wait > 0:
-                    self._info_outcomes.append(True)
-            else:
-                self._first_waits_in_vain += first
-                entry = near()
-                # Its own CameraInfo may still come: within the wait, waiting pays.
-                self._frames_without_info.setdefault(stamp, [received, False])
+            own = self._own_info(stamp)
+            if own is None and (first or self._waiting_pays(time.perf_counter() - received)):
+                own = self._info_cond.wait_for(lambda: self._own_info(stamp),
+                                               timeout=CAMERA_INFO_WAIT_S)
+                self._first_waits_in_vain += first and own is None
+            if own is not None and own[0] == stamp:
+                self._stamps_paired = True
+            entry = own or self._near_info(stamp)
+            if entry is None:
+                # Its CameraInfo coming later than a frame waits: held up in transport.
+                self._frames_without_info.setdefault(stamp, received)
                 while len(self._frames_without_info) > CAMERA_INFO_BUFFER:
                     self._frames_without_info.popitem(last=False)
             nearest = min((abs(e[0] - stamp) for e in self._infos), default=None)
