@@ -421,6 +421,14 @@ class CameraInfoWaits:
         self.found.append(found is not None)
         self.frames += 1
 
+    def stream(self, count, info_every):
+        """Play `count` frames FRAME_NS apart, a CameraInfo 20 ms after each info_every-th."""
+        for k in range(count):
+            timer = self.info(k * FRAME_NS, after_s=0.02) if k % info_every == 0 else None
+            self.frame(k * FRAME_NS)
+            if timer:
+                timer.join()
+
 
 FRAME_NS = 33_333_333
 
@@ -429,11 +437,7 @@ def test_camera_info_at_1_hz_delays_no_frame(runner):
     # A review: each of 80 frames of a 30 Hz camera with a 1 Hz CameraInfo (stamped like
     # one image in thirty, sent just after it) waited 0.1 s in vain; 38 were answered.
     arrivals = CameraInfoWaits(runner)
-    for k in range(90):
-        timer = arrivals.info(k * FRAME_NS, after_s=0.02) if k % 30 == 0 else None
-        arrivals.frame(k * FRAME_NS)
-        if timer:
-            timer.join()
+    arrivals.stream(90, info_every=30)
     # The first frame waits for its CameraInfo and gets it; until a second one comes, a
     # few more wait in vain for theirs; then none. Each CameraInfo just after its frame
     # (which did not wait) is not held up.
@@ -515,11 +519,7 @@ def test_a_camera_info_for_every_other_image_makes_no_frame_wait_in_turn(runner)
     # A review: with one for the even images only, each odd frame waited 0.1 s in vain
     # (the even ones, not waiting, had theirs come just after and counted as paid).
     arrivals = CameraInfoWaits(runner)
-    for k in range(24):
-        timer = arrivals.info(k * FRAME_NS, after_s=0.02) if k % 2 == 0 else None
-        arrivals.frame(k * FRAME_NS)
-        if timer:
-            timer.join()
+    arrivals.stream(24, info_every=2)
     assert set(arrivals.in_vain) <= set(range(node_module.FIRST_INFO_WAITS + 1)), \
         arrivals.in_vain
 
