@@ -129,8 +129,7 @@ def _steady_frames(camera, count=6):
 
 
 @pytest.mark.parametrize('camera_infos, id_switches', [
-    ({2: pinhole(W, H, f=160.0), 3: pinhole(W, H, f=160.0), 4: pinhole(W, H, f=160.0),
-      5: pinhole(W, H, f=160.0)}, 1),
+    ({k: pinhole(W, H, f=160.0) for k in range(2, 6)}, 1),
     ({2: pinhole(W, int(round(W * 9 / 16)))}, 0)], ids=['zoom', 'refused'])
 def test_tracking_starts_over_where_depth_is_scaled_otherwise_in_eval_and_the_sweep(
         models, tmp_path, camera_infos, id_switches):  # noqa: F811

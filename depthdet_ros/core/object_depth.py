@@ -153,6 +153,11 @@ def near_median(depth_map, box):
     return ObjectDepth(median, spread, count / n)
 
 
+def strategy_measuring(strategy: str, masks_given: bool) -> str:
+    """Return the strategy that measures depth: 'mask' without masks is near_median's."""
+    return 'near_median' if strategy == 'mask' and not masks_given else strategy
+
+
 def mask_depth(depth_map, box, mask: Optional[InstanceMask]):
     """Median over the mask's valid depth pixels; spread is their scaled MAD.
 

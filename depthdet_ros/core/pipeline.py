@@ -9,7 +9,8 @@ from typing import Dict, Optional, Tuple
 from depthdet_ros.core.detector import Detector, DetectorConfig
 from depthdet_ros.core.depth import DepthEstimator
 from depthdet_ros.core.joint import JointModel
-from depthdet_ros.core.object_depth import DEFAULT_STRATEGY, estimate_objects, STRATEGIES
+from depthdet_ros.core.object_depth import (DEFAULT_STRATEGY, estimate_objects, STRATEGIES,
+                                            strategy_measuring)
 from depthdet_ros.core.session import SessionOptions
 from depthdet_ros.core.types import FrameResult
 
@@ -157,11 +158,10 @@ class Pipeline:
         t2 = time.perf_counter()
         timings['inference'] = (t1 - t0) * 1e3
         timings['fusion'] = (t2 - t1) * 1e3
-        # 'mask' without masks (no joint model) measures as near_median does.
-        strategy = 'near_median' if fusion.strategy == 'mask' and masks is None \
-            else fusion.strategy
         return FrameResult(objects=objects, depth_map=depth_map, timings_ms=timings,
-                           depth_scale=scale, depth_strategy=strategy)
+                           depth_scale=scale,
+                           depth_strategy=strategy_measuring(fusion.strategy,
+                                                             masks is not None))
 
     def close(self):
         """Stop the worker thread."""

@@ -608,9 +608,7 @@ class DepthDetRunner:
             image = self._image_of_info(stamp, self._awaiting_info)
             if image is not None:
                 # CameraInfos come in order: images before this one have none.
-                for earlier in [s for s in self._awaiting_info if s < image]:
-                    del self._awaiting_info[earlier]
-                    self._info_delays.append(math.inf)
+                self._without_info([s for s in self._awaiting_info if s < image])
                 self._info_delays.append(now - self._awaiting_info.pop(image))
             missed_at = self._frames_without_info.pop(
                 self._image_of_info(stamp, self._frames_without_info), None)
@@ -625,8 +623,10 @@ class DepthDetRunner:
         Its own stamp; for a camera that stamps CameraInfo off its images, the nearest
         within camera_info_tolerance. Called holding self._info_cond.
         """
-        if stamp in images or self._stamps_paired:
-            return stamp if stamp in images else None
+        if stamp in images:
+            return stamp
+        if self._stamps_paired:
+            return None
         tolerance = self.params['camera_info_tolerance'] * 1e9
         near = [s for s in images if abs(s - stamp) <= tolerance]
         return min(near, key=lambda s: abs(s - stamp), default=None)
@@ -654,19 +654,26 @@ class DepthDetRunner:
         with self._info_cond:
             if self._own_info(stamp) is None:
                 self._awaiting_info[stamp] = received
-                while len(self._awaiting_info) > CAMERA_INFO_BUFFER:
-                    self._awaiting_info.popitem(last=False)
-                    self._info_delays.append(math.inf)
+                self._without_info(list(self._awaiting_info)[:-CAMERA_INFO_BUFFER])
 
-    def _waiting_pays(self, age_s):
-        """Return whether a frame `age_s` after its arrival should wait for its CameraInfo.
+    def _without_info(self, stamps):
+        """Give up on these images' CameraInfos: their delays are infinite.
 
         Called holding self._info_cond.
         """
-        now, horizon = time.perf_counter(), age_s + CAMERA_INFO_WAIT_S
-        for stamp in [s for s, at in self._awaiting_info.items() if now - at > INFO_GIVE_UP_S]:
+        for stamp in stamps:
             del self._awaiting_info[stamp]
             self._info_delays.append(math.inf)
+
+    def _waiting_pays(self, received):
+        """Return whether a frame that arrived at `received` should wait for its CameraInfo.
+
+        Called holding self._info_cond.
+        """
+        now = time.perf_counter()
+        horizon = now - received + CAMERA_INFO_WAIT_S  # the frame's age plus the wait
+        self._without_info([s for s, at in self._awaiting_info.items()
+                            if now - at > INFO_GIVE_UP_S])
         # Images still without theirs past the horizon count as late already.
         outcomes = [d <= horizon for d in self._info_delays] + [
             False for at in self._awaiting_info.values() if now - at > horizon]
@@ -826,12 +833,6 @@ class DepthDetRunner:
         self._last_error = f'{type(exc).__name__}: {exc}'
         self.log.error(f'frame failed: {self._last_error}', throttle_duration_sec=WARN_THROTTLE_S)
 
-    def _image_interval_ns(self):
-        """Return the median interval between recent image stamps (ns), or None."""
-        steps = np.diff(np.array(list(self._image_stamps), np.int64))
-        steps = steps[steps > 0]
-        return float(np.median(steps)) if len(steps) > 1 else None
-
     def _camera_info_for(self, stamp, received):
         """Return the camera for an image stamp: same stamp, else newest within tolerance.
 
@@ -842,7 +843,7 @@ class DepthDetRunner:
                  and self.node.count_publishers(self._info_topic) > 0)
         with self._info_cond:
             own = self._own_info(stamp)
-            if own is None and (first or self._waiting_pays(time.perf_counter() - received)):
+            if own is None and (first or self._waiting_pays(received)):
                 own = self._info_cond.wait_for(lambda: self._own_info(stamp),
                                                timeout=CAMERA_INFO_WAIT_S)
                 self._first_waits_in_vain += first and own is None
@@ -1160,7 +1161,9 @@ class DepthDetRunner:
         recent = now - self.params['stale_input_timeout']
         arrivals = list(self._arrivals)
         # The tracker ages tracks on the image stamps (a bag may play faster or slower).
-        interval = (self._image_interval_ns() or 0.0) * 1e-9
+        steps = np.diff(np.array(list(self._image_stamps), np.int64)) * 1e-9
+        steps = steps[steps > 0]
+        interval = float(np.median(steps)) if len(steps) > 1 else 0.0
         refusing = self._last_refused is not None and self._last_refused[0] >= recent
         waiting = self._waiting_since
         if waiting is not None and waiting < recent:
