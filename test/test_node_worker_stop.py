@@ -278,6 +278,19 @@ def test_a_late_copy_of_the_answered_image_gets_nothing_while_the_next_is_in_han
     release.set()
 
 
+def test_a_copy_arriving_after_cleanup_is_counted_not_published(runner):
+    # make test: a copy delivered as the node shut down found its publishers gone, and
+    # the executor's thread died on a KeyError.
+    counted_publishes(runner)
+    msg = image_msg()
+    runner._take_image(msg, 100.0)
+    wait_until(lambda: runner._answer[0] is not None)
+    assert runner._answer[1], 'an answer that a copy would get again'
+    runner.cleanup()
+    runner._take_image(msg, 100.05)
+    assert runner.stats['images_repeated'] == 1
+
+
 def test_copies_are_left_out_of_the_input_rate(runner):
     counted_publishes(runner)
     msg = image_msg()

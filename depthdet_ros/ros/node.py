@@ -787,8 +787,13 @@ class DepthDetRunner:
         answered, messages = self._answer
         # A copy of the newest image not answered yet: its answer is on its way.
         if kind == COPY and answered == key:
-            for name, message in zip(SMALL_OUTPUTS, messages):
-                self._publishers[name].publish(message)
+            # Under the lock cleanup takes: a copy arriving as the node shuts down found
+            # its publishers gone (a KeyError on the executor's thread, seen in make test).
+            with self._outputs_lock:
+                for name, message in zip(SMALL_OUTPUTS, messages):
+                    publisher = self._publishers.get(name)
+                    if publisher is not None:
+                        publisher.publish(message)
 
     def _process_safely(self, item):
         try:
